@@ -1,0 +1,42 @@
+// swift-tools-version: 6.0
+// Tandem: a KVM microVM, a libvirt guest and a container, side by side.
+// Targets follow ../shared/DESIGN.md (see docs/architecture.md): dependencies point down,
+// devices and boot loaders never see KVM, and the launch path never imports Foundation.
+import PackageDescription
+
+let package = Package(
+    name: "tandem",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tandem", targets: ["tandem"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C: the ioctl request macros of <linux/kvm.h> cannot be imported into Swift.
+        .target(name: "CKVM"),
+        // C header shared by the guests (tiny guests, tandem-init) and the host devices:
+        // the one place where the guest <-> VMM port numbers are defined.
+        .target(name: "GuestABI"),
+        // C: GNU-only and variadic Linux calls (and, later, the code that runs between clone and exec).
+        .target(name: "CLinux"),
+        .target(name: "HostOS", dependencies: ["CLinux"]),
+        .target(name: "KVM", dependencies: ["CKVM", "HostOS"]),
+        .target(name: "GuestMemory", dependencies: ["HostOS"]),
+        .target(name: "BootLoader", dependencies: ["GuestMemory"]),
+        .target(name: "Devices", dependencies: ["GuestABI", "HostOS"]),
+        .target(name: "MicroVM", dependencies: ["KVM", "GuestMemory", "BootLoader", "Devices", "HostOS", "GuestABI"]),
+        .target(name: "HostFacts", dependencies: ["KVM", "HostOS"]),
+        .target(name: "TandemCLI", dependencies: [
+            "MicroVM", "HostFacts", "HostOS",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
+
+        .testTarget(name: "HostOSTests", dependencies: ["HostOS"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "GuestABI"]),
+        .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["HostFacts"]),
+    ]
+)

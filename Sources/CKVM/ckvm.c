@@ -1,0 +1,79 @@
+/* ckvm.c — one ioctl per function; see ckvm.h for why this file exists. */
+#include "ckvm.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+int ckvm_get_api_version(int kvm_fd) { return ioctl(kvm_fd, KVM_GET_API_VERSION, 0); }
+int ckvm_check_extension(int fd, int capability) { return ioctl(fd, KVM_CHECK_EXTENSION, capability); }
+int ckvm_create_vm(int kvm_fd) { return ioctl(kvm_fd, KVM_CREATE_VM, 0UL); }
+int ckvm_get_vcpu_mmap_size(int kvm_fd) { return ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0); }
+int ckvm_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 *cpuid) {
+    return ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid);
+}
+
+int ckvm_set_user_memory_region(int vm_fd, const struct kvm_userspace_memory_region *region) {
+    return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, region);
+}
+int ckvm_set_tss_addr(int vm_fd, uint64_t address) {
+    return ioctl(vm_fd, KVM_SET_TSS_ADDR, (unsigned long)address);
+}
+int ckvm_set_identity_map_addr(int vm_fd, uint64_t address) {
+    return ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &address);
+}
+int ckvm_create_irqchip(int vm_fd) { return ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0); }
+int ckvm_create_pit2(int vm_fd) {
+    struct kvm_pit_config config;
+    memset(&config, 0, sizeof config);
+    return ioctl(vm_fd, KVM_CREATE_PIT2, &config);
+}
+int ckvm_irq_line(int vm_fd, uint32_t irq, uint32_t level) {
+    struct kvm_irq_level line = { .irq = irq, .level = level };
+    return ioctl(vm_fd, KVM_IRQ_LINE, &line);
+}
+int ckvm_create_vcpu(int vm_fd, unsigned long id) { return ioctl(vm_fd, KVM_CREATE_VCPU, id); }
+
+int ckvm_run(int vcpu_fd) { return ioctl(vcpu_fd, KVM_RUN, 0); }
+int ckvm_get_regs(int vcpu_fd, struct kvm_regs *regs) { return ioctl(vcpu_fd, KVM_GET_REGS, regs); }
+int ckvm_set_regs(int vcpu_fd, const struct kvm_regs *regs) { return ioctl(vcpu_fd, KVM_SET_REGS, regs); }
+int ckvm_get_sregs(int vcpu_fd, struct kvm_sregs *sregs) { return ioctl(vcpu_fd, KVM_GET_SREGS, sregs); }
+int ckvm_set_sregs(int vcpu_fd, const struct kvm_sregs *sregs) { return ioctl(vcpu_fd, KVM_SET_SREGS, sregs); }
+int ckvm_set_cpuid2(int vcpu_fd, const struct kvm_cpuid2 *cpuid) { return ioctl(vcpu_fd, KVM_SET_CPUID2, cpuid); }
+int ckvm_set_msrs(int vcpu_fd, const struct kvm_msrs *msrs) { return ioctl(vcpu_fd, KVM_SET_MSRS, msrs); }
+int ckvm_set_fpu(int vcpu_fd, const struct kvm_fpu *fpu) { return ioctl(vcpu_fd, KVM_SET_FPU, fpu); }
+int ckvm_set_lapic(int vcpu_fd, const struct kvm_lapic_state *lapic) { return ioctl(vcpu_fd, KVM_SET_LAPIC, lapic); }
+int ckvm_get_lapic(int vcpu_fd, struct kvm_lapic_state *lapic) { return ioctl(vcpu_fd, KVM_GET_LAPIC, lapic); }
+
+static void ckvm_kick_handler(int signo) { (void)signo; }
+
+int ckvm_kick_signal(void) {
+    static int installed;
+    int signo = SIGRTMIN + 1;
+    if (!__atomic_exchange_n(&installed, 1, __ATOMIC_SEQ_CST)) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = ckvm_kick_handler;   /* no SA_RESTART: KVM_RUN must return EINTR */
+        sigemptyset(&action.sa_mask);
+        sigaction(signo, &action, NULL);
+    }
+    return signo;
+}
+
+int ckvm_kick(struct kvm_run *run, pthread_t thread) {
+    __atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    return pthread_kill(thread, ckvm_kick_signal());
+}
+
+struct kvm_cpuid2 *ckvm_cpuid2_alloc(uint32_t entries) {
+    struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + entries * sizeof(struct kvm_cpuid_entry2));
+    if (cpuid) cpuid->nent = entries;
+    return cpuid;
+}
+
+struct kvm_msrs *ckvm_msrs_alloc(uint32_t entries) {
+    struct kvm_msrs *msrs = calloc(1, sizeof *msrs + entries * sizeof(struct kvm_msr_entry));
+    if (msrs) msrs->nmsrs = entries;
+    return msrs;
+}

@@ -1,0 +1,82 @@
+/*
+ * ckvm.h — the thin C shim between Swift and <linux/kvm.h>.
+ *
+ * Why it exists: KVM's ioctl request numbers are function-like macros (_IO, _IOW, _IOWR) that Swift
+ * cannot import, so every ioctl Tandem issues gets one wrapper here. Each wrapper does exactly one
+ * ioctl and returns its result (-1 with errno set on failure); policy, ownership and error messages
+ * live in the Swift KVM target. The kvm_* structures themselves import into Swift directly.
+ */
+#ifndef CKVM_H
+#define CKVM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdint.h>
+
+/* ---- System (/dev/kvm) ---- */
+/** KVM_GET_API_VERSION: must be 12 on every Linux since 2.6.22. */
+int ckvm_get_api_version(int kvm_fd);
+/** KVM_CHECK_EXTENSION: > 0 when a capability is present (some return a count or size). */
+int ckvm_check_extension(int fd, int capability);
+/** KVM_CREATE_VM with machine type 0 (the default x86 VM): returns the VM fd. */
+int ckvm_create_vm(int kvm_fd);
+/** KVM_GET_VCPU_MMAP_SIZE: bytes to mmap on a vCPU fd to reach its struct kvm_run. */
+int ckvm_get_vcpu_mmap_size(int kvm_fd);
+/** KVM_GET_SUPPORTED_CPUID: fills `cpuid` (nent entries available on input). */
+int ckvm_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 *cpuid);
+
+/* ---- VM ---- */
+/** KVM_SET_USER_MEMORY_REGION: backs a guest-physical range with host memory. */
+int ckvm_set_user_memory_region(int vm_fd, const struct kvm_userspace_memory_region *region);
+/** KVM_SET_TSS_ADDR: Intel VMX needs three pages of guest-physical space for real-mode emulation. */
+int ckvm_set_tss_addr(int vm_fd, uint64_t address);
+/** KVM_SET_IDENTITY_MAP_ADDR: one page VMX uses for real-mode paging emulation. */
+int ckvm_set_identity_map_addr(int vm_fd, uint64_t address);
+/** KVM_CREATE_IRQCHIP: in-kernel PIC, IOAPIC and local APICs. */
+int ckvm_create_irqchip(int vm_fd);
+/** KVM_CREATE_PIT2: in-kernel i8254 timer (flags 0). */
+int ckvm_create_pit2(int vm_fd);
+/** KVM_IRQ_LINE: drive an interrupt line of the in-kernel irqchip. */
+int ckvm_irq_line(int vm_fd, uint32_t irq, uint32_t level);
+/** KVM_CREATE_VCPU: returns the vCPU fd; `id` becomes its APIC id. */
+int ckvm_create_vcpu(int vm_fd, unsigned long id);
+
+/* ---- vCPU ---- */
+/** KVM_RUN: enter the guest until the next exit that needs userspace; -1/EINTR when kicked. */
+int ckvm_run(int vcpu_fd);
+int ckvm_get_regs(int vcpu_fd, struct kvm_regs *regs);
+int ckvm_set_regs(int vcpu_fd, const struct kvm_regs *regs);
+int ckvm_get_sregs(int vcpu_fd, struct kvm_sregs *sregs);
+int ckvm_set_sregs(int vcpu_fd, const struct kvm_sregs *sregs);
+int ckvm_set_cpuid2(int vcpu_fd, const struct kvm_cpuid2 *cpuid);
+/** KVM_SET_MSRS: returns how many MSRs were set (less than asked means the next one failed). */
+int ckvm_set_msrs(int vcpu_fd, const struct kvm_msrs *msrs);
+int ckvm_set_fpu(int vcpu_fd, const struct kvm_fpu *fpu);
+int ckvm_set_lapic(int vcpu_fd, const struct kvm_lapic_state *lapic);
+int ckvm_get_lapic(int vcpu_fd, struct kvm_lapic_state *lapic);
+
+/* ---- Kicking a vCPU out of KVM_RUN ----
+ * The KVM API's way to stop a vCPU thread that sits in KVM_RUN: set kvm_run.immediate_exit (so a
+ * thread about to enter returns at once) and send that thread a signal whose handler does nothing
+ * (so a thread already inside returns with EINTR). Installing an async-signal handler is C's job. */
+/** The signal used for kicks (SIGRTMIN + 1); installs its empty, non-restarting handler once. */
+int ckvm_kick_signal(void);
+/** Sets run->immediate_exit and signals `thread`; returns pthread_kill's result. */
+int ckvm_kick(struct kvm_run *run, pthread_t thread);
+
+/* ---- struct kvm_run helpers ---- */
+/** Pointer to the data of a KVM_EXIT_IO exit (it lives at run + io.data_offset). */
+static inline uint8_t *ckvm_io_data(struct kvm_run *run) {
+    return (uint8_t *)run + run->io.data_offset;
+}
+
+/** Pointer to the 8 data bytes of a KVM_EXIT_MMIO exit. */
+static inline uint8_t *ckvm_mmio_data(struct kvm_run *run) { return run->mmio.data; }
+
+/* Allocation helpers for the flexible-array structures Swift cannot size. */
+struct kvm_cpuid2 *ckvm_cpuid2_alloc(uint32_t entries);
+/** The flexible array member entries[] (Swift does not import flexible arrays). */
+static inline struct kvm_cpuid_entry2 *ckvm_cpuid2_entries(struct kvm_cpuid2 *cpuid) { return cpuid->entries; }
+struct kvm_msrs *ckvm_msrs_alloc(uint32_t entries);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * clinux.h — Linux calls Swift cannot reach directly: the GNU-only declarations (pipe2,
+ * pthread_setname_np) hidden behind _GNU_SOURCE, and variadic calls (prctl). Later the container
+ * runtime's clone/exec trampoline lives here too, because Swift is not safe between clone and exec.
+ */
+#ifndef CLINUX_H
+#define CLINUX_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/vfs.h>
+
+/** pipe2(fds, O_CLOEXEC): a pipe whose ends do not leak into spawned programs. */
+int clinux_pipe_cloexec(int fds[2]);
+/** pthread_setname_np: names a thread as `ps -L` and `top -H` show it (15 characters). */
+int clinux_set_thread_name(pthread_t thread, const char *name);
+
+/** eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): a counter one thread writes to wake another's poll(). */
+int clinux_eventfd(void);
+/** signalfd for `mask` (CLOEXEC, NONBLOCK): blocked signals become readable records. */
+int clinux_signalfd(const sigset_t *mask);
+/** Reads one record from a signalfd; returns the signal number, or -1. */
+int clinux_read_signal(int fd);
+/** statfs(path)->f_type, the file system's magic number (linux/magic.h), or -1. */
+long clinux_filesystem_magic(const char *path);
+
+#endif

@@ -1,0 +1,94 @@
+import HostOS
+
+/// A guest-physical address. A distinct type so host pointers and guest addresses never mix.
+public struct GuestAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var value: UInt64
+    public init(_ value: UInt64) { self.value = value }
+    public static func < (lhs: GuestAddress, rhs: GuestAddress) -> Bool { lhs.value < rhs.value }
+    public static func + (lhs: GuestAddress, rhs: UInt64) -> GuestAddress { GuestAddress(lhs.value + rhs) }
+    public var description: String { "0x" + String(value, radix: 16) }
+}
+
+/// An access outside the guest's RAM, named by address and length.
+public enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
+    case outOfBounds(address: GuestAddress, length: Int)
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .outOfBounds(let address, let length):
+            return "guest memory access of \(length) bytes at \(address) is outside guest RAM"
+        case .system(let error):
+            return error.description
+        }
+    }
+}
+
+/// One contiguous range of guest RAM, backed by an anonymous host mapping it owns.
+public final class GuestMemoryRegion: @unchecked Sendable {
+    public let start: GuestAddress
+    public let size: Int
+    let mapping: MemoryMapping
+
+    public var host: UnsafeMutableRawPointer { mapping.base }
+    public var end: UInt64 { start.value + UInt64(size) }
+
+    init(start: GuestAddress, size: Int) throws(GuestMemoryError) {
+        self.start = start
+        self.size = size
+        do { mapping = try MemoryMapping.anonymous(size: size, label: "guest RAM at \(start)") } catch { throw .system(error) }
+    }
+
+    func contains(_ address: UInt64, length: Int) -> Bool {
+        address >= start.value && length <= size && address - start.value <= UInt64(size - length)
+    }
+}
+
+/// The guest's RAM: bounds-checked reads and writes by guest-physical address. It knows nothing of
+/// KVM; the VMM hands each region's host pointer to KVM itself.
+public final class GuestMemory: @unchecked Sendable {
+    public let regions: [GuestMemoryRegion]
+
+    /// Allocates RAM for each (start, size) range; ranges must not overlap.
+    public init(ranges: [(start: GuestAddress, size: Int)]) throws(GuestMemoryError) {
+        var regions: [GuestMemoryRegion] = []
+        for range in ranges.sorted(by: { $0.start < $1.start }) {
+            if let last = regions.last, range.start.value < last.end {
+                throw .outOfBounds(address: range.start, length: range.size)
+            }
+            regions.append(try GuestMemoryRegion(start: range.start, size: range.size))
+        }
+        self.regions = regions
+    }
+
+    /// Total bytes of RAM.
+    public var size: Int { regions.reduce(0) { $0 + $1.size } }
+
+    /// Host pointer to `length` bytes at `address`, if all of them lie in one region.
+    public func hostPointer(_ address: GuestAddress, length: Int) throws(GuestMemoryError) -> UnsafeMutableRawPointer {
+        guard length >= 0, let region = regions.first(where: { $0.contains(address.value, length: length) }) else {
+            throw .outOfBounds(address: address, length: length)
+        }
+        return region.host + Int(address.value - region.start.value)
+    }
+
+    public func write(_ bytes: [UInt8], at address: GuestAddress) throws(GuestMemoryError) {
+        let destination = try hostPointer(address, length: bytes.count)
+        bytes.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+
+    public func write<T: FixedWidthInteger>(_ value: T, at address: GuestAddress) throws(GuestMemoryError) {
+        let destination = try hostPointer(address, length: MemoryLayout<T>.size)
+        destination.storeBytes(of: value.littleEndian, as: T.self)
+    }
+
+    public func read(_ length: Int, at address: GuestAddress) throws(GuestMemoryError) -> [UInt8] {
+        let source = try hostPointer(address, length: length)
+        return Array(UnsafeRawBufferPointer(start: source, count: length))
+    }
+
+    public func read<T: FixedWidthInteger>(_ type: T.Type, at address: GuestAddress) throws(GuestMemoryError) -> T {
+        let source = try hostPointer(address, length: MemoryLayout<T>.size)
+        return T(littleEndian: source.loadUnaligned(as: T.self))
+    }
+}

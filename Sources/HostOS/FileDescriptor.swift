@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An open file descriptor that this object owns and closes exactly once, when it is released.
+/// Reference semantics make ownership obvious across threads (a vCPU thread and the main thread
+/// may both hold the VM's descriptor), and `deinit` makes cleanup of partial state automatic.
+public final class FileDescriptor: @unchecked Sendable {
+    /// The raw descriptor; valid for as long as this object lives.
+    public let rawValue: Int32
+    /// What it refers to, for error messages ("/dev/kvm", "vm", "vcpu 0").
+    public let label: String
+
+    public init(adopting rawValue: Int32, label: String) {
+        self.rawValue = rawValue
+        self.label = label
+    }
+
+    /// `open(2)` with O_CLOEXEC added.
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(SystemError) -> FileDescriptor {
+        let fd = try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        return FileDescriptor(adopting: fd, label: path)
+    }
+
+    deinit { _ = Glibc.close(rawValue) }
+
+    /// Reads until end of file (at most `limit` bytes; a larger file is an error naming it).
+    public func readAll(limit: Int = 1 << 30) throws(SystemError) -> [UInt8] {
+        var result: [UInt8] = []
+        let chunkSize = 65536
+        let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
+        defer { chunk.deallocate() }
+        while true {
+            let count = try retryingOnInterrupt("read", label) { Glibc.read(rawValue, chunk, chunkSize) }
+            if count == 0 { return result }
+            result.append(contentsOf: UnsafeRawBufferPointer(start: chunk, count: count))
+            if result.count > limit { throw SystemError("read", label, errno: EFBIG) }
+        }
+    }
+
+    /// Writes every byte, retrying short writes and EINTR.
+    public func writeAll(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = try retryingOnInterrupt("write", label) {
+                Glibc.write(rawValue, bytes.baseAddress! + offset, bytes.count - offset)
+            }
+            offset += written
+        }
+    }
+}

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Small file-system queries, without Foundation (the launch path stays lean).
+public enum Files {
+    public enum Kind: Equatable, Sendable { case missing, regular, directory, other }
+
+    public static func kind(_ path: String) -> Kind {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return .missing }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return .regular
+        case S_IFDIR: return .directory
+        default: return .other
+        }
+    }
+
+    /// Size in bytes of a regular file, or nil.
+    public static func size(_ path: String) -> Int? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Int(info.st_size)
+    }
+
+    /// Reads a whole file; a missing or unreadable file throws with the path.
+    public static func read(_ path: String, limit: Int = 1 << 30) throws(SystemError) -> [UInt8] {
+        try FileDescriptor.open(path, O_RDONLY).readAll(limit: limit)
+    }
+
+    /// A small text file (a /proc or /sys entry), or nil when it cannot be read.
+    public static func readText(_ path: String) -> String? {
+        guard let bytes = try? read(path, limit: 1 << 24) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes (creating or truncating) a file.
+    public static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
+        let fd = try FileDescriptor.open(path, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+        let result: Result<Void, SystemError> = bytes.withUnsafeBytes { buffer in Result { () throws(SystemError) in try fd.writeAll(buffer) } }
+        try result.get()
+    }
+
+    /// The first executable named `name` on $PATH (or `name` itself when it contains a slash).
+    public static func which(_ name: String) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if kind(candidate) == .regular, access(candidate, X_OK) == 0 { return candidate }
+        }
+        for directory in ["/usr/sbin", "/sbin"] where !path.contains(directory) {
+            let candidate = "\(directory)/\(name)"
+            if kind(candidate) == .regular, access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// This process's executable, resolved (/proc/self/exe).
+    public static func currentExecutable() -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, Int(PATH_MAX))
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The directory part of a path ("/a/b/c" -> "/a/b").
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}
+
+/// Standard error, unbuffered: diagnostics must appear even when the process dies next.
+public enum StandardError {
+    public static func write(_ text: String) {
+        var text = text
+        text.withUTF8 { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                if written <= 0 { if errno == EINTR { continue } else { return } }
+                offset += written
+            }
+        }
+    }
+
+    public static func line(_ text: String) { write(text + "\n") }
+}
+
+/// Standard output, for whole lines of a command's own report (the guest console has its own sink).
+public enum StandardOutput {
+    public static func write(_ text: String) {
+        var text = text
+        text.withUTF8 { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                if written <= 0 { if errno == EINTR { continue } else { return } }
+                offset += written
+            }
+        }
+    }
+}

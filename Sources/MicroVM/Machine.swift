@@ -1,0 +1,133 @@
+import BootLoader
+import CKVM
+import Devices
+import GuestABI
+import GuestMemory
+import HostOS
+import KVM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One microVM: KVM VM, guest RAM, buses and devices, vCPU threads. `Machine.build` reads as the
+/// boot script (what Firecracker's builder does); `run` drives it to an outcome. Every resource is
+/// owned by an object that releases it, so a failure half-way leaves nothing behind.
+public final class Machine: @unchecked Sendable {
+    public let config: VMConfig
+    let vm: VirtualMachine
+    let memory: GuestMemory
+    let portBus = Bus()
+    let mmioBus = Bus()
+    let vcpus: [VCPU]
+    public let console: FileConsoleSink
+    let stop: StopState
+    var phases: PhaseTimes
+
+    /// Where KVM may put the three pages Intel VMX needs for real-mode emulation: just below the
+    /// 4 GiB boundary, outside any RAM a guest is given (QEMU and Firecracker use the same address).
+    public static let tssAddress: UInt64 = 0xfffb_d000
+
+    /// Builds the VM described by `config`: KVM, RAM, devices, image, registers. Nothing runs yet.
+    public static func build(_ config: VMConfig, console: FileConsoleSink, processStart: UInt64? = nil,
+                             kvmPath: String = KVMSystem.defaultPath) throws(MicroVMError) -> Machine {
+        var phases = PhaseTimes(processStart: processStart)
+        let memoryBytes = try validatedMemory(config)
+        do {
+            let system = try KVMSystem(path: kvmPath)
+            let vm = try system.createVM()
+            try vm.setTSSAddress(tssAddress)
+            let memory = try GuestMemory(ranges: [(GuestAddress(0), memoryBytes)])
+            for region in memory.regions {
+                try vm.mapMemory(guestAddress: region.start.value, size: region.size, host: region.host)
+            }
+            let vcpu = try vm.createVCPU(id: 0)
+            phases.vmCreated = Clock.monotonicNanoseconds()
+            let machine = Machine(config: config, vm: vm, memory: memory, vcpus: [vcpu], console: console,
+                                  stop: try StopState(), phases: phases)
+            try machine.attachDevices()
+            try machine.loadBootSource()
+            machine.phases.imageLoaded = Clock.monotonicNanoseconds()
+            return machine
+        } catch let error as KVMError {
+            throw .kvm(error)
+        } catch let error as GuestMemoryError {
+            throw .memory(error)
+        } catch let error as MicroVMError {
+            throw error
+        } catch let error as SystemError {
+            throw .system(error)
+        } catch {
+            throw .system(SystemError("build", "\(error)", errno: EINVAL))
+        }
+    }
+
+    private init(config: VMConfig, vm: VirtualMachine, memory: GuestMemory, vcpus: [VCPU],
+                 console: FileConsoleSink, stop: StopState, phases: PhaseTimes) {
+        self.stop = stop
+        self.config = config
+        self.vm = vm
+        self.memory = memory
+        self.vcpus = vcpus
+        self.console = console
+        self.phases = phases
+    }
+
+    static func validatedMemory(_ config: VMConfig) throws(MicroVMError) -> Int {
+        let requested = config.memoryMiB
+        guard requested > 0 else { throw .invalidMemory(requestedMiB: requested, reason: "guest memory must be at least 1 MiB") }
+        switch config.boot {
+        case .flat:
+            guard requested >= VMConfig.minimumTinyMemoryMiB else {
+                throw .invalidMemory(requestedMiB: requested, reason: "a tiny guest needs at least \(VMConfig.minimumTinyMemoryMiB) MiB")
+            }
+            guard requested <= VMConfig.maximumTinyMemoryMiB else {
+                throw .invalidMemory(requestedMiB: requested,
+                                     reason: "a tiny guest's RAM ends below the 32-bit MMIO hole: at most \(VMConfig.maximumTinyMemoryMiB) MiB")
+            }
+        }
+        if let hostMiB = HostMemory.totalMiB(), requested > hostMiB {
+            throw .invalidMemory(requestedMiB: requested, reason: "this host has only \(hostMiB) MiB of RAM")
+        }
+        return requested << 20
+    }
+
+    private func attachDevices() throws(MicroVMError) {
+        let serial = Serial8250(sink: console)
+        do {
+            try portBus.register(serial, base: UInt64(TANDEM_COM1_BASE), length: 8, name: "serial 8250 (COM1)")
+            try portBus.register(ControlPorts(delegate: stop), base: ControlPorts.base, length: ControlPorts.length,
+                                 name: "tandem control ports")
+        } catch { throw .bus(error) }
+    }
+
+    private func loadBootSource() throws(MicroVMError) {
+        switch config.boot {
+        case .flat(let image, let name, let mode, let argument):
+            let load = GuestAddress(UInt64(TANDEM_TINY_LOAD_ADDR))
+            do {
+                try FlatBinaryLoader.load(image, named: name, into: memory, at: load,
+                                          limit: mode == .real ? VMConfig.realModeImageLimit : .max)
+            } catch { throw .boot(error) }
+            do {
+                switch mode {
+                case .long: try TinySetup.enterLongMode(vcpus[0], memory: memory, entry: load, argument: argument)
+                case .real: try TinySetup.enterRealMode(vcpus[0], memory: memory, entry: load, argument: argument)
+                }
+            } catch let error as KVMError { throw .kvm(error) } catch let error as GuestMemoryError { throw .memory(error) } catch {
+                throw .system(SystemError("setup", "\(error)", errno: EINVAL))
+            }
+        }
+    }
+}
+
+/// Total RAM of the host, from /proc/meminfo.
+public enum HostMemory {
+    public static func totalMiB() -> Int? {
+        guard let text = Files.readText("/proc/meminfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemTotal:") {
+            let kib = line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+            return kib.map { $0 / 1024 }
+        }
+        return nil
+    }
+}

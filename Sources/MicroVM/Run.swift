@@ -1,0 +1,216 @@
+import Devices
+import HostOS
+import KVM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The shared "should the VM stop, and why" state: written once by whoever stops the VM first
+/// (the guest through EXIT or HLT, a crash, the timeout, a host signal), read by every vCPU loop.
+/// It also receives the control ports' events and wakes the main thread through an eventfd.
+final class StopState: ControlPortsDelegate, @unchecked Sendable {
+    private let lock = Lock()
+    private var outcomeValue: RunOutcome?
+    private var readyTime: UInt64?
+    private var firstRunTime: UInt64?
+    let wake: EventFD
+
+    init() throws(SystemError) {
+        wake = try EventFD()
+    }
+
+    var outcome: RunOutcome? { lock.withLock { outcomeValue } }
+    var isStopping: Bool { lock.withLock { outcomeValue != nil } }
+    var ready: UInt64? { lock.withLock { readyTime } }
+    var firstRun: UInt64? { lock.withLock { firstRunTime } }
+
+    func markFirstRun() {
+        let now = Clock.monotonicNanoseconds()
+        lock.withLock { if firstRunTime == nil { firstRunTime = now } }
+    }
+
+    /// Records why the VM stops (the first reason wins) and wakes the main thread.
+    func requestStop(_ outcome: RunOutcome) {
+        lock.withLock { if outcomeValue == nil { outcomeValue = outcome } }
+        wake.signal()
+    }
+
+    func guestBecameReady(value: UInt32, timestamp: UInt64) {
+        lock.withLock { if readyTime == nil { readyTime = timestamp } }
+    }
+
+    func guestRequestedExit(status: UInt8) {
+        requestStop(.exited(status: status))
+    }
+}
+
+/// Per-vCPU counters, merged after the threads end (no sharing while they run).
+struct VCPUStatistics {
+    var exits: UInt64 = 0
+    var unknownPorts: UInt64 = 0
+    var unknownMMIO: UInt64 = 0
+    var firstUnknownPort: UInt16?
+    var firstUnknownMMIO: UInt64?
+}
+
+extension Machine {
+    /// Runs the VM until the guest ends, crashes, times out, or a host signal (SIGINT, SIGTERM,
+    /// SIGHUP) arrives. Each vCPU runs on its own thread; this thread waits for the first reason
+    /// to stop, kicks every vCPU out of KVM_RUN and joins them, so nothing outlives the call.
+    public func run() -> RunReport {
+        // Block the stop signals before the vCPU threads exist (they inherit the mask), so they
+        // arrive here through a signalfd instead of killing the process mid-run.
+        var blocked = BlockedSignals(Machine.stopSignals)
+        defer { blocked.restore() }
+        let signals: SignalFD
+        do { signals = try SignalFD(Machine.stopSignals) } catch {
+            return RunReport(outcome: .vmmFailed(error.description), phases: phases, memoryMiB: config.memoryMiB, vcpus: vcpus.count)
+        }
+        _ = VCPU.prepareKickSignal()
+
+        let start = Clock.monotonicNanoseconds()
+        let statistics = UnsafeMutableBufferPointer<VCPUStatistics>.allocate(capacity: vcpus.count)
+        statistics.initialize(repeating: VCPUStatistics())
+        defer { statistics.deallocate() }
+
+        var threads: [HostThread] = []
+        for (index, vcpu) in vcpus.enumerated() {
+            do {
+                threads.append(try HostThread(name: "vcpu\(index)") { [self] in
+                    statistics[index] = runLoop(vcpu)
+                })
+            } catch {
+                stop.requestStop(.vmmFailed(error.description))
+                break
+            }
+        }
+
+        waitForStop(signals: signals, start: start)
+        for (index, thread) in threads.enumerated() { vcpus[index].kick(thread: thread.handle) }
+        for thread in threads { thread.join() }
+        console.flush()
+
+        var report = RunReport(outcome: stop.outcome ?? .halted, phases: phases, memoryMiB: config.memoryMiB, vcpus: vcpus.count)
+        report.phases.firstRun = stop.firstRun
+        report.phases.ready = stop.ready
+        report.phases.exit = Clock.monotonicNanoseconds()
+        for entry in statistics {
+            report.exits += entry.exits
+            report.unknownPortAccesses += entry.unknownPorts
+            report.unknownMMIOAccesses += entry.unknownMMIO
+            report.firstUnknownPort = report.firstUnknownPort ?? entry.firstUnknownPort
+            report.firstUnknownMMIO = report.firstUnknownMMIO ?? entry.firstUnknownMMIO
+        }
+        report.consoleBytes = console.totalBytes
+        report.consoleTail = console.tail
+        report.peakRSSBytes = peakResidentBytes()
+        report.guestRAMTouchedBytes = residentGuestRAM()
+        return report
+    }
+
+    /// Host signals that stop a VM cleanly instead of killing the VMM.
+    static let stopSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+
+    /// Sleeps until a vCPU reports a stop, a stop signal arrives, or the timeout passes.
+    private func waitForStop(signals: SignalFD, start: UInt64) {
+        var fds = [pollfd(fd: stop.wake.fd.rawValue, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+        while !stop.isStopping {
+            var timeout: Int32 = -1
+            if let limit = config.timeoutNanoseconds {
+                let elapsed = Clock.monotonicNanoseconds() - start
+                if elapsed >= limit { stop.requestStop(.timedOut(nanoseconds: limit)); return }
+                timeout = Int32(min((limit - elapsed + 999_999) / 1_000_000, UInt64(Int32.max)))
+            }
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 && errno != EINTR { stop.requestStop(.vmmFailed(SystemError("poll", "vm wait").description)); return }
+            if fds[1].revents & Int16(POLLIN) != 0, let signal = signals.next() {
+                stop.requestStop(.interrupted(signal: signal))
+            }
+        }
+    }
+
+    /// One vCPU's loop: enter the guest, answer its exit, repeat until told to stop.
+    private func runLoop(_ vcpu: VCPU) -> VCPUStatistics {
+        var statistics = VCPUStatistics()
+        if vcpu.id == 0 { stop.markFirstRun() }
+        while !stop.isStopping {
+            let exit: VCPUExit
+            do { exit = try vcpu.run() } catch {
+                stop.requestStop(.vmmFailed(error.description))
+                break
+            }
+            statistics.exits += 1
+            switch exit {
+            case .portIO(let access):
+                handlePortIO(access, statistics: &statistics)
+            case .mmio(let access):
+                let handled = access.isWrite
+                    ? mmioBus.write(access.address, from: UnsafeRawBufferPointer(access.data))
+                    : mmioBus.read(access.address, into: access.data)
+                if !handled {
+                    statistics.unknownMMIO += 1
+                    if statistics.firstUnknownMMIO == nil { statistics.firstUnknownMMIO = access.address }
+                    if !access.isWrite { access.data.initializeMemory(as: UInt8.self, repeating: 0xff) }
+                }
+            case .halt:
+                stop.requestStop(.halted)
+            case .shutdown:
+                stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_SHUTDOWN (triple fault)", detail: "")))
+            case .internalError(let suberror):
+                stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_INTERNAL_ERROR", detail: Machine.internalErrorName(suberror))))
+            case .failEntry(let reason):
+                stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_FAIL_ENTRY", detail: "hardware reason 0x" + String(reason, radix: 16))))
+            case .systemEvent(let type):
+                stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_SYSTEM_EVENT", detail: "type \(type)")))
+            case .interrupted:
+                continue
+            case .other(let reason):
+                stop.requestStop(.crashed(crash(vcpu, "unhandled KVM exit \(reason)", detail: "")))
+            }
+        }
+        return statistics
+    }
+
+    private func handlePortIO(_ access: PortIOAccess, statistics: inout VCPUStatistics) {
+        // `rep ins`/`rep outs` deliver `count` elements of `size` bytes in one exit.
+        for element in 0..<access.count {
+            let slice = UnsafeMutableRawBufferPointer(rebasing: access.data[(element * access.size)..<((element + 1) * access.size)])
+            let handled = access.isWrite
+                ? portBus.write(UInt64(access.port), from: UnsafeRawBufferPointer(slice))
+                : portBus.read(UInt64(access.port), into: slice)
+            if !handled {
+                statistics.unknownPorts += 1
+                if statistics.firstUnknownPort == nil { statistics.firstUnknownPort = access.port }
+                // An ISA port nobody decodes floats high.
+                if !access.isWrite { slice.initializeMemory(as: UInt8.self, repeating: 0xff) }
+            }
+        }
+    }
+
+    private func crash(_ vcpu: VCPU, _ exit: String, detail: String) -> CrashReport {
+        CrashReport(exit: exit, vcpu: vcpu.id, rip: try? vcpu.registers().rip, detail: detail)
+    }
+
+    static func internalErrorName(_ suberror: UInt32) -> String {
+        switch suberror {
+        case 1: "KVM_INTERNAL_ERROR_EMULATION: KVM could not emulate an instruction"
+        case 2: "KVM_INTERNAL_ERROR_SIMUL_EX: exception while delivering an exception"
+        case 3: "KVM_INTERNAL_ERROR_DELIVERY_EV: event delivery failed"
+        case 4: "KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON"
+        default: "suberror \(suberror)"
+        }
+    }
+
+    /// Guest RAM pages resident in host memory now (mincore), bytes.
+    func residentGuestRAM() -> UInt64 {
+        var total: UInt64 = 0
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        for region in memory.regions {
+            var vector = [UInt8](repeating: 0, count: (region.size + page - 1) / page)
+            guard mincore(region.host, region.size, &vector) == 0 else { continue }
+            total += UInt64(vector.reduce(0) { $0 + Int($1 & 1) }) * UInt64(page)
+        }
+        return total
+    }
+}

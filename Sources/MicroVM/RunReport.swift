@@ -1,0 +1,131 @@
+import HostOS
+
+/// How a VM run ended.
+public enum RunOutcome: Equatable, Sendable {
+    /// The guest wrote its status to the EXIT port.
+    case exited(status: UInt8)
+    /// The guest executed HLT (status 0) without writing EXIT.
+    case halted
+    /// The guest ran past --timeout and was stopped.
+    case timedOut(nanoseconds: UInt64)
+    /// The host asked the VMM to stop (Ctrl-C is SIGINT).
+    case interrupted(signal: Int32)
+    /// The guest crashed the virtual CPU: triple fault, KVM internal error, failed entry.
+    case crashed(CrashReport)
+    /// The VMM itself failed while the guest ran (a KVM call failed).
+    case vmmFailed(String)
+}
+
+/// A guest crash, named the way a person debugging it wants: which exit, where the guest was.
+public struct CrashReport: Equatable, Sendable, CustomStringConvertible {
+    public var exit: String
+    public var vcpu: Int
+    public var rip: UInt64?
+    public var detail: String
+
+    public var description: String {
+        let location = rip.map { " at guest RIP 0x" + String($0, radix: 16) } ?? ""
+        return "guest crashed: \(exit) on vCPU \(vcpu)\(location)" + (detail.isEmpty ? "" : " (\(detail))")
+    }
+}
+
+/// Host CLOCK_MONOTONIC timestamps (ns) of each phase of a run; nil when the phase was not reached.
+public struct PhaseTimes: Sendable {
+    /// Taken by `tandem` as early as its main entry point runs.
+    public var processStart: UInt64?
+    public var vmCreated: UInt64?
+    public var imageLoaded: UInt64?
+    public var firstRun: UInt64?
+    public var ready: UInt64?
+    public var exit: UInt64?
+
+    public init(processStart: UInt64? = nil) { self.processStart = processStart }
+}
+
+/// Everything a VM run tells: outcome, phases, and what the guest did that no device answered.
+public struct RunReport: Sendable {
+    public var outcome: RunOutcome
+    public var phases: PhaseTimes
+    public var exits: UInt64 = 0
+    public var unknownPortAccesses: UInt64 = 0
+    public var unknownMMIOAccesses: UInt64 = 0
+    public var firstUnknownPort: UInt16?
+    public var firstUnknownMMIO: UInt64?
+    public var consoleBytes: UInt64 = 0
+    public var consoleTail: String = ""
+    public var memoryMiB: Int
+    public var vcpus: Int
+    /// Peak RSS of the VMM process, bytes, and the guest RAM it touched (both at the end of the run).
+    public var peakRSSBytes: UInt64 = 0
+    public var guestRAMTouchedBytes: UInt64 = 0
+
+    /// The process exit status this outcome maps to (see docs/exit-status.md).
+    public var exitStatus: Int32 {
+        switch outcome {
+        case .exited(let status): Int32(status)
+        case .halted: 0
+        case .timedOut: ExitStatus.timedOut
+        case .interrupted(let signal): 128 + signal
+        case .crashed: ExitStatus.guestCrashed
+        case .vmmFailed: ExitStatus.tandemError
+        }
+    }
+
+    public func json(hostMode: String?) -> JSON {
+        func ms(_ time: UInt64?) -> JSON {
+            guard let time, let start = phases.processStart ?? phases.vmCreated, time >= start else { return .null }
+            return .double(Double(time - start) / 1e6)
+        }
+        func ns(_ time: UInt64?) -> JSON { time.map { .uint($0) } ?? .null }
+        let outcomeJSON: JSON
+        switch outcome {
+        case .exited(let status): outcomeJSON = .object([("kind", .string("exited")), ("status", .int(Int64(status)))])
+        case .halted: outcomeJSON = .object([("kind", .string("halted")), ("status", .int(0))])
+        case .timedOut(let ns): outcomeJSON = .object([("kind", .string("timed_out")), ("after_ms", .double(Double(ns) / 1e6))])
+        case .interrupted(let signal): outcomeJSON = .object([("kind", .string("interrupted")), ("signal", .int(Int64(signal)))])
+        case .crashed(let crash):
+            outcomeJSON = .object([("kind", .string("crashed")), ("exit", .string(crash.exit)), ("vcpu", .int(Int64(crash.vcpu))),
+                                   ("rip", crash.rip.map { .string("0x" + String($0, radix: 16)) } ?? .null),
+                                   ("detail", .string(crash.detail))])
+        case .vmmFailed(let message): outcomeJSON = .object([("kind", .string("vmm_failed")), ("message", .string(message))])
+        }
+        return .object([
+            ("schema", .string("tandem.vm-run/1")),
+            ("backend", .string("microvm")),
+            ("virtualisation", hostMode.map { .string($0) } ?? .null),
+            ("outcome", outcomeJSON),
+            ("exit_status", .int(Int64(exitStatus))),
+            ("memory_mib", .int(Int64(memoryMiB))),
+            ("vcpus", .int(Int64(vcpus))),
+            ("phases_ms", .object([
+                ("vm_created", ms(phases.vmCreated)), ("image_loaded", ms(phases.imageLoaded)),
+                ("first_run", ms(phases.firstRun)), ("ready", ms(phases.ready)), ("exit", ms(phases.exit)),
+            ])),
+            ("monotonic_ns", .object([
+                ("process_start", ns(phases.processStart)), ("vm_created", ns(phases.vmCreated)),
+                ("image_loaded", ns(phases.imageLoaded)), ("first_run", ns(phases.firstRun)),
+                ("ready", ns(phases.ready)), ("exit", ns(phases.exit)),
+            ])),
+            ("exits", .uint(exits)),
+            ("unknown_port_accesses", .uint(unknownPortAccesses)),
+            ("unknown_mmio_accesses", .uint(unknownMMIOAccesses)),
+            ("first_unknown_port", firstUnknownPort.map { .string("0x" + String($0, radix: 16)) } ?? .null),
+            ("first_unknown_mmio", firstUnknownMMIO.map { .string("0x" + String($0, radix: 16)) } ?? .null),
+            ("console_bytes", .uint(consoleBytes)),
+            ("peak_rss_bytes", .uint(peakRSSBytes)),
+            ("guest_ram_touched_bytes", .uint(guestRAMTouchedBytes)),
+            ("console_tail", .string(consoleTail)),
+        ])
+    }
+}
+
+/// Tandem's own process exit statuses. A guest's status (0–255) passes through unchanged; these
+/// follow the conventions of timeout(1) and `docker run`, so scripts can tell them apart.
+public enum ExitStatus {
+    /// The guest ran past --timeout (timeout(1) uses 124 too).
+    public static let timedOut: Int32 = 124
+    /// Tandem could not do what was asked: bad input, no KVM, a failed system call (docker's 125).
+    public static let tandemError: Int32 = 125
+    /// The guest crashed its virtual CPU (triple fault, KVM internal error, failed entry).
+    public static let guestCrashed: Int32 = 126
+}

@@ -1,0 +1,20 @@
+import ArgumentParser
+
+/// When `tandem` started (CLOCK_MONOTONIC ns), set first thing in main.
+public enum Launch {
+    nonisolated(unsafe) public static var processStart: UInt64?
+}
+
+/// `tandem`: the root command. One subcommand per file.
+public struct Tandem: ParsableCommand {
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "tandem",
+        abstract: "Run one workload as a KVM microVM, a libvirt guest and a container, and measure them side by side.",
+        version: version,
+        subcommands: [HostCommand.self, VMCommand.self]
+    )
+
+    public init() {}
+}

@@ -1,0 +1,76 @@
+import HostOS
+import MicroVM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The tiny bare guests that `make guests` builds from guest-images/tiny, and where to find them.
+enum TinyGuests {
+    struct Entry {
+        let name: String
+        let mode: CPUMode
+        let summary: String
+    }
+
+    static let catalog: [Entry] = [
+        Entry(name: "hello", mode: .long, summary: "prints a greeting, signals ready, exits 0"),
+        Entry(name: "hello16", mode: .real, summary: "the same in 16-bit real mode"),
+        Entry(name: "compute", mode: .long, summary: "counts primes up to --arg (default 10000) with the shared sieve"),
+        Entry(name: "exit", mode: .long, summary: "exits with status --arg"),
+        Entry(name: "spin", mode: .long, summary: "signals ready, then loops for ever (for --timeout)"),
+        Entry(name: "triplefault", mode: .long, summary: "executes an invalid instruction with no IDT: a triple fault"),
+        Entry(name: "flood", mode: .long, summary: "writes to the console without end"),
+        Entry(name: "wild", mode: .long, summary: "pokes random ports and unbacked MMIO, then exits 0"),
+    ]
+
+    static var names: String { catalog.map(\.name).joined(separator: ", ") }
+
+    /// Directories searched for NAME.bin: $TANDEM_GUEST_DIR/tiny, then, upwards from the
+    /// executable, guest-images/build/tiny (a source checkout) and share/tandem/tiny (an install).
+    static func searchDirectories() -> [String] {
+        var directories: [String] = []
+        if let override = getenv("TANDEM_GUEST_DIR") { directories.append(String(cString: override) + "/tiny") }
+        if let executable = Files.currentExecutable() {
+            var directory = Files.directory(of: executable)
+            for _ in 0..<6 {
+                directories.append(directory + "/guest-images/build/tiny")
+                directories.append(directory + "/share/tandem/tiny")
+                if directory == "/" { break }
+                directory = Files.directory(of: directory)
+            }
+        }
+        return directories
+    }
+
+    /// Resolves `--tiny NAME|PATH` to an image path and the mode it was built for (nil for a path).
+    static func resolve(_ argument: String) -> Result<(path: String, mode: CPUMode?), ResolveError> {
+        if let entry = catalog.first(where: { $0.name == argument }) {
+            let directories = searchDirectories()
+            for directory in directories where Files.kind("\(directory)/\(entry.name).bin") == .regular {
+                return .success(("\(directory)/\(entry.name).bin", entry.mode))
+            }
+            return .failure(.notBuilt(name: entry.name, searched: directories))
+        }
+        if Files.kind(argument) != .missing { return .success((argument, nil)) }
+        if argument.contains("/") || argument.hasSuffix(".bin") { return .failure(.missingPath(argument)) }
+        return .failure(.unknownName(argument))
+    }
+
+    enum ResolveError: Error, CustomStringConvertible {
+        case unknownName(String)
+        case missingPath(String)
+        case notBuilt(name: String, searched: [String])
+
+        var description: String {
+            switch self {
+            case .unknownName(let name):
+                "unknown tiny guest '\(name)': known ones are \(TinyGuests.names) (or give a path to a flat binary)"
+            case .missingPath(let path):
+                "guest image \(path) does not exist"
+            case .notBuilt(let name, let searched):
+                "tiny guest '\(name)' is not built: run `make guests` in the Tandem checkout, or set TANDEM_GUEST_DIR "
+                    + "(looked in \(searched.first ?? "nowhere")\(searched.count > 1 ? " and \(searched.count - 1) more" : ""))"
+            }
+        }
+    }
+}
