@@ -61,6 +61,13 @@ int ckvm_kick_signal(void) {
     return signo;
 }
 
+int ckvm_unblock_kick_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, ckvm_kick_signal());
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 int ckvm_kick(struct kvm_run *run, pthread_t thread) {
     __atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
     return pthread_kill(thread, ckvm_kick_signal());

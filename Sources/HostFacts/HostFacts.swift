@@ -104,7 +104,7 @@ public struct HostFacts: Sendable {
             tools: probeTools(versions: toolVersions))
     }
 
-    static func probeKVM(path: String) -> KVMFacts {
+    public static func probeKVM(path: String) -> KVMFacts {
         let modules = ["kvm", "kvm_intel", "kvm_amd", "kvm_pvm"].filter { Files.kind("/sys/module/\($0)") == .directory }
         var facts = KVMFacts(path: path, present: Files.kind(path) != .missing, usable: false, apiVersion: nil,
                              problem: nil, modules: modules)

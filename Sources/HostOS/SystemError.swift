@@ -41,6 +41,9 @@ public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
         case ENXIO: "ENXIO"
         case E2BIG: "E2BIG"
         case EOPNOTSUPP: "EOPNOTSUPP"
+        case ENOTTY: "ENOTTY"
+        case EMFILE: "EMFILE"
+        case EFBIG: "EFBIG"
         default: "errno \(errno)"
         }
     }

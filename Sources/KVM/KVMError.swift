@@ -7,6 +7,8 @@ public enum KVMError: Error, CustomStringConvertible, Equatable {
     case deviceMissing(path: String)
     /// The node exists but this user may not open it.
     case permissionDenied(path: String)
+    /// The path opened, but it is not a KVM device (KVM_GET_API_VERSION failed).
+    case notKVM(path: String, error: SystemError)
     /// KVM_GET_API_VERSION answered something other than 12.
     case unexpectedAPIVersion(path: String, version: Int32)
     /// A KVM capability this VMM relies on is absent.
@@ -22,6 +24,8 @@ public enum KVMError: Error, CustomStringConvertible, Equatable {
         case .permissionDenied(let path):
             return "\(path) is not accessible to this user (EACCES): add the user to the 'kvm' group "
                 + "(usermod -aG kvm $USER, then log in again) or run as root."
+        case .notKVM(let path, let error):
+            return "\(path) is not a KVM device: \(error)"
         case .unexpectedAPIVersion(let path, let version):
             return "\(path) reports KVM API version \(version); Tandem needs version \(KVMSystem.expectedAPIVersion)."
         case .missingCapability(let name):

@@ -28,6 +28,7 @@ public final class KVMSystem: @unchecked Sendable {
         fd = FileDescriptor(adopting: raw, label: path)
         self.path = path
         apiVersion = ckvm_get_api_version(raw)
+        if apiVersion < 0 { throw .notKVM(path: path, error: SystemError("ioctl KVM_GET_API_VERSION", path)) }
         guard apiVersion == KVMSystem.expectedAPIVersion else {
             throw .unexpectedAPIVersion(path: path, version: apiVersion)
         }

@@ -98,6 +98,9 @@ public final class VCPU: @unchecked Sendable {
     /// Installs the kick signal's handler; call once before starting vCPU threads.
     public static func prepareKickSignal() -> Int32 { ckvm_kick_signal() }
 
+    /// Makes sure the calling thread can be kicked; call first thing on each vCPU thread.
+    public static func acceptKicks() { _ = ckvm_unblock_kick_signal() }
+
     public func registers() throws(KVMError) -> kvm_regs {
         var regs = kvm_regs()
         guard ckvm_get_regs(fd.rawValue, &regs) == 0 else { throw .system(SystemError("ioctl KVM_GET_REGS", "vcpu \(id)")) }

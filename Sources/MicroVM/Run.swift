@@ -133,6 +133,7 @@ extension Machine {
     /// One vCPU's loop: enter the guest, answer its exit, repeat until told to stop.
     private func runLoop(_ vcpu: VCPU) -> VCPUStatistics {
         var statistics = VCPUStatistics()
+        VCPU.acceptKicks()
         if vcpu.id == 0 { stop.markFirstRun() }
         while !stop.isStopping {
             let exit: VCPUExit

@@ -61,6 +61,10 @@ int ckvm_get_lapic(int vcpu_fd, struct kvm_lapic_state *lapic);
  * (so a thread already inside returns with EINTR). Installing an async-signal handler is C's job. */
 /** The signal used for kicks (SIGRTMIN + 1); installs its empty, non-restarting handler once. */
 int ckvm_kick_signal(void);
+/** Unblocks the kick signal in the calling (vCPU) thread. A thread inherits its creator's mask, and
+ * launchers often start programs with signals blocked; a vCPU thread that blocks the kick would
+ * never leave KVM_RUN. */
+int ckvm_unblock_kick_signal(void);
 /** Sets run->immediate_exit and signals `thread`; returns pthread_kill's result. */
 int ckvm_kick(struct kvm_run *run, pthread_t thread);
 

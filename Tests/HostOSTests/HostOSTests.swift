@@ -1,0 +1,59 @@
+import Glibc
+import HostOS
+import Testing
+
+@Suite("HostOS")
+struct HostOSTests {
+    @Test("JSON escapes strings and keeps key order")
+    func jsonSerialisation() {
+        let value = JSON.object([
+            ("b", .int(-3)), ("a", .string("quote\" backslash\\ newline\n tab\t bell\u{7}")),
+            ("list", .array([.bool(true), .null, .double(1.5), .uint(UInt64.max)])), ("empty", .object([])),
+        ])
+        #expect(value.serialized() == #"{"b":-3,"a":"quote\" backslash\\ newline\n tab\t bell\u0007","list":[true,null,1.5,18446744073709551615],"empty":{}}"#)
+        #expect(JSON.double(.nan).serialized() == "null")
+        #expect(JSON.array([.int(1)]).serialized(indent: 2) == "[\n  1\n]")
+    }
+
+    @Test("SystemError names the call, its argument and errno")
+    func systemErrorText() {
+        let error = SystemError("open", "/dev/kvm", errno: EACCES)
+        #expect(error.description == "open(/dev/kvm): Permission denied (EACCES)")
+        #expect(SystemError("eventfd", errno: EMFILE).description.hasPrefix("eventfd: "))
+    }
+
+    @Test("Files reports kinds and reads what it is given")
+    func files() throws {
+        #expect(Files.kind("/") == .directory)
+        #expect(Files.kind("/proc/self/status") == .regular)
+        #expect(Files.kind("/definitely/not/here") == .missing)
+        #expect(Files.which("sh") != nil)
+        #expect(Files.which("no-such-program-tandem") == nil)
+        #expect(Files.directory(of: "/a/b/c") == "/a/b")
+        #expect(Files.directory(of: "/a") == "/")
+        #expect(throws: SystemError.self) { try Files.read("/definitely/not/here") }
+        let path = "/tmp/tandem-hostos-test-\(getpid())"
+        defer { unlink(path) }
+        try Files.write(path, Array("hello".utf8))
+        #expect(Files.readText(path) == "hello")
+        #expect(Files.size(path) == 5)
+    }
+
+    @Test("Subprocess captures output and status without Foundation")
+    func subprocess() throws {
+        let result = try Subprocess.run("/bin/sh", ["-c", "echo out; echo err >&2; exit 7"])
+        #expect(result.status == 7)
+        #expect(result.output.contains("out") && result.output.contains("err"))
+        #expect(throws: SystemError.self) { try Subprocess.run("/no/such/binary", []) }
+    }
+
+    @Test("HostThread runs its closure and joins")
+    func thread() throws {
+        let box = Box()
+        let thread = try HostThread(name: "test") { box.value = 42 }
+        thread.join()
+        #expect(box.value == 42)
+    }
+
+    final class Box: @unchecked Sendable { var value = 0 }
+}
