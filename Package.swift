@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "tandem", targets: ["tandem"]),
+        .executable(name: "tandem-cli", targets: ["tandem-cli"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,15 +29,20 @@ let package = Package(
         .target(name: "Devices", dependencies: ["GuestABI", "HostOS"]),
         .target(name: "MicroVM", dependencies: ["KVM", "GuestMemory", "BootLoader", "Devices", "HostOS", "GuestABI"]),
         .target(name: "HostFacts", dependencies: ["KVM", "HostOS"]),
+        // The launch path: what `tandem vm run` needs, and nothing that costs start time (no
+        // ArgumentParser, no Foundation). `tandem` is this plus main.swift.
+        .target(name: "TandemLaunch", dependencies: ["MicroVM", "HostFacts", "HostOS"]),
         .target(name: "TandemCLI", dependencies: [
-            "MicroVM", "HostFacts", "HostOS",
+            "TandemLaunch", "MicroVM", "HostFacts", "HostOS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
+        .executableTarget(name: "tandem", dependencies: ["TandemLaunch"]),
+        .executableTarget(name: "tandem-cli", dependencies: ["TandemCLI"]),
 
         .testTarget(name: "HostOSTests", dependencies: ["HostOS"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "GuestABI"]),
         .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts"]),
+        .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts"]),
     ]
 )

@@ -103,7 +103,7 @@ extension Machine {
         }
         report.consoleBytes = console.totalBytes
         report.consoleTail = console.tail
-        report.peakRSSBytes = peakResidentBytes()
+        report.memory = ResidentMemory.current()
         report.guestRAMTouchedBytes = residentGuestRAM()
         return report
     }

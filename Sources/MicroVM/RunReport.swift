@@ -55,8 +55,9 @@ public struct RunReport: Sendable {
     public var consoleTail: String = ""
     public var memoryMiB: Int
     public var vcpus: Int
-    /// Peak RSS of the VMM process, bytes, and the guest RAM it touched (both at the end of the run).
-    public var peakRSSBytes: UInt64 = 0
+    /// The VMM process's memory at the end of the run (peak RSS, anonymous and file-backed parts)
+    /// and how much of it is guest RAM the guest touched: overhead = peak - guest RAM touched.
+    public var memory = ResidentMemory()
     public var guestRAMTouchedBytes: UInt64 = 0
 
     /// The process exit status this outcome maps to (see docs/exit-status.md).
@@ -89,7 +90,17 @@ public struct RunReport: Sendable {
                                    ("detail", .string(crash.detail))])
         case .vmmFailed(let message): outcomeJSON = .object([("kind", .string("vmm_failed")), ("message", .string(message))])
         }
-        return .object([
+        let phasesMS: JSON = .object([
+            ("vm_created", ms(phases.vmCreated)), ("image_loaded", ms(phases.imageLoaded)),
+            ("first_run", ms(phases.firstRun)), ("ready", ms(phases.ready)), ("exit", ms(phases.exit)),
+        ])
+        let monotonic: JSON = .object([
+            ("process_start", ns(phases.processStart)), ("vm_created", ns(phases.vmCreated)),
+            ("image_loaded", ns(phases.imageLoaded)), ("first_run", ns(phases.firstRun)),
+            ("ready", ns(phases.ready)), ("exit", ns(phases.exit)),
+        ])
+        let overhead = memory.peak > guestRAMTouchedBytes ? memory.peak - guestRAMTouchedBytes : 0
+        var members: [(String, JSON)] = [
             ("schema", .string("tandem.vm-run/1")),
             ("backend", .string("microvm")),
             ("virtualisation", hostMode.map { .string($0) } ?? .null),
@@ -97,25 +108,22 @@ public struct RunReport: Sendable {
             ("exit_status", .int(Int64(exitStatus))),
             ("memory_mib", .int(Int64(memoryMiB))),
             ("vcpus", .int(Int64(vcpus))),
-            ("phases_ms", .object([
-                ("vm_created", ms(phases.vmCreated)), ("image_loaded", ms(phases.imageLoaded)),
-                ("first_run", ms(phases.firstRun)), ("ready", ms(phases.ready)), ("exit", ms(phases.exit)),
-            ])),
-            ("monotonic_ns", .object([
-                ("process_start", ns(phases.processStart)), ("vm_created", ns(phases.vmCreated)),
-                ("image_loaded", ns(phases.imageLoaded)), ("first_run", ns(phases.firstRun)),
-                ("ready", ns(phases.ready)), ("exit", ns(phases.exit)),
-            ])),
+            ("phases_ms", phasesMS),
+            ("monotonic_ns", monotonic),
             ("exits", .uint(exits)),
             ("unknown_port_accesses", .uint(unknownPortAccesses)),
             ("unknown_mmio_accesses", .uint(unknownMMIOAccesses)),
-            ("first_unknown_port", firstUnknownPort.map { .string("0x" + String($0, radix: 16)) } ?? .null),
-            ("first_unknown_mmio", firstUnknownMMIO.map { .string("0x" + String($0, radix: 16)) } ?? .null),
-            ("console_bytes", .uint(consoleBytes)),
-            ("peak_rss_bytes", .uint(peakRSSBytes)),
-            ("guest_ram_touched_bytes", .uint(guestRAMTouchedBytes)),
-            ("console_tail", .string(consoleTail)),
-        ])
+        ]
+        members.append(("first_unknown_port", firstUnknownPort.map { .string("0x" + String($0, radix: 16)) } ?? .null))
+        members.append(("first_unknown_mmio", firstUnknownMMIO.map { .string("0x" + String($0, radix: 16)) } ?? .null))
+        members.append(("console_bytes", .uint(consoleBytes)))
+        members.append(("peak_rss_bytes", .uint(memory.peak)))
+        members.append(("rss_anon_bytes", .uint(memory.anonymous)))
+        members.append(("rss_file_bytes", .uint(memory.file)))
+        members.append(("guest_ram_touched_bytes", .uint(guestRAMTouchedBytes)))
+        members.append(("vmm_overhead_bytes", .uint(overhead)))
+        members.append(("console_tail", .string(consoleTail)))
+        return .object(members)
     }
 }
 

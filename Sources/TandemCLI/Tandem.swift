@@ -1,10 +1,5 @@
 import ArgumentParser
 
-/// When `tandem` started (CLOCK_MONOTONIC ns), set first thing in main.
-public enum Launch {
-    nonisolated(unsafe) public static var processStart: UInt64?
-}
-
 /// `tandem`: the root command. One subcommand per file.
 public struct Tandem: ParsableCommand {
     public static let version = "0.1.0"

@@ -2,6 +2,7 @@ import ArgumentParser
 import HostFacts
 import HostOS
 import MicroVM
+import TandemLaunch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,7 +29,7 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Guest RAM in MiB (tiny guests: \(VMConfig.minimumTinyMemoryMiB)-\(VMConfig.maximumTinyMemoryMiB)).", valueName: "MiB"))
     var memory: Int = VMConfig.defaultTinyMemoryMiB
 
-    @Option(name: .long, help: ArgumentHelp("A number handed to the tiny guest in RDI (compute: the sieve size; exit: the status).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("A number handed to the tiny guest in RDI (compute: the sieve size, default \(TinyGuests.defaultComputeSize); exit: the status).", valueName: "n"))
     var arg: UInt64?
 
     @Option(name: .long, help: ArgumentHelp("Stop the guest after this many seconds (0: never).", valueName: "seconds"))
@@ -40,68 +41,14 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: "The KVM device.")
     var kvmDevice = "/dev/kvm"
 
+    var options: VMRunOptions {
+        VMRunOptions(tiny: tiny, mode: mode?.value, memory: memory, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice)
+    }
+
     func run() throws {
-        signal(SIGPIPE, SIG_IGN)
-        guard timeout >= 0, timeout.isFinite else { throw fail("--timeout \(timeout): must be 0 (no limit) or a positive number of seconds") }
-
-        let resolved: (path: String, mode: CPUMode?)
-        switch TinyGuests.resolve(tiny) {
-        case .success(let found): resolved = found
-        case .failure(let error): throw fail(error.description)
-        }
-        let image = try readImage(resolved.path)
-        let cpuMode = mode?.value ?? resolved.mode ?? .long
-        let argument = arg ?? (tiny == "compute" ? 10_000 : 0)
-
-        let console = FileConsoleSink(fd: json ? 2 : 1)
-        let config = VMConfig(boot: .flat(image: image, name: resolved.path, mode: cpuMode, argument: argument),
-                              memoryMiB: memory,
-                              timeoutNanoseconds: timeout > 0 ? UInt64(timeout * 1e9) : nil)
-        let machine: Machine
-        do {
-            machine = try Machine.build(config, console: console, processStart: Launch.processStart, kvmPath: kvmDevice)
-        } catch {
-            throw fail(error.description)
-        }
-        let report = machine.run()
-        describe(report.outcome)
-        if json {
-            let mode = HostFacts.probeKVMMode(kvmPath: kvmDevice)
-            StandardOutput.write(report.json(hostMode: mode.rawValue).serialized() + "\n")
-        }
-        throw ExitCode(report.exitStatus)
+        throw ExitCode(VMRunner.run(options, processStart: nil))
     }
 
-    /// Reads the image, with the checks a user needs named: missing, a directory, empty.
-    private func readImage(_ path: String) throws -> [UInt8] {
-        switch Files.kind(path) {
-        case .missing: throw fail("guest image \(path) does not exist")
-        case .directory: throw fail("guest image \(path) is a directory, not a flat binary")
-        case .regular, .other: break
-        }
-        do {
-            let bytes = try Files.read(path, limit: VMConfig.maximumTinyMemoryMiB << 20)
-            if bytes.isEmpty { throw fail("guest image \(path) is empty") }
-            return bytes
-        } catch let error as SystemError {
-            throw fail("cannot read guest image: \(error)")
-        }
-    }
-
-    /// One line on stderr for outcomes a person must not miss.
-    private func describe(_ outcome: RunOutcome) {
-        switch outcome {
-        case .exited, .halted: break
-        case .timedOut(let nanoseconds):
-            StandardError.line("tandem: guest stopped: it ran past --timeout \(Double(nanoseconds) / 1e9) s")
-        case .interrupted(let signal):
-            StandardError.line("tandem: guest stopped by signal \(signal)")
-        case .crashed(let crash):
-            StandardError.line("tandem: \(crash)")
-        case .vmmFailed(let message):
-            StandardError.line("tandem: error: VMM failed: \(message)")
-        }
-    }
 }
 
 /// `--mode long|real`.

@@ -1,7 +1,8 @@
-// The `tandem` executable: everything lives in TandemCLI; this file only takes the earliest
-// timestamp the process can (the start of every "exec →" phase) and hands over.
+// `tandem`: the lean launcher (see TandemLaunch.Launcher). It takes the earliest timestamp the
+// process can — the start of every "exec →" phase — and runs `vm run` itself or hands over to
+// `tandem-cli`.
 import HostOS
-import TandemCLI
+import TandemLaunch
 
-Launch.processStart = Clock.monotonicNanoseconds()
-Tandem.main()
+Launcher.processStart = Clock.monotonicNanoseconds()
+Launcher.main(CommandLine.arguments)

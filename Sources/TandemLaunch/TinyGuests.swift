@@ -5,14 +5,17 @@ import Glibc
 #endif
 
 /// The tiny bare guests that `make guests` builds from guest-images/tiny, and where to find them.
-enum TinyGuests {
-    struct Entry {
-        let name: String
-        let mode: CPUMode
-        let summary: String
+public enum TinyGuests {
+    /// The sieve size `compute` gets without --arg: about a second of emulated guest time here.
+    public static let defaultComputeSize: UInt64 = 10_000
+
+    public struct Entry: Sendable {
+        public let name: String
+        public let mode: CPUMode
+        public let summary: String
     }
 
-    static let catalog: [Entry] = [
+    public static let catalog: [Entry] = [
         Entry(name: "hello", mode: .long, summary: "prints a greeting, signals ready, exits 0"),
         Entry(name: "hello16", mode: .real, summary: "the same in 16-bit real mode"),
         Entry(name: "compute", mode: .long, summary: "counts primes up to --arg (default 10000) with the shared sieve"),
@@ -23,7 +26,7 @@ enum TinyGuests {
         Entry(name: "wild", mode: .long, summary: "pokes random ports and unbacked MMIO, then exits 0"),
     ]
 
-    static var names: String { catalog.map(\.name).joined(separator: ", ") }
+    public static var names: String { catalog.map(\.name).joined(separator: ", ") }
 
     /// Directories searched for NAME.bin: $TANDEM_GUEST_DIR/tiny, then, upwards from the
     /// executable, guest-images/build/tiny (a source checkout) and share/tandem/tiny (an install).

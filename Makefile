@@ -1,0 +1,50 @@
+# Tandem — the two commands a new user runs (README.md):
+#   make demo   install what is missing, build, and run the main job
+#   make test   install what is missing, build, and run every test
+# and the rest:
+#   make build  release binary at .build/release/tandem (Swift stdlib linked statically: faster start)
+#   make guests the guest programs (guest-images/build)
+#   make bench  the launch benchmarks (tiny microVM, tandem --version, /bin/true, crun, runc)
+
+SWIFT       ?= swift
+RELEASE_BIN := .build/release/tandem
+DEBUG_BIN   := .build/debug/tandem
+
+.PHONY: demo test build guests bench deps deps-core clean
+
+deps:
+	@scripts/install-deps.sh all
+
+deps-core:
+	@scripts/install-deps.sh core
+
+guests: deps-core
+	@$(MAKE) --no-print-directory -C guest-images
+
+build: deps-core
+	$(SWIFT) build -c release --static-swift-stdlib
+
+demo: deps guests build
+	@echo
+	@echo "== tandem host: what this machine can run"
+	@$(RELEASE_BIN) host
+	@echo
+	@echo "== tandem vm run --tiny hello: a tiny guest on /dev/kvm, with Tandem's own VMM"
+	@$(RELEASE_BIN) vm run --tiny hello
+	@echo
+	@echo "== the same compute workload as a tiny guest and as a host program"
+	@$(RELEASE_BIN) vm run --tiny compute --arg 100000
+	@guest-images/build/bin/compute 100000
+	@echo
+	@echo "== launch cost (10 runs each; make bench does 50 and adds crun and runc)"
+	@python3 scripts/bench_launch.py --runs 10 --no-containers
+
+test: deps guests
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+bench: deps guests build
+	python3 scripts/bench_launch.py --runs 50
+
+clean:
+	rm -rf .build guest-images/build

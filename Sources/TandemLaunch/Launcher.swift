@@ -1,0 +1,41 @@
+import HostOS
+import MicroVM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `tandem` executable's entry. The launch path of a VM is the product's hot path, so `tandem`
+/// itself is lean: no ArgumentParser, no Foundation (ArgumentParser 1.8 links FoundationEssentials,
+/// 12 MB of code whose start-up and resident pages would cost more than a tiny VM's whole run).
+/// A well-formed `tandem vm run` is parsed and run here; every other command line — other
+/// commands, help, anything this parser does not accept — is handed, unchanged, to `tandem-cli`
+/// (the full ArgumentParser command tree, installed next to `tandem`), so help and error
+/// messages have one author.
+public enum Launcher {
+    /// CLOCK_MONOTONIC ns of the process start (main's first statement).
+    nonisolated(unsafe) public static var processStart: UInt64?
+
+    public static func main(_ arguments: [String]) -> Never {
+        if arguments.count > 2, arguments[1] == "vm", arguments[2] == "run",
+           let options = FastVMRunParser.parse(arguments.dropFirst(3)) {
+            exit(VMRunner.run(options, processStart: processStart))
+        }
+        execFullCLI(arguments)
+    }
+
+    /// The ArgumentParser CLI's executable: next to this one.
+    public static var fullCLIPath: String? {
+        Files.currentExecutable().map { Files.directory(of: $0) + "/tandem-cli" }
+    }
+
+    static func execFullCLI(_ arguments: [String]) -> Never {
+        guard let path = fullCLIPath, Files.kind(path) == .regular else {
+            StandardError.line("tandem: error: tandem-cli is missing next to this tandem executable (\(fullCLIPath ?? "?")): reinstall Tandem (make build)")
+            exit(ExitStatus.tandemError)
+        }
+        let argv: [UnsafeMutablePointer<CChar>?] = (["tandem"] + arguments.dropFirst()).map { strdup($0) } + [nil]
+        execv(path, argv)
+        StandardError.line("tandem: error: \(SystemError("execv", path))")
+        exit(ExitStatus.tandemError)
+    }
+}

@@ -1,0 +1,80 @@
+import MicroVM
+
+/// What `tandem vm run` was asked to do, independent of how the command line was parsed.
+public struct VMRunOptions: Equatable, Sendable {
+    public var tiny: String
+    public var mode: CPUMode?
+    public var memory: Int = VMConfig.defaultTinyMemoryMiB
+    public var arg: UInt64?
+    public var timeout: Double = 0
+    public var json = false
+    public var kvmDevice = "/dev/kvm"
+
+    public init(tiny: String, mode: CPUMode? = nil, memory: Int = VMConfig.defaultTinyMemoryMiB, arg: UInt64? = nil,
+                timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm") {
+        self.tiny = tiny
+        self.mode = mode
+        self.memory = memory
+        self.arg = arg
+        self.timeout = timeout
+        self.json = json
+        self.kvmDevice = kvmDevice
+    }
+}
+
+/// The launch path's own parser for `tandem vm run` (see `Launcher`). It accepts the well-formed
+/// command lines; anything else (help, an unknown flag, a value that does not parse, a missing
+/// --tiny) returns nil and goes to the ArgumentParser CLI, which owns every message a user sees.
+/// A test checks that both parsers agree on every line this one accepts.
+public enum FastVMRunParser {
+    public static func parse(_ arguments: ArraySlice<String>) -> VMRunOptions? {
+        var tiny: String?
+        var options = VMRunOptions(tiny: "")
+        var index = arguments.startIndex
+        func value(_ name: String) -> String? {
+            let next = arguments.index(after: index)
+            // Like ArgumentParser, a separate value never starts with a dash ("--memory -1" is an error there).
+            guard next < arguments.endIndex, !arguments[next].hasPrefix("-") else { return nil }
+            index = next
+            return arguments[next]
+        }
+        while index < arguments.endIndex {
+            var argument = arguments[index]
+            var inline: String?
+            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+                inline = String(argument[argument.index(after: equals)...])
+                argument = String(argument[..<equals])
+            }
+            func take() -> String? { inline ?? value(argument) }
+            switch argument {
+            case "--tiny":
+                guard tiny == nil, let text = take() else { return nil }
+                tiny = text
+            case "--mode":
+                guard let text = take(), let mode = CPUMode(rawValue: text) else { return nil }
+                options.mode = mode
+            case "--memory":
+                guard let text = take(), let memory = Int(text) else { return nil }
+                options.memory = memory
+            case "--arg":
+                guard let text = take(), let number = UInt64(text) else { return nil }
+                options.arg = number
+            case "--timeout":
+                guard let text = take(), let seconds = Double(text) else { return nil }
+                options.timeout = seconds
+            case "--kvm-device":
+                guard let text = take() else { return nil }
+                options.kvmDevice = text
+            case "--json":
+                guard inline == nil else { return nil }
+                options.json = true
+            default:
+                return nil
+            }
+            index = arguments.index(after: index)
+        }
+        guard let tiny else { return nil }
+        options.tiny = tiny
+        return options
+    }
+}

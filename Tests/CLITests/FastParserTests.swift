@@ -1,0 +1,38 @@
+@testable import TandemCLI
+import TandemLaunch
+import Testing
+
+/// The launcher parses `tandem vm run` itself; ArgumentParser's VMRunCommand owns help and errors.
+/// Both must read every command line the launcher accepts the same way.
+@Suite("vm run: the launcher's parser agrees with ArgumentParser")
+struct FastParserTests {
+    static let accepted: [[String]] = [
+        ["--tiny", "hello"],
+        ["--tiny=hello"],
+        ["--tiny", "compute", "--arg", "100000", "--memory", "64"],
+        ["--memory=32", "--tiny", "./guest.bin", "--mode", "real"],
+        ["--tiny", "spin", "--timeout", "0.5", "--json"],
+        ["--json", "--tiny", "exit", "--arg=3", "--kvm-device", "/dev/kvm"],
+        ["--tiny", "hello", "--timeout=2", "--mode=long"],
+        ["--tiny", "hello", "--timeout=-1"],
+    ]
+
+    static let handedOver: [[String]] = [
+        [], ["--help"], ["-h"], ["help"], ["--tiny"], ["--tiny", "hello", "--bogus"],
+        ["--tiny", "hello", "--memory", "lots"], ["--tiny", "hello", "--mode", "protected"],
+        ["--tiny", "a", "--tiny", "b"], ["--json=yes", "--tiny", "hello"], ["hello"], ["--arg", "3"],
+        ["--tiny", "hello", "--arg", "-3"], ["--tiny", "hello", "--memory", "-1"],
+    ]
+
+    @Test("accepted lines parse identically", arguments: accepted)
+    func agree(arguments: [String]) throws {
+        let fast = try #require(FastVMRunParser.parse(arguments[...]))
+        let full = try VMRunCommand.parse(arguments)
+        #expect(fast == full.options)
+    }
+
+    @Test("everything else is left to ArgumentParser", arguments: handedOver)
+    func handOver(arguments: [String]) {
+        #expect(FastVMRunParser.parse(arguments[...]) == nil)
+    }
+}

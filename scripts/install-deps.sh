@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what Tandem needs on Debian 12 / Ubuntu 24.04, and only what is missing.
+# Usage: scripts/install-deps.sh [core|bench|all]   (default: all)
+#   core   compilers and tools to build Tandem and its guests
+#   bench  the peers Tandem is measured against (crun, runc) and hyperfine
+set -euo pipefail
+
+profile=${1:-all}
+core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux)
+bench=(crun runc hyperfine)
+case "$profile" in
+  core) wanted=("${core[@]}") ;;
+  bench) wanted=("${bench[@]}") ;;
+  all) wanted=("${core[@]}" "${bench[@]}") ;;
+  *) echo "install-deps: unknown profile '$profile' (core, bench or all)" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null; then
+  cat >&2 <<'TXT'
+install-deps: Swift 6 is not installed. Debian and Ubuntu do not package a current Swift:
+  install it from https://www.swift.org/install/linux/ (swiftly), then run make again.
+TXT
+  exit 1
+fi
