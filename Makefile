@@ -2,7 +2,10 @@
 #   make demo   install what is missing, build, and run the main job
 #   make test   install what is missing, build, and run every test
 # and the rest:
-#   make build  release binary at .build/release/tandem (Swift stdlib linked statically: faster start)
+#   make build  release binaries .build/release/tandem{,-cli}, fully static: no dynamic loader, no
+#               shared libraries — tandem starts in ~1 ms instead of ~2 and its resident set drops by
+#               2.7 MiB. (The linker warns that FoundationEssentials' getpwnam & co. would need glibc's
+#               NSS libraries at run time; Tandem never calls them.)
 #   make guests the guest programs (guest-images/build)
 #   make bench  the launch benchmarks (tiny microVM, tandem --version, /bin/true, crun, runc)
 
@@ -22,7 +25,7 @@ guests: deps-core
 	@$(MAKE) --no-print-directory -C guest-images
 
 build: deps-core
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(SWIFT) build -c release --disable-local-rpath -Xswiftc -static-executable
 
 demo: deps guests build
 	@echo

@@ -28,7 +28,8 @@ MS_REC, MS_PRIVATE = 0x4000, 1 << 18
 
 
 def spawn(argv, stdout=subprocess.DEVNULL):
-    """posix_spawn + wait4: returns (start_ns, end_ns, status, maxrss_bytes, stdout_text)."""
+    """posix_spawn + wait: returns (start_ns, end_ns, status, stdout_text). (A child's ru_maxrss is
+    not used: across exec Linux keeps the spawning process's peak in it.)"""
     read_fd = write_fd = None
     file_actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)]
@@ -45,9 +46,9 @@ def spawn(argv, stdout=subprocess.DEVNULL):
         while chunk := os.read(read_fd, 65536):
             output += chunk
         os.close(read_fd)
-    _, status, usage = os.wait4(pid, 0)
+    _, status = os.waitpid(pid, 0)
     end = time.monotonic_ns()
-    return start, end, os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024, output.decode()
+    return start, end, os.waitstatus_to_exitcode(status), output.decode()
 
 
 def hide_cgroup2_for_crun():
@@ -123,42 +124,43 @@ def main():
                                                                 os.path.join(workdir, "bundle"), "ID"]
                 else:
                     notes.append(f"{runtime}: not installed")
-        samples = {name: {"exit": [], "ready": [], "rss": []} for name in commands}
+        samples = {name: {"exit": [], "ready": []} for name in commands}
         for trial in range(args.runs):
             for name, argv in commands.items():
                 argv = [a.replace("ID", f"tandem-bench-{os.getpid()}-{trial}") if a == "ID" else a for a in argv]
                 json_out = name.startswith("tandem vm run")
-                start, end, status, rss, out = spawn(argv, stdout=subprocess.PIPE if json_out else subprocess.DEVNULL)
+                start, end, status, out = spawn(argv, stdout=subprocess.PIPE if json_out else subprocess.DEVNULL)
                 if status != 0:
                     print(f"{name}: exit status {status} (trial {trial})", file=sys.stderr)
                     continue
                 samples[name]["exit"].append((end - start) / 1e6)
-                samples[name]["rss"].append(rss / 1048576)
                 if json_out:
                     report = json.loads(out)
                     samples[name]["ready"].append((report["monotonic_ns"]["ready"] - start) / 1e6)
-                    samples[name].setdefault("overhead", []).append(
-                        (report["peak_rss_bytes"] - report["guest_ram_touched_bytes"]) / 1048576)
+                    for key in ("peak_rss_bytes", "rss_anon_bytes", "rss_file_bytes", "vmm_overhead_bytes"):
+                        samples[name].setdefault(key, []).append(report[key] / 1048576)
                     samples[name].setdefault("setup", []).append(
                         (report["monotonic_ns"]["first_run"] - start) / 1e6)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     results = {"schema": "tandem.bench-launch/1", "host": host, "runs": args.runs, "notes": notes, "commands": {}}
-    print(f"\n{args.runs} runs each, interleaved; milliseconds (median [p5–p95] min–max), peak RSS in MiB\n")
-    print(f"{'command':34} {'exec→ready':>26} {'exec→exit':>26} {'peak RSS':>9}")
+    print(f"\n{args.runs} runs each, interleaved; milliseconds: median [p5–p95] min–max\n")
+    print(f"{'command':30} {'exec→ready':>30} {'exec→exit':>30}")
     for name, data in samples.items():
         if not data["exit"]:
             print(f"{name:34} failed every run")
             continue
         entry = {metric: summarise(values) for metric, values in data.items() if values}
         results["commands"][name] = entry
-        fmt = lambda s: f"{s['median']:7.2f} [{s['p5']:.2f}–{s['p95']:.2f}] {s['min']:.2f}–{s['max']:.2f}" if s else ""
-        print(f"{name:34} {fmt(entry.get('ready')):>26} {fmt(entry['exit']):>26} {entry['rss']['median']:9.2f}")
+        fmt = lambda s: f"{s['median']:6.2f} [{s['p5']:.2f}–{s['p95']:.2f}] {s['min']:.2f}–{s['max']:.2f}" if s else "—"
+        print(f"{name:30} {fmt(entry.get('ready')):>30} {fmt(entry['exit']):>30}")
     vm = results["commands"].get("tandem vm run --tiny hello")
     if vm:
-        print(f"\ntiny VM: exec→first KVM_RUN {vm['setup']['median']:.2f} ms median; "
-              f"VMM RSS beyond touched guest RAM {vm['overhead']['median']:.2f} MiB median")
+        print(f"\ntiny VM: exec→first KVM_RUN {vm['setup']['median']:.2f} ms median")
+        print(f"tiny VM memory (MiB, median): peak RSS {vm['peak_rss_bytes']['median']:.2f} = guest RAM touched + "
+              f"{vm['vmm_overhead_bytes']['median']:.2f} VMM overhead; at exit {vm['rss_anon_bytes']['median']:.2f} private "
+              f"(anonymous) + {vm['rss_file_bytes']['median']:.2f} file-backed (binary and shared libraries, shared page cache)")
     for note in notes:
         print(f"note: {note}")
     print(f"note: virtualisation mode here is '{mode}'" + (" — the guest's own run time is emulated, not hardware speed" if mode == "emulated" else ""))

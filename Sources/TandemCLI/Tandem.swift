@@ -1,8 +1,9 @@
 import ArgumentParser
+import TandemLaunch
 
 /// `tandem`: the root command. One subcommand per file.
 public struct Tandem: ParsableCommand {
-    public static let version = "0.1.0"
+    public static let version = Launcher.version
 
     public static let configuration = CommandConfiguration(
         commandName: "tandem",

@@ -12,10 +12,17 @@ import Glibc
 /// (the full ArgumentParser command tree, installed next to `tandem`), so help and error
 /// messages have one author.
 public enum Launcher {
+    /// Tandem's version (`tandem --version`, and tandem-cli's).
+    public static let version = "0.1.0"
+
     /// CLOCK_MONOTONIC ns of the process start (main's first statement).
     nonisolated(unsafe) public static var processStart: UInt64?
 
     public static func main(_ arguments: [String]) -> Never {
+        if arguments.count == 2, arguments[1] == "--version" {
+            StandardOutput.write(version + "\n")
+            exit(0)
+        }
         if arguments.count > 2, arguments[1] == "vm", arguments[2] == "run",
            let options = FastVMRunParser.parse(arguments.dropFirst(3)) {
             exit(VMRunner.run(options, processStart: processStart))
