@@ -23,6 +23,7 @@ deps-core:
 
 guests: deps-core
 	@$(MAKE) --no-print-directory -C guest-images
+	@$(MAKE) --no-print-directory -C examples
 
 build: deps-core
 	$(SWIFT) build -c release --disable-local-rpath -Xswiftc -static-executable
@@ -34,6 +35,9 @@ demo: deps guests build
 	@echo
 	@echo "== tandem vm run --tiny hello: a tiny guest on /dev/kvm, with Tandem's own VMM"
 	@$(RELEASE_BIN) vm run --tiny hello
+	@echo
+	@echo "== examples/countdown.S: a bare-metal guest in 30 lines of assembly, by path"
+	@$(RELEASE_BIN) vm run --tiny examples/build/countdown.bin --arg 3
 	@echo
 	@echo "== the same compute workload as a tiny guest and as a host program"
 	@$(RELEASE_BIN) vm run --tiny compute --arg 100000
@@ -50,4 +54,4 @@ bench: deps guests build
 	python3 scripts/bench_launch.py --runs 50
 
 clean:
-	rm -rf .build guest-images/build
+	rm -rf .build guest-images/build examples/build

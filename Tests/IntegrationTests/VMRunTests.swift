@@ -27,6 +27,16 @@ struct VMRunTests {
         #expect(result.stdout == "Hello from a tiny Tandem microVM in real mode!\n")
     }
 
+    @Test("the countdown example (examples/countdown.S) runs by path",
+          .enabled(if: FileManager.default.fileExists(atPath: Tandem.repository.appendingPathComponent("examples/build/countdown.bin").path),
+                   "needs make guests to build examples/"))
+    func example() throws {
+        let path = Tandem.repository.appendingPathComponent("examples/build/countdown.bin").path
+        let result = try Tandem.run(["vm", "run", "--tiny", path, "--arg", "3"])
+        #expect(result.status == 0)
+        #expect(result.stdout == "3\n2\n1\n0\n")
+    }
+
     @Test("an endless loop is stopped by --timeout with a clear message and status 124")
     func timeout() throws {
         let started = Date()
