@@ -13,6 +13,7 @@ final class StopState: ControlPortsDelegate, @unchecked Sendable {
     private var outcomeValue: RunOutcome?
     private var readyTime: UInt64?
     private var firstRunTime: UInt64?
+    private var finishedVCPUs = 0
     let wake: EventFD
 
     init() throws(SystemError) {
@@ -34,6 +35,14 @@ final class StopState: ControlPortsDelegate, @unchecked Sendable {
         lock.withLock { if outcomeValue == nil { outcomeValue = outcome } }
         wake.signal()
     }
+
+    /// A vCPU thread left its loop.
+    func vcpuFinished() {
+        lock.withLock { finishedVCPUs += 1 }
+        wake.signal()
+    }
+
+    var finishedCount: Int { lock.withLock { finishedVCPUs } }
 
     func guestBecameReady(value: UInt32, timestamp: UInt64) {
         lock.withLock { if readyTime == nil { readyTime = timestamp } }
@@ -78,6 +87,7 @@ extension Machine {
             do {
                 threads.append(try HostThread(name: "vcpu\(index)") { [self] in
                     statistics[index] = runLoop(vcpu)
+                    stop.vcpuFinished()
                 })
             } catch {
                 stop.requestStop(.vmmFailed(error.description))
@@ -86,7 +96,7 @@ extension Machine {
         }
 
         waitForStop(signals: signals, start: start)
-        for (index, thread) in threads.enumerated() { vcpus[index].kick(thread: thread.handle) }
+        stopVCPUs(threads)
         for thread in threads { thread.join() }
         console.flush()
 
@@ -106,6 +116,28 @@ extension Machine {
         report.memory = ResidentMemory.current()
         report.guestRAMTouchedBytes = residentGuestRAM()
         return report
+    }
+
+    /// How long the vCPUs get to leave KVM_RUN once kicked before the VMM gives up on them.
+    static let vcpuStopGraceNanoseconds: UInt64 = 2_000_000_000
+
+    /// Kicks every vCPU until all have left their loops. A vCPU that cannot be stopped (it should
+    /// not happen: the kick signal is unblocked on every vCPU thread) must not hang the VMM, so
+    /// after the grace period the process exits with Tandem's error status.
+    private func stopVCPUs(_ threads: [HostThread]) {
+        let deadline = Clock.monotonicNanoseconds() + Machine.vcpuStopGraceNanoseconds
+        var fds = [pollfd(fd: stop.wake.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+        while stop.finishedCount < threads.count {
+            for (index, thread) in threads.enumerated() { vcpus[index].kick(thread: thread.handle) }
+            if Clock.monotonicNanoseconds() >= deadline {
+                console.flush()
+                StandardError.line("tandem: error: a vCPU did not leave KVM_RUN within 2 s of being stopped; exiting")
+                _exit(ExitStatus.tandemError)
+            }
+            var drain: UInt64 = 0
+            _ = poll(&fds, 1, 50)
+            _ = read(stop.wake.fd.rawValue, &drain, 8)
+        }
     }
 
     /// Host signals that stop a VM cleanly instead of killing the VMM.
