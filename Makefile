@@ -7,13 +7,14 @@
 #               2.7 MiB. (The linker warns that FoundationEssentials' getpwnam & co. would need glibc's
 #               NSS libraries at run time; Tandem never calls them.)
 #   make guests the guest programs (guest-images/build)
+#   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make bench  the launch benchmarks (tiny microVM, tandem --version, /bin/true, crun, runc)
 
 SWIFT       ?= swift
 RELEASE_BIN := .build/release/tandem
 DEBUG_BIN   := .build/debug/tandem
 
-.PHONY: demo test build guests bench deps deps-core clean
+.PHONY: demo test build guests image bench deps deps-core clean
 
 deps:
 	@scripts/install-deps.sh all
@@ -28,7 +29,10 @@ guests: deps-core
 build: deps-core
 	$(SWIFT) build -c release --disable-local-rpath -Xswiftc -static-executable
 
-demo: deps guests build
+image: guests build
+	$(RELEASE_BIN) image build
+
+demo: deps guests build image
 	@echo
 	@echo "== tandem host: what this machine can run"
 	@$(RELEASE_BIN) host

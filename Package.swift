@@ -29,11 +29,12 @@ let package = Package(
         .target(name: "Devices", dependencies: ["GuestABI", "HostOS"]),
         .target(name: "MicroVM", dependencies: ["KVM", "GuestMemory", "BootLoader", "Devices", "HostOS", "GuestABI"]),
         .target(name: "HostFacts", dependencies: ["KVM", "HostOS"]),
+        .target(name: "GuestImages", dependencies: ["HostOS"]),
         // The launch path: what `tandem vm run` needs, and nothing that costs start time (no
         // ArgumentParser, no Foundation). `tandem` is this plus main.swift.
         .target(name: "TandemLaunch", dependencies: ["MicroVM", "HostFacts", "HostOS"]),
         .target(name: "TandemCLI", dependencies: [
-            "TandemLaunch", "MicroVM", "HostFacts", "HostOS",
+            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tandem", dependencies: ["TandemLaunch"]),
@@ -42,6 +43,7 @@ let package = Package(
         .testTarget(name: "HostOSTests", dependencies: ["HostOS"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "GuestABI"]),
         .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts"]),
+        .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts"]),
     ]

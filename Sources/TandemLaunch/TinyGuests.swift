@@ -45,6 +45,12 @@ public enum TinyGuests {
         return directories
     }
 
+    /// The first existing guest-images/build/NAME (or share/tandem/NAME) directory, searched as for
+    /// the tiny guests.
+    public static func buildDirectory(named name: String) -> String? {
+        searchDirectories().lazy.map { Files.directory(of: $0) + "/" + name }.first { Files.kind($0) == .directory }
+    }
+
     /// Resolves `--tiny NAME|PATH` to an image path and the mode it was built for (nil for a path).
     static func resolve(_ argument: String) -> Result<(path: String, mode: CPUMode?), ResolveError> {
         if let entry = catalog.first(where: { $0.name == argument }) {

@@ -146,3 +146,31 @@ struct CLITests {
         #expect(result.stderr.hasPrefix("tandem: error: /dev/kvm is not accessible to this user (EACCES): add the user to the 'kvm' group"))
     }
 }
+
+@Suite("tandem image build")
+struct ImageBuildTests {
+    @Test("writes the initramfs, byte-identical when rebuilt",
+          .enabled(if: Tandem.guestsBuilt && FileManager.default.fileExists(atPath: "/bin/busybox"), "needs make guests and busybox-static"))
+    func build() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-image-cli-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let first = try Tandem.run(["image", "build", "--out", out])
+        #expect(first.status == 0, "\(first.stderr)")
+        let bytes = try #require(FileManager.default.contents(atPath: out + "/initramfs.cpio"))
+        #expect(first.stdout == "\(out)/initramfs.cpio: \(bytes.count) bytes, \(first.stdout.split(separator: " ")[3]) entries\n")
+        let second = try Tandem.run(["image", "build", "--out", out])
+        #expect(second.status == 0)
+        #expect(FileManager.default.contents(atPath: out + "/initramfs.cpio") == bytes)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out) == ["initramfs.cpio"])
+    }
+
+    @Test("missing inputs: one line, status 125, no file written")
+    func missingInputs() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-image-bad-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try Tandem.run(["image", "build", "--programs", "/no/such/dir", "--out", out])
+        #expect(result.status == 125)
+        #expect(result.stderr == "tandem: error: missing tandem-init (run make guests): /no/such/dir/tandem-init\n")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+}

@@ -1,0 +1,74 @@
+import HostOS
+
+/// Why an image could not be built, naming the missing or unreadable input.
+public struct ImageError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The one guest image every backend runs: tandem-init as /init (PID 1 everywhere), busybox with
+/// its applets as relative symlinks, the workloads in /bin, and the few device nodes a kernel
+/// needs before devtmpfs is mounted. See docs/guest-image.md.
+public struct GuestImage {
+    /// Where the inputs come from.
+    public struct Inputs {
+        /// guest-images/build/bin: tandem-init and the workload programs (`make guests`).
+        public var programs: String
+        /// A static busybox (Debian's busybox-static installs /bin/busybox).
+        public var busybox: String
+
+        public init(programs: String, busybox: String = "/bin/busybox") {
+            self.programs = programs
+            self.busybox = busybox
+        }
+    }
+
+    /// The workload programs an image carries (each a static binary in `programs`).
+    public static let workloads = ["compute"]
+
+    public var entries: [ImageEntry]
+
+    /// Assembles the image's entries from `inputs`; the bytes depend only on the inputs.
+    public static func assemble(_ inputs: Inputs) throws(ImageError) -> GuestImage {
+        var entries: [ImageEntry] = ["bin", "dev", "etc", "proc", "root", "run", "sys", "tmp"].map {
+            ImageEntry(path: $0, kind: .directory, permissions: $0 == "tmp" ? 0o1777 : ($0 == "root" ? 0o700 : 0o755))
+        }
+        entries.append(ImageEntry(path: "init", kind: .file(try read("\(inputs.programs)/tandem-init", "tandem-init (run make guests)")),
+                                  permissions: 0o755))
+        entries.append(ImageEntry(path: "bin/tandem-init", kind: .symlink("../init"), permissions: 0o777))
+        for workload in workloads {
+            entries.append(ImageEntry(path: "bin/\(workload)",
+                                      kind: .file(try read("\(inputs.programs)/\(workload)", "the \(workload) workload (run make guests)")),
+                                      permissions: 0o755))
+        }
+        entries.append(ImageEntry(path: "bin/busybox", kind: .file(try read(inputs.busybox, "busybox (apt-get install busybox-static)")),
+                                  permissions: 0o755))
+        let taken = Set(entries.map(\.path))
+        for applet in try busyboxApplets(inputs.busybox) where !taken.contains("bin/\(applet)") {
+            entries.append(ImageEntry(path: "bin/\(applet)", kind: .symlink("busybox"), permissions: 0o777))
+        }
+        entries.append(ImageEntry(path: "dev/console", kind: .characterDevice(major: 5, minor: 1), permissions: 0o600))
+        entries.append(ImageEntry(path: "dev/null", kind: .characterDevice(major: 1, minor: 3), permissions: 0o666))
+        entries.append(ImageEntry(path: "etc/passwd", kind: .file(Array("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n".utf8)), permissions: 0o644))
+        entries.append(ImageEntry(path: "etc/group", kind: .file(Array("root:x:0:\nnogroup:x:65534:\n".utf8)), permissions: 0o644))
+        entries.append(ImageEntry(path: "etc/hostname", kind: .file(Array("tandem\n".utf8)), permissions: 0o644))
+        return GuestImage(entries: CpioWriter.sorted(entries))
+    }
+
+    /// The initramfs: the image as a newc cpio archive with every mtime 0 (byte-identical rebuilds).
+    public func initramfs() -> [UInt8] { CpioWriter.archive(entries) }
+
+    static func read(_ path: String, _ what: String) throws(ImageError) -> [UInt8] {
+        guard Files.kind(path) == .regular else { throw ImageError(description: "missing \(what): \(path)") }
+        do { return try Files.read(path) } catch { throw ImageError(description: "cannot read \(what): \(error)") }
+    }
+
+    /// `busybox --list`, sorted: the applets to link (shells, coreutils, mount, ...).
+    static func busyboxApplets(_ busybox: String) throws(ImageError) -> [String] {
+        let result: Subprocess.Result
+        do { result = try Subprocess.run(busybox, ["--list"], mergeStandardError: false) } catch {
+            throw ImageError(description: "cannot run \(busybox) --list: \(error)")
+        }
+        guard result.status == 0 else { throw ImageError(description: "\(busybox) --list failed with status \(result.status)") }
+        return result.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty && !$0.contains("/") }.sorted()
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import GuestImages
+import HostOS
+import TandemLaunch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tandem image build`: writes the initramfs from guest-images/build (reproducibly).
+struct ImageBuildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Write the guest image as an initramfs (newc cpio); unchanged inputs give identical bytes."
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Directory to write initramfs.cpio into.", valueName: "dir"))
+    var out: String?
+
+    @Option(name: .long, help: ArgumentHelp("Directory with tandem-init and the workloads (default: guest-images/build/bin, found as the tiny guests are).", valueName: "dir"))
+    var programs: String?
+
+    @Option(name: .long, help: ArgumentHelp("A static busybox.", valueName: "path"))
+    var busybox = "/bin/busybox"
+
+    func run() throws {
+        guard let programs = programs ?? TinyGuests.buildDirectory(named: "bin") else {
+            throw fail("guest programs not found: run `make guests` in the Tandem checkout, or pass --programs DIR")
+        }
+        let outDirectory = out ?? Files.directory(of: programs) + "/image"
+        let image: GuestImage
+        do { image = try GuestImage.assemble(.init(programs: programs, busybox: busybox)) } catch {
+            throw fail(error.description)
+        }
+        if Files.kind(outDirectory) == .missing, mkdir(outDirectory, 0o755) != 0 {
+            throw fail("cannot create --out directory: \(SystemError("mkdir", outDirectory))")
+        }
+        guard Files.kind(outDirectory) == .directory else { throw fail("--out \(outDirectory) is not a directory") }
+        let bytes = image.initramfs()
+        let path = outDirectory + "/initramfs.cpio"
+        // Write beside, then rename: a reader never sees half an image, and a failure leaves none.
+        let temporary = path + ".partial"
+        do {
+            try Files.write(temporary, bytes)
+            guard rename(temporary, path) == 0 else { throw SystemError("rename", temporary) }
+        } catch {
+            unlink(temporary)
+            throw fail("cannot write the image: \(error)")
+        }
+        StandardOutput.write("\(path): \(bytes.count) bytes, \(image.entries.count) entries\n")
+    }
+}

@@ -1,0 +1,165 @@
+/*
+ * tandem-init — PID 1 of every Tandem guest and container, byte for byte the same everywhere.
+ *
+ *   1. mounts /proc, /sys and /dev when it is PID 1 and they are not there yet (a container
+ *      runtime has usually mounted them; a VM's initramfs has not);
+ *   2. prints the ready marker line and, in a Tandem microVM, writes the READY port;
+ *   3. runs the workload: argv[1] (a container: `tandem-init compute 100000`), else
+ *      `tandem.workload=NAME` and `tandem.args=A,B` from /proc/cmdline (a VM), else a shell;
+ *   4. prints its result line: `TANDEM-RESULT workload=NAME status=N ms=T`;
+ *   5. hands the status to the EXIT port (microVM), then powers off (VM) or exits with it.
+ *
+ * The ports are used only when the kernel command line says `tandem.ports=1` (Tandem's VMM adds
+ * it) and this is PID 1: inside a container /proc/cmdline is the host's. Port numbers come from
+ * tandem_guest_abi.h, the definition the VMM uses too.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tandem_guest_abi.h"
+
+#define READY_MARKER "TANDEM-READY"
+#define RESULT_PREFIX "TANDEM-RESULT"
+#define MAX_ARGS 16
+
+static char cmdline[4096];
+
+static void say(const char *format, ...) {
+    char line[512];
+    va_list args;
+    va_start(args, format);
+    int length = vsnprintf(line, sizeof line, format, args);
+    va_end(args);
+    if (length < 0) return;
+    if ((size_t)length >= sizeof line) length = sizeof line - 1;
+    /* One write per line, so markers never interleave with the workload's output. */
+    ssize_t ignored = write(STDOUT_FILENO, line, (size_t)length);
+    (void)ignored;
+}
+
+static void mount_if_missing(const char *source, const char *target, const char *type, unsigned long flags) {
+    struct stat info;
+    char probe[64];
+    snprintf(probe, sizeof probe, "%s/%s", target, strcmp(type, "proc") == 0 ? "self" : strcmp(type, "sysfs") == 0 ? "kernel" : "null");
+    if (stat(probe, &info) == 0) return;          /* already there (a container runtime mounted it) */
+    mkdir(target, 0755);
+    if (mount(source, target, type, flags, NULL) != 0 && errno != EBUSY)
+        say("tandem-init: mount %s on %s: %s\n", type, target, strerror(errno));
+}
+
+/* The value of `key=` in the kernel command line, copied into out; 0 when absent. */
+static int cmdline_value(const char *key, char *out, size_t size) {
+    size_t key_length = strlen(key);
+    for (char *token = cmdline; *token;) {
+        while (*token == ' ' || *token == '\n') token++;
+        char *end = token;
+        while (*end && *end != ' ' && *end != '\n') end++;
+        if ((size_t)(end - token) > key_length && strncmp(token, key, key_length) == 0 && token[key_length] == '=') {
+            size_t length = (size_t)(end - token) - key_length - 1;
+            if (length >= size) length = size - 1;
+            memcpy(out, token + key_length + 1, length);
+            out[length] = 0;
+            return 1;
+        }
+        token = end;
+    }
+    return 0;
+}
+
+static double now_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1e3 + now.tv_nsec / 1e6;
+}
+
+int main(int argc, char **argv) {
+    int pid1 = getpid() == 1;
+    if (pid1) {
+        mount_if_missing("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        mount_if_missing("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        mount_if_missing("devtmpfs", "/dev", "devtmpfs", MS_NOSUID);
+    }
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t length = read(fd, cmdline, sizeof cmdline - 1);
+        cmdline[length > 0 ? length : 0] = 0;
+        close(fd);
+    }
+
+    char value[256];
+    int ports = pid1 && cmdline_value("tandem.ports", value, sizeof value) && strcmp(value, "1") == 0
+        && ioperm(TANDEM_PORT_READY, 8, 1) == 0 && inb(TANDEM_PORT_READY) == TANDEM_PORT_SIGNATURE;
+
+    /* The workload and its arguments. */
+    char workload[64] = "";
+    char args_text[256] = "";
+    char *workload_argv[MAX_ARGS + 2];
+    int count = 0;
+    if (argc > 1) {
+        snprintf(workload, sizeof workload, "%s", argv[1]);
+        for (int i = 2; i < argc && count < MAX_ARGS; i++) workload_argv[1 + count++] = argv[i];
+    } else if (cmdline_value("tandem.workload", workload, sizeof workload)) {
+        if (cmdline_value("tandem.args", args_text, sizeof args_text))
+            for (char *arg = strtok(args_text, ","); arg && count < MAX_ARGS; arg = strtok(NULL, ","))
+                workload_argv[1 + count++] = arg;
+    }
+    workload_argv[1 + count] = NULL;
+
+    say(READY_MARKER "\n");
+    if (ports) outb(1, TANDEM_PORT_READY);
+
+    if (!workload[0]) {
+        if (!pid1) return 0;
+        say("tandem-init: no workload given (tandem.workload=NAME); starting a shell\n");
+        execl("/bin/sh", "sh", (char *)NULL);
+        say("tandem-init: exec /bin/sh: %s\n", strerror(errno));
+        snprintf(workload, sizeof workload, "sh");
+    }
+
+    char path[128];
+    snprintf(path, sizeof path, "/bin/%s", workload);
+    workload_argv[0] = workload;
+    double started = now_ms();
+    int status = 127;
+    pid_t child = fork();
+    if (child == 0) {
+        execv(path, workload_argv);
+        say("tandem-init: exec %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    if (child < 0) {
+        say("tandem-init: fork: %s\n", strerror(errno));
+    } else {
+        /* As PID 1, also reap orphans the workload leaves behind, until the workload itself ends. */
+        for (;;) {
+            int wait_status;
+            pid_t done = wait(&wait_status);
+            if (done < 0 && errno == EINTR) continue;
+            if (done < 0) break;
+            if (done == child) {
+                status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+                break;
+            }
+        }
+    }
+    say(RESULT_PREFIX " workload=%s status=%d ms=%.3f\n", workload, status, now_ms() - started);
+
+    if (ports) outl((unsigned)status, TANDEM_PORT_EXIT);
+    if (pid1 && cmdline_value("tandem.ports", value, sizeof value)) {
+        sync();
+        reboot(RB_POWER_OFF);
+    }
+    return status;
+}
