@@ -2,12 +2,15 @@
 # Installs what Tandem needs on Debian 12 / Ubuntu 24.04, and only what is missing.
 # Usage: scripts/install-deps.sh [core|bench|all]   (default: all)
 #   core   compilers and tools to build Tandem and its guests
-#   bench  the peers Tandem is measured against (crun, runc) and hyperfine
+#   bench  the peers Tandem is measured against (crun, runc), hyperfine, and on Debian the cloud
+#          kernel the Linux guests boot (linux-image-cloud-amd64, /boot/vmlinuz-*-cloud-amd64)
 set -euo pipefail
 
 profile=${1:-all}
 core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux)
 bench=(crun runc hyperfine)
+# Ubuntu packages its kernels under other names; the Debian cloud kernel is what Tandem is verified with.
+if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then bench+=(linux-image-cloud-amd64); fi
 case "$profile" in
   core) wanted=("${core[@]}") ;;
   bench) wanted=("${bench[@]}") ;;

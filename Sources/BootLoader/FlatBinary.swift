@@ -4,6 +4,12 @@ import GuestMemory
 public enum BootLoaderError: Error, CustomStringConvertible, Equatable {
     case empty(image: String)
     case tooLarge(image: String, size: Int, available: Int, loadAddress: GuestAddress)
+    case notBzImage(image: String, reason: String)
+    case protocolTooOld(image: String, version: String)
+    case not64Bit(image: String)
+    case commandLineTooLong(length: Int, maximum: Int)
+    case kernelTooLarge(image: String, needed: UInt64, memoryEnd: UInt64)
+    case initrdTooLarge(image: String, size: Int, room: Int, ceiling: UInt64, initrdAddressMax: UInt32)
 
     public var description: String {
         switch self {
@@ -12,6 +18,20 @@ public enum BootLoaderError: Error, CustomStringConvertible, Equatable {
         case .tooLarge(let image, let size, let available, let loadAddress):
             return "guest image \(image) is \(size) bytes, but only \(available) bytes of guest memory lie above its "
                 + "load address \(loadAddress): raise --memory or shrink the image"
+        case .notBzImage(let image, let reason):
+            return "kernel \(image) is not a bzImage: \(reason)"
+        case .protocolTooOld(let image, let version):
+            return "kernel \(image) speaks boot protocol \(version); Tandem needs 2.12 or later (Linux 3.8+) for the 64-bit entry"
+        case .not64Bit(let image):
+            return "kernel \(image) has no 64-bit entry point (XLF_KERNEL_64 is not set): build it for x86_64"
+        case .commandLineTooLong(let length, let maximum):
+            return "kernel command line is \(length) bytes; this kernel accepts at most \(maximum)"
+        case .kernelTooLarge(let image, let needed, let memoryEnd):
+            return "kernel \(image) needs guest memory up to 0x\(String(needed, radix: 16)) to start, but RAM ends at "
+                + "0x\(String(memoryEnd, radix: 16)): raise --memory"
+        case .initrdTooLarge(let image, let size, let room, let ceiling, let initrdAddressMax):
+            return "initrd \(image) is \(size) bytes, but only \(room) bytes fit between the kernel and 0x\(String(ceiling, radix: 16)) "
+                + "(the end of RAM or the kernel's initrd_addr_max 0x\(String(initrdAddressMax, radix: 16))): raise --memory"
         }
     }
 }
