@@ -8,13 +8,14 @@
 #               NSS libraries at run time; Tandem never calls them.)
 #   make guests the guest programs (guest-images/build)
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
+#   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
 #   make bench  the launch benchmarks (tiny microVM, tandem --version, /bin/true, crun, runc)
 
 SWIFT       ?= swift
 RELEASE_BIN := .build/release/tandem
 DEBUG_BIN   := .build/debug/tandem
 
-.PHONY: demo test build guests image bench deps deps-core clean
+.PHONY: demo test build guests image lab bench deps deps-core clean
 
 deps:
 	@scripts/install-deps.sh all
@@ -50,7 +51,10 @@ demo: deps guests build image
 	@echo "== launch cost (10 runs each; make bench does 50 and adds crun and runc)"
 	@python3 scripts/bench_launch.py --runs 10 --no-containers
 
-test: deps guests
+lab: deps guests image
+	scripts/lab-nested.sh --workload compute --cmdline "quiet tandem.args=1000000"
+
+test: deps guests image
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 

@@ -123,3 +123,49 @@ public final class VCPU: @unchecked Sendable {
         guard ckvm_set_sregs(fd.rawValue, &sregs) == 0 else { throw .system(SystemError("ioctl KVM_SET_SREGS", "vcpu \(id)")) }
     }
 }
+
+extension VCPU {
+    /// KVM_SET_CPUID2: what CPUID tells the guest on this vCPU.
+    public func setCPUID(_ entries: [kvm_cpuid_entry2]) throws(KVMError) {
+        guard let cpuid = ckvm_cpuid2_alloc(UInt32(entries.count)) else { throw .system(SystemError("calloc", "kvm_cpuid2", errno: ENOMEM)) }
+        defer { free(cpuid) }
+        let destination = ckvm_cpuid2_entries(cpuid)!
+        for (index, entry) in entries.enumerated() { destination[index] = entry }
+        guard ckvm_set_cpuid2(fd.rawValue, cpuid) == 0 else { throw .system(SystemError("ioctl KVM_SET_CPUID2", "vcpu \(id), \(entries.count) entries")) }
+    }
+
+    /// KVM_SET_MSRS: every (index, value) pair must be accepted, or the first refused one is named.
+    public func setMSRs(_ msrs: [(index: UInt32, value: UInt64)]) throws(KVMError) {
+        guard let list = ckvm_msrs_alloc(UInt32(msrs.count)) else { throw .system(SystemError("calloc", "kvm_msrs", errno: ENOMEM)) }
+        defer { free(list) }
+        let entries = ckvm_msrs_entries(list)!
+        for (position, msr) in msrs.enumerated() {
+            entries[position] = kvm_msr_entry(index: msr.index, reserved: 0, data: msr.value)
+        }
+        let set = ckvm_set_msrs(fd.rawValue, list)
+        guard set == Int32(msrs.count) else {
+            let failed = set >= 0 && Int(set) < msrs.count ? "MSR 0x" + String(msrs[Int(set)].index, radix: 16) : "\(msrs.count) MSRs"
+            throw .system(SystemError("ioctl KVM_SET_MSRS", "vcpu \(id), \(failed)", errno: set < 0 ? errno : EINVAL))
+        }
+    }
+
+    /// KVM_SET_FPU with the x87 control word and MXCSR a CPU has after reset (as Linux expects).
+    public func resetFPU() throws(KVMError) {
+        var fpu = kvm_fpu()
+        fpu.fcw = 0x37f
+        fpu.mxcsr = 0x1f80
+        guard ckvm_set_fpu(fd.rawValue, &fpu) == 0 else { throw .system(SystemError("ioctl KVM_SET_FPU", "vcpu \(id)")) }
+    }
+
+    /// Reads the local APIC's register page, lets `body` edit it, writes it back.
+    public func editLAPIC(_ body: (inout [UInt8]) -> Void) throws(KVMError) {
+        var state = kvm_lapic_state()
+        guard ckvm_get_lapic(fd.rawValue, &state) == 0 else { throw .system(SystemError("ioctl KVM_GET_LAPIC", "vcpu \(id)")) }
+        var bytes = withUnsafeBytes(of: state.regs) { Array($0) }
+        body(&bytes)
+        withUnsafeMutableBytes(of: &state.regs) { destination in
+            bytes.withUnsafeBytes { destination.copyMemory(from: $0) }
+        }
+        guard ckvm_set_lapic(fd.rawValue, &state) == 0 else { throw .system(SystemError("ioctl KVM_SET_LAPIC", "vcpu \(id)")) }
+    }
+}

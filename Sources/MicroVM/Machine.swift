@@ -36,13 +36,19 @@ public final class Machine: @unchecked Sendable {
             let system = try KVMSystem(path: kvmPath)
             let vm = try system.createVM()
             try vm.setTSSAddress(tssAddress)
-            let memory = try GuestMemory(ranges: [(GuestAddress(0), memoryBytes)])
+            if config.isLinux {
+                // The PIC, IOAPIC, local APICs and PIT live in the kernel (before any vCPU exists).
+                try vm.createIRQChip()
+                try vm.createPIT()
+            }
+            let memory = try GuestMemory(ranges: ramRanges(memoryBytes))
             for region in memory.regions {
                 try vm.mapMemory(guestAddress: region.start.value, size: region.size, host: region.host)
             }
-            let vcpu = try vm.createVCPU(id: 0)
+            var vcpus: [VCPU] = []
+            for id in 0..<(config.isLinux ? config.vcpus : 1) { vcpus.append(try vm.createVCPU(id: id)) }
             phases.vmCreated = Clock.monotonicNanoseconds()
-            let machine = Machine(config: config, vm: vm, memory: memory, vcpus: [vcpu], console: console,
+            let machine = Machine(config: config, vm: vm, memory: memory, vcpus: vcpus, console: console,
                                   stop: try StopState(), phases: phases)
             try machine.attachDevices()
             try machine.loadBootSource()
@@ -72,10 +78,27 @@ public final class Machine: @unchecked Sendable {
         self.phases = phases
     }
 
+    /// Guest RAM ranges: below the 32-bit MMIO hole, and the rest from 4 GiB up (as on a PC).
+    static func ramRanges(_ bytes: Int) -> [(start: GuestAddress, size: Int)] {
+        guard bytes > VMConfig.lowRAMLimit else { return [(GuestAddress(0), bytes)] }
+        return [(GuestAddress(0), VMConfig.lowRAMLimit), (GuestAddress(1 << 32), bytes - VMConfig.lowRAMLimit)]
+    }
+
     static func validatedMemory(_ config: VMConfig) throws(MicroVMError) -> Int {
         let requested = config.memoryMiB
         guard requested > 0 else { throw .invalidMemory(requestedMiB: requested, reason: "guest memory must be at least 1 MiB") }
         switch config.boot {
+        case .linux:
+            guard requested >= VMConfig.minimumLinuxMemoryMiB else {
+                throw .invalidMemory(requestedMiB: requested, reason: "a Linux guest needs at least \(VMConfig.minimumLinuxMemoryMiB) MiB")
+            }
+            let hostCPUs = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            guard config.vcpus >= 1, config.vcpus <= hostCPUs else {
+                throw .invalidVCPUs(requested: config.vcpus, reason: "must be between 1 and this host's \(hostCPUs) CPUs")
+            }
+            guard config.vcpus == 1 else {
+                throw .invalidVCPUs(requested: config.vcpus, reason: "more than one vCPU needs ACPI tables (the Debian cloud kernel ignores MP tables), which Tandem does not write yet")
+            }
         case .flat:
             guard requested >= VMConfig.minimumTinyMemoryMiB else {
                 throw .invalidMemory(requestedMiB: requested, reason: "a tiny guest needs at least \(VMConfig.minimumTinyMemoryMiB) MiB")
@@ -92,11 +115,16 @@ public final class Machine: @unchecked Sendable {
     }
 
     private func attachDevices() throws(MicroVMError) {
-        let serial = Serial8250(sink: console)
+        let interrupt: InterruptLine = config.isLinux ? KVMInterruptLine(vm: vm, gsi: UInt32(TANDEM_COM1_IRQ)) : DisconnectedInterruptLine()
+        let serial = Serial8250(sink: console, interrupt: interrupt)
         do {
             try portBus.register(serial, base: UInt64(TANDEM_COM1_BASE), length: 8, name: "serial 8250 (COM1)")
             try portBus.register(ControlPorts(delegate: stop), base: ControlPorts.base, length: ControlPorts.length,
                                  name: "tandem control ports")
+            if config.isLinux {
+                try portBus.register(I8042(reset: stop), base: I8042.dataPort, length: I8042.length, name: "i8042")
+                try portBus.register(CMOS(), base: CMOS.base, length: CMOS.length, name: "cmos rtc")
+            }
         } catch { throw .bus(error) }
     }
 
@@ -112,6 +140,21 @@ public final class Machine: @unchecked Sendable {
                 switch mode {
                 case .long: try TinySetup.enterLongMode(vcpus[0], memory: memory, entry: load, argument: argument)
                 case .real: try TinySetup.enterRealMode(vcpus[0], memory: memory, entry: load, argument: argument)
+                }
+            } catch let error as KVMError { throw .kvm(error) } catch let error as GuestMemoryError { throw .memory(error) } catch {
+                throw .system(SystemError("setup", "\(error)", errno: EINVAL))
+            }
+        case .linux(let kernel, let kernelName, let initrd, let initrdName, let commandLine):
+            let boot: LinuxBoot
+            do {
+                boot = try LinuxLoader.load(kernel: kernel, kernelName: kernelName, initrd: initrd, initrdName: initrdName,
+                                            commandLine: LinuxSetup.baseCommandLine + (commandLine.isEmpty ? "" : " " + commandLine),
+                                            into: memory)
+            } catch { throw .boot(error) }
+            do {
+                let supported = try vm.system.supportedCPUID()
+                for vcpu in vcpus {
+                    try LinuxSetup.prepare(vcpu, of: vcpus.count, supportedCPUID: supported, memory: memory, boot: boot)
                 }
             } catch let error as KVMError { throw .kvm(error) } catch let error as GuestMemoryError { throw .memory(error) } catch {
                 throw .system(SystemError("setup", "\(error)", errno: EINVAL))

@@ -12,6 +12,7 @@ public enum MicroVMError: Error, CustomStringConvertible {
     case bus(BusOverlapError)
     case system(SystemError)
     case invalidMemory(requestedMiB: Int, reason: String)
+    case invalidVCPUs(requested: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -21,6 +22,7 @@ public enum MicroVMError: Error, CustomStringConvertible {
         case .bus(let error): error.description
         case .system(let error): error.description
         case .invalidMemory(let requested, let reason): "--memory \(requested): \(reason)"
+        case .invalidVCPUs(let requested, let reason): "--vcpus \(requested): \(reason)"
         }
     }
 }

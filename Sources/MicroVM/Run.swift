@@ -8,7 +8,7 @@ import Glibc
 /// The shared "should the VM stop, and why" state: written once by whoever stops the VM first
 /// (the guest through EXIT or HLT, a crash, the timeout, a host signal), read by every vCPU loop.
 /// It also receives the control ports' events and wakes the main thread through an eventfd.
-final class StopState: ControlPortsDelegate, @unchecked Sendable {
+final class StopState: ControlPortsDelegate, ResetLine, @unchecked Sendable {
     private let lock = Lock()
     private var outcomeValue: RunOutcome?
     private var readyTime: UInt64?
@@ -50,6 +50,10 @@ final class StopState: ControlPortsDelegate, @unchecked Sendable {
 
     func guestRequestedExit(status: UInt8) {
         requestStop(.exited(status: status))
+    }
+
+    func guestRequestedReset() {
+        requestStop(.reset)
     }
 }
 
@@ -100,7 +104,12 @@ extension Machine {
         for thread in threads { thread.join() }
         console.flush()
 
-        var report = RunReport(outcome: stop.outcome ?? .halted, phases: phases, memoryMiB: config.memoryMiB, vcpus: vcpus.count)
+        var outcome = stop.outcome ?? .halted
+        // A kernel that panics reboots (panic=-1): that is a crash, named by the panic line.
+        if outcome == .reset, let panic = console.tail.split(separator: "\n").first(where: { $0.contains("Kernel panic") }) {
+            outcome = .crashed(CrashReport(exit: "kernel panic", vcpu: 0, rip: nil, detail: String(panic.drop(while: { $0 != "K" }))))
+        }
+        var report = RunReport(outcome: outcome, phases: phases, memoryMiB: config.memoryMiB, vcpus: vcpus.count)
         report.phases.firstRun = stop.firstRun
         report.phases.ready = stop.ready
         report.phases.exit = Clock.monotonicNanoseconds()
@@ -188,6 +197,8 @@ extension Machine {
                 }
             case .halt:
                 stop.requestStop(.halted)
+            case .shutdown where config.isLinux:
+                stop.requestStop(.reset)  // Linux reboots by triple fault with reboot=t
             case .shutdown:
                 stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_SHUTDOWN (triple fault)", detail: "")))
             case .internalError(let suberror):

@@ -6,6 +6,9 @@ public enum RunOutcome: Equatable, Sendable {
     case exited(status: UInt8)
     /// The guest executed HLT (status 0) without writing EXIT.
     case halted
+    /// A Linux guest rebooted or powered off (i8042 reset, triple fault with reboot=t) without
+    /// writing EXIT: a clean end, status 0.
+    case reset
     /// The guest ran past --timeout and was stopped.
     case timedOut(nanoseconds: UInt64)
     /// The host asked the VMM to stop (Ctrl-C is SIGINT).
@@ -64,7 +67,7 @@ public struct RunReport: Sendable {
     public var exitStatus: Int32 {
         switch outcome {
         case .exited(let status): Int32(status)
-        case .halted: 0
+        case .halted, .reset: 0
         case .timedOut: ExitStatus.timedOut
         case .interrupted(let signal): 128 + signal
         case .crashed: ExitStatus.guestCrashed
@@ -82,6 +85,7 @@ public struct RunReport: Sendable {
         switch outcome {
         case .exited(let status): outcomeJSON = .object([("kind", .string("exited")), ("status", .int(Int64(status)))])
         case .halted: outcomeJSON = .object([("kind", .string("halted")), ("status", .int(0))])
+        case .reset: outcomeJSON = .object([("kind", .string("reset")), ("status", .int(0))])
         case .timedOut(let ns): outcomeJSON = .object([("kind", .string("timed_out")), ("after_ms", .double(Double(ns) / 1e6))])
         case .interrupted(let signal): outcomeJSON = .object([("kind", .string("interrupted")), ("signal", .int(Int64(signal)))])
         case .crashed(let crash):

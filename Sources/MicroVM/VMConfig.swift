@@ -13,6 +13,9 @@ public enum BootSource: Sendable {
     /// A flat binary loaded at TANDEM_TINY_LOAD_ADDR and entered in `mode`; `argument` reaches the
     /// guest in RDI (see tandem_guest_abi.h).
     case flat(image: [UInt8], name: String, mode: CPUMode, argument: UInt64)
+    /// A Linux bzImage with an optional initramfs, entered through the 64-bit boot protocol.
+    /// `commandLine` is appended to Tandem's base command line (console, reboot, tandem.ports=1).
+    case linux(kernel: [UInt8], kernelName: String, initrd: [UInt8]?, initrdName: String, commandLine: String)
 }
 
 /// Everything that describes one VM run.
@@ -22,11 +25,27 @@ public struct VMConfig: Sendable {
     /// Stop the guest after this many nanoseconds; nil runs until the guest ends.
     public var timeoutNanoseconds: UInt64?
 
-    public init(boot: BootSource, memoryMiB: Int, timeoutNanoseconds: UInt64? = nil) {
+    /// Virtual CPUs (Linux guests; a tiny guest always has one).
+    public var vcpus: Int
+
+    public init(boot: BootSource, memoryMiB: Int, vcpus: Int = 1, timeoutNanoseconds: UInt64? = nil) {
         self.boot = boot
         self.memoryMiB = memoryMiB
+        self.vcpus = vcpus
         self.timeoutNanoseconds = timeoutNanoseconds
     }
+
+    public var isLinux: Bool {
+        if case .linux = boot { return true }
+        return false
+    }
+
+    /// Default RAM of a Linux guest (Firecracker's default is 128 MiB; the cloud kernel wants a bit more).
+    public static let defaultLinuxMemoryMiB = 256
+    /// Below this the cloud kernel cannot unpack itself and an initramfs.
+    public static let minimumLinuxMemoryMiB = 64
+    /// RAM up to here sits below the 32-bit MMIO hole; the rest is placed from 4 GiB up.
+    public static let lowRAMLimit = 3 << 30
 
     /// Default RAM of a tiny guest: its page tables and image need a few hundred KiB; 16 MiB leaves
     /// room for `compute`'s sieve. Untouched RAM costs the host nothing.

@@ -20,14 +20,29 @@ struct VMRunCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: ArgumentHelp("A tiny bare guest: a name from `make guests`, or a path to a flat binary.", valueName: "name|path"))
-    var tiny: String
+    @Option(name: .long, help: ArgumentHelp("A tiny bare guest: a name from `make guests`, or a path to a flat binary. Without it, Linux boots.", valueName: "name|path"))
+    var tiny: String?
+
+    @Option(name: .long, help: ArgumentHelp("Linux bzImage (default: the newest /boot/vmlinuz-*-cloud-amd64).", valueName: "path"))
+    var kernel: String?
+
+    @Option(name: .long, help: ArgumentHelp("initramfs (default: the image from `tandem image build`).", valueName: "path"))
+    var initrd: String?
+
+    @Option(name: .long, help: ArgumentHelp("Appended to Tandem's kernel command line.", valueName: "text"))
+    var cmdline: String?
+
+    @Option(name: .long, help: ArgumentHelp("The workload tandem-init runs in a Linux guest (tandem.workload=NAME).", valueName: "name"))
+    var workload: String?
+
+    @Option(name: .long, help: "Virtual CPUs of a Linux guest.")
+    var vcpus: Int = 1
 
     @Option(name: .long, help: "CPU mode a flat binary starts in (the built-in guests know their own).")
     var mode: CPUModeArgument?
 
-    @Option(name: .long, help: ArgumentHelp("Guest RAM in MiB (tiny guests: \(VMConfig.minimumTinyMemoryMiB)-\(VMConfig.maximumTinyMemoryMiB)).", valueName: "MiB"))
-    var memory: Int = VMConfig.defaultTinyMemoryMiB
+    @Option(name: .long, help: ArgumentHelp("Guest RAM in MiB (tiny guests: \(VMConfig.minimumTinyMemoryMiB)-\(VMConfig.maximumTinyMemoryMiB), default \(VMConfig.defaultTinyMemoryMiB); Linux: default \(VMConfig.defaultLinuxMemoryMiB)).", valueName: "MiB"))
+    var memory: Int?
 
     @Option(name: .long, help: ArgumentHelp("A number handed to the tiny guest in RDI (compute: the sieve size, default \(TinyGuests.defaultComputeSize); exit: the status).", valueName: "n"))
     var arg: UInt64?
@@ -42,7 +57,8 @@ struct VMRunCommand: ParsableCommand {
     var kvmDevice = "/dev/kvm"
 
     var options: VMRunOptions {
-        VMRunOptions(tiny: tiny, mode: mode?.value, memory: memory, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice)
+        VMRunOptions(tiny: tiny, mode: mode?.value, memory: memory, kernel: kernel, initrd: initrd, cmdline: cmdline,
+                     workload: workload, vcpus: vcpus, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice)
     }
 
     func run() throws {

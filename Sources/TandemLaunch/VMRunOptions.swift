@@ -2,17 +2,30 @@ import MicroVM
 
 /// What `tandem vm run` was asked to do, independent of how the command line was parsed.
 public struct VMRunOptions: Equatable, Sendable {
-    public var tiny: String
+    /// A tiny guest; nil boots Linux (--kernel, or the distro's cloud kernel).
+    public var tiny: String?
     public var mode: CPUMode?
-    public var memory: Int = VMConfig.defaultTinyMemoryMiB
+    /// MiB; nil takes the default of the guest kind (16 tiny, 256 Linux).
+    public var memory: Int?
+    public var kernel: String?
+    public var initrd: String?
+    public var cmdline: String?
+    public var workload: String?
+    public var vcpus: Int = 1
     public var arg: UInt64?
     public var timeout: Double = 0
     public var json = false
     public var kvmDevice = "/dev/kvm"
 
-    public init(tiny: String, mode: CPUMode? = nil, memory: Int = VMConfig.defaultTinyMemoryMiB, arg: UInt64? = nil,
+    public init(tiny: String? = nil, mode: CPUMode? = nil, memory: Int? = nil, kernel: String? = nil, initrd: String? = nil,
+                cmdline: String? = nil, workload: String? = nil, vcpus: Int = 1, arg: UInt64? = nil,
                 timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm") {
         self.tiny = tiny
+        self.kernel = kernel
+        self.initrd = initrd
+        self.cmdline = cmdline
+        self.workload = workload
+        self.vcpus = vcpus
         self.mode = mode
         self.memory = memory
         self.arg = arg
@@ -28,8 +41,7 @@ public struct VMRunOptions: Equatable, Sendable {
 /// A test checks that both parsers agree on every line this one accepts.
 public enum FastVMRunParser {
     public static func parse(_ arguments: ArraySlice<String>) -> VMRunOptions? {
-        var tiny: String?
-        var options = VMRunOptions(tiny: "")
+        var options = VMRunOptions()
         var index = arguments.startIndex
         func value(_ name: String) -> String? {
             let next = arguments.index(after: index)
@@ -48,8 +60,19 @@ public enum FastVMRunParser {
             func take() -> String? { inline ?? value(argument) }
             switch argument {
             case "--tiny":
-                guard tiny == nil, let text = take() else { return nil }
-                tiny = text
+                guard options.tiny == nil, let text = take() else { return nil }
+                options.tiny = text
+            case "--kernel", "--initrd", "--cmdline", "--workload":
+                guard let text = take() else { return nil }
+                switch argument {
+                case "--kernel": options.kernel = text
+                case "--initrd": options.initrd = text
+                case "--cmdline": options.cmdline = text
+                default: options.workload = text
+                }
+            case "--vcpus":
+                guard let text = take(), let count = Int(text) else { return nil }
+                options.vcpus = count
             case "--mode":
                 guard let text = take(), let mode = CPUMode(rawValue: text) else { return nil }
                 options.mode = mode
@@ -73,8 +96,6 @@ public enum FastVMRunParser {
             }
             index = arguments.index(after: index)
         }
-        guard let tiny else { return nil }
-        options.tiny = tiny
         return options
     }
 }

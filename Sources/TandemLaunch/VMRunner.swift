@@ -14,22 +14,16 @@ public enum VMRunner {
         guard options.timeout >= 0, options.timeout.isFinite else {
             return fail("--timeout \(options.timeout): must be 0 (no limit) or a positive number of seconds")
         }
-        let resolved: (path: String, mode: CPUMode?)
-        switch TinyGuests.resolve(options.tiny) {
-        case .success(let found): resolved = found
-        case .failure(let error): return fail(error.description)
-        }
-        let image: [UInt8]
-        switch readImage(resolved.path) {
-        case .success(let bytes): image = bytes
+        let boot: BootSource
+        switch bootSource(options) {
+        case .success(let source): boot = source
         case .failure(let message): return fail(message.text)
         }
-        let mode = options.mode ?? resolved.mode ?? .long
-        let argument = options.arg ?? (options.tiny == "compute" ? TinyGuests.defaultComputeSize : 0)
-
+        let isTiny = options.tiny != nil
         let console = FileConsoleSink(fd: options.json ? 2 : 1)
-        let config = VMConfig(boot: .flat(image: image, name: resolved.path, mode: mode, argument: argument),
-                              memoryMiB: options.memory,
+        let config = VMConfig(boot: boot,
+                              memoryMiB: options.memory ?? (isTiny ? VMConfig.defaultTinyMemoryMiB : VMConfig.defaultLinuxMemoryMiB),
+                              vcpus: options.vcpus,
                               timeoutNanoseconds: options.timeout > 0 ? UInt64(options.timeout * 1e9) : nil)
         let machine: Machine
         do {
@@ -54,25 +48,62 @@ public enum VMRunner {
 
     struct Message: Error { let text: String }
 
+    /// What to boot: a tiny guest, or Linux with its kernel, initramfs and command line.
+    static func bootSource(_ options: VMRunOptions) -> Result<BootSource, Message> {
+        if let tiny = options.tiny {
+            let resolved: (path: String, mode: CPUMode?)
+            switch TinyGuests.resolve(tiny) {
+            case .success(let found): resolved = found
+            case .failure(let error): return .failure(Message(text: error.description))
+            }
+            switch readImage(resolved.path) {
+            case .success(let image):
+                let argument = options.arg ?? (tiny == "compute" ? TinyGuests.defaultComputeSize : 0)
+                return .success(.flat(image: image, name: resolved.path, mode: options.mode ?? resolved.mode ?? .long, argument: argument))
+            case .failure(let message): return .failure(message)
+            }
+        }
+        guard let kernelPath = options.kernel ?? LinuxDefaults.kernel() else {
+            return .failure(Message(text: "no kernel: pass --kernel PATH, or install Debian's linux-image-cloud-amd64 (make deps)"))
+        }
+        let kernel: [UInt8]
+        switch readImage(kernelPath, what: "kernel") {
+        case .success(let bytes): kernel = bytes
+        case .failure(let message): return .failure(message)
+        }
+        var initrd: [UInt8]?
+        let initrdPath = options.initrd ?? LinuxDefaults.initramfs()
+        if let initrdPath {
+            switch readImage(initrdPath, what: "initrd") {
+            case .success(let bytes): initrd = bytes
+            case .failure(let message): return .failure(message)
+            }
+        }
+        var commandLine = options.cmdline ?? ""
+        if let workload = options.workload { commandLine = "tandem.workload=\(workload) " + commandLine }
+        return .success(.linux(kernel: kernel, kernelName: kernelPath, initrd: initrd, initrdName: initrdPath ?? "",
+                               commandLine: commandLine.trimmingTrailingSpaces()))
+    }
+
     /// Reads the image, with the checks a user needs named: missing, a directory, empty.
-    static func readImage(_ path: String) -> Result<[UInt8], Message> {
+    static func readImage(_ path: String, what: String = "guest image") -> Result<[UInt8], Message> {
         switch Files.kind(path) {
-        case .missing: return .failure(Message(text: "guest image \(path) does not exist"))
-        case .directory: return .failure(Message(text: "guest image \(path) is a directory, not a flat binary"))
+        case .missing: return .failure(Message(text: "\(what) \(path) does not exist"))
+        case .directory: return .failure(Message(text: "\(what) \(path) is a directory, not a \(what == "guest image" ? "flat binary" : "file")"))
         case .regular, .other: break
         }
         do {
             let bytes = try Files.read(path, limit: VMConfig.maximumTinyMemoryMiB << 20)
-            return bytes.isEmpty ? .failure(Message(text: "guest image \(path) is empty")) : .success(bytes)
+            return bytes.isEmpty ? .failure(Message(text: "\(what) \(path) is empty")) : .success(bytes)
         } catch {
-            return .failure(Message(text: "cannot read guest image: \(error)"))
+            return .failure(Message(text: "cannot read \(what): \(error)"))
         }
     }
 
     /// One line on stderr for outcomes a person must not miss.
     static func describe(_ outcome: RunOutcome) {
         switch outcome {
-        case .exited, .halted: break
+        case .exited, .halted, .reset: break
         case .timedOut(let nanoseconds):
             StandardError.line("tandem: guest stopped: it ran past --timeout \(Double(nanoseconds) / 1e9) s")
         case .interrupted(let signal):
@@ -82,5 +113,33 @@ public enum VMRunner {
         case .vmmFailed(let message):
             StandardError.line("tandem: error: VMM failed: \(message)")
         }
+    }
+}
+
+/// Where a Linux guest's pieces are found when the command line does not say.
+enum LinuxDefaults {
+    /// The newest Debian cloud kernel in /boot.
+    static func kernel() -> String? {
+        guard let directory = opendir("/boot") else { return nil }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasPrefix("vmlinuz-"), name.hasSuffix("-cloud-amd64") { names.append(name) }
+        }
+        return names.max().map { "/boot/" + $0 }
+    }
+
+    /// The image `tandem image build` wrote.
+    static func initramfs() -> String? {
+        TinyGuests.buildDirectory(named: "image").map { $0 + "/initramfs.cpio" }.flatMap { Files.kind($0) == .regular ? $0 : nil }
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var text = self
+        while text.hasSuffix(" ") { text.removeLast() }
+        return text
     }
 }

@@ -15,12 +15,15 @@ struct FastParserTests {
         ["--json", "--tiny", "exit", "--arg=3", "--kvm-device", "/dev/kvm"],
         ["--tiny", "hello", "--timeout=2", "--mode=long"],
         ["--tiny", "hello", "--timeout=-1"],
+        [], ["--arg", "3"],
+        ["--kernel", "/boot/vmlinuz", "--initrd", "i.cpio", "--workload", "compute", "--vcpus", "1", "--cmdline", "quiet"],
+        ["--workload=hello", "--memory", "512"],
     ]
 
     static let handedOver: [[String]] = [
-        [], ["--help"], ["-h"], ["help"], ["--tiny"], ["--tiny", "hello", "--bogus"],
+        ["--help"], ["-h"], ["help"], ["--tiny"], ["--tiny", "hello", "--bogus"], ["--vcpus", "two"],
         ["--tiny", "hello", "--memory", "lots"], ["--tiny", "hello", "--mode", "protected"],
-        ["--tiny", "a", "--tiny", "b"], ["--json=yes", "--tiny", "hello"], ["hello"], ["--arg", "3"],
+        ["--tiny", "a", "--tiny", "b"], ["--json=yes", "--tiny", "hello"], ["hello"],
         ["--tiny", "hello", "--arg", "-3"], ["--tiny", "hello", "--memory", "-1"],
     ]
 

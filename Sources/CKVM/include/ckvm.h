@@ -82,5 +82,6 @@ struct kvm_cpuid2 *ckvm_cpuid2_alloc(uint32_t entries);
 /** The flexible array member entries[] (Swift does not import flexible arrays). */
 static inline struct kvm_cpuid_entry2 *ckvm_cpuid2_entries(struct kvm_cpuid2 *cpuid) { return cpuid->entries; }
 struct kvm_msrs *ckvm_msrs_alloc(uint32_t entries);
+static inline struct kvm_msr_entry *ckvm_msrs_entries(struct kvm_msrs *msrs) { return msrs->entries; }
 
 #endif
