@@ -71,34 +71,27 @@ public enum Files {
     }
 }
 
-/// Standard error, unbuffered: diagnostics must appear even when the process dies next.
-public enum StandardError {
-    public static func write(_ text: String) {
-        var text = text
-        text.withUTF8 { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                if written <= 0 { if errno == EINTR { continue } else { return } }
-                offset += written
-            }
+/// Writes all of `text` to `fd`, retrying short writes and EINTR; gives up silently on other errors
+/// (a closed stdout must not take the VMM down).
+func writeText(_ text: String, to fd: Int32) {
+    var text = text
+    text.withUTF8 { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if written <= 0 { if errno == EINTR { continue } else { return } }
+            offset += written
         }
     }
+}
 
+/// Standard error, unbuffered: diagnostics must appear even when the process dies next.
+public enum StandardError {
+    public static func write(_ text: String) { writeText(text, to: 2) }
     public static func line(_ text: String) { write(text + "\n") }
 }
 
 /// Standard output, for whole lines of a command's own report (the guest console has its own sink).
 public enum StandardOutput {
-    public static func write(_ text: String) {
-        var text = text
-        text.withUTF8 { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(1, buffer.baseAddress! + offset, buffer.count - offset)
-                if written <= 0 { if errno == EINTR { continue } else { return } }
-                offset += written
-            }
-        }
-    }
+    public static func write(_ text: String) { writeText(text, to: 1) }
 }

@@ -48,10 +48,10 @@ public final class Machine: @unchecked Sendable {
             var vcpus: [VCPU] = []
             for id in 0..<(config.isLinux ? config.vcpus : 1) { vcpus.append(try vm.createVCPU(id: id)) }
             phases.vmCreated = Clock.monotonicNanoseconds()
-            let machine = Machine(config: config, vm: vm, memory: memory, vcpus: vcpus, console: console,
+            let machine = Machine(config: config.withoutImages(), vm: vm, memory: memory, vcpus: vcpus, console: console,
                                   stop: try StopState(), phases: phases)
             try machine.attachDevices()
-            try machine.loadBootSource()
+            try machine.loadBootSource(config.boot)
             machine.phases.imageLoaded = Clock.monotonicNanoseconds()
             return machine
         } catch let error as KVMError {
@@ -128,8 +128,8 @@ public final class Machine: @unchecked Sendable {
         } catch { throw .bus(error) }
     }
 
-    private func loadBootSource() throws(MicroVMError) {
-        switch config.boot {
+    private func loadBootSource(_ boot: BootSource) throws(MicroVMError) {
+        switch boot {
         case .flat(let image, let name, let mode, let argument):
             let load = GuestAddress(UInt64(TANDEM_TINY_LOAD_ADDR))
             do {

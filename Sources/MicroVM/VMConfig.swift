@@ -35,6 +35,19 @@ public struct VMConfig: Sendable {
         self.timeoutNanoseconds = timeoutNanoseconds
     }
 
+    /// The same configuration without the image bytes, for keeping after the images are loaded
+    /// (a kernel and initrd held for the whole run would be ~20 MiB of VMM overhead).
+    func withoutImages() -> VMConfig {
+        var copy = self
+        switch boot {
+        case .flat(_, let name, let mode, let argument):
+            copy.boot = .flat(image: [], name: name, mode: mode, argument: argument)
+        case .linux(_, let kernelName, _, let initrdName, let commandLine):
+            copy.boot = .linux(kernel: [], kernelName: kernelName, initrd: nil, initrdName: initrdName, commandLine: commandLine)
+        }
+        return copy
+    }
+
     public var isLinux: Bool {
         if case .linux = boot { return true }
         return false

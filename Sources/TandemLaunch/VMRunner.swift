@@ -14,22 +14,11 @@ public enum VMRunner {
         guard options.timeout >= 0, options.timeout.isFinite else {
             return fail("--timeout \(options.timeout): must be 0 (no limit) or a positive number of seconds")
         }
-        let boot: BootSource
-        switch bootSource(options) {
-        case .success(let source): boot = source
-        case .failure(let message): return fail(message.text)
-        }
-        let isTiny = options.tiny != nil
         let console = FileConsoleSink(fd: options.json ? 2 : 1)
-        let config = VMConfig(boot: boot,
-                              memoryMiB: options.memory ?? (isTiny ? VMConfig.defaultTinyMemoryMiB : VMConfig.defaultLinuxMemoryMiB),
-                              vcpus: options.vcpus,
-                              timeoutNanoseconds: options.timeout > 0 ? UInt64(options.timeout * 1e9) : nil)
         let machine: Machine
-        do {
-            machine = try Machine.build(config, console: console, processStart: processStart, kvmPath: options.kvmDevice)
-        } catch {
-            return fail(error.description)
+        switch buildMachine(options, console: console, processStart: processStart) {
+        case .success(let built): machine = built
+        case .failure(let message): return fail(message.text)
         }
         let report = machine.run()
         describe(report.outcome)
@@ -47,6 +36,25 @@ public enum VMRunner {
     }
 
     struct Message: Error { let text: String }
+
+    /// Reads the images and builds the machine. The image bytes live only inside this call: once
+    /// they are in guest RAM they are released, not held for the whole run.
+    static func buildMachine(_ options: VMRunOptions, console: FileConsoleSink, processStart: UInt64?) -> Result<Machine, Message> {
+        let boot: BootSource
+        switch bootSource(options) {
+        case .success(let source): boot = source
+        case .failure(let message): return .failure(message)
+        }
+        let config = VMConfig(boot: boot,
+                              memoryMiB: options.memory ?? (options.tiny != nil ? VMConfig.defaultTinyMemoryMiB : VMConfig.defaultLinuxMemoryMiB),
+                              vcpus: options.vcpus,
+                              timeoutNanoseconds: options.timeout > 0 ? UInt64(options.timeout * 1e9) : nil)
+        do {
+            return .success(try Machine.build(config, console: console, processStart: processStart, kvmPath: options.kvmDevice))
+        } catch {
+            return .failure(Message(text: error.description))
+        }
+    }
 
     /// What to boot: a tiny guest, or Linux with its kernel, initramfs and command line.
     static func bootSource(_ options: VMRunOptions) -> Result<BootSource, Message> {
