@@ -69,7 +69,7 @@ public enum LinuxLoader {
         }
 
         // The kernel: everything after the setup sectors, at 1 MiB; it needs init_size bytes there.
-        let payload = Array(image[header.setupBytes...])
+        let payload = image[header.setupBytes...]
         let kernelEnd = LinuxLayout.kernel.value + UInt64(max(payload.count, Int(header.initSize)))
         let ramEnd = memory.regions.first(where: { $0.start <= LinuxLayout.kernel && LinuxLayout.kernel.value < $0.end })?.end ?? 0
         guard kernelEnd <= ramEnd else {

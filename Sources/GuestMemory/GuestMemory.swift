@@ -73,8 +73,13 @@ public final class GuestMemory: @unchecked Sendable {
     }
 
     public func write(_ bytes: [UInt8], at address: GuestAddress) throws(GuestMemoryError) {
+        try write(bytes[...], at: address)
+    }
+
+    /// Writes a slice without copying it first (a kernel's payload is most of its file).
+    public func write(_ bytes: ArraySlice<UInt8>, at address: GuestAddress) throws(GuestMemoryError) {
         let destination = try hostPointer(address, length: bytes.count)
-        bytes.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        bytes.withUnsafeBytes { if let base = $0.baseAddress { destination.copyMemory(from: base, byteCount: $0.count) } }
     }
 
     public func write<T: FixedWidthInteger>(_ value: T, at address: GuestAddress) throws(GuestMemoryError) {

@@ -27,7 +27,13 @@ public final class FileDescriptor: @unchecked Sendable {
     /// Reads until end of file (at most `limit` bytes; a larger file is an error naming it).
     public func readAll(limit: Int = 1 << 30) throws(SystemError) -> [UInt8] {
         var result: [UInt8] = []
-        let chunkSize = 65536
+        // Size the buffer once from fstat: a kernel image is megabytes, and growing an array 64 KiB
+        // at a time copies it over and over on the VM launch path.
+        var info = stat()
+        if fstat(rawValue, &info) == 0, info.st_size > 0, Int(info.st_size) <= limit {
+            result.reserveCapacity(Int(info.st_size))
+        }
+        let chunkSize = 1 << 20
         let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { chunk.deallocate() }
         while true {
