@@ -7,7 +7,8 @@
 set -euo pipefail
 
 profile=${1:-all}
-core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux)
+# acpica-tools: the tests disassemble the microVM's ACPI tables with Intel's iasl.
+core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-tools)
 bench=(crun runc hyperfine qemu-system-x86)
 # Ubuntu packages its kernels under other names; the Debian cloud kernel is what Tandem is verified with.
 if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then bench+=(linux-image-cloud-amd64); fi

@@ -38,6 +38,6 @@ INIT
 chmod +x "$work/root/init"
 (cd "$work/root" && find . | cpio -o -H newc --quiet) > "$work/l1.cpio"
 khz=$(awk -F: '/cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
-timeout 600 qemu-system-x86_64 -M microvm -accel tcg -cpu EPYC -smp 1 -m 2G -nographic -no-reboot \
+timeout 600 qemu-system-x86_64 -M microvm -accel tcg -cpu EPYC -smp ${TANDEM_LAB_SMP:-1} -m 2G -nographic -no-reboot \
   -kernel "$kernel" -initrd "$work/l1.cpio" \
   -append "console=ttyS0 panic=-1 quiet tsc_early_khz=$khz" 2>&1 | grep -v "TCG doesn't support"

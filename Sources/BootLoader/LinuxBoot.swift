@@ -25,6 +25,8 @@ public enum LinuxLayout {
 
 /// boot_params field offsets outside the copied setup header (arch/x86/include/uapi/asm/bootparam.h).
 public enum BootParamsOffset {
+    /// acpi_rsdp_addr (boot protocol 2.14): where the RSDP is, so the kernel need not scan for it.
+    public static let acpiRSDPAddress = 0x070
     public static let extRamdiskImage = 0x0c0
     public static let extRamdiskSize = 0x0c4
     public static let extCmdLinePtr = 0x0c8
@@ -58,7 +60,8 @@ public struct E820Entry: Equatable, Sendable {
 /// page, following the 64-bit boot protocol. It sees only `GuestMemory`; CPU state is the VMM's.
 public enum LinuxLoader {
     public static func load(kernel image: [UInt8], kernelName: String, initrd: [UInt8]?, initrdName: String = "initrd",
-                            commandLine: String, into memory: GuestMemory) throws(BootLoaderError) -> LinuxBoot {
+                            commandLine: String, acpiRSDP: GuestAddress? = nil,
+                            into memory: GuestMemory) throws(BootLoaderError) -> LinuxBoot {
         let header = try BzImageHeader.parse(image, name: kernelName)
 
         // Command line: within the kernel's own limit, and NUL-terminated.
@@ -98,7 +101,8 @@ public enum LinuxLoader {
         }
 
         let e820 = memoryMap(memory)
-        let params = bootParams(header: header, commandLine: LinuxLayout.commandLine, initrd: initrdPlacement, e820: e820)
+        let params = bootParams(header: header, commandLine: LinuxLayout.commandLine, initrd: initrdPlacement, e820: e820,
+                                acpiRSDP: acpiRSDP)
         do {
             try memory.write(cmdline + [0], at: LinuxLayout.commandLine)
             try memory.write(params, at: LinuxLayout.bootParams)
@@ -131,7 +135,8 @@ public enum LinuxLoader {
 
     /// The zero page: the kernel's own setup header with the loader's fields filled in, and the e820 map.
     public static func bootParams(header: BzImageHeader, commandLine: GuestAddress,
-                                  initrd: (address: GuestAddress, size: Int)?, e820: [E820Entry]) -> [UInt8] {
+                                  initrd: (address: GuestAddress, size: Int)?, e820: [E820Entry],
+                                  acpiRSDP: GuestAddress? = nil) -> [UInt8] {
         var page = [UInt8](repeating: 0, count: BootParamsOffset.size)
         page.replaceSubrange(BzImageHeader.Offset.setupSects..<(BzImageHeader.Offset.setupSects + header.bytes.count), with: header.bytes)
         func put<T: FixedWidthInteger>(_ value: T, at offset: Int) {
@@ -151,6 +156,7 @@ public enum LinuxLoader {
             put(UInt32(truncatingIfNeeded: initrd.address.value >> 32), at: BootParamsOffset.extRamdiskImage)
             put(UInt32(truncatingIfNeeded: UInt64(initrd.size) >> 32), at: BootParamsOffset.extRamdiskSize)
         }
+        if let acpiRSDP { put(acpiRSDP.value, at: BootParamsOffset.acpiRSDPAddress) }
         let count = min(e820.count, BootParamsOffset.e820MaxEntries)
         put(UInt8(count), at: BootParamsOffset.e820Entries)
         for (index, entry) in e820.prefix(count).enumerated() {

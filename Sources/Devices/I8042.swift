@@ -32,6 +32,8 @@ public final class I8042: BusDevice, @unchecked Sendable {
     public static let statusOutputFull: UInt8 = 0x01
     public static let statusSystemFlag: UInt8 = 0x04
     public static let statusCommand: UInt8 = 0x08
+    /// The keyboard is not inhibited (no key lock): without it Linux warns "Keylock active".
+    public static let statusNotInhibited: UInt8 = 0x10
 
     private let lock = Lock()
     private weak var reset: ResetLine?
@@ -48,7 +50,7 @@ public final class I8042: BusDevice, @unchecked Sendable {
             switch offset {
             case 0: return output.isEmpty ? 0 : output.removeFirst()
             case 4:
-                var status = Self.statusSystemFlag
+                var status = Self.statusSystemFlag | Self.statusNotInhibited
                 if !output.isEmpty { status |= Self.statusOutputFull }
                 if lastWasCommand { status |= Self.statusCommand }
                 return status

@@ -23,9 +23,10 @@ enum LinuxSetup {
 
     /// The kernel command line Tandem starts with; the user's --cmdline is appended.
     /// console on COM1, reboot through the i8042 (which ends the VM), reboot at once on panic, no PCI
-    /// bus to probe, no PS/2 devices, and `tandem.ports=1` so tandem-init uses the control ports.
+    /// bus to probe, no PS/2 mouse, and `tandem.ports=1` so tandem-init uses the control ports. The
+    /// i8042 is found through the DSDT (PNP0303), which is also what maps its interrupt.
     static let baseCommandLine = "console=ttyS0 reboot=k panic=-1 pci=off 8250.nr_uarts=1 "
-        + "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd tandem.ports=1"
+        + "i8042.noaux i8042.nomux i8042.dumbkbd tandem.ports=1"
 
     /// MSRs Linux expects to find in a sane state at entry (Firecracker's boot set).
     static let bootMSRs: [(index: UInt32, value: UInt64)] = [
@@ -73,13 +74,16 @@ enum LinuxSetup {
         return entries
     }
 
-    /// Everything a vCPU needs before the kernel's first instruction.
+    /// Everything a vCPU needs before the kernel's first instruction. Only the boot processor
+    /// (vCPU 0) gets registers: the others wait in KVM for the INIT/SIPI the kernel sends them,
+    /// which resets them into its real-mode trampoline.
     static func prepare(_ vcpu: VCPU, of count: Int, supportedCPUID: [kvm_cpuid_entry2], memory: GuestMemory, boot: LinuxBoot) throws {
         try vcpu.setCPUID(cpuid(supportedCPUID, vcpu: vcpu.id, of: count))
         try vcpu.setMSRs(bootMSRs)
         try vcpu.resetFPU()
-        // LINT0 delivers the 8259's interrupts (ExtINT), LINT1 is NMI: the virtual-wire mode a
-        // kernel without an MP table or ACPI relies on.
+        guard vcpu.id == 0 else { return }
+        // LINT0 delivers the 8259's interrupts (ExtINT), LINT1 is NMI: the virtual-wire mode the
+        // kernel starts in before it switches to the IOAPIC the MADT describes.
         try vcpu.editLAPIC { registers in
             func edit(_ offset: Int, mode: UInt32) {
                 var value = (0..<4).reduce(UInt32(0)) { $0 | UInt32(registers[offset + $1]) << (8 * $1) }

@@ -96,9 +96,6 @@ public final class Machine: @unchecked Sendable {
             guard config.vcpus >= 1, config.vcpus <= hostCPUs else {
                 throw .invalidVCPUs(requested: config.vcpus, reason: "must be between 1 and this host's \(hostCPUs) CPUs")
             }
-            guard config.vcpus == 1 else {
-                throw .invalidVCPUs(requested: config.vcpus, reason: "more than one vCPU needs ACPI tables (the Debian cloud kernel ignores MP tables), which Tandem does not write yet")
-            }
         case .flat:
             guard requested >= VMConfig.minimumTinyMemoryMiB else {
                 throw .invalidMemory(requestedMiB: requested, reason: "a tiny guest needs at least \(VMConfig.minimumTinyMemoryMiB) MiB")
@@ -145,11 +142,15 @@ public final class Machine: @unchecked Sendable {
                 throw .system(SystemError("setup", "\(error)", errno: EINVAL))
             }
         case .linux(let kernel, let kernelName, let initrd, let initrdName, let commandLine):
+            // ACPI tables describe the vCPUs and the IOAPIC (the cloud kernel ignores MP tables).
+            do {
+                for table in ACPITables.build(cpus: vcpus.count) { try memory.write(table.bytes, at: table.address) }
+            } catch { throw .memory(error) }
             let boot: LinuxBoot
             do {
                 boot = try LinuxLoader.load(kernel: kernel, kernelName: kernelName, initrd: initrd, initrdName: initrdName,
                                             commandLine: LinuxSetup.baseCommandLine + (commandLine.isEmpty ? "" : " " + commandLine),
-                                            into: memory)
+                                            acpiRSDP: ACPITables.rsdpAddress, into: memory)
             } catch { throw .boot(error) }
             do {
                 let supported = try vm.system.supportedCPUID()
