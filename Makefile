@@ -52,7 +52,7 @@ demo: deps guests build image
 	@python3 scripts/bench_launch.py --runs 10 --no-containers
 
 lab: deps guests image
-	scripts/lab-nested.sh --workload compute --cmdline "quiet tandem.args=1000000"
+	$(RELEASE_BIN) lab nested --workload compute --args 1000000 --cmdline quiet --compare-qemu
 
 test: deps guests image
 	$(SWIFT) build --build-tests

@@ -25,16 +25,18 @@ let package = Package(
         .target(name: "HostOS", dependencies: ["CLinux"]),
         .target(name: "KVM", dependencies: ["CKVM", "HostOS"]),
         .target(name: "GuestMemory", dependencies: ["HostOS"]),
-        .target(name: "BootLoader", dependencies: ["GuestMemory"]),
+        .target(name: "BootLoader", dependencies: ["GuestMemory", "HostOS"]),
         .target(name: "Devices", dependencies: ["GuestABI", "HostOS"]),
         .target(name: "MicroVM", dependencies: ["KVM", "GuestMemory", "BootLoader", "Devices", "HostOS", "GuestABI"]),
         .target(name: "HostFacts", dependencies: ["KVM", "HostOS"]),
         .target(name: "GuestImages", dependencies: ["HostOS"]),
         // The launch path: what `tandem vm run` needs, and nothing that costs start time (no
         // ArgumentParser, no Foundation). `tandem` is this plus main.swift.
-        .target(name: "TandemLaunch", dependencies: ["MicroVM", "HostFacts", "HostOS"]),
+        .target(name: "TandemLaunch", dependencies: ["MicroVM", "BootLoader", "HostFacts", "HostOS"]),
+        // `tandem lab nested`: an emulated L1 with SVM, for hosts without hardware virtualisation.
+        .target(name: "NestedLab", dependencies: ["GuestImages", "HostOS", "TandemLaunch"]),
         .target(name: "TandemCLI", dependencies: [
-            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages",
+            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tandem", dependencies: ["TandemLaunch"]),

@@ -56,14 +56,17 @@ public struct BzImageHeader: Equatable, Sendable {
     public var versionText: String { "\(version >> 8).\(version & 0xff)" }
 
     /// Parses and validates; every error names the image and what is wrong with it.
-    public static func parse(_ image: [UInt8], name: String) throws(BootLoaderError) -> BzImageHeader {
+    /// `image` holds at least the file's first 4 KiB (or all of it); `fileSize` is the whole
+    /// file's size when `image` is only its beginning.
+    public static func parse(_ image: [UInt8], fileSize: Int? = nil, name: String) throws(BootLoaderError) -> BzImageHeader {
+        let fileSize = fileSize ?? image.count
         func u8(_ offset: Int) -> UInt8 { image[offset] }
         func u16(_ offset: Int) -> UInt16 { UInt16(image[offset]) | UInt16(image[offset + 1]) << 8 }
         func u32(_ offset: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(image[offset + $1]) << (8 * $1) } }
         func u64(_ offset: Int) -> UInt64 { UInt64(u32(offset)) | UInt64(u32(offset + 4)) << 32 }
 
         guard image.count >= Offset.minimumEnd else {
-            throw .notBzImage(image: name, reason: "it is \(image.count) bytes, too short to hold a setup header")
+            throw .notBzImage(image: name, reason: "it is \(fileSize) bytes, too short to hold a setup header")
         }
         guard u16(Offset.bootFlag) == bootFlagValue, u32(Offset.magic) == magicValue else {
             throw .notBzImage(image: name, reason: "no boot flag 0xAA55 at 0x1fe and \"HdrS\" at 0x202")
@@ -90,8 +93,8 @@ public struct BzImageHeader: Equatable, Sendable {
         guard header.xloadFlags & xlfKernel64 != 0 else {
             throw .not64Bit(image: name)
         }
-        guard image.count > header.setupBytes else {
-            throw .notBzImage(image: name, reason: "it is truncated: \(image.count) bytes, but its setup alone is \(header.setupBytes)")
+        guard fileSize > header.setupBytes else {
+            throw .notBzImage(image: name, reason: "it is truncated: \(fileSize) bytes, but its setup alone is \(header.setupBytes)")
         }
         return header
     }

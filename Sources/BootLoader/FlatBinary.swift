@@ -10,6 +10,8 @@ public enum BootLoaderError: Error, CustomStringConvertible, Equatable {
     case commandLineTooLong(length: Int, maximum: Int)
     case kernelTooLarge(image: String, needed: UInt64, memoryEnd: UInt64)
     case initrdTooLarge(image: String, size: Int, room: Int, ceiling: UInt64, initrdAddressMax: UInt32)
+    /// The image could not be opened or read; `reason` is the whole message.
+    case unreadable(image: String, reason: String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,8 @@ public enum BootLoaderError: Error, CustomStringConvertible, Equatable {
             return "kernel \(image) speaks boot protocol \(version); Tandem needs 2.12 or later (Linux 3.8+) for the 64-bit entry"
         case .not64Bit(let image):
             return "kernel \(image) has no 64-bit entry point (XLF_KERNEL_64 is not set): build it for x86_64"
+        case .unreadable(_, let reason):
+            return reason
         case .commandLineTooLong(let length, let maximum):
             return "kernel command line is \(length) bytes; this kernel accepts at most \(maximum)"
         case .kernelTooLarge(let image, let needed, let memoryEnd):

@@ -59,10 +59,21 @@ public struct E820Entry: Equatable, Sendable {
 /// Loads a bzImage, an optional initrd and a command line into guest memory and writes the zero
 /// page, following the 64-bit boot protocol. It sees only `GuestMemory`; CPU state is the VMM's.
 public enum LinuxLoader {
-    public static func load(kernel image: [UInt8], kernelName: String, initrd: [UInt8]?, initrdName: String = "initrd",
+    /// Enough of a bzImage's start to hold the boot sector and the setup header.
+    static let headerReadSize = 0x1000
+
+    /// Convenience for images already in memory (tests).
+    public static func load(kernel: [UInt8], kernelName: String, initrd: [UInt8]?, initrdName: String = "initrd",
                             commandLine: String, acpiRSDP: GuestAddress? = nil,
                             into memory: GuestMemory) throws(BootLoaderError) -> LinuxBoot {
-        let header = try BzImageHeader.parse(image, name: kernelName)
+        try load(kernel: InMemoryImage(kernel, name: kernelName), initrd: initrd.map { InMemoryImage($0, name: initrdName) },
+                 commandLine: commandLine, acpiRSDP: acpiRSDP, into: memory)
+    }
+
+    public static func load(kernel image: any BootImage, initrd: (any BootImage)?, commandLine: String, acpiRSDP: GuestAddress? = nil,
+                            into memory: GuestMemory) throws(BootLoaderError) -> LinuxBoot {
+        let kernelName = image.name
+        let header = try BzImageHeader.parse(try image.read(0..<headerReadSize), fileSize: image.count, name: kernelName)
 
         // Command line: within the kernel's own limit, and NUL-terminated.
         let cmdline = Array(commandLine.utf8)
@@ -72,15 +83,13 @@ public enum LinuxLoader {
         }
 
         // The kernel: everything after the setup sectors, at 1 MiB; it needs init_size bytes there.
-        let payload = image[header.setupBytes...]
-        let kernelEnd = LinuxLayout.kernel.value + UInt64(max(payload.count, Int(header.initSize)))
+        let payloadCount = image.count - header.setupBytes
+        let kernelEnd = LinuxLayout.kernel.value + UInt64(max(payloadCount, Int(header.initSize)))
         let ramEnd = memory.regions.first(where: { $0.start <= LinuxLayout.kernel && LinuxLayout.kernel.value < $0.end })?.end ?? 0
         guard kernelEnd <= ramEnd else {
             throw .kernelTooLarge(image: kernelName, needed: kernelEnd, memoryEnd: ramEnd)
         }
-        do { try memory.write(payload, at: LinuxLayout.kernel) } catch {
-            throw .kernelTooLarge(image: kernelName, needed: kernelEnd, memoryEnd: ramEnd)
-        }
+        try image.copy(from: header.setupBytes, into: memory, at: LinuxLayout.kernel)
 
         // The initrd: page-aligned, as high as RAM and initrd_addr_max allow, above the kernel.
         var initrdPlacement: (address: GuestAddress, size: Int)?
@@ -89,14 +98,11 @@ public enum LinuxLoader {
             let size = UInt64(initrd.count)
             guard size <= ceiling, (ceiling - size) & ~0xfff >= kernelEnd else {
                 let room = ceiling > kernelEnd ? ceiling - kernelEnd : 0
-                throw .initrdTooLarge(image: initrdName, size: initrd.count, room: Int(room),
+                throw .initrdTooLarge(image: initrd.name, size: initrd.count, room: Int(room),
                                       ceiling: ceiling, initrdAddressMax: header.initrdAddressMax)
             }
             let address = GuestAddress((ceiling - size) & ~0xfff)
-            do { try memory.write(initrd, at: address) } catch {
-                throw .initrdTooLarge(image: initrdName, size: initrd.count, room: 0, ceiling: ceiling,
-                                      initrdAddressMax: header.initrdAddressMax)
-            }
+            try initrd.copy(from: 0, into: memory, at: address)
             initrdPlacement = (address, initrd.count)
         }
 

@@ -1,4 +1,7 @@
 import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A guest-physical address. A distinct type so host pointers and guest addresses never mix.
 public struct GuestAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -33,10 +36,12 @@ public final class GuestMemoryRegion: @unchecked Sendable {
     public var host: UnsafeMutableRawPointer { mapping.base }
     public var end: UInt64 { start.value + UInt64(size) }
 
-    init(start: GuestAddress, size: Int) throws(GuestMemoryError) {
+    init(start: GuestAddress, size: Int, hugePages: Bool) throws(GuestMemoryError) {
         self.start = start
         self.size = size
         do { mapping = try MemoryMapping.anonymous(size: size, label: "guest RAM at \(start)") } catch { throw .system(error) }
+        // Advice only: where THP is off ("never") the kernel ignores it and 4 KiB pages are used.
+        if hugePages { _ = madvise(mapping.base, size, MADV_HUGEPAGE) }
     }
 
     func contains(_ address: UInt64, length: Int) -> Bool {
@@ -49,14 +54,15 @@ public final class GuestMemoryRegion: @unchecked Sendable {
 public final class GuestMemory: @unchecked Sendable {
     public let regions: [GuestMemoryRegion]
 
-    /// Allocates RAM for each (start, size) range; ranges must not overlap.
-    public init(ranges: [(start: GuestAddress, size: Int)]) throws(GuestMemoryError) {
+    /// Allocates RAM for each (start, size) range; ranges must not overlap. `hugePages` asks for
+    /// transparent huge pages (fewer faults when much is touched, but each touch commits 2 MiB).
+    public init(ranges: [(start: GuestAddress, size: Int)], hugePages: Bool = false) throws(GuestMemoryError) {
         var regions: [GuestMemoryRegion] = []
         for range in ranges.sorted(by: { $0.start < $1.start }) {
             if let last = regions.last, range.start.value < last.end {
                 throw .outOfBounds(address: range.start, length: range.size)
             }
-            regions.append(try GuestMemoryRegion(start: range.start, size: range.size))
+            regions.append(try GuestMemoryRegion(start: range.start, size: range.size, hugePages: hugePages))
         }
         self.regions = regions
     }

@@ -10,6 +10,8 @@ public indirect enum JSON: Equatable, Sendable {
     case array([JSON])
     /// Keys keep the order given, so output is stable and reads in a sensible order.
     case object([(String, JSON)])
+    /// JSON text someone else serialized (e.g. a child's report), inserted as is.
+    case verbatim(String)
 
     public static func == (lhs: JSON, rhs: JSON) -> Bool { lhs.serialized() == rhs.serialized() }
 
@@ -29,6 +31,7 @@ public indirect enum JSON: Equatable, Sendable {
         case .double(let value):
             out += value.isFinite ? String(value) : "null"
         case .string(let value): JSON.quote(value, into: &out)
+        case .verbatim(let text): out += text
         case .array(let items):
             if items.isEmpty { out += "[]"; return }
             out += "["

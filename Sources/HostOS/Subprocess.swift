@@ -39,3 +39,76 @@ public enum Subprocess {
         return Result(status: exitStatus, output: String(decoding: bytes, as: UTF8.self))
     }
 }
+
+extension Subprocess {
+    /// How a streamed child ended: its exit status (128+N when killed by signal N), and the
+    /// signal (SIGINT, SIGTERM) that made us stop it, if any.
+    public struct Ending: Sendable {
+        public var status: Int32
+        public var interruptedBy: Int32?
+    }
+
+    /// Runs `path` with stdout and stderr on a pipe and hands each chunk it prints to `output`.
+    /// SIGINT and SIGTERM sent to us are caught for the duration (so the caller can clean up
+    /// afterwards) and passed on to the child as SIGTERM; the child itself starts with them
+    /// unblocked. `timeoutSeconds` (0 = none) also ends the child with SIGTERM, then SIGKILL.
+    public static func stream(_ path: String, _ arguments: [String], timeoutSeconds: Double = 0,
+                              output: ([UInt8]) -> Void) throws(SystemError) -> Ending {
+        var blocked = BlockedSignals([SIGINT, SIGTERM])
+        defer { blocked.restore() }
+        let signals = try SignalFD([SIGINT, SIGTERM])
+        var pipeEnds: [Int32] = [0, 0]
+        guard clinux_pipe_cloexec(&pipeEnds) == 0 else { throw SystemError("pipe2", path) }
+        let reader = FileDescriptor(adopting: pipeEnds[0], label: "pipe from \(path)")
+        var writer: FileDescriptor? = FileDescriptor(adopting: pipeEnds[1], label: "pipe to \(path)")
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, writer!.rawValue, 1)
+        posix_spawn_file_actions_adddup2(&actions, writer!.rawValue, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawnError = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        writer = nil
+        guard spawnError == 0 else { throw SystemError("posix_spawn", path, errno: spawnError) }
+
+        let deadline = timeoutSeconds > 0 ? Clock.monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9) : UInt64.max
+        var interruptedBy: Int32?
+        var terminatedAt: UInt64?
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var open = true
+        while open {
+            var fds = [pollfd(fd: reader.rawValue, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+            let now = Clock.monotonicNanoseconds()
+            // After SIGTERM, give the child 5 s before SIGKILL; keep reading what it prints meanwhile.
+            if let terminatedAt, now > terminatedAt + 5_000_000_000 { kill(pid, SIGKILL) }
+            if terminatedAt == nil, now >= deadline { kill(pid, SIGTERM); terminatedAt = now }
+            let wait = deadline == .max && terminatedAt == nil ? 1000 : 200
+            guard poll(&fds, 2, Int32(wait)) >= 0 || errno == EINTR else { break }
+            if fds[1].revents != 0, let signal = signals.next() {
+                interruptedBy = interruptedBy ?? signal
+                if terminatedAt == nil { kill(pid, SIGTERM); terminatedAt = Clock.monotonicNanoseconds() }
+            }
+            if fds[0].revents != 0 {
+                let count = buffer.withUnsafeMutableBytes { Glibc.read(reader.rawValue, $0.baseAddress, $0.count) }
+                if count > 0 { output(Array(buffer[0..<count])) } else if count == 0 || errno != EINTR { open = false }
+            }
+        }
+        var status: Int32 = 0
+        _ = try retryingOnInterrupt("waitpid", path) { waitpid(pid, &status, 0) }
+        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Ending(status: exitStatus, interruptedBy: interruptedBy)
+    }
+}

@@ -22,6 +22,8 @@ public final class Machine: @unchecked Sendable {
     public let console: FileConsoleSink
     let stop: StopState
     var phases: PhaseTimes
+    /// COM1, which receives the console input.
+    var serial: Serial8250?
 
     /// Where KVM may put the three pages Intel VMX needs for real-mode emulation: just below the
     /// 4 GiB boundary, outside any RAM a guest is given (QEMU and Firecracker use the same address).
@@ -33,6 +35,13 @@ public final class Machine: @unchecked Sendable {
         var phases = PhaseTimes(processStart: processStart)
         let memoryBytes = try validatedMemory(config)
         do {
+            // A Linux guest touches tens of MiB at once (kernel, initrd, its own page tables):
+            // transparent huge pages make that a few faults instead of thousands.
+            let memory = try GuestMemory(ranges: ramRanges(memoryBytes), hugePages: config.isLinux)
+            // Linux images are copied into RAM on a second thread while this one sets up KVM
+            // (the two are independent until the vCPU registers point at the kernel).
+            let imageLoad = try LinuxImageLoad.start(config, into: memory)
+            defer { _ = try? imageLoad?.wait() }
             let system = try KVMSystem(path: kvmPath)
             let vm = try system.createVM()
             try vm.setTSSAddress(tssAddress)
@@ -41,7 +50,6 @@ public final class Machine: @unchecked Sendable {
                 try vm.createIRQChip()
                 try vm.createPIT()
             }
-            let memory = try GuestMemory(ranges: ramRanges(memoryBytes))
             for region in memory.regions {
                 try vm.mapMemory(guestAddress: region.start.value, size: region.size, host: region.host)
             }
@@ -51,7 +59,11 @@ public final class Machine: @unchecked Sendable {
             let machine = Machine(config: config.withoutImages(), vm: vm, memory: memory, vcpus: vcpus, console: console,
                                   stop: try StopState(), phases: phases)
             try machine.attachDevices()
-            try machine.loadBootSource(config.boot)
+            if let imageLoad {
+                try machine.prepareLinux(try imageLoad.wait())
+            } else {
+                try machine.loadBootSource(config.boot)
+            }
             machine.phases.imageLoaded = Clock.monotonicNanoseconds()
             return machine
         } catch let error as KVMError {
@@ -114,6 +126,7 @@ public final class Machine: @unchecked Sendable {
     private func attachDevices() throws(MicroVMError) {
         let interrupt: InterruptLine = config.isLinux ? KVMInterruptLine(vm: vm, gsi: UInt32(TANDEM_COM1_IRQ)) : DisconnectedInterruptLine()
         let serial = Serial8250(sink: console, interrupt: interrupt)
+        self.serial = serial
         do {
             try portBus.register(serial, base: UInt64(TANDEM_COM1_BASE), length: 8, name: "serial 8250 (COM1)")
             try portBus.register(ControlPorts(delegate: stop), base: ControlPorts.base, length: ControlPorts.length,
@@ -141,26 +154,61 @@ public final class Machine: @unchecked Sendable {
             } catch let error as KVMError { throw .kvm(error) } catch let error as GuestMemoryError { throw .memory(error) } catch {
                 throw .system(SystemError("setup", "\(error)", errno: EINVAL))
             }
-        case .linux(let kernel, let kernelName, let initrd, let initrdName, let commandLine):
-            // ACPI tables describe the vCPUs and the IOAPIC (the cloud kernel ignores MP tables).
-            do {
-                for table in ACPITables.build(cpus: vcpus.count) { try memory.write(table.bytes, at: table.address) }
-            } catch { throw .memory(error) }
-            let boot: LinuxBoot
-            do {
-                boot = try LinuxLoader.load(kernel: kernel, kernelName: kernelName, initrd: initrd, initrdName: initrdName,
-                                            commandLine: LinuxSetup.baseCommandLine + (commandLine.isEmpty ? "" : " " + commandLine),
-                                            acpiRSDP: ACPITables.rsdpAddress, into: memory)
-            } catch { throw .boot(error) }
-            do {
-                let supported = try vm.system.supportedCPUID()
-                for vcpu in vcpus {
-                    try LinuxSetup.prepare(vcpu, of: vcpus.count, supportedCPUID: supported, memory: memory, boot: boot)
-                }
-            } catch let error as KVMError { throw .kvm(error) } catch let error as GuestMemoryError { throw .memory(error) } catch {
-                throw .system(SystemError("setup", "\(error)", errno: EINVAL))
-            }
+        case .linux:
+            preconditionFailure("Linux images are loaded by LinuxImageLoad")
         }
+    }
+
+    /// CPU state for the loaded kernel, on every vCPU.
+    private func prepareLinux(_ boot: LinuxBoot) throws(MicroVMError) {
+        do {
+            let supported = try vm.system.supportedCPUID()
+            for vcpu in vcpus {
+                try LinuxSetup.prepare(vcpu, of: vcpus.count, supportedCPUID: supported, memory: memory, boot: boot)
+            }
+        } catch let error as KVMError { throw .kvm(error) } catch let error as GuestMemoryError { throw .memory(error) } catch {
+            throw .system(SystemError("setup", "\(error)", errno: EINVAL))
+        }
+    }
+}
+
+/// Copies a Linux guest's boot pieces into guest RAM on a thread of its own: the ACPI tables,
+/// the kernel, the initrd, the command line and the zero page. It touches only `GuestMemory`.
+final class LinuxImageLoad: @unchecked Sendable {
+    private var thread: HostThread?
+    private var result: Result<LinuxBoot, MicroVMError> = .failure(.system(SystemError("load", "not run", errno: EINVAL)))
+
+    /// Starts loading when `config` boots Linux; nil otherwise.
+    static func start(_ config: VMConfig, into memory: GuestMemory) throws(MicroVMError) -> LinuxImageLoad? {
+        guard case .linux(let kernel, let initrd, let commandLine) = config.boot else { return nil }
+        let load = LinuxImageLoad()
+        let vcpus = config.vcpus
+        do {
+            load.thread = try HostThread(name: "image loader") {
+                load.result = LinuxImageLoad.load(kernel: kernel, initrd: initrd, commandLine: commandLine, vcpus: vcpus, into: memory)
+            }
+        } catch { throw .system(error) }
+        return load
+    }
+
+    /// Waits for the copy to finish (once; later calls return the same result).
+    @discardableResult
+    func wait() throws(MicroVMError) -> LinuxBoot {
+        if let thread { thread.join(); self.thread = nil }
+        return try result.get()
+    }
+
+    static func load(kernel: any BootImage, initrd: (any BootImage)?, commandLine: String, vcpus: Int,
+                     into memory: GuestMemory) -> Result<LinuxBoot, MicroVMError> {
+        // ACPI tables describe the vCPUs and the IOAPIC (the cloud kernel ignores MP tables).
+        do {
+            for table in ACPITables.build(cpus: vcpus) { try memory.write(table.bytes, at: table.address) }
+        } catch { return .failure(.memory(error)) }
+        do {
+            return .success(try LinuxLoader.load(kernel: kernel, initrd: initrd,
+                                                 commandLine: LinuxSetup.baseCommandLine + (commandLine.isEmpty ? "" : " " + commandLine),
+                                                 acpiRSDP: ACPITables.rsdpAddress, into: memory))
+        } catch { return .failure(.boot(error)) }
     }
 }
 

@@ -156,6 +156,8 @@ extension Machine {
     private func waitForStop(signals: SignalFD, start: UInt64) {
         var fds = [pollfd(fd: stop.wake.fd.rawValue, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+        if let input = config.consoleInput { fds.append(pollfd(fd: input, events: Int16(POLLIN), revents: 0)) }
+        var escape = ConsoleEscape()
         while !stop.isStopping {
             var timeout: Int32 = -1
             if let limit = config.timeoutNanoseconds {
@@ -167,6 +169,17 @@ extension Machine {
             if ready < 0 && errno != EINTR { stop.requestStop(.vmmFailed(SystemError("poll", "vm wait").description)); return }
             if fds[1].revents & Int16(POLLIN) != 0, let signal = signals.next() {
                 stop.requestStop(.interrupted(signal: signal))
+            }
+            if fds.count > 2, fds[2].revents != 0 {
+                var buffer = [UInt8](repeating: 0, count: 1024)
+                let count = read(fds[2].fd, &buffer, buffer.count)
+                if count > 0 {
+                    let (bytes, quit) = escape.filter(buffer[0..<count])
+                    serial?.enqueueInput(bytes)
+                    if quit { stop.requestStop(.interrupted(signal: SIGINT)) }
+                } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                    fds.removeLast()  // end of input: the guest keeps running
+                }
             }
         }
     }
@@ -256,5 +269,29 @@ extension Machine {
             total += UInt64(vector.reduce(0) { $0 + Int($1 & 1) }) * UInt64(page)
         }
         return total
+    }
+}
+
+/// QEMU's console escape: Ctrl-A then `x` stops the VM, Ctrl-A Ctrl-A sends one Ctrl-A. With the
+/// terminal in raw mode Ctrl-C goes to the guest (its shell), so this is the way out.
+struct ConsoleEscape {
+    static let prefix: UInt8 = 0x01
+    private var pending = false
+
+    /// The bytes to pass to the guest, and whether the user asked to stop.
+    mutating func filter(_ input: ArraySlice<UInt8>) -> (bytes: [UInt8], quit: Bool) {
+        var out: [UInt8] = []
+        for byte in input {
+            if pending {
+                pending = false
+                if byte == UInt8(ascii: "x") || byte == UInt8(ascii: "X") { return (out, true) }
+                out += byte == Self.prefix ? [Self.prefix] : [Self.prefix, byte]
+            } else if byte == Self.prefix {
+                pending = true
+            } else {
+                out.append(byte)
+            }
+        }
+        return (out, false)
     }
 }

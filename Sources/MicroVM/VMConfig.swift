@@ -1,3 +1,4 @@
+import BootLoader
 import GuestABI
 
 /// The CPU mode a flat guest starts in.
@@ -15,7 +16,8 @@ public enum BootSource: Sendable {
     case flat(image: [UInt8], name: String, mode: CPUMode, argument: UInt64)
     /// A Linux bzImage with an optional initramfs, entered through the 64-bit boot protocol.
     /// `commandLine` is appended to Tandem's base command line (console, reboot, tandem.ports=1).
-    case linux(kernel: [UInt8], kernelName: String, initrd: [UInt8]?, initrdName: String, commandLine: String)
+    /// The images are read straight into guest RAM while the VM is built (see `BootImage`).
+    case linux(kernel: any BootImage, initrd: (any BootImage)?, commandLine: String)
 }
 
 /// Everything that describes one VM run.
@@ -27,6 +29,9 @@ public struct VMConfig: Sendable {
 
     /// Virtual CPUs (Linux guests; a tiny guest always has one).
     public var vcpus: Int
+    /// A host file descriptor whose bytes the guest receives on its serial console (the user's
+    /// terminal, already in raw mode), or nil. Ctrl-A x read from it stops the VM.
+    public var consoleInput: Int32?
 
     public init(boot: BootSource, memoryMiB: Int, vcpus: Int = 1, timeoutNanoseconds: UInt64? = nil) {
         self.boot = boot
@@ -42,8 +47,9 @@ public struct VMConfig: Sendable {
         switch boot {
         case .flat(_, let name, let mode, let argument):
             copy.boot = .flat(image: [], name: name, mode: mode, argument: argument)
-        case .linux(_, let kernelName, _, let initrdName, let commandLine):
-            copy.boot = .linux(kernel: [], kernelName: kernelName, initrd: nil, initrdName: initrdName, commandLine: commandLine)
+        case .linux(let kernel, let initrd, let commandLine):
+            copy.boot = .linux(kernel: InMemoryImage([], name: kernel.name), initrd: initrd.map { InMemoryImage([], name: $0.name) },
+                               commandLine: commandLine)
         }
         return copy
     }

@@ -24,6 +24,7 @@ public enum TinyGuests {
         Entry(name: "triplefault", mode: .long, summary: "executes an invalid instruction with no IDT: a triple fault"),
         Entry(name: "flood", mode: .long, summary: "writes to the console without end"),
         Entry(name: "wild", mode: .long, summary: "pokes random ports and unbacked MMIO, then exits 0"),
+        Entry(name: "echo", mode: .long, summary: "echoes terminal input in upper case until q"),
     ]
 
     public static var names: String { catalog.map(\.name).joined(separator: ", ") }

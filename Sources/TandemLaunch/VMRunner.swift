@@ -1,3 +1,4 @@
+import BootLoader
 import HostFacts
 import HostOS
 import MicroVM
@@ -20,7 +21,12 @@ public enum VMRunner {
         case .success(let built): machine = built
         case .failure(let message): return fail(message.text)
         }
+        // Keys typed on a terminal go to the guest's console (an interactive shell works); the
+        // terminal is raw for the run only.
+        var terminal = RawTerminal(fd: machine.config.consoleInput ?? -1)
+        if terminal.isRaw { StandardError.line("tandem: console input goes to the guest; Ctrl-A x stops the VM") }
         let report = machine.run()
+        terminal.restore()
         describe(report.outcome)
         if options.json {
             let mode = HostFacts.probeKVMMode(kvmPath: options.kvmDevice)
@@ -45,10 +51,11 @@ public enum VMRunner {
         case .success(let source): boot = source
         case .failure(let message): return .failure(message)
         }
-        let config = VMConfig(boot: boot,
+        var config = VMConfig(boot: boot,
                               memoryMiB: options.memory ?? (options.tiny != nil ? VMConfig.defaultTinyMemoryMiB : VMConfig.defaultLinuxMemoryMiB),
                               vcpus: options.vcpus,
                               timeoutNanoseconds: options.timeout > 0 ? UInt64(options.timeout * 1e9) : nil)
+        if isatty(0) == 1 { config.consoleInput = 0 }
         do {
             return .success(try Machine.build(config, console: console, processStart: processStart, kvmPath: options.kvmDevice))
         } catch {
@@ -74,23 +81,18 @@ public enum VMRunner {
         guard let kernelPath = options.kernel ?? LinuxDefaults.kernel() else {
             return .failure(Message(text: "no kernel: pass --kernel PATH, or install Debian's linux-image-cloud-amd64 (make deps)"))
         }
-        let kernel: [UInt8]
-        switch readImage(kernelPath, what: "kernel") {
-        case .success(let bytes): kernel = bytes
-        case .failure(let message): return .failure(message)
-        }
-        var initrd: [UInt8]?
-        let initrdPath = options.initrd ?? LinuxDefaults.initramfs()
-        if let initrdPath {
-            switch readImage(initrdPath, what: "initrd") {
-            case .success(let bytes): initrd = bytes
-            case .failure(let message): return .failure(message)
-            }
+        // Opened, not read: the loader copies them straight into guest RAM.
+        let kernel: FileImage
+        var initrd: FileImage?
+        do {
+            kernel = try FileImage(path: kernelPath, what: "kernel")
+            if let initrdPath = options.initrd ?? LinuxDefaults.initramfs() { initrd = try FileImage(path: initrdPath, what: "initrd") }
+        } catch {
+            return .failure(Message(text: error.description))
         }
         var commandLine = options.cmdline ?? ""
         if let workload = options.workload { commandLine = "tandem.workload=\(workload) " + commandLine }
-        return .success(.linux(kernel: kernel, kernelName: kernelPath, initrd: initrd, initrdName: initrdPath ?? "",
-                               commandLine: commandLine.trimmingTrailingSpaces()))
+        return .success(.linux(kernel: kernel, initrd: initrd, commandLine: commandLine.trimmingTrailingSpaces()))
     }
 
     /// Reads the image, with the checks a user needs named: missing, a directory, empty.
@@ -125,9 +127,9 @@ public enum VMRunner {
 }
 
 /// Where a Linux guest's pieces are found when the command line does not say.
-enum LinuxDefaults {
+public enum LinuxDefaults {
     /// The newest Debian cloud kernel in /boot.
-    static func kernel() -> String? {
+    public static func kernel() -> String? {
         guard let directory = opendir("/boot") else { return nil }
         defer { closedir(directory) }
         var names: [String] = []
@@ -139,7 +141,7 @@ enum LinuxDefaults {
     }
 
     /// The image `tandem image build` wrote.
-    static func initramfs() -> String? {
+    public static func initramfs() -> String? {
         TinyGuests.buildDirectory(named: "image").map { $0 + "/initramfs.cpio" }.flatMap { Files.kind($0) == .regular ? $0 : nil }
     }
 }

@@ -5,22 +5,14 @@ enum Lab {
     static let kernel: String? = (try? FileManager.default.contentsOfDirectory(atPath: "/boot"))?
         .filter { $0.hasPrefix("vmlinuz-") && $0.hasSuffix("-cloud-amd64") }.sorted().last.map { "/boot/" + $0 }
     static let qemu = FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64")
-    static let releaseBuilt = FileManager.default.isExecutableFile(atPath: Tandem.repository.appendingPathComponent(".build/release/tandem").path)
     static let imageBuilt = FileManager.default.fileExists(atPath: Tandem.repository.appendingPathComponent("guest-images/build/image/initramfs.cpio").path)
+    static let labTimeBuilt = FileManager.default.fileExists(atPath: Tandem.repository.appendingPathComponent("guest-images/build/lab/lab-time").path)
 
-    /// Runs scripts/lab-nested.sh and returns what L1 printed.
-    static func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = Tandem.repository.appendingPathComponent("scripts/lab-nested.sh")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return output
+    /// `tandem lab nested ... --verbose --json`: the report (stdout) and L1's console (stderr).
+    static func run(_ arguments: [String]) throws -> (status: Int32, report: [String: Any], console: String) {
+        let result = try Tandem.run(["lab", "nested", "--verbose", "--json", "--cmdline", "quiet"] + arguments)
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        return (result.status, report, result.stderr)
     }
 }
 
@@ -54,27 +46,59 @@ struct LinuxInputTests {
 }
 
 @Suite("Linux microVM in the nested lab (QEMU TCG + kvm-amd)",
-       .enabled(if: Lab.kernel != nil && Lab.qemu && Lab.releaseBuilt && Lab.imageBuilt,
-                "needs linux-image-cloud-amd64, qemu-system-x86, make build and make image"))
+       .enabled(if: Lab.kernel != nil && Lab.qemu && Lab.imageBuilt && Lab.labTimeBuilt,
+                "needs linux-image-cloud-amd64, qemu-system-x86, make guests and make image"))
 struct NestedLabTests {
     @Test("our VMM boots the cloud kernel to tandem-init's ready marker and a clean exit 0")
     func bootHello() throws {
-        let output = try Lab.run(["--workload", "hello", "--cmdline", "quiet"])
-        #expect(output.contains("TANDEM-READY"), "\(output.suffix(3000))")
-        #expect(output.contains("hello from tandem-init"))
-        #expect(output.contains("TANDEM-RESULT workload=hello status=0"))
-        #expect(output.contains("LAB-STATUS 0"))
-        let json = try #require(output.split(whereSeparator: \.isNewline).first { $0.hasPrefix("LAB-JSON ") }?.dropFirst(9))  // the serial line ends in \r\n, one Character
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        let phases = try #require(object["phases_ms"] as? [String: Any])
-        #expect((phases["ready"] as? Double ?? 0) > 0)
-        #expect(object["exit_status"] as? Int == 0)
+        let lab = try Lab.run(["--workload", "hello"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        #expect(lab.console.contains("TANDEM-READY"))
+        #expect(lab.console.contains("hello from tandem-init"))
+        #expect(lab.console.contains("TANDEM-RESULT workload=hello status=0"))
+        #expect(lab.report["schema"] as? String == "tandem.lab/1")
+        #expect(lab.report["completed"] as? Bool == true)
+        let boot = try #require((lab.report["boots"] as? [[String: Any]])?.first)
+        #expect(boot["vmm"] as? String == "tandem" && boot["status"] as? Int == 0)
+        #expect((boot["ready_ms"] as? Double ?? 0) > 0)
+        let vmRun = try #require(boot["report"] as? [String: Any])
+        let phases = try #require(vmRun["phases_ms"] as? [String: Any])
+        for phase in ["vm_created", "image_loaded", "first_run", "ready", "exit"] {
+            #expect((phases[phase] as? Double ?? 0) > 0, "phase \(phase)")
+        }
+        #expect(vmRun["exit_status"] as? Int == 0)
     }
 
-    @Test("the workload's exit status comes back through the EXIT port")
+    @Test("the workload's exit status comes back through the EXIT port and becomes the lab's")
     func exitStatus() throws {
-        let output = try Lab.run(["--workload", "false", "--cmdline", "quiet"])
-        #expect(output.contains("TANDEM-RESULT workload=false status=1"), "\(output.suffix(2000))")
-        #expect(output.contains("LAB-STATUS 1"))
+        let lab = try Lab.run(["--workload", "false"])
+        #expect(lab.console.contains("TANDEM-RESULT workload=false status=1"), "\(lab.console.suffix(2000))")
+        #expect(lab.status == 1)
+    }
+
+    @Test("--vcpus 2: the MADT brings up both vCPUs and the guest counts 2")
+    func twoVCPUs() throws {
+        let lab = try Lab.run(["--workload", "nproc", "--vcpus", "2"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let lines = lab.console.split(whereSeparator: \.isNewline).map(String.init)
+        let ready = try #require(lines.firstIndex(of: "TANDEM-READY"))
+        #expect(lines[ready + 1] == "2", "nproc printed \(lines[ready + 1])")
+        let vmRun = try #require((lab.report["boots"] as? [[String: Any]])?.first?["report"] as? [String: Any])
+        #expect(vmRun["vcpus"] as? Int == 2)
+    }
+}
+
+@Suite("tandem lab nested: input errors")
+struct LabInputTests {
+    @Test("bad options are named, status 125, before anything boots")
+    func errors() throws {
+        for (arguments, message) in [(["--runs", "0"], "--runs 0: must be between 1 and 1000"),
+                                     (["--vcpus", "0"], "--vcpus 0: the lab gives L1 one emulated CPU per L2 vCPU, between 1 and 8"),
+                                     (["--workload", "a/b"], "--workload a/b: a workload is a program name in the guest image's /bin"),
+                                     (["--kernel", "/no/vmlinuz"], "kernel /no/vmlinuz does not exist")] {
+            let result = try Tandem.run(["lab", "nested"] + arguments)
+            #expect(result.status == 125)
+            #expect(result.stderr == "tandem: error: \(message)\n")
+        }
     }
 }

@@ -61,6 +61,44 @@ struct VMRunTests {
         #expect(result.stderr == "tandem: guest stopped by signal 2\n")
     }
 
+    /// Runs tandem on a pseudo-terminal (util-linux `script`), typing `input` after `delay` s.
+    static func onTerminal(_ arguments: [String], input: [String], delay: Double = 0.5) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", ([Tandem.path] + arguments).joined(separator: " "), "/dev/null"]
+        let input = input.map { Data($0.utf8) }
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stdout
+        try process.run()
+        for chunk in input {
+            Thread.sleep(forTimeInterval: delay)
+            stdin.fileHandleForWriting.write(chunk)
+        }
+        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    @Test("keys typed on a terminal reach the guest's UART; the terminal is restored",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs util-linux script"))
+    func terminalInput() throws {
+        let run = try Self.onTerminal(["vm", "run", "--tiny", "echo"], input: ["hey", "q"])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("console input goes to the guest; Ctrl-A x stops the VM"))
+        #expect(run.output.contains("HEY"))
+        #expect(run.output.contains("echo: bye"))
+    }
+
+    @Test("Ctrl-A x stops a guest that reads the terminal: status 130",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs util-linux script"))
+    func terminalEscape() throws {
+        let run = try Self.onTerminal(["vm", "run", "--tiny", "echo"], input: ["a\u{01}x"])
+        #expect(run.status == 130, "\(run.output)")
+        #expect(run.output.contains("A"))
+    }
+
     @Test("a console flood into a pipe nobody drains fast still ends on time")
     func flood() throws {
         let result = try Tandem.run(["vm", "run", "--tiny", "flood", "--timeout", "0.5"])

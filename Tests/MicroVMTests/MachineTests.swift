@@ -135,3 +135,19 @@ struct MachineTests {
         #expect(report.exitStatus == 0)
     }
 }
+
+@Suite("Console escape (Ctrl-A x)")
+struct ConsoleEscapeTests {
+    @Test("Ctrl-A x quits; Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A then another key sends both; split reads work")
+    func escape() {
+        var escape = ConsoleEscape()
+        #expect(escape.filter([0x61, 0x01, 0x78, 0x62][...]) == ([0x61], true))
+        var doubled = ConsoleEscape()
+        #expect(doubled.filter([0x01, 0x01, 0x63][...]) == ([0x01, 0x63], false))
+        var other = ConsoleEscape()
+        #expect(other.filter([0x01, 0x64][...]) == ([0x01, 0x64], false))
+        var split = ConsoleEscape()
+        #expect(split.filter([0x01][...]) == ([], false))
+        #expect(split.filter([0x58][...]) == ([], true))
+    }
+}

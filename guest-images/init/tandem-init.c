@@ -164,7 +164,10 @@ int main(int argc, char **argv) {
     say(RESULT_PREFIX " workload=%s status=%d ms=%.3f\n", workload, status, now_ms() - started);
 
     if (ports) outl((unsigned)status, TANDEM_PORT_EXIT);
-    if (pid1 && cmdline_value("tandem.ports", value, sizeof value)) {
+    /* In a VM (Tandem's, libvirt's, QEMU's: its kernel command line names tandem.workload or
+     * tandem.ports), PID 1 must not return (the kernel would panic): power off. In a container
+     * PID 1 just returns its status, which the runtime reports. */
+    if (pid1 && (cmdline_value("tandem.ports", value, sizeof value) || cmdline_value("tandem.workload", value, sizeof value))) {
         sync();
         reboot(RB_POWER_OFF);
     }

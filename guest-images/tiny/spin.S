@@ -8,3 +8,6 @@ _start:
     movb $1, %al
     outb %al, %dx
 1:  jmp 1b
+
+/* No executable stack (silences ld's warning; the guests have no stack protection anyway). */
+.section .note.GNU-stack,"",@progbits

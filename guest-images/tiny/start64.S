@@ -17,3 +17,6 @@ tiny_exit:
     outl %eax, %dx
 1:  hlt
     jmp 1b
+
+/* No executable stack (silences ld's warning; the guests have no stack protection anyway). */
+.section .note.GNU-stack,"",@progbits

@@ -5,3 +5,6 @@
     .globl _start
 _start:
     ud2
+
+/* No executable stack (silences ld's warning; the guests have no stack protection anyway). */
+.section .note.GNU-stack,"",@progbits

@@ -1,0 +1,77 @@
+import GuestImages
+import HostOS
+
+extension NestedLab {
+    /// L1's root: the guest image (busybox, workloads) with the lab's /init and /lab.
+    static func assemble(_ inputs: LabInputs, _ options: LabOptions) throws(LabError) -> [ImageEntry] {
+        var entries: [ImageEntry]
+        do { entries = try GuestImage.assemble(.init(programs: inputs.programs)).entries } catch { throw LabError(error.description) }
+        entries.removeAll { $0.path == "init" || $0.path == "bin/tandem-init" }
+        var paths = Set(entries.map(\.path))
+
+        func file(_ path: String, from source: String, mode: UInt32 = 0o644) throws(LabError) {
+            let bytes: [UInt8]
+            do { bytes = try Files.read(source) } catch { throw LabError("cannot read \(source): \(error)") }
+            directories(of: path)
+            entries.append(ImageEntry(path: path, kind: .file(bytes), permissions: mode))
+            paths.insert(path)
+        }
+        func directories(of path: String) {
+            var parent = ""
+            for component in path.split(separator: "/").dropLast() {
+                parent += parent.isEmpty ? String(component) : "/" + component
+                if paths.insert(parent).inserted { entries.append(ImageEntry(path: parent, kind: .directory, permissions: 0o755)) }
+            }
+        }
+
+        try file("lab/tandem", from: inputs.tandem, mode: 0o755)
+        try file("lab/lab-time", from: inputs.labTime, mode: 0o755)
+        try file("lab/vmlinuz", from: inputs.kernel)
+        try file("lab/l2.cpio", from: inputs.image)
+        for module in inputs.modules { try file("lab/" + (module.split(separator: "/").last.map(String.init) ?? module), from: module) }
+        // The launcher may be a dynamic build (swift build without -static-executable): bring its libraries.
+        var libraries = try LabInputs.sharedLibraries(of: inputs.tandem)
+        if let qemu = inputs.qemu {
+            try file("lab/qemu-system-x86_64", from: qemu, mode: 0o755)
+            for name in LabInputs.qemuDataFiles { try file("lab/qemu/\(name)", from: "/usr/share/qemu/\(name)") }
+            libraries += try LabInputs.sharedLibraries(of: qemu)
+        }
+        for library in Set(libraries).sorted() where !paths.contains(String(library.dropFirst())) {
+            try file(String(library.dropFirst()), from: library, mode: 0o755)
+        }
+        entries.append(ImageEntry(path: "init", kind: .file(Array(initScript(options, qemu: inputs.qemu != nil).utf8)), permissions: 0o755))
+        return CpioWriter.sorted(entries)
+    }
+
+    /// L1's /init: mount, load kvm-amd, then boot L2 `runs` times per VMM, interleaved.
+    static func initScript(_ options: LabOptions, qemu: Bool) -> String {
+        var extra = options.commandLine
+        if let arguments = options.arguments { extra += (extra.isEmpty ? "" : " ") + "tandem.args=\(arguments)" }
+        let tandem = "/lab/lab-time tandem /lab/tandem vm run --kernel /lab/vmlinuz --initrd /lab/l2.cpio"
+            + " --memory \(options.memoryMiB) --vcpus \(options.vcpus) --timeout \(Int(options.bootTimeoutSeconds)) --json"
+            + " --workload \(options.workload)" + (extra.isEmpty ? "" : " --cmdline '\(extra)'")
+        let qemuLine = "/lab/lab-time qemu /lab/qemu-system-x86_64 -L /lab/qemu -M microvm -enable-kvm -cpu host"
+            + " -m \(options.memoryMiB) -smp \(options.vcpus) -nodefaults -no-user-config -display none -serial stdio"
+            + " -monitor none -no-reboot -kernel /lab/vmlinuz -initrd /lab/l2.cpio"
+            + " -append '\(qemuBaseCommandLine) tandem.workload=\(options.workload)\(extra.isEmpty ? "" : " " + extra)'"
+        return """
+            #!/bin/sh
+            # L1's init, written by `tandem lab nested`.
+            mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+            for module in irqbypass kvm; do
+              insmod /lab/$module.ko || echo "LAB-ERROR insmod $module.ko failed"
+            done
+            insmod /lab/kvm-amd.ko nested=1 npt=1 || echo "LAB-ERROR insmod kvm-amd.ko failed (is L1's CPU an EPYC with SVM?)"
+            [ -c /dev/kvm ] || echo "LAB-ERROR no /dev/kvm in L1"
+            echo "LAB-L1-READY $(cut -d' ' -f1 /proc/uptime)"
+            run=1
+            while [ $run -le \(options.runs) ]; do
+              \(tandem) < /dev/null
+            \(qemu ? "  " + qemuLine + " < /dev/null\n" : "")  run=$((run + 1))
+            done
+            echo LAB-DONE
+            poweroff -f
+
+            """
+    }
+}

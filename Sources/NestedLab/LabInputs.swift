@@ -1,0 +1,121 @@
+import GuestImages
+import HostOS
+import TandemLaunch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why the lab cannot run, naming what is missing and how to get it.
+public struct LabError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// What a lab run boots: the L2 guest and how the lab compares VMMs.
+public struct LabOptions: Sendable {
+    /// The workload tandem-init runs in L2, and its arguments (comma-separated, `tandem.args=`).
+    public var workload = "hello"
+    public var arguments: String?
+    /// Extra L2 kernel command line (both VMMs get the same one).
+    public var commandLine = ""
+    public var vcpus = 1
+    public var memoryMiB = 256
+    /// Boots per VMM; runs are interleaved (tandem, qemu, tandem, qemu, ...).
+    public var runs = 1
+    /// Also boot the same L2 with `qemu-system-x86_64 -M microvm -enable-kvm` inside L1.
+    public var compareQEMU = false
+    /// Per-L2-boot limit, and the whole lab's limit.
+    public var bootTimeoutSeconds = 120.0
+    public var labTimeoutSeconds = 1800.0
+    /// The L2 (and L1) kernel; default: the newest /boot/vmlinuz-*-cloud-amd64.
+    public var kernel: String?
+    public init() {}
+}
+
+/// Everything the L1 image is made of, found on this host.
+struct LabInputs {
+    var kernel: String
+    var release: String
+    /// irqbypass, kvm, kvm-amd, in load order.
+    var modules: [String]
+    /// The `tandem` launcher that runs `vm run` in L1 (beside tandem-cli).
+    var tandem: String
+    /// guest-images/build/lab/lab-time, the stopwatch.
+    var labTime: String
+    /// guest-images/build/bin: tandem-init, busybox and workloads also make L1's root.
+    var programs: String
+    /// The L2 guest image (`tandem image build`).
+    var image: String
+    var qemu: String?
+
+    static let qemuDataFiles = ["bios-microvm.bin", "pvh.bin", "linuxboot_dma.bin", "linuxboot.bin"]
+
+    static func discover(_ options: LabOptions) throws(LabError) -> LabInputs {
+        guard let kernel = options.kernel ?? LinuxDefaults.kernel() else {
+            throw LabError("no kernel: install Debian's linux-image-cloud-amd64 (make deps) or pass --kernel PATH")
+        }
+        guard Files.kind(kernel) == .regular else { throw LabError("kernel \(kernel) does not exist") }
+        let base = kernel.split(separator: "/").last.map(String.init) ?? kernel
+        guard base.hasPrefix("vmlinuz-") else { throw LabError("kernel \(kernel): the lab needs a /boot/vmlinuz-RELEASE whose modules are in /lib/modules/RELEASE") }
+        let release = String(base.dropFirst("vmlinuz-".count))
+        let moduleRoot = "/lib/modules/\(release)/kernel"
+        let modules = ["virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "arch/x86/kvm/kvm-amd.ko"].map { moduleRoot + "/" + $0 }
+        for module in modules where Files.kind(module) != .regular {
+            throw LabError("missing kernel module \(module) (the lab loads kvm-amd in L1 from the kernel's own modules)")
+        }
+        guard Files.which("qemu-system-x86_64") != nil else {
+            throw LabError("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86): it runs L1")
+        }
+        guard let here = Files.currentExecutable().map(Files.directory(of:)) else { throw LabError("cannot find my own executable") }
+        let tandem = here + "/tandem"
+        guard Files.kind(tandem) == .regular else { throw LabError("\(tandem) is missing: build Tandem (make build)") }
+        guard let programs = TinyGuests.buildDirectory(named: "bin"),
+              let labDirectory = TinyGuests.buildDirectory(named: "lab") else {
+            throw LabError("guest programs not found: run `make guests` in the Tandem checkout")
+        }
+        let labTime = labDirectory + "/lab-time"
+        guard Files.kind(labTime) == .regular else { throw LabError("\(labTime) is missing: run `make guests`") }
+        guard let image = LinuxDefaults.initramfs() else {
+            throw LabError("no guest image: run `make image` (tandem image build)")
+        }
+        var qemu: String?
+        if options.compareQEMU {
+            qemu = Files.which("qemu-system-x86_64")
+            for file in qemuDataFiles where Files.kind("/usr/share/qemu/\(file)") != .regular {
+                throw LabError("--compare-qemu needs /usr/share/qemu/\(file) (qemu-system-data)")
+            }
+        }
+        return LabInputs(kernel: kernel, release: release, modules: modules, tandem: tandem, labTime: labTime,
+                         programs: programs, image: image, qemu: qemu)
+    }
+
+    /// The shared libraries `binary` loads, with the dynamic loader, as absolute paths (`ldd`);
+    /// none for a static binary.
+    static func sharedLibraries(of binary: String) throws(LabError) -> [String] {
+        let result: Subprocess.Result
+        do { result = try Subprocess.run("/usr/bin/ldd", [binary]) } catch { throw LabError("ldd \(binary): \(error)") }
+        if result.output.contains("not a dynamic executable") || result.output.contains("statically linked") { return [] }
+        guard result.status == 0 else { throw LabError("ldd \(binary) failed: \(result.output)") }
+        var libraries: [String] = []
+        for line in result.output.split(separator: "\n") {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if let arrow = words.firstIndex(of: "=>"), arrow + 1 < words.count, words[arrow + 1].hasPrefix("/") {
+                libraries.append(String(words[arrow + 1]))
+            } else if let first = words.first, first.hasPrefix("/") {
+                libraries.append(String(first))
+            } else if line.contains("not found") {
+                throw LabError("ldd \(binary): \(line.trimmingCharacters(in: " \t"))")
+            }
+        }
+        return libraries
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        var text = self
+        while let first = text.first, set.contains(first) { text.removeFirst() }
+        while let last = text.last, set.contains(last) { text.removeLast() }
+        return String(text)
+    }
+}

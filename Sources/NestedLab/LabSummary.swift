@@ -1,0 +1,84 @@
+import HostOS
+
+/// Medians per VMM and the ratio Tandem / QEMU, as text and as JSON (schema tandem.lab/1).
+public struct LabSummary {
+    public let outcome: NestedLab.Outcome
+
+    public init(_ outcome: NestedLab.Outcome) { self.outcome = outcome }
+
+    public static func describe(_ boot: NestedLab.Boot) -> String {
+        let ready = boot.readyMs.map { seconds($0) } ?? "never"
+        return "ready \(ready), exit \(seconds(boot.exitMs)), status \(boot.status)"
+    }
+
+    static func seconds(_ ms: Double) -> String {
+        let tenths = Int((ms / 10).rounded())
+        return "\(tenths / 100).\(String(tenths % 100).leftPadded(2)) s"
+    }
+
+    public var vmms: [String] {
+        var seen: [String] = []
+        for boot in outcome.boots where !seen.contains(boot.vmm) { seen.append(boot.vmm) }
+        return seen
+    }
+
+    public static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    func figures(_ vmm: String) -> (ready: [Double], exit: [Double]) {
+        let boots = outcome.boots.filter { $0.vmm == vmm }
+        return (boots.compactMap(\.readyMs), boots.map(\.exitMs))
+    }
+
+    public func text() -> String {
+        var out = "nested lab: L2 = \(outcome.kernel) + Tandem's guest image, on L1's kvm-amd; L1 = the same kernel under QEMU TCG (emulated)\n"
+        for vmm in vmms {
+            let (ready, exit) = figures(vmm)
+            out += "  \(vmm.padded(7)) n=\(exit.count)  ready median \(Self.median(ready).map(Self.seconds) ?? "-")"
+                + " [\(ready.min().map(Self.seconds) ?? "-") – \(ready.max().map(Self.seconds) ?? "-")]"
+                + "  exit median \(Self.median(exit).map(Self.seconds) ?? "-")\n"
+        }
+        if let ratio = readyRatio() { out += "  tandem/qemu ready ratio (medians): \(String(Double(Int(ratio * 1000)) / 1000))\n" }
+        return out
+    }
+
+    public func readyRatio() -> Double? {
+        guard let ours = Self.median(figures("tandem").ready), let theirs = Self.median(figures("qemu").ready), theirs > 0 else { return nil }
+        return ours / theirs
+    }
+
+    public func json(_ options: LabOptions) -> JSON {
+        func stats(_ values: [Double]) -> JSON {
+            .object([("n", .int(Int64(values.count))), ("median", Self.median(values).map { .double($0) } ?? .null),
+                     ("min", values.min().map { .double($0) } ?? .null), ("max", values.max().map { .double($0) } ?? .null)])
+        }
+        return .object([
+            ("schema", .string("tandem.lab/1")),
+            ("lab", .string("nested: L1 QEMU TCG -cpu EPYC + kvm-amd; L2 on L1's /dev/kvm")),
+            ("kernel", .string(outcome.kernel)),
+            ("workload", .string(options.workload)),
+            ("vcpus", .int(Int64(options.vcpus))),
+            ("memory_mib", .int(Int64(options.memoryMiB))),
+            ("completed", .bool(outcome.completed)),
+            ("errors", .array(outcome.errors.map { .string($0) })),
+            ("boots", .array(outcome.boots.map { boot in
+                .object([("vmm", .string(boot.vmm)), ("run", .int(Int64(boot.index))), ("status", .int(Int64(boot.status))),
+                         ("ready_ms", boot.readyMs.map { .double($0) } ?? .null), ("exit_ms", .double(boot.exitMs)),
+                         ("report", boot.report.map { .verbatim($0) } ?? .null)])
+            })),
+            ("summary", .object(vmms.map { vmm in
+                let (ready, exit) = figures(vmm)
+                return (vmm, .object([("ready_ms", stats(ready)), ("exit_ms", stats(exit))]))
+            })),
+            ("tandem_over_qemu_ready", readyRatio().map { .double($0) } ?? .null),
+        ])
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+    func padded(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
+}

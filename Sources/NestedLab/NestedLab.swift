@@ -1,0 +1,145 @@
+import GuestImages
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The nested lab: hardware-style KVM on a host without VT-x/AMD-V (../shared/PLATFORM.md).
+///
+/// L1 is the cloud kernel under QEMU in pure software mode (`-accel tcg -cpu EPYC`: an emulated
+/// AMD CPU with SVM), booted from an initramfs Tandem assembles here: busybox, the kvm modules,
+/// the `tandem` launcher, the L2 kernel and guest image, the lab's stopwatch (lab-time) and, with
+/// `compareQEMU`, QEMU itself with its libraries and firmware. L1's /init loads kvm-amd and boots
+/// L2 `runs` times with each VMM, interleaved, each boot timed by lab-time from spawn to the
+/// ready marker and to exit. Host-side figures of L2 boots are not hardware figures: L1 runs
+/// emulated, so the lab compares VMMs with each other, under the same conditions.
+public enum NestedLab {
+    /// One L2 boot, as lab-time reported it.
+    public struct Boot: Sendable {
+        public var vmm: String
+        public var index: Int
+        public var status: Int
+        /// Spawn → ready marker line, ms (nil: the marker never came).
+        public var readyMs: Double?
+        public var exitMs: Double
+        /// `tandem vm run --json`'s report of this boot (tandem only).
+        public var report: String?
+    }
+
+    public struct Outcome: Sendable {
+        public var boots: [Boot]
+        /// L1 reached its end marker (every boot ran).
+        public var completed: Bool
+        public var l1Status: Int32
+        public var interruptedBy: Int32?
+        public var kernel: String
+        public var consoleTail: [String]
+        /// Errors L1's init reported (module load failures and the like).
+        public var errors: [String]
+    }
+
+    /// The ready marker tandem-init prints (docs/guest-abi.md).
+    public static let readyMarker = "TANDEM-READY"
+    /// What the L2 kernel is told under QEMU: Tandem's base line without its control ports.
+    public static let qemuBaseCommandLine = "console=ttyS0 reboot=k panic=-1 pci=off 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.dumbkbd"
+
+    /// Assembles L1, boots it, and reports every line of its console to `line` as it comes.
+    public static func run(_ options: LabOptions, line: (String) -> Void) throws(LabError) -> Outcome {
+        try validate(options)
+        let inputs = try LabInputs.discover(options)
+        let image = try assemble(inputs, options)
+
+        // One private directory for L1's initramfs, removed on every path.
+        var template = Array("/tmp/tandem-lab.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw LabError("mkdtemp /tmp/tandem-lab.XXXXXX: \(String(cString: strerror(errno)))") }
+        let directory = String(cString: made)
+        defer { unlink(directory + "/l1.cpio"); rmdir(directory) }
+        do { try Files.write(directory + "/l1.cpio", CpioWriter.archive(image)) } catch { throw LabError("cannot write L1's image: \(error)") }
+
+        var boots: [Boot] = []
+        var errors: [String] = []
+        var tail: [String] = []
+        var completed = false
+        var pending: [UInt8] = []
+        var lastReport: String?
+        func take(_ bytes: ArraySlice<UInt8>) {
+            // Serial lines end in \r\n (twice \r when L2's console passes L1's tty); Swift would
+            // treat \r\n as one Character, so lines are cut as bytes.
+            var bytes = bytes
+            while bytes.last == 0x0d { bytes.removeLast() }
+            let clean = String(decoding: bytes, as: UTF8.self)
+            if clean.contains("TCG doesn't support requested feature") { return }
+            tail.append(clean)
+            if tail.count > 40 { tail.removeFirst() }
+            if clean.hasPrefix("{\"schema\":\"tandem.vm-run/") { lastReport = clean }
+            if clean.hasPrefix("LAB-ERROR ") { errors.append(String(clean.dropFirst(10))) }
+            if clean == "LAB-DONE" { completed = true }
+            if clean.hasPrefix("LAB-TIME "), var boot = parseTime(clean) {
+                boot.index = boots.filter { $0.vmm == boot.vmm }.count + 1
+                if boot.vmm == "tandem" { boot.report = lastReport; lastReport = nil }
+                boots.append(boot)
+            }
+            line(clean)
+        }
+        let ending: Subprocess.Ending
+        do {
+            ending = try Subprocess.stream(Files.which("qemu-system-x86_64")!, l1Arguments(inputs, options, initrd: directory + "/l1.cpio"),
+                                           timeoutSeconds: options.labTimeoutSeconds) { bytes in
+                pending += bytes
+                while let newline = pending.firstIndex(of: 0x0a) {
+                    take(pending[..<newline])
+                    pending.removeSubrange(...newline)
+                }
+            }
+        } catch { throw LabError("cannot start L1: \(error)") }
+        if !pending.isEmpty { take(pending[...]) }
+        return Outcome(boots: boots, completed: completed, l1Status: ending.status, interruptedBy: ending.interruptedBy,
+                       kernel: inputs.kernel, consoleTail: tail, errors: errors)
+    }
+
+    static func validate(_ options: LabOptions) throws(LabError) {
+        guard options.runs >= 1, options.runs <= 1000 else { throw LabError("--runs \(options.runs): must be between 1 and 1000") }
+        guard options.vcpus >= 1, options.vcpus <= 8 else {
+            throw LabError("--vcpus \(options.vcpus): the lab gives L1 one emulated CPU per L2 vCPU, between 1 and 8")
+        }
+        guard options.memoryMiB >= 64, options.memoryMiB <= 8192 else {
+            throw LabError("--memory \(options.memoryMiB): the lab boots L2 with 64 to 8192 MiB")
+        }
+        guard !options.workload.isEmpty, options.workload.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw LabError("--workload \(options.workload): a workload is a program name in the guest image's /bin")
+        }
+        for (name, text) in [("--cmdline", options.commandLine), ("--args", options.arguments ?? "")] where text.contains("'") || text.contains("\n") {
+            throw LabError("\(name) \(text): quotes and newlines cannot pass through the lab's L1 shell")
+        }
+    }
+
+    /// QEMU's arguments for L1 (see PLATFORM.md: TCG, an EPYC with SVM, one CPU per L2 vCPU,
+    /// tsc_early_khz so L1's timer calibration does not hang under load).
+    static func l1Arguments(_ inputs: LabInputs, _ options: LabOptions, initrd: String) -> [String] {
+        let memory = max(2048, options.memoryMiB + 1024)
+        return ["-M", "microvm", "-accel", "tcg", "-cpu", "EPYC", "-smp", String(options.vcpus), "-m", "\(memory)M",
+                "-nographic", "-no-reboot", "-kernel", inputs.kernel, "-initrd", initrd,
+                "-append", "console=ttyS0 panic=-1 quiet tsc_early_khz=\(hostKHz())"]
+    }
+
+    /// The host CPU's clock in kHz, from /proc/cpuinfo (0 when unknown).
+    static func hostKHz() -> Int {
+        guard let text = Files.readText("/proc/cpuinfo") else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
+            if let value = line.split(separator: ":").last.flatMap({ Double($0.trimmingCharacters(in: " \t")) }) { return Int(value * 1000) }
+        }
+        return 0
+    }
+
+    /// `LAB-TIME label=L status=N ready_ms=R exit_ms=E`.
+    public static func parseTime(_ line: String) -> Boot? {
+        var fields: [String: String] = [:]
+        for word in line.split(separator: " ").dropFirst() {
+            let pair = word.split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
+        }
+        guard let vmm = fields["label"], let status = fields["status"].flatMap({ Int($0) }),
+              let ready = fields["ready_ms"].flatMap({ Double($0) }), let exit = fields["exit_ms"].flatMap({ Double($0) }) else { return nil }
+        return Boot(vmm: vmm, index: 0, status: status, readyMs: ready < 0 ? nil : ready, exitMs: exit, report: nil)
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import HostOS
+import NestedLab
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tandem lab nested`: boot Linux in Tandem's VMM as L2 inside an emulated L1 that has SVM.
+struct LabNestedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nested",
+        abstract: "Boot a Linux guest with Tandem's VMM inside a nested lab (for hosts without VT-x/AMD-V).",
+        discussion: """
+        L1 is the cloud kernel under QEMU in pure software mode with an emulated AMD EPYC (which has \
+        SVM); L1 loads kvm-amd and runs `tandem vm run` there, booting the same kernel and Tandem's \
+        guest image as L2. With --compare-qemu, L1 also boots L2 with `qemu-system-x86_64 -M microvm \
+        -enable-kvm`, interleaved with Tandem's boots; every boot is timed the same way, from spawn to \
+        the ready marker and to exit. L1 itself is emulated, so these are figures to compare VMMs, not \
+        hardware speed. Exit status: 0 when every boot ran and Tandem's boots ended with status 0.
+        """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The workload tandem-init runs in L2.", valueName: "name"))
+    var workload = "hello"
+
+    @Option(name: .long, help: ArgumentHelp("Its arguments, comma-separated (tandem.args=).", valueName: "a,b"))
+    var args: String?
+
+    @Option(name: .long, help: ArgumentHelp("Appended to L2's kernel command line (both VMMs).", valueName: "text"))
+    var cmdline = ""
+
+    @Option(name: .long, help: "L2's vCPUs (L1 gets as many emulated CPUs).")
+    var vcpus = 1
+
+    @Option(name: .long, help: ArgumentHelp("L2's RAM.", valueName: "MiB"))
+    var memory = 256
+
+    @Option(name: .long, help: "Boots per VMM, interleaved.")
+    var runs = 1
+
+    @Flag(name: .long, help: "Also boot L2 with QEMU's microvm machine and compare.")
+    var compareQemu = false
+
+    @Option(name: .long, help: ArgumentHelp("L1 and L2 kernel (default: the newest /boot/vmlinuz-*-cloud-amd64).", valueName: "path"))
+    var kernel: String?
+
+    @Option(name: .long, help: ArgumentHelp("Stop the whole lab after this long.", valueName: "seconds"))
+    var timeout: Double = 1800
+
+    @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
+    var verbose = false
+
+    @Flag(name: .long, help: "Print a JSON report (schema tandem.lab/1) on stdout; progress goes to stderr.")
+    var json = false
+
+    /// One line of L1's console: all of it with --verbose, else what tells the user how far it got.
+    func progress(_ line: String) {
+        let say: (String) -> Void = json ? { StandardError.line($0) } : { StandardOutput.write($0 + "\n") }
+        if verbose { say(line); return }
+        if line.hasPrefix("LAB-L1-READY ") { say("lab: L1 up after \(line.dropFirst(13)) s (its own clock); kvm-amd loaded") }
+        if line.hasPrefix("LAB-ERROR ") { say("lab: " + String(line.dropFirst(10))) }
+        if line.hasPrefix("LAB-TIME "), let boot = NestedLab.parseTime(line) { say("lab: \(boot.vmm): " + LabSummary.describe(boot)) }
+    }
+
+    func run() throws {
+        var options = LabOptions()
+        options.workload = workload
+        options.arguments = args
+        options.commandLine = cmdline
+        options.vcpus = vcpus
+        options.memoryMiB = memory
+        options.runs = runs
+        options.compareQEMU = compareQemu
+        options.kernel = kernel
+        options.labTimeoutSeconds = timeout
+        let outcome: NestedLab.Outcome
+        switch Result(catching: { () throws(LabError) in try NestedLab.run(options, line: progress) }) {
+        case .success(let value): outcome = value
+        case .failure(let error): throw fail(error.description)
+        }
+        let summary = LabSummary(outcome)
+        if json {
+            StandardOutput.write(summary.json(options).serialized() + "\n")
+        } else {
+            StandardOutput.write(summary.text())
+        }
+        if let signal = outcome.interruptedBy { throw ExitCode(128 + signal) }
+        guard outcome.completed, outcome.errors.isEmpty else {
+            if !verbose { StandardError.write(outcome.consoleTail.suffix(15).map { "  | " + $0 + "\n" }.joined()) }
+            throw fail("the lab did not finish (L1 exited with status \(outcome.l1Status)): " + (outcome.errors.first ?? "see L1's last lines above"))
+        }
+        let tandemBoots = outcome.boots.filter { $0.vmm == "tandem" }
+        if let bad = tandemBoots.first(where: { $0.status != 0 }) { throw ExitCode(Int32(bad.status)) }
+    }
+}

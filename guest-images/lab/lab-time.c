@@ -1,0 +1,78 @@
+/*
+ * lab-time: the stopwatch of the nested lab (`tandem lab nested`), run inside L1.
+ *
+ *   lab-time LABEL CMD ARGS...
+ *
+ * Starts CMD with its stdout and stderr on a pipe, copies everything it prints to our stdout,
+ * and notes CLOCK_MONOTONIC at three points: just before posix_spawn, when a line starting with
+ * the ready marker (TANDEM-READY) arrives, and when CMD has exited. Then prints one line:
+ *
+ *   LAB-TIME label=LABEL status=N ready_ms=R exit_ms=E
+ *
+ * (ready_ms=-1 when the marker never came). Every VMM the lab compares is measured by this same
+ * program in the same way, so the figures differ only by what the VMMs do.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: lab-time LABEL CMD ARGS...\n");
+        return 2;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) { perror("lab-time: pipe2"); return 2; }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+
+    double start = now_ms(), ready = -1;
+    pid_t pid;
+    int error = posix_spawn(&pid, argv[2], &actions, NULL, argv + 2, environ);
+    close(fds[1]);
+    if (error != 0) { fprintf(stderr, "lab-time: posix_spawn(%s): %s\n", argv[2], strerror(error)); return 2; }
+
+    /* Scan for the marker at line starts while passing the bytes through. */
+    static const char marker[] = "TANDEM-READY";
+    size_t matched = 0;
+    int at_line_start = 1;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buffer, sizeof buffer)) > 0) {
+        for (ssize_t i = 0; i < n && ready < 0; i++) {
+            char c = buffer[i];
+            if (at_line_start || matched > 0) {
+                if (c == marker[matched]) {
+                    if (++matched == sizeof marker - 1) ready = now_ms();
+                    at_line_start = 0;
+                    continue;
+                }
+                matched = 0;
+            }
+            at_line_start = c == '\n';
+        }
+        if (write(1, buffer, n) < 0) { /* our reader is gone: keep timing */ }
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) { }
+    double exited = now_ms();
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    printf("LAB-TIME label=%s status=%d ready_ms=%.3f exit_ms=%.3f\n", argv[1], code,
+           ready < 0 ? -1.0 : ready - start, exited - start);
+    return 0;
+}
