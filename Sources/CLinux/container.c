@@ -1,0 +1,256 @@
+/*
+ * The container's first process, from clone() to execve(), and `exec` into a running container.
+ * See clinux_container.h for the protocol with the Swift parent. Only system calls and
+ * async-signal-safe libc functions are used after clone.
+ */
+#define _GNU_SOURCE
+#include "clinux_container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/capability.h>
+
+/* Writes "step(argument): ERRNAME" to the error pipe and ends the child. */
+static void fail(int error_fd, const char *step, const char *argument) {
+    int saved = errno;
+    char message[1024];
+    const char *name = strerrorname_np(saved);
+    int length = snprintf(message, sizeof message, "%s(%s): %s", step, argument ? argument : "", name ? name : "unknown error");
+    if (length > 0) {
+        ssize_t ignored = write(error_fd, message, (size_t)length < sizeof message ? (size_t)length : sizeof message - 1);
+        (void)ignored;
+    }
+    _exit(127);
+}
+
+/* dir + path, for paths under the new root before pivot_root. */
+static void join(char *out, size_t size, const char *root, const char *path) {
+    snprintf(out, size, "%s%s", root, path);
+}
+
+static int mkdir_p(char *path, mode_t mode) {
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        int r = mkdir(path, mode);
+        *p = '/';
+        if (r != 0 && errno != EEXIST) return -1;
+    }
+    if (mkdir(path, mode) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static void make_target(const struct clinux_container *c, char *target, int kind) {
+    if (kind == 0) return;
+    if (kind == 1) {
+        if (mkdir_p(target, 0755) != 0) fail(c->error_fd, "mkdir", target);
+        return;
+    }
+    char *slash = strrchr(target, '/');
+    if (slash && slash != target) {
+        *slash = 0;
+        int r = mkdir_p(target, 0755);
+        *slash = '/';
+        if (r != 0) fail(c->error_fd, "mkdir", target);
+    }
+    int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EISDIR) fail(c->error_fd, "create bind target", target);
+    if (fd >= 0) close(fd);
+}
+
+/* Raises the loopback interface of the new network namespace. */
+static void loopback_up(int error_fd) {
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) fail(error_fd, "socket", "AF_INET");
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+    if (ioctl(sock, SIOCGIFFLAGS, &request) != 0) fail(error_fd, "ioctl SIOCGIFFLAGS", "lo");
+    request.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(sock, SIOCSIFFLAGS, &request) != 0) fail(error_fd, "ioctl SIOCSIFFLAGS", "lo");
+    close(sock);
+}
+
+/* Keeps only `keep` in the bounding set, then sets effective = permitted = inheritable = keep. */
+static void limit_capabilities(int error_fd, uint64_t keep) {
+    int last = CAP_LAST_CAP;
+    for (int cap = 0; cap <= last; cap++) {
+        if (keep & (1ULL << cap)) continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) fail(error_fd, "prctl PR_CAPBSET_DROP", NULL);
+    }
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    for (int i = 0; i < 2; i++) {
+        uint32_t bits = (uint32_t)(keep >> (32 * i));
+        data[i].effective = data[i].permitted = data[i].inheritable = bits;
+    }
+    if (syscall(SYS_capset, &header, data) != 0) fail(error_fd, "capset", NULL);
+}
+
+/* The container's first process: wait for the parent, build the root, exec. */
+static int child_main(void *argument) {
+    const struct clinux_container *c = argument;
+    char go;
+    ssize_t got;
+    do { got = read(c->sync_fd, &go, 1); } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(127);  /* the parent gave up: nothing to report to */
+    close(c->sync_fd);
+
+    /* Ids: root in the container (with a user namespace, the parent has mapped 0 by now). */
+    if (c->clone_flags & CLONE_NEWUSER) {
+        if (setresgid(0, 0, 0) != 0) fail(c->error_fd, "setresgid", "0");
+        if (setresuid(0, 0, 0) != 0) fail(c->error_fd, "setresuid", "0");
+    }
+    if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) != 0) fail(c->error_fd, "sethostname", c->hostname);
+
+    /* Nothing we mount may propagate back to the host. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail(c->error_fd, "mount --make-rprivate", "/");
+
+    if (c->lower) {
+        char options[4096];
+        snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s%s", c->lower, c->upper, c->work,
+                 c->overlay_userxattr ? ",userxattr" : "");
+        if (mount("overlay", c->root, "overlay", 0, options) != 0) fail(c->error_fd, "mount overlay", c->root);
+    } else if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) {
+        fail(c->error_fd, "mount --rbind", c->root);
+    }
+
+    char target[4096];
+    for (int i = 0; i < c->mount_count; i++) {
+        const struct clinux_mount *m = &c->mounts[i];
+        join(target, sizeof target, c->root, m->target);
+        make_target(c, target, m->make_target);
+        if (mount(m->source, target, m->fstype, m->flags, m->data) != 0) {
+            if (m->optional) continue;
+            fail(c->error_fd, m->fstype ? "mount" : "mount --bind", target);
+        }
+        if (m->read_only_bind
+            && mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | (m->flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)), NULL) != 0) {
+            fail(c->error_fd, "mount -o remount,ro", target);
+        }
+    }
+
+    /* pivot_root(".", "."), then detach the old root stacked underneath (runc's way: no
+     * temporary directory is needed inside a root that may be read-only). */
+    if (chdir(c->root) != 0) fail(c->error_fd, "chdir", c->root);
+    if (syscall(SYS_pivot_root, ".", ".") != 0) fail(c->error_fd, "pivot_root", c->root);
+    if (umount2(".", MNT_DETACH) != 0) fail(c->error_fd, "umount2", "old root");
+    if (chdir("/") != 0) fail(c->error_fd, "chdir", "/");
+
+    for (int i = 0; i < c->masked_count; i++) {
+        const char *path = c->masked_paths[i];
+        struct stat info;
+        if (stat(path, &info) != 0) continue;
+        int r = S_ISDIR(info.st_mode)
+            ? mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+            : mount("/dev/null", path, NULL, MS_BIND, NULL);
+        if (r != 0) fail(c->error_fd, "mask", path);
+    }
+    for (int i = 0; i < c->readonly_count; i++) {
+        const char *path = c->readonly_paths[i];
+        if (access(path, F_OK) != 0) continue;
+        if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) != 0) fail(c->error_fd, "mount --bind", path);
+        if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
+            fail(c->error_fd, "mount -o remount,ro", path);
+        }
+    }
+    if (c->read_only_root && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) {
+        fail(c->error_fd, "mount -o remount,ro", "/");
+    }
+    if (c->loopback_up) loopback_up(c->error_fd);
+    if (c->cwd && chdir(c->cwd) != 0) fail(c->error_fd, "chdir", c->cwd);
+    limit_capabilities(c->error_fd, c->capabilities);
+    if (c->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(c->error_fd, "prctl PR_SET_NO_NEW_PRIVS", NULL);
+
+    /* Default dispositions for the program (the parent may have blocked or ignored signals). */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    execve(c->path, c->argv, c->envp);
+    fail(c->error_fd, "execve", c->path);
+    return 127;
+}
+
+#define CHILD_STACK_SIZE (256 * 1024)
+
+pid_t clinux_container_spawn(const struct clinux_container *c) {
+    /* A private stack for the child; the parent unmaps its own copy of the mapping afterwards
+     * (without CLONE_VM the child has its own copy of the whole address space). */
+    void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -errno;
+    pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE, c->clone_flags | SIGCHLD, (void *)c);
+    int saved = errno;
+    munmap(stack, CHILD_STACK_SIZE);
+    return pid < 0 ? -saved : pid;
+}
+
+/* exec: the intermediate process joins, forks the process that execs, and relays its status. */
+pid_t clinux_container_exec(pid_t target, const char *const *cgroup_procs, int cgroup_count,
+                            const char *path, char *const *argv, char *const *envp, int error_fd) {
+    static const struct { const char *name; int type; } order[] = {
+        { "user", CLONE_NEWUSER }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS }, { "net", CLONE_NEWNET },
+        { "pid", CLONE_NEWPID }, { "cgroup", CLONE_NEWCGROUP }, { "mnt", CLONE_NEWNS },
+    };
+    pid_t pid = fork();
+    if (pid != 0) return pid < 0 ? -errno : pid;
+
+    /* In the intermediate (single-threaded) process. */
+    char buffer[64];
+    for (int i = 0; i < cgroup_count; i++) {
+        int fd = open(cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0) fail(error_fd, "open", cgroup_procs[i]);
+        int length = snprintf(buffer, sizeof buffer, "%d", getpid());
+        if (write(fd, buffer, (size_t)length) != length) fail(error_fd, "write", cgroup_procs[i]);
+        close(fd);
+    }
+    int fds[7];
+    for (int i = 0; i < 7; i++) {
+        char ns[64], self[64];
+        snprintf(ns, sizeof ns, "/proc/%d/ns/%s", target, order[i].name);
+        snprintf(self, sizeof self, "/proc/self/ns/%s", order[i].name);
+        struct stat theirs, ours;
+        /* Only namespaces the container does not share with us (joining our own user ns fails). */
+        if (stat(ns, &theirs) != 0) fail(error_fd, "stat", ns);
+        if (stat(self, &ours) == 0 && ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev) { fds[i] = -1; continue; }
+        fds[i] = open(ns, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) fail(error_fd, "open", ns);
+    }
+    for (int i = 0; i < 7; i++) {
+        if (fds[i] < 0) continue;
+        if (setns(fds[i], order[i].type) != 0) fail(error_fd, "setns", order[i].name);
+        close(fds[i]);
+    }
+    if (chdir("/") != 0) fail(error_fd, "chdir", "/");
+    pid_t child = fork();
+    if (child < 0) fail(error_fd, "fork", NULL);
+    if (child == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        execve(path, argv, envp);
+        fail(error_fd, "execve", path);
+    }
+    close(error_fd);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) { }
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
