@@ -30,13 +30,17 @@ let package = Package(
         .target(name: "MicroVM", dependencies: ["KVM", "GuestMemory", "BootLoader", "Devices", "HostOS", "GuestABI"]),
         .target(name: "HostFacts", dependencies: ["KVM", "HostOS"]),
         .target(name: "GuestImages", dependencies: ["HostOS"]),
+        // cgroups v1 and v2 behind one manager protocol (root injectable: v2 is tested on a fixture too).
+        .target(name: "Cgroups", dependencies: ["HostOS"]),
+        // The container runtime: spec, rootfs layers, namespaces (through CLinux's clone trampoline), state.
+        .target(name: "Containers", dependencies: ["CLinux", "Cgroups", "HostOS"]),
         // The launch path: what `tandem vm run` needs, and nothing that costs start time (no
         // ArgumentParser, no Foundation). `tandem` is this plus main.swift.
-        .target(name: "TandemLaunch", dependencies: ["MicroVM", "BootLoader", "HostFacts", "HostOS"]),
+        .target(name: "TandemLaunch", dependencies: ["MicroVM", "BootLoader", "HostFacts", "HostOS", "Containers", "Cgroups", "CLinux"]),
         // `tandem lab nested`: an emulated L1 with SVM, for hosts without hardware virtualisation.
         .target(name: "NestedLab", dependencies: ["GuestImages", "HostOS", "TandemLaunch"]),
         .target(name: "TandemCLI", dependencies: [
-            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab",
+            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tandem", dependencies: ["TandemLaunch"]),
@@ -46,6 +50,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "GuestABI"]),
         .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts"]),
         .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
+        .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "HostOS"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts"]),
     ]

@@ -2,6 +2,8 @@
 #include "clinux.h"
 
 #include <fcntl.h>
+#include <spawn.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int clinux_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
@@ -18,4 +20,13 @@ int clinux_read_signal(int fd) {
 long clinux_filesystem_magic(const char *path) {
     struct statfs info;
     return statfs(path, &info) == 0 ? (long)info.f_type : -1;
+}
+
+int clinux_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+const int clinux_posix_spawn_setsid = POSIX_SPAWN_SETSID;
+
+int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
 }

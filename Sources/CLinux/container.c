@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/close_range.h>
 
 /* Writes "step(argument): ERRNAME" to the error pipe and ends the child. */
 static void fail(int error_fd, const char *step, const char *argument) {
@@ -36,6 +37,16 @@ static void fail(int error_fd, const char *step, const char *argument) {
         (void)ignored;
     }
     _exit(127);
+}
+
+/* Marks every descriptor from `lowest` up close-on-exec (close_range, Linux 5.11+; older kernels:
+ * one fcntl per open descriptor). */
+static void close_on_exec_from(int lowest) {
+#ifdef CLOSE_RANGE_CLOEXEC
+    if (syscall(SYS_close_range, lowest, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = lowest; fd < max && fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
 /* dir + path, for paths under the new root before pivot_root. */
@@ -111,7 +122,6 @@ static int child_main(void *argument) {
     ssize_t got;
     do { got = read(c->sync_fd, &go, 1); } while (got < 0 && errno == EINTR);
     if (got != 1) _exit(127);  /* the parent gave up: nothing to report to */
-    close(c->sync_fd);
 
     /* Ids: root in the container (with a user namespace, the parent has mapped 0 by now). */
     if (c->clone_flags & CLONE_NEWUSER) {
@@ -179,11 +189,21 @@ static int child_main(void *argument) {
     limit_capabilities(c->error_fd, c->capabilities);
     if (c->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(c->error_fd, "prctl PR_SET_NO_NEW_PRIVS", NULL);
 
+    /* Second go-ahead: the parent has moved us into our cgroups meanwhile (on cgroup v1 a
+     * migration waits for an RCU grace period, ~10 ms; the mounts above overlap with it). The
+     * program must not run a single instruction outside its limits. */
+    do { got = read(c->exec_fd, &go, 1); } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(127);
+    close(c->exec_fd);
+
     /* Default dispositions for the program (the parent may have blocked or ignored signals). */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
+    /* Only stdin, stdout and stderr cross into the container: every other descriptor the runtime
+     * (or whoever started it) had open closes at exec. */
+    close_on_exec_from(3);
     execve(c->path, c->argv, c->envp);
     fail(c->error_fd, "execve", c->path);
     return 127;
@@ -246,6 +266,7 @@ pid_t clinux_container_exec(pid_t target, const char *const *cgroup_procs, int c
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
+        close_on_exec_from(3);
         execve(path, argv, envp);
         fail(error_fd, "execve", path);
     }

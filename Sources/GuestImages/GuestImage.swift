@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import HostOS
 
 /// Why an image could not be built, naming the missing or unreadable input.
@@ -70,5 +73,63 @@ public struct GuestImage {
         }
         guard result.status == 0 else { throw ImageError(description: "\(busybox) --list failed with status \(result.status)") }
         return result.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty && !$0.contains("/") }.sorted()
+    }
+}
+
+extension GuestImage {
+    /// Writes the image as a directory tree (the containers' read-only lower layer): the same
+    /// entries as the initramfs, minus device nodes (a container runtime makes its own /dev).
+    /// Written beside `path` and renamed into place, so a reader never sees half a tree; every
+    /// mtime is 0, as in the archive.
+    public func writeRootfs(to path: String) throws(ImageError) {
+        let temporary = path + ".partial"
+        RootfsWriter.remove(temporary)
+        do {
+            guard mkdir(temporary, 0o755) == 0 else { throw SystemError("mkdir", temporary) }
+            for entry in entries {
+                let target = temporary + "/" + entry.path
+                switch entry.kind {
+                case .directory:
+                    guard mkdir(target, mode_t(entry.permissions)) == 0 || errno == EEXIST else { throw SystemError("mkdir", target) }
+                    chmod(target, mode_t(entry.permissions))
+                case .file(let bytes):
+                    try Files.write(target, bytes, mode: mode_t(entry.permissions))
+                    chmod(target, mode_t(entry.permissions))
+                case .symlink(let destination):
+                    guard symlink(destination, target) == 0 else { throw SystemError("symlink", target) }
+                case .characterDevice:
+                    continue
+                }
+            }
+            // Fixed times, deepest first so a directory's time is set after its contents change.
+            var times = [timespec(tv_sec: 0, tv_nsec: 0), timespec(tv_sec: 0, tv_nsec: 0)]
+            for entry in entries.reversed() {
+                utimensat(AT_FDCWD, temporary + "/" + entry.path, &times, AT_SYMLINK_NOFOLLOW)
+            }
+            utimensat(AT_FDCWD, temporary, &times, 0)
+            RootfsWriter.remove(path)
+            guard rename(temporary, path) == 0 else { throw SystemError("rename", temporary) }
+        } catch {
+            RootfsWriter.remove(temporary)
+            throw ImageError(description: "cannot write the rootfs: \(error)")
+        }
+    }
+}
+
+/// rm -rf for the image's own output directories.
+enum RootfsWriter {
+    static func remove(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if info.st_mode & S_IFMT == S_IFDIR, let handle = opendir(path) {
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != ".", name != ".." { remove(path + "/" + name) }
+            }
+            closedir(handle)
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
     }
 }

@@ -41,6 +41,12 @@ public enum Subprocess {
 }
 
 extension Subprocess {
+    /// Runs a helper and returns its status, ignoring what it prints (cleanup helpers in tests).
+    @discardableResult
+    public static func runQuietly(_ path: String, _ arguments: [String]) -> Int32 {
+        (try? run(path, arguments))?.status ?? -1
+    }
+
     /// How a streamed child ended: its exit status (128+N when killed by signal N), and the
     /// signal (SIGINT, SIGTERM) that made us stop it, if any.
     public struct Ending: Sendable {

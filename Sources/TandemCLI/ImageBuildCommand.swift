@@ -10,7 +10,7 @@ import Glibc
 struct ImageBuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
-        abstract: "Write the guest image as an initramfs (newc cpio); unchanged inputs give identical bytes."
+        abstract: "Write the guest image as an initramfs (newc cpio) and as a rootfs directory; unchanged inputs give identical bytes."
     )
 
     @Option(name: .long, help: ArgumentHelp("Directory to write initramfs.cpio into.", valueName: "dir"))
@@ -47,5 +47,9 @@ struct ImageBuildCommand: ParsableCommand {
             throw fail("cannot write the image: \(error)")
         }
         StandardOutput.write("\(path): \(bytes.count) bytes, \(image.entries.count) entries\n")
+        // The same image as a directory: the read-only lower layer every container shares.
+        let rootfs = outDirectory + "/rootfs"
+        do { try image.writeRootfs(to: rootfs) } catch { throw fail(error.description) }
+        StandardOutput.write("\(rootfs): the same image as a directory (containers' lower layer)\n")
     }
 }

@@ -27,6 +27,10 @@ public enum Launcher {
            let options = FastVMRunParser.parse(arguments.dropFirst(3)) {
             exit(VMRunner.run(options, processStart: processStart))
         }
+        if arguments.count > 2, arguments[1] == "ctr", arguments[2] == "run",
+           let options = FastCtrRunParser.parse(arguments.dropFirst(3)) {
+            exit(CtrRunner.run(options, processStart: processStart))
+        }
         execFullCLI(arguments)
     }
 

@@ -7,10 +7,13 @@
 #define CLINUX_H
 
 #include <pthread.h>
+#include <spawn.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/types.h>
 #include <sys/vfs.h>
+#include "clinux_container.h"
 
 /** pipe2(fds, O_CLOEXEC): a pipe whose ends do not leak into spawned programs. */
 int clinux_pipe_cloexec(int fds[2]);
@@ -25,5 +28,15 @@ int clinux_signalfd(const sigset_t *mask);
 int clinux_read_signal(int fd);
 /** statfs(path)->f_type, the file system's magic number (linux/magic.h), or -1. */
 long clinux_filesystem_magic(const char *path);
+
+/** POSIX_SPAWN_SETSID (a GNU extension Swift cannot see): the spawned process leads a new session. */
+extern const int clinux_posix_spawn_setsid;
+
+/** posix_spawn_file_actions_addclosefrom_np (GNU): the spawned program gets no descriptor from
+ * `lowest` up — a detached monitor must not keep its caller's pipes open. */
+int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
+
+/** pidfd_open(pid, 0): a descriptor that becomes readable when `pid` exits (Linux 5.3+), or -1. */
+int clinux_pidfd_open(pid_t pid);
 
 #endif

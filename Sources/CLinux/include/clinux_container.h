@@ -4,9 +4,9 @@
  * thread owned at clone time, so the child runs only this C, which makes plain system calls.
  *
  * The parent (Swift) prepares a complete description, calls clinux_container_spawn, writes the
- * child's uid/gid maps and puts it into its cgroups, then writes one byte to `sync_fd`'s other end.
- * Only then does the child set itself up (so every step already happens inside the cgroup and
- * with the right ids) and exec. If a step fails, the child writes "step(argument): ERRNAME" to
+ * child's uid/gid maps, then writes one byte to `sync_fd`'s other end: the child sets itself up
+ * (mounts, pivot_root, capabilities) while the parent moves it into its cgroups, then waits for a
+ * byte on `exec_fd` before it execs, so the program never runs outside its limits. If a step fails, the child writes "step(argument): ERRNAME" to
  * `error_fd` and exits 127; `error_fd` is close-on-exec, so EOF without bytes means exec happened.
  */
 #ifndef CLINUX_CONTAINER_H
@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <linux/sched.h>  /* CLONE_NEW*: Swift sees these only through this header */
 
 /** One mount made inside the container's root, in order, before pivot_root. */
 struct clinux_mount {
@@ -49,7 +50,8 @@ struct clinux_container {
     const char *path;              /* resolved inside the new root */
     char *const *argv;
     char *const *envp;
-    int sync_fd;                   /* read end: the parent's go-ahead */
+    int sync_fd;                   /* read end: the parent's go-ahead to set up (ids mapped) */
+    int exec_fd;                   /* read end: the go-ahead to exec (in its cgroups); may equal sync_fd */
     int error_fd;                  /* write end, close-on-exec */
 };
 

@@ -1,0 +1,131 @@
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A container's cgroups in the v1 hierarchies (Documentation/admin-guide/cgroup-v1/): one
+/// directory per controller Tandem uses, each under `parent` (e.g. tandem/<id>).
+public final class CgroupV1: CgroupManager, @unchecked Sendable {
+    public let version = CgroupVersion.v1
+    /// The controllers Tandem uses, by the name of their mount under /sys/fs/cgroup.
+    static let controllerNames = ["memory", "cpu", "cpuacct", "pids", "freezer"]
+    /// controller → this container's directory in its hierarchy.
+    public let paths: [String: String]
+    public private(set) var directories: [String] = []
+
+    init(controllers: [String: String], parent: String, name: String) throws(CgroupError) {
+        var paths: [String: String] = [:]
+        var made: [String] = []
+        var byHierarchy: [String: String] = [:]  // a co-mounted hierarchy (cpu,cpuacct) gets one directory
+        do {
+            for controller in Self.controllerNames {
+                guard let mount = controllers[controller] else { continue }
+                let hierarchy = Self.realPath(mount)
+                if let existing = byHierarchy[hierarchy] { paths[controller] = existing; continue }
+                var level = mount
+                for component in parent.split(separator: "/") {
+                    level += "/\(component)"
+                    // Parents are Tandem's own (tandem/): removed when the last container leaves.
+                    if Files.kind(level) == .missing { try CgroupFile.makeDirectory(level) }
+                    if !made.contains(level) { made.append(level) }
+                }
+                let path = "\(level)/\(name)"
+                try CgroupFile.makeDirectory(path)
+                made.append(path)
+                paths[controller] = path
+                byHierarchy[hierarchy] = path
+            }
+        } catch {
+            for directory in made.reversed() { rmdir(directory) }  // parents still in use stay
+            throw error
+        }
+        self.paths = paths
+        directories = made
+    }
+
+    static func realPath(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    private func file(_ controller: String, _ name: String) -> String? { paths[controller].map { "\($0)/\(name)" } }
+
+    private func write(_ controller: String, _ name: String, _ value: String) throws(CgroupError) {
+        guard let path = file(controller, name) else {
+            throw CgroupError("this host has no v1 \(controller) controller mounted under /sys/fs/cgroup")
+        }
+        try CgroupFile.write(path, value)
+    }
+
+    public var processFiles: [String] { Array(Set(paths.values)).sorted().map { "\($0)/cgroup.procs" } }
+
+    public func apply(_ limits: CgroupLimits) throws(CgroupError) {
+        if let memory = limits.memoryBytes { try write("memory", "memory.limit_in_bytes", String(memory)) }
+        if let total = limits.memoryAndSwapBytes {
+            guard let path = file("memory", "memory.memsw.limit_in_bytes"), Files.kind(path) == .regular else {
+                throw CgroupError("--memory-swap: this kernel does not account swap (no memory.memsw.limit_in_bytes; boot with swapaccount=1)")
+            }
+            try CgroupFile.write(path, total == .max ? "-1" : String(total))
+        }
+        if let quota = limits.cpuQuotaMicroseconds {
+            try write("cpu", "cpu.cfs_period_us", String(limits.cpuPeriodMicroseconds))
+            try write("cpu", "cpu.cfs_quota_us", String(quota))
+        }
+        if let weight = limits.cpuWeight { try write("cpu", "cpu.shares", String(Self.shares(weight: weight))) }
+        if let pids = limits.pids { try write("pids", "pids.max", String(pids)) }
+    }
+
+    /// v2 weight (1–10000, default 100) → v1 shares (2–262144, default 1024): the inverse of the
+    /// kernel documentation's shares→weight conversion, so weight 100 gives 1024 shares... close to it.
+    static func shares(weight: Int) -> Int { 2 + ((weight - 1) * 262_142) / 9_999 }
+
+    public func add(pid: pid_t) throws(CgroupError) {
+        for path in processFiles { try CgroupFile.write(path, String(pid)) }
+    }
+
+    public func statistics() -> CgroupStatistics {
+        var stats = CgroupStatistics()
+        stats.memoryPeakBytes = file("memory", "memory.max_usage_in_bytes").flatMap(CgroupFile.number)
+        stats.memoryCurrentBytes = file("memory", "memory.usage_in_bytes").flatMap(CgroupFile.number)
+        stats.cpuNanoseconds = file("cpuacct", "cpuacct.usage").flatMap(CgroupFile.number)
+        if let path = file("cpu", "cpu.stat") {
+            let cpu = CgroupFile.keyed(path)
+            stats.throttledPeriods = cpu["nr_throttled"]
+            stats.throttledNanoseconds = cpu["throttled_time"]
+        }
+        stats.oomKills = Int(file("memory", "memory.oom_control").map { CgroupFile.keyed($0)["oom_kill"] ?? 0 } ?? 0)
+        return stats
+    }
+
+    public func processes() -> [pid_t] {
+        Array(Set(processFiles.flatMap { CgroupFile.pids($0) })).sorted()
+    }
+
+    public func freeze(_ frozen: Bool) throws(CgroupError) {
+        try write("freezer", "freezer.state", frozen ? "FROZEN" : "THAWED")
+    }
+
+    public func killAll() {
+        for _ in 0..<100 {
+            let pids = processes()
+            if pids.isEmpty { return }
+            for pid in pids { kill(pid, SIGKILL) }
+            usleep(2_000)
+        }
+    }
+
+    public func destroy() throws(CgroupError) {
+        killAll()
+        var firstError: CgroupError?
+        // Leaves first, then the parents Tandem made (those fail quietly while other containers use them).
+        for directory in directories.reversed() {
+            if paths.values.contains(directory) {
+                do { try CgroupFile.removeDirectory(directory) } catch { firstError = firstError ?? error }
+            } else {
+                rmdir(directory)
+            }
+        }
+        if let firstError { throw firstError }
+    }
+}

@@ -1,0 +1,124 @@
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A cgroup in the unified hierarchy (Documentation/admin-guide/cgroup-v2.rst): one directory,
+/// controllers enabled down the path through `cgroup.subtree_control`.
+/// `fixture`: `root` is an ordinary directory standing in for cgroupfs (tests); files are created.
+public final class CgroupV2: CgroupManager, @unchecked Sendable {
+    public let version = CgroupVersion.v2
+    public let path: String
+    public private(set) var directories: [String] = []
+    let fixture: Bool
+    /// The controllers Tandem limits.
+    static let controllers = ["cpu", "memory", "pids"]
+
+    init(root: String, parent: String, name: String, fixture: Bool) throws(CgroupError) {
+        self.fixture = fixture
+        path = "\(root)/\(parent)/\(name)"
+        // Enable the controllers from the root down to the container's parent.
+        var level = root
+        for component in parent.split(separator: "/") {
+            try enableControllers(in: level)
+            level += "/\(component)"
+            // Parents are Tandem's own (tandem/): removed when the last container leaves.
+            if Files.kind(level) == .missing { try CgroupFile.makeDirectory(level) }
+            directories.append(level)
+        }
+        try enableControllers(in: level)
+        try CgroupFile.makeDirectory(path)
+        directories.append(path)
+    }
+
+    private func enableControllers(in directory: String) throws(CgroupError) {
+        let available = Set((CgroupFile.read("\(directory)/cgroup.controllers") ?? "").split(separator: " ").map(String.init))
+        let wanted = Self.controllers.filter { available.contains($0) }
+        let enabled = Set((CgroupFile.read("\(directory)/cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
+        let missing = wanted.filter { !enabled.contains($0) }
+        guard !missing.isEmpty else { return }
+        let value = missing.map { "+" + $0 }.joined(separator: " ")
+        if fixture {
+            try CgroupFile.write("\(directory)/cgroup.subtree_control", (enabled.sorted() + missing).joined(separator: " "), create: true)
+        } else {
+            try CgroupFile.write("\(directory)/cgroup.subtree_control", value)
+        }
+    }
+
+    private func write(_ file: String, _ value: String) throws(CgroupError) {
+        try CgroupFile.write("\(path)/\(file)", value, create: fixture)
+    }
+
+    public var processFiles: [String] { ["\(path)/cgroup.procs"] }
+
+    public func apply(_ limits: CgroupLimits) throws(CgroupError) {
+        if let memory = limits.memoryBytes { try write("memory.max", String(memory)) }
+        if let total = limits.memoryAndSwapBytes {
+            let swap = total == .max ? "max" : String(total - (limits.memoryBytes ?? 0))
+            try write("memory.swap.max", swap)
+        }
+        if let quota = limits.cpuQuotaMicroseconds { try write("cpu.max", "\(quota) \(limits.cpuPeriodMicroseconds)") }
+        if let weight = limits.cpuWeight { try write("cpu.weight", String(weight)) }
+        if let pids = limits.pids { try write("pids.max", String(pids)) }
+    }
+
+    public func add(pid: pid_t) throws(CgroupError) { try write("cgroup.procs", String(pid)) }
+
+    public func statistics() -> CgroupStatistics {
+        var stats = CgroupStatistics()
+        stats.memoryPeakBytes = CgroupFile.number("\(path)/memory.peak")
+        stats.memoryCurrentBytes = CgroupFile.number("\(path)/memory.current")
+        let cpu = CgroupFile.keyed("\(path)/cpu.stat")
+        stats.cpuNanoseconds = cpu["usage_usec"].map { $0 * 1000 }
+        stats.throttledPeriods = cpu["nr_throttled"]
+        stats.throttledNanoseconds = cpu["throttled_usec"].map { $0 * 1000 }
+        stats.oomKills = Int(CgroupFile.keyed("\(path)/memory.events")["oom_kill"] ?? 0)
+        stats.pidsPeak = CgroupFile.number("\(path)/pids.peak").map { Int($0) }
+        return stats
+    }
+
+    public func processes() -> [pid_t] { CgroupFile.pids("\(path)/cgroup.procs") }
+
+    public func freeze(_ frozen: Bool) throws(CgroupError) { try write("cgroup.freeze", frozen ? "1" : "0") }
+
+    public func killAll() {
+        if !fixture, (try? CgroupFile.write("\(path)/cgroup.kill", "1")) != nil { return }
+        for pid in processes() { kill(pid, SIGKILL) }
+    }
+
+    public func destroy() throws(CgroupError) {
+        killAll()
+        if fixture {
+            // An ordinary directory: remove the files this manager wrote, then the directories.
+            Self.removeTree(path)
+            for directory in directories.dropLast().reversed() where Self.isEmptyApartFromFiles(directory) { Self.removeTree(directory) }
+            return
+        }
+        try CgroupFile.removeDirectory(path)
+        // Parents Tandem made go too, unless another container still uses them.
+        for directory in directories.dropLast().reversed() { rmdir(directory) }
+    }
+
+    /// A fixture parent with no subdirectories left (only control files).
+    static func isEmptyApartFromFiles(_ path: String) -> Bool {
+        guard let handle = opendir(path) else { return false }
+        defer { closedir(handle) }
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != ".", name != "..", Files.kind("\(path)/\(name)") == .directory { return false }
+        }
+        return true
+    }
+
+    static func removeTree(_ path: String) {
+        guard let handle = opendir(path) else { return }
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            let child = "\(path)/\(name)"
+            if Files.kind(child) == .directory { removeTree(child) } else { unlink(child) }
+        }
+        closedir(handle)
+        rmdir(path)
+    }
+}

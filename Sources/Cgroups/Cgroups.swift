@@ -1,0 +1,165 @@
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Resource limits a container asks for; nil leaves the kernel's default (unlimited).
+public struct CgroupLimits: Equatable, Sendable {
+    /// Hard memory limit, bytes (`memory.max` / `memory.limit_in_bytes`).
+    public var memoryBytes: UInt64?
+    /// Memory plus swap, bytes, as Docker's `--memory-swap` (`nil`: kernel default; `.max`: unlimited).
+    public var memoryAndSwapBytes: UInt64?
+    /// CPU bandwidth: `quota` µs of CPU time per `period` µs (`cpu.max` / `cfs_quota_us`).
+    public var cpuQuotaMicroseconds: Int?
+    public var cpuPeriodMicroseconds = 100_000
+    /// Relative CPU weight, in v2's units 1–10000 (default 100); v1 shares are converted.
+    public var cpuWeight: Int?
+    /// Most tasks (processes and threads) at once.
+    public var pids: Int?
+
+    public init() {}
+
+    public var isEmpty: Bool { self == CgroupLimits() }
+}
+
+/// What the kernel counted for a container's cgroup.
+public struct CgroupStatistics: Equatable, Sendable {
+    public var memoryPeakBytes: UInt64?
+    public var memoryCurrentBytes: UInt64?
+    public var cpuNanoseconds: UInt64?
+    /// Processes the kernel's OOM killer killed inside this cgroup.
+    public var oomKills = 0
+    public var throttledPeriods: UInt64?
+    public var throttledNanoseconds: UInt64?
+    public var pidsPeak: Int?
+    public init() {}
+}
+
+public struct CgroupError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+    init(_ error: SystemError) { description = error.description }
+}
+
+/// One container's cgroup(s): a single directory under cgroup v2, or one per controller under v1.
+/// Created by Tandem, so Tandem may remove it; nothing else is touched. A sandbox's `destroy()`
+/// kills what is left inside and removes every directory it made.
+public protocol CgroupManager: AnyObject, Sendable {
+    var version: CgroupVersion { get }
+    /// Every directory this manager created (the ones `destroy` removes), in creation order.
+    var directories: [String] { get }
+    /// The `cgroup.procs` files a process must be written to, one per hierarchy.
+    var processFiles: [String] { get }
+    func apply(_ limits: CgroupLimits) throws(CgroupError)
+    func add(pid: pid_t) throws(CgroupError)
+    func statistics() -> CgroupStatistics
+    /// Host pids of every process inside.
+    func processes() -> [pid_t]
+    func freeze(_ frozen: Bool) throws(CgroupError)
+    func killAll()
+    func destroy() throws(CgroupError)
+}
+
+public enum CgroupVersion: String, Sendable { case v1, v2 }
+
+/// How this host mounts cgroups, and where Tandem's go.
+public enum CgroupLayout: Equatable, Sendable {
+    /// The unified hierarchy at `root` (a pure v2 host, or a fixture directory in tests).
+    case v2(root: String)
+    /// v1 controllers, each at its own mount (a v1 or a hybrid host: any cgroup2 mount there has no controllers).
+    case v1(controllers: [String: String])
+
+    /// statfs magic numbers (linux/magic.h).
+    static let cgroup2Magic = 0x6367_7270
+    static let tmpfsMagic = 0x0102_1994
+
+    /// Reads the layout of `/sys/fs/cgroup`.
+    public static func detect(root: String = "/sys/fs/cgroup") -> CgroupLayout? {
+        if Files.filesystemMagic(root) == cgroup2Magic { return .v2(root: root) }
+        var controllers: [String: String] = [:]
+        for name in CgroupV1.controllerNames {
+            let path = "\(root)/\(name)"
+            if Files.kind(path + "/cgroup.procs") == .regular { controllers[name] = path }
+        }
+        return controllers.isEmpty ? nil : .v1(controllers: controllers)
+    }
+
+    public var version: CgroupVersion {
+        if case .v2 = self { return .v2 }
+        return .v1
+    }
+
+    /// Creates the cgroup `parent/name` (e.g. tandem/3f2a…) and returns its manager.
+    public func create(parent: String, name: String, fixture: Bool = false) throws(CgroupError) -> any CgroupManager {
+        switch self {
+        case .v2(let root): return try CgroupV2(root: root, parent: parent, name: name, fixture: fixture)
+        case .v1(let controllers): return try CgroupV1(controllers: controllers, parent: parent, name: name)
+        }
+    }
+}
+
+/// Small helpers both versions share: one value per file, errors naming the file.
+enum CgroupFile {
+    static func write(_ path: String, _ value: String, create: Bool = false) throws(CgroupError) {
+        do {
+            let fd = try FileDescriptor.open(path, O_WRONLY | (create ? O_CREAT | O_TRUNC : 0))
+            var text = value
+            let result: Result<Void, SystemError> = text.withUTF8 { buffer in
+                Result { () throws(SystemError) in try fd.writeAll(UnsafeRawBufferPointer(buffer)) }
+            }
+            try result.get()
+        } catch {
+            throw CgroupError("write \(value) to \(path): \(error.reason) (\(error.errnoName))")
+        }
+    }
+
+    static func read(_ path: String) -> String? {
+        Files.readText(path).map { $0.hasSuffix("\n") ? String($0.dropLast()) : $0 }
+    }
+
+    static func number(_ path: String) -> UInt64? { read(path).flatMap { UInt64($0) } }
+
+    /// "key value" lines (memory.events, cpu.stat, memory.oom_control).
+    static func keyed(_ path: String) -> [String: UInt64] {
+        var values: [String: UInt64] = [:]
+        for line in (read(path) ?? "").split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let value = UInt64(parts[1]) { values[String(parts[0])] = value }
+        }
+        return values
+    }
+
+    static func pids(_ path: String) -> [pid_t] {
+        (read(path) ?? "").split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    static func makeDirectory(_ path: String) throws(CgroupError) {
+        guard mkdir(path, 0o755) == 0 else {
+            let error = SystemError("mkdir", path)
+            throw CgroupError(error.errno == EEXIST ? "cgroup \(path) already exists (another container's?)" : error.description)
+        }
+    }
+
+    /// rmdir, retrying briefly while killed processes finish exiting.
+    static func removeDirectory(_ path: String) throws(CgroupError) {
+        for _ in 0..<200 {
+            if rmdir(path) == 0 || errno == ENOENT { return }
+            guard errno == EBUSY else { break }
+            usleep(5_000)
+        }
+        throw CgroupError(SystemError("rmdir", path))
+    }
+
+    /// Bytes to a human size ("32 MiB").
+    public static func size(_ bytes: UInt64) -> String {
+        if bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
+        if bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+        if bytes % (1 << 10) == 0 { return "\(bytes >> 10) KiB" }
+        return "\(bytes) bytes"
+    }
+}
+
+extension CgroupLimits {
+    /// A human size: "6 MiB".
+    public static func describe(bytes: UInt64) -> String { CgroupFile.size(bytes) }
+}

@@ -1,0 +1,107 @@
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The C description of the container's first process (`struct clinux_container`), built from a
+/// spec. Every string is copied into C memory that lives until `spawn` returns: the child gets
+/// its own copy of the address space at clone time.
+struct ChildDescription {
+    let spec: ContainerSpec
+    let program: String
+    let rootMount: String
+    let layers: (lower: String, upper: String, work: String)?
+    let syncFD: Int32
+    let execFD: Int32
+    let errorFD: Int32
+
+    /// The mounts inside the root, in order (runc's defaults, plus devices and volumes).
+    func mounts() -> [(source: String, target: String, fstype: String?, flags: UInt, data: String?, make: Int32, readOnly: Bool, optional: Bool)] {
+        let nosuidNodevNoexec = UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        var list: [(String, String, String?, UInt, String?, Int32, Bool, Bool)] = [
+            ("proc", "/proc", "proc", nosuidNodevNoexec, nil, 1, false, false),
+            ("tmpfs", "/dev", "tmpfs", UInt(MS_NOSUID | MS_STRICTATIME), "mode=755,size=65536k", 1, false, false),
+            ("devpts", "/dev/pts", "devpts", UInt(MS_NOSUID | MS_NOEXEC), "newinstance,ptmxmode=0666,mode=0620", 1, false, false),
+            ("shm", "/dev/shm", "tmpfs", nosuidNodevNoexec, "mode=1777,size=65536k", 1, false, false),
+            ("mqueue", "/dev/mqueue", "mqueue", nosuidNodevNoexec, nil, 1, false, true),
+            ("sysfs", "/sys", "sysfs", nosuidNodevNoexec | UInt(MS_RDONLY), nil, 1, false, false),
+        ]
+        for device in ContainerRuntime.devices {
+            list.append(("/dev/\(device)", "/dev/\(device)", nil, UInt(MS_BIND), nil, 2, false, false))
+        }
+        list.append((rootMount + "/dev/pts/ptmx", "/dev/ptmx", nil, UInt(MS_BIND), nil, 2, false, false))
+        for volume in spec.volumes {
+            let make: Int32 = Files.kindIsDirectory(volume.host) ? 1 : 2
+            list.append((volume.host, volume.container, nil, UInt(MS_BIND | MS_REC), nil, make, volume.readOnly, false))
+        }
+        return list
+    }
+
+    func spawn() -> pid_t {
+        var allocations: [UnsafeMutablePointer<CChar>] = []
+        defer { allocations.forEach { free($0) } }
+        func c(_ text: String) -> UnsafePointer<CChar> {
+            let pointer = strdup(text)!
+            allocations.append(pointer)
+            return UnsafePointer(pointer)
+        }
+        func cArray(_ items: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+            let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: items.count + 1)
+            for (index, item) in items.enumerated() { array[index] = UnsafeMutablePointer(mutating: c(item)) }
+            array[items.count] = nil
+            return array
+        }
+        let argv = cArray(spec.command)
+        let envp = cArray(spec.environment)
+        let masked = cArray(ContainerRuntime.maskedPaths)
+        let readOnly = cArray(ContainerRuntime.readOnlyPaths)
+        defer { argv.deallocate(); envp.deallocate(); masked.deallocate(); readOnly.deallocate() }
+
+        let list = mounts()
+        let cMounts = UnsafeMutablePointer<clinux_mount>.allocate(capacity: list.count)
+        defer { cMounts.deallocate() }
+        for (index, mount) in list.enumerated() {
+            cMounts[index] = clinux_mount(source: c(mount.source), target: c(mount.target), fstype: mount.fstype.map(c),
+                                          flags: mount.flags, data: mount.data.map(c), make_target: mount.make,
+                                          read_only_bind: mount.readOnly ? 1 : 0, optional: mount.optional ? 1 : 0)
+        }
+        var flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP
+        if spec.userNamespace { flags |= CLONE_NEWUSER }
+        let capabilities = ContainerRuntime.defaultCapabilities.reduce(UInt64(0)) { $0 | (1 << UInt64($1.number)) }
+
+        var description = clinux_container()
+        description.clone_flags = Int32(flags)
+        description.hostname = c(spec.hostname)
+        description.root = c(rootMount)
+        if let layers {
+            description.lower = c(layers.lower)
+            description.upper = c(layers.upper)
+            description.work = c(layers.work)
+        }
+        description.overlay_userxattr = spec.userNamespace ? 1 : 0
+        description.read_only_root = spec.readOnly ? 1 : 0
+        description.mounts = UnsafePointer(cMounts)
+        description.mount_count = Int32(list.count)
+        description.masked_paths = UnsafeRawPointer(masked).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+        description.masked_count = Int32(ContainerRuntime.maskedPaths.count)
+        description.readonly_paths = UnsafeRawPointer(readOnly).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+        description.readonly_count = Int32(ContainerRuntime.readOnlyPaths.count)
+        description.loopback_up = spec.network == .loopback ? 1 : 0
+        description.capabilities = capabilities
+        description.no_new_privileges = 1
+        description.cwd = c("/")
+        description.path = c(program)
+        description.argv = UnsafePointer(argv)
+        description.envp = UnsafePointer(envp)
+        description.sync_fd = syncFD
+        description.exec_fd = execFD
+        description.error_fd = errorFD
+        return clinux_container_spawn(&description)
+    }
+}
+
+import HostOS
+
+extension Files {
+    static func kindIsDirectory(_ path: String) -> Bool { kind(path) == .directory }
+}

@@ -1,0 +1,224 @@
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What any later `tandem ctr` command needs to find a container: one directory per container
+/// under `<stateRoot>/containers/<id>/` holding `state` (key=value lines), the overlay's
+/// `upper/` and `work/`, the mount point `root/`, and `log` for a detached container's output.
+public struct ContainerState: Sendable, Equatable {
+    public enum Status: String, Sendable { case creating, running, stopped }
+
+    public var id: String
+    public var name: String
+    public var status: Status
+    /// Host pid of the container's PID 1 (0 before it exists).
+    public var pid: pid_t = 0
+    /// Its start time in clock ticks since boot (/proc/PID/stat field 22): a reused pid is not it.
+    public var pidStart: UInt64 = 0
+    /// The tandem process that waits for the container and cleans up after it.
+    public var monitor: pid_t = 0
+    public var monitorStart: UInt64 = 0
+    public var command: [String] = []
+    public var image = ""
+    public var hostname = ""
+    /// Every cgroup directory the container's manager made (for cleanup if its monitor died).
+    public var cgroups: [String] = []
+    /// cgroup.procs files a process joins (for exec).
+    public var cgroupProcs: [String] = []
+    public var detached = false
+    public var createdNanoseconds: UInt64 = 0
+    public var exitStatus: Int32?
+    public var oomKilled = false
+
+    public init(id: String, name: String, status: Status) {
+        self.id = id
+        self.name = name
+        self.status = status
+    }
+
+    /// key=value lines; list values are separated by a unit separator (0x1f), which no argument contains.
+    func serialized() -> String {
+        let separator = "\u{1f}"
+        var lines = [
+            "id=\(id)", "name=\(name)", "status=\(status.rawValue)", "pid=\(pid)", "pid_start=\(pidStart)",
+            "monitor=\(monitor)", "monitor_start=\(monitorStart)", "command=\(command.joined(separator: separator))",
+            "image=\(image)", "hostname=\(hostname)", "cgroups=\(cgroups.joined(separator: separator))",
+            "cgroup_procs=\(cgroupProcs.joined(separator: separator))", "detached=\(detached ? 1 : 0)",
+            "created_ns=\(createdNanoseconds)", "oom_killed=\(oomKilled ? 1 : 0)",
+        ]
+        if let exitStatus { lines.append("exit_status=\(exitStatus)") }
+        return lines.map { $0.replacingNewlines() }.joined(separator: "\n") + "\n"
+    }
+
+    static func parse(_ text: String) -> ContainerState? {
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        func list(_ key: String) -> [String] {
+            (values[key] ?? "").split(separator: "\u{1f}", omittingEmptySubsequences: true).map(String.init)
+        }
+        guard let id = values["id"], let status = values["status"].flatMap(Status.init(rawValue:)) else { return nil }
+        var state = ContainerState(id: id, name: values["name"] ?? id, status: status)
+        state.pid = pid_t(values["pid"] ?? "") ?? 0
+        state.pidStart = UInt64(values["pid_start"] ?? "") ?? 0
+        state.monitor = pid_t(values["monitor"] ?? "") ?? 0
+        state.monitorStart = UInt64(values["monitor_start"] ?? "") ?? 0
+        state.command = list("command")
+        state.image = values["image"] ?? ""
+        state.hostname = values["hostname"] ?? ""
+        state.cgroups = list("cgroups")
+        state.cgroupProcs = list("cgroup_procs")
+        state.detached = values["detached"] == "1"
+        state.createdNanoseconds = UInt64(values["created_ns"] ?? "") ?? 0
+        state.exitStatus = values["exit_status"].flatMap { Int32($0) }
+        state.oomKilled = values["oom_killed"] == "1"
+        return state
+    }
+
+    /// The container's PID 1 is still the process recorded.
+    public var isRunning: Bool { pid > 0 && ProcessInfoLite.startTime(pid) == pidStart }
+    /// Its monitor (the tandem that started it) is still alive.
+    public var monitorAlive: Bool { monitor > 0 && ProcessInfoLite.startTime(monitor) == monitorStart }
+}
+
+/// /proc/PID facts without Foundation.
+public enum ProcessInfoLite {
+    /// Field 22 of /proc/PID/stat (start time in clock ticks since boot), or nil if gone.
+    public static func startTime(_ pid: pid_t) -> UInt64? {
+        guard let stat = Files.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name (which may contain spaces) start at field 3.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+
+    /// The last NSpid of /proc/PID/status: the pid as the container sees it.
+    public static func namespacePID(_ pid: pid_t) -> pid_t? {
+        guard let status = Files.readText("/proc/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { pid_t($0) }
+        }
+        return nil
+    }
+
+    public static func uid(_ pid: pid_t) -> UInt32? {
+        guard let status = Files.readText("/proc/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("Uid:") {
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { UInt32($0) }
+        }
+        return nil
+    }
+
+    public static func commandLine(_ pid: pid_t) -> String {
+        guard let bytes = try? Files.read("/proc/\(pid)/cmdline", limit: 4096), !bytes.isEmpty else {
+            return Files.readText("/proc/\(pid)/comm").map { "[" + $0.replacingNewlines() + "]" } ?? "?"
+        }
+        return String(decoding: bytes.dropLast().map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    }
+}
+
+/// The directory of all containers, and the lookups commands need.
+public struct ContainerStore: Sendable {
+    public let root: String
+    public init(stateRoot: String = ContainerSpec.defaultStateRoot) { root = stateRoot + "/containers" }
+
+    public func directory(_ id: String) -> String { "\(root)/\(id)" }
+
+    /// Creates the container's directory (and the store's parents), failing if it exists.
+    func create(_ id: String) throws(ContainerError) -> String {
+        var path = ""
+        for component in root.split(separator: "/") {
+            path += "/\(component)"
+            // 0711: a user-namespaced container's root (a host uid of its own) must traverse to its layers.
+            if mkdir(path, 0o711) != 0, errno != EEXIST { throw ContainerError(SystemError("mkdir", path).description) }
+        }
+        let directory = directory(id)
+        guard mkdir(directory, 0o711) == 0 else { throw ContainerError(SystemError("mkdir", directory).description) }
+        return directory
+    }
+
+    public func save(_ state: ContainerState) throws(ContainerError) {
+        let path = directory(state.id) + "/state"
+        do {
+            try Files.write(path + ".new", Array(state.serialized().utf8), mode: 0o600)
+            guard rename(path + ".new", path) == 0 else { throw SystemError("rename", path) }
+        } catch { throw ContainerError("cannot save container state: \(error)") }
+    }
+
+    public func load(_ id: String) -> ContainerState? {
+        Files.readText(directory(id) + "/state").flatMap(ContainerState.parse)
+    }
+
+    public func all() -> [ContainerState] {
+        guard let handle = opendir(root) else { return [] }
+        defer { closedir(handle) }
+        var states: [ContainerState] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasPrefix(".") { continue }
+            if let state = load(name) { states.append(state) }
+        }
+        return states.sorted { $0.createdNanoseconds < $1.createdNanoseconds }
+    }
+
+    /// Container directories with no state file, last changed more than `seconds` ago.
+    func directoriesWithoutState(olderThanSeconds seconds: Int) -> [String] {
+        guard let handle = opendir(root) else { return [] }
+        defer { closedir(handle) }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var found: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasPrefix(".") { continue }
+            var info = stat()
+            guard stat(directory(name), &info) == 0, info.st_mode & S_IFMT == S_IFDIR,
+                  Files.kind(directory(name) + "/state") == .missing, now.tv_sec - info.st_mtim.tv_sec > seconds else { continue }
+            found.append(name)
+        }
+        return found
+    }
+
+    /// A container by full id, unique id prefix, or name; errors say which.
+    public func find(_ reference: String) throws(ContainerError) -> ContainerState {
+        let states = all()
+        if let exact = states.first(where: { $0.id == reference || $0.name == reference }) { return exact }
+        let matches = states.filter { $0.id.hasPrefix(reference) }
+        guard !reference.isEmpty, matches.count <= 1 else { throw ContainerError("container id prefix \(reference) is ambiguous") }
+        guard let match = matches.first else { throw ContainerError("no such container: \(reference)") }
+        return match
+    }
+
+    /// Removes a container's directory tree (state, upper and work layers, log).
+    public func remove(_ id: String) {
+        let directory = directory(id)
+        umount2(directory + "/root", Int32(MNT_DETACH))  // only if something is still mounted there
+        RemoveTree.remove(directory)
+    }
+}
+
+/// rm -rf without following symlinks out of the tree.
+enum RemoveTree {
+    static func remove(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if info.st_mode & S_IFMT == S_IFDIR {
+            if let handle = opendir(path) {
+                while let entry = readdir(handle) {
+                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                    if name != ".", name != ".." { remove(path + "/" + name) }
+                }
+                closedir(handle)
+            }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+}
+
+extension String {
+    func replacingNewlines() -> String { String(map { $0 == "\n" ? " " : $0 }) }
+}
