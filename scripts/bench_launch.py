@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Launch-cost benchmark for the foundation (issue: tiny microVM start vs. container runtimes).
+"""Launch-cost benchmark: tiny microVM start, and Tandem's container runtime vs. crun and runc.
 
 Runs each command N times, interleaved (A B C A B C ...), and reports median, spread and peak RSS:
   tandem vm run --tiny hello   exec -> ready-port write (the VMM's CLOCK_MONOTONIC timestamp) and -> exit
   tandem --version             the launcher's own start cost
   /bin/true                    the floor: exec of a trivial static-ish program
-  crun run / runc run          a busybox `true` OCI bundle (exec -> exit)
+  tandem ctr run / crun run / runc run
+                               the guest image's rootfs (busybox + tandem-init), `true` (exec -> exit)
+                               and tandem-init `hello` (exec -> TANDEM-READY line -> exit)
+Container commands are timed by lab-time (guest-images/lab/lab-time.c), a small static program,
+so their peak RSS (wait4's ru_maxrss) is the runtime's own and not this Python's.
+Commands run in a new random order each round (fixed seed). Then, with --density, N idle containers (`sleep`) at once: host memory per container.
 
 Timestamps are CLOCK_MONOTONIC on both sides, taken right before posix_spawn and from the VMM's
 JSON, so exec -> ready is comparable with exec -> exit. This is an interim harness; `tandem bench`
@@ -15,6 +20,7 @@ import argparse
 import ctypes
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -66,21 +72,67 @@ def hide_cgroup2_for_crun():
     return True
 
 
-def make_bundle(directory):
-    rootfs = os.path.join(directory, "rootfs")
-    os.makedirs(os.path.join(rootfs, "bin"))
-    for sub in ("proc", "sys", "dev", "tmp"):
-        os.makedirs(os.path.join(rootfs, sub))
-    shutil.copy("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
-    os.symlink("busybox", os.path.join(rootfs, "bin", "true"))
-    os.symlink("busybox", os.path.join(rootfs, "bin", "sh"))
+IMAGE_ROOTFS = os.path.join(ROOT, "guest-images/build/image/rootfs")
+LAB_TIME = os.path.join(ROOT, "guest-images/build/lab/lab-time")
+
+
+def make_bundle(directory, args):
+    """An OCI bundle over the guest image's rootfs (read-only, as Tandem's lower layer)."""
+    os.makedirs(directory)
     subprocess.run(["runc", "spec", "--bundle", directory], check=True)
     with open(os.path.join(directory, "config.json")) as handle:
         config = json.load(handle)
+    config["root"] = {"path": IMAGE_ROOTFS, "readonly": True}
     config["process"]["terminal"] = False
-    config["process"]["args"] = ["/bin/true"]
+    config["process"]["args"] = args
     with open(os.path.join(directory, "config.json"), "w") as handle:
         json.dump(config, handle, indent=2)
+
+
+def timed(label, argv):
+    """Runs argv under lab-time; returns (status, ready_ms or None, exit_ms, maxrss_mib)."""
+    _, _, status, out = spawn([LAB_TIME, label] + argv, stdout=subprocess.PIPE)
+    line = [l for l in out.splitlines() if l.startswith("LAB-TIME ")][-1]
+    fields = dict(part.split("=", 1) for part in line.split()[1:])
+    ready = float(fields["ready_ms"])
+    return int(fields["status"]), (None if ready < 0 else ready), float(fields["exit_ms"]), int(fields["maxrss_kib"]) / 1024
+
+
+def density(tandem, counts):
+    """Starts N idle containers at once (tandem ctr run -d -- sleep) and measures what the host
+    pays per container: its cgroup's memory charge plus the PSS of its monitor process."""
+    results = {}
+    for count in counts:
+        state = tempfile.mkdtemp(prefix="tandem-density-")
+        ids = []
+        try:
+            for _ in range(count):
+                out = subprocess.run([tandem, "ctr", "run", "-d", "--state-root", state, "--", "/bin/sleep", "1000"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+                ids.append(out)
+            time.sleep(0.5)
+            charge = pss = 0
+            for cid in ids:
+                with open(os.path.join(state, "containers", cid, "state")) as handle:
+                    fields = dict(l.split("=", 1) for l in handle.read().splitlines() if "=" in l)
+                for directory in fields["cgroups"].split("\x1f"):
+                    for name in ("memory.usage_in_bytes", "memory.current"):
+                        path = os.path.join(directory, name)
+                        if directory.endswith(cid) and os.path.exists(path):
+                            charge += int(open(path).read())
+                with open(f"/proc/{fields['monitor']}/smaps_rollup") as handle:
+                    for line in handle:
+                        if line.startswith("Pss:"):
+                            pss += int(line.split()[1]) * 1024
+            results[count] = {"containers": count, "cgroup_charge_mib": charge / 1048576, "monitor_pss_mib": pss / 1048576,
+                              "per_container_mib": (charge + pss) / count / 1048576}
+            print(f"density {count:4}: {results[count]['per_container_mib']:.2f} MiB per idle container "
+                  f"(cgroup charge {charge / count / 1048576:.2f} + monitor PSS {pss / count / 1048576:.2f})")
+        finally:
+            for cid in ids:
+                subprocess.run([tandem, "ctr", "rm", "-f", "--state-root", state, cid], capture_output=True)
+            shutil.rmtree(state, ignore_errors=True)
+    return results
 
 
 def summarise(values):
@@ -95,7 +147,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--tandem", default=os.path.join(ROOT, ".build/release/tandem"))
-    parser.add_argument("--no-containers", action="store_true", help="skip crun and runc")
+    parser.add_argument("--no-containers", action="store_true", help="skip the container runtimes")
+    parser.add_argument("--density", default="", help="comma-separated counts of idle containers at once (e.g. 1,10,100)")
     parser.add_argument("--out", default=os.path.join(ROOT, "reports/launch/latest.json"))
     args = parser.parse_args()
 
@@ -115,19 +168,38 @@ def main():
         if not args.no_containers and os.geteuid() == 0:
             if hide_cgroup2_for_crun():
                 notes.append("all commands ran in a private mount namespace with /sys/fs/cgroup/unified unmounted (crun 1.8 needs it on this hybrid layout)")
-            make_bundle(os.path.join(workdir, "bundle"))
+            make_bundle(os.path.join(workdir, "bundle-true"), ["/bin/true"])
+            make_bundle(os.path.join(workdir, "bundle-hello"), ["/init", "hello"])
+            commands["tandem ctr run (true)"] = ["LABTIME", args.tandem, "ctr", "run", "--", "/bin/true"]
+            commands["tandem ctr run (hello)"] = ["LABTIME", args.tandem, "ctr", "run", "--workload", "hello"]
             for runtime in ("crun", "runc"):
                 path = shutil.which(runtime)
                 if path:
                     state = os.path.join(workdir, f"state-{runtime}")
-                    commands[f"{runtime} run (busybox true)"] = [path, "--root", state, "run", "--bundle",
-                                                                os.path.join(workdir, "bundle"), "ID"]
+                    for workload in ("true", "hello"):
+                        commands[f"{runtime} run ({workload})"] = ["LABTIME", path, "--root", state, "run", "--bundle",
+                                                                   os.path.join(workdir, f"bundle-{workload}"), "ID"]
                 else:
                     notes.append(f"{runtime}: not installed")
         samples = {name: {"exit": [], "ready": []} for name in commands}
+        order = list(commands.items())
+        shuffler = random.Random(20261123)
         for trial in range(args.runs):
-            for name, argv in commands.items():
+            # Interleaved, in a new order each round: whatever the first command of a round pays
+            # (here: the cgroup v1 migration's RCU grace period after an idle spell) spreads evenly.
+            shuffler.shuffle(order)
+            for name, argv in order:
                 argv = [a.replace("ID", f"tandem-bench-{os.getpid()}-{trial}") if a == "ID" else a for a in argv]
+                if argv[0] == "LABTIME":
+                    status, ready, exit_ms, maxrss = timed(name.split()[0], argv[1:])
+                    if status != 0:
+                        print(f"{name}: exit status {status} (trial {trial})", file=sys.stderr)
+                        continue
+                    samples[name]["exit"].append(exit_ms)
+                    if ready is not None:
+                        samples[name]["ready"].append(ready)
+                    samples[name].setdefault("maxrss_mib", []).append(maxrss)
+                    continue
                 json_out = name.startswith("tandem vm run")
                 start, end, status, out = spawn(argv, stdout=subprocess.PIPE if json_out else subprocess.DEVNULL)
                 if status != 0:
@@ -161,6 +233,15 @@ def main():
         print(f"tiny VM memory (MiB, median): peak RSS {vm['peak_rss_bytes']['median']:.2f} = guest RAM touched + "
               f"{vm['vmm_overhead_bytes']['median']:.2f} VMM overhead; at exit {vm['rss_anon_bytes']['median']:.2f} private "
               f"(anonymous) + {vm['rss_file_bytes']['median']:.2f} file-backed (binary and shared libraries, shared page cache)")
+    for name, entry in results["commands"].items():
+        if "maxrss_mib" in entry:
+            print(f"peak RSS {name}: {entry['maxrss_mib']['median']:.2f} MiB (wait4 ru_maxrss, median)")
+    crun, runc, ours = (results["commands"].get(k) for k in ("crun run (true)", "runc run (true)", "tandem ctr run (true)"))
+    if ours and crun and runc:
+        print(f"tandem ctr run / crun (true, medians): {ours['exit']['median'] / crun['exit']['median']:.2f}; "
+              f"/ runc: {ours['exit']['median'] / runc['exit']['median']:.2f}")
+    if args.density and os.geteuid() == 0:
+        results["density"] = density(args.tandem, [int(c) for c in args.density.split(",")])
     for note in notes:
         print(f"note: {note}")
     print(f"note: virtualisation mode here is '{mode}'" + (" — the guest's own run time is emulated, not hardware speed" if mode == "emulated" else ""))

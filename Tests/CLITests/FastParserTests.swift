@@ -39,3 +39,37 @@ struct FastParserTests {
         #expect(FastVMRunParser.parse(arguments[...]) == nil)
     }
 }
+
+/// The same agreement for `tandem ctr run`.
+@Suite("ctr run: the launcher's parser agrees with ArgumentParser")
+struct FastCtrParserTests {
+    static let accepted: [[String]] = [
+        ["--", "/bin/true"],
+        ["--workload", "hello"],
+        [],
+        ["--memory", "32M", "--pids", "16", "--cpus=0.5", "--", "/bin/sh", "-c", "echo hi"],
+        ["-m", "6m", "--memory-swap=-1", "--name", "web", "-d", "--", "sleep", "60"],
+        ["--image", "/img", "--hostname", "box", "--net", "none", "--userns", "--read-only"],
+        ["--rootfs=/root", "-v", "/a:/b", "--volume", "/c:/d:ro", "-e", "A=1", "--env=B=2", "--", "/bin/env"],
+        ["--report", "/tmp/r.json", "--state-root", "/tmp/s", "--workload=compute"],
+        ["--", "/bin/sh", "--help"],
+        ["--name", "a", "--name", "b", "--", "x"],
+    ]
+
+    static let handedOver: [[String]] = [
+        ["--help"], ["-h"], ["--bogus"], ["--memory"], ["--", ], ["-m32M"], ["--userns=yes"], ["extra"],
+        ["--memory", "-1"],
+    ]
+
+    @Test("accepted lines parse identically", arguments: accepted)
+    func agree(arguments: [String]) throws {
+        let fast = try #require(FastCtrRunParser.parse(arguments[...]))
+        let full = try CtrRunCommand.parse(arguments)
+        #expect(fast == full.options)
+    }
+
+    @Test("everything else is left to ArgumentParser", arguments: handedOver)
+    func handOver(arguments: [String]) {
+        #expect(FastCtrRunParser.parse(arguments[...]) == nil)
+    }
+}

@@ -1,5 +1,6 @@
 /*
- * lab-time: the stopwatch of the nested lab (`tandem lab nested`), run inside L1.
+ * lab-time: the stopwatch of the nested lab (`tandem lab nested`, run inside L1) and of the
+ * launch benchmarks (scripts/bench_launch.py).
  *
  *   lab-time LABEL CMD ARGS...
  *
@@ -7,9 +8,12 @@
  * and notes CLOCK_MONOTONIC at three points: just before posix_spawn, when a line starting with
  * the ready marker (TANDEM-READY) arrives, and when CMD has exited. Then prints one line:
  *
- *   LAB-TIME label=LABEL status=N ready_ms=R exit_ms=E
+ *   LAB-TIME label=LABEL status=N ready_ms=R exit_ms=E maxrss_kib=K
  *
- * (ready_ms=-1 when the marker never came). Every VMM the lab compares is measured by this same
+ * (ready_ms=-1 when the marker never came). maxrss_kib is wait4's ru_maxrss of CMD: its own peak
+ * resident set or that of a descendant it waited for. Being a small static program matters here:
+ * Linux carries the spawning process's peak across exec into ru_maxrss, so a Python or shell
+ * harness would report its own size instead. Every VMM the lab compares is measured by this same
  * program in the same way, so the figures differ only by what the VMMs do.
  */
 #define _GNU_SOURCE
@@ -17,6 +21,7 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,10 +74,12 @@ int main(int argc, char **argv) {
         if (write(1, buffer, n) < 0) { /* our reader is gone: keep timing */ }
     }
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0) { }
+    struct rusage usage;
+    memset(&usage, 0, sizeof usage);
+    while (wait4(pid, &status, 0, &usage) < 0) { }
     double exited = now_ms();
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    printf("LAB-TIME label=%s status=%d ready_ms=%.3f exit_ms=%.3f\n", argv[1], code,
-           ready < 0 ? -1.0 : ready - start, exited - start);
+    printf("LAB-TIME label=%s status=%d ready_ms=%.3f exit_ms=%.3f maxrss_kib=%ld\n", argv[1], code,
+           ready < 0 ? -1.0 : ready - start, exited - start, usage.ru_maxrss);
     return 0;
 }
