@@ -2,10 +2,9 @@
 #   make demo   install what is missing, build, and run the main job
 #   make test   install what is missing, build, and run every test
 # and the rest:
-#   make build  release binaries .build/release/tandem{,-cli}, fully static: no dynamic loader, no
-#               shared libraries — tandem starts in ~1 ms instead of ~2 and its resident set drops by
-#               2.7 MiB. (The linker warns that FoundationEssentials' getpwnam & co. would need glibc's
-#               NSS libraries at run time; Tandem never calls them.)
+#   make build  release binaries .build/release/tandem{,-cli}: tandem fully static (no dynamic loader,
+#               no shared libraries — it starts in ~1 ms instead of ~2 and its resident set drops by
+#               2.7 MiB); tandem-cli with the Swift runtime static and libvirt's library shared.
 #   make guests the guest programs (guest-images/build)
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
@@ -27,13 +26,17 @@ guests: deps-core
 	@$(MAKE) --no-print-directory -C guest-images
 	@$(MAKE) --no-print-directory -C examples
 
+# tandem (the launch path) is fully static; tandem-cli links libvirt's shared library, so it gets
+# only the Swift runtime statically.
 build: deps-core
-	$(SWIFT) build -c release --disable-local-rpath -Xswiftc -static-executable
+	$(SWIFT) build -c release --disable-local-rpath --product tandem -Xswiftc -static-executable
+	$(SWIFT) build -c release --disable-local-rpath --product tandem-cli --static-swift-stdlib
 
 image: guests build
 	$(RELEASE_BIN) image build
 
 demo: deps guests build image
+	@scripts/libvirtd.sh up
 	@echo
 	@echo "== tandem host: what this machine can run"
 	@$(RELEASE_BIN) host
@@ -55,6 +58,7 @@ lab: deps guests image
 	$(RELEASE_BIN) lab nested --workload compute --args 1000000 --cmdline quiet --compare-qemu
 
 test: deps guests image
+	@scripts/libvirtd.sh up
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 

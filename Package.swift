@@ -34,13 +34,16 @@ let package = Package(
         .target(name: "Cgroups", dependencies: ["HostOS"]),
         // The container runtime: spec, rootfs layers, namespaces (through CLinux's clone trampoline), state.
         .target(name: "Containers", dependencies: ["CLinux", "Cgroups", "HostOS"]),
+        // libvirt's C API (pkg-config libvirt). Only tandem-cli links it: the launcher stays static.
+        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        .target(name: "Libvirt", dependencies: ["CLibvirt", "HostOS"]),
         // The launch path: what `tandem vm run` needs, and nothing that costs start time (no
         // ArgumentParser, no Foundation). `tandem` is this plus main.swift.
         .target(name: "TandemLaunch", dependencies: ["MicroVM", "BootLoader", "HostFacts", "HostOS", "Containers", "Cgroups", "CLinux"]),
         // `tandem lab nested`: an emulated L1 with SVM, for hosts without hardware virtualisation.
         .target(name: "NestedLab", dependencies: ["GuestImages", "HostOS", "TandemLaunch"]),
         .target(name: "TandemCLI", dependencies: [
-            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups",
+            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups", "Libvirt",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tandem", dependencies: ["TandemLaunch"]),
@@ -51,6 +54,7 @@ let package = Package(
         .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts"]),
         .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "HostOS"]),
+        .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts"]),
     ]

@@ -56,13 +56,32 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: "The KVM device.")
     var kvmDevice = "/dev/kvm"
 
+    @Option(name: .long, help: ArgumentHelp("microvm: Tandem's own VMM on /dev/kvm; libvirt: a guest through the libvirt daemon.", valueName: "microvm|libvirt"))
+    var backend = "microvm"
+
+    @Option(name: .long, help: ArgumentHelp("libvirt: the connection URI (remote ones too, e.g. qemu+ssh://host/system).", valueName: "uri"))
+    var connect = "qemu:///system"
+
+    @Option(name: .long, help: ArgumentHelp("libvirt: kvm where the host has hardware virtualisation, else tcg (auto).", valueName: "auto|kvm|tcg"))
+    var accel = "auto"
+
+    @Option(name: .long, help: ArgumentHelp("libvirt: the QEMU machine type.", valueName: "microvm|q35|pc"))
+    var machine = "microvm"
+
+    @Flag(name: .long, help: "libvirt: keep the console file afterwards.")
+    var keep = false
+
     var options: VMRunOptions {
         VMRunOptions(tiny: tiny, mode: mode?.value, memory: memory, kernel: kernel, initrd: initrd, cmdline: cmdline,
                      workload: workload, vcpus: vcpus, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice)
     }
 
     func run() throws {
-        throw ExitCode(VMRunner.run(options, processStart: nil))
+        switch backend {
+        case "microvm": throw ExitCode(VMRunner.run(options, processStart: nil))
+        case "libvirt": throw ExitCode(VMRunLibvirt.run(self))
+        default: throw fail("--backend \(backend): must be microvm or libvirt")
+        }
     }
 
 }

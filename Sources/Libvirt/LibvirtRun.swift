@@ -1,0 +1,205 @@
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One guest run through libvirt: the same kernel, initramfs and tandem-init as the microVM, as a
+/// transient domain Tandem names `tandem-…` and marks with its owner. The serial console goes to
+/// a file Tandem tails (streamed to the user, the ready marker and result line read from it).
+/// Every way out — guest exit, crash, timeout, Ctrl-C — destroys the domain and removes the
+/// console file; a domain whose tandem was killed is destroyed by the next run (`sweep`).
+public struct LibvirtRun {
+    public struct Options: Sendable {
+        public var uri = "qemu:///system"
+        public var accelerator: DomainDefinition.Accelerator
+        public var machine = DomainDefinition.Machine.microvm
+        public var kernel: String
+        public var initrd: String?
+        public var commandLine: String
+        public var memoryMiB = 256
+        public var vcpus = 1
+        public var timeoutSeconds: Double = 0
+        public var keep = false
+        public init(accelerator: DomainDefinition.Accelerator, kernel: String, initrd: String?, commandLine: String) {
+            self.accelerator = accelerator
+            self.kernel = kernel
+            self.initrd = initrd
+            self.commandLine = commandLine
+        }
+    }
+
+    public enum Outcome: Equatable, Sendable {
+        case exited(status: Int32)
+        /// The domain stopped without tandem-init's result line (a panic, a crash).
+        case endedWithoutResult
+        case timedOut
+        case interrupted(signal: Int32)
+    }
+
+    public struct Report: Sendable {
+        public var outcome: Outcome
+        public var domainName: String
+        /// CLOCK_MONOTONIC: before virDomainCreateXML, when it returned, ready marker, end.
+        public var createStart: UInt64
+        public var created: UInt64
+        public var ready: UInt64?
+        public var ended: UInt64
+        /// Peak resident set of the QEMU process (VmHWM), sampled at the result line.
+        public var qemuPeakRSSBytes: UInt64?
+        public var guestCPUNanoseconds: UInt64?
+        public var consoleTail: String
+    }
+
+    /// The base command line for a libvirt guest: the microVM's, without its control ports
+    /// (QEMU has none), and `reboot=t`/`panic=-1` so a reboot or panic ends the domain.
+    public static let baseCommandLine = "console=ttyS0 reboot=t panic=-1 pci=off 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.dumbkbd"
+
+    /// Runs the guest, streaming its console to `console`.
+    public static func run(_ options: Options, console: (UnsafeRawBufferPointer) -> Void) throws(LibvirtError) -> Report {
+        for path in [options.kernel] + (options.initrd.map { [$0] } ?? []) where access(path, R_OK) != 0 {
+            throw LibvirtError("cannot read \(path)")
+        }
+        let connection = try LibvirtConnection(uri: options.uri)
+        sweep(connection)
+
+        var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
+        defer { blocked.restore() }
+        let signals: SignalFD
+        do { signals = try SignalFD([SIGINT, SIGTERM, SIGHUP]) } catch { throw LibvirtError(error.description) }
+
+        // The console file's directory: traversable by the QEMU user, removed afterwards.
+        var template = Array("/tmp/tandem-libvirt.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw LibvirtError(SystemError("mkdtemp", "/tmp/tandem-libvirt.XXXXXX").description) }
+        let directory = String(cString: made)
+        chmod(directory, 0o711)
+        let consoleFile = directory + "/console.log"
+        defer {
+            if !options.keep { unlink(consoleFile); rmdir(directory) }
+        }
+
+        let suffix = String(UInt64(getpid()) << 20 ^ Clock.monotonicNanoseconds() & 0xfffff, radix: 16)
+        let definition = DomainDefinition(
+            name: DomainDefinition.namePrefix + suffix, accelerator: options.accelerator, machine: options.machine,
+            memoryMiB: options.memoryMiB, vcpus: options.vcpus, kernel: options.kernel, initrd: options.initrd,
+            commandLine: baseCommandLine + (options.commandLine.isEmpty ? "" : " " + options.commandLine),
+            consoleFile: consoleFile, owner: .init(pid: getpid(), startTime: ownStartTime()))
+
+        let createStart = Clock.monotonicNanoseconds()
+        let domain = try connection.createTransient(definition.xml)
+        let created = Clock.monotonicNanoseconds()
+        defer { if domain.isActive { try? domain.destroy() } }
+
+        var tail = ConsoleTail()
+        var offset = 0
+        var outcome: Outcome?
+        var ready: UInt64?
+        var qemuPeak: UInt64?
+        var cpu: UInt64?
+        let deadline = options.timeoutSeconds > 0 ? createStart + UInt64(options.timeoutSeconds * 1e9) : UInt64.max
+        let qemuPID = (Files.readText("/run/libvirt/qemu/\(definition.name).pid")).flatMap { pid_t($0.split(separator: "\n").first ?? "") }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while outcome == nil {
+            // New console bytes (the file grows as the guest writes).
+            if let fd = try? FileDescriptor.open(consoleFile, O_RDONLY) {
+                while true {
+                    let count = buffer.withUnsafeMutableBytes { pread(fd.rawValue, $0.baseAddress, $0.count, off_t(offset)) }
+                    guard count > 0 else { break }
+                    offset += count
+                    buffer.withUnsafeBytes { console(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                    for line in tail.append(buffer[0..<count]) {
+                        if ready == nil, line.hasPrefix("TANDEM-READY") { ready = Clock.monotonicNanoseconds() }
+                        if line.hasPrefix("TANDEM-RESULT "), let status = resultStatus(line) {
+                            if let qemuPID { qemuPeak = peakRSS(qemuPID) }
+                            cpu = domain.info()?.cpuTimeNanoseconds
+                            outcome = .exited(status: status)
+                        }
+                    }
+                }
+            }
+            if outcome != nil { break }
+            if !domain.isActive { outcome = .endedWithoutResult; break }
+            if Clock.monotonicNanoseconds() >= deadline { outcome = .timedOut; break }
+            var fds = [pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, 1, 5) > 0, let signal = signals.next() { outcome = .interrupted(signal: signal) }
+        }
+        // After the result line the guest powers off by itself; wait for that briefly, then pull the plug.
+        if case .exited = outcome! {
+            let stop = Clock.monotonicNanoseconds() + 10_000_000_000
+            while domain.isActive, Clock.monotonicNanoseconds() < stop { usleep(2_000) }
+        }
+        if domain.isActive { try? domain.destroy() }
+        return Report(outcome: outcome!, domainName: definition.name, createStart: createStart, created: created, ready: ready,
+                      ended: Clock.monotonicNanoseconds(), qemuPeakRSSBytes: qemuPeak, guestCPUNanoseconds: cpu,
+                      consoleTail: tail.text)
+    }
+
+    /// Destroys Tandem's domains whose owning tandem is gone (killed before it could clean up).
+    /// Domains without Tandem's name prefix and owner mark are never touched.
+    public static func sweep(_ connection: LibvirtConnection) {
+        for domain in connection.domains() where domain.name.hasPrefix(DomainDefinition.namePrefix) {
+            guard let owner = domain.metadata(namespace: DomainDefinition.metadataNamespace),
+                  let pid = attributeValue("pid", in: owner).flatMap({ pid_t($0) }),
+                  let start = attributeValue("start", in: owner).flatMap({ UInt64($0) }) else { continue }
+            if startTime(pid) == start { continue }
+            if domain.isActive { try? domain.destroy() }
+            if domain.isPersistent { domain.undefine() }
+        }
+    }
+
+    /// The value of ` name='…'` (or "…") in one XML element's text.
+    static func attributeValue(_ name: String, in element: String) -> String? {
+        let characters = Array(element)
+        let key = Array(" \(name)=")
+        guard characters.count > key.count else { return nil }
+        for start in 0...(characters.count - key.count) where Array(characters[start..<(start + key.count)]) == key {
+            let quoteIndex = start + key.count
+            guard quoteIndex < characters.count, characters[quoteIndex] == "'" || characters[quoteIndex] == "\"" else { continue }
+            let quote = characters[quoteIndex]
+            guard let end = characters[(quoteIndex + 1)...].firstIndex(of: quote) else { return nil }
+            return String(characters[(quoteIndex + 1)..<end])
+        }
+        return nil
+    }
+
+    static func resultStatus(_ line: String) -> Int32? {
+        line.split(separator: " ").first { $0.hasPrefix("status=") }.flatMap { Int32($0.dropFirst(7)) }
+    }
+
+    static func ownStartTime() -> UInt64 { startTime(getpid()) ?? 0 }
+
+    static func startTime(_ pid: pid_t) -> UInt64? {
+        guard let stat = Files.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+
+    static func peakRSS(_ pid: pid_t) -> UInt64? {
+        guard let status = Files.readText("/proc/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }.map { $0 * 1024 }
+        }
+        return nil
+    }
+}
+
+/// Splits console bytes into lines (the serial console ends them with \r\n) and keeps the last few.
+struct ConsoleTail {
+    private var pending: [UInt8] = []
+    private var lines: [String] = []
+
+    mutating func append(_ bytes: ArraySlice<UInt8>) -> [String] {
+        pending += bytes
+        var complete: [String] = []
+        while let newline = pending.firstIndex(of: 0x0a) {
+            var line = pending[..<newline]
+            while line.last == 0x0d { line = line.dropLast() }
+            complete.append(String(decoding: line, as: UTF8.self))
+            pending.removeSubrange(...newline)
+        }
+        lines += complete
+        if lines.count > 20 { lines.removeFirst(lines.count - 20) }
+        return complete
+    }
+
+    var text: String { (lines + [String(decoding: pending, as: UTF8.self)]).joined(separator: "\n") }
+}

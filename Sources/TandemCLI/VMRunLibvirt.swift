@@ -1,0 +1,108 @@
+import HostFacts
+import HostOS
+import Libvirt
+import TandemLaunch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tandem vm run --backend libvirt`: the same kernel, image and workload as a libvirt guest.
+enum VMRunLibvirt {
+    static func run(_ command: VMRunCommand) -> Int32 {
+        guard command.tiny == nil else { return VMRunner.fail("--tiny guests run only on Tandem's own VMM (--backend microvm)") }
+        guard let kernel = command.kernel ?? LinuxDefaults.kernel() else {
+            return VMRunner.fail("no kernel: pass --kernel PATH, or install Debian's linux-image-cloud-amd64 (make deps)")
+        }
+        for (flag, path) in [("--kernel", Optional(kernel)), ("--initrd", command.initrd)] {
+            if let path, Files.kind(path) != .regular { return VMRunner.fail("\(flag) \(path): no such file") }
+        }
+        guard command.vcpus >= 1, command.vcpus <= 64 else { return VMRunner.fail("--vcpus \(command.vcpus): must be between 1 and 64") }
+        let memory = command.memory ?? 256
+        guard memory >= 64 else { return VMRunner.fail("--memory \(memory): a Linux guest needs at least 64 MiB") }
+        guard command.timeout >= 0 else { return VMRunner.fail("--timeout \(command.timeout): must be 0 (no limit) or positive") }
+
+        // The accelerator: kvm only where the host has hardware virtualisation; said and stamped.
+        let hostMode = HostFacts.probeKVMMode(kvmPath: command.kvmDevice)
+        let accelerator: DomainDefinition.Accelerator
+        switch command.accel {
+        case "auto": accelerator = hostMode == .hardware ? .kvm : .qemu
+        case "kvm": accelerator = .kvm
+        case "tcg": accelerator = .qemu
+        default: return VMRunner.fail("--accel \(command.accel): must be auto, kvm or tcg")
+        }
+        guard let machine = DomainDefinition.Machine(rawValue: command.machine) else {
+            return VMRunner.fail("--machine \(command.machine): must be \(DomainDefinition.Machine.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        StandardError.line("tandem: libvirt guest (\(command.connect)), machine \(machine.rawValue), accelerator "
+            + (accelerator == .kvm ? "kvm (hardware virtualisation)" : "tcg (domain type='qemu': QEMU emulates the guest's instructions\(hostMode == .hardware ? "" : "; this host has no hardware virtualisation"))"))
+
+        var initrd = command.initrd ?? LinuxDefaults.initramfs()
+        if let path = initrd, Files.kind(path) != .regular { initrd = nil }
+        var line = command.cmdline ?? ""
+        if let workload = command.workload { line = "tandem.workload=\(workload)" + (line.isEmpty ? "" : " " + line) }
+        // Under TCG the kernel's early TSC calibration can hang (PLATFORM.md): tell it the clock.
+        if accelerator == .qemu, let khz = HostCPU.kilohertz() { line = "tsc_early_khz=\(khz)" + (line.isEmpty ? "" : " " + line) }
+        var options = LibvirtRun.Options(accelerator: accelerator, kernel: kernel, initrd: initrd, commandLine: line)
+        options.uri = command.connect
+        options.machine = machine
+        options.memoryMiB = memory
+        options.vcpus = command.vcpus
+        options.timeoutSeconds = command.timeout
+        options.keep = command.keep
+
+        let consoleFD: Int32 = command.json ? 2 : 1
+        let report: LibvirtRun.Report
+        do {
+            report = try LibvirtRun.run(options) { bytes in _ = write(consoleFD, bytes.baseAddress, bytes.count) }
+        } catch {
+            return VMRunner.fail(error.description)
+        }
+        let status: Int32
+        switch report.outcome {
+        case .exited(let code): status = code
+        case .timedOut:
+            StandardError.line("tandem: guest stopped: it ran past --timeout \(command.timeout) s (domain \(report.domainName) destroyed)")
+            status = 124
+        case .interrupted(let signal):
+            StandardError.line("tandem: guest stopped by signal \(signal) (domain \(report.domainName) destroyed)")
+            status = 128 + signal
+        case .endedWithoutResult:
+            StandardError.line("tandem: guest ended without tandem-init's result line; its last console lines:")
+            StandardError.write(report.consoleTail.split(separator: "\n").suffix(8).map { "  | \($0)\n" }.joined())
+            status = 126
+        }
+        if command.json {
+            func ms(_ value: UInt64?) -> JSON { value.map { .double(Double($0 - report.createStart) / 1e6) } ?? .null }
+            let json: JSON = .object([
+                ("schema", .string("tandem.vm-run/1")),
+                ("backend", .string("libvirt")),
+                ("virtualisation", .string(hostMode.rawValue)),
+                ("accelerator", .string(accelerator == .kvm ? "kvm" : "tcg")),
+                ("machine", .string(machine.rawValue)),
+                ("uri", .string(command.connect)),
+                ("domain", .string(report.domainName)),
+                ("exit_status", .int(Int64(status))),
+                ("memory_mib", .int(Int64(memory))),
+                ("vcpus", .int(Int64(command.vcpus))),
+                ("phases_ms", .object([("created", ms(report.created)), ("ready", ms(report.ready)), ("exit", ms(report.ended))])),
+                ("monotonic_ns", .object([("create_start", .uint(report.createStart)), ("ready", report.ready.map { .uint($0) } ?? .null),
+                                          ("exit", .uint(report.ended))])),
+                ("qemu_peak_rss_bytes", report.qemuPeakRSSBytes.map { .uint($0) } ?? .null),
+                ("guest_cpu_ns", report.guestCPUNanoseconds.map { .uint($0) } ?? .null),
+            ])
+            StandardOutput.write(json.serialized() + "\n")
+        }
+        return status
+    }
+}
+
+/// The host CPU's clock, from /proc/cpuinfo.
+enum HostCPU {
+    static func kilohertz() -> Int? {
+        guard let text = Files.readText("/proc/cpuinfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
+            if let value = line.split(separator: ":").last.flatMap({ Double($0.filter { !$0.isWhitespace }) }) { return Int(value * 1000) }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Starts (up) or stops (down) the libvirt daemon for Tandem's libvirt backend, on machines where
+# no init system does it (these have no systemd as PID 1). `up` leaves a running daemon alone;
+# `down` stops only a daemon `up` started. See ../shared/PLATFORM.md:
+#  - virtlogd first, then libvirtd, on qemu:///system;
+#  - libvirtd runs under a child subreaper that reaps at once: QEMU processes are daemonized and
+#    otherwise wait for PID 1 here, which reaps only every ~1.3 s and delays libvirt's "Stopped".
+set -euo pipefail
+socket=/run/libvirt/libvirt-sock
+marker=/run/tandem/libvirtd-started-by-tandem
+case "${1:-up}" in
+  up)
+    if [ -S "$socket" ] && virsh -c qemu:///system version >/dev/null 2>&1; then exit 0; fi
+    command -v libvirtd >/dev/null || { echo "libvirtd.sh: libvirtd is not installed (apt-get install libvirt-daemon-system)" >&2; exit 1; }
+    mkdir -p /run/tandem
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    setsid python3 - >/dev/null 2>&1 <<'PY' &
+import ctypes, os, signal
+PR_SET_CHILD_SUBREAPER = 36
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+daemon = os.fork()
+if daemon == 0:
+    os.execvp("libvirtd", ["libvirtd"])
+signal.signal(signal.SIGTERM, lambda *_: os.kill(daemon, signal.SIGTERM))
+while True:
+    try:
+        pid, _ = os.wait()
+    except ChildProcessError:
+        break
+    except InterruptedError:
+        continue
+    if pid == daemon:
+        break
+PY
+    echo $! > "$marker"
+    for _ in $(seq 1 100); do
+      [ -S "$socket" ] && virsh -c qemu:///system version >/dev/null 2>&1 && exit 0
+      sleep 0.1
+    done
+    echo "libvirtd.sh: libvirtd did not come up (no $socket after 10 s)" >&2
+    exit 1
+    ;;
+  down)
+    [ -f "$marker" ] || exit 0
+    pkill -TERM -x libvirtd || true
+    for _ in $(seq 1 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
+    rm -f "$marker"
+    ;;
+  *) echo "usage: scripts/libvirtd.sh up|down" >&2; exit 2 ;;
+esac
