@@ -67,8 +67,9 @@ public enum CtrRunner {
             command = ["/init"]
             if let workload = options.workload {
                 // tandem-init runs /bin/NAME: a name that is not there is the user's mistake, said now.
+                // (`hello` is built into tandem-init.)
                 guard !workload.isEmpty, !workload.contains("/"),
-                      ContainerSpec.resolve("/bin/" + workload, in: rootDirectory(root), path: "") != nil else {
+                      workload == "hello" || ContainerSpec.resolve("/bin/" + workload, in: rootDirectory(root), path: "") != nil else {
                     return .failure(ContainerError("--workload \(workload): \(rootDirectory(root)) has no /bin/\(workload)"))
                 }
                 command.append(workload)

@@ -79,6 +79,15 @@ struct ContainerIsolationTests {
         #expect(result.stdout == host)
     }
 
+    @Test("--workload hello runs tandem-init's built-in workload, as in the VM")
+    func hello() throws {
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        let (result, _) = try Containers.run(["--workload", "hello"], state: state)
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("TANDEM-READY\nhello from tandem-init\nTANDEM-RESULT workload=hello status=0"))
+    }
+
     @Test("capabilities are the OCI default set; no_new_privs is on")
     func capabilities() throws {
         let state = Containers.stateRoot()
