@@ -26,7 +26,7 @@ public struct GuestImage {
     }
 
     /// The workload programs an image carries (each a static binary in `programs`).
-    public static let workloads = ["compute"]
+    public static let workloads = ["compute", "probe"]
 
     public var entries: [ImageEntry]
 
