@@ -1,5 +1,5 @@
 # Tandem — the two commands a new user runs (README.md):
-#   make demo   install what is missing, build, and run the main job
+#   make demo   install what is missing, build, and run the main job (ends in reports/latest/index.html)
 #   make test   install what is missing, build, and run every test
 # and the rest:
 #   make build  release binaries .build/release/tandem{,-cli}: tandem fully static (no dynamic loader,
@@ -8,7 +8,8 @@
 #   make guests the guest programs (guest-images/build)
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
-#   make bench  the launch benchmarks (tiny microVM, tandem --version, /bin/true, crun, runc)
+#   make bench  tandem bench with 10 trials (reports/latest), then the launch benchmark (50 runs:
+#               tiny microVM, tandem ctr run vs crun and runc, idle-container density)
 
 SWIFT       ?= swift
 RELEASE_BIN := .build/release/tandem
@@ -44,15 +45,11 @@ demo: deps guests build image
 	@echo "== tandem vm run --tiny hello: a tiny guest on /dev/kvm, with Tandem's own VMM"
 	@$(RELEASE_BIN) vm run --tiny hello
 	@echo
-	@echo "== examples/countdown.S: a bare-metal guest in 30 lines of assembly, by path"
-	@$(RELEASE_BIN) vm run --tiny examples/build/countdown.bin --arg 3
+	@echo "== tandem ctr run --workload probe: the same image as a container, Tandem's own runtime"
+	@$(RELEASE_BIN) ctr run --workload probe
 	@echo
-	@echo "== the same compute workload as a tiny guest and as a host program"
-	@$(RELEASE_BIN) vm run --tiny compute --arg 100000
-	@guest-images/build/bin/compute 100000
-	@echo
-	@echo "== launch cost (10 runs each; make bench does 50 and adds crun and runc)"
-	@python3 scripts/bench_launch.py --runs 10 --no-containers
+	@echo "== tandem bench --quick: every backend that runs here, side by side (a few minutes)"
+	@$(RELEASE_BIN) bench --quick --out reports/latest
 
 lab: deps guests image
 	$(RELEASE_BIN) lab nested --workload compute --args 1000000 --cmdline quiet --compare-qemu
@@ -62,8 +59,10 @@ test: deps guests image
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-bench: deps guests build
-	python3 scripts/bench_launch.py --runs 50
+bench: deps guests build image
+	@scripts/libvirtd.sh up
+	$(RELEASE_BIN) bench --trials 10 --out reports/latest
+	python3 scripts/bench_launch.py --runs 50 --density 1,10,100
 
 clean:
 	rm -rf .build guest-images/build examples/build

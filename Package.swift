@@ -37,13 +37,17 @@ let package = Package(
         // libvirt's C API (pkg-config libvirt). Only tandem-cli links it: the launcher stays static.
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         .target(name: "Libvirt", dependencies: ["CLibvirt", "HostOS"]),
+        // tandem bench: scenarios x backends x trials -> raw results.json (no statistics);
+        // tandem report: statistics and the HTML/Markdown/CSV/JSON pages.
+        .target(name: "Bench", dependencies: ["HostOS"]),
+        .target(name: "Report", dependencies: ["Bench", "HostOS"]),
         // The launch path: what `tandem vm run` needs, and nothing that costs start time (no
         // ArgumentParser, no Foundation). `tandem` is this plus main.swift.
         .target(name: "TandemLaunch", dependencies: ["MicroVM", "BootLoader", "HostFacts", "HostOS", "Containers", "Cgroups", "CLinux"]),
         // `tandem lab nested`: an emulated L1 with SVM, for hosts without hardware virtualisation.
         .target(name: "NestedLab", dependencies: ["GuestImages", "HostOS", "TandemLaunch"]),
         .target(name: "TandemCLI", dependencies: [
-            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups", "Libvirt",
+            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups", "Libvirt", "Bench", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tandem", dependencies: ["TandemLaunch"]),
@@ -55,6 +59,7 @@ let package = Package(
         .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "HostOS"]),
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts"]),
     ]

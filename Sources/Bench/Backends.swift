@@ -1,0 +1,244 @@
+import FoundationEssentials
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Tandem's tiny microVM: a bare guest on /dev/kvm (hello and compute; not a Linux guest).
+struct TinyMicroVM: Sandbox {
+    let environment: BenchEnvironment
+    var name: String { "tiny-microvm" }
+    var info: BackendInfo {
+        let usable = access("/dev/kvm", R_OK | W_OK) == 0 && environment.tinyDirectory != nil
+        return BackendInfo(name: name, kind: "ours", kindOfSandbox: "microVM (bare guest, no OS)", available: usable,
+                           reason: usable ? nil : "needs a usable /dev/kvm and make guests",
+                           execution: environment.virtualisation == "hardware" ? "hardware KVM" : "emulated KVM (guest instructions emulated)",
+                           description: "tandem vm run --tiny: Tandem's VMM, a flat guest, no kernel")
+    }
+    func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
+        switch workload.name {
+        case "hello": .success([environment.tandem, "vm", "run", "--tiny", "hello", "--json"])
+        case "compute": .success([environment.tandem, "vm", "run", "--tiny", "compute", "--arg", workload.arguments.first ?? "100000", "--json"])
+        default: .failure(SandboxSkip(reason: "a tiny guest has no OS to run \(workload.name)"))
+        }
+    }
+    /// The VMM's own ready timestamp (the READY port write), on lab-time's clock.
+    func refine(_ sample: inout Sample, output: [String], startNanoseconds: UInt64) {
+        guard let report = output.last(where: { $0.hasPrefix("{\"schema\":\"tandem.vm-run/") }),
+              let ready = JSONField.number("ready", inObject: "monotonic_ns", of: report), ready > Double(startNanoseconds) else { return }
+        sample.readyMs = (ready - Double(startNanoseconds)) / 1e6
+    }
+}
+
+/// Tandem's Linux microVM: needs hardware virtualisation (here, use `tandem lab nested`).
+struct LinuxMicroVM: Sandbox {
+    let environment: BenchEnvironment
+    var name: String { "linux-microvm" }
+    var info: BackendInfo {
+        let hardware = environment.virtualisation == "hardware"
+        let reason: String? = !hardware ? "no hardware virtualisation here: a Linux boot under emulated KVM takes minutes (try tandem lab nested)"
+            : environment.kernel == nil ? "no kernel (linux-image-cloud-amd64)" : nil
+        return BackendInfo(name: name, kind: "ours", kindOfSandbox: "microVM (Linux)", available: reason == nil, reason: reason,
+                           execution: "hardware KVM", description: "tandem vm run: Tandem's VMM booting the cloud kernel + guest image")
+    }
+    func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
+        var line = "quiet"
+        if !workload.arguments.isEmpty { line += " tandem.args=" + workload.arguments.joined(separator: ",") }
+        return .success([environment.tandem, "vm", "run", "--workload", workload.name, "--cmdline", line])
+    }
+}
+
+/// Tandem's container runtime.
+struct TandemContainer: Sandbox {
+    let environment: BenchEnvironment
+    var name: String { "container" }
+    var info: BackendInfo {
+        let ok = getuid() == 0 && environment.rootfs != nil
+        return BackendInfo(name: name, kind: "ours", kindOfSandbox: "container", available: ok,
+                           reason: ok ? nil : "needs root and the image rootfs (make image)", execution: "native (host kernel)",
+                           description: "tandem ctr run: namespaces, overlay over the image, pivot_root, cgroups")
+    }
+    func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
+        .success([environment.tandem, "ctr", "run", "--", "/init", workload.name] + workload.arguments)
+    }
+}
+
+/// The same guest through libvirt (direct kernel boot).
+struct LibvirtGuest: Sandbox {
+    let environment: BenchEnvironment
+    var name: String { "libvirt" }
+    var info: BackendInfo {
+        var reason: String?
+        if access("/run/libvirt/libvirt-sock", F_OK) != 0 { reason = "the libvirt daemon is not running (scripts/libvirtd.sh up)" }
+        if environment.kernel == nil { reason = "no kernel (linux-image-cloud-amd64)" }
+        let tcg = environment.virtualisation != "hardware"
+        return BackendInfo(name: name, kind: "ours", kindOfSandbox: "full VM (libvirt + QEMU)", available: reason == nil, reason: reason,
+                           execution: tcg ? "TCG (QEMU emulates the guest)" : "hardware KVM",
+                           description: "tandem vm run --backend libvirt: a transient libvirt domain, direct kernel boot, machine microvm")
+    }
+    func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
+        var line = "quiet"
+        if !workload.arguments.isEmpty { line += " tandem.args=" + workload.arguments.joined(separator: ",") }
+        return .success([environment.tandemCLI, "vm", "run", "--backend", "libvirt", "--workload", workload.name, "--cmdline", line,
+                         "--json", "--timeout", "300"])
+    }
+    /// QEMU is libvirt's child, not the launcher's: add its peak RSS from the report.
+    func refine(_ sample: inout Sample, output: [String], startNanoseconds: UInt64) {
+        guard let report = output.last(where: { $0.hasPrefix("{\"schema\":\"tandem.vm-run/") }),
+              let qemu = JSONField.number("qemu_peak_rss_bytes", of: report) else { return }
+        sample.peakRSSBytes = (sample.peakRSSBytes ?? 0) + UInt64(qemu)
+    }
+}
+
+/// Peer: QEMU's microvm machine run directly, with the equivalent command line.
+struct QEMUMicroVM: Sandbox {
+    let environment: BenchEnvironment
+    var name: String { "qemu-microvm" }
+    var info: BackendInfo {
+        var reason: String?
+        if Files.which("qemu-system-x86_64") == nil { reason = "qemu-system-x86_64 is not installed" }
+        if environment.kernel == nil { reason = "no kernel (linux-image-cloud-amd64)" }
+        let kvm = environment.virtualisation == "hardware"
+        return BackendInfo(name: name, kind: "peer", kindOfSandbox: "microVM (Linux, QEMU)", available: reason == nil, reason: reason,
+                           execution: kvm ? "hardware KVM" : "TCG (QEMU emulates the guest)",
+                           description: "qemu-system-x86_64 -M microvm, the same kernel and initramfs")
+    }
+    func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
+        let kvm = environment.virtualisation == "hardware"
+        var line = "console=ttyS0 reboot=t panic=-1 pci=off 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet"
+        if !kvm, let khz = HostClock.kilohertz() { line += " tsc_early_khz=\(khz)" }
+        line += " tandem.workload=\(workload.name)"
+        if !workload.arguments.isEmpty { line += " tandem.args=" + workload.arguments.joined(separator: ",") }
+        return .success([Files.which("qemu-system-x86_64")!, "-M", "microvm", "-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "qemu64",
+                         "-m", "256", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+                         "-monitor", "none", "-no-reboot", "-kernel", environment.kernel!] + (environment.initramfs.map { ["-initrd", $0] } ?? [])
+                        + ["-append", line])
+    }
+}
+
+/// Peers: crun and runc with an OCI bundle over the same rootfs.
+struct OCIRuntime: Sandbox {
+    let environment: BenchEnvironment
+    let runtime: String
+    var name: String { runtime }
+    var info: BackendInfo {
+        var reason: String?
+        if Files.which(runtime) == nil { reason = "\(runtime) is not installed" }
+        if environment.rootfs == nil { reason = "no image rootfs (make image)" }
+        if getuid() != 0 { reason = "needs root" }
+        return BackendInfo(name: name, kind: "peer", kindOfSandbox: "container", available: reason == nil, reason: reason,
+                           execution: "native (host kernel)", description: "\(runtime) run with an OCI bundle over the image rootfs")
+    }
+    func bundle(_ workload: Workload) -> String { "\(environment.workDirectory)/\(runtime)-\(workload.name)" }
+    func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
+        let directory = bundle(workload)
+        if Files.kind(directory + "/config.json") == .missing {
+            mkdir(directory, 0o755)
+            let config = OCIConfig.minimal(rootfs: environment.rootfs!, args: ["/init", workload.name] + workload.arguments,
+                                           hostname: runtime)
+            do { try Files.write(directory + "/config.json", Array(config.utf8)) } catch {
+                return .failure(SandboxSkip(reason: "cannot write the bundle: \(error)"))
+            }
+        }
+        return .success([Files.which(runtime)!, "--root", "\(environment.workDirectory)/\(runtime)-state", "run", "--bundle", directory,
+                         "tandem-bench-\(getpid())-\(workload.name)-\(trial)"])
+    }
+}
+
+/// Peer: the workload as a plain host process (tandem-init not as PID 1 runs it directly): the floor.
+struct BareProcess: Sandbox {
+    let environment: BenchEnvironment
+    var name: String { "process" }
+    var info: BackendInfo {
+        BackendInfo(name: name, kind: "peer", kindOfSandbox: "plain process (no isolation)", available: environment.rootfs != nil,
+                    reason: environment.rootfs == nil ? "no image rootfs (make image)" : nil, execution: "native (host kernel)",
+                    description: "the image's tandem-init and workload run directly on the host")
+    }
+    func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
+        guard let rootfs = environment.rootfs else { return .failure(SandboxSkip(reason: "no rootfs")) }
+        // hello is tandem-init's own; other workloads run as the image's program itself (outside
+        // a container tandem-init would look for /bin/NAME on the host).
+        if workload.name == "hello" { return .success(["\(rootfs)/init", "hello"]) }
+        guard Files.kind("\(rootfs)/bin/\(workload.name)") == .regular else { return .failure(SandboxSkip(reason: "no /bin/\(workload.name)")) }
+        return .success(["\(rootfs)/bin/\(workload.name)"] + workload.arguments)
+    }
+}
+
+/// The OCI runtime spec's smallest useful config.json for the peers (namespaces like Tandem's).
+enum OCIConfig {
+    static func minimal(rootfs: String, args: [String], hostname: String) -> String {
+        func quote(_ text: String) -> String { JSONText.quote(text) }
+        return """
+        {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":[\(args.map(quote).joined(separator: ","))],
+        "env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"cwd":"/","noNewPrivileges":true,
+        "capabilities":{"bounding":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"],"effective":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"],
+        "permitted":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"]}},
+        "root":{"path":\(quote(rootfs)),"readonly":true},"hostname":\(quote(hostname)),
+        "mounts":[{"destination":"/proc","type":"proc","source":"proc"},
+        {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
+        {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
+        {"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]},
+        {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]}],
+        "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}],
+        "maskedPaths":["/proc/kcore","/proc/keys","/sys/firmware"],"readonlyPaths":["/proc/sys","/proc/sysrq-trigger"]}}
+        """
+    }
+}
+
+/// JSON string quoting and the odd field read without a full decoder (launchers' one-line reports).
+public enum JSONText {
+    public static func quote(_ text: String) -> String { JSON.string(text).serialized() }
+}
+
+enum JSONField {
+    /// A number field of a one-line JSON report, optionally inside the named object.
+    static func number(_ key: String, inObject object: String? = nil, of json: String) -> Double? {
+        guard let data = json.data(using: .utf8),
+              let decoded = try? JSONDecoder().decode(AnyJSON.self, from: data) else { return nil }
+        var value = decoded
+        if let object { guard case .object(let members) = value, let inner = members[object] else { return nil }; value = inner }
+        guard case .object(let members) = value, case .number(let number)? = members[key] else { return nil }
+        return number
+    }
+}
+
+/// Just enough of JSON to read launchers' reports.
+enum AnyJSON: Decodable {
+    case number(Double), string(String), bool(Bool), null, array([AnyJSON]), object([String: AnyJSON])
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([AnyJSON].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: AnyJSON].self)) }
+    }
+}
+
+/// The host CPU's clock, from /proc/cpuinfo (QEMU's TCG guests get it as tsc_early_khz).
+public enum HostClock {
+    public static func kilohertz() -> Int? {
+        guard let text = Files.readText("/proc/cpuinfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
+            if let value = line.split(separator: ":").last.flatMap({ Double($0.filter { !$0.isWhitespace }) }) { return Int(value * 1000) }
+        }
+        return nil
+    }
+}
+
+/// The sandbox for a backend name (the names `tandem bench --backends` takes).
+public enum Backends {
+    public static func make(_ name: String, _ environment: BenchEnvironment) -> any Sandbox {
+        switch name {
+        case "tiny-microvm": TinyMicroVM(environment: environment)
+        case "linux-microvm": LinuxMicroVM(environment: environment)
+        case "container": TandemContainer(environment: environment)
+        case "libvirt": LibvirtGuest(environment: environment)
+        case "qemu-microvm": QEMUMicroVM(environment: environment)
+        case "crun", "runc": OCIRuntime(environment: environment, runtime: name)
+        default: BareProcess(environment: environment)
+        }
+    }
+}
+

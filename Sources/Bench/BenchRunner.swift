@@ -1,0 +1,111 @@
+import FoundationEssentials
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs every workload in every available sandbox, trials interleaved (each round visits every
+/// pair in a new order, so machine noise spreads evenly), and rewrites `results.json` after
+/// every round: an interrupted bench keeps what it measured.
+public final class BenchRunner {
+    let sandboxes: [any Sandbox]
+    let workloads: [Workload]
+    let trials: Int
+    let warmup: Int
+    let timeoutSeconds: Double
+    let labTime: String
+    let outPath: String
+    public private(set) var results: BenchResults
+
+    public init(sandboxes: [any Sandbox], workloads: [Workload], trials: Int, warmup: Int, timeoutSeconds: Double, labTime: String,
+                outPath: String, results: BenchResults) {
+        self.sandboxes = sandboxes
+        self.workloads = workloads
+        self.trials = trials
+        self.warmup = warmup
+        self.timeoutSeconds = timeoutSeconds
+        self.labTime = labTime
+        self.outPath = outPath
+        self.results = results
+    }
+
+    /// Runs the bench; `progress(done, total, line)` after each trial. Returns false if interrupted.
+    @discardableResult
+    public func run(progress: (Int, Int, String) -> Void) throws -> Bool {
+        let runnable = sandboxes.filter { $0.info.available }
+        var pairs: [(any Sandbox, Workload)] = []
+        for workload in workloads {
+            for sandbox in runnable {
+                switch sandbox.command(for: workload, trial: 0) {
+                case .success: pairs.append((sandbox, workload))
+                case .failure(let skip): results.notes.append("\(sandbox.name) × \(workload.name): not run — \(skip.reason)")
+                }
+            }
+        }
+        defer { runnable.forEach { $0.finish() } }
+        var generator = SeededGenerator(seed: 20_261_123)
+        let total = (warmup + trials) * pairs.count
+        var done = 0
+        for round in 0..<(warmup + trials) {
+            pairs.shuffle(using: &generator)
+            for (sandbox, workload) in pairs {
+                guard case .success(let argv) = sandbox.command(for: workload, trial: round) else { continue }
+                let measurement: Stopwatch.Measurement
+                do {
+                    measurement = try Stopwatch.measure(argv, labTime: labTime, timeoutSeconds: timeoutSeconds)
+                } catch {
+                    if error.errno == EINTR { try save(); return false }
+                    results.notes.append("\(sandbox.name) × \(workload.name) round \(round): \(error)")
+                    done += 1
+                    continue
+                }
+                if measurement.interruptedBy != nil { try save(); return false }
+                done += 1
+                let warm = round < warmup
+                var sample = Sample(backend: sandbox.name, workload: workload.name, trial: round - warmup, status: measurement.status,
+                                    readyMs: measurement.readyMs, totalMs: measurement.exitMs, peakRSSBytes: measurement.maxRSSBytes,
+                                    result: measurement.lines.first { $0.hasPrefix("compute ") }, probe: nil)
+                if let probe = measurement.lines.first(where: { $0.hasPrefix("TANDEM-PROBE ") }) {
+                    sample.probe = Dictionary(probe.split(separator: " ").dropFirst().compactMap { word -> (String, String)? in
+                        let pair = word.split(separator: "=", maxSplits: 1)
+                        return pair.count == 2 ? (String(pair[0]), String(pair[1])) : nil
+                    }, uniquingKeysWith: { $1 })
+                }
+                sandbox.refine(&sample, output: measurement.lines, startNanoseconds: measurement.startNanoseconds)
+                if !warm { results.samples.append(sample) }
+                let ready = sample.readyMs.map { String(format3($0)) + " ms" } ?? "—"
+                progress(done, total, "\(warm ? "warm-up " : "")\(sandbox.name) \(workload.name): ready \(ready), total \(format3(sample.totalMs)) ms, status \(sample.status)")
+            }
+            try save()
+        }
+        results.complete = true
+        try save()
+        return true
+    }
+
+    func save() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(results)
+        try Files.write(outPath + ".partial", Array(data))
+        guard rename(outPath + ".partial", outPath) == 0 else { throw SystemError("rename", outPath) }
+    }
+}
+
+func format3(_ value: Double) -> String {
+    let scaled = Int((value * 100).rounded())
+    return "\(scaled / 100).\(String(scaled % 100).count == 1 ? "0" : "")\(scaled % 100)"
+}
+
+/// A small deterministic generator (SplitMix64): the same shuffles on every run.
+public struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,102 @@
+import FoundationEssentials
+
+/// `results.json` (schema tandem.bench/1): everything a bench measured, raw — one sample per
+/// trial — plus the facts needed to read it honestly. `tandem report` needs nothing else.
+/// Documented in docs/bench.md.
+public struct BenchResults: Codable, Sendable {
+    public var schema = "tandem.bench/1"
+    public var startedAt: String
+    public var host: HostSummary
+    public var trials: Int
+    public var warmup: Int
+    public var backends: [BackendInfo]
+    public var workloads: [String]
+    public var samples: [Sample]
+    public var footprint: [Artifact]
+    public var notes: [String]
+    /// False while the bench runs (or when it was interrupted): the file is rewritten after each round.
+    public var complete: Bool
+
+    public init(startedAt: String, host: HostSummary, trials: Int, warmup: Int, backends: [BackendInfo], workloads: [String]) {
+        self.startedAt = startedAt
+        self.host = host
+        self.trials = trials
+        self.warmup = warmup
+        self.backends = backends
+        self.workloads = workloads
+        samples = []
+        footprint = []
+        notes = []
+        complete = false
+    }
+}
+
+public struct HostSummary: Codable, Sendable {
+    public var cpu: String
+    public var cpus: Int
+    public var kernel: String
+    /// hardware / emulated / none (tandem host).
+    public var virtualisation: String
+    public var virtualisationExplanation: String
+    public var cgroups: String
+    public var tools: [String: String]
+    public var bootID: String
+    public var hostname: String
+    public init(cpu: String, cpus: Int, kernel: String, virtualisation: String, virtualisationExplanation: String, cgroups: String,
+                tools: [String: String], bootID: String, hostname: String) {
+        self.cpu = cpu
+        self.cpus = cpus
+        self.kernel = kernel
+        self.virtualisation = virtualisation
+        self.virtualisationExplanation = virtualisationExplanation
+        self.cgroups = cgroups
+        self.tools = tools
+        self.bootID = bootID
+        self.hostname = hostname
+    }
+}
+
+public struct BackendInfo: Codable, Sendable {
+    public var name: String
+    /// "ours" (Tandem's) or "peer" (what Tandem is measured against).
+    public var kind: String
+    public var kindOfSandbox: String
+    public var available: Bool
+    /// Why it did not run, when it did not.
+    public var reason: String?
+    /// How this backend runs guest code here: hardware KVM, emulated KVM, TCG, or native (containers, processes).
+    public var execution: String
+    public var description: String
+}
+
+public struct Sample: Codable, Sendable {
+    public var backend: String
+    public var workload: String
+    public var trial: Int
+    public var status: Int
+    /// Launcher spawn → the ready marker (or the VMM's ready port), ms.
+    public var readyMs: Double?
+    /// Launcher spawn → its exit, ms.
+    public var totalMs: Double
+    /// Peak resident set of the launcher or the largest process it waited for (wait4), plus for
+    /// libvirt its QEMU process (not the launcher's child), bytes.
+    public var peakRSSBytes: UInt64?
+    /// The workload's own result line (compute: "compute n=… primes=… sum=…").
+    public var result: String?
+    /// The probe's facts (probe workload).
+    public var probe: [String: String]?
+}
+
+public struct Artifact: Codable, Sendable {
+    public var name: String
+    public var bytes: UInt64
+    /// Backends that use it (counted once however many sandboxes share it).
+    public var usedBy: [String]
+    public var note: String
+    public init(name: String, bytes: UInt64, usedBy: [String], note: String) {
+        self.name = name
+        self.bytes = bytes
+        self.usedBy = usedBy
+        self.note = note
+    }
+}

@@ -1,0 +1,116 @@
+import Bench
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ReportModel {
+    /// A self-contained page: inline CSS and one inline SVG chart per workload and metric; no
+    /// script, no network.
+    public func html() -> String {
+        var body = "<h1>Tandem: VMs and containers, side by side</h1>\n"
+        body += "<p class=honest>\(markdownInline(honesty))\(results.complete ? "" : " <strong>This run was interrupted.</strong>")</p>\n"
+        body += "<p>Started \(results.startedAt.htmlEscaped()). Ratios against <code>\(baseline.htmlEscaped())</code>. Bars are medians, whiskers p5–p95, log scale. Colours: <span class=ours>Tandem's</span>, <span class=peer>peers</span>; hatched = emulated (not hardware speed).</p>\n"
+        body += "<h2>Backends</h2>\n<table><tr><th>backend</th><th></th><th>sandbox</th><th>runs guest code</th><th>ran?</th></tr>\n"
+        for backend in results.backends {
+            body += "<tr><td><code>\(backend.name.htmlEscaped())</code></td><td>\(backend.kind)</td><td>\(backend.kindOfSandbox.htmlEscaped())</td><td>\(backend.execution.htmlEscaped())</td><td>\(backend.available ? "yes" : "no — " + (backend.reason ?? "").htmlEscaped())</td></tr>\n"
+        }
+        body += "</table>\n"
+        for workload in results.workloads {
+            guard let rows = rows[workload], !rows.isEmpty else { continue }
+            let sorted = rows.sorted { $0.total.median < $1.total.median }
+            body += "<h2>Workload <code>\(workload.htmlEscaped())</code></h2>\n"
+            let readyRows = sorted.compactMap { row in row.ready.map { (row, $0) } }
+            if !readyRows.isEmpty { body += chart(title: "spawn → ready marker", rows: readyRows) }
+            body += chart(title: "spawn → exit (total)", rows: sorted.map { ($0, $0.total) })
+            body += "<table><tr><th>backend</th><th>ready median [p5–p95]</th><th>total median [p5–p95] (95% CI)</th><th>total ÷ \(baseline.htmlEscaped())</th><th>peak RSS</th><th>n</th></tr>\n"
+            for row in sorted {
+                let ready = row.ready.map { "\(ms($0.median)) [\(ms($0.p5))–\(ms($0.p95))]" } ?? "—"
+                body += "<tr><td><code>\(row.backend.name.htmlEscaped())</code><br><small>\(row.backend.execution.htmlEscaped())</small></td><td>\(ready)</td><td>\(ms(row.total.median)) [\(ms(row.total.p5))–\(ms(row.total.p95))] (\(ms(row.total.ciLow))–\(ms(row.total.ciHigh)))</td><td>\(Format.ratio(row.ratio))</td><td>\(row.peakRSS.map { Format.bytes($0.median) } ?? "—")</td><td>\(row.total.n)</td></tr>\n"
+            }
+            body += "</table>\n"
+            if workload == "compute" {
+                body += computeMismatch.isEmpty ? "<p>Every backend computed the same answer.</p>\n"
+                    : "<p class=bad>Mismatch: \(computeMismatch.joined(separator: ", ").htmlEscaped()) computed a different answer.</p>\n"
+            }
+        }
+        if !probes.isEmpty {
+            body += "<h2>Isolation: what a workload sees from inside</h2>\n<table><tr><th>fact</th><th>host</th>"
+            body += probes.map { "<th><code>\($0.backend.htmlEscaped())</code></th>" }.joined() + "<th>meaning</th></tr>\n"
+            for fact in probeFacts {
+                let host = fact.key == "hostname" ? results.host.hostname : fact.key == "kernel" ? results.host.kernel : ""
+                body += "<tr><td>\(fact.title)</td><td>\(host.htmlEscaped())</td>" + probes.map { "<td>\(probeValue($0.facts, fact.key).htmlEscaped())</td>" }.joined()
+                    + "<td><small>\(fact.meaning.htmlEscaped())</small></td></tr>\n"
+            }
+            body += "</table>\n"
+        }
+        if !results.footprint.isEmpty {
+            body += "<h2>Disk footprint</h2>\n<table><tr><th>artifact</th><th>size</th><th>used by</th><th>note</th></tr>\n"
+            for artifact in results.footprint {
+                body += "<tr><td>\(artifact.name.htmlEscaped())</td><td>\(Format.bytes(Double(artifact.bytes)))</td><td>\(artifact.usedBy.joined(separator: ", ").htmlEscaped())</td><td>\(artifact.note.htmlEscaped())</td></tr>\n"
+            }
+            body += "</table>\n"
+        }
+        body += "<h2>The seeds' claims, answered</h2>\n<table><tr><th>claim</th><th>measured here</th><th>verdict</th><th>why</th></tr>\n"
+        for claim in claims {
+            body += "<tr><td>\(claim.claim.htmlEscaped()) <small>(\(claim.source))</small></td><td>\(claim.measurement.htmlEscaped())</td><td class=\"v-\(claim.verdict == .confirmed ? "yes" : claim.verdict == .contradicted ? "no" : "maybe")\">\(claim.verdict.rawValue)</td><td>\(claim.why.htmlEscaped())</td></tr>\n"
+        }
+        body += "</table>\n"
+        if !results.notes.isEmpty {
+            body += "<h2>Notes</h2>\n<ul>" + results.notes.map { "<li>\($0.htmlEscaped())</li>" }.joined() + "</ul>\n"
+        }
+        return """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>Tandem report</title>
+            <style>
+            body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1d2330}
+            h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #dde;padding-bottom:.2em}
+            table{border-collapse:collapse;margin:.8em 0;font-size:.92em}td,th{border:1px solid #dde;padding:.3em .55em;text-align:left;vertical-align:top}
+            th{background:#f3f5fa}code{background:#f3f5fa;padding:0 .2em;border-radius:3px}small{color:#5a6275}
+            .honest{background:#fff8e1;border-left:4px solid #e0a800;padding:.6em .8em}.bad{color:#b00020;font-weight:bold}
+            .ours{color:#1f5fbf;font-weight:bold}.peer{color:#6b7280;font-weight:bold}
+            .v-yes{background:#e6f4ea}.v-no{background:#fde8e8}.v-maybe{background:#f3f4f6}
+            svg{display:block;margin:.6em 0}svg text{font:12px system-ui,sans-serif;fill:#1d2330}
+            </style></head><body>
+            \(body)</body></html>
+
+            """
+    }
+
+    /// One horizontal bar chart: median bars, p5–p95 whiskers, log10 time axis.
+    func chart(title: String, rows: [(ReportModel.Row, Summary)]) -> String {
+        let labelWidth = 300.0, plotWidth = 620.0, barHeight = 22.0, top = 28.0
+        let height = top + Double(rows.count) * (barHeight + 8) + 28
+        let values = rows.flatMap { [$0.1.p5, $0.1.p95, $0.1.median] }.filter { $0 > 0 }
+        let lowExponent = floor(log10(values.min() ?? 1)), highExponent = ceil(log10(values.max() ?? 10))
+        let span = max(1, highExponent - lowExponent)
+        func x(_ value: Double) -> Double { labelWidth + plotWidth * (log10(max(value, pow(10, lowExponent))) - lowExponent) / span }
+        var svg = "<svg role=\"img\" aria-label=\"\(title.htmlEscaped())\" width=\"\(Int(labelWidth + plotWidth + 60))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(labelWidth + plotWidth + 60)) \(Int(height))\" xmlns=\"http://www.w3.org/2000/svg\">"
+        svg += "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#fff\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#9aa3b5\" stroke-width=\"3\"/></pattern></defs>"
+        svg += "<text x=\"0\" y=\"16\" font-weight=\"bold\">\(title.htmlEscaped())</text>"
+        var exponent = lowExponent
+        while exponent <= highExponent {
+            let position = x(pow(10, exponent))
+            svg += "<line x1=\"\(Format.fixed(position, 1))\" y1=\"\(Int(top - 4))\" x2=\"\(Format.fixed(position, 1))\" y2=\"\(Int(height - 22))\" stroke=\"#e3e6ee\"/>"
+            svg += "<text x=\"\(Format.fixed(position, 1))\" y=\"\(Int(height - 8))\" text-anchor=\"middle\">\(Format.milliseconds(pow(10, exponent)))</text>"
+            exponent += 1
+        }
+        for (index, (row, summary)) in rows.enumerated() {
+            let y = top + Double(index) * (barHeight + 8)
+            let emulated = row.backend.execution.contains("emulated") || row.backend.execution.contains("TCG")
+            let colour = row.backend.kind == "ours" ? "#1f5fbf" : "#6b7280"
+            svg += "<text x=\"\(Int(labelWidth - 8))\" y=\"\(Format.fixed(y + barHeight * 0.7, 1))\" text-anchor=\"end\">\(row.backend.name.htmlEscaped())\(emulated ? " (emulated)" : "")</text>"
+            svg += "<rect x=\"\(Int(labelWidth))\" y=\"\(Format.fixed(y, 1))\" width=\"\(Format.fixed(max(1, x(summary.median) - labelWidth), 1))\" height=\"\(Int(barHeight))\" fill=\"\(emulated ? "url(#hatch)" : colour)\" stroke=\"\(colour)\"/>"
+            svg += "<line x1=\"\(Format.fixed(x(summary.p5), 1))\" y1=\"\(Format.fixed(y + barHeight / 2, 1))\" x2=\"\(Format.fixed(x(summary.p95), 1))\" y2=\"\(Format.fixed(y + barHeight / 2, 1))\" stroke=\"#111\" stroke-width=\"1.5\"/>"
+            svg += "<text x=\"\(Format.fixed(x(summary.p95) + 6, 1))\" y=\"\(Format.fixed(y + barHeight * 0.7, 1))\">\(Format.milliseconds(summary.median))</text>"
+        }
+        return svg + "</svg>\n"
+    }
+
+    /// **bold** → <strong>, the rest escaped.
+    func markdownInline(_ text: String) -> String {
+        let parts = text.split(separator: "**", omittingEmptySubsequences: false)
+        return parts.enumerated().map { index, part in index % 2 == 1 ? "<strong>\(String(part).htmlEscaped())</strong>" : String(part).htmlEscaped() }.joined()
+    }
+}

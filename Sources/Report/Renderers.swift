@@ -1,0 +1,114 @@
+import Bench
+
+/// What each isolation fact means, for the matrix.
+let probeFacts: [(key: String, title: String, meaning: String)] = [
+    ("pids", "processes visible", "how many processes the workload can see (the host has many)"),
+    ("max_pid", "highest PID", "a small number means a PID namespace of its own"),
+    ("hostname", "hostname", "its own UTS namespace (or machine) names it differently"),
+    ("kernel", "kernel release", "which kernel it runs on: a VM boots its own"),
+    ("boot_id", "boot id = host's?", "yes: the host's kernel (a container); no: a kernel of its own (a VM)"),
+    ("netifs", "network interfaces", "what it can send packets through"),
+    ("uid_map", "uid map", "0:0:4294967295 = host ids; 0:100000:65536 = a user namespace"),
+    ("cap_eff", "effective capabilities", "what root inside may do (host root: 1ff…; OCI default a80425fb)"),
+    ("cpus", "CPUs it is told", "a VM's vCPUs; a container sees the host's"),
+    ("mem_mib", "memory it is told (MiB)", "a VM's RAM; a container sees the host's (its limit is in cgroups)"),
+    ("pid1", "its PID 1", "init of its own world, or the host's"),
+]
+
+extension ReportModel {
+    /// A probe value as shown (boot_id compared with the host's).
+    func probeValue(_ facts: [String: String], _ key: String) -> String {
+        if key == "boot_id" { return facts["boot_id"] == results.host.bootID ? "yes (same kernel)" : "no (own kernel)" }
+        return facts[key] ?? "—"
+    }
+
+    var honesty: String {
+        "Host: \(results.host.cpu), \(results.host.cpus) CPUs, Linux \(results.host.kernel); virtualisation **\(results.host.virtualisation)** — \(results.host.virtualisationExplanation). cgroups: \(results.host.cgroups). \(results.trials) trials per cell after \(results.warmup) warm-up, interleaved in a new order each round."
+    }
+
+    // MARK: Markdown
+
+    public func markdown() -> String {
+        var out = "# Tandem: VMs and containers, side by side\n\n"
+        out += honesty + (results.complete ? "" : " **This run was interrupted: the figures below are what was measured before.**") + "\n\n"
+        out += "Started \(results.startedAt). Baseline for ratios: `\(baseline)`. Times run from the launcher's spawn to tandem-init's ready marker (ready) and to the launcher's exit (total).\n\n"
+        out += "## Backends\n\n| backend | | sandbox | runs guest code | ran? |\n|---|---|---|---|---|\n"
+        for backend in results.backends {
+            out += "| `\(backend.name)` | \(backend.kind) | \(backend.kindOfSandbox) | \(backend.execution) | \(backend.available ? "yes" : "no — \(backend.reason ?? "")") |\n"
+        }
+        for workload in results.workloads {
+            guard let rows = rows[workload], !rows.isEmpty else { continue }
+            out += "\n## Workload `\(workload)`\n\n| backend | ready, median [p5–p95] | total, median [p5–p95] (95% CI) | total ÷ \(baseline) | peak RSS | n |\n|---|---|---|---|---|---|\n"
+            for row in rows.sorted(by: { $0.total.median < $1.total.median }) {
+                let ready = row.ready.map { "\(ms($0.median)) [\(ms($0.p5))–\(ms($0.p95))]" } ?? "—"
+                let total = "\(ms(row.total.median)) [\(ms(row.total.p5))–\(ms(row.total.p95))] (\(ms(row.total.ciLow))–\(ms(row.total.ciHigh)))"
+                out += "| `\(row.backend.name)` (\(row.backend.execution)) | \(ready) | \(total) | \(Format.ratio(row.ratio)) | \(row.peakRSS.map { Format.bytes($0.median) } ?? "—") | \(row.total.n)\(row.failures > 0 ? " (+\(row.failures) failed)" : "") |\n"
+            }
+            if workload == "compute" {
+                let answers = Set(rows.flatMap(\.results))
+                out += computeMismatch.isEmpty ? "\nEvery backend computed the same answer: `\(answers.sorted().joined(separator: "`, `"))`.\n"
+                    : "\n**Mismatch:** \(computeMismatch.joined(separator: ", ")) computed a different answer: \(answers.sorted().joined(separator: " / ")).\n"
+            }
+        }
+        if !probes.isEmpty {
+            out += "\n## Isolation: what a workload sees from inside\n\n| fact | host | " + probes.map { "`\($0.backend)`" }.joined(separator: " | ") + " | meaning |\n"
+            out += "|---|---|" + String(repeating: "---|", count: probes.count) + "---|\n"
+            for fact in probeFacts {
+                let host = fact.key == "boot_id" ? "—" : fact.key == "hostname" ? results.host.hostname : fact.key == "kernel" ? results.host.kernel : ""
+                out += "| \(fact.title) | \(host) | " + probes.map { probeValue($0.facts, fact.key) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
+            }
+        }
+        if !results.footprint.isEmpty {
+            out += "\n## Disk footprint\n\n| artifact | size | used by | note |\n|---|---|---|---|\n"
+            for artifact in results.footprint {
+                out += "| \(artifact.name) | \(Format.bytes(Double(artifact.bytes))) | \(artifact.usedBy.joined(separator: ", ")) | \(artifact.note) |\n"
+            }
+        }
+        out += "\n## The seeds' claims, answered\n\n| claim | measured here | verdict | why |\n|---|---|---|---|\n"
+        for claim in claims {
+            out += "| \(claim.claim) (\(claim.source)) | \(claim.measurement) | **\(claim.verdict.rawValue)** | \(claim.why) |\n"
+        }
+        if !results.notes.isEmpty {
+            out += "\n## Notes\n\n" + results.notes.map { "- \($0)\n" }.joined()
+        }
+        return out
+    }
+
+    // MARK: CSV
+
+    /// One row per trial: everything raw, for a spreadsheet.
+    public func csv() -> String {
+        var out = "backend,workload,trial,status,ready_ms,total_ms,peak_rss_bytes,execution,virtualisation_host,result\n"
+        let execution = Dictionary(results.backends.map { ($0.name, $0.execution) }, uniquingKeysWith: { a, _ in a })
+        for sample in results.samples {
+            let fields = [sample.backend, sample.workload, String(sample.trial), String(sample.status),
+                          sample.readyMs.map { Format.fixed($0, 3) } ?? "", Format.fixed(sample.totalMs, 3),
+                          sample.peakRSSBytes.map(String.init) ?? "", execution[sample.backend] ?? "", results.host.virtualisation,
+                          sample.result ?? ""]
+            out += fields.map(Self.csvField).joined(separator: ",") + "\n"
+        }
+        return out
+    }
+
+    static func csvField(_ text: String) -> String {
+        text.contains(",") || text.contains("\"") || text.contains("\n") ? "\"" + text.replacingQuotes() + "\"" : text
+    }
+}
+
+extension String {
+    func replacingQuotes() -> String { split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") }
+
+    func htmlEscaped() -> String {
+        var out = ""
+        for character in self {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,173 @@
+import ArgumentParser
+import Bench
+import FoundationEssentials
+import HostFacts
+import HostOS
+import Report
+import TandemLaunch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tandem bench`: the same workloads in every backend and peer, N trials each, interleaved.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Run the same workloads in every backend and peer, N trials each, and write results.json and the report.",
+        discussion: """
+        Backends: \(BenchCommand.allBackends.joined(separator: ", ")). One that cannot run here is listed \
+        in the report with the reason. Every launcher is timed the same way (spawn → ready marker → exit) by \
+        a small static stopwatch. results.json is rewritten after every round, so Ctrl-C keeps what was measured.
+        """
+    )
+
+    static let allBackends = ["tiny-microvm", "linux-microvm", "container", "libvirt", "qemu-microvm", "crun", "runc", "process"]
+
+    @Option(name: .long, help: ArgumentHelp("Comma-separated backends (default: all).", valueName: "list"))
+    var backends: String?
+    @Option(name: .long, help: ArgumentHelp("Comma-separated workloads: \(Workload.catalog.map(\.name).joined(separator: ", ")).", valueName: "list"))
+    var workloads: String?
+    @Option(name: .long, help: "Measured trials per backend and workload.")
+    var trials: Int?
+    @Option(name: .long, help: "Unrecorded warm-up trials first.")
+    var warmup: Int?
+    @Option(name: .long, help: ArgumentHelp("Per-trial limit.", valueName: "seconds"))
+    var timeout: Double = 300
+    @Option(name: .long, help: ArgumentHelp("Where results.json and the report go.", valueName: "dir"))
+    var out = "reports/latest"
+    @Option(name: .long, help: "The backend ratios are taken against (default: container).")
+    var baseline: String?
+    @Flag(name: .long, help: "3 trials, no warm-up (for make demo and tests).")
+    var quick = false
+
+    func run() throws {
+        let wanted = backends.map { $0.split(separator: ",").map(String.init) } ?? Self.allBackends
+        for name in wanted where !Self.allBackends.contains(name) {
+            throw fail("--backends: unknown backend \(name) (known: \(Self.allBackends.joined(separator: ", ")))")
+        }
+        var chosen: [Workload] = []
+        for name in workloads.map({ $0.split(separator: ",").map(String.init) }) ?? Workload.catalog.map(\.name) {
+            guard let workload = Workload.named(name) else { throw fail("--workloads: unknown workload \(name) (known: \(Workload.catalog.map(\.name).joined(separator: ", ")))") }
+            chosen.append(workload)
+        }
+        let trials = self.trials ?? (quick ? 3 : 10)
+        let warmup = self.warmup ?? (quick ? 0 : 1)
+        guard trials >= 1, trials <= 10_000 else { throw fail("--trials \(trials): must be at least 1") }
+        guard warmup >= 0 else { throw fail("--warmup \(warmup): must be 0 or more") }
+        try PrivateMountNamespace.enterIfNeeded(for: wanted)
+
+        let facts = HostFacts.probe(toolVersions: true)
+        guard let programs = TinyGuests.buildDirectory(named: "lab").map({ $0 + "/lab-time" }), Files.kind(programs) == .regular else {
+            throw fail("the bench's stopwatch is missing: run `make guests` (guest-images/build/lab/lab-time)")
+        }
+        guard let here = Files.currentExecutable().map(Files.directory(of:)) else { throw fail("cannot find my own executable") }
+        if Files.kind(out) == .missing { try? Files.makeDirectories(out) }
+        guard Files.kind(out) == .directory else { throw fail("--out \(out): cannot create the directory") }
+        var template = Array("/tmp/tandem-bench.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw fail("mkdtemp: \(SystemError("mkdtemp"))") }
+        let work = String(cString: made)
+        defer { _ = Subprocess.runQuietly("/bin/rm", ["-rf", work]) }
+
+        let environment = BenchEnvironment(
+            tandem: here + "/tandem", tandemCLI: here + "/tandem-cli", labTime: programs, kernel: LinuxDefaults.kernel(),
+            initramfs: LinuxDefaults.initramfs(), rootfs: CtrRunner.defaultImage(), tinyDirectory: TinyGuests.buildDirectory(named: "tiny"),
+            virtualisation: facts.virtualisation.rawValue, workDirectory: work)
+        let sandboxes = BenchSetup.sandboxes(wanted, environment)
+        var results = BenchResults(startedAt: BenchSetup.now(), host: BenchSetup.summary(facts), trials: trials, warmup: warmup,
+                                   backends: sandboxes.map(\.info), workloads: chosen.map(\.name))
+        results.footprint = BenchSetup.footprint(environment)
+        if PrivateMountNamespace.entered {
+            results.notes.append("every backend ran in a private mount namespace with /sys/fs/cgroup/unified unmounted: crun 1.8 refuses this host's hybrid cgroup layout otherwise")
+        }
+        for backend in results.backends where !backend.available {
+            StandardError.line("bench: \(backend.name): not run — \(backend.reason ?? "")")
+        }
+        let resultsPath = out + "/results.json"
+        let runner = BenchRunner(sandboxes: sandboxes, workloads: chosen, trials: trials, warmup: warmup, timeoutSeconds: timeout,
+                                 labTime: programs, outPath: resultsPath, results: results)
+        let progress = Progress(terminal: isatty(2) == 1)
+        let finished: Bool
+        do { finished = try runner.run { done, total, line in progress.update(done, total, line) } } catch {
+            throw fail("bench: \(error)")
+        }
+        progress.finish()
+        let model = ReportModel(runner.results, baseline: baseline)
+        try ReportCommand.write(model, to: out, formats: ["html", "md", "csv", "json"])
+        StandardOutput.write(Headline.text(model))
+        StandardOutput.write("\nreport: \(out)/index.html, \(out)/report.md; raw: \(resultsPath), \(out)/results.csv\n")
+        if !finished { throw ExitCode(130) }
+    }
+}
+
+/// Progress: a bar with ETA on a terminal, plain lines otherwise (CI logs).
+final class Progress {
+    let terminal: Bool
+    let started = Clock.monotonicNanoseconds()
+    init(terminal: Bool) { self.terminal = terminal }
+
+    func update(_ done: Int, _ total: Int, _ line: String) {
+        let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e9
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        if terminal {
+            let width = 30, filled = total > 0 ? width * done / total : 0
+            StandardError.write("\r\u{1b}[K[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) ETA \(Int(eta))s  \(line.prefix(60))")
+        } else {
+            StandardError.line("bench: \(done)/\(total) \(line)")
+        }
+    }
+
+    func finish() { if terminal { StandardError.write("\n") } }
+}
+
+/// crun 1.8 refuses the v1/v2 hybrid layout unless the empty cgroup2 mount is hidden
+/// (PLATFORM.md). The bench then re-runs itself in a private mount namespace without it — every
+/// backend alike, so the comparison stays fair. Done before any thread exists.
+enum PrivateMountNamespace {
+    static let marker = "TANDEM_BENCH_PRIVATE_MOUNTS"
+    static var entered: Bool { getenv(marker) != nil }
+
+    static func enterIfNeeded(for backends: [String]) throws {
+        let hybrid = Files.filesystemMagic("/sys/fs/cgroup/unified") == 0x6367_7270
+        if entered {
+            umount2("/sys/fs/cgroup/unified", 0)
+            return
+        }
+        guard hybrid, backends.contains("crun"), getuid() == 0, let unshare = Files.which("unshare"),
+              let executable = Files.currentExecutable() else { return }
+        setenv(marker, "1", 1)
+        let argv = [unshare, "--mount", "--propagation", "private", "--", executable] + Array(CommandLine.arguments.dropFirst())
+        let cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        execv(unshare, cArguments)
+        unsetenv(marker)  // could not: crun will say why it fails
+    }
+}
+
+/// The few lines `tandem bench` prints at the end: hello, ready and total per backend.
+enum Headline {
+    static func text(_ model: ReportModel) -> String {
+        var out = "\n\(model.results.host.cpu) · virtualisation \(model.results.host.virtualisation) · \(model.results.trials) trials\n"
+        for workload in model.results.workloads {
+            guard let rows = model.rows[workload] else { continue }
+            out += "\n\(workload):\n"
+            for row in rows.sorted(by: { $0.total.median < $1.total.median }) {
+                let ready = row.ready.map { Format.milliseconds($0.median) } ?? "—"
+                out += "  \(row.backend.name.padding(14)) ready \(ready.padding(9)) total \(Format.milliseconds(row.total.median).padding(9)) \(row.backend.execution)\n"
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { self + String(repeating: " ", count: Swift.max(0, width - count)) }
+}
+
+extension Files {
+    static func makeDirectories(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/\(component)"
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw SystemError("mkdir", current) }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Bench
+import FoundationEssentials
+import HostFacts
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pieces `tandem bench` assembles before it runs: sandboxes, host summary, footprint.
+enum BenchSetup {
+    static func sandboxes(_ names: [String], _ environment: BenchEnvironment) -> [any Sandbox] {
+        names.map { Backends.make($0, environment) }
+    }
+
+    static func now() -> String {
+        var seconds = time(nil)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+
+    static func summary(_ facts: HostFacts) -> HostSummary {
+        var tools: [String: String] = [:]
+        for tool in facts.tools { tools[tool.name] = tool.version ?? (tool.path == nil ? "not installed" : "installed") }
+        tools["tandem"] = Tandem.version
+        let bootID = (Files.readText("/proc/sys/kernel/random/boot_id") ?? "").split(separator: "\n").first.map(String.init) ?? ""
+        return HostSummary(cpu: facts.cpuModel + (facts.underHypervisor ? " (itself a VM)" : ""), cpus: facts.cpuCount,
+                           kernel: facts.kernelRelease, virtualisation: facts.virtualisation.rawValue,
+                           virtualisationExplanation: facts.virtualisation.explanation, cgroups: facts.cgroupLayout.rawValue,
+                           tools: tools, bootID: bootID, hostname: facts.hostname)
+    }
+
+    /// Bytes of each artifact a backend needs; shared ones are listed once.
+    static func footprint(_ environment: BenchEnvironment) -> [Artifact] {
+        var artifacts: [Artifact] = []
+        if let kernel = environment.kernel, let size = Files.size(kernel) {
+            artifacts.append(Artifact(name: "guest kernel (bzImage)", bytes: UInt64(size), usedBy: ["linux-microvm", "libvirt", "qemu-microvm"],
+                                      note: "shared by every VM; containers use the host's kernel"))
+        }
+        if let initramfs = environment.initramfs, let size = Files.size(initramfs) {
+            artifacts.append(Artifact(name: "initramfs (the same image, for VMs)", bytes: UInt64(size), usedBy: ["linux-microvm", "libvirt", "qemu-microvm"],
+                                      note: "read into each VM's RAM at boot"))
+        }
+        if let rootfs = environment.rootfs {
+            artifacts.append(Artifact(name: "image rootfs (containers' shared lower layer)", bytes: directoryBytes(rootfs),
+                                      usedBy: ["container", "crun", "runc", "process"], note: "stored once; each Tandem container adds an empty upper layer"))
+        }
+        if let tiny = environment.tinyDirectory, let size = Files.size(tiny + "/hello.bin") {
+            artifacts.append(Artifact(name: "tiny guest hello.bin", bytes: UInt64(size), usedBy: ["tiny-microvm"], note: "a flat binary, no OS"))
+        }
+        return artifacts
+    }
+
+    /// Apparent size of regular files under `path` (symlinks not followed).
+    static func directoryBytes(_ path: String) -> UInt64 {
+        guard let handle = opendir(path) else { return 0 }
+        defer { closedir(handle) }
+        var total: UInt64 = 0
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            var info = stat()
+            guard lstat(path + "/" + name, &info) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR: total += directoryBytes(path + "/" + name)
+            case S_IFREG: total += UInt64(info.st_size)
+            default: break
+            }
+        }
+        return total
+    }
+}

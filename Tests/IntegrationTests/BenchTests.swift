@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+
+@Suite("tandem bench and tandem report, end to end", .enabled(if: Containers.available && Tandem.guestsBuilt, "needs root, make guests and make image"))
+struct BenchEndToEndTests {
+    @Test("a quick bench over the backends that run here writes a complete results.json and every report page")
+    func quickBench() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-test-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try Tandem.run(["bench", "--quick", "--trials", "2", "--backends", "container,process,crun,tiny-microvm,linux-microvm",
+                                     "--workloads", "hello,probe", "--out", out])
+        #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+        #expect(result.stdout.contains("report: \(out)/index.html"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))
+        let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(results["schema"] as? String == "tandem.bench/1")
+        #expect(results["complete"] as? Bool == true)
+        let samples = try #require(results["samples"] as? [[String: Any]])
+        for backend in ["container", "process", "crun"] {
+            #expect(samples.filter { $0["backend"] as? String == backend }.count == 4, "\(backend): 2 workloads × 2 trials")
+        }
+        #expect(samples.filter { $0["backend"] as? String == "tiny-microvm" }.count == 2, "tiny: hello only")
+        let backends = try #require(results["backends"] as? [[String: Any]])
+        let linux = try #require(backends.first { $0["name"] as? String == "linux-microvm" })
+        if (results["host"] as? [String: Any])?["virtualisation"] as? String != "hardware" {
+            #expect(linux["available"] as? Bool == false)
+            #expect((linux["reason"] as? String ?? "").contains("no hardware virtualisation"), "listed with its reason, not dropped")
+        }
+        for page in ["index.html", "report.md", "results.csv", "summary.json"] {
+            #expect(FileManager.default.fileExists(atPath: "\(out)/\(page)"), "\(page)")
+        }
+        let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        #expect(markdown.contains("## The seeds' claims, answered"))
+        #expect(markdown.contains("## Isolation: what a workload sees from inside"))
+    }
+
+    @Test("bad input: unknown backend or workload, a file that is not results")
+    func errors() throws {
+        let backend = try Tandem.run(["bench", "--backends", "docker"])
+        #expect(backend.status == 125 && backend.stderr.hasPrefix("tandem: error: --backends: unknown backend docker"))
+        let workload = try Tandem.run(["bench", "--workloads", "mine"])
+        #expect(workload.status == 125 && workload.stderr.hasPrefix("tandem: error: --workloads: unknown workload mine"))
+        let report = try Tandem.run(["report", "/etc/hostname"])
+        #expect(report.status == 125 && report.stderr.hasPrefix("tandem: error: /etc/hostname: not a Tandem results file"))
+    }
+}
