@@ -35,11 +35,10 @@ extension ReportModel {
             }
         }
         if !probes.isEmpty {
-            body += "<h2>Isolation: what a workload sees from inside</h2>\n<table><tr><th>fact</th><th>host</th>"
+            body += "<h2 id=isolation>Isolation: what a workload sees from inside</h2>\n<p>The probe workload in each backend; <code>process</code> is the host's own view.</p>\n<table class=wide><tr><th>fact</th>"
             body += probes.map { "<th><code>\($0.backend.htmlEscaped())</code></th>" }.joined() + "<th>meaning</th></tr>\n"
             for fact in probeFacts {
-                let host = fact.key == "hostname" ? results.host.hostname : fact.key == "kernel" ? results.host.kernel : ""
-                body += "<tr><td>\(fact.title)</td><td>\(host.htmlEscaped())</td>" + probes.map { "<td>\(probeValue($0.facts, fact.key).htmlEscaped())</td>" }.joined()
+                body += "<tr><td>\(fact.title)</td>" + probes.map { "<td>\(probeValue($0.facts, fact.key).htmlEscaped())</td>" }.joined()
                     + "<td><small>\(fact.meaning.htmlEscaped())</small></td></tr>\n"
             }
             body += "</table>\n"
@@ -67,10 +66,10 @@ extension ReportModel {
             body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1d2330}
             h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #dde;padding-bottom:.2em}
             table{border-collapse:collapse;margin:.8em 0;font-size:.92em}td,th{border:1px solid #dde;padding:.3em .55em;text-align:left;vertical-align:top}
-            th{background:#f3f5fa}code{background:#f3f5fa;padding:0 .2em;border-radius:3px}small{color:#5a6275}
+            th{background:#f3f5fa}code{background:#f3f5fa;padding:0 .2em;border-radius:3px;white-space:nowrap}small{color:#5a6275}
             .honest{background:#fff8e1;border-left:4px solid #e0a800;padding:.6em .8em}.bad{color:#b00020;font-weight:bold}
             .ours{color:#1f5fbf;font-weight:bold}.peer{color:#6b7280;font-weight:bold}
-            .v-yes{background:#e6f4ea}.v-no{background:#fde8e8}.v-maybe{background:#f3f4f6}
+            table.wide{font-size:.82em}.v-yes{background:#e6f4ea}.v-no{background:#fde8e8}.v-maybe{background:#f3f4f6}
             svg{display:block;margin:.6em 0}svg text{font:12px system-ui,sans-serif;fill:#1d2330}
             </style></head><body>
             \(body)</body></html>
@@ -93,7 +92,7 @@ extension ReportModel {
         while exponent <= highExponent {
             let position = x(pow(10, exponent))
             svg += "<line x1=\"\(Format.fixed(position, 1))\" y1=\"\(Int(top - 4))\" x2=\"\(Format.fixed(position, 1))\" y2=\"\(Int(height - 22))\" stroke=\"#e3e6ee\"/>"
-            svg += "<text x=\"\(Format.fixed(position, 1))\" y=\"\(Int(height - 8))\" text-anchor=\"middle\">\(Format.milliseconds(pow(10, exponent)))</text>"
+            svg += "<text x=\"\(Format.fixed(position, 1))\" y=\"\(Int(height - 8))\" text-anchor=\"middle\">\(Self.tick(exponent))</text>"
             exponent += 1
         }
         for (index, (row, summary)) in rows.enumerated() {
@@ -106,6 +105,14 @@ extension ReportModel {
             svg += "<text x=\"\(Format.fixed(x(summary.p95) + 6, 1))\" y=\"\(Format.fixed(y + barHeight * 0.7, 1))\">\(Format.milliseconds(summary.median))</text>"
         }
         return svg + "</svg>\n"
+    }
+
+    /// An axis tick at 10^exponent ms: 0.1 ms, 1 ms, 10 ms, 100 ms, 1 s, 10 s, 100 s.
+    static func tick(_ exponent: Double) -> String {
+        let value = pow(10, exponent)
+        if value >= 1000 { return "\(Int((value / 1000).rounded())) s" }
+        if value >= 1 { return "\(Int(value.rounded())) ms" }
+        return Format.fixed(value, Int(-exponent)) + " ms"
     }
 
     /// **bold** → <strong>, the rest escaped.

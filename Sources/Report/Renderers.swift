@@ -51,11 +51,10 @@ extension ReportModel {
             }
         }
         if !probes.isEmpty {
-            out += "\n## Isolation: what a workload sees from inside\n\n| fact | host | " + probes.map { "`\($0.backend)`" }.joined(separator: " | ") + " | meaning |\n"
-            out += "|---|---|" + String(repeating: "---|", count: probes.count) + "---|\n"
+            out += "\n## Isolation: what a workload sees from inside\n\nThe probe workload in each backend; `process` is the host's own view.\n\n| fact | " + probes.map { "`\($0.backend)`" }.joined(separator: " | ") + " | meaning |\n"
+            out += "|---|" + String(repeating: "---|", count: probes.count) + "---|\n"
             for fact in probeFacts {
-                let host = fact.key == "boot_id" ? "—" : fact.key == "hostname" ? results.host.hostname : fact.key == "kernel" ? results.host.kernel : ""
-                out += "| \(fact.title) | \(host) | " + probes.map { probeValue($0.facts, fact.key) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
+                out += "| \(fact.title) | " + probes.map { probeValue($0.facts, fact.key) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
             }
         }
         if !results.footprint.isEmpty {
