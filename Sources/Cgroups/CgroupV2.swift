@@ -23,7 +23,11 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
             try enableControllers(in: level)
             level += "/\(component)"
             // Parents are Tandem's own (tandem/): removed when the last container leaves.
-            if Files.kind(level) == .missing { try CgroupFile.makeDirectory(level) }
+            if Files.kind(level) == .missing {
+                try CgroupFile.makeDirectory(level)
+                // A fixture plays the kernel: a child offers what its parent's subtree_control enables.
+                if fixture { try CgroupFile.write("\(level)/cgroup.controllers", Self.controllers.joined(separator: " "), create: true) }
+            }
             directories.append(level)
         }
         try enableControllers(in: level)

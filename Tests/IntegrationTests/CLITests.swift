@@ -149,7 +149,7 @@ struct CLITests {
 
 @Suite("tandem image build")
 struct ImageBuildTests {
-    @Test("writes the initramfs, byte-identical when rebuilt",
+    @Test("writes the initramfs (byte-identical when rebuilt) and the same image as a rootfs directory",
           .enabled(if: Tandem.guestsBuilt && FileManager.default.fileExists(atPath: "/bin/busybox"), "needs make guests and busybox-static"))
     func build() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-image-cli-\(getpid())").path
@@ -157,11 +157,18 @@ struct ImageBuildTests {
         let first = try Tandem.run(["image", "build", "--out", out])
         #expect(first.status == 0, "\(first.stderr)")
         let bytes = try #require(FileManager.default.contents(atPath: out + "/initramfs.cpio"))
-        #expect(first.stdout == "\(out)/initramfs.cpio: \(bytes.count) bytes, \(first.stdout.split(separator: " ")[3]) entries\n")
+        #expect(first.stdout == "\(out)/initramfs.cpio: \(bytes.count) bytes, \(first.stdout.split(separator: " ")[3]) entries\n"
+                + "\(out)/rootfs: the same image as a directory (containers' lower layer)\n")
         let second = try Tandem.run(["image", "build", "--out", out])
         #expect(second.status == 0)
         #expect(FileManager.default.contents(atPath: out + "/initramfs.cpio") == bytes)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out) == ["initramfs.cpio"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["initramfs.cpio", "rootfs"])
+        // The rootfs holds the archive's files and links (no device nodes), every mtime 0.
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: out + "/rootfs/bin/sh") == "busybox")
+        #expect(FileManager.default.isExecutableFile(atPath: out + "/rootfs/init"))
+        let attributes = try FileManager.default.attributesOfItem(atPath: out + "/rootfs/init")
+        #expect((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 == 0)
+        #expect(!FileManager.default.fileExists(atPath: out + "/rootfs/dev/console"))
     }
 
     @Test("missing inputs: one line, status 125, no file written")
