@@ -243,17 +243,6 @@ enum AnyJSON: Decodable {
     }
 }
 
-/// The host CPU's clock, from /proc/cpuinfo (QEMU's TCG guests get it as tsc_early_khz).
-public enum HostClock {
-    public static func kilohertz() -> Int? {
-        guard let text = Files.readText("/proc/cpuinfo") else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
-            if let value = line.split(separator: ":").last.flatMap({ Double($0.filter { !$0.isWhitespace }) }) { return Int(value * 1000) }
-        }
-        return nil
-    }
-}
-
 /// The sandbox for a backend name (the names `tandem bench --backends` takes).
 public enum Backends {
     public static func make(_ name: String, _ environment: BenchEnvironment) -> any Sandbox {

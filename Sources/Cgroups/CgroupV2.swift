@@ -94,8 +94,8 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
         killAll()
         if fixture {
             // An ordinary directory: remove the files this manager wrote, then the directories.
-            Self.removeTree(path)
-            for directory in directories.dropLast().reversed() where Self.isEmptyApartFromFiles(directory) { Self.removeTree(directory) }
+            Files.removeTree(path)
+            for directory in directories.dropLast().reversed() where Self.isEmptyApartFromFiles(directory) { Files.removeTree(directory) }
             return
         }
         try CgroupFile.removeDirectory(path)
@@ -112,17 +112,5 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
             if name != ".", name != "..", Files.kind("\(path)/\(name)") == .directory { return false }
         }
         return true
-    }
-
-    static func removeTree(_ path: String) {
-        guard let handle = opendir(path) else { return }
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." { continue }
-            let child = "\(path)/\(name)"
-            if Files.kind(child) == .directory { removeTree(child) } else { unlink(child) }
-        }
-        closedir(handle)
-        rmdir(path)
     }
 }

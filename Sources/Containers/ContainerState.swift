@@ -84,41 +84,6 @@ public struct ContainerState: Sendable, Equatable {
     public var monitorAlive: Bool { monitor > 0 && ProcessInfoLite.startTime(monitor) == monitorStart }
 }
 
-/// /proc/PID facts without Foundation.
-public enum ProcessInfoLite {
-    /// Field 22 of /proc/PID/stat (start time in clock ticks since boot), or nil if gone.
-    public static func startTime(_ pid: pid_t) -> UInt64? {
-        guard let stat = Files.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-        // Fields after the command name (which may contain spaces) start at field 3.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? UInt64(fields[19]) : nil
-    }
-
-    /// The last NSpid of /proc/PID/status: the pid as the container sees it.
-    public static func namespacePID(_ pid: pid_t) -> pid_t? {
-        guard let status = Files.readText("/proc/\(pid)/status") else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
-            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { pid_t($0) }
-        }
-        return nil
-    }
-
-    public static func uid(_ pid: pid_t) -> UInt32? {
-        guard let status = Files.readText("/proc/\(pid)/status") else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("Uid:") {
-            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { UInt32($0) }
-        }
-        return nil
-    }
-
-    public static func commandLine(_ pid: pid_t) -> String {
-        guard let bytes = try? Files.read("/proc/\(pid)/cmdline", limit: 4096), !bytes.isEmpty else {
-            return Files.readText("/proc/\(pid)/comm").map { "[" + $0.replacingNewlines() + "]" } ?? "?"
-        }
-        return String(decoding: bytes.dropLast().map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-    }
-}
-
 /// The directory of all containers, and the lookups commands need.
 public struct ContainerStore: Sendable {
     public let root: String
@@ -195,27 +160,7 @@ public struct ContainerStore: Sendable {
     public func remove(_ id: String) {
         let directory = directory(id)
         umount2(directory + "/root", Int32(MNT_DETACH))  // only if something is still mounted there
-        RemoveTree.remove(directory)
-    }
-}
-
-/// rm -rf without following symlinks out of the tree.
-enum RemoveTree {
-    static func remove(_ path: String) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if info.st_mode & S_IFMT == S_IFDIR {
-            if let handle = opendir(path) {
-                while let entry = readdir(handle) {
-                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                    if name != ".", name != ".." { remove(path + "/" + name) }
-                }
-                closedir(handle)
-            }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
+        Files.removeTree(directory)
     }
 }
 

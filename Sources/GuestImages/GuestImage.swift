@@ -83,7 +83,7 @@ extension GuestImage {
     /// mtime is 0, as in the archive.
     public func writeRootfs(to path: String) throws(ImageError) {
         let temporary = path + ".partial"
-        RootfsWriter.remove(temporary)
+        Files.removeTree(temporary)
         do {
             guard mkdir(temporary, 0o755) == 0 else { throw SystemError("mkdir", temporary) }
             for entry in entries {
@@ -107,29 +107,12 @@ extension GuestImage {
                 utimensat(AT_FDCWD, temporary + "/" + entry.path, &times, AT_SYMLINK_NOFOLLOW)
             }
             utimensat(AT_FDCWD, temporary, &times, 0)
-            RootfsWriter.remove(path)
+            Files.removeTree(path)
             guard rename(temporary, path) == 0 else { throw SystemError("rename", temporary) }
         } catch {
-            RootfsWriter.remove(temporary)
+            Files.removeTree(temporary)
             throw ImageError(description: "cannot write the rootfs: \(error)")
         }
     }
 }
 
-/// rm -rf for the image's own output directories.
-enum RootfsWriter {
-    static func remove(_ path: String) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if info.st_mode & S_IFMT == S_IFDIR, let handle = opendir(path) {
-            while let entry = readdir(handle) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name != ".", name != ".." { remove(path + "/" + name) }
-            }
-            closedir(handle)
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
-    }
-}

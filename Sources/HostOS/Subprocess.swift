@@ -13,30 +13,48 @@ public enum Subprocess {
 
     /// Runs `path` with `arguments`, stdin from /dev/null, stderr merged into stdout when asked.
     public static func run(_ path: String, _ arguments: [String], mergeStandardError: Bool = true) throws(SystemError) -> Result {
+        let (pid, reader) = try spawnPiped(path, arguments, mergeStandardError: mergeStandardError, defaultSignals: false)
+        let bytes = (try? reader.readAll(limit: 1 << 24)) ?? []
+        return Result(status: try wait(pid, path), output: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// posix_spawn with stdin from /dev/null and stdout (and stderr, when merged) on a pipe whose
+    /// read end is returned. `defaultSignals`: the child starts with no signal blocked.
+    static func spawnPiped(_ path: String, _ arguments: [String], mergeStandardError: Bool,
+                           defaultSignals: Bool) throws(SystemError) -> (pid: pid_t, reader: FileDescriptor) {
         var pipeEnds: [Int32] = [0, 0]
         guard clinux_pipe_cloexec(&pipeEnds) == 0 else { throw SystemError("pipe2", path) }
         let reader = FileDescriptor(adopting: pipeEnds[0], label: "pipe from \(path)")
-        var writer: FileDescriptor? = FileDescriptor(adopting: pipeEnds[1], label: "pipe to \(path)")
+        let writer = FileDescriptor(adopting: pipeEnds[1], label: "pipe to \(path)")
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writer!.rawValue, 1)
-        if mergeStandardError { posix_spawn_file_actions_adddup2(&actions, writer!.rawValue, 2) }
-
+        posix_spawn_file_actions_adddup2(&actions, writer.rawValue, 1)
+        if mergeStandardError { posix_spawn_file_actions_adddup2(&actions, writer.rawValue, 2) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if defaultSignals {
+            var empty = sigset_t()
+            sigemptyset(&empty)
+            posix_spawnattr_setsigmask(&attributes, &empty)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        }
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawnError = posix_spawn(&pid, path, &actions, nil, argv, environ)
-        writer = nil
+        let spawnError = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
         guard spawnError == 0 else { throw SystemError("posix_spawn", path, errno: spawnError) }
+        return (pid, reader)
+    }
 
-        let bytes = (try? reader.readAll(limit: 1 << 24)) ?? []
+    /// waitpid, as an exit status (128+N when signal N ended it).
+    static func wait(_ pid: pid_t, _ path: String) throws(SystemError) -> Int32 {
         var status: Int32 = 0
         _ = try retryingOnInterrupt("waitpid", path) { waitpid(pid, &status, 0) }
-        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(status: exitStatus, output: String(decoding: bytes, as: UTF8.self))
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 }
 
@@ -63,31 +81,7 @@ extension Subprocess {
         var blocked = BlockedSignals([SIGINT, SIGTERM])
         defer { blocked.restore() }
         let signals = try SignalFD([SIGINT, SIGTERM])
-        var pipeEnds: [Int32] = [0, 0]
-        guard clinux_pipe_cloexec(&pipeEnds) == 0 else { throw SystemError("pipe2", path) }
-        let reader = FileDescriptor(adopting: pipeEnds[0], label: "pipe from \(path)")
-        var writer: FileDescriptor? = FileDescriptor(adopting: pipeEnds[1], label: "pipe to \(path)")
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writer!.rawValue, 1)
-        posix_spawn_file_actions_adddup2(&actions, writer!.rawValue, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawnError = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-        writer = nil
-        guard spawnError == 0 else { throw SystemError("posix_spawn", path, errno: spawnError) }
+        let (pid, reader) = try spawnPiped(path, arguments, mergeStandardError: true, defaultSignals: true)
 
         let deadline = timeoutSeconds > 0 ? Clock.monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9) : UInt64.max
         var interruptedBy: Int32?
@@ -112,9 +106,6 @@ extension Subprocess {
                 if count > 0 { output(Array(buffer[0..<count])) } else if count == 0 || errno != EINTR { open = false }
             }
         }
-        var status: Int32 = 0
-        _ = try retryingOnInterrupt("waitpid", path) { waitpid(pid, &status, 0) }
-        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Ending(status: exitStatus, interruptedBy: interruptedBy)
+        return Ending(status: try wait(pid, path), interruptedBy: interruptedBy)
     }
 }

@@ -1,3 +1,5 @@
+import HostOS
+
 /// A libvirt domain as Tandem describes it (https://libvirt.org/formatdomain.html): a typed model
 /// that serializes to escaped XML. Only what Tandem's guests use; libvirt validates the rest.
 public struct DomainDefinition: Equatable, Sendable {
@@ -95,20 +97,7 @@ public struct DomainDefinition: Equatable, Sendable {
 }
 
 /// XML text escaping (& < > " ').
-public func escape(_ text: String) -> String {
-    var out = ""
-    for character in text {
-        switch character {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&apos;"
-        default: out.append(character)
-        }
-    }
-    return out
-}
+public func escape(_ text: String) -> String { Markup.escape(text) }
 
 /// A quoted, escaped attribute value.
 func attribute(_ value: String) -> String { "'" + escape(value) + "'" }

@@ -109,7 +109,7 @@ public struct LibvirtRun {
                     for line in tail.append(buffer[0..<count]) {
                         if ready == nil, line.hasPrefix("TANDEM-READY") { ready = Clock.monotonicNanoseconds() }
                         if line.hasPrefix("TANDEM-RESULT "), let status = resultStatus(line) {
-                            if let qemuPID { qemuPeak = peakRSS(qemuPID) }
+                            if let qemuPID { qemuPeak = ProcessInfoLite.peakRSS(qemuPID) }
                             cpu = domain.info()?.cpuTimeNanoseconds
                             outcome = .exited(status: status)
                         }
@@ -140,7 +140,7 @@ public struct LibvirtRun {
             guard let owner = domain.metadata(namespace: DomainDefinition.metadataNamespace),
                   let pid = attributeValue("pid", in: owner).flatMap({ pid_t($0) }),
                   let start = attributeValue("start", in: owner).flatMap({ UInt64($0) }) else { continue }
-            if startTime(pid) == start { continue }
+            if ProcessInfoLite.startTime(pid) == start { continue }
             if domain.isActive { try? domain.destroy() }
             if domain.isPersistent { domain.undefine() }
         }
@@ -165,21 +165,7 @@ public struct LibvirtRun {
         line.split(separator: " ").first { $0.hasPrefix("status=") }.flatMap { Int32($0.dropFirst(7)) }
     }
 
-    static func ownStartTime() -> UInt64 { startTime(getpid()) ?? 0 }
-
-    static func startTime(_ pid: pid_t) -> UInt64? {
-        guard let stat = Files.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? UInt64(fields[19]) : nil
-    }
-
-    static func peakRSS(_ pid: pid_t) -> UInt64? {
-        guard let status = Files.readText("/proc/\(pid)/status") else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }.map { $0 * 1024 }
-        }
-        return nil
-    }
+    static func ownStartTime() -> UInt64 { ProcessInfoLite.startTime(getpid()) ?? 0 }
 }
 
 /// Splits console bytes into lines (the serial console ends them with \r\n) and keeps the last few.

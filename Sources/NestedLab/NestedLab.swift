@@ -119,16 +119,7 @@ public enum NestedLab {
         let memory = max(2048, options.memoryMiB + 1024)
         return ["-M", "microvm", "-accel", "tcg", "-cpu", "EPYC", "-smp", String(options.vcpus), "-m", "\(memory)M",
                 "-nographic", "-no-reboot", "-kernel", inputs.kernel, "-initrd", initrd,
-                "-append", "console=ttyS0 panic=-1 quiet tsc_early_khz=\(hostKHz())"]
-    }
-
-    /// The host CPU's clock in kHz, from /proc/cpuinfo (0 when unknown).
-    static func hostKHz() -> Int {
-        guard let text = Files.readText("/proc/cpuinfo") else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
-            if let value = line.split(separator: ":").last.flatMap({ Double($0.trimmingCharacters(in: " \t")) }) { return Int(value * 1000) }
-        }
-        return 0
+                "-append", "console=ttyS0 panic=-1 quiet tsc_early_khz=\(HostClock.kilohertz() ?? 0)"]
     }
 
     /// `LAB-TIME label=L status=N ready_ms=R exit_ms=E`.

@@ -1,4 +1,5 @@
 import Bench
+import HostOS
 
 /// What each isolation fact means, for the matrix.
 let probeFacts: [(key: String, title: String, meaning: String)] = [
@@ -97,17 +98,6 @@ extension ReportModel {
 extension String {
     func replacingQuotes() -> String { split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") }
 
-    func htmlEscaped() -> String {
-        var out = ""
-        for character in self {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
+    /// HTML text escaping (the same as XML's).
+    func htmlEscaped() -> String { Markup.escape(self) }
 }

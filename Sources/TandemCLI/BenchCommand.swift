@@ -66,7 +66,7 @@ struct BenchCommand: ParsableCommand {
         var template = Array("/tmp/tandem-bench.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw fail("mkdtemp: \(SystemError("mkdtemp"))") }
         let work = String(cString: made)
-        defer { _ = Subprocess.runQuietly("/bin/rm", ["-rf", work]) }
+        defer { Files.removeTree(work) }
 
         let environment = BenchEnvironment(
             tandem: here + "/tandem", tandemCLI: here + "/tandem-cli", labTime: programs, kernel: LinuxDefaults.kernel(),

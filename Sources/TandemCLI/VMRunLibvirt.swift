@@ -41,7 +41,7 @@ enum VMRunLibvirt {
         var line = command.cmdline ?? ""
         if let workload = command.workload { line = "tandem.workload=\(workload)" + (line.isEmpty ? "" : " " + line) }
         // Under TCG the kernel's early TSC calibration can hang (PLATFORM.md): tell it the clock.
-        if accelerator == .qemu, let khz = HostCPU.kilohertz() { line = "tsc_early_khz=\(khz)" + (line.isEmpty ? "" : " " + line) }
+        if accelerator == .qemu, let khz = HostClock.kilohertz() { line = "tsc_early_khz=\(khz)" + (line.isEmpty ? "" : " " + line) }
         var options = LibvirtRun.Options(accelerator: accelerator, kernel: kernel, initrd: initrd, commandLine: line)
         options.uri = command.connect
         options.machine = machine
@@ -96,13 +96,3 @@ enum VMRunLibvirt {
     }
 }
 
-/// The host CPU's clock, from /proc/cpuinfo.
-enum HostCPU {
-    static func kilohertz() -> Int? {
-        guard let text = Files.readText("/proc/cpuinfo") else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
-            if let value = line.split(separator: ":").last.flatMap({ Double($0.filter { !$0.isWhitespace }) }) { return Int(value * 1000) }
-        }
-        return nil
-    }
-}

@@ -1,0 +1,95 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// /proc facts about processes, without Foundation.
+public enum ProcessInfoLite {
+    /// Field 22 of /proc/PID/stat (start time in clock ticks since boot), or nil if gone: with
+    /// the pid it names one process, even after the pid is reused.
+    public static func startTime(_ pid: pid_t) -> UInt64? {
+        guard let stat = Files.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name (which may contain spaces) start at field 3.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+
+    /// A "Key:" line's first number in /proc/PID/status (e.g. VmHWM in kB, Uid).
+    public static func status(_ pid: pid_t, _ key: String) -> UInt64? {
+        guard let status = Files.readText("/proc/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix(key + ":") {
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { UInt64($0) }
+        }
+        return nil
+    }
+
+    /// Peak resident set (VmHWM) of `pid`, bytes.
+    public static func peakRSS(_ pid: pid_t) -> UInt64? { status(pid, "VmHWM").map { $0 * 1024 } }
+
+    /// The last NSpid of /proc/PID/status: the pid as its own PID namespace sees it.
+    public static func namespacePID(_ pid: pid_t) -> pid_t? {
+        guard let status = Files.readText("/proc/\(pid)/status") else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { pid_t($0) }
+        }
+        return nil
+    }
+
+    public static func uid(_ pid: pid_t) -> UInt32? { status(pid, "Uid").map { UInt32(truncatingIfNeeded: $0) } }
+
+    public static func commandLine(_ pid: pid_t) -> String {
+        guard let bytes = try? Files.read("/proc/\(pid)/cmdline", limit: 4096), !bytes.isEmpty else {
+            return Files.readText("/proc/\(pid)/comm").map { "[" + String($0.filter { $0 != "\n" }) + "]" } ?? "?"
+        }
+        return String(decoding: bytes.dropLast().map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    }
+}
+
+/// The host CPU's clock, from /proc/cpuinfo. Guests under TCG get it as `tsc_early_khz`: their
+/// early TSC calibration can hang otherwise (PLATFORM.md).
+public enum HostClock {
+    public static func kilohertz() -> Int? {
+        guard let text = Files.readText("/proc/cpuinfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
+            if let value = line.split(separator: ":").last.flatMap({ Double($0.filter { !$0.isWhitespace }) }) { return Int(value * 1000) }
+        }
+        return nil
+    }
+}
+
+/// XML and HTML text escaping (& < > " ').
+public enum Markup {
+    public static func escape(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}
+
+extension Files {
+    /// rm -rf: removes `path` and everything under it, never following a symlink out of the tree.
+    public static func removeTree(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if info.st_mode & S_IFMT == S_IFDIR {
+            if let handle = opendir(path) {
+                while let entry = readdir(handle) {
+                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                    if name != ".", name != ".." { removeTree(path + "/" + name) }
+                }
+                closedir(handle)
+            }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+}
