@@ -6,6 +6,7 @@ import HostOS
 /// Why an image could not be built, naming the missing or unreadable input.
 public struct ImageError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// The one guest image every backend runs: tandem-init as /init (PID 1 everywhere), busybox with

@@ -20,6 +20,10 @@ public struct LibvirtRun {
         public var vcpus = 1
         public var timeoutSeconds: Double = 0
         public var keep = false
+        /// Boot from this ext4 image (virtio-blk, vda) instead of the initramfs alone.
+        public var disk: String?
+        /// Where the console file goes (a directory the QEMU user can traverse).
+        public var directory: String?
         public init(accelerator: DomainDefinition.Accelerator, kernel: String, initrd: String?, commandLine: String) {
             self.accelerator = accelerator
             self.kernel = kernel
@@ -51,8 +55,11 @@ public struct LibvirtRun {
     }
 
     /// The base command line for a libvirt guest: the microVM's, without its control ports
-    /// (QEMU has none), and `reboot=t`/`panic=-1` so a reboot or panic ends the domain.
-    public static let baseCommandLine = "console=ttyS0 reboot=t panic=-1 pci=off 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.dumbkbd"
+    /// (QEMU has none), and `reboot=t`/`panic=-1` so a reboot or panic ends the domain. `pci=off`
+    /// only on microvm (it has no PCI bus; pc and q35 put virtio devices on PCI).
+    public static func baseCommandLine(machine: DomainDefinition.Machine) -> String {
+        "console=ttyS0 reboot=t panic=-1 " + (machine == .microvm ? "pci=off " : "") + "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.dumbkbd"
+    }
 
     /// Runs the guest, streaming its console to `console`.
     public static func run(_ options: Options, console: (UnsafeRawBufferPointer) -> Void) throws(LibvirtError) -> Report {
@@ -68,21 +75,20 @@ public struct LibvirtRun {
         do { signals = try SignalFD([SIGINT, SIGTERM, SIGHUP]) } catch { throw LibvirtError(error.description) }
 
         // The console file's directory: traversable by the QEMU user, removed afterwards.
-        var template = Array("/tmp/tandem-libvirt.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw LibvirtError(SystemError("mkdtemp", "/tmp/tandem-libvirt.XXXXXX").description) }
-        let directory = String(cString: made)
-        chmod(directory, 0o711)
+        let directory: String
+        if let given = options.directory { directory = given } else { directory = try makeDirectory() }
         let consoleFile = directory + "/console.log"
         defer {
-            if !options.keep { unlink(consoleFile); rmdir(directory) }
+            if !options.keep { Files.removeTree(directory) }
         }
 
         let suffix = String(UInt64(getpid()) << 20 ^ Clock.monotonicNanoseconds() & 0xfffff, radix: 16)
         let definition = DomainDefinition(
             name: DomainDefinition.namePrefix + suffix, accelerator: options.accelerator, machine: options.machine,
             memoryMiB: options.memoryMiB, vcpus: options.vcpus, kernel: options.kernel, initrd: options.initrd,
-            commandLine: baseCommandLine + (options.commandLine.isEmpty ? "" : " " + options.commandLine),
-            consoleFile: consoleFile, owner: .init(pid: getpid(), startTime: ownStartTime()))
+            commandLine: baseCommandLine(machine: options.machine) + (options.disk == nil ? "" : " tandem.root=/dev/vda")
+                + (options.commandLine.isEmpty ? "" : " " + options.commandLine),
+            consoleFile: consoleFile, disk: options.disk, owner: .init(pid: getpid(), startTime: ownStartTime()))
 
         let createStart = Clock.monotonicNanoseconds()
         let domain = try connection.createTransient(definition.xml)
@@ -131,6 +137,15 @@ public struct LibvirtRun {
         return Report(outcome: outcome!, domainName: definition.name, createStart: createStart, created: created, ready: ready,
                       ended: Clock.monotonicNanoseconds(), qemuPeakRSSBytes: qemuPeak, guestCPUNanoseconds: cpu,
                       consoleTail: tail.text)
+    }
+
+    /// A private directory for a run's files (console, disk), traversable by the QEMU user.
+    public static func makeDirectory() throws(LibvirtError) -> String {
+        var template = Array("/tmp/tandem-libvirt.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw LibvirtError(SystemError("mkdtemp", "/tmp/tandem-libvirt.XXXXXX").description) }
+        let directory = String(cString: made)
+        chmod(directory, 0o711)
+        return directory
     }
 
     /// Destroys Tandem's domains whose owning tandem is gone (killed before it could clean up).

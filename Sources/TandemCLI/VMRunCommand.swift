@@ -65,8 +65,11 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("libvirt: kvm where the host has hardware virtualisation, else tcg (auto).", valueName: "auto|kvm|tcg"))
     var accel = "auto"
 
-    @Option(name: .long, help: ArgumentHelp("libvirt: the QEMU machine type.", valueName: "microvm|q35|pc"))
-    var machine = "microvm"
+    @Option(name: .long, help: ArgumentHelp("libvirt: the QEMU machine type (default microvm; pc with --disk).", valueName: "microvm|q35|pc"))
+    var machine: String?
+
+    @Flag(name: .long, help: "libvirt: boot from an ext4 root disk (virtio-blk) made from the same image, as a distro guest does.")
+    var disk = false
 
     @Flag(name: .long, help: "libvirt: keep the console file afterwards.")
     var keep = false

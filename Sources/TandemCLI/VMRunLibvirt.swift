@@ -30,8 +30,9 @@ enum VMRunLibvirt {
         case "tcg": accelerator = .qemu
         default: return VMRunner.fail("--accel \(command.accel): must be auto, kvm or tcg")
         }
-        guard let machine = DomainDefinition.Machine(rawValue: command.machine) else {
-            return VMRunner.fail("--machine \(command.machine): must be \(DomainDefinition.Machine.allCases.map(\.rawValue).joined(separator: ", "))")
+        let machineName = command.machine ?? (command.disk ? "pc" : "microvm")
+        guard let machine = DomainDefinition.Machine(rawValue: machineName) else {
+            return VMRunner.fail("--machine \(machineName): must be \(DomainDefinition.Machine.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         StandardError.line("tandem: libvirt guest (\(command.connect)), machine \(machine.rawValue), accelerator "
             + (accelerator == .kvm ? "kvm (hardware virtualisation)" : "tcg (domain type='qemu': QEMU emulates the guest's instructions\(hostMode == .hardware ? "" : "; this host has no hardware virtualisation"))"))
@@ -49,6 +50,22 @@ enum VMRunLibvirt {
         options.vcpus = command.vcpus
         options.timeoutSeconds = command.timeout
         options.keep = command.keep
+        if command.disk {
+            do {
+                let directory = try LibvirtRun.makeDirectory()
+                options.directory = directory
+                do {
+                    let prepared = try DiskGuest.prepare(kernel: kernel, directory: directory)
+                    options.disk = prepared.disk
+                    options.initrd = prepared.initramfs
+                } catch {
+                    Files.removeTree(directory)
+                    return VMRunner.fail(error.description)
+                }
+            } catch {
+                return VMRunner.fail(error.description)
+            }
+        }
 
         let consoleFD: Int32 = command.json ? 2 : 1
         let report: LibvirtRun.Report

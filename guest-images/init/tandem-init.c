@@ -2,7 +2,10 @@
  * tandem-init — PID 1 of every Tandem guest and container, byte for byte the same everywhere.
  *
  *   1. mounts /proc, /sys and /dev when it is PID 1 and they are not there yet (a container
- *      runtime has usually mounted them; a VM's initramfs has not);
+ *      runtime has usually mounted them; a VM's initramfs has not); with `tandem.root=DEVICE` on
+ *      the kernel command line (a disk guest), it loads the modules listed in
+ *      /lib/modules/tandem.load, mounts DEVICE (ext4) and switches root to it, then runs the
+ *      disk's own /init — the same program — as PID 1 there, as a distro's initramfs does;
  *   2. prints the ready marker line and, in a Tandem microVM, writes the READY port;
  *   3. runs the workload: argv[1] (a container: `tandem-init compute 100000`), else
  *      `tandem.workload=NAME` and `tandem.args=A,B` from /proc/cmdline (a VM), else a shell;
@@ -24,6 +27,8 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,10 +55,16 @@ static void say(const char *format, ...) {
 }
 
 static void mount_if_missing(const char *source, const char *target, const char *type, unsigned long flags) {
-    struct stat info;
-    char probe[64];
-    snprintf(probe, sizeof probe, "%s/%s", target, strcmp(type, "proc") == 0 ? "self" : strcmp(type, "sysfs") == 0 ? "kernel" : "null");
-    if (stat(probe, &info) == 0) return;          /* already there (a container runtime mounted it) */
+    struct stat info, root;
+    if (strcmp(type, "devtmpfs") == 0) {
+        /* /dev counts as there when something is mounted on it (a container runtime's tmpfs): the
+         * initramfs's own /dev/console and /dev/null sit in a plain directory on the root. */
+        if (stat(target, &info) == 0 && stat("/", &root) == 0 && info.st_dev != root.st_dev) return;
+    } else {
+        char probe[64];
+        snprintf(probe, sizeof probe, "%s/%s", target, strcmp(type, "proc") == 0 ? "self" : "kernel");
+        if (stat(probe, &info) == 0) return;      /* already there (a container runtime mounted it) */
+    }
     mkdir(target, 0755);
     if (mount(source, target, type, flags, NULL) != 0 && errno != EBUSY)
         say("tandem-init: mount %s on %s: %s\n", type, target, strerror(errno));
@@ -84,6 +95,46 @@ static double now_ms(void) {
     return now.tv_sec * 1e3 + now.tv_nsec / 1e6;
 }
 
+/* Loads each module named (one path per line) in `list`, in order. */
+static void load_modules(const char *list) {
+    FILE *file = fopen(list, "r");
+    if (!file) return;
+    char path[256];
+    while (fgets(path, sizeof path, file)) {
+        path[strcspn(path, "\n")] = 0;
+        if (!path[0]) continue;
+        int module = open(path, O_RDONLY | O_CLOEXEC);
+        if (module < 0 || (syscall(SYS_finit_module, module, "", 0) != 0 && errno != EEXIST))
+            say("tandem-init: loading %s: %s\n", path, strerror(errno));
+        if (module >= 0) close(module);
+    }
+    fclose(file);
+}
+
+/* A disk guest: mount `device` and make it the root, keeping /dev, /proc and /sys; then exec its
+ * /init. Returns only on failure (the caller goes on in the initramfs and says so). */
+static void switch_root(const char *device, char **argv) {
+    load_modules("/lib/modules/tandem.load");
+    struct stat info;
+    for (int i = 0; i < 500 && stat(device, &info) != 0; i++) usleep(10000);  /* the driver probes asynchronously */
+    mkdir("/newroot", 0755);
+    if (mount(device, "/newroot", "ext4", 0, NULL) != 0) { say("tandem-init: mount %s: %s\n", device, strerror(errno)); return; }
+    const char *keep[] = { "/dev", "/proc", "/sys" };
+    for (int i = 0; i < 3; i++) {
+        char target[64];
+        snprintf(target, sizeof target, "/newroot%s", keep[i]);
+        mkdir(target, 0755);
+        if (mount(keep[i], target, NULL, MS_MOVE, NULL) != 0) say("tandem-init: move %s: %s\n", keep[i], strerror(errno));
+    }
+    /* The initramfs stays behind, unreachable (a busybox switch_root would also empty it). */
+    if (chdir("/newroot") != 0 || mount(".", "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0 || chdir("/") != 0) {
+        say("tandem-init: switching root to %s: %s\n", device, strerror(errno));
+        return;
+    }
+    execv("/init", argv);
+    say("tandem-init: exec /init on %s: %s\n", device, strerror(errno));
+}
+
 int main(int argc, char **argv) {
     int pid1 = getpid() == 1;
     if (pid1) {
@@ -96,6 +147,13 @@ int main(int argc, char **argv) {
         ssize_t length = read(fd, cmdline, sizeof cmdline - 1);
         cmdline[length > 0 ? length : 0] = 0;
         close(fd);
+    }
+    /* Still in the initramfs (its root is rootfs/tmpfs, not a block device): go to the disk. */
+    char root_device[128];
+    struct stat root_info;
+    if (pid1 && cmdline_value("tandem.root", root_device, sizeof root_device) && stat("/", &root_info) == 0
+        && major(root_info.st_dev) == 0) {
+        switch_root(root_device, argv);
     }
 
     char value[256];
