@@ -50,6 +50,17 @@ struct LibvirtGuestTests {
         #expect(result.stdout.contains("TANDEM-RESULT workload=sh status=3"))
     }
 
+    @Test("--disk: the guest boots from its ext4 root (virtio-blk) and the workload sees the disk's file; nothing left")
+    func disk() throws {
+        let result = try Tandem.run(["vm", "run", "--backend", "libvirt", "--disk", "--workload", "cat", "--cmdline", "quiet tandem.args=/etc/tandem-disk",
+                                     "--timeout", "180"])
+        #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+        #expect(result.stdout.contains("root=disk"))
+        #expect(result.stderr.contains("machine pc"))
+        #expect(LibvirtLab.tandemDomains().isEmpty)
+        #expect(LibvirtLab.consoleDirectories().isEmpty, "the disk image and console file are removed")
+    }
+
     @Test("--timeout destroys the domain: status 124, nothing left")
     func timeout() throws {
         let result = try Tandem.run(["vm", "run", "--backend", "libvirt", "--workload", "sleep", "--cmdline", "quiet tandem.args=600", "--timeout", "6"])
