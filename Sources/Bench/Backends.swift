@@ -192,6 +192,8 @@ struct BareProcess: Sandbox {
 }
 
 /// The OCI runtime spec's smallest useful config.json for the peers (namespaces like Tandem's).
+/// Their root is the shared image, read-only, so /tmp is a tmpfs (Tandem's containers write to
+/// their own overlay layer instead).
 enum OCIConfig {
     static func minimal(rootfs: String, args: [String], hostname: String) -> String {
         func quote(_ text: String) -> String { JSONText.quote(text) }
@@ -205,7 +207,8 @@ enum OCIConfig {
         {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
         {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
         {"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]},
-        {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]}],
+        {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},
+        {"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["nosuid","nodev","mode=1777"]}],
         "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}],
         "maskedPaths":["/proc/kcore","/proc/keys","/sys/firmware"],"readonlyPaths":["/proc/sys","/proc/sysrq-trigger"]}}
         """

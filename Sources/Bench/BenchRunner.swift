@@ -64,7 +64,8 @@ public final class BenchRunner {
                 let warm = round < warmup
                 var sample = Sample(backend: sandbox.name, workload: workload.name, trial: round - warmup, status: measurement.status,
                                     readyMs: measurement.readyMs, totalMs: measurement.exitMs, peakRSSBytes: measurement.maxRSSBytes,
-                                    result: measurement.lines.first { $0.hasPrefix("compute ") }, probe: nil)
+                                    result: measurement.lines.first { line in ["compute ", "memory ", "io "].contains { line.hasPrefix($0) } },
+                                    probe: nil)
                 if let probe = measurement.lines.first(where: { $0.hasPrefix("TANDEM-PROBE ") }) {
                     sample.probe = Dictionary(probe.split(separator: " ").dropFirst().compactMap { word -> (String, String)? in
                         let pair = word.split(separator: "=", maxSplits: 1)

@@ -13,7 +13,10 @@ public struct Workload: Sendable, Equatable {
         self.arguments = arguments
     }
 
-    public static let catalog: [Workload] = [Workload("hello"), Workload("compute", ["200000"]), Workload("probe")]
+    public static let catalog: [Workload] = [Workload("hello"), Workload("compute", ["200000"]), Workload("probe"),
+                                             Workload("memory", ["64"]), Workload("io", ["16"])]
+    /// What `tandem bench` runs when --workloads is not given (memory and io on request).
+    public static let defaults = ["hello", "compute", "probe"]
     public static func named(_ name: String) -> Workload? { catalog.first { $0.name == name } }
 }
 
@@ -77,7 +80,7 @@ public enum Stopwatch {
         public var interruptedBy: Int32?
     }
 
-    static let interesting = ["TANDEM-", "compute ", "{\"schema\":"]
+    static let interesting = ["TANDEM-", "compute ", "memory ", "io ", "{\"schema\":"]
 
     public static func measure(_ argv: [String], labTime: String, timeoutSeconds: Double) throws(SystemError) -> Measurement {
         var lines: [String] = []

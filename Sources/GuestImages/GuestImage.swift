@@ -27,7 +27,7 @@ public struct GuestImage {
     }
 
     /// The workload programs an image carries (each a static binary in `programs`).
-    public static let workloads = ["compute", "probe"]
+    public static let workloads = ["compute", "probe", "memory", "io"]
 
     public var entries: [ImageEntry]
 

@@ -23,10 +23,11 @@ extension ReportModel {
             let readyRows = sorted.compactMap { row in row.ready.map { (row, $0) } }
             if !readyRows.isEmpty { body += chart(title: "spawn → ready marker", rows: readyRows) }
             body += chart(title: "spawn → exit (total)", rows: sorted.map { ($0, $0.total) })
-            body += "<table><tr><th>backend</th><th>ready median [p5–p95]</th><th>total median [p5–p95] (95% CI)</th><th>total ÷ \(baseline.htmlEscaped())</th><th>peak RSS</th><th>n</th></tr>\n"
+            let hasFigures = rows.contains { !$0.figures.isEmpty }
+            body += "<table><tr><th>backend</th><th>ready median [p5–p95]</th><th>total median [p5–p95] (95% CI)</th><th>total ÷ \(baseline.htmlEscaped())</th><th>peak RSS</th><th>n</th>\(hasFigures ? "<th>its own figures (median)</th>" : "")</tr>\n"
             for row in sorted {
                 let ready = row.ready.map { "\(ms($0.median)) [\(ms($0.p5))–\(ms($0.p95))]" } ?? "—"
-                body += "<tr><td><code>\(row.backend.name.htmlEscaped())</code><br><small>\(row.backend.execution.htmlEscaped())</small></td><td>\(ready)</td><td>\(ms(row.total.median)) [\(ms(row.total.p5))–\(ms(row.total.p95))] (\(ms(row.total.ciLow))–\(ms(row.total.ciHigh)))</td><td>\(Format.ratio(row.ratio))</td><td>\(row.peakRSS.map { Format.bytes($0.median) } ?? "—")</td><td>\(row.total.n)</td></tr>\n"
+                body += "<tr><td><code>\(row.backend.name.htmlEscaped())</code><br><small>\(row.backend.execution.htmlEscaped())</small></td><td>\(ready)</td><td>\(ms(row.total.median)) [\(ms(row.total.p5))–\(ms(row.total.p95))] (\(ms(row.total.ciLow))–\(ms(row.total.ciHigh)))</td><td>\(Format.ratio(row.ratio))</td><td>\(row.peakRSS.map { Format.bytes($0.median) } ?? "—")</td><td>\(row.total.n)</td>\(hasFigures ? "<td>\(Self.describe(row.figures).htmlEscaped())</td>" : "")</tr>\n"
             }
             body += "</table>\n"
             if workload == "compute" {
@@ -55,8 +56,8 @@ extension ReportModel {
             body += "<tr><td>\(claim.claim.htmlEscaped()) <small>(\(claim.source))</small></td><td>\(claim.measurement.htmlEscaped())</td><td class=\"v-\(claim.verdict == .confirmed ? "yes" : claim.verdict == .contradicted ? "no" : "maybe")\">\(claim.verdict.rawValue)</td><td>\(claim.why.htmlEscaped())</td></tr>\n"
         }
         body += "</table>\n"
-        if !results.notes.isEmpty {
-            body += "<h2>Notes</h2>\n<ul>" + results.notes.map { "<li>\($0.htmlEscaped())</li>" }.joined() + "</ul>\n"
+        if !results.notes.isEmpty || !failedCells.isEmpty {
+            body += "<h2>Notes</h2>\n<ul>" + (failedCells + results.notes).map { "<li>\($0.htmlEscaped())</li>" }.joined() + "</ul>\n"
         }
         return """
             <!doctype html>

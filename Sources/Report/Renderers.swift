@@ -39,11 +39,12 @@ extension ReportModel {
         }
         for workload in results.workloads {
             guard let rows = rows[workload], !rows.isEmpty else { continue }
-            out += "\n## Workload `\(workload)`\n\n| backend | ready, median [p5–p95] | total, median [p5–p95] (95% CI) | total ÷ \(baseline) | peak RSS | n |\n|---|---|---|---|---|---|\n"
+            let hasFigures = rows.contains { !$0.figures.isEmpty }
+            out += "\n## Workload `\(workload)`\n\n| backend | ready, median [p5–p95] | total, median [p5–p95] (95% CI) | total ÷ \(baseline) | peak RSS | n |\(hasFigures ? " its own figures (median) |" : "")\n|---|---|---|---|---|---|\(hasFigures ? "---|" : "")\n"
             for row in rows.sorted(by: { $0.total.median < $1.total.median }) {
                 let ready = row.ready.map { "\(ms($0.median)) [\(ms($0.p5))–\(ms($0.p95))]" } ?? "—"
                 let total = "\(ms(row.total.median)) [\(ms(row.total.p5))–\(ms(row.total.p95))] (\(ms(row.total.ciLow))–\(ms(row.total.ciHigh)))"
-                out += "| `\(row.backend.name)` (\(row.backend.execution)) | \(ready) | \(total) | \(Format.ratio(row.ratio)) | \(row.peakRSS.map { Format.bytes($0.median) } ?? "—") | \(row.total.n)\(row.failures > 0 ? " (+\(row.failures) failed)" : "") |\n"
+                out += "| `\(row.backend.name)` (\(row.backend.execution)) | \(ready) | \(total) | \(Format.ratio(row.ratio)) | \(row.peakRSS.map { Format.bytes($0.median) } ?? "—") | \(row.total.n)\(row.failures > 0 ? " (+\(row.failures) failed)" : "") |\(hasFigures ? " \(Self.describe(row.figures)) |" : "")\n"
             }
             if workload == "compute" {
                 let answers = Set(rows.flatMap(\.results))
@@ -68,8 +69,8 @@ extension ReportModel {
         for claim in claims {
             out += "| \(claim.claim) (\(claim.source)) | \(claim.measurement) | **\(claim.verdict.rawValue)** | \(claim.why) |\n"
         }
-        if !results.notes.isEmpty {
-            out += "\n## Notes\n\n" + results.notes.map { "- \($0)\n" }.joined()
+        if !results.notes.isEmpty || !failedCells.isEmpty {
+            out += "\n## Notes\n\n" + (failedCells + results.notes).map { "- \($0)\n" }.joined()
         }
         return out
     }

@@ -46,7 +46,7 @@ struct BenchCommand: ParsableCommand {
             throw fail("--backends: unknown backend \(name) (known: \(Self.allBackends.joined(separator: ", ")))")
         }
         var chosen: [Workload] = []
-        for name in workloads.map({ $0.split(separator: ",").map(String.init) }) ?? Workload.catalog.map(\.name) {
+        for name in workloads.map({ $0.split(separator: ",").map(String.init) }) ?? Workload.defaults {
             guard let workload = Workload.named(name) else { throw fail("--workloads: unknown workload \(name) (known: \(Workload.catalog.map(\.name).joined(separator: ", ")))") }
             chosen.append(workload)
         }

@@ -78,7 +78,9 @@ enum VMRunLibvirt {
         switch report.outcome {
         case .exited(let code): status = code
         case .timedOut:
-            StandardError.line("tandem: guest stopped: it ran past --timeout \(command.timeout) s (domain \(report.domainName) destroyed)")
+            StandardError.line("tandem: guest stopped: it ran past --timeout \(command.timeout) s (domain \(report.domainName) destroyed)"
+                + (report.ready == nil ? "; it never printed the ready marker. Its last console lines:" : ""))
+            if report.ready == nil { StandardError.write(report.consoleTail.split(separator: "\n").suffix(8).map { "  | \($0)\n" }.joined()) }
             status = 124
         case .interrupted(let signal):
             StandardError.line("tandem: guest stopped by signal \(signal) (domain \(report.domainName) destroyed)")
