@@ -61,7 +61,7 @@ test: deps guests image
 
 bench: deps guests build image
 	@scripts/libvirtd.sh up
-	$(RELEASE_BIN) bench --trials 10 --out reports/latest
+	$(RELEASE_BIN) bench --trials 10 --density 1,10 --out reports/latest
 	python3 scripts/bench_launch.py --runs 50 --density 1,10,100
 
 clean:

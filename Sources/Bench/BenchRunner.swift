@@ -84,6 +84,22 @@ public final class BenchRunner {
         return true
     }
 
+    /// `--density`: for every backend that supports it, N idle sandboxes at once for each N.
+    public func runDensity(_ counts: [Int], progress: (String) -> Void) throws {
+        var points: [DensityPoint] = []
+        for sandbox in sandboxes where sandbox.info.available && Density.supported.contains(sandbox.name) {
+            for count in counts {
+                progress("density: \(count) × \(sandbox.name) …")
+                if let point = Density.measure(sandbox, count: count, timeoutSeconds: max(timeoutSeconds, 60)) {
+                    points.append(point)
+                    progress("density: \(count) × \(sandbox.name): \(point.ready) ready, \(Int(point.bytesPerSandbox / 1024)) KiB of host memory each")
+                }
+            }
+        }
+        results.density = points
+        try save()
+    }
+
     func save() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -13,6 +13,8 @@ public struct BenchResults: Codable, Sendable {
     public var workloads: [String]
     public var samples: [Sample]
     public var footprint: [Artifact]
+    /// `--density`: N idle sandboxes at once per backend.
+    public var density: [DensityPoint]?
     public var notes: [String]
     /// False while the bench runs (or when it was interrupted): the file is rewritten after each round.
     public var complete: Bool

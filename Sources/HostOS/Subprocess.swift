@@ -20,7 +20,7 @@ public enum Subprocess {
 
     /// posix_spawn with stdin from /dev/null and stdout (and stderr, when merged) on a pipe whose
     /// read end is returned. `defaultSignals`: the child starts with no signal blocked.
-    static func spawnPiped(_ path: String, _ arguments: [String], mergeStandardError: Bool,
+    public static func spawnPiped(_ path: String, _ arguments: [String], mergeStandardError: Bool,
                            defaultSignals: Bool) throws(SystemError) -> (pid: pid_t, reader: FileDescriptor) {
         var pipeEnds: [Int32] = [0, 0]
         guard clinux_pipe_cloexec(&pipeEnds) == 0 else { throw SystemError("pipe2", path) }

@@ -15,6 +15,9 @@ public enum Format {
         return fixed(value, 0) + " B"
     }
 
+    /// Bytes that may be negative (a noisy difference).
+    public static func signedBytes(_ value: Double) -> String { value < 0 ? "−" + bytes(-value) : bytes(value) }
+
     public static func fixed(_ value: Double, _ digits: Int) -> String {
         guard value.isFinite else { return "—" }
         var scale = 1.0

@@ -44,6 +44,13 @@ extension ReportModel {
             }
             body += "</table>\n"
         }
+        if let density = results.density, !density.isEmpty {
+            body += "<h2>Density: idle sandboxes at once</h2>\n<p>N idle (<code>sleep</code>) sandboxes started together; per sandbox once all are ready: the PSS of its launcher's process tree, and the drop in the host's MemAvailable ÷ N (everything, noisy at small N; libvirt's QEMU is only in this one).</p>\n<table><tr><th>backend</th><th>N</th><th>ready</th><th>PSS per sandbox</th><th>MemAvailable drop per sandbox</th><th>all ready after</th></tr>\n"
+            for point in density {
+                body += "<tr><td><code>\(point.backend.htmlEscaped())</code></td><td>\(point.count)</td><td>\(point.ready)</td><td>\(Format.bytes(point.pssPerSandbox))</td><td>\(Format.signedBytes(point.bytesPerSandbox))</td><td>\(ms(point.allReadyMs))</td></tr>\n"
+            }
+            body += "</table>\n"
+        }
         if !results.footprint.isEmpty {
             body += "<h2>Disk footprint</h2>\n<table><tr><th>artifact</th><th>size</th><th>used by</th><th>note</th></tr>\n"
             for artifact in results.footprint {

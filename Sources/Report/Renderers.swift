@@ -59,6 +59,12 @@ extension ReportModel {
                 out += "| \(fact.title) | " + probes.map { probeValue($0.facts, fact.key) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
             }
         }
+        if let density = results.density, !density.isEmpty {
+            out += "\n## Density: idle sandboxes at once\n\nN idle (`sleep`) sandboxes started together; per sandbox once all are ready: the PSS of its launcher's process tree, and the drop in the host's MemAvailable ÷ N (everything, noisy at small N; libvirt's QEMU is only in this one).\n\n| backend | N | ready | PSS per sandbox | MemAvailable drop per sandbox | all ready after |\n|---|---|---|---|---|---|\n"
+            for point in density {
+                out += "| `\(point.backend)` | \(point.count) | \(point.ready) | \(Format.bytes(point.pssPerSandbox)) | \(Format.signedBytes(point.bytesPerSandbox)) | \(ms(point.allReadyMs)) |\n"
+            }
+        }
         if !results.footprint.isEmpty {
             out += "\n## Disk footprint\n\n| artifact | size | used by | note |\n|---|---|---|---|\n"
             for artifact in results.footprint {

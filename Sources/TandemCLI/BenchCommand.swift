@@ -39,6 +39,8 @@ struct BenchCommand: ParsableCommand {
     var baseline: String?
     @Flag(name: .long, help: "3 trials, no warm-up (for make demo and tests).")
     var quick = false
+    @Option(name: .long, help: ArgumentHelp("Comma-separated counts of idle sandboxes at once (e.g. 1,10,50): host memory per sandbox.", valueName: "list"))
+    var density: String?
 
     func run() throws {
         let wanted = backends.map { $0.split(separator: ",").map(String.init) } ?? Self.allBackends
@@ -54,6 +56,9 @@ struct BenchCommand: ParsableCommand {
         let warmup = self.warmup ?? (quick ? 0 : 1)
         guard trials >= 1, trials <= 10_000 else { throw fail("--trials \(trials): must be at least 1") }
         guard warmup >= 0 else { throw fail("--warmup \(warmup): must be 0 or more") }
+        if let density, density.split(separator: ",").contains(where: { Int($0).map { $0 < 1 || $0 > 500 } ?? true }) {
+            throw fail("--density \(density): counts from 1 to 500, comma-separated")
+        }
         try PrivateMountNamespace.enterIfNeeded(for: wanted)
 
         let facts = HostFacts.probe(toolVersions: true)
@@ -91,6 +96,10 @@ struct BenchCommand: ParsableCommand {
             throw fail("bench: \(error)")
         }
         progress.finish()
+        if finished, let density {
+            let counts = density.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+            do { try runner.runDensity(counts) { StandardError.line($0) } } catch { throw fail("bench: \(error)") }
+        }
         let model = ReportModel(runner.results, baseline: baseline)
         try ReportCommand.write(model, to: out, formats: ["html", "md", "csv", "json"])
         StandardOutput.write(Headline.text(model))
