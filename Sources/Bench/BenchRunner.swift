@@ -64,6 +64,7 @@ public final class BenchRunner {
                 let warm = round < warmup
                 var sample = Sample(backend: sandbox.name, workload: workload.name, trial: round - warmup, status: measurement.status,
                                     readyMs: measurement.readyMs, totalMs: measurement.exitMs, peakRSSBytes: measurement.maxRSSBytes,
+                                    launcherCPUMs: measurement.cpuMs,
                                     result: measurement.lines.first { line in ["compute ", "memory ", "io "].contains { line.hasPrefix($0) } },
                                     probe: nil)
                 if let probe = measurement.lines.first(where: { $0.hasPrefix("TANDEM-PROBE ") }) {

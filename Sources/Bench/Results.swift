@@ -83,6 +83,9 @@ public struct Sample: Codable, Sendable {
     /// Peak resident set of the launcher or the largest process it waited for (wait4), plus for
     /// libvirt its QEMU process (not the launcher's child), bytes.
     public var peakRSSBytes: UInt64?
+    /// CPU time (user + system) of the launcher and what it waited for, ms: the host's cost of
+    /// running the sandbox (QEMU under libvirt is the daemon's child and not in it).
+    public var launcherCPUMs: Double?
     /// The workload's own result line (compute: "compute n=… primes=… sum=…").
     public var result: String?
     /// The probe's facts (probe workload).

@@ -73,6 +73,8 @@ public enum Stopwatch {
         public var readyMs: Double?
         public var exitMs: Double
         public var maxRSSBytes: UInt64
+        /// User + system CPU time of the launcher and the processes it waited for, ms.
+        public var cpuMs: Double?
         public var startNanoseconds: UInt64
         /// TANDEM-RESULT/-PROBE lines, the workload's own result line, JSON report lines.
         public var lines: [String]
@@ -106,6 +108,7 @@ public enum Stopwatch {
         let ready = Double(fields["ready_ms"] ?? "-1") ?? -1
         return Measurement(status: Int(fields["status"] ?? "") ?? -1, readyMs: ready < 0 ? nil : ready,
                            exitMs: Double(fields["exit_ms"] ?? "") ?? 0, maxRSSBytes: (UInt64(fields["maxrss_kib"] ?? "") ?? 0) * 1024,
+                           cpuMs: fields["cpu_ms"].flatMap { Double($0) },
                            startNanoseconds: UInt64(Double(fields["start_ns"] ?? "0") ?? 0), lines: lines.filter { !$0.hasPrefix("LAB-TIME ") },
                            interruptedBy: ending.interruptedBy)
     }

@@ -40,11 +40,11 @@ extension ReportModel {
         for workload in results.workloads {
             guard let rows = rows[workload], !rows.isEmpty else { continue }
             let hasFigures = rows.contains { !$0.figures.isEmpty }
-            out += "\n## Workload `\(workload)`\n\n| backend | ready, median [p5–p95] | total, median [p5–p95] (95% CI) | total ÷ \(baseline) | peak RSS | n |\(hasFigures ? " its own figures (median) |" : "")\n|---|---|---|---|---|---|\(hasFigures ? "---|" : "")\n"
+            out += "\n## Workload `\(workload)`\n\n| backend | ready, median [p5–p95] | total, median [p5–p95] (95% CI) | total ÷ \(baseline) | peak RSS | CPU (launcher) | n |\(hasFigures ? " its own figures (median) |" : "")\n|---|---|---|---|---|---|---|\(hasFigures ? "---|" : "")\n"
             for row in rows.sorted(by: { $0.total.median < $1.total.median }) {
                 let ready = row.ready.map { "\(ms($0.median)) [\(ms($0.p5))–\(ms($0.p95))]" } ?? "—"
                 let total = "\(ms(row.total.median)) [\(ms(row.total.p5))–\(ms(row.total.p95))] (\(ms(row.total.ciLow))–\(ms(row.total.ciHigh)))"
-                out += "| `\(row.backend.name)` (\(row.backend.execution)) | \(ready) | \(total) | \(Format.ratio(row.ratio)) | \(row.peakRSS.map { Format.bytes($0.median) } ?? "—") | \(row.total.n)\(row.failures > 0 ? " (+\(row.failures) failed)" : "") |\(hasFigures ? " \(Self.describe(row.figures)) |" : "")\n"
+                out += "| `\(row.backend.name)` (\(row.backend.execution)) | \(ready) | \(total) | \(Format.ratio(row.ratio)) | \(row.peakRSS.map { Format.bytes($0.median) } ?? "—") | \(row.cpu.map { ms($0.median) } ?? "—") | \(row.total.n)\(row.failures > 0 ? " (+\(row.failures) failed)" : "") |\(hasFigures ? " \(Self.describe(row.figures)) |" : "")\n"
             }
             if workload == "compute" {
                 let answers = Set(rows.flatMap(\.results))
@@ -85,12 +85,13 @@ extension ReportModel {
 
     /// One row per trial: everything raw, for a spreadsheet.
     public func csv() -> String {
-        var out = "backend,workload,trial,status,ready_ms,total_ms,peak_rss_bytes,execution,virtualisation_host,result\n"
+        var out = "backend,workload,trial,status,ready_ms,total_ms,peak_rss_bytes,launcher_cpu_ms,execution,virtualisation_host,result\n"
         let execution = Dictionary(results.backends.map { ($0.name, $0.execution) }, uniquingKeysWith: { a, _ in a })
         for sample in results.samples {
             let fields = [sample.backend, sample.workload, String(sample.trial), String(sample.status),
                           sample.readyMs.map { Format.fixed($0, 3) } ?? "", Format.fixed(sample.totalMs, 3),
-                          sample.peakRSSBytes.map(String.init) ?? "", execution[sample.backend] ?? "", results.host.virtualisation,
+                          sample.peakRSSBytes.map(String.init) ?? "", sample.launcherCPUMs.map { Format.fixed($0, 3) } ?? "",
+                          execution[sample.backend] ?? "", results.host.virtualisation,
                           sample.result ?? ""]
             out += fields.map(Self.csvField).joined(separator: ",") + "\n"
         }

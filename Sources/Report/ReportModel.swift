@@ -7,6 +7,7 @@ public struct ReportModel: Sendable {
         public var ready: Summary?
         public var total: Summary
         public var peakRSS: Summary?
+        public var cpu: Summary?
         /// total / baseline's total, with its bootstrap interval.
         public var ratio: (ratio: Double, low: Double, high: Double)?
         public var readyRatio: (ratio: Double, low: Double, high: Double)?

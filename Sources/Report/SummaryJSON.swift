@@ -17,7 +17,7 @@ extension ReportModel {
         let cells: [JSON] = results.workloads.flatMap { workload in
             (rows[workload] ?? []).map { row in
                 JSON.object([("workload", .string(workload)), ("backend", .string(row.backend.name)), ("execution", .string(row.backend.execution)),
-                             ("ready_ms", stats(row.ready)), ("total_ms", stats(row.total)), ("peak_rss_bytes", stats(row.peakRSS)),
+                             ("ready_ms", stats(row.ready)), ("total_ms", stats(row.total)), ("peak_rss_bytes", stats(row.peakRSS)), ("launcher_cpu_ms", stats(row.cpu)),
                              ("total_vs_baseline", ratio(row.ratio)), ("ready_vs_baseline", ratio(row.readyRatio)),
                              ("failures", .int(Int64(row.failures)))])
             }

@@ -8,13 +8,14 @@
  * and notes CLOCK_MONOTONIC at three points: just before posix_spawn, when a line starting with
  * the ready marker (TANDEM-READY) arrives, and when CMD has exited. Then prints one line:
  *
- *   LAB-TIME label=LABEL status=N ready_ms=R exit_ms=E maxrss_kib=K start_ns=S
+ *   LAB-TIME label=LABEL status=N ready_ms=R exit_ms=E maxrss_kib=K start_ns=S cpu_ms=C
  *
  * (ready_ms=-1 when the marker never came). maxrss_kib is wait4's ru_maxrss of CMD: its own peak
  * resident set or that of a descendant it waited for. Being a small static program matters here:
  * Linux carries the spawning process's peak across exec into ru_maxrss, so a Python or shell
  * harness would report its own size instead. start_ns is the CLOCK_MONOTONIC reading at spawn, so
- * a program's own timestamps (a VMM's ready port) can be put on the same scale. Every VMM the lab compares is measured by this same
+ * a program's own timestamps (a VMM's ready port) can be put on the same scale. cpu_ms is the user
+ * plus system CPU time of CMD and the descendants it waited for (wait4's rusage). Every VMM the lab compares is measured by this same
  * program in the same way, so the figures differ only by what the VMMs do.
  */
 #define _GNU_SOURCE
@@ -80,7 +81,8 @@ int main(int argc, char **argv) {
     while (wait4(pid, &status, 0, &usage) < 0) { }
     double exited = now_ms();
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    printf("LAB-TIME label=%s status=%d ready_ms=%.3f exit_ms=%.3f maxrss_kib=%ld start_ns=%.0f\n", argv[1], code,
-           ready < 0 ? -1.0 : ready - start, exited - start, usage.ru_maxrss, start * 1e6);
+    double cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3;
+    printf("LAB-TIME label=%s status=%d ready_ms=%.3f exit_ms=%.3f maxrss_kib=%ld start_ns=%.0f cpu_ms=%.3f\n", argv[1], code,
+           ready < 0 ? -1.0 : ready - start, exited - start, usage.ru_maxrss, start * 1e6, cpu_ms);
     return 0;
 }
