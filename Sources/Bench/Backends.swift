@@ -90,10 +90,12 @@ struct TandemContainer: Sandbox {
     }
 }
 
-/// The same guest through libvirt (direct kernel boot).
+/// The same guest through libvirt: direct kernel boot (`libvirt`), or booting from an ext4 root
+/// disk made from the same image (`libvirt-disk`, machine pc), as a distro guest does.
 struct LibvirtGuest: Sandbox {
     let environment: BenchEnvironment
-    var name: String { "libvirt" }
+    var disk = false
+    var name: String { disk ? "libvirt-disk" : "libvirt" }
     var info: BackendInfo {
         var reason: String?
         if access("/run/libvirt/libvirt-sock", F_OK) != 0 { reason = "the libvirt daemon is not running (scripts/libvirtd.sh up)" }
@@ -101,13 +103,14 @@ struct LibvirtGuest: Sandbox {
         let tcg = environment.virtualisation != "hardware"
         return BackendInfo(name: name, kind: "ours", kindOfSandbox: "full VM (libvirt + QEMU)", available: reason == nil, reason: reason,
                            execution: tcg ? "TCG (QEMU emulates the guest)" : "hardware KVM",
-                           description: "tandem vm run --backend libvirt: a transient libvirt domain, direct kernel boot, machine microvm")
+                           description: disk ? "tandem vm run --backend libvirt --disk: ext4 root on virtio-blk, machine pc"
+                               : "tandem vm run --backend libvirt: a transient libvirt domain, direct kernel boot, machine microvm")
     }
     func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
         var line = "quiet"
         if !workload.arguments.isEmpty { line += " tandem.args=" + workload.arguments.joined(separator: ",") }
         return .success([environment.tandemCLI, "vm", "run", "--backend", "libvirt", "--workload", workload.name, "--cmdline", line,
-                         "--json", "--timeout", "300"])
+                         "--json", "--timeout", "300"] + (disk ? ["--disk"] : []))
     }
     /// QEMU is libvirt's child, not the launcher's: add its peak RSS from the report.
     func refine(_ sample: inout Sample, output: [String], startNanoseconds: UInt64) {
@@ -254,6 +257,7 @@ public enum Backends {
         case "linux-microvm": LinuxMicroVM(environment: environment)
         case "container": TandemContainer(environment: environment)
         case "libvirt": LibvirtGuest(environment: environment)
+        case "libvirt-disk": LibvirtGuest(environment: environment, disk: true)
         case "qemu-microvm": QEMUMicroVM(environment: environment)
         case "crun", "runc": OCIRuntime(environment: environment, runtime: name)
         default: BareProcess(environment: environment)

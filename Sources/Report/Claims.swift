@@ -16,7 +16,7 @@ extension ReportModel {
 
     public var claims: [Claim] {
         var claims: [Claim] = []
-        let vms = ["tiny-microvm", "linux-microvm", "libvirt", "qemu-microvm"]
+        let vms = ["tiny-microvm", "linux-microvm", "libvirt", "libvirt-disk", "qemu-microvm"]
         let hostMode = results.host.virtualisation
 
         // 1. Containers start faster than VMs.

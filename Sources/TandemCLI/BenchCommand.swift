@@ -21,7 +21,7 @@ struct BenchCommand: ParsableCommand {
         """
     )
 
-    static let allBackends = ["tiny-microvm", "linux-microvm", "container", "libvirt", "qemu-microvm", "crun", "runc", "process"]
+    static let allBackends = ["tiny-microvm", "linux-microvm", "container", "libvirt", "libvirt-disk", "qemu-microvm", "crun", "runc", "process"]
 
     @Option(name: .long, help: ArgumentHelp("Comma-separated backends (default: all).", valueName: "list"))
     var backends: String?
