@@ -24,10 +24,10 @@ extension ReportModel {
             if !readyRows.isEmpty { body += chart(title: "spawn → ready marker", rows: readyRows) }
             body += chart(title: "spawn → exit (total)", rows: sorted.map { ($0, $0.total) })
             let hasFigures = rows.contains { !$0.figures.isEmpty }
-            body += "<table><tr><th>backend</th><th>ready median [p5–p95]</th><th>total median [p5–p95] (95% CI)</th><th>total ÷ \(baseline.htmlEscaped())</th><th>peak RSS</th><th>CPU (launcher)</th><th>n</th>\(hasFigures ? "<th>its own figures (median)</th>" : "")</tr>\n"
+            body += "<table><tr><th>backend</th><th>ready median [p5–p95]</th><th>total median [p5–p95] (95% CI)</th><th>total min–max</th><th>total ÷ \(baseline.htmlEscaped())</th><th>peak RSS</th><th>CPU (launcher)</th><th>n</th>\(hasFigures ? "<th>its own figures (median)</th>" : "")</tr>\n"
             for row in sorted {
                 let ready = row.ready.map { "\(ms($0.median)) [\(ms($0.p5))–\(ms($0.p95))]" } ?? "—"
-                body += "<tr><td><code>\(row.backend.name.htmlEscaped())</code><br><small>\(row.backend.execution.htmlEscaped())</small></td><td>\(ready)</td><td>\(ms(row.total.median)) [\(ms(row.total.p5))–\(ms(row.total.p95))] (\(ms(row.total.ciLow))–\(ms(row.total.ciHigh)))</td><td>\(Format.ratio(row.ratio))</td><td>\(row.peakRSS.map { Format.bytes($0.median) } ?? "—")</td><td>\(row.cpu.map { ms($0.median) } ?? "—")</td><td>\(row.total.n)</td>\(hasFigures ? "<td>\(Self.describe(row.figures).htmlEscaped())</td>" : "")</tr>\n"
+                body += "<tr><td><code>\(row.backend.name.htmlEscaped())</code><br><small>\(row.backend.execution.htmlEscaped())</small></td><td>\(ready)</td><td>\(ms(row.total.median)) [\(ms(row.total.p5))–\(ms(row.total.p95))] (\(ms(row.total.ciLow))–\(ms(row.total.ciHigh)))</td><td>\(ms(row.total.min))–\(ms(row.total.max))</td><td>\(Format.ratio(row.ratio))</td><td>\(row.peakRSS.map { Format.bytes($0.median) } ?? "—")</td><td>\(row.cpu.map { ms($0.median) } ?? "—")</td><td>\(row.total.n)</td>\(hasFigures ? "<td>\(Self.describe(row.figures).htmlEscaped())</td>" : "")</tr>\n"
             }
             body += "</table>\n"
             if workload == "compute" {

@@ -40,11 +40,11 @@ extension ReportModel {
         for workload in results.workloads {
             guard let rows = rows[workload], !rows.isEmpty else { continue }
             let hasFigures = rows.contains { !$0.figures.isEmpty }
-            out += "\n## Workload `\(workload)`\n\n| backend | ready, median [p5–p95] | total, median [p5–p95] (95% CI) | total ÷ \(baseline) | peak RSS | CPU (launcher) | n |\(hasFigures ? " its own figures (median) |" : "")\n|---|---|---|---|---|---|---|\(hasFigures ? "---|" : "")\n"
+            out += "\n## Workload `\(workload)`\n\n| backend | ready, median [p5–p95] | total, median [p5–p95] (95% CI) | total min–max | total ÷ \(baseline) | peak RSS | CPU (launcher) | n |\(hasFigures ? " its own figures (median) |" : "")\n|---|---|---|---|---|---|---|---|\(hasFigures ? "---|" : "")\n"
             for row in rows.sorted(by: { $0.total.median < $1.total.median }) {
                 let ready = row.ready.map { "\(ms($0.median)) [\(ms($0.p5))–\(ms($0.p95))]" } ?? "—"
                 let total = "\(ms(row.total.median)) [\(ms(row.total.p5))–\(ms(row.total.p95))] (\(ms(row.total.ciLow))–\(ms(row.total.ciHigh)))"
-                out += "| `\(row.backend.name)` (\(row.backend.execution)) | \(ready) | \(total) | \(Format.ratio(row.ratio)) | \(row.peakRSS.map { Format.bytes($0.median) } ?? "—") | \(row.cpu.map { ms($0.median) } ?? "—") | \(row.total.n)\(row.failures > 0 ? " (+\(row.failures) failed)" : "") |\(hasFigures ? " \(Self.describe(row.figures)) |" : "")\n"
+                out += "| `\(row.backend.name)` (\(row.backend.execution)) | \(ready) | \(total) | \(ms(row.total.min))–\(ms(row.total.max)) | \(Format.ratio(row.ratio)) | \(row.peakRSS.map { Format.bytes($0.median) } ?? "—") | \(row.cpu.map { ms($0.median) } ?? "—") | \(row.total.n)\(row.failures > 0 ? " (+\(row.failures) failed)" : "") |\(hasFigures ? " \(Self.describe(row.figures)) |" : "")\n"
             }
             if workload == "compute" {
                 let answers = Set(rows.flatMap(\.results))
