@@ -49,15 +49,17 @@ demo: deps guests build image
 	@$(RELEASE_BIN) ctr run --workload probe
 	@echo
 	@echo "== tandem bench --quick: every backend that runs here, side by side (a few minutes)"
-	@$(RELEASE_BIN) bench --quick --out reports/latest
+	@$(RELEASE_BIN) bench --quick --out reports/latest; status=$$?; scripts/libvirtd.sh down; exit $$status
 
 lab: deps guests image
 	$(RELEASE_BIN) lab nested --workload compute --args 1000000 --cmdline quiet --compare-qemu
 
+# make test and make demo start libvirtd when it is not running and stop it again afterwards
+# (scripts/libvirtd.sh down stops only a daemon it started): the machine is left as it was found.
 test: deps guests image
 	@scripts/libvirtd.sh up
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	@$(SWIFT) test; status=$$?; scripts/libvirtd.sh down; exit $$status
 
 bench: deps guests build image
 	@scripts/libvirtd.sh up

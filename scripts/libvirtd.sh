@@ -13,7 +13,7 @@ case "${1:-up}" in
     if [ -S "$socket" ] && virsh -c qemu:///system version >/dev/null 2>&1; then exit 0; fi
     command -v libvirtd >/dev/null || { echo "libvirtd.sh: libvirtd is not installed (apt-get install libvirt-daemon-system)" >&2; exit 1; }
     mkdir -p /run/tandem
-    pgrep -x virtlogd >/dev/null || virtlogd -d
+    if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; touch "$marker.virtlogd"; fi
     setsid python3 - >/dev/null 2>&1 <<'PY' &
 import ctypes, os, signal
 PR_SET_CHILD_SUBREAPER = 36
@@ -41,10 +41,12 @@ PY
     exit 1
     ;;
   down)
-    [ -f "$marker" ] || exit 0
-    pkill -TERM -x libvirtd || true
-    for _ in $(seq 1 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
-    rm -f "$marker"
+    if [ -f "$marker" ]; then
+      pkill -TERM -x libvirtd || true
+      for _ in $(seq 1 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
+      rm -f "$marker"
+    fi
+    if [ -f "$marker.virtlogd" ]; then pkill -TERM -x virtlogd || true; rm -f "$marker.virtlogd"; fi
     ;;
   *) echo "usage: scripts/libvirtd.sh up|down" >&2; exit 2 ;;
 esac
