@@ -114,12 +114,14 @@ public enum NestedLab {
     }
 
     /// QEMU's arguments for L1 (see PLATFORM.md: TCG, an EPYC with SVM, one CPU per L2 vCPU,
-    /// tsc_early_khz so L1's timer calibration does not hang under load).
+    /// tsc_early_khz so L1's timer calibration does not hang under load). `loglevel=1`: L1's own
+    /// kernel messages (kvm's "Unhandled WRMSR" warnings) must not cut into the lines the lab
+    /// parses — with 2 CPUs in L1 they did.
     static func l1Arguments(_ inputs: LabInputs, _ options: LabOptions, initrd: String) -> [String] {
         let memory = max(2048, options.memoryMiB + 1024)
         return ["-M", "microvm", "-accel", "tcg", "-cpu", "EPYC", "-smp", String(options.vcpus), "-m", "\(memory)M",
                 "-nographic", "-no-reboot", "-kernel", inputs.kernel, "-initrd", initrd,
-                "-append", "console=ttyS0 panic=-1 quiet tsc_early_khz=\(HostClock.kilohertz() ?? 0)"]
+                "-append", "console=ttyS0 panic=-1 quiet loglevel=1 tsc_early_khz=\(HostClock.kilohertz() ?? 0)"]
     }
 
     /// `LAB-TIME label=L status=N ready_ms=R exit_ms=E`.
