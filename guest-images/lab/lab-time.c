@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +30,13 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* SIGINT and SIGTERM are passed on to the timed program, so stopping the stopwatch stops what it
+ * times (which then cleans up after itself) instead of leaving it running. */
+static volatile pid_t child_pid;
+static void forward(int signal_number) {
+    if (child_pid > 0) kill(child_pid, signal_number);
+}
 
 static double now_ms(void) {
     struct timespec t;
@@ -48,9 +56,25 @@ int main(int argc, char **argv) {
     posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
     posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
 
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = forward;
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
+
     double start = now_ms(), ready = -1;
     pid_t pid;
-    int error = posix_spawn(&pid, argv[2], &actions, NULL, argv + 2, environ);
+    int error = posix_spawn(&pid, argv[2], &actions, &attributes, argv + 2, environ);
+    child_pid = pid;
     close(fds[1]);
     if (error != 0) { fprintf(stderr, "lab-time: posix_spawn(%s): %s\n", argv[2], strerror(error)); return 2; }
 
