@@ -33,6 +33,22 @@ struct BenchEndToEndTests {
         #expect(markdown.contains("## Isolation: what a workload sees from inside"))
     }
 
+    @Test("Ctrl-C keeps what was measured: results.json (complete: false) and the report, status 130, nothing left")
+    func interrupted() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-int-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try Tandem.run(["bench", "--trials", "500", "--warmup", "0", "--backends", "container,process", "--workloads", "hello",
+                                     "--out", out], interruptAfter: 2)
+        #expect(result.status == 130, "\(result.stderr.suffix(1000))")
+        let data = try Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))
+        let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(results["complete"] as? Bool == false)
+        #expect(((results["samples"] as? [Any]) ?? []).count > 0)
+        #expect(FileManager.default.fileExists(atPath: out + "/index.html"))
+        let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        #expect(markdown.contains("This run was interrupted"))
+    }
+
     @Test("bad input: unknown backend or workload, a file that is not results")
     func errors() throws {
         let backend = try Tandem.run(["bench", "--backends", "docker"])
