@@ -135,8 +135,8 @@ struct QEMUMicroVM: Sandbox {
     }
     func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
         let kvm = environment.virtualisation == "hardware"
-        var line = "console=ttyS0 reboot=t panic=-1 pci=off 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.dumbkbd quiet"
-        if !kvm, let khz = HostClock.kilohertz() { line += " tsc_early_khz=\(khz)" }
+        var line = GuestCommandLine.base(reboot: "t", pciOff: true) + " quiet"
+        if !kvm, let clock = GuestCommandLine.emulatedClock() { line += " " + clock }
         line += " tandem.workload=\(workload.name)"
         if !workload.arguments.isEmpty { line += " tandem.args=" + workload.arguments.joined(separator: ",") }
         return .success([Files.which("qemu-system-x86_64")!, "-M", "microvm", "-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "qemu64",

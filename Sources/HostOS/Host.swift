@@ -93,3 +93,20 @@ extension Files {
         }
     }
 }
+
+/// The Linux guest kernel command line every backend shares (Tandem's VMM, libvirt, QEMU run
+/// directly, the nested lab): console on COM1 and one UART, no PS/2 mouse or multiplexer, a
+/// "dumb" i8042 (no probing of what is not emulated), and a panic reboots at once — which ends
+/// the VM. Each backend adds what is its own (Tandem's control ports, the workload).
+public enum GuestCommandLine {
+    /// `reboot`: `k` (through the i8042, which Tandem's VMM turns into the VM's end) or `t`
+    /// (triple fault: QEMU with -no-reboot / libvirt on_reboot=destroy). `pciOff`: machines
+    /// without a PCI bus (microVMs) spare the kernel probing for one.
+    public static func base(reboot: String, pciOff: Bool) -> String {
+        "console=ttyS0 reboot=\(reboot) panic=-1 " + (pciOff ? "pci=off " : "") + "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.dumbkbd"
+    }
+
+    /// `tsc_early_khz=…` for a guest QEMU emulates (TCG): its early TSC calibration can hang
+    /// otherwise (PLATFORM.md). Nil when the host's clock is unknown.
+    public static func emulatedClock() -> String? { HostClock.kilohertz().map { "tsc_early_khz=\($0)" } }
+}

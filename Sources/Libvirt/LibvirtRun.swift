@@ -58,7 +58,7 @@ public struct LibvirtRun {
     /// (QEMU has none), and `reboot=t`/`panic=-1` so a reboot or panic ends the domain. `pci=off`
     /// only on microvm (it has no PCI bus; pc and q35 put virtio devices on PCI).
     public static func baseCommandLine(machine: DomainDefinition.Machine) -> String {
-        "console=ttyS0 reboot=t panic=-1 " + (machine == .microvm ? "pci=off " : "") + "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.dumbkbd"
+        GuestCommandLine.base(reboot: "t", pciOff: machine == .microvm)
     }
 
     /// Runs the guest, streaming its console to `console`.

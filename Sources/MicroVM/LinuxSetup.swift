@@ -2,6 +2,7 @@ import BootLoader
 import CKVM
 import Devices
 import GuestMemory
+import HostOS
 import KVM
 
 /// CPU state and devices for a Linux guest entered through the 64-bit boot protocol
@@ -25,8 +26,7 @@ enum LinuxSetup {
     /// console on COM1, reboot through the i8042 (which ends the VM), reboot at once on panic, no PCI
     /// bus to probe, no PS/2 mouse, and `tandem.ports=1` so tandem-init uses the control ports. The
     /// i8042 is found through the DSDT (PNP0303), which is also what maps its interrupt.
-    static let baseCommandLine = "console=ttyS0 reboot=k panic=-1 pci=off 8250.nr_uarts=1 "
-        + "i8042.noaux i8042.nomux i8042.dumbkbd tandem.ports=1"
+    static let baseCommandLine = GuestCommandLine.base(reboot: "k", pciOff: true) + " tandem.ports=1"
 
     /// MSRs Linux expects to find in a sane state at entry (Firecracker's boot set).
     static let bootMSRs: [(index: UInt32, value: UInt64)] = [

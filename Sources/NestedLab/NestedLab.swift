@@ -41,7 +41,7 @@ public enum NestedLab {
     /// The ready marker tandem-init prints (docs/guest-abi.md).
     public static let readyMarker = "TANDEM-READY"
     /// What the L2 kernel is told under QEMU: Tandem's base line without its control ports.
-    public static let qemuBaseCommandLine = "console=ttyS0 reboot=k panic=-1 pci=off 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.dumbkbd"
+    public static let qemuBaseCommandLine = GuestCommandLine.base(reboot: "k", pciOff: true)
 
     /// Assembles L1, boots it, and reports every line of its console to `line` as it comes.
     public static func run(_ options: LabOptions, line: (String) -> Void) throws(LabError) -> Outcome {

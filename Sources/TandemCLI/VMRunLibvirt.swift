@@ -42,7 +42,7 @@ enum VMRunLibvirt {
         var line = command.cmdline ?? ""
         if let workload = command.workload { line = "tandem.workload=\(workload)" + (line.isEmpty ? "" : " " + line) }
         // Under TCG the kernel's early TSC calibration can hang (PLATFORM.md): tell it the clock.
-        if accelerator == .qemu, let khz = HostClock.kilohertz() { line = "tsc_early_khz=\(khz)" + (line.isEmpty ? "" : " " + line) }
+        if accelerator == .qemu, let clock = GuestCommandLine.emulatedClock() { line = clock + (line.isEmpty ? "" : " " + line) }
         var options = LibvirtRun.Options(accelerator: accelerator, kernel: kernel, initrd: initrd, commandLine: line)
         options.uri = command.connect
         options.machine = machine
