@@ -86,15 +86,10 @@ public enum Stopwatch {
 
     public static func measure(_ argv: [String], labTime: String, timeoutSeconds: Double) throws(SystemError) -> Measurement {
         var lines: [String] = []
-        var pending: [UInt8] = []
+        var buffer = LineBuffer()
         let ending = try Subprocess.stream(labTime, ["run"] + argv, timeoutSeconds: timeoutSeconds) { bytes in
-            pending += bytes
-            while let newline = pending.firstIndex(of: 0x0a) {
-                var line = pending[..<newline]
-                while line.last == 0x0d { line = line.dropLast() }
-                let text = String(decoding: line, as: UTF8.self)
-                if interesting.contains(where: { text.hasPrefix($0) }) || text.hasPrefix("LAB-TIME ") { lines.append(text) }
-                pending.removeSubrange(...newline)
+            for text in buffer.append(bytes) where interesting.contains(where: { text.hasPrefix($0) }) || text.hasPrefix("LAB-TIME ") {
+                lines.append(text)
             }
         }
         guard let timing = lines.last(where: { $0.hasPrefix("LAB-TIME ") }) else {

@@ -110,3 +110,45 @@ public enum GuestCommandLine {
     /// otherwise (PLATFORM.md). Nil when the host's clock is unknown.
     public static func emulatedClock() -> String? { HostClock.kilohertz().map { "tsc_early_khz=\($0)" } }
 }
+
+/// Cuts a byte stream into text lines. A serial console ends lines in \r\n (twice \r when a
+/// guest's console passes another tty), and Swift treats \r\n as one Character, so lines are cut
+/// as bytes and every trailing \r dropped.
+public struct LineBuffer: Sendable {
+    private var pending: [UInt8] = []
+    public init() {}
+
+    /// Appends `bytes`; returns the lines they completed.
+    public mutating func append<Bytes: Sequence>(_ bytes: Bytes) -> [String] where Bytes.Element == UInt8 {
+        pending += bytes
+        var complete: [String] = []
+        while let newline = pending.firstIndex(of: 0x0a) {
+            var line = pending[..<newline]
+            while line.last == 0x0d { line = line.dropLast() }
+            complete.append(String(decoding: line, as: UTF8.self))
+            pending.removeSubrange(...newline)
+        }
+        return complete
+    }
+
+    /// What came after the last newline.
+    public var remainder: String { String(decoding: pending, as: UTF8.self) }
+
+    /// The unfinished last line as a line (at the end of the stream), and an empty buffer.
+    public mutating func flush() -> [String] {
+        defer { pending.removeAll() }
+        return pending.isEmpty ? [] : append([0x0a])
+    }
+}
+
+extension String {
+    /// The rest of the string from the first occurrence of `needle` (without Foundation), or nil.
+    public func fromFirst(_ needle: String) -> Substring? {
+        let text = Array(utf8), pattern = Array(needle.utf8)
+        guard !pattern.isEmpty, text.count >= pattern.count else { return nil }
+        for start in 0...(text.count - pattern.count) where text[start] == pattern[0] && Array(text[start..<(start + pattern.count)]) == pattern {
+            return self[utf8.index(utf8.startIndex, offsetBy: start)...]
+        }
+        return nil
+    }
+}

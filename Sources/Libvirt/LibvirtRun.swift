@@ -183,24 +183,17 @@ public struct LibvirtRun {
     static func ownStartTime() -> UInt64 { ProcessInfoLite.startTime(getpid()) ?? 0 }
 }
 
-/// Splits console bytes into lines (the serial console ends them with \r\n) and keeps the last few.
+/// The console's lines, keeping the last few (shown when a guest ends without its result line).
 struct ConsoleTail {
-    private var pending: [UInt8] = []
+    private var buffer = LineBuffer()
     private var lines: [String] = []
 
     mutating func append(_ bytes: ArraySlice<UInt8>) -> [String] {
-        pending += bytes
-        var complete: [String] = []
-        while let newline = pending.firstIndex(of: 0x0a) {
-            var line = pending[..<newline]
-            while line.last == 0x0d { line = line.dropLast() }
-            complete.append(String(decoding: line, as: UTF8.self))
-            pending.removeSubrange(...newline)
-        }
+        let complete = buffer.append(bytes)
         lines += complete
         if lines.count > 20 { lines.removeFirst(lines.count - 20) }
         return complete
     }
 
-    var text: String { (lines + [String(decoding: pending, as: UTF8.self)]).joined(separator: "\n") }
+    var text: String { (lines + [buffer.remainder]).joined(separator: "\n") }
 }

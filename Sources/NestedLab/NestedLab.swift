@@ -60,18 +60,14 @@ public enum NestedLab {
         var errors: [String] = []
         var tail: [String] = []
         var completed = false
-        var pending: [UInt8] = []
+        var buffer = LineBuffer()
         var lastReport: String?
-        func take(_ bytes: ArraySlice<UInt8>) {
-            // Serial lines end in \r\n (twice \r when L2's console passes L1's tty); Swift would
-            // treat \r\n as one Character, so lines are cut as bytes.
-            var bytes = bytes
-            while bytes.last == 0x0d { bytes.removeLast() }
-            let clean = String(decoding: bytes, as: UTF8.self)
+        func take(_ clean: String) {
             if clean.contains("TCG doesn't support requested feature") { return }
             tail.append(clean)
             if tail.count > 40 { tail.removeFirst() }
-            if clean.hasPrefix("{\"schema\":\"tandem.vm-run/") { lastReport = clean }
+            // The report may follow an unfinished console line: take it from where it starts.
+            if let report = clean.fromFirst("{\"schema\":\"tandem.vm-run/") { lastReport = String(report) }
             if clean.hasPrefix("LAB-ERROR ") { errors.append(String(clean.dropFirst(10))) }
             if clean == "LAB-DONE" { completed = true }
             if clean.hasPrefix("LAB-TIME "), var boot = parseTime(clean) {
@@ -85,14 +81,10 @@ public enum NestedLab {
         do {
             ending = try Subprocess.stream(Files.which("qemu-system-x86_64")!, l1Arguments(inputs, options, initrd: directory + "/l1.cpio"),
                                            timeoutSeconds: options.labTimeoutSeconds) { bytes in
-                pending += bytes
-                while let newline = pending.firstIndex(of: 0x0a) {
-                    take(pending[..<newline])
-                    pending.removeSubrange(...newline)
-                }
+                buffer.append(bytes).forEach(take)
             }
         } catch { throw LabError("cannot start L1: \(error)") }
-        if !pending.isEmpty { take(pending[...]) }
+        buffer.flush().forEach(take)
         return Outcome(boots: boots, completed: completed, l1Status: ending.status, interruptedBy: ending.interruptedBy,
                        kernel: inputs.kernel, consoleTail: tail, errors: errors)
     }

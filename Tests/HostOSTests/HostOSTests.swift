@@ -57,3 +57,22 @@ struct HostOSTests {
 
     final class Box: @unchecked Sendable { var value = 0 }
 }
+
+@Suite("LineBuffer")
+struct LineBufferTests {
+    @Test("serial \\r\\n and \\r\\r\\n endings, lines split across chunks, the unfinished last line")
+    func lines() {
+        var buffer = LineBuffer()
+        #expect(buffer.append(Array("TANDEM-RE".utf8)) == [])
+        #expect(buffer.append(Array("ADY\r\nhello\r\r\nx".utf8)) == ["TANDEM-READY", "hello"])
+        #expect(buffer.remainder == "x")
+        #expect(buffer.flush() == ["x"])
+        #expect(buffer.flush() == [])
+    }
+
+    @Test("fromFirst finds text after an unfinished line")
+    func fromFirst() {
+        #expect("ok]\r{\"schema\":1}".fromFirst("{\"schema\"") == "{\"schema\":1}")
+        #expect("nothing".fromFirst("{") == nil)
+    }
+}
