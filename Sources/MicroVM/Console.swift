@@ -41,6 +41,16 @@ public final class FileConsoleSink: ConsoleSink, @unchecked Sendable {
 
     public func flush() { lock.withLock { flushLocked() } }
 
+    /// At the end of a run: flushes, and ends a line the guest left unfinished (a VM stopped
+    /// mid-line), so what follows on the terminal — a prompt, or the JSON report where stdout and
+    /// stderr are merged — starts a line of its own.
+    public func finish() {
+        lock.withLock {
+            if echo, !closed, let last = tailBuffer.last, last != UInt8(ascii: "\n") { pending.append(UInt8(ascii: "\n")) }
+            flushLocked()
+        }
+    }
+
     /// The last bytes the guest wrote (at most `tailCapacity`), as text.
     public var tail: String {
         lock.withLock { String(decoding: tailBuffer.suffix(Self.tailCapacity), as: UTF8.self) }

@@ -102,7 +102,7 @@ extension Machine {
         waitForStop(signals: signals, start: start)
         stopVCPUs(threads)
         for thread in threads { thread.join() }
-        console.flush()
+        console.finish()
 
         var outcome = stop.outcome ?? .halted
         // A kernel that panics reboots (panic=-1): that is a crash, named by the panic line.
