@@ -75,8 +75,8 @@ public final class BenchRunner {
                 }
                 sandbox.refine(&sample, output: measurement.lines, startNanoseconds: measurement.startNanoseconds)
                 if !warm { results.samples.append(sample) }
-                let ready = sample.readyMs.map { String(format3($0)) + " ms" } ?? "—"
-                progress(done, total, "\(warm ? "warm-up " : "")\(sandbox.name) \(workload.name): ready \(ready), total \(format3(sample.totalMs)) ms, status \(sample.status)")
+                let ready = sample.readyMs.map(Format.milliseconds) ?? "—"
+                progress(done, total, "\(warm ? "warm-up " : "")\(sandbox.name) \(workload.name): ready \(ready), total \(Format.milliseconds(sample.totalMs)), status \(sample.status)")
             }
             try save()
         }
@@ -108,11 +108,6 @@ public final class BenchRunner {
         try Files.write(outPath + ".partial", Array(data))
         guard rename(outPath + ".partial", outPath) == 0 else { throw SystemError("rename", outPath) }
     }
-}
-
-func format3(_ value: Double) -> String {
-    let scaled = Int((value * 100).rounded())
-    return "\(scaled / 100).\(String(scaled % 100).count == 1 ? "0" : "")\(scaled % 100)"
 }
 
 /// A small deterministic generator (SplitMix64): the same shuffles on every run.

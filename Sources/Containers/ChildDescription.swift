@@ -1,4 +1,5 @@
 import CLinux
+import HostOS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,7 +32,7 @@ struct ChildDescription {
         }
         list.append((rootMount + "/dev/pts/ptmx", "/dev/ptmx", nil, UInt(MS_BIND), nil, 2, false, false))
         for volume in spec.volumes {
-            let make: Int32 = Files.kindIsDirectory(volume.host) ? 1 : 2
+            let make: Int32 = Files.kind(volume.host) == .directory ? 1 : 2
             list.append((volume.host, volume.container, nil, UInt(MS_BIND | MS_REC), nil, make, volume.readOnly, false))
         }
         return list
@@ -100,8 +101,3 @@ struct ChildDescription {
     }
 }
 
-import HostOS
-
-extension Files {
-    static func kindIsDirectory(_ path: String) -> Bool { kind(path) == .directory }
-}

@@ -93,12 +93,8 @@ public struct ContainerStore: Sendable {
 
     /// Creates the container's directory (and the store's parents), failing if it exists.
     func create(_ id: String) throws(ContainerError) -> String {
-        var path = ""
-        for component in root.split(separator: "/") {
-            path += "/\(component)"
-            // 0711: a user-namespaced container's root (a host uid of its own) must traverse to its layers.
-            if mkdir(path, 0o711) != 0, errno != EEXIST { throw ContainerError(SystemError("mkdir", path).description) }
-        }
+        // 0711: a user-namespaced container's root (a host uid of its own) must traverse to its layers.
+        do { try Files.makeDirectories(root, mode: 0o711) } catch { throw ContainerError(error.description) }
         let directory = directory(id)
         guard mkdir(directory, 0o711) == 0 else { throw ContainerError(SystemError("mkdir", directory).description) }
         return directory

@@ -75,6 +75,15 @@ public enum Markup {
 }
 
 extension Files {
+    /// mkdir -p, each missing directory made with `mode`.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/\(component)"
+            if mkdir(current, mode) != 0 && errno != EEXIST { throw SystemError("mkdir", current) }
+        }
+    }
+
     /// rm -rf: removes `path` and everything under it, never following a symlink out of the tree.
     public static func removeTree(_ path: String) {
         var info = stat()

@@ -170,13 +170,3 @@ enum Headline {
 extension String {
     func padding(_ width: Int) -> String { self + String(repeating: " ", count: Swift.max(0, width - count)) }
 }
-
-extension Files {
-    static func makeDirectories(_ path: String) throws {
-        var current = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            current += "/\(component)"
-            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw SystemError("mkdir", current) }
-        }
-    }
-}

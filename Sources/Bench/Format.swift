@@ -1,4 +1,4 @@
-/// Numbers as the report prints them.
+/// Numbers as the bench's progress and the report print them.
 public enum Format {
     public static func milliseconds(_ value: Double) -> String {
         if value >= 1000 { return fixed(value / 1000, 2) + " s" }
