@@ -22,15 +22,16 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
                 guard let mount = controllers[controller] else { continue }
                 let hierarchy = Self.realPath(mount)
                 if let existing = byHierarchy[hierarchy] { paths[controller] = existing; continue }
+                // Parents are Tandem's own (tandem/): removed when the last container leaves.
                 var level = mount
+                var levels: [String] = []
                 for component in parent.split(separator: "/") {
                     level += "/\(component)"
-                    // Parents are Tandem's own (tandem/): removed when the last container leaves.
-                    if Files.kind(level) == .missing { try CgroupFile.makeDirectory(level) }
+                    levels.append(level)
                     if !made.contains(level) { made.append(level) }
                 }
                 let path = "\(level)/\(name)"
-                try CgroupFile.makeDirectory(path)
+                try CgroupFile.makeLeaf(path, parents: levels)
                 made.append(path)
                 paths[controller] = path
                 byHierarchy[hierarchy] = path

@@ -17,22 +17,34 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
     init(root: String, parent: String, name: String, fixture: Bool) throws(CgroupError) {
         self.fixture = fixture
         path = "\(root)/\(parent)/\(name)"
-        // Enable the controllers from the root down to the container's parent.
+        // Another container that leaves removes an empty parent, possibly between making it and
+        // making ours: then the parents (and their controllers) are made again.
+        for attempt in 0..<10 {
+            directories = []
+            try makeParents(root: root, parent: parent)
+            if mkdir(path, 0o755) == 0 { break }
+            if errno == ENOENT && attempt < 9 { continue }
+            try CgroupFile.makeDirectory(path)  // says why (another container's name, permissions)
+            break
+        }
+        directories.append(path)
+    }
+
+    /// Enables the controllers from the root down to the container's parent, making the
+    /// parents — Tandem's own (tandem/), removed when the last container leaves.
+    private func makeParents(root: String, parent: String) throws(CgroupError) {
         var level = root
         for component in parent.split(separator: "/") {
             try enableControllers(in: level)
             level += "/\(component)"
-            // Parents are Tandem's own (tandem/): removed when the last container leaves.
             if Files.kind(level) == .missing {
-                try CgroupFile.makeDirectory(level)
+                if mkdir(level, 0o755) != 0 && errno != EEXIST { throw CgroupError(SystemError("mkdir", level)) }
                 // A fixture plays the kernel: a child offers what its parent's subtree_control enables.
                 if fixture { try CgroupFile.write("\(level)/cgroup.controllers", Self.controllers.joined(separator: " "), create: true) }
             }
             directories.append(level)
         }
         try enableControllers(in: level)
-        try CgroupFile.makeDirectory(path)
-        directories.append(path)
     }
 
     private func enableControllers(in directory: String) throws(CgroupError) {

@@ -133,6 +133,20 @@ enum CgroupFile {
         (read(path) ?? "").split(separator: "\n").compactMap { pid_t($0) }
     }
 
+    /// Makes a container's cgroup `path` below `parents` (Tandem's shared tandem/ levels, made
+    /// as needed). Another container that leaves removes an empty parent, possibly between our
+    /// two mkdirs: then the parents are made again and the leaf retried.
+    static func makeLeaf(_ path: String, parents: [String]) throws(CgroupError) {
+        for _ in 0..<10 {
+            for parent in parents where mkdir(parent, 0o755) != 0 && errno != EEXIST {
+                throw CgroupError(SystemError("mkdir", parent))
+            }
+            if mkdir(path, 0o755) == 0 { return }
+            if errno != ENOENT { break }
+        }
+        try makeDirectory(path)
+    }
+
     static func makeDirectory(_ path: String) throws(CgroupError) {
         guard mkdir(path, 0o755) == 0 else {
             let error = SystemError("mkdir", path)
