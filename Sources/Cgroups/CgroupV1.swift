@@ -95,8 +95,12 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
             stats.throttledPeriods = cpu["nr_throttled"]
             stats.throttledNanoseconds = cpu["throttled_time"]
         }
-        stats.oomKills = Int(file("memory", "memory.oom_control").map { CgroupFile.keyed($0)["oom_kill"] ?? 0 } ?? 0)
+        stats.oomKills = oomKills()
         return stats
+    }
+
+    public func oomKills() -> Int {
+        Int(file("memory", "memory.oom_control").map { CgroupFile.keyed($0)["oom_kill"] ?? 0 } ?? 0)
     }
 
     public func processes() -> [pid_t] {

@@ -88,10 +88,12 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
         stats.cpuNanoseconds = cpu["usage_usec"].map { $0 * 1000 }
         stats.throttledPeriods = cpu["nr_throttled"]
         stats.throttledNanoseconds = cpu["throttled_usec"].map { $0 * 1000 }
-        stats.oomKills = Int(CgroupFile.keyed("\(path)/memory.events")["oom_kill"] ?? 0)
+        stats.oomKills = oomKills()
         stats.pidsPeak = CgroupFile.number("\(path)/pids.peak").map { Int($0) }
         return stats
     }
+
+    public func oomKills() -> Int { Int(CgroupFile.keyed("\(path)/memory.events")["oom_kill"] ?? 0) }
 
     public func processes() -> [pid_t] { CgroupFile.pids("\(path)/cgroup.procs") }
 

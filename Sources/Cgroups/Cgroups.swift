@@ -53,6 +53,8 @@ public protocol CgroupManager: AnyObject, Sendable {
     func apply(_ limits: CgroupLimits) throws(CgroupError)
     func add(pid: pid_t) throws(CgroupError)
     func statistics() -> CgroupStatistics
+    /// Processes the OOM killer killed inside (one file: what a run that reports nothing else reads).
+    func oomKills() -> Int
     /// Host pids of every process inside.
     func processes() -> [pid_t]
     func freeze(_ frozen: Bool) throws(CgroupError)

@@ -25,7 +25,7 @@ public enum CtrRunner {
         let result: ContainerResult
         do {
             result = try ContainerRuntime.run(spec, detached: options.monitorID != nil, interactive: isatty(0) == 1,
-                                              logToStateDirectory: options.monitorID != nil) { state in
+                                              logToStateDirectory: options.monitorID != nil, statistics: options.report != nil) { state in
                 if notify >= 0 { writeNotification(notify, "ok \(state.id)\n") }
             }
         } catch {
