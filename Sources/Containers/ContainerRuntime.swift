@@ -232,13 +232,15 @@ public enum ContainerRuntime {
     /// Cleans up after containers whose tandem was killed (SIGKILL mid-start or mid-run): their
     /// processes, cgroups and directories. Only entries in Tandem's own store are looked at.
     public static func sweep(_ store: ContainerStore) {
-        for state in store.all() where !state.monitorAlive && state.status != .stopped {
-            reclaim(state, store: store)
-        }
-        // A tandem killed between creating its directory and writing its first state leaves a
-        // directory without state; one older than a minute is no run in progress.
-        for id in store.directoriesWithoutState(olderThanSeconds: 60) {
-            reclaim(ContainerState(id: id, name: id, status: .creating), store: store)
+        let now = Int(Clock.realtimeNanoseconds() / 1_000_000_000)
+        for entry in store.entries() {
+            if let state = entry.state {
+                if !state.monitorAlive && state.status != .stopped { reclaim(state, store: store) }
+            } else if now - entry.changedSeconds > 60 {
+                // A tandem killed between creating its directory and writing its first state
+                // leaves a directory without state; one older than a minute is no run in progress.
+                reclaim(ContainerState(id: entry.id, name: entry.id, status: .creating), store: store)
+            }
         }
     }
 

@@ -113,31 +113,22 @@ public struct ContainerStore: Sendable {
     }
 
     public func all() -> [ContainerState] {
-        guard let handle = opendir(root) else { return [] }
-        defer { closedir(handle) }
-        var states: [ContainerState] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasPrefix(".") { continue }
-            if let state = load(name) { states.append(state) }
-        }
-        return states.sorted { $0.createdNanoseconds < $1.createdNanoseconds }
+        entries().compactMap(\.state).sorted { $0.createdNanoseconds < $1.createdNanoseconds }
     }
 
-    /// Container directories with no state file, last changed more than `seconds` ago.
-    func directoriesWithoutState(olderThanSeconds seconds: Int) -> [String] {
+    /// Every container directory: its id, its state (nil when there is none yet, or no more),
+    /// and when the directory last changed — one pass over the store.
+    func entries() -> [(id: String, state: ContainerState?, changedSeconds: Int)] {
         guard let handle = opendir(root) else { return [] }
         defer { closedir(handle) }
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var found: [String] = []
+        var found: [(String, ContainerState?, Int)] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name.hasPrefix(".") { continue }
+            if let state = load(name) { found.append((name, state, 0)); continue }
             var info = stat()
-            guard stat(directory(name), &info) == 0, info.st_mode & S_IFMT == S_IFDIR,
-                  Files.kind(directory(name) + "/state") == .missing, now.tv_sec - info.st_mtim.tv_sec > seconds else { continue }
-            found.append(name)
+            guard stat(directory(name), &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+            found.append((name, nil, Int(info.st_mtim.tv_sec)))
         }
         return found
     }
