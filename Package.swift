@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "tandem", targets: ["tandem"]),
         .executable(name: "tandem-cli", targets: ["tandem-cli"]),
+        .executable(name: "tandem-runtime", targets: ["tandem-runtime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,6 +24,8 @@ let package = Package(
         // C: GNU-only and variadic Linux calls (and, later, the code that runs between clone and exec).
         .target(name: "CLinux"),
         .target(name: "HostOS", dependencies: ["CLinux"]),
+        // C: OCI seccomp profiles compiled to BPF with libseccomp, in the runtime (never in the child).
+        .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
         .target(name: "KVM", dependencies: ["CKVM", "HostOS"]),
         .target(name: "GuestMemory", dependencies: ["HostOS"]),
         .target(name: "BootLoader", dependencies: ["GuestMemory", "HostOS"]),
@@ -34,6 +37,9 @@ let package = Package(
         .target(name: "Cgroups", dependencies: ["HostOS"]),
         // The container runtime: spec, rootfs layers, namespaces (through CLinux's clone trampoline), state.
         .target(name: "Containers", dependencies: ["CLinux", "Cgroups", "HostOS"]),
+        // The OCI runtime (runc's command line): config.json, bundles, create/start/state/kill/delete,
+        // hooks, seccomp. Its launch path is lean too (no Foundation, no ArgumentParser).
+        .target(name: "OCIRuntime", dependencies: ["Containers", "Cgroups", "HostOS", "CLinux", "CSeccomp"]),
         // libvirt's C API (pkg-config libvirt). Only tandem-cli links it: the launcher stays static.
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         .target(name: "Libvirt", dependencies: ["CLibvirt", "HostOS"]),
@@ -52,12 +58,14 @@ let package = Package(
         ]),
         .executableTarget(name: "tandem", dependencies: ["TandemLaunch"]),
         .executableTarget(name: "tandem-cli", dependencies: ["TandemCLI"]),
+        .executableTarget(name: "tandem-runtime", dependencies: ["OCIRuntime"]),
 
         .testTarget(name: "HostOSTests", dependencies: ["HostOS"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "GuestABI"]),
         .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts"]),
         .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "HostOS"]),
+        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "HostOS"]),
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),

@@ -5,6 +5,13 @@
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <termios.h>
 
 int clinux_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int clinux_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
@@ -29,4 +36,50 @@ const int clinux_posix_spawn_setsid = POSIX_SPAWN_SETSID;
 
 int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
+/* SCM_RIGHTS needs the CMSG_* macros, which Swift cannot import. */
+int clinux_send_fd(int sock, int fd, const char *name) {
+    char payload[256];
+    size_t length = strlen(name);
+    if (length >= sizeof payload) length = sizeof payload - 1;
+    memcpy(payload, name, length);
+    struct iovec vector = { .iov_base = payload, .iov_len = length ? length : 1 };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    return sendmsg(sock, &message, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+int clinux_receive_fd(int sock) {
+    char payload[256];
+    struct iovec vector = { .iov_base = payload, .iov_len = sizeof payload };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    if (recvmsg(sock, &message, MSG_CMSG_CLOEXEC) < 0) return -errno;
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    if (!header || header->cmsg_type != SCM_RIGHTS) return -EBADMSG;
+    int fd;
+    memcpy(&fd, CMSG_DATA(header), sizeof(int));
+    return fd;
+}
+
+int clinux_open_pty(int *master, int *slave, char *name, size_t name_size, unsigned short rows, unsigned short columns) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -errno;
+    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, name, name_size) != 0) { int saved = errno; close(m); return -saved; }
+    int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) { int saved = errno; close(m); return -saved; }
+    if (rows && columns) {
+        struct winsize size = { .ws_row = rows, .ws_col = columns };
+        ioctl(m, TIOCSWINSZ, &size);
+    }
+    *master = m;
+    *slave = s;
+    return 0;
 }

@@ -22,6 +22,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/resource.h>
+#include <sys/personality.h>
+#include <sys/sysmacros.h>
+#include <grp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
@@ -97,41 +103,162 @@ static void loopback_up(int error_fd) {
     close(sock);
 }
 
-/* Keeps only `keep` in the bounding set, then sets effective = permitted = inheritable = keep. */
-static void limit_capabilities(int error_fd, uint64_t keep) {
-    int last = CAP_LAST_CAP;
-    for (int cap = 0; cap <= last; cap++) {
-        if (keep & (1ULL << cap)) continue;
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) fail(error_fd, "prctl PR_CAPBSET_DROP", NULL);
-    }
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+/* The capability sets, after the bounding set was reduced (bits beyond CAP_LAST_CAP are ignored). */
+static void set_capabilities(int error_fd, const struct clinux_process *p) {
     struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
     for (int i = 0; i < 2; i++) {
-        uint32_t bits = (uint32_t)(keep >> (32 * i));
-        data[i].effective = data[i].permitted = data[i].inheritable = bits;
+        data[i].effective = (uint32_t)(p->cap_effective >> (32 * i));
+        data[i].permitted = (uint32_t)(p->cap_permitted >> (32 * i));
+        data[i].inheritable = (uint32_t)(p->cap_inheritable >> (32 * i));
     }
     if (syscall(SYS_capset, &header, data) != 0) fail(error_fd, "capset", NULL);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) fail(error_fd, "prctl PR_CAP_AMBIENT_CLEAR_ALL", NULL);
+    /* The kernel raises an ambient capability only if it is permitted and inheritable; runc
+     * skips the others (e.g. `runc spec` lists ambient capabilities but no inheritable ones). */
+    for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+        if (!(p->cap_ambient & p->cap_permitted & p->cap_inheritable & (1ULL << cap))) continue;
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
+            char number[16];
+            snprintf(number, sizeof number, "%d", cap);
+            fail(error_fd, "prctl PR_CAP_AMBIENT_RAISE", number);
+        }
+    }
 }
 
-/* The container's first process: wait for the parent, build the root, exec. */
-static int child_main(void *argument) {
-    const struct clinux_container *c = argument;
+static void load_seccomp(int error_fd, const struct clinux_process *p) {
+    struct sock_fprog program = { .len = p->seccomp_length, .filter = (struct sock_filter *)p->seccomp_filter };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &program) != 0) fail(error_fd, "seccomp", "SECCOMP_SET_MODE_FILTER");
+}
+
+/* The last steps before exec, shared by a container's first process and `exec`: terminal,
+ * limits, capabilities, ids, seccomp. Order as runc's: the bounding set shrinks while we are still
+ * root; KEEPCAPS keeps the permitted set across setuid; capset after it. */
+static void become(const struct clinux_process *p, int error_fd) {
+    if (p->console_fd >= 0) {
+        if (setsid() < 0) fail(error_fd, "setsid", NULL);
+        if (ioctl(p->console_fd, TIOCSCTTY, 0) != 0) fail(error_fd, "ioctl TIOCSCTTY", "console");
+        for (int fd = 0; fd < 3; fd++) {
+            if (dup2(p->console_fd, fd) < 0) fail(error_fd, "dup2", "console");
+        }
+        if (p->console_fd > 2) close(p->console_fd);
+    }
+    for (int i = 0; i < p->rlimit_count; i++) {
+        struct rlimit limit = { .rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard };
+        if (setrlimit(p->rlimits[i].resource, &limit) != 0) {
+            char number[16];
+            snprintf(number, sizeof number, "%d", p->rlimits[i].resource);
+            fail(error_fd, "setrlimit", number);
+        }
+    }
+    if (p->personality >= 0 && personality((unsigned long)p->personality) < 0) fail(error_fd, "personality", NULL);
+    if (p->seccomp_filter && !p->no_new_privileges) load_seccomp(error_fd, p);
+    int keep_all = p->cap_bounding == ~0ULL;
+    if (!keep_all) {
+        for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+            if (p->cap_bounding & (1ULL << cap)) continue;
+            if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) fail(error_fd, "prctl PR_CAPBSET_DROP", NULL);
+        }
+    }
+    if (p->set_ids) {
+        if (!keep_all && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail(error_fd, "prctl PR_SET_KEEPCAPS", NULL);
+        if (setgroups((size_t)p->group_count, p->groups) != 0) fail(error_fd, "setgroups", NULL);
+        char id[32];
+        snprintf(id, sizeof id, "%u", (unsigned)p->gid);
+        if (setresgid(p->gid, p->gid, p->gid) != 0) fail(error_fd, "setresgid", id);
+        snprintf(id, sizeof id, "%u", (unsigned)p->uid);
+        if (setresuid(p->uid, p->uid, p->uid) != 0) fail(error_fd, "setresuid", id);
+        if (!keep_all) prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    }
+    if (!keep_all) set_capabilities(error_fd, p);
+    if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(error_fd, "prctl PR_SET_NO_NEW_PRIVS", NULL);
+    if (p->cwd && chdir(p->cwd) != 0) fail(error_fd, "chdir", p->cwd);
+    umask(p->umask >= 0 ? (mode_t)p->umask : 022);
+
+    /* Default dispositions for the program (the parent may have blocked or ignored signals). */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    /* Only stdin, stdout and stderr cross into the container: every other descriptor the runtime
+     * (or whoever started it) had open closes at exec. */
+    close_on_exec_from(3);
+    if (p->seccomp_filter && p->no_new_privileges) load_seccomp(error_fd, p);
+    execve(p->path, p->argv, p->envp);
+    fail(error_fd, "execve", p->path);
+}
+
+static void make_device(const struct clinux_container *c, int in_user_namespace, const struct clinux_device *d) {
+    char target[4096];
+    join(target, sizeof target, c->root, d->path);
+    char *slash = strrchr(target, '/');
+    if (slash && slash != target) {
+        *slash = 0;
+        int r = mkdir_p(target, 0755);
+        *slash = '/';
+        if (r != 0) fail(c->error_fd, "mkdir", target);
+    }
+    if (in_user_namespace) {
+        /* mknod is not allowed in a user namespace: bind the host's node of the same path (runc's way). */
+        int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) close(fd);
+        if (mount(d->path, target, NULL, MS_BIND, NULL) != 0) fail(c->error_fd, "mount --bind device", d->path);
+        return;
+    }
+    if (mknod(target, d->mode, makedev(d->major, d->minor)) != 0) {
+        if (errno != EEXIST || unlink(target) != 0 || mknod(target, d->mode, makedev(d->major, d->minor)) != 0) {
+            fail(c->error_fd, "mknod", d->path);
+        }
+    }
+    if (chown(target, d->uid, d->gid) != 0) fail(c->error_fd, "chown", d->path);
+}
+
+static void write_sysctl(int error_fd, const char *path, const char *value) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fail(error_fd, "open", path);
+    size_t length = strlen(value);
+    if (write(fd, value, length) != (ssize_t)length) fail(error_fd, "write", path);
+    close(fd);
+}
+
+static void report(const struct clinux_container *c, char what) {
+    if (c->ready_fd < 0) return;
+    if (write(c->ready_fd, &what, 1) != 1) fail(c->error_fd, "write", "ready pipe");
+}
+
+static void await(int fd) {
     char go;
     ssize_t got;
-    do { got = read(c->sync_fd, &go, 1); } while (got < 0 && errno == EINTR);
+    do { got = read(fd, &go, 1); } while (got < 0 && errno == EINTR);
     if (got != 1) _exit(127);  /* the parent gave up: nothing to report to */
+}
 
-    /* Ids: root in the container (with a user namespace, the parent has mapped 0 by now). */
-    if (c->clone_flags & CLONE_NEWUSER) {
+/* The container's first process: join, wait for the parent, build the root, wait, exec. */
+static int child_main(void *argument) {
+    const struct clinux_container *c = argument;
+    int in_user_namespace = (c->clone_flags & CLONE_NEWUSER) != 0;
+    for (int i = 0; i < c->join_count; i++) {
+        int fd = open(c->joins[i].path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) fail(c->error_fd, "open", c->joins[i].path);
+        if (setns(fd, c->joins[i].type) != 0) fail(c->error_fd, "setns", c->joins[i].path);
+        close(fd);
+        if (c->joins[i].type == CLONE_NEWUSER) in_user_namespace = 1;
+    }
+    await(c->sync_fd);
+    umask(0);
+
+    /* Ids: root in the container (with a new user namespace, the parent has mapped 0 by now). */
+    if (in_user_namespace) {
         if (setresgid(0, 0, 0) != 0) fail(c->error_fd, "setresgid", "0");
         if (setresuid(0, 0, 0) != 0) fail(c->error_fd, "setresuid", "0");
     }
     if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) != 0) fail(c->error_fd, "sethostname", c->hostname);
+    if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) != 0) fail(c->error_fd, "setdomainname", c->domainname);
 
-    /* Nothing we mount may propagate back to the host. */
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail(c->error_fd, "mount --make-rprivate", "/");
+    /* Nothing we mount may propagate back to the host (rootfsPropagation may ask for rslave/rshared). */
+    unsigned long propagation = c->root_propagation ? c->root_propagation : (MS_REC | MS_PRIVATE);
+    if (mount(NULL, "/", NULL, propagation, NULL) != 0) fail(c->error_fd, "mount --make-r*", "/");
 
     if (c->lower) {
         char options[4096];
@@ -141,6 +268,8 @@ static int child_main(void *argument) {
     } else if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) {
         fail(c->error_fd, "mount --rbind", c->root);
     }
+    /* pivot_root needs the new root's parent mount not shared. */
+    if (c->root_propagation & MS_SHARED) mount(NULL, c->root, NULL, MS_PRIVATE, NULL);
 
     char target[4096];
     for (int i = 0; i < c->mount_count; i++) {
@@ -151,17 +280,34 @@ static int child_main(void *argument) {
             if (m->optional) continue;
             fail(c->error_fd, m->fstype ? "mount" : "mount --bind", target);
         }
-        if (m->read_only_bind
-            && mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | (m->flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)), NULL) != 0) {
-            fail(c->error_fd, "mount -o remount,ro", target);
+        if (m->remount && mount(NULL, target, NULL, (m->flags & ~(unsigned long)MS_REC) | MS_BIND | MS_REMOUNT, NULL) != 0) {
+            fail(c->error_fd, "mount -o remount,bind", target);
         }
+        if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL) != 0) fail(c->error_fd, "mount --make-*", target);
+    }
+    for (int i = 0; i < c->device_count; i++) make_device(c, in_user_namespace, &c->devices[i]);
+    for (int i = 0; i < c->symlink_count; i++) {
+        join(target, sizeof target, c->root, c->symlinks[2 * i + 1]);
+        if (symlink(c->symlinks[2 * i], target) != 0 && errno != EEXIST) fail(c->error_fd, "symlink", target);
+    }
+    for (int i = 0; i < c->sysctl_count; i++) write_sysctl(c->error_fd, c->sysctls[2 * i], c->sysctls[2 * i + 1]);
+
+    /* Hooks: the parent runs prestart, createRuntime and createContainer now. */
+    if (c->ready_fd >= 0) {
+        report(c, 'h');
+        await(c->sync_fd);
     }
 
-    /* pivot_root(".", "."), then detach the old root stacked underneath (runc's way: no
-     * temporary directory is needed inside a root that may be read-only). */
     if (chdir(c->root) != 0) fail(c->error_fd, "chdir", c->root);
-    if (syscall(SYS_pivot_root, ".", ".") != 0) fail(c->error_fd, "pivot_root", c->root);
-    if (umount2(".", MNT_DETACH) != 0) fail(c->error_fd, "umount2", "old root");
+    if (c->no_pivot) {
+        if (mount(c->root, "/", NULL, MS_MOVE, NULL) != 0) fail(c->error_fd, "mount --move", c->root);
+        if (chroot(".") != 0) fail(c->error_fd, "chroot", c->root);
+    } else {
+        /* pivot_root(".", "."), then detach the old root stacked underneath (runc's way: no
+         * temporary directory is needed inside a root that may be read-only). */
+        if (syscall(SYS_pivot_root, ".", ".") != 0) fail(c->error_fd, "pivot_root", c->root);
+        if (umount2(".", MNT_DETACH) != 0) fail(c->error_fd, "umount2", "old root");
+    }
     if (chdir("/") != 0) fail(c->error_fd, "chdir", "/");
 
     for (int i = 0; i < c->masked_count; i++) {
@@ -185,27 +331,17 @@ static int child_main(void *argument) {
         fail(c->error_fd, "mount -o remount,ro", "/");
     }
     if (c->loopback_up) loopback_up(c->error_fd);
-    if (c->cwd && chdir(c->cwd) != 0) fail(c->error_fd, "chdir", c->cwd);
-    limit_capabilities(c->error_fd, c->capabilities);
-    if (c->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(c->error_fd, "prctl PR_SET_NO_NEW_PRIVS", NULL);
 
-    /* Second go-ahead: the parent has moved us into our cgroups meanwhile (on cgroup v1 a
-     * migration waits for an RCU grace period, ~10 ms; the mounts above overlap with it). The
-     * program must not run a single instruction outside its limits. */
-    do { got = read(c->exec_fd, &go, 1); } while (got < 0 && errno == EINTR);
-    if (got != 1) _exit(127);
+    /* At the entry point. The go-ahead comes once the parent has moved us into our cgroups (on
+     * cgroup v1 a migration waits for an RCU grace period, ~10 ms; the mounts above overlap with
+     * it) — or, for the OCI runtime, at `start`. The program must not run a single instruction
+     * outside its limits. */
+    report(c, 'r');
+    await(c->exec_fd);
     close(c->exec_fd);
-
-    /* Default dispositions for the program (the parent may have blocked or ignored signals). */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    /* Only stdin, stdout and stderr cross into the container: every other descriptor the runtime
-     * (or whoever started it) had open closes at exec. */
-    close_on_exec_from(3);
-    execve(c->path, c->argv, c->envp);
-    fail(c->error_fd, "execve", c->path);
+    /* A cgroup namespace is rooted at the cgroup it is made in: only now is that ours. */
+    if ((c->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) != 0) fail(c->error_fd, "unshare", "CLONE_NEWCGROUP");
+    become(&c->process, c->error_fd);
     return 127;
 }
 
@@ -216,15 +352,35 @@ pid_t clinux_container_spawn(const struct clinux_container *c) {
      * (without CLONE_VM the child has its own copy of the whole address space). */
     void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) return -errno;
-    pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE, c->clone_flags | SIGCHLD, (void *)c);
+    /* Joining a pid namespace applies to children only: this thread enters it around clone. */
+    int own_pid_ns = -1;
+    if (c->pid_namespace) {
+        int target = open(c->pid_namespace, O_RDONLY | O_CLOEXEC);
+        if (target < 0) { int saved = errno; munmap(stack, CHILD_STACK_SIZE); return -saved; }
+        own_pid_ns = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (own_pid_ns < 0 || setns(target, CLONE_NEWPID) != 0) {
+            int saved = errno;
+            close(target);
+            if (own_pid_ns >= 0) close(own_pid_ns);
+            munmap(stack, CHILD_STACK_SIZE);
+            return -saved;
+        }
+        close(target);
+    }
+    int flags = (c->clone_flags & ~CLONE_NEWCGROUP) | SIGCHLD;
+    pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE, flags, (void *)c);
     int saved = errno;
+    if (own_pid_ns >= 0) {
+        setns(own_pid_ns, CLONE_NEWPID);
+        close(own_pid_ns);
+    }
     munmap(stack, CHILD_STACK_SIZE);
     return pid < 0 ? -saved : pid;
 }
 
 /* exec: the intermediate process joins, forks the process that execs, and relays its status. */
 pid_t clinux_container_exec(pid_t target, const char *const *cgroup_procs, int cgroup_count,
-                            const char *path, char *const *argv, char *const *envp, int error_fd) {
+                            const struct clinux_process *p, int stdin_fd, int error_fd) {
     static const struct { const char *name; int type; } order[] = {
         { "user", CLONE_NEWUSER }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS }, { "net", CLONE_NEWNET },
         { "pid", CLONE_NEWPID }, { "cgroup", CLONE_NEWCGROUP }, { "mnt", CLONE_NEWNS },
@@ -262,13 +418,8 @@ pid_t clinux_container_exec(pid_t target, const char *const *cgroup_procs, int c
     pid_t child = fork();
     if (child < 0) fail(error_fd, "fork", NULL);
     if (child == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        close_on_exec_from(3);
-        execve(path, argv, envp);
-        fail(error_fd, "execve", path);
+        if (stdin_fd >= 0 && dup2(stdin_fd, 0) < 0) fail(error_fd, "dup2", "stdin");
+        become(p, error_fd);
     }
     close(error_fd);
     int status = 0;

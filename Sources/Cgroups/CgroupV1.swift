@@ -9,16 +9,18 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
     public let version = CgroupVersion.v1
     /// The controllers Tandem uses, by the name of their mount under /sys/fs/cgroup.
     static let controllerNames = ["memory", "cpu", "cpuacct", "pids", "freezer"]
+    /// Every v1 controller a container may ask for (the OCI runtime's `linux.resources`).
+    static let knownControllers = controllerNames + ["devices", "blkio", "cpuset", "hugetlb", "net_cls", "net_prio", "perf_event"]
     /// controller → this container's directory in its hierarchy.
     public let paths: [String: String]
     public private(set) var directories: [String] = []
 
-    init(controllers: [String: String], parent: String, name: String) throws(CgroupError) {
+    init(controllers: [String: String], parent: String, name: String, extra: [String] = []) throws(CgroupError) {
         var paths: [String: String] = [:]
         var made: [String] = []
         var byHierarchy: [String: String] = [:]  // a co-mounted hierarchy (cpu,cpuacct) gets one directory
         do {
-            for controller in Self.controllerNames {
+            for controller in Self.controllerNames + extra.filter({ !Self.controllerNames.contains($0) }) {
                 guard let mount = controllers[controller] else { continue }
                 let hierarchy = Self.realPath(mount)
                 if let existing = byHierarchy[hierarchy] { paths[controller] = existing; continue }
@@ -32,6 +34,9 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
                 }
                 let path = "\(level)/\(name)"
                 try CgroupFile.makeLeaf(path, parents: levels)
+                // A new cpuset cgroup starts with no CPUs and no memory nodes, and takes no task
+                // until it has both: each level gets its parent's.
+                if controller == "cpuset" { try Self.inheritCpuset(from: mount, levels: levels + [path]) }
                 made.append(path)
                 paths[controller] = path
                 byHierarchy[hierarchy] = path
@@ -43,6 +48,18 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
         self.paths = paths
         directories = made
     }
+
+    static func inheritCpuset(from mount: String, levels: [String]) throws(CgroupError) {
+        var parent = mount
+        for level in levels {
+            for file in ["cpuset.cpus", "cpuset.mems"] where (CgroupFile.read("\(level)/\(file)") ?? "").isEmpty {
+                try CgroupFile.write("\(level)/\(file)", CgroupFile.read("\(parent)/\(file)") ?? "")
+            }
+            parent = level
+        }
+    }
+
+    public func directory(for controller: String) -> String? { paths[controller] }
 
     static func realPath(_ path: String) -> String {
         guard let resolved = realpath(path, nil) else { return path }

@@ -13,9 +13,11 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
     let fixture: Bool
     /// The controllers Tandem limits.
     static let controllers = ["cpu", "memory", "pids"]
+    let wanted: [String]
 
-    init(root: String, parent: String, name: String, fixture: Bool) throws(CgroupError) {
+    init(root: String, parent: String, name: String, extra: [String] = [], fixture: Bool) throws(CgroupError) {
         self.fixture = fixture
+        wanted = Self.controllers + extra.filter { !Self.controllers.contains($0) }
         path = "\(root)/\(parent)/\(name)"
         // Another container that leaves removes an empty parent, possibly between making it and
         // making ours: then the parents (and their controllers) are made again.
@@ -40,7 +42,7 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
             if Files.kind(level) == .missing {
                 if mkdir(level, 0o755) != 0 && errno != EEXIST { throw CgroupError(SystemError("mkdir", level)) }
                 // A fixture plays the kernel: a child offers what its parent's subtree_control enables.
-                if fixture { try CgroupFile.write("\(level)/cgroup.controllers", Self.controllers.joined(separator: " "), create: true) }
+                if fixture { try CgroupFile.write("\(level)/cgroup.controllers", wanted.joined(separator: " "), create: true) }
             }
             directories.append(level)
         }
@@ -49,7 +51,7 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
 
     private func enableControllers(in directory: String) throws(CgroupError) {
         let available = Set((CgroupFile.read("\(directory)/cgroup.controllers") ?? "").split(separator: " ").map(String.init))
-        let wanted = Self.controllers.filter { available.contains($0) }
+        let wanted = self.wanted.filter { available.contains($0) }
         let enabled = Set((CgroupFile.read("\(directory)/cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
         let missing = wanted.filter { !enabled.contains($0) }
         guard !missing.isEmpty else { return }
@@ -66,6 +68,15 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
     }
 
     public var processFiles: [String] { ["\(path)/cgroup.procs"] }
+
+    public func directory(for controller: String) -> String? { path }
+
+    public func set(_ controller: String, _ file: String, _ value: String) throws(CgroupError) {
+        guard fixture || Files.kind("\(path)/\(file)") == .regular else {
+            throw CgroupError("\(path)/\(file): no such control file (is the \(controller) controller available?)")
+        }
+        try write(file, value)
+    }
 
     public func apply(_ limits: CgroupLimits) throws(CgroupError) {
         if let memory = limits.memoryBytes { try write("memory.max", String(memory)) }

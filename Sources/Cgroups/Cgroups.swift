@@ -60,6 +60,23 @@ public protocol CgroupManager: AnyObject, Sendable {
     func freeze(_ frozen: Bool) throws(CgroupError)
     func killAll()
     func destroy() throws(CgroupError)
+    /// This container's directory in `controller`'s hierarchy (v2: the one directory), or nil when
+    /// this manager has none (v1: a controller it was not made with, or the host lacks).
+    func directory(for controller: String) -> String?
+    /// Writes one control file (`memory.max`, `devices.allow`…) in `controller`'s directory, for
+    /// settings beyond `CgroupLimits` (the OCI runtime's `linux.resources`).
+    func set(_ controller: String, _ file: String, _ value: String) throws(CgroupError)
+}
+
+extension CgroupManager {
+    public func set(_ controller: String, _ file: String, _ value: String) throws(CgroupError) {
+        guard let directory = directory(for: controller) else {
+            throw CgroupError("this host has no \(version) \(controller) controller for \(file)")
+        }
+        let path = "\(directory)/\(file)"
+        guard Files.kind(path) == .regular else { throw CgroupError("\(path): this kernel has no such control file") }
+        try CgroupFile.write(path, value)
+    }
 }
 
 public enum CgroupVersion: String, Sendable { case v1, v2 }
@@ -79,7 +96,7 @@ public enum CgroupLayout: Equatable, Sendable {
     public static func detect(root: String = "/sys/fs/cgroup") -> CgroupLayout? {
         if Files.filesystemMagic(root) == cgroup2Magic { return .v2(root: root) }
         var controllers: [String: String] = [:]
-        for name in CgroupV1.controllerNames {
+        for name in CgroupV1.knownControllers {
             let path = "\(root)/\(name)"
             if Files.kind(path + "/cgroup.procs") == .regular { controllers[name] = path }
         }
@@ -91,11 +108,13 @@ public enum CgroupLayout: Equatable, Sendable {
         return .v1
     }
 
-    /// Creates the cgroup `parent/name` (e.g. tandem/3f2a…) and returns its manager.
-    public func create(parent: String, name: String, fixture: Bool = false) throws(CgroupError) -> any CgroupManager {
+    /// Creates the cgroup `parent/name` (e.g. tandem/3f2a…) and returns its manager. `extra`
+    /// controllers (v1: hierarchies to make a directory in; v2: controllers to enable) come on top
+    /// of the ones Tandem always uses; the host may lack some (`directory(for:)` says).
+    public func create(parent: String, name: String, extra: [String] = [], fixture: Bool = false) throws(CgroupError) -> any CgroupManager {
         switch self {
-        case .v2(let root): return try CgroupV2(root: root, parent: parent, name: name, fixture: fixture)
-        case .v1(let controllers): return try CgroupV1(controllers: controllers, parent: parent, name: name)
+        case .v2(let root): return try CgroupV2(root: root, parent: parent, name: name, extra: extra, fixture: fixture)
+        case .v1(let controllers): return try CgroupV1(controllers: controllers, parent: parent, name: name, extra: extra)
         }
     }
 }

@@ -39,32 +39,20 @@ struct ChildDescription {
     }
 
     func spawn() -> pid_t {
-        var allocations: [UnsafeMutablePointer<CChar>] = []
-        defer { allocations.forEach { free($0) } }
-        func c(_ text: String) -> UnsafePointer<CChar> {
-            let pointer = strdup(text)!
-            allocations.append(pointer)
-            return UnsafePointer(pointer)
-        }
-        func cArray(_ items: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
-            let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: items.count + 1)
-            for (index, item) in items.enumerated() { array[index] = UnsafeMutablePointer(mutating: c(item)) }
-            array[items.count] = nil
-            return array
-        }
-        let argv = cArray(spec.command)
-        let envp = cArray(spec.environment)
-        let masked = cArray(ContainerRuntime.maskedPaths)
-        let readOnly = cArray(ContainerRuntime.readOnlyPaths)
-        defer { argv.deallocate(); envp.deallocate(); masked.deallocate(); readOnly.deallocate() }
+        let strings = CStrings()
+        let c = strings.string
+        let argv = strings.array(spec.command)
+        let envp = strings.array(spec.environment)
+        let masked = strings.array(ContainerRuntime.maskedPaths)
+        let readOnly = strings.array(ContainerRuntime.readOnlyPaths)
 
         let list = mounts()
-        let cMounts = UnsafeMutablePointer<clinux_mount>.allocate(capacity: list.count)
-        defer { cMounts.deallocate() }
+        let cMounts = strings.buffer(of: clinux_mount.self, count: list.count)
         for (index, mount) in list.enumerated() {
             cMounts[index] = clinux_mount(source: c(mount.source), target: c(mount.target), fstype: mount.fstype.map(c),
-                                          flags: mount.flags, data: mount.data.map(c), make_target: mount.make,
-                                          read_only_bind: mount.readOnly ? 1 : 0, optional: mount.optional ? 1 : 0)
+                                          flags: mount.flags | (mount.readOnly ? UInt(MS_RDONLY) : 0), data: mount.data.map(c),
+                                          make_target: mount.make, remount: mount.readOnly ? 1 : 0, optional: mount.optional ? 1 : 0,
+                                          propagation: 0)
         }
         var flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP
         if spec.userNamespace { flags |= CLONE_NEWUSER }
@@ -88,16 +76,34 @@ struct ChildDescription {
         description.readonly_paths = UnsafeRawPointer(readOnly).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
         description.readonly_count = Int32(ContainerRuntime.readOnlyPaths.count)
         description.loopback_up = spec.network == .loopback ? 1 : 0
-        description.capabilities = capabilities
-        description.no_new_privileges = 1
-        description.cwd = c("/")
-        description.path = c(program)
-        description.argv = UnsafePointer(argv)
-        description.envp = UnsafePointer(envp)
+        description.process = ChildDescription.process(path: c(program), argv: argv, envp: envp, cwd: c("/"), capabilities: capabilities)
         description.sync_fd = syncFD
+        description.ready_fd = -1
         description.exec_fd = execFD
         description.error_fd = errorFD
         return clinux_container_spawn(&description)
+    }
+
+    /// Root in the container with `capabilities` in every set but the ambient one, no new
+    /// privileges, no seccomp filter, the terminal and limits it inherits.
+    static func process(path: UnsafePointer<CChar>, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>,
+                        envp: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>, cwd: UnsafePointer<CChar>,
+                        capabilities: UInt64) -> clinux_process {
+        var process = clinux_process()
+        process.path = path
+        process.argv = UnsafePointer(argv)
+        process.envp = UnsafePointer(envp)
+        process.cwd = cwd
+        process.set_ids = 1
+        process.umask = -1
+        process.cap_bounding = capabilities
+        process.cap_effective = capabilities
+        process.cap_permitted = capabilities
+        process.cap_inheritable = capabilities
+        process.no_new_privileges = 1
+        process.personality = -1
+        process.console_fd = -1
+        return process
     }
 }
 

@@ -61,23 +61,12 @@ public struct ContainerControl: Sendable {
 
         var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
         defer { blocked.restore() }
-        var strings: [UnsafeMutablePointer<CChar>] = []
-        defer { strings.forEach { free($0) } }
-        func array(_ items: [String]) -> [UnsafeMutablePointer<CChar>?] {
-            let pointers = items.map { strdup($0)! }
-            strings += pointers
-            return pointers + [nil]
-        }
-        let argv = array(command), envp = array(environment), procs = array(state.cgroupProcs)
-        let pid: pid_t = procs.withUnsafeBufferPointer { procsBuffer in
-            argv.withUnsafeBufferPointer { argvBuffer in
-                envp.withUnsafeBufferPointer { envpBuffer in
-                    let procsPointer = UnsafeRawPointer(procsBuffer.baseAddress!).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
-                    return clinux_container_exec(state.pid, procsPointer, Int32(state.cgroupProcs.count), resolved,
-                                                 argvBuffer.baseAddress, envpBuffer.baseAddress, writer!.rawValue)
-                }
-            }
-        }
+        let strings = CStrings()
+        let capabilities = ContainerRuntime.defaultCapabilities.reduce(UInt64(0)) { $0 | (1 << UInt64($1.number)) }
+        var process = ChildDescription.process(path: strings.string(resolved), argv: strings.array(command),
+                                               envp: strings.array(environment), cwd: strings.string("/"), capabilities: capabilities)
+        let pid = clinux_container_exec(state.pid, strings.constArray(state.cgroupProcs), Int32(state.cgroupProcs.count),
+                                        &process, -1, writer!.rawValue)
         writer = nil
         guard pid > 0 else { throw ContainerError(SystemError("fork", state.name, errno: -pid).description) }
         let message = (try? reader.readAll(limit: 4096)) ?? []

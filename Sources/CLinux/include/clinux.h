@@ -39,4 +39,13 @@ int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 /** pidfd_open(pid, 0): a descriptor that becomes readable when `pid` exits (Linux 5.3+), or -1. */
 int clinux_pidfd_open(pid_t pid);
 
+/** Sends `fd` over the unix socket `sock` (SCM_RIGHTS) with `name` as the payload (runc's console
+ * socket protocol: the pty master, named by its path). Returns 0 or -errno. */
+int clinux_send_fd(int sock, int fd, const char *name);
+/** Receives one descriptor sent with SCM_RIGHTS; returns it (close-on-exec) or -errno. */
+int clinux_receive_fd(int sock);
+/** A new pseudo-terminal pair (both close-on-exec), the slave's path in `name`, sized when rows and
+ * columns are given. Returns 0 or -errno. */
+int clinux_open_pty(int *master, int *slave, char *name, size_t name_size, unsigned short rows, unsigned short columns);
+
 #endif

@@ -5,9 +5,13 @@
  *
  * The parent (Swift) prepares a complete description, calls clinux_container_spawn, writes the
  * child's uid/gid maps, then writes one byte to `sync_fd`'s other end: the child sets itself up
- * (mounts, pivot_root, capabilities) while the parent moves it into its cgroups, then waits for a
- * byte on `exec_fd` before it execs, so the program never runs outside its limits. If a step fails, the child writes "step(argument): ERRNAME" to
- * `error_fd` and exits 127; `error_fd` is close-on-exec, so EOF without bytes means exec happened.
+ * (mounts, devices, sysctls) while the parent moves it into its cgroups. If `ready_fd` is set the
+ * child reports 'h' there before pivot_root and waits for a second byte on `sync_fd` (the parent
+ * runs the OCI prestart/createRuntime/createContainer hooks meanwhile), then reports 'r' when it
+ * waits at its entry point. It execs after a byte on `exec_fd` (for the OCI runtime: `start`), so
+ * the program never runs outside its limits. If a step fails, the child writes
+ * "step(argument): ERRNAME" to `error_fd` and exits 127; `error_fd` is close-on-exec, so EOF
+ * without bytes means exec happened.
  */
 #ifndef CLINUX_CONTAINER_H
 #define CLINUX_CONTAINER_H
@@ -24,33 +28,82 @@ struct clinux_mount {
     unsigned long flags;     /* MS_* */
     const char *data;        /* fs options, or NULL */
     int make_target;         /* 0: must exist, 1: mkdir -p, 2: create an empty file (binding a file) */
-    int read_only_bind;      /* a bind mount remounted read-only afterwards */
+    int remount;             /* a bind mount remounted with `flags` afterwards (ro, nosuid...: a bind ignores them) */
     int optional;            /* failure is not an error (e.g. mqueue where the kernel lacks it) */
+    unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC), applied after; 0: none */
+};
+
+/** A device node made in the container's /dev (OCI linux.devices); bound from the host in a user namespace. */
+struct clinux_device {
+    const char *path;        /* inside the container */
+    mode_t mode;             /* S_IFCHR/S_IFBLK/S_IFIFO | permissions */
+    unsigned major, minor;
+    uid_t uid;
+    gid_t gid;
+};
+
+struct clinux_rlimit { int resource; uint64_t soft, hard; };
+
+/** A namespace to join (setns) instead of creating it: OCI linux.namespaces[].path. */
+struct clinux_join { int type; const char *path; };
+
+/** The program a container (or `exec`) runs and the identity it runs with. */
+struct clinux_process {
+    const char *path;              /* resolved inside the new root */
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;               /* NULL: / */
+    int set_ids;                   /* switch to uid/gid/groups (else: stay root in the container) */
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    int group_count;
+    int umask;                     /* -1: keep */
+    /* Capability sets (bit N = capability N). The bounding set is reduced before the ids change. */
+    uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+    const struct clinux_rlimit *rlimits;
+    int rlimit_count;
+    int no_new_privileges;
+    /* A compiled seccomp filter (struct sock_filter[]), loaded last before exec when
+     * no_new_privileges is set, else while the process still has CAP_SYS_ADMIN (as runc). */
+    const void *seccomp_filter;
+    unsigned short seccomp_length;
+    unsigned int seccomp_flags;
+    long personality;              /* -1: keep */
+    int console_fd;                /* a pty's slave: new session, controlling terminal, stdio; -1: keep stdio */
 };
 
 struct clinux_container {
-    int clone_flags;               /* CLONE_NEW* */
+    int clone_flags;               /* CLONE_NEW* (CLONE_NEWCGROUP is unshared once the child is in its cgroups) */
+    const struct clinux_join *joins; /* setns'd first thing after clone, in order (user first) */
+    int join_count;
+    const char *pid_namespace;     /* join this pid namespace (the parent's thread enters it around clone) */
     const char *hostname;          /* NULL: keep */
+    const char *domainname;        /* NULL: keep */
     /* The root: an overlay of `lower` (read-only, shared) and `upper`/`work` (this container's),
      * mounted at `root`; or, when lower is NULL, `root` itself bind-mounted. */
     const char *root;
     const char *lower, *upper, *work;
     int overlay_userxattr;         /* overlay in a user namespace keeps its xattrs in user.* */
+    unsigned long root_propagation; /* applied to / first; 0: MS_REC|MS_PRIVATE */
+    int no_pivot;                  /* MS_MOVE + chroot instead of pivot_root (runc --no-pivot) */
     int read_only_root;
     const struct clinux_mount *mounts;
     int mount_count;
+    const struct clinux_device *devices;
+    int device_count;
+    const char *const *symlinks;   /* pairs: link target, link path inside the root */
+    int symlink_count;
+    const char *const *sysctls;    /* pairs: /proc/sys/... path, value (written in the new namespaces) */
+    int sysctl_count;
     const char *const *masked_paths;   /* after pivot_root: /dev/null over files, empty ro tmpfs over dirs */
     int masked_count;
     const char *const *readonly_paths; /* after pivot_root: remounted read-only */
     int readonly_count;
     int loopback_up;               /* bring `lo` up in the new network namespace */
-    uint64_t capabilities;         /* the bounding/effective/permitted/inheritable set to keep */
-    int no_new_privileges;
-    const char *cwd;
-    const char *path;              /* resolved inside the new root */
-    char *const *argv;
-    char *const *envp;
-    int sync_fd;                   /* read end: the parent's go-ahead to set up (ids mapped) */
+    struct clinux_process process;
+    int sync_fd;                   /* read end: the parent's go-ahead to set up (ids mapped), and after hooks */
+    int ready_fd;                  /* write end or -1: 'h' before pivot_root (hooks), 'r' at the entry point */
     int exec_fd;                   /* read end: the go-ahead to exec (in its cgroups); may equal sync_fd */
     int error_fd;                  /* write end, close-on-exec */
 };
@@ -59,13 +112,15 @@ struct clinux_container {
 pid_t clinux_container_spawn(const struct clinux_container *c);
 
 /**
- * Runs argv[0] (resolved inside the container) in the namespaces of the running container process
- * `target` (setns to its user, mnt, pid, uts, ipc, net and cgroup namespaces, then fork so the pid
- * namespace applies, chdir to /, exec). `cgroup_procs` (a cgroup.procs path, may be NULL) receives
- * the new process before it execs. Returns the host pid of the process that execs, or -errno;
- * failures inside are written to `error_fd` as for spawn.
+ * Runs `p` in the namespaces of the running container process `target` (setns to its user, mnt,
+ * pid, uts, ipc, net and cgroup namespaces it does not share with us, then fork so the pid
+ * namespace applies), as `p` says (ids, capabilities, seccomp, cwd). `cgroup_procs` (cgroup.procs
+ * paths, may be NULL) receive the new process before it execs. `stdin_fd` (or -1: keep) becomes its
+ * standard input (OCI hooks read the state there). Returns the host pid of the intermediate
+ * process, which exits with the program's status (128+N for signal N), or -errno; failures inside
+ * are written to `error_fd` as for spawn.
  */
 pid_t clinux_container_exec(pid_t target, const char *const *cgroup_procs, int cgroup_count,
-                            const char *path, char *const *argv, char *const *envp, int error_fd);
+                            const struct clinux_process *p, int stdin_fd, int error_fd);
 
 #endif

@@ -1,0 +1,105 @@
+import HostOS
+
+/// One value of config.json being read, with its path ("process.user.uid") for errors.
+/// Unknown object members are not errors — the runtime spec says runtimes MUST ignore unknown
+/// properties — but each is recorded, so `--debug` and the log can name them.
+struct Field {
+    let path: String
+    let value: JSON
+    let notes: ConfigNotes
+
+    func error(_ message: String) -> OCIError { OCIError("config.json: \(path): \(message)") }
+
+    var typeName: String {
+        switch value {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .int, .uint, .double: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        case .verbatim: "JSON"
+        }
+    }
+
+    /// The members of an object; `known` names every member this runtime reads.
+    func members(known: [String]) throws(OCIError) -> [String: Field] {
+        guard case .object(let pairs) = value else { throw error("expected an object, got \(typeName)") }
+        var result: [String: Field] = [:]
+        for (key, item) in pairs {
+            let child = Field(path: path.isEmpty ? key : "\(path).\(key)", value: item, notes: notes)
+            if !known.contains(key) { notes.unknown.append(child.path); continue }
+            if case .null = item { continue }
+            result[key] = child
+        }
+        return result
+    }
+
+    func string() throws(OCIError) -> String {
+        guard case .string(let text) = value else { throw error("expected a string, got \(typeName)") }
+        return text
+    }
+
+    func bool() throws(OCIError) -> Bool {
+        guard case .bool(let flag) = value else { throw error("expected true or false, got \(typeName)") }
+        return flag
+    }
+
+    func int64() throws(OCIError) -> Int64 {
+        switch value {
+        case .int(let number): return number
+        case .double(let number) where number == number.rounded() && abs(number) < 9.2e18: return Int64(number)
+        default: throw error("expected an integer, got \(typeName)")
+        }
+    }
+
+    func uint64() throws(OCIError) -> UInt64 {
+        switch value {
+        case .uint(let number): return number
+        case .int(let number) where number >= 0: return UInt64(number)
+        default: throw error("expected a non-negative integer, got \(typeName)")
+        }
+    }
+
+    func int(in range: ClosedRange<Int64>) throws(OCIError) -> Int64 {
+        let number = try int64()
+        guard range.contains(number) else { throw error("\(number) is out of range \(range.lowerBound)...\(range.upperBound)") }
+        return number
+    }
+
+    func uint32() throws(OCIError) -> UInt32 { UInt32(try int(in: 0...Int64(UInt32.max))) }
+
+    func array() throws(OCIError) -> [Field] {
+        guard case .array(let items) = value else { throw error("expected an array, got \(typeName)") }
+        return items.enumerated().map { Field(path: "\(path)[\($0.offset)]", value: $0.element, notes: notes) }
+    }
+
+    func strings() throws(OCIError) -> [String] {
+        var result: [String] = []
+        for item in try array() { result.append(try item.string()) }
+        return result
+    }
+
+    /// An object of string values (annotations, sysctl, unified).
+    func stringMap() throws(OCIError) -> [(String, String)] {
+        guard case .object(let pairs) = value else { throw error("expected an object, got \(typeName)") }
+        var result: [(String, String)] = []
+        for (key, item) in pairs {
+            result.append((key, try Field(path: "\(path).\(key)", value: item, notes: notes).string()))
+        }
+        return result
+    }
+}
+
+/// What reading config.json noticed without failing.
+final class ConfigNotes: @unchecked Sendable {
+    var unknown: [String] = []
+    var ignored: [String] = []
+}
+
+extension Dictionary where Key == String, Value == Field {
+    func required(_ key: String, in parent: String) throws(OCIError) -> Field {
+        guard let field = self[key] else { throw OCIError("config.json: \(parent.isEmpty ? key : parent + "." + key): missing (required)") }
+        return field
+    }
+}

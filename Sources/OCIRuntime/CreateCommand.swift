@@ -1,0 +1,149 @@
+import CLinux
+import Containers
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `create`: the container is made by a monitor process (its parent for life, which keeps its exit
+/// status) that this command starts; it returns once the container waits at its entry point.
+enum CreateCommand {
+    static let flags = [
+        Arguments.Flag("bundle", "b", value: true), Arguments.Flag("pid-file", value: true), Arguments.Flag("console-socket", value: true),
+        Arguments.Flag("no-pivot"), Arguments.Flag("no-new-keyring"), Arguments.Flag("preserve-fds", value: true),
+    ]
+
+    struct Request {
+        var id: String
+        var bundle: String
+        var pidFile: String?
+        var consoleSocket: String?
+        var noPivot: Bool
+    }
+
+    /// Reads and checks the create options and config.json before anything is made.
+    static func request(_ arguments: Arguments, command: String) throws(OCIError) -> (Request, OCIConfig) {
+        let id = try arguments.id(command)
+        try arguments.expectingNoMore(than: 1, command)
+        if let count = arguments.value("preserve-fds"), count != "0" {
+            throw OCIError("\(command): --preserve-fds \(count): passing extra descriptors is not supported by tandem-runtime")
+        }
+        let bundle = Files.absolute(arguments.value("bundle") ?? ".")
+        let config = try OCIConfig.load(bundle: bundle)
+        _ = try Launch(config: config)
+        let absolute = { (path: String?) in path.map(Files.absolute) }
+        return (Request(id: id, bundle: bundle, pidFile: absolute(arguments.value("pid-file")),
+                        consoleSocket: absolute(arguments.value("console-socket")), noPivot: arguments.flag("no-pivot")), config)
+    }
+
+    static func run(_ rest: ArraySlice<String>, _ options: GlobalOptions) throws(OCIError) -> Int32 {
+        let arguments = try Arguments(rest, flags: flags, command: "create")
+        let (request, config) = try request(arguments, command: "create")
+        for field in config.unknownFields { options.log.debug("config.json: \(field): unknown field, ignored") }
+        try MonitorLauncher.launch(request, options, startNow: false)
+        return 0
+    }
+}
+
+/// Starts the monitor (`tandem-runtime __monitor`) in its own session and waits until it says the
+/// container is created (or started, for `run --detach`), or why not. A monitor that dies, or a
+/// Ctrl-C here, leaves nothing behind.
+enum MonitorLauncher {
+    static func launch(_ request: CreateCommand.Request, _ options: GlobalOptions, startNow: Bool) throws(OCIError) {
+        let store = options.store
+        _ = try store.create(request.id)
+        var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
+        defer { blocked.restore() }
+        var pipe: [Int32] = [0, 0]
+        guard clinux_pipe_cloexec(&pipe) == 0 else { store.remove(request.id); throw OCIError(SystemError("pipe2").description) }
+        let reader = FileDescriptor(adopting: pipe[0], label: "monitor notification")
+        var writer: FileDescriptor? = FileDescriptor(adopting: pipe[1], label: "monitor notification")
+
+        var arguments = ["tandem-runtime"] + options.forwarded + [MonitorCommand.name, "--bundle", request.bundle]
+        if let pidFile = request.pidFile { arguments += ["--pid-file", pidFile] }
+        if let socket = request.consoleSocket { arguments += ["--console-socket", socket] }
+        if request.noPivot { arguments.append("--no-pivot") }
+        if startNow { arguments.append("--start") }
+        arguments.append(request.id)
+        let notifyFD: Int32 = 3
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, writer!.rawValue, notifyFD)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(clinux_posix_spawn_setsid))
+        let arena = CStrings()
+        let environment = ["\(MonitorCommand.notifyVariable)=\(notifyFD)"] + currentEnvironment()
+        guard let executable = Files.currentExecutable() else { store.remove(request.id); throw OCIError("cannot find this program (/proc/self/exe)") }
+        var monitor: pid_t = 0
+        let error = posix_spawn(&monitor, executable, &actions, &attributes, arena.array(arguments), arena.array(environment))
+        writer = nil
+        guard error == 0 else { store.remove(request.id); throw OCIError(SystemError("posix_spawn", executable, errno: error).description) }
+
+        let signals = try? SignalFD([SIGINT, SIGTERM, SIGHUP])
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            var fds = [pollfd(fd: reader.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: signals?.fd.rawValue ?? -1, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&fds, 2, -1)
+            if fds[1].revents != 0, let signal = signals?.next() {
+                kill(monitor, SIGKILL)
+                var status: Int32 = 0
+                waitpid(monitor, &status, 0)
+                Cleanup.reclaim(id: request.id, store: store)
+                throw OCIError("create \(request.id): interrupted by signal \(signal); nothing was left behind")
+            }
+            if fds[0].revents != 0 {
+                let count = read(reader.rawValue, &buffer, buffer.count)
+                // One line is the whole answer (the container, cloned by the monitor, holds the
+                // descriptor until it execs, so its end does not mean the answer is complete).
+                if count > 0 { answer += buffer[0..<count]; if answer.contains(UInt8(ascii: "\n")) { break }; continue }
+                if count < 0 && errno == EINTR { continue }
+                break
+            }
+        }
+        let text = String(decoding: answer, as: UTF8.self).trimmingTrailingNewlines()
+        if text == "ok" { return }
+        var status: Int32 = 0
+        waitpid(monitor, &status, 0)
+        Cleanup.reclaim(id: request.id, store: store)
+        if text.hasPrefix("error ") { throw OCIError(String(text.dropFirst(6))) }
+        throw OCIError("create \(request.id): the monitor ended before the container was created (wait status \(status))")
+    }
+
+    static func currentEnvironment() -> [String] {
+        var result: [String] = []
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if !text.hasPrefix(MonitorCommand.notifyVariable + "=") { result.append(text) }
+            pointer += 1
+        }
+        return result
+    }
+}
+
+/// Removes whatever a container left: processes in its cgroups, the cgroups, its directory.
+enum Cleanup {
+    static func reclaim(id: String, store: RecordStore) {
+        let record = try? store.load(id)
+        if let record {
+            for directory in record.cgroups.reversed() where Files.kind(directory) == .directory {
+                for _ in 0..<100 {
+                    let pids = (Files.readText(directory + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { pid_t($0) }
+                    if pids.isEmpty { break }
+                    pids.forEach { kill($0, SIGKILL) }
+                    usleep(2_000)
+                }
+            }
+            if record.isProcessAlive { kill(record.pid, SIGKILL) }
+            // Leaves first (each container's own), then parents while no other container uses them.
+            for directory in record.cgroups.reversed() {
+                for _ in 0..<200 where rmdir(directory) != 0 && errno == EBUSY { usleep(5_000) }
+            }
+        }
+        store.remove(id)
+    }
+}

@@ -1,0 +1,191 @@
+import Containers
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One container as the runtime remembers it: `<root>/<id>/state.json`, written whole and renamed
+/// into place, so a reader never sees half a file. The monitor (the container's parent, which
+/// keeps its exit status) and the commands share it.
+public struct Record: Sendable {
+    public enum Status: String, Sendable { case creating, created, running, stopped }
+
+    public var id: String
+    public var bundle: String
+    public var rootfs: String
+    public var status: Status
+    /// Host pid of the container's process and its start time (clock ticks since boot: a reused pid is not it).
+    public var pid: pid_t = 0
+    public var pidStart: UInt64 = 0
+    /// The monitor: the container's parent, which waits for it and records how it ended.
+    public var monitor: pid_t = 0
+    public var monitorStart: UInt64 = 0
+    public var createdNanoseconds: UInt64 = 0
+    public var exitStatus: Int32?
+    public var cgroups: [String] = []
+    public var cgroupProcs: [String] = []
+    public var annotations: [(String, String)] = []
+
+    public var isProcessAlive: Bool {
+        pid > 0 && ProcessInfoLite.startTime(pid) == pidStart
+    }
+    public var isMonitorAlive: Bool {
+        monitor > 0 && ProcessInfoLite.startTime(monitor) == monitorStart
+    }
+
+    /// The status a command acts on: a container whose process is gone is stopped, whatever was
+    /// last written (its monitor may have been killed before it could say so).
+    public var currentStatus: Status {
+        switch status {
+        case .created, .running: isProcessAlive ? status : .stopped
+        case .creating: isMonitorAlive || monitor == 0 ? .creating : .stopped
+        case .stopped: .stopped
+        }
+    }
+
+    func json() -> JSON {
+        var members: [(String, JSON)] = [
+            ("id", .string(id)), ("bundle", .string(bundle)), ("rootfs", .string(rootfs)), ("status", .string(status.rawValue)),
+            ("pid", .int(Int64(pid))), ("pidStart", .uint(pidStart)), ("monitor", .int(Int64(monitor))),
+            ("monitorStart", .uint(monitorStart)), ("created", .uint(createdNanoseconds)),
+            ("cgroups", .array(cgroups.map(JSON.string))), ("cgroupProcs", .array(cgroupProcs.map(JSON.string))),
+            ("annotations", .object(annotations.map { ($0.0, .string($0.1)) })),
+        ]
+        if let exitStatus { members.append(("exitStatus", .int(Int64(exitStatus)))) }
+        return .object(members)
+    }
+
+    init(id: String, bundle: String, rootfs: String, status: Status) {
+        self.id = id
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.status = status
+    }
+
+    init?(_ json: JSON) {
+        guard case .string(let id)? = json["id"], case .string(let bundle)? = json["bundle"], case .string(let rootfs)? = json["rootfs"],
+              case .string(let statusName)? = json["status"], let status = Status(rawValue: statusName) else { return nil }
+        self.init(id: id, bundle: bundle, rootfs: rootfs, status: status)
+        func number(_ key: String) -> Int64 {
+            switch json[key] {
+            case .int(let value)?: value
+            case .uint(let value)?: Int64(clamping: value)
+            default: 0
+            }
+        }
+        pid = pid_t(number("pid"))
+        pidStart = UInt64(number("pidStart"))
+        monitor = pid_t(number("monitor"))
+        monitorStart = UInt64(number("monitorStart"))
+        createdNanoseconds = UInt64(number("created"))
+        if json["exitStatus"] != nil { exitStatus = Int32(number("exitStatus")) }
+        func strings(_ key: String) -> [String] {
+            guard case .array(let items)? = json[key] else { return [] }
+            return items.compactMap { if case .string(let text) = $0 { text } else { nil } }
+        }
+        cgroups = strings("cgroups")
+        cgroupProcs = strings("cgroupProcs")
+        if case .object(let pairs)? = json["annotations"] {
+            annotations = pairs.compactMap { if case .string(let value) = $0.1 { ($0.0, value) } else { nil } }
+        }
+    }
+
+    /// The state the OCI runtime spec defines (runtime.md "State"), with runc's extra fields
+    /// (rootfs, created, owner) and Tandem's: the exit status once stopped.
+    public func ociState() -> JSON {
+        let current = currentStatus
+        var members: [(String, JSON)] = [
+            ("ociVersion", .string(RuntimeInfo.ociVersion)), ("id", .string(id)),
+            ("pid", .int(Int64(current == .stopped ? 0 : pid))), ("status", .string(current.rawValue)),
+            ("bundle", .string(bundle)), ("rootfs", .string(rootfs)),
+            ("created", .string(RFC3339.format(nanoseconds: createdNanoseconds))), ("owner", .string("")),
+        ]
+        if !annotations.isEmpty { members.append(("annotations", .object(annotations.map { ($0.0, .string($0.1)) }))) }
+        if current == .stopped, let exitStatus { members.append(("exitStatus", .int(Int64(exitStatus)))) }
+        return .object(members)
+    }
+}
+
+/// The runtime's state directory (`--root`, /run/tandem-runtime by default): one directory per container.
+public struct RecordStore: Sendable {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public func directory(_ id: String) -> String { "\(root)/\(id)" }
+
+    /// Container ids as runc accepts them: letters, digits, `_ + - .`, not starting with a dot.
+    public static func validate(id: String) throws(OCIError) {
+        guard !id.isEmpty, id.utf8.count <= 1024, !id.hasPrefix("."),
+              id.unicodeScalars.allSatisfy({ ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || "_+-.".unicodeScalars.contains($0) }) else {
+            throw OCIError("invalid container id \"\(id)\": use letters, digits, _ + - . (not starting with .)")
+        }
+    }
+
+    /// Makes the container's directory; fails if the id is taken.
+    public func create(_ id: String) throws(OCIError) -> String {
+        do { try Files.makeDirectories(root, mode: 0o700) } catch { throw OCIError("--root \(root): \(error.description)") }
+        let path = directory(id)
+        guard mkdir(path, 0o700) == 0 else {
+            if errno == EEXIST { throw OCIError("container \"\(id)\" already exists") }
+            throw OCIError(SystemError("mkdir", path).description)
+        }
+        return path
+    }
+
+    public func load(_ id: String) throws(OCIError) -> Record {
+        try RecordStore.validate(id: id)
+        let path = directory(id) + "/state.json"
+        guard let text = Files.readText(path) else {
+            if Files.kind(directory(id)) == .directory {
+                // A create in progress (or one killed before its first write).
+                return Record(id: id, bundle: "", rootfs: "", status: .creating)
+            }
+            throw OCIError("container \"\(id)\" does not exist")
+        }
+        guard let json = try? JSON.parse(text), let record = Record(json) else { throw OCIError("\(path): damaged state file") }
+        return record
+    }
+
+    public func save(_ record: Record) throws(OCIError) {
+        let path = directory(record.id) + "/state.json"
+        let temporary = path + ".new"
+        do {
+            try Files.write(temporary, Array(record.json().serialized().utf8), mode: 0o600)
+        } catch { throw OCIError(error.description) }
+        guard rename(temporary, path) == 0 else { throw OCIError(SystemError("rename", temporary).description) }
+    }
+
+    public func remove(_ id: String) { Files.removeTree(directory(id)) }
+
+    public func ids() -> [String] {
+        guard let handle = opendir(root) else { return [] }
+        defer { closedir(handle) }
+        var result: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != ".", name != "..", Files.kind("\(root)/\(name)") == .directory { result.append(name) }
+        }
+        return result.sorted()
+    }
+}
+
+/// RFC 3339 times with nanoseconds in UTC, as runc prints `created` (no Foundation).
+enum RFC3339 {
+    static func format(nanoseconds: UInt64) -> String {
+        var seconds = time_t(nanoseconds / 1_000_000_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let fraction = String(nanoseconds % 1_000_000_000)
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))."
+            + String(repeating: "0", count: 9 - fraction.count) + fraction + "Z"
+    }
+}
+
+/// What `features` and `state` say about this runtime.
+public enum RuntimeInfo {
+    public static let ociVersion = "1.0.2"
+    public static let version = "0.1.0"
+    public static let defaultRoot = "/run/tandem-runtime"
+}

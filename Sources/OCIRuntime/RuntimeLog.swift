@@ -1,0 +1,40 @@
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--log FILE --log-format text|json --debug`: where the runtime's messages go besides stderr.
+/// The JSON form is one object per line with `level`, `msg` and `time`, as runc writes it (podman
+/// and containerd read errors from there).
+final class RuntimeLog: @unchecked Sendable {
+    enum Format: String { case text, json }
+    let path: String?
+    let format: Format
+    let debugEnabled: Bool
+    /// The monitor gives up its stderr (the container's) once the container exists.
+    var toStandardError = true
+
+    init(path: String?, format: Format, debug: Bool) {
+        self.path = path
+        self.format = format
+        debugEnabled = debug
+    }
+
+    func error(_ message: String) { emit("error", message, stderr: true) }
+    func warning(_ message: String) { emit("warning", message, stderr: debugEnabled) }
+    func debug(_ message: String) { if debugEnabled { emit("debug", message, stderr: true) } }
+
+    private func emit(_ level: String, _ message: String, stderr: Bool) {
+        if stderr && toStandardError { StandardError.line(level == "error" ? "tandem-runtime: \(message)" : "tandem-runtime: \(level): \(message)") }
+        guard let path else { return }
+        let time = RFC3339.format(nanoseconds: Clock.realtimeNanoseconds())
+        let line: String = switch format {
+        case .json: JSON.object([("level", .string(level)), ("msg", .string(message)), ("time", .string(time))]).serialized() + "\n"
+        case .text: "time=\"\(time)\" level=\(level) msg=\"\(message)\"\n"
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = line.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
+        close(fd)
+    }
+}

@@ -1,0 +1,284 @@
+import CLinux
+import Cgroups
+import Containers
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The container's parent: creates it (cgroups, clone, ids, hooks) up to its entry point, lets it
+/// exec at `start`, waits for it and records how it ended. Runs in the monitor process that
+/// `create` leaves behind (or in `run` itself). Whatever it made is undone if creation fails.
+final class Supervisor {
+    let store: RecordStore
+    let config: OCIConfig
+    let launch: Launch
+    let log: RuntimeLog
+    var record: Record
+    private(set) var cgroup: (any CgroupManager)?
+    private(set) var child: pid_t = 0
+    private var syncWrite: FileDescriptor?
+    private var readyRead: FileDescriptor?
+    private var execWrite: FileDescriptor?
+    private var errorRead: FileDescriptor?
+
+    init(store: RecordStore, id: String, config: OCIConfig, log: RuntimeLog) throws(OCIError) {
+        self.store = store
+        self.config = config
+        self.log = log
+        launch = try Launch(config: config)
+        record = Record(id: id, bundle: config.bundle, rootfs: config.rootPath, status: .creating)
+        record.annotations = config.annotations
+        record.monitor = getpid()
+        record.monitorStart = ProcessInfoLite.startTime(getpid()) ?? 0
+        record.createdNanoseconds = Clock.realtimeNanoseconds()
+    }
+
+    /// The OCI state hooks receive.
+    func state(_ status: Record.Status) -> JSON {
+        var copy = record
+        copy.status = status
+        var json = copy.ociState()
+        if case .object(var members) = json {
+            members = members.map { $0.0 == "status" ? ("status", .string(status.rawValue)) : ($0.0 == "pid" ? ("pid", .int(Int64(child))) : $0) }
+            json = .object(members)
+        }
+        return json
+    }
+
+    /// Makes the container up to its entry point: state `created`.
+    func create(consoleSocket: String?, noPivot: Bool, pidFile: String?) throws(OCIError) {
+        do throws(OCIError) {
+            try store.save(record)
+            try makeContainer(consoleSocket: consoleSocket, noPivot: noPivot)
+            if let pidFile { try Self.writePidFile(pidFile, child) }
+            record.status = .created
+            try store.save(record)
+        } catch {
+            destroy()
+            throw error
+        }
+    }
+
+    private func makeContainer(consoleSocket: String?, noPivot: Bool) throws(OCIError) {
+        let process = launch.process
+        // A terminal: the pty's master goes to whoever listens on the console socket.
+        var console: (master: Int32, slave: Int32, path: String)?
+        defer { if let console { close(console.master); close(console.slave) } }
+        if process.terminal {
+            guard let consoleSocket else {
+                throw OCIError("process.terminal is true: create needs --console-socket (a unix socket that receives the pty's master)")
+            }
+            console = try Terminal.openPair(size: process.consoleSize)
+            try Terminal.sendMaster(console!.master, to: consoleSocket)
+        }
+
+        guard let layout = CgroupLayout.detect() else {
+            throw OCIError("no cgroup controllers under /sys/fs/cgroup (neither cgroup2 nor v1 controller mounts)")
+        }
+        let (parent, name) = try CgroupPlacement.resolve(config.cgroupsPath, id: record.id)
+        let manager: any CgroupManager
+        do {
+            manager = try layout.create(parent: parent, name: name, extra: ResourceWriter.extraControllers(config, version: layout.version))
+        } catch { throw OCIError("linux.cgroupsPath \(config.cgroupsPath ?? "(default /\(parent)/\(name))"): \(error.description)") }
+        cgroup = manager
+        record.cgroups = manager.directories
+        record.cgroupProcs = manager.processFiles
+        try store.save(record)
+        try ResourceWriter.apply(config, to: manager)
+        let seccomp = try config.seccomp.map { profile throws(OCIError) in try CompiledSeccomp.compile(profile) }
+        if let seccomp, seccomp.unknownSyscalls > 0 {
+            log.debug("linux.seccomp: \(seccomp.unknownSyscalls) syscall names unknown to libseccomp were skipped")
+        }
+
+        var sync: [Int32] = [0, 0], ready: [Int32] = [0, 0], exec: [Int32] = [0, 0], error: [Int32] = [0, 0]
+        guard clinux_pipe_cloexec(&sync) == 0, clinux_pipe_cloexec(&ready) == 0, clinux_pipe_cloexec(&exec) == 0,
+              clinux_pipe_cloexec(&error) == 0 else { throw OCIError(SystemError("pipe2").description) }
+        let syncRead = FileDescriptor(adopting: sync[0], label: "sync pipe")
+        syncWrite = FileDescriptor(adopting: sync[1], label: "sync pipe")
+        readyRead = FileDescriptor(adopting: ready[0], label: "ready pipe")
+        var readyWrite: FileDescriptor? = FileDescriptor(adopting: ready[1], label: "ready pipe")
+        let execRead = FileDescriptor(adopting: exec[0], label: "exec pipe")
+        execWrite = FileDescriptor(adopting: exec[1], label: "exec pipe")
+        errorRead = FileDescriptor(adopting: error[0], label: "error pipe")
+        var errorWrite: FileDescriptor? = FileDescriptor(adopting: error[1], label: "error pipe")
+
+        // The C description.
+        let arena = CStrings()
+        var c = clinux_container()
+        c.clone_flags = launch.cloneFlags
+        var joins: [clinux_join] = []
+        for namespace in config.namespaces.sorted(by: { ($0.type == "user" ? 0 : 1) < ($1.type == "user" ? 0 : 1) }) {
+            guard let path = namespace.path else { continue }
+            if namespace.type == "pid" { c.pid_namespace = arena.string(path); continue }
+            joins.append(clinux_join(type: Launch.namespaceFlags[namespace.type] ?? 0, path: arena.string(path)))
+        }
+        c.joins = UnsafePointer(arena.copy(joins))
+        c.join_count = Int32(joins.count)
+        if let hostname = config.hostname, !hostname.isEmpty { c.hostname = arena.string(hostname) }
+        if let domainname = config.domainname, !domainname.isEmpty { c.domainname = arena.string(domainname) }
+        c.root = arena.string(config.rootPath)
+        c.root_propagation = config.rootfsPropagation
+        c.no_pivot = noPivot ? 1 : 0
+        c.read_only_root = config.rootReadonly ? 1 : 0
+        let mounts = launch.mounts(cgroup: manager, layout: layout, console: console?.path)
+        c.mounts = UnsafePointer(arena.copy(mounts.map {
+            clinux_mount(source: arena.string($0.source), target: arena.string($0.target), fstype: $0.fstype.map(arena.string), flags: $0.flags,
+                         data: $0.data.map(arena.string), make_target: $0.make, remount: $0.remount ? 1 : 0, optional: 0, propagation: $0.propagation)
+        }))
+        c.mount_count = Int32(mounts.count)
+        var devices = launch.devices
+        for (index, path) in launch.devicePaths.enumerated() { devices[index].path = arena.string(path) }
+        c.devices = UnsafePointer(arena.copy(devices))
+        c.device_count = Int32(devices.count)
+        let symlinks = launch.suppliesDefaultDevices ? Launch.defaultSymlinks.flatMap { [$0.0, $0.1] } : []
+        c.symlinks = arena.constArray(symlinks)
+        c.symlink_count = Int32(symlinks.count / 2)
+        let sysctls = config.sysctl.flatMap { ["/proc/sys/" + $0.0.replacingDots(), $0.1] }
+        c.sysctls = arena.constArray(sysctls)
+        c.sysctl_count = Int32(sysctls.count / 2)
+        c.masked_paths = arena.constArray(config.maskedPaths)
+        c.masked_count = Int32(config.maskedPaths.count)
+        c.readonly_paths = arena.constArray(config.readonlyPaths)
+        c.readonly_count = Int32(config.readonlyPaths.count)
+        c.process = launch.cProcess(arena, seccomp: seccomp, consoleFD: console?.slave ?? -1)
+        c.sync_fd = syncRead.rawValue
+        c.ready_fd = readyWrite!.rawValue
+        c.exec_fd = execRead.rawValue
+        c.error_fd = errorWrite!.rawValue
+
+        child = clinux_container_spawn(&c)
+        guard child > 0 else { let code = -child; child = 0; throw OCIError(SystemError("clone", record.id, errno: code).description) }
+        readyWrite = nil
+        errorWrite = nil
+        record.pid = child
+        record.pidStart = ProcessInfoLite.startTime(child) ?? 0
+
+        if config.newNamespace("user") {
+            for (file, mappings) in [("uid_map", config.uidMappings), ("gid_map", config.gidMappings)] {
+                let text = mappings.map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
+                do { try Files.write("/proc/\(child)/\(file)", Array(text.utf8)) } catch {
+                    throw OCIError("config.json: linux.\(file == "uid_map" ? "uidMappings" : "gidMappings"): the kernel refused them: \(error.reason)")
+                }
+            }
+        }
+        if let score = process.oomScoreAdj {
+            do { try Files.write("/proc/\(child)/oom_score_adj", Array(String(score).utf8)) } catch {
+                throw OCIError("config.json: process.oomScoreAdj: \(error.description)")
+            }
+        }
+        // Go: the child builds its root while it is moved into its cgroups.
+        try poke(syncWrite!, "sync")
+        do { try manager.add(pid: child) } catch { throw OCIError(error.description) }
+        try awaitReport( "h")
+        if !(config.hooks.prestart.isEmpty && config.hooks.createRuntime.isEmpty && config.hooks.createContainer.isEmpty) {
+            let state = state(.creating)
+            try HookRunner.run(config.hooks.prestart, kind: "prestart", state: state, place: .runtime)
+            try HookRunner.run(config.hooks.createRuntime, kind: "createRuntime", state: state, place: .runtime)
+            try HookRunner.run(config.hooks.createContainer, kind: "createContainer", state: state, place: .container(child))
+        }
+        try poke(syncWrite!, "sync")
+        syncWrite = nil
+        try awaitReport( "r")
+    }
+
+    private func poke(_ fd: FileDescriptor, _ label: String) throws(OCIError) {
+        var go: UInt8 = 1
+        guard write(fd.rawValue, &go, 1) == 1 else { throw failure(SystemError("write", label + " pipe").description) }
+    }
+
+    /// Reads the child's next report; on EOF the child failed, and the error pipe says where.
+    private func awaitReport(_ expect: Character) throws(OCIError) {
+        var byte: UInt8 = 0
+        var count = 0
+        repeat { count = read(readyRead!.rawValue, &byte, 1) } while count < 0 && errno == EINTR
+        if count == 1, Character(Unicode.Scalar(byte)) == expect { return }
+        throw failure("the container's process ended during setup")
+    }
+
+    /// The child's own message, when it wrote one.
+    private func failure(_ fallback: String) -> OCIError {
+        let message = (try? errorRead?.readAll(limit: 4096)).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return OCIError(message.isEmpty ? fallback : "container setup failed: \(message)")
+    }
+
+    /// `start`: startContainer hooks, then the program runs; poststart hooks before returning.
+    func start() throws(OCIError) {
+        guard record.status == .created, let execWrite else { throw OCIError("container \"\(record.id)\" is not created (it is \(record.currentStatus.rawValue))") }
+        do {
+            try HookRunner.run(config.hooks.startContainer, kind: "startContainer", state: state(.created), place: .container(child))
+        } catch {
+            kill(child, SIGKILL)
+            throw error
+        }
+        try poke(execWrite, "exec")
+        self.execWrite = nil
+        // The error pipe closes at exec (or carries the failing step).
+        let message = (try? errorRead?.readAll(limit: 4096)).flatMap { $0 } ?? []
+        errorRead = nil
+        if !message.isEmpty { throw OCIError("starting the container failed: " + String(decoding: message, as: UTF8.self)) }
+        record.status = .running
+        try store.save(record)
+        do {
+            try HookRunner.run(config.hooks.poststart, kind: "poststart", state: state(.running), place: .runtime)
+        } catch {
+            log.warning("\(error.description) (the container keeps running, as the spec says)")
+        }
+    }
+
+    /// The container ended: its status, its cgroup emptied and removed, `stopped` recorded.
+    func finish(waitStatus: Int32) -> Int32 {
+        child = 0
+        let signal = waitStatus & 0x7f
+        let status = signal != 0 ? 128 + signal : (waitStatus >> 8) & 0xff
+        cgroup?.killAll()
+        do { try cgroup?.destroy() } catch { log.warning("removing the container's cgroup: \(error.description)") }
+        cgroup = nil
+        record.status = .stopped
+        record.exitStatus = status
+        record.cgroups = []
+        do { try store.save(record) } catch { log.warning(error.description) }
+        return status
+    }
+
+    /// Undoes a failed create: the child, the cgroup, the state directory.
+    func destroy() {
+        if child > 0 { kill(child, SIGKILL); var status: Int32 = 0; waitpid(child, &status, 0); child = 0 }
+        do { try cgroup?.destroy() } catch { log.warning(error.description) }
+        cgroup = nil
+        store.remove(record.id)
+    }
+
+    static func writePidFile(_ path: String, _ pid: pid_t) throws(OCIError) {
+        let temporary = Files.directory(of: path) + "/.\(path.split(separator: "/").last ?? "pid").\(getpid())"
+        do { try Files.write(temporary, Array(String(pid).utf8), mode: 0o644) } catch { throw OCIError("--pid-file \(path): \(error.description)") }
+        guard rename(temporary, path) == 0 else {
+            let error = SystemError("rename", path)
+            unlink(temporary)
+            throw OCIError("--pid-file \(path): \(error.description)")
+        }
+    }
+}
+
+/// Where the container's cgroup goes (linux.cgroupsPath).
+enum CgroupPlacement {
+    /// Tandem's parent for containers whose config names no cgroupsPath, or a relative one.
+    static let defaultParent = "tandem-runtime"
+
+    static func resolve(_ path: String?, id: String) throws(OCIError) -> (parent: String, name: String) {
+        guard let path, !path.isEmpty else { return (defaultParent, id) }
+        if path.contains(":") {
+            throw OCIError("config.json: linux.cgroupsPath \"\(path)\": a systemd slice (slice:prefix:name) needs --systemd-cgroup, which this runtime does not support; use a cgroupfs path (podman: --cgroup-manager=cgroupfs)")
+        }
+        let parts = path.split(separator: "/").map(String.init)
+        guard !parts.isEmpty, !parts.contains(".."), !parts.contains(".") else {
+            throw OCIError("config.json: linux.cgroupsPath \"\(path)\": not a cgroup path")
+        }
+        let parent = (path.hasPrefix("/") ? [] : [defaultParent]) + parts.dropLast()
+        return (parent.joined(separator: "/"), parts.last!)
+    }
+}
+
+extension String {
+    func replacingDots() -> String { String(map { $0 == "." ? "/" : $0 }) }
+}

@@ -1,0 +1,2 @@
+import OCIRuntime
+RuntimeMain.main()
