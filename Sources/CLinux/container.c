@@ -234,9 +234,31 @@ static void await(int fd) {
     if (got != 1) _exit(127);  /* the parent gave up: nothing to report to */
 }
 
+/* Closes every descriptor from 3 up except `keep` (sorted, -1s ignored): the child was cloned
+ * with copies of everything its parent had open, including the write ends of its own go-ahead
+ * pipes, and would never see EOF on them if its parent died. */
+static void close_all_except(int *keep, int count) {
+    for (int i = 1; i < count; i++)
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) { int t = keep[j]; keep[j] = keep[j - 1]; keep[j - 1] = t; }
+    unsigned int low = 3;
+    for (int i = 0; i <= count; i++) {
+        unsigned int high = i < count ? (unsigned int)keep[i] : ~0U;
+        if (i < count && keep[i] < 3) continue;
+        if (high > low) {
+            unsigned int last = i < count ? high - 1 : ~0U;
+            if (syscall(SYS_close_range, low, last, 0) != 0) {
+                for (unsigned int fd = low; fd <= last && fd < 4096; fd++) close((int)fd);
+            }
+        }
+        if (i < count) low = high + 1;
+    }
+}
+
 /* The container's first process: join, wait for the parent, build the root, wait, exec. */
 static int child_main(void *argument) {
     const struct clinux_container *c = argument;
+    int keep[] = { c->sync_fd, c->ready_fd, c->exec_fd, c->error_fd, c->process.console_fd };
+    close_all_except(keep, (int)(sizeof keep / sizeof keep[0]));
     int in_user_namespace = (c->clone_flags & CLONE_NEWUSER) != 0;
     for (int i = 0; i < c->join_count; i++) {
         int fd = open(c->joins[i].path, O_RDONLY | O_CLOEXEC);

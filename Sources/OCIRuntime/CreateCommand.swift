@@ -70,6 +70,9 @@ enum MonitorLauncher {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, writer!.rawValue, notifyFD)
+        // Only stdio (the container's) and the notification cross: a caller's other descriptors
+        // (its pipes, Foundation's exit-detection socket) must not live on in the monitor.
+        clinux_spawn_close_from(&actions, notifyFD + 1)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -31,6 +31,11 @@ enum HookRunner {
         var outputWrite: FileDescriptor? = FileDescriptor(adopting: output[1], label: "hook output")
         let errorRead = FileDescriptor(adopting: errorPipe[0], label: "hook error")
         var errorWrite: FileDescriptor? = FileDescriptor(adopting: errorPipe[1], label: "hook error")
+        // The state is small (a pipe holds 64 KiB): written whole and closed before the hook
+        // starts, so no process forked on the way (the exec trampoline's) keeps stdin open.
+        let text = Array(state.serialized().utf8)
+        _ = text.withUnsafeBytes { write(inputWrite!.rawValue, $0.baseAddress, $0.count) }
+        inputWrite = nil
         let argv = hook.args.isEmpty ? [hook.path] : hook.args
         var pid: pid_t = 0
         switch place {
@@ -68,10 +73,6 @@ enum HookRunner {
         }
         outputWrite = nil
         errorWrite = nil
-        // The state is small (a pipe holds 64 KiB): written whole, then stdin closes.
-        let text = Array(state.serialized().utf8)
-        _ = text.withUnsafeBytes { write(inputWrite!.rawValue, $0.baseAddress, $0.count) }
-        inputWrite = nil
 
         let (status, timedOut, captured) = waitCapturing(pid, output: outputRead, timeout: hook.timeout)
         let failure = (try? errorRead.readAll(limit: 4096)).map { String(decoding: $0, as: UTF8.self) } ?? ""

@@ -147,6 +147,15 @@ public struct RecordStore: Sendable {
         return record
     }
 
+    /// As `load`, but a container whose process just ended while its monitor is still recording
+    /// that (exit status, cgroup removal) is read once the monitor is done — at most `seconds`.
+    public func loadSettled(_ id: String, seconds: Int = 2) throws(OCIError) -> Record {
+        let record = try load(id)
+        guard record.status != .stopped, record.currentStatus == .stopped, record.isMonitorAlive else { return record }
+        DeleteCommand.waitForExit(record.monitor, seconds: seconds)
+        return try load(id)
+    }
+
     public func save(_ record: Record) throws(OCIError) {
         let path = directory(record.id) + "/state.json"
         let temporary = path + ".new"

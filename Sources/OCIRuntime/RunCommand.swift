@@ -32,7 +32,9 @@ enum RunCommand {
         }
         try runner.create(consoleSocket: request.consoleSocket, noPivot: request.noPivot, pidFile: request.pidFile)
         do { try runner.start() } catch {
+            // A failed startContainer hook: the container is stopped and deleted (poststop hooks run).
             runner.destroy()
+            try? DeleteCommand.delete(runner.record, force: true, store: store, log: options.log)
             throw error
         }
         let signals = try? SignalFD(forwarded)

@@ -6,7 +6,7 @@ enum StateCommand {
         let arguments = try Arguments(rest, flags: [], command: "state")
         let id = try arguments.id("state")
         try arguments.expectingNoMore(than: 1, "state")
-        let record = try options.store.load(id)
+        let record = try options.store.loadSettled(id)
         StandardOutput.write(record.ociState().serialized(indent: 2) + "\n")
         return 0
     }

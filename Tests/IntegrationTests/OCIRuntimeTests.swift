@@ -1,0 +1,566 @@
+import Foundation
+import Testing
+
+/// Runs `tandem-runtime` and `runc` on the same bundles and compares what can be observed.
+enum OCI {
+    static let runtime: String = {
+        if let override = ProcessInfo.processInfo.environment["TANDEM_RUNTIME_BIN"] { return override }
+        return URL(fileURLWithPath: Tandem.path).deletingLastPathComponent().appendingPathComponent("tandem-runtime").path
+    }()
+    static let runc = ["/usr/sbin/runc", "/usr/bin/runc"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let busybox = ["/usr/bin/busybox", "/bin/busybox"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let available = getuid() == 0 && FileManager.default.isExecutableFile(atPath: runtime) && busybox != nil
+    static let differential = available && runc != nil
+
+    /// A bundle: a busybox rootfs and `runc spec`'s config.json (the same file for both runtimes),
+    /// adjusted by `edit`.
+    final class Bundle {
+        let path: String
+        var config: [String: Any]
+
+        init(_ edit: (inout [String: Any]) -> Void = { _ in }) throws {
+            path = NSTemporaryDirectory() + "tandem-oci-" + UUID().uuidString.prefix(8).lowercased()
+            let bin = path + "/rootfs/bin"
+            try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+            for directory in ["proc", "sys", "dev", "tmp", "etc", "root"] {
+                try FileManager.default.createDirectory(atPath: path + "/rootfs/" + directory, withIntermediateDirectories: true)
+            }
+            try FileManager.default.copyItem(atPath: OCI.busybox!, toPath: bin + "/busybox")
+            for applet in ["sh", "id", "cat", "ls", "hostname", "true", "false", "sleep", "echo", "grep", "sort", "awk", "mkdir", "ulimit", "pwd", "env", "stat", "touch", "head", "tr"] {
+                try FileManager.default.createSymbolicLink(atPath: bin + "/" + applet, withDestinationPath: "busybox")
+            }
+            config = OCI.defaultSpec
+            var process = config["process"] as! [String: Any]
+            process["terminal"] = false
+            config["process"] = process
+            edit(&config)
+            try save()
+        }
+
+        func save() throws {
+            try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(to: URL(fileURLWithPath: path + "/config.json"))
+        }
+
+        func setArgs(_ args: [String]) throws {
+            var process = config["process"] as! [String: Any]
+            process["args"] = args
+            config["process"] = process
+            try save()
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// The spec both runtimes start from: runc's own default (`runc spec`) where runc is installed.
+    nonisolated(unsafe) static let defaultSpec: [String: Any] = {
+        let directory = NSTemporaryDirectory() + "tandem-oci-spec-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tool = runc.map { [$0, "spec", "--bundle", directory] } ?? [runtime, "spec", "--bundle", directory]
+        _ = try? OCI.exec(tool)
+        let data = (try? Data(contentsOf: URL(fileURLWithPath: directory + "/config.json"))) ?? Data("{}".utf8)
+        return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a command with its output in files: a created container inherits the runtime's stdio
+    /// (as with runc), so a pipe would not reach its end until the container's process does.
+    static func exec(_ command: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        let base = NSTemporaryDirectory() + "tandem-oci-out-" + UUID().uuidString
+        FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: base + ".out"); try? FileManager.default.removeItem(atPath: base + ".err") }
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".out"))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".err"))
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        try? out.close()
+        try? err.close()
+        let stdout = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+        let stderr = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+        return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    }
+
+    /// One runtime with its own state root.
+    struct Runtime: CustomStringConvertible {
+        let name: String
+        let binary: String
+        let root: String
+        var description: String { name }
+
+        static func both() -> [Runtime] {
+            let tag = UUID().uuidString.prefix(8).lowercased()
+            return [Runtime(name: "tandem-runtime", binary: OCI.runtime, root: "/run/tandem-oci-test-\(tag)"),
+                    Runtime(name: "runc", binary: OCI.runc!, root: "/run/runc-oci-test-\(tag)")]
+        }
+        static func tandem() -> Runtime {
+            Runtime(name: "tandem-runtime", binary: OCI.runtime, root: "/run/tandem-oci-test-" + UUID().uuidString.prefix(8).lowercased())
+        }
+
+        @discardableResult
+        func callAsFunction(_ arguments: String...) throws -> Result { try run(arguments) }
+        func run(_ arguments: [String]) throws -> Result { try OCI.exec([binary, "--root", root] + arguments) }
+
+        func state(_ id: String) throws -> [String: Any] {
+            let result = try run(["state", id])
+            return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
+        }
+
+        /// Waits until the container's state is `status` (at most 5 s).
+        func wait(_ id: String, for status: String) throws -> [String: Any] {
+            for _ in 0..<500 {
+                let state = try state(id)
+                if state["status"] as? String == status { return state }
+                usleep(10_000)
+            }
+            return try state(id)
+        }
+
+        func cleanUp() { try? FileManager.default.removeItem(atPath: root) }
+    }
+
+    static func unique(_ prefix: String) -> String { prefix + "-" + UUID().uuidString.prefix(8).lowercased() }
+
+    /// Nothing of the container is left: state directory, cgroup in any hierarchy, process.
+    static func expectNothingLeft(_ id: String, root: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(!FileManager.default.fileExists(atPath: root + "/" + id), "state of \(id) is left", sourceLocation: sourceLocation)
+        let hierarchies = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? []
+        for hierarchy in hierarchies + [""] {
+            let path = "/sys/fs/cgroup/\(hierarchy)/tandem-runtime/\(id)"
+            #expect(!FileManager.default.fileExists(atPath: path), "cgroup left: \(path)", sourceLocation: sourceLocation)
+        }
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        #expect(!mounts.contains(id), "a mount of \(id) is left", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite("tandem-runtime vs runc: the same bundle, the same observable behaviour",
+       .enabled(if: OCI.differential, "needs root, busybox-static, runc and a built tandem-runtime"), .serialized)
+struct OCIDifferentialTests {
+    /// What a process can see of its setup, one fact per line.
+    static let probe = """
+    id; hostname; pwd; echo "env FOO=$FOO"; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; ulimit -n; \
+    awk '$2 !~ /^\\/sys\\/fs\\/cgroup\\// {print $2, $3}' /proc/mounts | sort; \
+    ls -l /dev | awk '{print $1, $5, $6, $NF}' | sort; \
+    cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; \
+    cat /proc/sys/net/ipv4/ip_forward; cat /proc/self/uid_map; mkdir /tmp/x 2>&1; touch /proc/sys/x 2>&1; cat /proc/kcore 2>&1 | head -c 1 | wc -c
+    """
+
+    @Test("what the process sees: ids, hostname, cwd, env, capabilities, rlimits, mounts, /dev, limits, sysctl, seccomp")
+    func processView() throws {
+        let bundle = try OCI.Bundle { config in
+            var process = config["process"] as! [String: Any]
+            process["args"] = ["sh", "-c", OCIDifferentialTests.probe]
+            process["env"] = (process["env"] as! [String]) + ["FOO=bar"]
+            process["cwd"] = "/tmp"
+            process["user"] = ["uid": 1000, "gid": 1000, "additionalGids": [5, 6]]
+            process["rlimits"] = [["type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024]]
+            var caps = process["capabilities"] as! [String: Any]
+            caps["bounding"] = ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"]
+            caps["effective"] = ["CAP_KILL"]
+            caps["permitted"] = ["CAP_KILL", "CAP_CHOWN"]
+            process["capabilities"] = caps
+            config["process"] = process
+            config["hostname"] = "differential"
+            var root = config["root"] as! [String: Any]
+            root["readonly"] = false
+            config["root"] = root
+            var linux = config["linux"] as! [String: Any]
+            linux["resources"] = ["memory": ["limit": 64 << 20], "pids": ["limit": 42], "devices": [["allow": false, "access": "rwm"]]]
+            linux["sysctl"] = ["net.ipv4.ip_forward": "1"]
+            linux["seccomp"] = ["defaultAction": "SCMP_ACT_ALLOW",
+                                "syscalls": [["names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1]]]
+            linux["devices"] = [["path": "/dev/tandem-null", "type": "c", "major": 1, "minor": 3, "fileMode": 438, "uid": 0, "gid": 0]]
+            config["linux"] = linux
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o1777], ofItemAtPath: bundle.path + "/rootfs/tmp")
+        var outputs: [String: String] = [:]
+        for runtime in OCI.Runtime.both() {
+            defer { runtime.cleanUp() }
+            let id = OCI.unique("view")
+            let result = try runtime("run", "--bundle", bundle.path, id)
+            #expect(result.status == 0, "\(runtime): \(result.stderr)")
+            outputs[runtime.name] = result.stdout
+            OCI.expectNothingLeft(id, root: runtime.root)
+        }
+        let tandem = outputs["tandem-runtime"] ?? "", runc = outputs["runc"] ?? ""
+        #expect(tandem == runc, "tandem-runtime and runc differ:\n--- tandem-runtime\n\(tandem)\n--- runc\n\(runc)")
+        #expect(tandem.contains("uid=1000 gid=1000 groups=5,6"))
+        #expect(tandem.contains("67108864\n42\n"))
+        #expect(tandem.contains("Operation not permitted"))  // seccomp's EPERM for mkdir
+    }
+
+    @Test("a user namespace with mappings: the same ids and maps inside")
+    func userNamespace() throws {
+        let bundle = try OCI.Bundle { config in
+            var process = config["process"] as! [String: Any]
+            process["args"] = ["sh", "-c", "id; cat /proc/self/uid_map /proc/self/gid_map; stat -c '%u %g' /"]
+            config["process"] = process
+            var linux = config["linux"] as! [String: Any]
+            linux["namespaces"] = (linux["namespaces"] as! [[String: Any]]) + [["type": "user"]]
+            linux["uidMappings"] = [["containerID": 0, "hostID": 300000, "size": 65536]]
+            linux["gidMappings"] = [["containerID": 0, "hostID": 300000, "size": 65536]]
+            config["linux"] = linux
+        }
+        _ = try OCI.exec(["/bin/chown", "-R", "300000:300000", bundle.path + "/rootfs"])
+        var outputs: [String] = []
+        for runtime in OCI.Runtime.both() {
+            defer { runtime.cleanUp() }
+            let id = OCI.unique("userns")
+            let result = try runtime("run", "--bundle", bundle.path, id)
+            #expect(result.status == 0, "\(runtime): \(result.stderr)")
+            outputs.append(result.stdout)
+            OCI.expectNothingLeft(id, root: runtime.root)
+        }
+        #expect(outputs.count == 2 && outputs[0] == outputs[1], "\(outputs)")
+        #expect(outputs.first?.contains("300000") == true)
+    }
+
+    @Test("lifecycle: create → created (waiting at its entry point) → start → running → stopped → delete; same states, exit status kept")
+    func lifecycle() throws {
+        let bundle = try OCI.Bundle()
+        let marker = bundle.path + "/rootfs/tmp/started"
+        try bundle.setArgs(["sh", "-c", "touch /tmp/started; sleep 0.3; exit 7"])
+        var root = bundle.config["root"] as! [String: Any]
+        root["readonly"] = false
+        bundle.config["root"] = root
+        try bundle.save()
+        for runtime in OCI.Runtime.both() {
+            defer { runtime.cleanUp() }
+            try? FileManager.default.removeItem(atPath: marker)
+            let id = OCI.unique("life")
+            let pidFile = bundle.path + "/pid"
+            let created = try runtime("create", "--bundle", bundle.path, "--pid-file", pidFile, id)
+            #expect(created.status == 0, "\(runtime): \(created.stderr)")
+            var state = try runtime.state(id)
+            #expect(state["status"] as? String == "created", "\(runtime)")
+            let pid = state["pid"] as? Int ?? 0
+            #expect(pid > 0 && kill(pid_t(pid), 0) == 0, "\(runtime): the created process exists")
+            #expect((try? String(contentsOfFile: pidFile, encoding: .utf8)) == String(pid), "\(runtime): --pid-file")
+            #expect(state["id"] as? String == id)
+            #expect(state["bundle"] as? String == bundle.path)
+            usleep(200_000)
+            #expect(!FileManager.default.fileExists(atPath: marker), "\(runtime): the program must not run before start")
+            let started = try runtime("start", id)
+            #expect(started.status == 0, "\(runtime): \(started.stderr)")
+            state = try runtime.state(id)
+            #expect(state["status"] as? String == "running", "\(runtime)")
+            let again = try runtime("start", id)
+            #expect(again.status != 0, "\(runtime): starting twice is an error")
+            state = try runtime.wait(id, for: "stopped")
+            #expect(state["status"] as? String == "stopped", "\(runtime)")
+            #expect(FileManager.default.fileExists(atPath: marker))
+            if runtime.name == "tandem-runtime" { #expect(state["exitStatus"] as? Int == 7, "the monitor keeps the exit status") }
+            let deleted = try runtime("delete", id)
+            #expect(deleted.status == 0, "\(runtime): \(deleted.stderr)")
+            #expect(try runtime("state", id).status != 0, "\(runtime): state of a deleted container is an error")
+            OCI.expectNothingLeft(id, root: runtime.root)
+        }
+    }
+
+    @Test("kill by name, SIG-name and number; delete refuses a running container without --force")
+    func killAndDelete() throws {
+        let bundle = try OCI.Bundle()
+        try bundle.setArgs(["sleep", "60"])
+        for runtime in OCI.Runtime.both() {
+            defer { runtime.cleanUp() }
+            // (TERM would be ignored: the container's PID 1, sleep, has no handler for it.)
+            for signal in ["KILL", "SIGKILL", "9"] {
+                let id = OCI.unique("kill")
+                #expect(try runtime("run", "--detach", "--bundle", bundle.path, id).status == 0, "\(runtime)")
+                #expect(try runtime.state(id)["status"] as? String == "running")
+                let refused = try runtime("delete", id)
+                #expect(refused.status != 0, "\(runtime): deleting a running container needs --force")
+                let killed = try runtime("kill", id, signal)
+                #expect(killed.status == 0, "\(runtime) kill \(signal): \(killed.stderr)")
+                #expect(try runtime.wait(id, for: "stopped")["status"] as? String == "stopped", "\(runtime) kill \(signal)")
+                #expect(try runtime("kill", id, "KILL").status != 0, "\(runtime): killing a stopped container is an error")
+                #expect(try runtime("delete", id).status == 0)
+                OCI.expectNothingLeft(id, root: runtime.root)
+            }
+            let id = OCI.unique("force")
+            #expect(try runtime("run", "--detach", "--bundle", bundle.path, id).status == 0)
+            #expect(try runtime("kill", id, "NOSUCHSIGNAL").status != 0, "\(runtime): an unknown signal is an error")
+            let forced = try runtime("delete", "--force", id)
+            #expect(forced.status == 0, "\(runtime): \(forced.stderr)")
+            OCI.expectNothingLeft(id, root: runtime.root)
+        }
+    }
+
+    @Test("hooks: the same order, each with the state on stdin; container hooks in the container's namespaces")
+    func hooks() throws {
+        let bundle = try OCI.Bundle()
+        let hook = bundle.path + "/hook.sh"
+        let script = "#!/bin/sh\nread -r state\necho \"$1 $state\" >> \"$2\"\n"
+        // The same path on the host and inside the root: startContainer's path resolves in the container.
+        for path in [hook, bundle.path + "/rootfs" + hook] {
+            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+            try script.write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o755)
+        }
+        let log = bundle.path + "/hooks.log"
+        var hooks: [String: Any] = [:]
+        for kind in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+            hooks[kind] = [["path": hook, "args": ["hook.sh", kind, log], "env": ["PATH=/bin:/usr/bin"], "timeout": 5]]
+        }
+        bundle.config["hooks"] = hooks
+        var root = bundle.config["root"] as! [String: Any]
+        root["readonly"] = false
+        bundle.config["root"] = root
+        try bundle.setArgs(["true"])
+        var logs: [String: [(kind: String, state: [String: Any])]] = [:]
+        for runtime in OCI.Runtime.both() {
+            defer { runtime.cleanUp() }
+            for file in [log, bundle.path + "/rootfs" + log] { try? FileManager.default.removeItem(atPath: file) }
+            let id = OCI.unique("hooks")
+            #expect(try runtime("create", "--bundle", bundle.path, id).status == 0, "\(runtime)")
+            let pid = try runtime.state(id)["pid"] as? Int ?? -1
+            #expect(try runtime("start", id).status == 0, "\(runtime)")
+            _ = try runtime.wait(id, for: "stopped")
+            #expect(try runtime("delete", id).status == 0, "\(runtime)")
+            // Runtime-namespace hooks wrote to the host's log, startContainer to the container's.
+            let host = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let inside = (try? String(contentsOfFile: bundle.path + "/rootfs" + log, encoding: .utf8)) ?? ""
+            var entries: [(String, [String: Any])] = []
+            for line in (host + inside).split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 1)
+                let state = (try? JSONSerialization.jsonObject(with: Data(parts.last!.utf8)) as? [String: Any]) ?? [:]
+                entries.append((String(parts[0]), state))
+                #expect(state["id"] as? String == id, "\(runtime) \(parts[0]): the state names the container")
+                #expect(state["bundle"] as? String == bundle.path, "\(runtime) \(parts[0])")
+            }
+            for entry in entries where entry.0 == "prestart" || entry.0 == "createRuntime" || entry.0 == "poststart" {
+                #expect(entry.1["pid"] as? Int == pid, "\(runtime) \(entry.0): the container's host pid")
+            }
+            logs[runtime.name] = entries.map { (kind: $0.0, state: $0.1) }
+            OCI.expectNothingLeft(id, root: runtime.root)
+        }
+        let order = { (name: String) in (logs[name] ?? []).map(\.kind) }
+        // startContainer's line is in the container's log; order the host's lines and check it is there.
+        #expect(order("tandem-runtime").filter { $0 != "startContainer" } == ["prestart", "createRuntime", "createContainer", "poststart", "poststop"])
+        #expect(order("tandem-runtime") == order("runc"), "tandem-runtime: \(order("tandem-runtime")), runc: \(order("runc"))")
+        for name in ["tandem-runtime", "runc"] {
+            let statuses = (logs[name] ?? []).map { "\($0.kind)=\($0.state["status"] as? String ?? "?")" }
+            #expect(statuses.contains("prestart=creating") && statuses.contains("createRuntime=creating") && statuses.contains("poststop=stopped"), "\(name): \(statuses)")
+        }
+    }
+
+    @Test("exec runs in the container's namespaces, cgroup and identity; its status comes back")
+    func exec() throws {
+        let bundle = try OCI.Bundle()
+        try bundle.setArgs(["sleep", "60"])
+        var outputs: [String] = []
+        for runtime in OCI.Runtime.both() {
+            defer { runtime.cleanUp() }
+            let id = OCI.unique("exec")
+            #expect(try runtime("run", "--detach", "--bundle", bundle.path, id).status == 0)
+            let result = try runtime("exec", "--env", "X=1", "--cwd", "/tmp", id, "sh", "-c",
+                                     "hostname; pwd; echo X=$X; grep CapEff /proc/self/status; ls /proc | grep -c '^[0-9]'; exit 3")
+            #expect(result.status == 3, "\(runtime): \(result.stderr)")
+            outputs.append(result.stdout)
+            let missing = try runtime("exec", id, "/no/such/program")
+            #expect(missing.status != 0, "\(runtime)")
+            #expect(try runtime("delete", "--force", id).status == 0)
+            OCI.expectNothingLeft(id, root: runtime.root)
+        }
+        #expect(outputs.count == 2 && outputs[0] == outputs[1], "\(outputs)")
+    }
+
+    /// Broken configs: what is wrong, the field tandem-runtime's error must name, and whether runc
+    /// 1.1 refuses it too (it accepts unknown capabilities, with a warning, and ignores mappings
+    /// without a user namespace; tandem-runtime refuses both).
+    static let invalid: [(String, String, Bool)] = [
+        ("a uid that is a string", "process.user.uid", true), ("no root", "root", true),
+        ("an unknown namespace", "linux.namespaces[5].type", true), ("mappings without a user namespace", "linux.uidMappings", false),
+        ("an unknown capability", "process.capabilities.bounding", false), ("a program that is not in the rootfs", "process.args[0]", true),
+        ("a host-wide sysctl", "linux.sysctl.kernel.panic", true), ("invalid JSON", "not valid JSON", true),
+    ]
+
+    static func breakConfig(_ what: String, _ c: inout [String: Any]) {
+        var p = c["process"] as! [String: Any], l = c["linux"] as! [String: Any]
+        switch what {
+        case "a uid that is a string": p["user"] = ["uid": "root", "gid": 0]
+        case "no root": c.removeValue(forKey: "root")
+        case "an unknown namespace": l["namespaces"] = (l["namespaces"] as! [[String: Any]]) + [["type": "bogus"]]
+        case "mappings without a user namespace":
+            l["uidMappings"] = [["containerID": 0, "hostID": 1000, "size": 1]]
+            l["gidMappings"] = [["containerID": 0, "hostID": 1000, "size": 1]]
+        case "an unknown capability":
+            var caps = p["capabilities"] as! [String: Any]
+            caps["bounding"] = ["CAP_NOT_A_THING"]
+            p["capabilities"] = caps
+        case "a program that is not in the rootfs": p["args"] = ["/no/such/program"]
+        case "a host-wide sysctl": l["sysctl"] = ["kernel.panic": "1"]
+        default: break
+        }
+        c["process"] = p
+        c["linux"] = l
+    }
+
+    @Test("invalid configs: refused (by runc too, where runc checks); tandem-runtime names the field and leaves nothing behind",
+          arguments: OCIDifferentialTests.invalid.map(\.0))
+    func invalidConfig(_ what: String) throws {
+        let (_, field, runcRefuses) = OCIDifferentialTests.invalid.first { $0.0 == what }!
+        let bundle = try OCI.Bundle { OCIDifferentialTests.breakConfig(what, &$0) }
+        if what == "invalid JSON" { try "{\"ociVersion\": \"1.0.2\", \"root\": ".write(toFile: bundle.path + "/config.json", atomically: true, encoding: .utf8) }
+        for runtime in OCI.Runtime.both() {
+            defer { runtime.cleanUp() }
+            let id = OCI.unique("bad")
+            let result = try runtime("create", "--bundle", bundle.path, id)
+            if runtime.name == "tandem-runtime" || runcRefuses { #expect(result.status != 0, "\(runtime) accepted \(what)") }
+            if runtime.name == "tandem-runtime" {
+                #expect(result.stderr.contains(field), "the error names \(field): \(result.stderr)")
+            }
+            _ = try? runtime("delete", "--force", id)
+            OCI.expectNothingLeft(id, root: runtime.root)
+        }
+    }
+}
+
+@Suite("tandem-runtime on its own", .enabled(if: OCI.available, "needs root, busybox-static and a built tandem-runtime"), .serialized)
+struct OCIRuntimeCommandTests {
+    @Test("a monitor killed while the container is created leaves nothing once deleted; the process does not run")
+    func monitorKilled() throws {
+        let bundle = try OCI.Bundle()
+        try bundle.setArgs(["sleep", "60"])
+        let runtime = OCI.Runtime.tandem()
+        defer { runtime.cleanUp() }
+        let id = OCI.unique("crash")
+        #expect(try runtime("create", "--bundle", bundle.path, id).status == 0)
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runtime.root + "/\(id)/state.json"))) as! [String: Any]
+        kill(pid_t(record["monitor"] as! Int), SIGKILL)
+        #expect(try runtime.wait(id, for: "stopped")["status"] as? String == "stopped")
+        #expect(try runtime("delete", id).status == 0)
+        OCI.expectNothingLeft(id, root: runtime.root)
+    }
+
+    @Test("create, interrupted by Ctrl-C while its hook runs, leaves nothing behind")
+    func interruptedCreate() throws {
+        let bundle = try OCI.Bundle { config in
+            config["hooks"] = ["createRuntime": [["path": "/bin/sleep", "args": ["sleep", "5"]]]]
+        }
+        let runtime = OCI.Runtime.tandem()
+        defer { runtime.cleanUp() }
+        let id = OCI.unique("sigint")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: OCI.runtime)
+        process.arguments = ["--root", runtime.root, "create", "--bundle", bundle.path, id]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(500_000)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        usleep(200_000)
+        OCI.expectNothingLeft(id, root: runtime.root)
+    }
+
+    @Test("a duplicate id, a missing bundle and a missing container are errors that say so")
+    func errors() throws {
+        let bundle = try OCI.Bundle()
+        try bundle.setArgs(["sleep", "60"])
+        let runtime = OCI.Runtime.tandem()
+        defer { runtime.cleanUp() }
+        let id = OCI.unique("dup")
+        #expect(try runtime("create", "--bundle", bundle.path, id).status == 0)
+        let duplicate = try runtime("create", "--bundle", bundle.path, id)
+        #expect(duplicate.status != 0 && duplicate.stderr.contains("already exists"), "\(duplicate.stderr)")
+        #expect(try runtime.state(id)["status"] as? String == "created", "the first container is untouched")
+        #expect(try runtime("delete", id).status == 0, "a created container can be deleted")
+        let missing = try runtime("create", "--bundle", "/no/such/bundle", OCI.unique("x"))
+        #expect(missing.status != 0 && missing.stderr.contains("/no/such/bundle"), "\(missing.stderr)")
+        let unknown = try runtime("state", "no-such-container")
+        #expect(unknown.status != 0 && unknown.stderr.contains("does not exist"), "\(unknown.stderr)")
+        let badID = try runtime("state", "../etc")
+        #expect(badID.status != 0 && badID.stderr.contains("invalid container id"))
+        let systemd = try OCI.exec([OCI.runtime, "--systemd-cgroup", "list"])
+        #expect(systemd.status != 0 && systemd.stderr.contains("not supported"))
+        OCI.expectNothingLeft(id, root: runtime.root)
+    }
+
+    @Test("list, ps, pause/resume, spec and features")
+    func commands() throws {
+        let bundle = try OCI.Bundle()
+        try bundle.setArgs(["sh", "-c", "sleep 60 & sleep 60"])
+        let runtime = OCI.Runtime.tandem()
+        defer { runtime.cleanUp() }
+        let id = OCI.unique("cmds")
+        #expect(try runtime("run", "-d", "--bundle", bundle.path, id).status == 0)
+        let list = try runtime("list")
+        #expect(list.stdout.contains(id) && list.stdout.contains("running"), "\(list.stdout)")
+        #expect(try runtime("list", "-q").stdout == id + "\n")
+        usleep(100_000)
+        let pids = try JSONSerialization.jsonObject(with: Data(try runtime("ps", "--format", "json", id).stdout.utf8)) as? [Int]
+        #expect(pids?.count == 2, "\(String(describing: pids))")
+        #expect(try runtime("ps", id).stdout.contains("sleep 60"))
+        #expect(try runtime("pause", id).status == 0)
+        #expect(try runtime("resume", id).status == 0)
+        #expect(try runtime("delete", "-f", id).status == 0)
+        OCI.expectNothingLeft(id, root: runtime.root)
+
+        let spec = NSTemporaryDirectory() + OCI.unique("spec")
+        try FileManager.default.createDirectory(atPath: spec, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: spec) }
+        #expect(try runtime("spec", "--bundle", spec).status == 0)
+        let written = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: spec + "/config.json"))) as? [String: Any]
+        #expect((written?["process"] as? [String: Any])?["args"] as? [String] == ["sh"])
+        #expect(try runtime("spec", "--bundle", spec).status != 0, "spec refuses to overwrite config.json")
+        let features = try JSONSerialization.jsonObject(with: Data(try runtime("features").stdout.utf8)) as? [String: Any]
+        #expect((features?["hooks"] as? [String])?.count == 6)
+    }
+
+    @Test("a terminal: the pty's master arrives on --console-socket, the container's stdio is the pty")
+    func consoleSocket() throws {
+        let bundle = try OCI.Bundle { config in
+            var process = config["process"] as! [String: Any]
+            process["terminal"] = true
+            process["args"] = ["sh", "-c", "test -t 0 && test -t 1 && echo tty-ok; sleep 0.2"]
+            config["process"] = process
+        }
+        let runtime = OCI.Runtime.tandem()
+        defer { runtime.cleanUp() }
+        let socketPath = bundle.path + "/console.sock"
+        // A listener in Python stands in for podman's conmon: receive the master, read it.
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        receiver.arguments = ["-c", """
+        import socket, array, os, sys
+        s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); c, _ = s.accept()
+        msg, anc, flags, addr = c.recvmsg(256, socket.CMSG_LEN(4))
+        fd = array.array('i', anc[0][2])[0]
+        out = b''
+        while True:
+            try:
+                d = os.read(fd, 1024)
+            except OSError: break
+            if not d: break
+            out += d
+            if b'tty-ok' in out: break
+        print(out.decode(errors='replace'))
+        """, socketPath]
+        let output = Pipe()
+        receiver.standardOutput = output
+        try receiver.run()
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socketPath) { usleep(10_000) }
+        let id = OCI.unique("tty")
+        let result = try runtime("run", "--detach", "--console-socket", socketPath, "--bundle", bundle.path, id)
+        #expect(result.status == 0, "\(result.stderr)")
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        receiver.waitUntilExit()
+        #expect(text.contains("tty-ok"), "\(text)")
+        _ = try runtime.wait(id, for: "stopped")
+        #expect(try runtime("delete", id).status == 0)
+        OCI.expectNothingLeft(id, root: runtime.root)
+    }
+}
