@@ -2,14 +2,16 @@
 #   make demo   install what is missing, build, and run the main job (ends in reports/latest/index.html)
 #   make test   install what is missing, build, and run every test
 # and the rest:
-#   make build  release binaries .build/release/tandem{,-cli}: tandem fully static (no dynamic loader,
-#               no shared libraries — it starts in ~1 ms instead of ~2 and its resident set drops by
-#               2.7 MiB); tandem-cli with the Swift runtime static and libvirt's library shared.
+#   make build  release binaries .build/release/tandem{,-cli,-runtime}: tandem and tandem-runtime fully
+#               static (no dynamic loader, no shared libraries — tandem starts in ~1 ms instead of ~2
+#               and its resident set drops by 2.7 MiB); tandem-cli with the Swift runtime static and
+#               libvirt's library shared.
 #   make guests the guest programs (guest-images/build)
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
 #   make bench  tandem bench with 10 trials (reports/latest), then the launch benchmark (50 runs:
-#               tiny microVM, tandem ctr run vs crun and runc, idle-container density)
+#               tiny microVM, tandem ctr run vs crun and runc, idle-container density), then the OCI
+#               runtime's create+start+delete vs crun and runc (50 runs)
 
 SWIFT       ?= swift
 RELEASE_BIN := .build/release/tandem
@@ -32,6 +34,7 @@ guests: deps-core
 build: deps-core
 	$(SWIFT) build -c release --disable-local-rpath --product tandem -Xswiftc -static-executable
 	$(SWIFT) build -c release --disable-local-rpath --product tandem-cli --static-swift-stdlib
+	$(SWIFT) build -c release --disable-local-rpath --product tandem-runtime -Xswiftc -static-executable
 
 image: guests build
 	$(RELEASE_BIN) image build
@@ -47,6 +50,9 @@ demo: deps guests build image
 	@echo
 	@echo "== tandem ctr run --workload probe: the same image as a container, Tandem's own runtime"
 	@$(RELEASE_BIN) ctr run --workload probe
+	@echo
+	@echo "== tandem-runtime: an OCI runtime (runc's command line) on the same container runtime, driven as podman would"
+	@scripts/oci-demo.sh $(dir $(RELEASE_BIN))tandem-runtime
 	@echo
 	@echo "== tandem bench --quick: every backend that runs here, side by side (a few minutes)"
 	@$(RELEASE_BIN) bench --quick --out reports/latest; status=$$?; scripts/libvirtd.sh down; exit $$status
@@ -65,6 +71,7 @@ bench: deps guests build image
 	@scripts/libvirtd.sh up
 	$(RELEASE_BIN) bench --trials 10 --density 1,10 --out reports/latest
 	python3 scripts/bench_launch.py --runs 50 --density 1,10,100
+	python3 scripts/bench_runtime.py --runs 50
 
 clean:
 	rm -rf .build guest-images/build examples/build

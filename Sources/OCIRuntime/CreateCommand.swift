@@ -113,7 +113,8 @@ enum MonitorLauncher {
         waitpid(monitor, &status, 0)
         Cleanup.reclaim(id: request.id, store: store)
         if text.hasPrefix("error ") { throw OCIError(String(text.dropFirst(6))) }
-        throw OCIError("create \(request.id): the monitor ended before the container was created (wait status \(status))")
+        let how = status & 0x7f != 0 ? "was killed by signal \(status & 0x7f)" : "exited with status \((status >> 8) & 0xff)"
+        throw OCIError("create \(request.id): the container's monitor \(how) before the container was created; nothing was left behind")
     }
 
     static func currentEnvironment() -> [String] {

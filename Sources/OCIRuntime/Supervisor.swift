@@ -60,7 +60,15 @@ final class Supervisor {
         }
     }
 
+    /// `--debug`: milliseconds since the monitor started, per step of a create.
+    private func mark(_ step: String) {
+        guard log.debugEnabled else { return }
+        log.debug(String(format3: Double(Clock.monotonicNanoseconds() - began) / 1e6) + " ms: " + step)
+    }
+    private let began = Clock.monotonicNanoseconds()
+
     private func makeContainer(consoleSocket: String?, noPivot: Bool) throws(OCIError) {
+        mark("create begins")
         let process = launch.process
         // A terminal: the pty's master goes to whoever listens on the console socket.
         var console: (master: Int32, slave: Int32, path: String)?
@@ -83,6 +91,7 @@ final class Supervisor {
         } catch { throw OCIError("linux.cgroupsPath \(config.cgroupsPath ?? "(default /\(parent)/\(name))"): \(error.description)") }
         cgroup = manager
         record.cgroups = manager.directories
+        mark("cgroup made")
         record.cgroupProcs = manager.processFiles
         try store.save(record)
         try ResourceWriter.apply(config, to: manager)
@@ -91,6 +100,7 @@ final class Supervisor {
             log.debug("linux.seccomp: \(seccomp.unknownSyscalls) syscall names unknown to libseccomp were skipped")
         }
 
+        mark("limits written, seccomp compiled")
         var sync: [Int32] = [0, 0], ready: [Int32] = [0, 0], exec: [Int32] = [0, 0], error: [Int32] = [0, 0]
         guard clinux_pipe_cloexec(&sync) == 0, clinux_pipe_cloexec(&ready) == 0, clinux_pipe_cloexec(&exec) == 0,
               clinux_pipe_cloexec(&error) == 0 else { throw OCIError(SystemError("pipe2").description) }
@@ -152,6 +162,7 @@ final class Supervisor {
         readyWrite = nil
         errorWrite = nil
         record.pid = child
+        mark("cloned")
         record.pidStart = ProcessInfoLite.startTime(child) ?? 0
 
         if config.newNamespace("user") {
@@ -170,16 +181,19 @@ final class Supervisor {
         // Go: the child builds its root while it is moved into its cgroups.
         try poke(syncWrite!, "sync")
         do { try manager.add(pid: child) } catch { throw OCIError(error.description) }
-        try awaitReport( "h")
+        mark("in its cgroups")
+        try awaitReport("h")
         if !(config.hooks.prestart.isEmpty && config.hooks.createRuntime.isEmpty && config.hooks.createContainer.isEmpty) {
             let state = state(.creating)
             try HookRunner.run(config.hooks.prestart, kind: "prestart", state: state, place: .runtime)
             try HookRunner.run(config.hooks.createRuntime, kind: "createRuntime", state: state, place: .runtime)
             try HookRunner.run(config.hooks.createContainer, kind: "createContainer", state: state, place: .container(child))
         }
+        mark("mounts done, hooks run")
         try poke(syncWrite!, "sync")
         syncWrite = nil
-        try awaitReport( "r")
+        try awaitReport("r")
+        mark("at its entry point")
     }
 
     private func poke(_ fd: FileDescriptor, _ label: String) throws(OCIError) {
@@ -280,5 +294,12 @@ enum CgroupPlacement {
 }
 
 extension String {
+    /// A number with three decimals, without Foundation's String(format:).
+    init(format3 value: Double) {
+        let thousandths = Int((value * 1000).rounded())
+        let fraction = String(abs(thousandths) % 1000)
+        self = "\(thousandths / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+    }
+
     func replacingDots() -> String { String(map { $0 == "." ? "/" : $0 }) }
 }
