@@ -83,3 +83,4 @@ int clinux_open_pty(int *master, int *slave, char *name, size_t name_size, unsig
     *slave = s;
     return 0;
 }
+

@@ -132,6 +132,20 @@ static void load_seccomp(int error_fd, const struct clinux_process *p) {
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &program) != 0) fail(error_fd, "seccomp", "SECCOMP_SET_MODE_FILTER");
 }
 
+/* Resource limits and personality: set before the process reports it is at its entry point, so a
+ * limit the kernel refuses fails `create` (as with runc), not `start`. */
+static void apply_limits(const struct clinux_process *p, int error_fd) {
+    for (int i = 0; i < p->rlimit_count; i++) {
+        struct rlimit limit = { .rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard };
+        if (setrlimit(p->rlimits[i].resource, &limit) != 0) {
+            char number[16];
+            snprintf(number, sizeof number, "%d", p->rlimits[i].resource);
+            fail(error_fd, "setrlimit", number);
+        }
+    }
+    if (p->personality >= 0 && personality((unsigned long)p->personality) < 0) fail(error_fd, "personality", NULL);
+}
+
 /* The last steps before exec, shared by a container's first process and `exec`: terminal,
  * limits, capabilities, ids, seccomp. Order as runc's: the bounding set shrinks while we are still
  * root; KEEPCAPS keeps the permitted set across setuid; capset after it. */
@@ -144,15 +158,6 @@ static void become(const struct clinux_process *p, int error_fd) {
         }
         if (p->console_fd > 2) close(p->console_fd);
     }
-    for (int i = 0; i < p->rlimit_count; i++) {
-        struct rlimit limit = { .rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard };
-        if (setrlimit(p->rlimits[i].resource, &limit) != 0) {
-            char number[16];
-            snprintf(number, sizeof number, "%d", p->rlimits[i].resource);
-            fail(error_fd, "setrlimit", number);
-        }
-    }
-    if (p->personality >= 0 && personality((unsigned long)p->personality) < 0) fail(error_fd, "personality", NULL);
     if (p->seccomp_filter && !p->no_new_privileges) load_seccomp(error_fd, p);
     int keep_all = p->cap_bounding == ~0ULL;
     if (!keep_all) {
@@ -358,6 +363,7 @@ static int child_main(void *argument) {
      * cgroup v1 a migration waits for an RCU grace period, ~10 ms; the mounts above overlap with
      * it) — or, for the OCI runtime, at `start`. The program must not run a single instruction
      * outside its limits. */
+    apply_limits(&c->process, c->error_fd);
     report(c, 'r');
     await(c->exec_fd);
     close(c->exec_fd);
@@ -441,6 +447,7 @@ pid_t clinux_container_exec(pid_t target, const char *const *cgroup_procs, int c
     if (child < 0) fail(error_fd, "fork", NULL);
     if (child == 0) {
         if (stdin_fd >= 0 && dup2(stdin_fd, 0) < 0) fail(error_fd, "dup2", "stdin");
+        apply_limits(p, error_fd);
         become(p, error_fd);
     }
     close(error_fd);

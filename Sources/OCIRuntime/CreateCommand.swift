@@ -64,6 +64,10 @@ enum MonitorLauncher {
         if let socket = request.consoleSocket { arguments += ["--console-socket", socket] }
         if request.noPivot { arguments.append("--no-pivot") }
         if startNow { arguments.append("--start") }
+        if let supervisor = CallerReaps.supervisor() {
+            options.log.debug("called by \(supervisor), which reaps its containers: the container is born its child")
+            arguments.append("--caller-reaps")
+        }
         arguments.append(request.id)
         let notifyFD: Int32 = 3
         var actions = posix_spawn_file_actions_t()
@@ -126,6 +130,25 @@ enum MonitorLauncher {
             pointer += 1
         }
         return result
+    }
+}
+
+/// Container supervisors (podman's conmon, containerd's shims) call `create` themselves, are child
+/// subreapers, and learn the container's exit status by reaping it — as runc and crun leave it.
+/// For them the container is cloned with CLONE_PARENT, so the caller is its parent; otherwise the
+/// monitor is, and keeps the status for `state`. Whether a process is a subreaper cannot be read
+/// from outside (and probing with an orphan would hand the supervisor a stray child), so the
+/// caller is recognised by name; TANDEM_RUNTIME_CALLER_REAPS=1 or 0 decides explicitly.
+enum CallerReaps {
+    static let supervisors = ["conmon", "conmonrs", "containerd-shim", "containerd-shim-runc-v2", "containerd-shim-runc-v1"]
+
+    static func supervisor() -> String? {
+        if let value = getenv("TANDEM_RUNTIME_CALLER_REAPS").map({ String(cString: $0) }) {
+            return value == "1" ? "a caller that says it reaps (TANDEM_RUNTIME_CALLER_REAPS=1)" : nil
+        }
+        let parent = getppid()
+        let name = (Files.readText("/proc/\(parent)/comm") ?? "").split(separator: "\n").first.map(String.init) ?? ""
+        return supervisors.contains(where: { name == $0 || name.hasPrefix("containerd-shim") }) ? "\(name) (pid \(parent))" : nil
     }
 }
 

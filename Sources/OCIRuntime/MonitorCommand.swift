@@ -13,7 +13,7 @@ enum MonitorCommand {
     static let socketName = "ctl.sock"
 
     static func run(_ rest: ArraySlice<String>, _ options: GlobalOptions) throws(OCIError) -> Int32 {
-        let flags = CreateCommand.flags + [Arguments.Flag("start")]
+        let flags = CreateCommand.flags + [Arguments.Flag("start"), Arguments.Flag("caller-reaps")]
         let arguments = try Arguments(rest, flags: flags, command: name)
         let id = try arguments.id(name)
         let notify = getenv(notifyVariable).flatMap { Int32(String(cString: $0)) } ?? -1
@@ -33,6 +33,7 @@ enum MonitorCommand {
         do throws(OCIError) {
             let config = try OCIConfig.load(bundle: arguments.value("bundle") ?? ".")
             supervisor = try Supervisor(store: options.store, id: id, config: config, log: options.log)
+            supervisor.callerReaps = arguments.flag("caller-reaps")
             try supervisor.create(consoleSocket: arguments.value("console-socket"), noPivot: arguments.flag("no-pivot"),
                                   pidFile: arguments.value("pid-file"))
             do throws(OCIError) {
@@ -70,10 +71,15 @@ enum MonitorCommand {
             if fds[2].revents != 0, let signal = signals?.next() { kill(child, signal) }
             if fds[1].revents != 0 { answer(supervisor, listener: listener) }
             var status: Int32 = 0
-            if waitpid(child, &status, WNOHANG) == child {
+            // Our child: its wait status. The caller's (--caller-reaps): the pidfd says it ended,
+            // and the caller has the status.
+            let ended = supervisor.callerReaps ? (fds[0].revents != 0 || (pidfd < 0 && kill(child, 0) != 0))
+                : waitpid(child, &status, WNOHANG) == child
+            if ended {
+                supervisor.log.debug("the container's process \(child) ended" + (supervisor.callerReaps ? " (its caller reaps it)" : ", wait status \(status)"))
                 close(listener)
                 unlink(socketPath)
-                _ = supervisor.finish(waitStatus: status)
+                _ = supervisor.finish(waitStatus: supervisor.callerReaps ? nil : status)
                 return 0
             }
         }

@@ -48,7 +48,7 @@ enum RunCommand {
             if waitpid(child, &waitStatus, WNOHANG) == child { break }
         }
         if pidfd >= 0 { close(pidfd) }
-        let status = runner.finish(waitStatus: waitStatus)
+        let status = runner.finish(waitStatus: waitStatus) ?? 0
         if !arguments.flag("keep") {
             try DeleteCommand.delete(runner.record, force: true, store: store, log: options.log)
         }

@@ -15,6 +15,8 @@ final class Supervisor {
     let launch: Launch
     let log: RuntimeLog
     var record: Record
+    /// The container is born the caller's child (CLONE_PARENT): a subreaper above us reaps it.
+    var callerReaps = false
     private(set) var cgroup: (any CgroupManager)?
     private(set) var child: pid_t = 0
     private var syncWrite: FileDescriptor?
@@ -116,7 +118,7 @@ final class Supervisor {
         // The C description.
         let arena = CStrings()
         var c = clinux_container()
-        c.clone_flags = launch.cloneFlags
+        c.clone_flags = launch.cloneFlags | (callerReaps ? CLONE_PARENT : 0)
         var joins: [clinux_join] = []
         for namespace in config.namespaces.sorted(by: { ($0.type == "user" ? 0 : 1) < ($1.type == "user" ? 0 : 1) }) {
             guard let path = namespace.path else { continue }
@@ -240,11 +242,12 @@ final class Supervisor {
         }
     }
 
-    /// The container ended: its status, its cgroup emptied and removed, `stopped` recorded.
-    func finish(waitStatus: Int32) -> Int32 {
+    /// The container ended: its status (unknown when the caller reaps it), its cgroup emptied
+    /// and removed, `stopped` recorded.
+    @discardableResult
+    func finish(waitStatus: Int32?) -> Int32? {
         child = 0
-        let signal = waitStatus & 0x7f
-        let status = signal != 0 ? 128 + signal : (waitStatus >> 8) & 0xff
+        let status = waitStatus.map { ($0 & 0x7f) != 0 ? 128 + ($0 & 0x7f) : ($0 >> 8) & 0xff }
         cgroup?.killAll()
         do { try cgroup?.destroy() } catch { log.warning("removing the container's cgroup: \(error.description)") }
         cgroup = nil
@@ -257,7 +260,12 @@ final class Supervisor {
 
     /// Undoes a failed create: the child, the cgroup, the state directory.
     func destroy() {
-        if child > 0 { kill(child, SIGKILL); var status: Int32 = 0; waitpid(child, &status, 0); child = 0 }
+        if child > 0 {
+            kill(child, SIGKILL)
+            var status: Int32 = 0
+            if !callerReaps { waitpid(child, &status, 0) }
+            child = 0
+        }
         do { try cgroup?.destroy() } catch { log.warning(error.description) }
         cgroup = nil
         store.remove(record.id)

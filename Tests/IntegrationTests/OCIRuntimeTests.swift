@@ -68,28 +68,29 @@ enum OCI {
         var stderr: String
     }
 
-    /// Runs a command with its output in files: a created container inherits the runtime's stdio
-    /// (as with runc), so a pipe would not reach its end until the container's process does.
+    /// Runs a command with its output in files, waiting with waitpid. (Foundation's Process waits
+    /// for a socket its child inherits to close; a created container, or podman's conmon, keeps
+    /// it, so `create` or `podman run -d` would seem to last as long as the container.)
     static func exec(_ command: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
         let base = NSTemporaryDirectory() + "tandem-oci-out-" + UUID().uuidString
-        FileManager.default.createFile(atPath: base + ".out", contents: nil)
-        FileManager.default.createFile(atPath: base + ".err", contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: base + ".out"); try? FileManager.default.removeItem(atPath: base + ".err") }
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".out"))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".err"))
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try? out.close()
-        try? err.close()
+        defer { unlink(base + ".out"); unlink(base + ".err") }
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, base + ".out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, base + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let error = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
+        guard error == 0 else { throw POSIXError(POSIXErrorCode(rawValue: error) ?? .EIO) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let stdout = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
         let stderr = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
-        return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Result(status: code, stdout: stdout, stderr: stderr)
     }
 
     /// One runtime with its own state root.
@@ -562,5 +563,35 @@ struct OCIRuntimeCommandTests {
         _ = try runtime.wait(id, for: "stopped")
         #expect(try runtime("delete", id).status == 0)
         OCI.expectNothingLeft(id, root: runtime.root)
+    }
+}
+
+@Suite("podman --runtime tandem-runtime", .enabled(if: OCI.available && FileManager.default.isExecutableFile(atPath: "/usr/bin/podman"),
+                                                 "needs root, podman (apt-get install podman) and a built tandem-runtime"), .serialized)
+struct PodmanTests {
+    /// podman's defaults ask for RLIMIT_NOFILE 1048576; a host whose root may not raise limits
+    /// (this sandbox) refuses that with runc too, so the test asks for modest ones.
+    static let limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+    func podman(_ arguments: [String]) throws -> OCI.Result {
+        try OCI.exec(["/usr/bin/podman", "--runtime", OCI.runtime, "--cgroup-manager", "cgroupfs"] + arguments)
+    }
+
+    @Test("run (exit status through conmon), run -d, exec, stop, rm: nothing left")
+    func lifecycle() throws {
+        let bundle = try OCI.Bundle()
+        let rootfs = bundle.path + "/rootfs"
+        let run = try podman(["run", "--rm"] + Self.limits + ["--network", "none", "--rootfs", rootfs, "/bin/sh", "-c", "echo hello from podman; exit 4"])
+        #expect(run.stdout.contains("hello from podman"), "\(run.stderr)")
+        #expect(run.status == 4, "conmon reaps the container and passes its status on: \(run.stderr)")
+        let detached = try podman(["run", "-d"] + Self.limits + ["--network", "none", "--rootfs", rootfs, "sleep", "30"])
+        #expect(detached.status == 0, "\(detached.stderr)")
+        let id = detached.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let exec = try podman(["exec", id, "sh", "-c", "echo exec-ok"])
+        #expect(exec.stdout.contains("exec-ok"), "\(exec.stderr)")
+        #expect(try podman(["stop", "-t", "1", id]).status == 0)
+        #expect(try podman(["rm", id]).status == 0)
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: "/run/tandem-runtime")) ?? []
+        #expect(!left.contains { id.hasPrefix($0) || $0.hasPrefix(id) }, "state left: \(left)")
     }
 }

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
-#include <linux/sched.h>  /* CLONE_NEW*: Swift sees these only through this header */
+#include <linux/sched.h>  /* CLONE_NEW*, CLONE_PARENT: Swift sees these only through this header */
 
 /** One mount made inside the container's root, in order, before pivot_root. */
 struct clinux_mount {
@@ -74,7 +74,8 @@ struct clinux_process {
 };
 
 struct clinux_container {
-    int clone_flags;               /* CLONE_NEW* (CLONE_NEWCGROUP is unshared once the child is in its cgroups) */
+    int clone_flags;               /* CLONE_NEW* (CLONE_NEWCGROUP is unshared once the child is in its cgroups);
+                                    * CLONE_PARENT: the caller's parent adopts it (a subreaper reaps it, as with runc) */
     const struct clinux_join *joins; /* setns'd first thing after clone, in order (user first) */
     int join_count;
     const char *pid_namespace;     /* join this pid namespace (the parent's thread enters it around clone) */
