@@ -54,10 +54,9 @@ public struct ContainerControl: Sendable {
         guard let resolved = ContainerSpec.resolve(program, in: root, path: path) else {
             throw ContainerError("container \(state.name) has no executable \(program)")
         }
-        var errorPipe: [Int32] = [0, 0]
-        guard clinux_pipe_cloexec(&errorPipe) == 0 else { throw ContainerError(SystemError("pipe2").description) }
-        let reader = FileDescriptor(adopting: errorPipe[0], label: "exec error pipe")
-        var writer: FileDescriptor? = FileDescriptor(adopting: errorPipe[1], label: "exec error pipe")
+        let reader: FileDescriptor
+        var writer: FileDescriptor?
+        do { (reader, writer) = try FileDescriptor.pipe("exec error pipe") } catch { throw ContainerError(error.description) }
 
         var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
         defer { blocked.restore() }

@@ -115,16 +115,13 @@ public enum ContainerRuntime {
             state.cgroups = manager.directories
             state.cgroupProcs = manager.processFiles
 
-            var syncPipe: [Int32] = [0, 0], execPipe: [Int32] = [0, 0], errorPipe: [Int32] = [0, 0]
-            guard clinux_pipe_cloexec(&syncPipe) == 0, clinux_pipe_cloexec(&execPipe) == 0, clinux_pipe_cloexec(&errorPipe) == 0 else {
-                throw ContainerError(SystemError("pipe2").description)
-            }
-            let syncRead = FileDescriptor(adopting: syncPipe[0], label: "sync pipe")
-            var syncWrite: FileDescriptor? = FileDescriptor(adopting: syncPipe[1], label: "sync pipe")
-            let execRead = FileDescriptor(adopting: execPipe[0], label: "exec pipe")
-            var execWrite: FileDescriptor? = FileDescriptor(adopting: execPipe[1], label: "exec pipe")
-            let errorRead = FileDescriptor(adopting: errorPipe[0], label: "error pipe")
-            var errorWrite: FileDescriptor? = FileDescriptor(adopting: errorPipe[1], label: "error pipe")
+            let syncRead: FileDescriptor, execRead: FileDescriptor, errorRead: FileDescriptor
+            var syncWrite: FileDescriptor?, execWrite: FileDescriptor?, errorWrite: FileDescriptor?
+            do {
+                (syncRead, syncWrite) = try FileDescriptor.pipe("sync pipe")
+                (execRead, execWrite) = try FileDescriptor.pipe("exec pipe")
+                (errorRead, errorWrite) = try FileDescriptor.pipe("error pipe")
+            } catch { throw ContainerError(error.description) }
 
             let cloned = Clock.monotonicNanoseconds()
             let description = ChildDescription(spec: spec, program: program, rootMount: rootMount, layers: layers,

@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,6 +21,14 @@ public final class FileDescriptor: @unchecked Sendable {
     public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(SystemError) -> FileDescriptor {
         let fd = try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
         return FileDescriptor(adopting: fd, label: path)
+    }
+
+    /// A pipe whose ends are close-on-exec (they never leak into spawned programs); `label` names
+    /// it in errors ("sync pipe").
+    public static func pipe(_ label: String) throws(SystemError) -> (read: FileDescriptor, write: FileDescriptor) {
+        var ends: [Int32] = [0, 0]
+        guard clinux_pipe_cloexec(&ends) == 0 else { throw SystemError("pipe2", label) }
+        return (FileDescriptor(adopting: ends[0], label: label), FileDescriptor(adopting: ends[1], label: label))
     }
 
     deinit { _ = Glibc.close(rawValue) }

@@ -161,3 +161,16 @@ extension String {
         return nil
     }
 }
+
+/// This process's environment as KEY=value strings (for a spawned program's envp).
+public enum Environment {
+    public static func current() -> [String] {
+        var result: [String] = []
+        var pointer = environ
+        while let entry = pointer.pointee {
+            result.append(String(cString: entry))
+            pointer += 1
+        }
+        return result
+    }
+}

@@ -54,10 +54,12 @@ enum MonitorLauncher {
         _ = try store.create(request.id)
         var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
         defer { blocked.restore() }
-        var pipe: [Int32] = [0, 0]
-        guard clinux_pipe_cloexec(&pipe) == 0 else { store.remove(request.id); throw OCIError(SystemError("pipe2").description) }
-        let reader = FileDescriptor(adopting: pipe[0], label: "monitor notification")
-        var writer: FileDescriptor? = FileDescriptor(adopting: pipe[1], label: "monitor notification")
+        let reader: FileDescriptor
+        var writer: FileDescriptor?
+        do { (reader, writer) = try FileDescriptor.pipe("monitor notification") } catch {
+            store.remove(request.id)
+            throw OCIError(error.description)
+        }
 
         var arguments = ["tandem-runtime"] + options.forwarded + [MonitorCommand.name, "--bundle", request.bundle]
         if let pidFile = request.pidFile { arguments += ["--pid-file", pidFile] }
@@ -82,7 +84,7 @@ enum MonitorLauncher {
         defer { posix_spawnattr_destroy(&attributes) }
         posix_spawnattr_setflags(&attributes, Int16(clinux_posix_spawn_setsid))
         let arena = CStrings()
-        let environment = ["\(MonitorCommand.notifyVariable)=\(notifyFD)"] + currentEnvironment()
+        let environment = ["\(MonitorCommand.notifyVariable)=\(notifyFD)"] + Environment.current().filter { !$0.hasPrefix(MonitorCommand.notifyVariable + "=") }
         guard let executable = Files.currentExecutable() else { store.remove(request.id); throw OCIError("cannot find this program (/proc/self/exe)") }
         var monitor: pid_t = 0
         let error = posix_spawn(&monitor, executable, &actions, &attributes, arena.array(arguments), arena.array(environment))
@@ -119,17 +121,6 @@ enum MonitorLauncher {
         if text.hasPrefix("error ") { throw OCIError(String(text.dropFirst(6))) }
         let how = status & 0x7f != 0 ? "was killed by signal \(status & 0x7f)" : "exited with status \((status >> 8) & 0xff)"
         throw OCIError("create \(request.id): the container's monitor \(how) before the container was created; nothing was left behind")
-    }
-
-    static func currentEnvironment() -> [String] {
-        var result: [String] = []
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if !text.hasPrefix(MonitorCommand.notifyVariable + "=") { result.append(text) }
-            pointer += 1
-        }
-        return result
     }
 }
 

@@ -42,10 +42,9 @@ enum ExecCommand {
             console = try Terminal.openPair(size: process.consoleSize)
             try Terminal.sendMaster(console!.master, to: Files.absolute(socket))
         }
-        var errorPipe: [Int32] = [0, 0]
-        guard clinux_pipe_cloexec(&errorPipe) == 0 else { throw OCIError(SystemError("pipe2").description) }
-        let reader = FileDescriptor(adopting: errorPipe[0], label: "exec error pipe")
-        var writer: FileDescriptor? = FileDescriptor(adopting: errorPipe[1], label: "exec error pipe")
+        let reader: FileDescriptor
+        var writer: FileDescriptor?
+        do { (reader, writer) = try FileDescriptor.pipe("exec error pipe") } catch { throw OCIError(error.description) }
         let arena = CStrings()
         var cProcess = launch.cProcess(arena, seccomp: seccomp, consoleFD: console?.slave ?? -1)
         let pid = clinux_container_exec(record.pid, arena.constArray(record.cgroupProcs), Int32(record.cgroupProcs.count),

@@ -21,16 +21,13 @@ enum HookRunner {
     }
 
     static func runOne(_ hook: OCIConfig.Hook, name: String, state: JSON, place: Place) throws(OCIError) {
-        var input: [Int32] = [0, 0], output: [Int32] = [0, 0], errorPipe: [Int32] = [0, 0]
-        guard clinux_pipe_cloexec(&input) == 0, clinux_pipe_cloexec(&output) == 0, clinux_pipe_cloexec(&errorPipe) == 0 else {
-            throw OCIError("\(name): " + SystemError("pipe2").description)
-        }
-        let inputRead = FileDescriptor(adopting: input[0], label: "hook stdin")
-        var inputWrite: FileDescriptor? = FileDescriptor(adopting: input[1], label: "hook stdin")
-        let outputRead = FileDescriptor(adopting: output[0], label: "hook output")
-        var outputWrite: FileDescriptor? = FileDescriptor(adopting: output[1], label: "hook output")
-        let errorRead = FileDescriptor(adopting: errorPipe[0], label: "hook error")
-        var errorWrite: FileDescriptor? = FileDescriptor(adopting: errorPipe[1], label: "hook error")
+        let inputRead: FileDescriptor, outputRead: FileDescriptor, errorRead: FileDescriptor
+        var inputWrite: FileDescriptor?, outputWrite: FileDescriptor?, errorWrite: FileDescriptor?
+        do {
+            (inputRead, inputWrite) = try FileDescriptor.pipe("hook stdin")
+            (outputRead, outputWrite) = try FileDescriptor.pipe("hook output")
+            (errorRead, errorWrite) = try FileDescriptor.pipe("hook error")
+        } catch { throw OCIError("\(name): \(error.description)") }
         // The state is small (a pipe holds 64 KiB): written whole and closed before the hook
         // starts, so no process forked on the way (the exec trampoline's) keeps stdin open.
         let text = Array(state.serialized().utf8)

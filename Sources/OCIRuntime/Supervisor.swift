@@ -103,17 +103,14 @@ final class Supervisor {
         }
 
         mark("limits written, seccomp compiled")
-        var sync: [Int32] = [0, 0], ready: [Int32] = [0, 0], exec: [Int32] = [0, 0], error: [Int32] = [0, 0]
-        guard clinux_pipe_cloexec(&sync) == 0, clinux_pipe_cloexec(&ready) == 0, clinux_pipe_cloexec(&exec) == 0,
-              clinux_pipe_cloexec(&error) == 0 else { throw OCIError(SystemError("pipe2").description) }
-        let syncRead = FileDescriptor(adopting: sync[0], label: "sync pipe")
-        syncWrite = FileDescriptor(adopting: sync[1], label: "sync pipe")
-        readyRead = FileDescriptor(adopting: ready[0], label: "ready pipe")
-        var readyWrite: FileDescriptor? = FileDescriptor(adopting: ready[1], label: "ready pipe")
-        let execRead = FileDescriptor(adopting: exec[0], label: "exec pipe")
-        execWrite = FileDescriptor(adopting: exec[1], label: "exec pipe")
-        errorRead = FileDescriptor(adopting: error[0], label: "error pipe")
-        var errorWrite: FileDescriptor? = FileDescriptor(adopting: error[1], label: "error pipe")
+        let syncRead: FileDescriptor, execRead: FileDescriptor
+        var readyWrite: FileDescriptor?, errorWrite: FileDescriptor?
+        do {
+            (syncRead, syncWrite) = try FileDescriptor.pipe("sync pipe")
+            (readyRead, readyWrite) = try FileDescriptor.pipe("ready pipe")
+            (execRead, execWrite) = try FileDescriptor.pipe("exec pipe")
+            (errorRead, errorWrite) = try FileDescriptor.pipe("error pipe")
+        } catch { throw OCIError(error.description) }
 
         // The C description.
         let arena = CStrings()

@@ -13,7 +13,7 @@ enum Terminal {
         var name = [CChar](repeating: 0, count: 128)
         let result = clinux_open_pty(&master, &slave, &name, name.count, size?.height ?? 0, size?.width ?? 0)
         guard result == 0 else { throw OCIError(SystemError("posix_openpt", "/dev/ptmx", errno: -result).description) }
-        return (master, slave, String(cString: name))
+        return (master, slave, String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
     static func sendMaster(_ master: Int32, to socketPath: String) throws(OCIError) {

@@ -182,7 +182,7 @@ public enum CtrRunner {
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         posix_spawnattr_setflags(&attributes, Int16(clinux_posix_spawn_setsid))
-        let environment = ["TANDEM_NOTIFY_FD=\(notifyFD)"] + currentEnvironment().filter { !$0.hasPrefix("TANDEM_NOTIFY_FD=") }
+        let environment = ["TANDEM_NOTIFY_FD=\(notifyFD)"] + Environment.current().filter { !$0.hasPrefix("TANDEM_NOTIFY_FD=") }
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
@@ -199,15 +199,5 @@ public enum CtrRunner {
         waitpid(pid, &status, 0)
         let message = answer.hasPrefix("error ") ? String(answer.dropFirst(6).dropLast()) : "the container's monitor exited before the container started"
         return VMRunner.fail(message)
-    }
-
-    static func currentEnvironment() -> [String] {
-        var result: [String] = []
-        var pointer = environ
-        while let entry = pointer.pointee {
-            result.append(String(cString: entry))
-            pointer += 1
-        }
-        return result
     }
 }
