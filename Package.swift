@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts"]),
         .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "HostOS"]),
-        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "HostOS"]),
+        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "HostOS", "CLinux"]),
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),

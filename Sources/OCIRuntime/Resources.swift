@@ -1,3 +1,4 @@
+import CLinux
 import Cgroups
 import HostOS
 
@@ -95,30 +96,47 @@ enum ResourceWriter {
         try applyDevices(config, to: cgroup)
     }
 
-    /// v1: the devices controller's allow/deny lists, in order, then the always-allowed nodes and
-    /// the config's own devices. v2 has no such files (it needs an eBPF program).
+    /// The rules a container gets, in order (the last match wins): the config's, then the
+    /// always-allowed nodes, then its own devices.
+    static func deviceRules(_ config: OCIConfig) -> [OCIConfig.DeviceRule] {
+        var rules = config.resources.devices
+        for line in alwaysAllowed {
+            let parts = line.split(separator: " ")
+            let numbers = parts[1].split(separator: ":")
+            rules.append(OCIConfig.DeviceRule(allow: true, type: String(parts[0]), major: Int64(numbers[0]), minor: Int64(numbers[1]),
+                                              access: String(parts[2])))
+        }
+        for device in config.devices where device.type != "p" {
+            rules.append(OCIConfig.DeviceRule(allow: true, type: device.type == "b" ? "b" : "c", major: device.major, minor: device.minor))
+        }
+        return rules
+    }
+
+    /// v1: the devices controller's allow/deny lists. v2: an eBPF device program attached to the
+    /// cgroup (CLinux's devicefilter.c), deciding the same way.
     static func applyDevices(_ config: OCIConfig, to cgroup: any CgroupManager) throws(OCIError) {
-        let rules = config.resources.devices
+        guard !config.resources.devices.isEmpty || !config.devices.isEmpty else { return }
+        let rules = deviceRules(config)
         guard cgroup.version == .v1 else {
-            // A v2 host would need a BPF_PROG_TYPE_CGROUP_DEVICE program; not written yet.
-            guard rules.isEmpty else {
-                throw OCIError("config.json: linux.resources.devices: device rules on cgroup v2 need an eBPF device program, which this runtime does not have yet")
+            guard let directory = cgroup.directory(for: "devices"), Files.kind(directory + "/cgroup.procs") == .regular else { return }
+            let cRules = rules.map { rule in
+                clinux_device_rule(allow: rule.allow ? 1 : 0, type: CChar(UInt8(ascii: rule.type.unicodeScalars.first ?? "a")),
+                                   major: rule.major ?? -1, minor: rule.minor ?? -1,
+                                   access: (rule.access.contains("m") ? 1 : 0) | (rule.access.contains("r") ? 2 : 0) | (rule.access.contains("w") ? 4 : 0))
+            }
+            var message = [CChar](repeating: 0, count: 512)
+            guard clinux_device_filter_attach(directory, cRules, Int32(cRules.count), &message, message.count) == 0 else {
+                throw OCIError("config.json: linux.resources.devices: " + String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
             }
             return
         }
         guard cgroup.directory(for: "devices") != nil else {
-            if rules.isEmpty { return }
             throw OCIError("config.json: linux.resources.devices: this host has no v1 devices controller")
         }
-        func write(_ rule: String, allow: Bool) throws(OCIError) {
-            do { try cgroup.set("devices", allow ? "devices.allow" : "devices.deny", rule) } catch {
+        for rule in rules {
+            do { try cgroup.set("devices", rule.allow ? "devices.allow" : "devices.deny", rule.line) } catch {
                 throw OCIError("config.json: linux.resources.devices: \(error.description)")
             }
-        }
-        for rule in rules { try write(rule.line, allow: rule.allow) }
-        for line in alwaysAllowed { try write(line, allow: true) }
-        for device in config.devices where device.type != "p" {
-            try write("\(device.type == "b" ? "b" : "c") \(device.major):\(device.minor) rwm", allow: true)
         }
     }
 }

@@ -39,6 +39,14 @@ int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 /** pidfd_open(pid, 0): a descriptor that becomes readable when `pid` exits (Linux 5.3+), or -1. */
 int clinux_pidfd_open(pid_t pid);
 
+/** One OCI device rule: type 'a', 'c' or 'b'; major/minor -1 for any; access bits 1 mknod, 2 read, 4 write. */
+struct clinux_device_rule { int allow; char type; long long major, minor; int access; };
+
+/** cgroup v2 device rules: an eBPF program (last matching rule wins, no match allows) attached to
+ * the cgroup directory `cgroup`. Returns 0, or -errno with the failing step in `error`. */
+int clinux_device_filter_attach(const char *cgroup, const struct clinux_device_rule *rules, int count,
+                                char *error, size_t error_size);
+
 /** Sends `fd` over the unix socket `sock` (SCM_RIGHTS) with `name` as the payload (runc's console
  * socket protocol: the pty master, named by its path). Returns 0 or -errno. */
 int clinux_send_fd(int sock, int fd, const char *name);
