@@ -119,11 +119,7 @@ enum ResourceWriter {
         let rules = deviceRules(config)
         guard cgroup.version == .v1 else {
             guard let directory = cgroup.directory(for: "devices"), Files.kind(directory + "/cgroup.procs") == .regular else { return }
-            let cRules = rules.map { rule in
-                clinux_device_rule(allow: rule.allow ? 1 : 0, type: CChar(UInt8(ascii: rule.type.unicodeScalars.first ?? "a")),
-                                   major: rule.major ?? -1, minor: rule.minor ?? -1,
-                                   access: (rule.access.contains("m") ? 1 : 0) | (rule.access.contains("r") ? 2 : 0) | (rule.access.contains("w") ? 4 : 0))
-            }
+            let cRules = rules.map(\.cRule)
             var message = [CChar](repeating: 0, count: 512)
             guard clinux_device_filter_attach(directory, cRules, Int32(cRules.count), &message, message.count) == 0 else {
                 throw OCIError("config.json: linux.resources.devices: " + String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
@@ -138,5 +134,13 @@ enum ResourceWriter {
                 throw OCIError("config.json: linux.resources.devices: \(error.description)")
             }
         }
+    }
+}
+
+extension OCIConfig.DeviceRule {
+    /// The rule for CLinux's device program: access bits 1 mknod, 2 read, 4 write; -1 for any number.
+    var cRule: clinux_device_rule {
+        clinux_device_rule(allow: allow ? 1 : 0, type: CChar(UInt8(ascii: type.unicodeScalars.first ?? "a")), major: major ?? -1, minor: minor ?? -1,
+                           access: (access.contains("m") ? 1 : 0) | (access.contains("r") ? 2 : 0) | (access.contains("w") ? 4 : 0))
     }
 }

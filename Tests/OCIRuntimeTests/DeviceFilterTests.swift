@@ -54,10 +54,7 @@ struct DeviceFilterTests {
         {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/"},
          "linux": {"namespaces": [{"type": "mount"}], "resources": {"devices": [{"allow": false, "access": "rwm"}]}}}
         """, bundle: "/b")
-        let rules = ResourceWriter.deviceRules(config).map { rule in
-            clinux_device_rule(allow: rule.allow ? 1 : 0, type: CChar(UInt8(ascii: rule.type.unicodeScalars.first!)), major: rule.major ?? -1,
-                               minor: rule.minor ?? -1, access: (rule.access.contains("m") ? 1 : 0) | (rule.access.contains("r") ? 2 : 0) | (rule.access.contains("w") ? 4 : 0))
-        }
+        let rules = ResourceWriter.deviceRules(config).map(\.cRule)
         let cgroup = CgroupTwo.root! + "/tandem-devfilter-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: cgroup, withIntermediateDirectories: false)
         defer { rmdir(cgroup) }
