@@ -21,26 +21,23 @@ enum CreateCommand {
         var noPivot: Bool
     }
 
-    /// Reads and checks the create options and config.json before anything is made.
-    static func request(_ arguments: Arguments, command: String) throws(OCIError) -> (Request, OCIConfig) {
+    /// Reads the create options. config.json is read once, by whoever makes the container (the
+    /// monitor, or `run` in the foreground); its errors reach the caller the same way.
+    static func request(_ arguments: Arguments, command: String) throws(OCIError) -> Request {
         let id = try arguments.id(command)
         try arguments.expectingNoMore(than: 1, command)
         if let count = arguments.value("preserve-fds"), count != "0" {
             throw OCIError("\(command): --preserve-fds \(count): passing extra descriptors is not supported by tandem-runtime")
         }
         let bundle = Files.absolute(arguments.value("bundle") ?? ".")
-        let config = try OCIConfig.load(bundle: bundle)
-        _ = try Launch(config: config)
         let absolute = { (path: String?) in path.map(Files.absolute) }
-        return (Request(id: id, bundle: bundle, pidFile: absolute(arguments.value("pid-file")),
-                        consoleSocket: absolute(arguments.value("console-socket")), noPivot: arguments.flag("no-pivot")), config)
+        return Request(id: id, bundle: bundle, pidFile: absolute(arguments.value("pid-file")),
+                       consoleSocket: absolute(arguments.value("console-socket")), noPivot: arguments.flag("no-pivot"))
     }
 
     static func run(_ rest: ArraySlice<String>, _ options: GlobalOptions) throws(OCIError) -> Int32 {
         let arguments = try Arguments(rest, flags: flags, command: "create")
-        let (request, config) = try request(arguments, command: "create")
-        for field in config.unknownFields { options.log.debug("config.json: \(field): unknown field, ignored") }
-        try MonitorLauncher.launch(request, options, startNow: false)
+        try MonitorLauncher.launch(try request(arguments, command: "create"), options, startNow: false)
         return 0
     }
 }

@@ -32,6 +32,7 @@ enum MonitorCommand {
         let listener: Int32
         do throws(OCIError) {
             let config = try OCIConfig.load(bundle: arguments.value("bundle") ?? ".")
+            for field in config.unknownFields { options.log.debug("config.json: \(field): unknown field, ignored") }
             supervisor = try Supervisor(store: options.store, id: id, config: config, log: options.log)
             supervisor.callerReaps = arguments.flag("caller-reaps")
             try supervisor.create(consoleSocket: arguments.value("console-socket"), noPivot: arguments.flag("no-pivot"),

@@ -9,12 +9,13 @@ import Glibc
 enum RunCommand {
     static func run(_ rest: ArraySlice<String>, _ options: GlobalOptions) throws(OCIError) -> Int32 {
         let arguments = try Arguments(rest, flags: CreateCommand.flags + [Arguments.Flag("detach", "d"), Arguments.Flag("keep")], command: "run")
-        let (request, config) = try CreateCommand.request(arguments, command: "run")
-        for field in config.unknownFields { options.log.debug("config.json: \(field): unknown field, ignored") }
+        let request = try CreateCommand.request(arguments, command: "run")
         if arguments.flag("detach") {
             try MonitorLauncher.launch(request, options, startNow: true)
             return 0
         }
+        let config = try OCIConfig.load(bundle: request.bundle)
+        for field in config.unknownFields { options.log.debug("config.json: \(field): unknown field, ignored") }
         let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
         var blocked = BlockedSignals(forwarded)
         defer { blocked.restore() }
