@@ -33,7 +33,8 @@ enum DeleteCommand {
             kill(record.pid, SIGKILL)
         default: break
         }
-        if record.isMonitorAlive {
+        // (`run` in the foreground is the monitor itself: nothing to wait for.)
+        if record.isMonitorAlive && record.monitor != getpid() {
             if status == .creating { kill(record.monitor, SIGKILL) }
             waitForExit(record.monitor, seconds: 10)
         }

@@ -467,6 +467,40 @@ struct OCIRuntimeCommandTests {
         OCI.expectNothingLeft(id, root: runtime.root)
     }
 
+    @Test("namespaces joined by path (network, ipc, uts, pid) and an absolute cgroupsPath")
+    func joinAndCgroupsPath() throws {
+        let first = try OCI.Bundle()
+        try first.setArgs(["sleep", "60"])
+        let runtime = OCI.Runtime.tandem()
+        defer { runtime.cleanUp() }
+        let host = OCI.unique("host")
+        #expect(try runtime("run", "--detach", "--bundle", first.path, host).status == 0)
+        defer { _ = try? runtime("delete", "--force", host) }
+        let pid = try runtime.state(host)["pid"] as? Int ?? 0
+        let leaf = OCI.unique("leaf")
+        let second = try OCI.Bundle { config in
+            var linux = config["linux"] as! [String: Any]
+            linux["namespaces"] = [["type": "mount"], ["type": "network", "path": "/proc/\(pid)/ns/net"],
+                                   ["type": "ipc", "path": "/proc/\(pid)/ns/ipc"], ["type": "uts", "path": "/proc/\(pid)/ns/uts"],
+                                   ["type": "pid", "path": "/proc/\(pid)/ns/pid"]]
+            linux["cgroupsPath"] = "/tandem-oci-test/\(leaf)"
+            config["linux"] = linux
+            config.removeValue(forKey: "hostname")
+        }
+        try second.setArgs(["sh", "-c", "ls -l /proc/self/ns/; cat /proc/self/cgroup"])
+        let joined = try runtime("run", "--bundle", second.path, OCI.unique("joined"))
+        #expect(joined.status == 0, "\(joined.stderr)")
+        for namespace in ["net", "ipc", "uts", "pid"] {
+            let theirs = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(namespace)")) ?? "?"
+            #expect(joined.stdout.contains(theirs), "\(namespace): \(theirs) not in \(joined.stdout)")
+        }
+        #expect(joined.stdout.contains("memory:/tandem-oci-test/\(leaf)"), "\(joined.stdout)")
+        let hierarchies = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? []
+        for hierarchy in hierarchies {
+            #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/\(hierarchy)/tandem-oci-test/\(leaf)"), "cgroup left in \(hierarchy)")
+        }
+    }
+
     @Test("a duplicate id, a missing bundle and a missing container are errors that say so")
     func errors() throws {
         let bundle = try OCI.Bundle()
