@@ -72,7 +72,7 @@ public struct ContainerControl: Sendable {
         var status: Int32 = 0
         _ = try? retryingOnInterrupt("waitpid", "exec") { waitpid(pid, &status, 0) }
         if !message.isEmpty { throw ContainerError("exec in \(state.name) failed: " + String(decoding: message, as: UTF8.self)) }
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return WaitStatus.exitCode(status)
     }
 
     /// Sends `signal` to the container's PID 1 (SIGKILL reaches it; others only if it handles them).

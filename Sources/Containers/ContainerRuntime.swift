@@ -163,7 +163,7 @@ public enum ContainerRuntime {
             var statistics = CgroupStatistics()
             if collect { statistics = manager.statistics() } else { statistics.oomKills = manager.oomKills() }
             let signal: Int32? = (waitStatus & 0x7f) != 0 ? waitStatus & 0x7f : nil
-            let status: Int32 = signal.map { 128 + $0 } ?? (waitStatus >> 8) & 0xff
+            let status = WaitStatus.exitCode(waitStatus)
             let result = ContainerResult(status: status, signal: signal, oomKilled: statistics.oomKills > 0, statistics: statistics,
                                          limits: spec.limits, cgroupVersion: layout.version, clonedNanoseconds: cloned,
                                          startedNanoseconds: startedAt, exitedNanoseconds: exitedAt, interruptedBy: interruptedBy)
@@ -266,14 +266,5 @@ public enum ContainerRuntime {
             rmdir(Files.directory(of: leaf))  // Tandem's parent, while no other container uses it
         }
         store.remove(state.id)
-    }
-}
-
-extension Clock {
-    /// CLOCK_REALTIME, for "created" times people read.
-    public static func realtimeNanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }

@@ -47,3 +47,12 @@ public struct ResidentMemory: Sendable {
         return memory
     }
 }
+
+extension Clock {
+    /// CLOCK_REALTIME, for "created" times people read.
+    public static func realtimeNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}

@@ -174,3 +174,27 @@ public enum Environment {
         return result
     }
 }
+
+/// A wait status (waitpid's) as a shell reports it: the exit code, or 128 + N for signal N.
+public enum WaitStatus {
+    public static func exitCode(_ status: Int32) -> Int32 {
+        let signal = status & 0x7f
+        return signal != 0 ? 128 + signal : (status >> 8) & 0xff
+    }
+}
+
+/// UTC times as RFC 3339 text ("2026-11-23T05:27:55Z", or with nanoseconds as runc's `created`).
+public enum UTCTime {
+    public static func format(nanoseconds: UInt64, fraction: Bool) -> String {
+        var seconds = time_t(nanoseconds / 1_000_000_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        var text = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+        if fraction {
+            let digits = String(nanoseconds % 1_000_000_000)
+            text += "." + String(repeating: "0", count: 9 - digits.count) + digits
+        }
+        return text + "Z"
+    }
+}

@@ -61,7 +61,7 @@ enum ExecCommand {
         if arguments.flag("detach") { return 0 }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return WaitStatus.exitCode(status)
     }
 
     /// The process to run: --process FILE, or the container's with the flags applied.

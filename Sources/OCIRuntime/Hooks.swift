@@ -107,8 +107,7 @@ enum HookRunner {
                     let count = read(output.rawValue, &buffer, buffer.count)
                     if count > 0 { captured += buffer[0..<count] } else { open = false }
                 }
-                let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-                return (code, timedOut, captured)
+                return (WaitStatus.exitCode(status), timedOut, captured)
             }
             if let deadline, Clock.monotonicNanoseconds() >= deadline, !timedOut {
                 timedOut = true

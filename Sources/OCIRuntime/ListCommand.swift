@@ -20,7 +20,7 @@ enum ListCommand {
         for record in records {
             let status = record.currentStatus
             rows.append([record.id, String(status == .stopped ? 0 : record.pid), status.rawValue, record.bundle,
-                         RFC3339.format(nanoseconds: record.createdNanoseconds), "root"])
+                         UTCTime.format(nanoseconds: record.createdNanoseconds, fraction: true), "root"])
         }
         let widths = (0..<6).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {

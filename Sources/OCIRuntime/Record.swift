@@ -98,7 +98,7 @@ public struct Record: Sendable {
             ("ociVersion", .string(RuntimeInfo.ociVersion)), ("id", .string(id)),
             ("pid", .int(Int64(current == .stopped ? 0 : pid))), ("status", .string(current.rawValue)),
             ("bundle", .string(bundle)), ("rootfs", .string(rootfs)),
-            ("created", .string(RFC3339.format(nanoseconds: createdNanoseconds))), ("owner", .string("")),
+            ("created", .string(UTCTime.format(nanoseconds: createdNanoseconds, fraction: true))), ("owner", .string("")),
         ]
         if !annotations.isEmpty { members.append(("annotations", .object(annotations.map { ($0.0, .string($0.1)) }))) }
         if current == .stopped, let exitStatus { members.append(("exitStatus", .int(Int64(exitStatus)))) }
@@ -176,19 +176,6 @@ public struct RecordStore: Sendable {
             if name != ".", name != "..", Files.kind("\(root)/\(name)") == .directory { result.append(name) }
         }
         return result.sorted()
-    }
-}
-
-/// RFC 3339 times with nanoseconds in UTC, as runc prints `created` (no Foundation).
-enum RFC3339 {
-    static func format(nanoseconds: UInt64) -> String {
-        var seconds = time_t(nanoseconds / 1_000_000_000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let fraction = String(nanoseconds % 1_000_000_000)
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))."
-            + String(repeating: "0", count: 9 - fraction.count) + fraction + "Z"
     }
 }
 

@@ -27,7 +27,7 @@ final class RuntimeLog: @unchecked Sendable {
     private func emit(_ level: String, _ message: String, stderr: Bool) {
         if stderr && toStandardError { StandardError.line(level == "error" ? "tandem-runtime: \(message)" : "tandem-runtime: \(level): \(message)") }
         guard let path else { return }
-        let time = RFC3339.format(nanoseconds: Clock.realtimeNanoseconds())
+        let time = UTCTime.format(nanoseconds: Clock.realtimeNanoseconds(), fraction: true)
         let line: String = switch format {
         case .json: JSON.object([("level", .string(level)), ("msg", .string(message)), ("time", .string(time))]).serialized() + "\n"
         case .text: "time=\"\(time)\" level=\(level) msg=\"\(message)\"\n"

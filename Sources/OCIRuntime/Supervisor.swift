@@ -244,7 +244,7 @@ final class Supervisor {
     @discardableResult
     func finish(waitStatus: Int32?) -> Int32? {
         child = 0
-        let status = waitStatus.map { ($0 & 0x7f) != 0 ? 128 + ($0 & 0x7f) : ($0 >> 8) & 0xff }
+        let status = waitStatus.map(WaitStatus.exitCode)
         cgroup?.killAll()
         do { try cgroup?.destroy() } catch { log.warning("removing the container's cgroup: \(error.description)") }
         cgroup = nil

@@ -12,13 +12,7 @@ enum BenchSetup {
         names.map { Backends.make($0, environment) }
     }
 
-    static func now() -> String {
-        var seconds = time(nil)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
-    }
+    static func now() -> String { UTCTime.format(nanoseconds: Clock.realtimeNanoseconds(), fraction: false) }
 
     static func summary(_ facts: HostFacts) -> HostSummary {
         var tools: [String: String] = [:]
