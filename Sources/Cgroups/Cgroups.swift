@@ -198,3 +198,38 @@ extension CgroupLimits {
     /// A human size: "6 MiB".
     public static func describe(bytes: UInt64) -> String { CgroupFile.size(bytes) }
 }
+
+/// What a container whose runtime died left in cgroupfs: found by path, not by a manager.
+public enum CgroupLeftovers {
+    /// SIGKILLs every process in `directories` until they are empty (at most ~0.2 s each).
+    public static func killAll(in directories: [String]) {
+        for directory in directories where Files.kind(directory) == .directory {
+            for _ in 0..<100 {
+                let pids = CgroupFile.pids(directory + "/cgroup.procs")
+                if pids.isEmpty { break }
+                pids.forEach { kill($0, SIGKILL) }
+                usleep(2_000)
+            }
+        }
+    }
+
+    /// The listed directories with no other listed directory below them: a container's own
+    /// cgroups, as opposed to the parents it was made in (which may hold other processes).
+    public static func leaves(_ directories: [String]) -> [String] {
+        let unique = Array(Set(directories))
+        return unique.filter { path in !unique.contains { $0.hasPrefix(path + "/") } }.sorted()
+    }
+
+    /// Removes `directories`, deepest first. A leaf is retried while its killed processes finish
+    /// exiting; a parent is tried once — it stays while another container uses it.
+    public static func remove(_ directories: [String]) {
+        let leaves = Set(leaves(directories))
+        for directory in Set(directories).sorted(by: { $0.count > $1.count }) {
+            if !leaves.contains(directory) {
+                rmdir(directory)
+            } else {
+                for _ in 0..<100 where rmdir(directory) != 0 && errno == EBUSY { usleep(5_000) }
+            }
+        }
+    }
+}

@@ -251,20 +251,11 @@ public enum ContainerRuntime {
         case .v1(let controllers): leaves += controllers.values.map { "\($0)/\(cgroupParent)/\(state.id)" }
         case nil: break
         }
-        leaves = Array(Set(leaves)).filter { Files.kind($0) == .directory }.sorted()
-        for leaf in leaves {
-            for _ in 0..<100 {
-                let pids = (Files.readText(leaf + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { pid_t($0) }
-                if pids.isEmpty { break }
-                for pid in pids { kill(pid, SIGKILL) }
-                usleep(2_000)
-            }
-        }
+        leaves = Array(Set(leaves)).filter { Files.kind($0) == .directory }
+        CgroupLeftovers.killAll(in: leaves)
         if state.isRunning { kill(state.pid, SIGKILL) }
-        for leaf in leaves {
-            for _ in 0..<100 where rmdir(leaf) != 0 && errno == EBUSY { usleep(5_000) }
-            rmdir(Files.directory(of: leaf))  // Tandem's parent, while no other container uses it
-        }
+        // Tandem's parent goes too, while no other container uses it.
+        CgroupLeftovers.remove(leaves + leaves.map(Files.directory(of:)))
         store.remove(state.id)
     }
 }

@@ -1,4 +1,5 @@
 import CLinux
+import Cgroups
 import Containers
 import HostOS
 #if canImport(Glibc)
@@ -145,19 +146,10 @@ enum Cleanup {
     static func reclaim(id: String, store: RecordStore) {
         let record = try? store.load(id)
         if let record {
-            for directory in record.cgroups.reversed() where Files.kind(directory) == .directory {
-                for _ in 0..<100 {
-                    let pids = (Files.readText(directory + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { pid_t($0) }
-                    if pids.isEmpty { break }
-                    pids.forEach { kill($0, SIGKILL) }
-                    usleep(2_000)
-                }
-            }
+            // Only the container's own cgroups: a parent named by cgroupsPath may hold other processes.
+            CgroupLeftovers.killAll(in: CgroupLeftovers.leaves(record.cgroups))
             if record.isProcessAlive { kill(record.pid, SIGKILL) }
-            // Leaves first (each container's own), then parents while no other container uses them.
-            for directory in record.cgroups.reversed() {
-                for _ in 0..<200 where rmdir(directory) != 0 && errno == EBUSY { usleep(5_000) }
-            }
+            CgroupLeftovers.remove(record.cgroups)
         }
         store.remove(id)
     }
