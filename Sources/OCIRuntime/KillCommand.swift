@@ -35,8 +35,7 @@ enum KillCommand {
         let status = record.currentStatus
         guard status == .created || status == .running else { throw OCIError("cannot kill container \(id): it is \(status.rawValue)") }
         if arguments.flag("all") {
-            let pids = Set(record.cgroupProcs.flatMap { (Files.readText($0) ?? "").split(separator: "\n").compactMap { pid_t($0) } })
-            for pid in pids { kill(pid, number) }
+            for pid in record.processes() { kill(pid, number) }
         } else if kill(record.pid, number) != 0 {
             throw OCIError("kill \(id): " + SystemError("kill", String(record.pid)).description)
         }

@@ -11,7 +11,7 @@ enum PsCommand {
         let id = try arguments.id("ps")
         let record = try options.store.load(id)
         guard record.currentStatus != .stopped else { throw OCIError("ps \(id): the container is stopped") }
-        let pids = Set(record.cgroupProcs.flatMap { (Files.readText($0) ?? "").split(separator: "\n").compactMap { pid_t($0) } })
+        let pids = Set(record.processes())
         let format = arguments.value("format") ?? "table"
         switch format {
         case "json":

@@ -90,13 +90,19 @@ public struct Record: Sendable {
         }
     }
 
+    /// Host pids of every process in the container's cgroup.
+    public func processes() -> [pid_t] {
+        Array(Set(cgroupProcs.flatMap { (Files.readText($0) ?? "").split(separator: "\n").compactMap { pid_t($0) } })).sorted()
+    }
+
     /// The state the OCI runtime spec defines (runtime.md "State"), with runc's extra fields
-    /// (rootfs, created, owner) and Tandem's: the exit status once stopped.
-    public func ociState() -> JSON {
-        let current = currentStatus
+    /// (rootfs, created, owner) and Tandem's: the exit status once stopped. `status` and `pid`
+    /// say what a hook is told while the container is being made (instead of what it looks like).
+    public func ociState(status given: Status? = nil, pid givenPid: pid_t? = nil) -> JSON {
+        let current = given ?? currentStatus
         var members: [(String, JSON)] = [
             ("ociVersion", .string(RuntimeInfo.ociVersion)), ("id", .string(id)),
-            ("pid", .int(Int64(current == .stopped ? 0 : pid))), ("status", .string(current.rawValue)),
+            ("pid", .int(Int64(givenPid ?? (current == .stopped ? 0 : pid)))), ("status", .string(current.rawValue)),
             ("bundle", .string(bundle)), ("rootfs", .string(rootfs)),
             ("created", .string(UTCTime.format(nanoseconds: createdNanoseconds, fraction: true))), ("owner", .string("")),
         ]

@@ -37,16 +37,7 @@ final class Supervisor {
     }
 
     /// The OCI state hooks receive.
-    func state(_ status: Record.Status) -> JSON {
-        var copy = record
-        copy.status = status
-        var json = copy.ociState()
-        if case .object(var members) = json {
-            members = members.map { $0.0 == "status" ? ("status", .string(status.rawValue)) : ($0.0 == "pid" ? ("pid", .int(Int64(child))) : $0) }
-            json = .object(members)
-        }
-        return json
-    }
+    func state(_ status: Record.Status) -> JSON { record.ociState(status: status, pid: child) }
 
     /// Makes the container up to its entry point: state `created`.
     func create(consoleSocket: String?, noPivot: Bool, pidFile: String?) throws(OCIError) {
