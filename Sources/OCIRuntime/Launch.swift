@@ -108,11 +108,13 @@ struct Launch {
         !config.mounts.contains { $0.destination == "/dev" && ($0.type == "bind" || MountOptions.parse($0.options).bind) }
     }
 
-    var devices: [clinux_device] {
-        var list: [clinux_device] = []
+    /// The nodes to make in /dev: the default ones (unless /dev is the host's or the config
+    /// makes its own at that path), then the config's. `path` is set by whoever copies it to C.
+    var deviceNodes: [(path: String, node: clinux_device)] {
+        var list: [(String, clinux_device)] = []
         if suppliesDefaultDevices {
             for device in Launch.defaultDevices where !config.devices.contains(where: { $0.path == "/dev/" + device.name }) {
-                list.append(clinux_device(path: nil, mode: S_IFCHR | 0o666, major: device.major, minor: device.minor, uid: 0, gid: 0))
+                list.append(("/dev/" + device.name, clinux_device(path: nil, mode: S_IFCHR | 0o666, major: device.major, minor: device.minor, uid: 0, gid: 0)))
             }
         }
         for device in config.devices {
@@ -121,20 +123,10 @@ struct Launch {
             case "p": S_IFIFO
             default: S_IFCHR
             }
-            list.append(clinux_device(path: nil, mode: type | mode_t(device.fileMode ?? 0o666), major: UInt32(device.major),
-                                      minor: UInt32(device.minor), uid: device.uid ?? 0, gid: device.gid ?? 0))
+            list.append((device.path, clinux_device(path: nil, mode: type | mode_t(device.fileMode ?? 0o666), major: UInt32(device.major),
+                                                    minor: UInt32(device.minor), uid: device.uid ?? 0, gid: device.gid ?? 0)))
         }
         return list
-    }
-
-    var devicePaths: [String] {
-        var paths: [String] = []
-        if suppliesDefaultDevices {
-            for device in Launch.defaultDevices where !config.devices.contains(where: { $0.path == "/dev/" + device.name }) {
-                paths.append("/dev/" + device.name)
-            }
-        }
-        return paths + config.devices.map(\.path)
     }
 
     /// The C process description: ids, capability sets, limits, seccomp, terminal.

@@ -127,8 +127,11 @@ final class Supervisor {
                          data: $0.data.map(arena.string), make_target: $0.make, remount: $0.remount ? 1 : 0, optional: 0, propagation: $0.propagation)
         }))
         c.mount_count = Int32(mounts.count)
-        var devices = launch.devices
-        for (index, path) in launch.devicePaths.enumerated() { devices[index].path = arena.string(path) }
+        let devices = launch.deviceNodes.map { entry in
+            var node = entry.node
+            node.path = arena.string(entry.path)
+            return node
+        }
         c.devices = UnsafePointer(arena.copy(devices))
         c.device_count = Int32(devices.count)
         let symlinks = launch.suppliesDefaultDevices ? Launch.defaultSymlinks.flatMap { [$0.0, $0.1] } : []

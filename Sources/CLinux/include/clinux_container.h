@@ -59,7 +59,8 @@ struct clinux_process {
     const gid_t *groups;
     int group_count;
     int umask;                     /* -1: keep */
-    /* Capability sets (bit N = capability N). The bounding set is reduced before the ids change. */
+    /* Capability sets (bit N = capability N). The bounding set is reduced before the ids change.
+     * A bounding set of all ones (~0) leaves every set as it is (the runtime's own hooks). */
     uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
     const struct clinux_rlimit *rlimits;
     int rlimit_count;
