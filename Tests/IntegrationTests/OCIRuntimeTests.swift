@@ -25,7 +25,7 @@ enum OCI {
             for directory in ["proc", "sys", "dev", "tmp", "etc", "root"] {
                 try FileManager.default.createDirectory(atPath: path + "/rootfs/" + directory, withIntermediateDirectories: true)
             }
-            try FileManager.default.copyItem(atPath: OCI.busybox!, toPath: bin + "/busybox")
+            try OCI.install(OCI.busybox!, at: bin + "/busybox")
             for applet in ["sh", "id", "cat", "ls", "hostname", "true", "false", "sleep", "echo", "grep", "sort", "awk", "mkdir", "ulimit", "pwd", "env", "stat", "touch", "head", "tr"] {
                 try FileManager.default.createSymbolicLink(atPath: bin + "/" + applet, withDestinationPath: "busybox")
             }
@@ -61,6 +61,19 @@ enum OCI {
         let data = (try? Data(contentsOf: URL(fileURLWithPath: directory + "/config.json"))) ?? Data("{}".utf8)
         return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
     }()
+
+    /// Copies the host's busybox into a bundle through a close-on-exec descriptor. (FileManager's
+    /// copy leaves its descriptor inheritable: a process another test spawns meanwhile keeps the
+    /// file open for writing, and exec'ing it fails with ETXTBSY. Not a hard link: a test chowns
+    /// its rootfs.)
+    static func install(_ source: String, at target: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: source))
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == data.count else { throw POSIXError(.EIO) }
+    }
 
     struct Result {
         var status: Int32
