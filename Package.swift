@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Libvirt", dependencies: ["CLibvirt", "HostOS"]),
         // tandem bench: scenarios x backends x trials -> raw results.json (no statistics);
         // tandem report: statistics and the HTML/Markdown/CSV/JSON pages.
-        .target(name: "Bench", dependencies: ["HostOS"]),
+        .target(name: "Bench", dependencies: ["HostOS", "CLinux"]),
         .target(name: "Report", dependencies: ["Bench", "HostOS"]),
         // The launch path: what `tandem vm run` needs, and nothing that costs start time (no
         // ArgumentParser, no Foundation). `tandem` is this plus main.swift.

@@ -224,6 +224,13 @@ public enum JSONText {
 }
 
 enum JSONField {
+    /// A top-level member of a JSON object, or nil (not JSON, not an object, no such member).
+    static func value(_ key: String, of json: String) -> AnyJSON? {
+        guard let data = json.data(using: .utf8), let decoded = try? JSONDecoder().decode(AnyJSON.self, from: data),
+              case .object(let members) = decoded else { return nil }
+        return members[key]
+    }
+
     /// A number field of a one-line JSON report, optionally inside the named object.
     static func number(_ key: String, inObject object: String? = nil, of json: String) -> Double? {
         guard let data = json.data(using: .utf8),

@@ -101,6 +101,22 @@ public final class BenchRunner {
         try save()
     }
 
+    /// Each subject's manager killed while its container runs (`ManagerKill`).
+    public func runManagerKill(_ subjects: [ManagerKill.Subject], progress: (String) -> Void) throws {
+        var measured: [ManagerKillResult] = []
+        ManagerKill.sweep(subjects)
+        for subject in subjects {
+            progress("manager kill: \(subject.runtime) …")
+            let result = ManagerKill.measure(subject)
+            progress("manager kill: \(subject.runtime): " + (result.measured
+                ? "container \(result.containerSurvived == true ? "survived" : "stopped"), exit status \(result.exitStatusCollected == true ? "collected" : "lost") (\(result.reported))"
+                : "not measured: \(result.note)"))
+            measured.append(result)
+        }
+        results.managerKill = measured
+        try save()
+    }
+
     func save() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

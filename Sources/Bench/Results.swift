@@ -15,6 +15,8 @@ public struct BenchResults: Codable, Sendable {
     public var footprint: [Artifact]
     /// `--density`: N idle sandboxes at once per backend.
     public var density: [DensityPoint]?
+    /// Each container runtime's manager process killed while its container runs (seed 004).
+    public var managerKill: [ManagerKillResult]?
     public var notes: [String]
     /// False while the bench runs (or when it was interrupted): the file is rewritten after each round.
     public var complete: Bool
@@ -44,8 +46,16 @@ public struct HostSummary: Codable, Sendable {
     public var tools: [String: String]
     public var bootID: String
     public var hostname: String
+    /// Hardware addresses of the host's network interfaces (loopback's left out): a probe that
+    /// lists one of them sees the host's own interface.
+    public var macs: [String]?
+    /// The nonce of the bench's `HostCanary`: a probe that prints it read a host file or the host's
+    /// kernel keyring.
+    public var canary: String?
+    /// Whether the nonce is in root's kernel keyring too (add_key may be refused).
+    public var canaryInKeyring: Bool?
     public init(cpu: String, cpus: Int, kernel: String, virtualisation: String, virtualisationExplanation: String, cgroups: String,
-                tools: [String: String], bootID: String, hostname: String) {
+                tools: [String: String], bootID: String, hostname: String, macs: [String]? = nil, canary: String? = nil) {
         self.cpu = cpu
         self.cpus = cpus
         self.kernel = kernel
@@ -55,6 +65,8 @@ public struct HostSummary: Codable, Sendable {
         self.tools = tools
         self.bootID = bootID
         self.hostname = hostname
+        self.macs = macs
+        self.canary = canary
     }
 }
 
@@ -102,6 +114,38 @@ public struct Artifact: Codable, Sendable {
         self.name = name
         self.bytes = bytes
         self.usedBy = usedBy
+        self.note = note
+    }
+}
+
+/// One container runtime's manager process SIGKILLed while its container runs: does the container
+/// go on, and does its exit status still reach anyone? (Seed 004: "if the engine goes down,
+/// containers stop".) `Sources/Bench/ManagerKill.swift` measures it; docs/bench.md says how.
+public struct ManagerKillResult: Codable, Sendable {
+    /// The runtime as a user calls it: "tandem ctr", "tandem-runtime", "crun", "runc", "podman".
+    public var runtime: String
+    /// The process that was killed, and its role.
+    public var manager: String
+    /// Whether the measurement ran to the end (else `note` says what failed; the flags are nil).
+    public var measured: Bool
+    /// The container's init was still alive after its manager was gone, and went on to finish
+    /// its work (it exits by itself with `expectedStatus` a moment later).
+    public var containerSurvived: Bool?
+    /// That exit status could still be read afterwards, from where the runtime reports it.
+    public var exitStatusCollected: Bool?
+    public var expectedStatus: Int
+    /// What the runtime reported afterwards (its state command, or the waiting caller), verbatim.
+    public var reported: String
+    public var note: String
+    public init(runtime: String, manager: String, measured: Bool, containerSurvived: Bool?, exitStatusCollected: Bool?,
+                expectedStatus: Int, reported: String, note: String) {
+        self.runtime = runtime
+        self.manager = manager
+        self.measured = measured
+        self.containerSurvived = containerSurvived
+        self.exitStatusCollected = exitStatusCollected
+        self.expectedStatus = expectedStatus
+        self.reported = reported
         self.note = note
     }
 }

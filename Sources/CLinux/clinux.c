@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <linux/keyctl.h>
 #include "clinux.h"
 
 #include <fcntl.h>
@@ -32,6 +33,21 @@ long clinux_filesystem_magic(const char *path) {
 int clinux_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
+long clinux_user_key_add(const char *description, const char *payload, unsigned timeout_seconds) {
+    long key = syscall(SYS_add_key, "user", description, payload, strlen(payload), KEY_SPEC_USER_KEYRING);
+    if (key < 0) return -errno;
+    if (syscall(SYS_keyctl, KEYCTL_SETPERM, key, 0x3f0b0000) < 0 || syscall(SYS_keyctl, KEYCTL_SET_TIMEOUT, key, timeout_seconds) < 0) {
+        int saved = errno;
+        syscall(SYS_keyctl, KEYCTL_INVALIDATE, key);
+        return -saved;
+    }
+    return key;
+}
+
+int clinux_user_key_remove(long key) {
+    return syscall(SYS_keyctl, KEYCTL_INVALIDATE, key) == 0 ? 0 : -errno;
+}
+
 const int clinux_posix_spawn_setsid = POSIX_SPAWN_SETSID;
 
 int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {

@@ -16,6 +16,18 @@ public enum Files {
         }
     }
 
+    /// The names in a directory, without "." and ".." (none when it cannot be read).
+    public static func list(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     /// Size in bytes of a regular file, or nil.
     public static func size(_ path: String) -> Int? {
         var info = stat()

@@ -34,6 +34,23 @@ public enum ProcessInfoLite {
         return nil
     }
 
+    /// Field 4 of /proc/PID/stat: the parent's pid, or nil if gone.
+    public static func parent(_ pid: pid_t) -> pid_t? {
+        guard let stat = Files.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) : nil
+    }
+
+    /// Whether `pid` is a running process: it exists and is not a zombie waiting to be reaped
+    /// (this sandbox's PID 1 reaps orphans only every second or so).
+    public static func isAlive(_ pid: pid_t) -> Bool {
+        guard let stat = Files.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first.map { $0 != "Z" && $0 != "X" } ?? false
+    }
+
+    /// Every pid in /proc now.
+    public static func all() -> [pid_t] { Files.list("/proc").compactMap { pid_t($0) } }
+
     public static func uid(_ pid: pid_t) -> UInt32? { status(pid, "Uid").map { UInt32(truncatingIfNeeded: $0) } }
 
     public static func commandLine(_ pid: pid_t) -> String {

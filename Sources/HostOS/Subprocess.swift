@@ -59,6 +59,24 @@ public enum Subprocess {
 }
 
 extension Subprocess {
+    /// Runs `path` with stdin from /dev/null and stdout and stderr into the file `output`
+    /// (created or truncated), and waits for it alone: unlike `run`, it does not wait for a pipe
+    /// that a detached child (a container's process, a monitor) may keep open. Returns the status.
+    public static func run(_ path: String, _ arguments: [String], outputFile output: String) throws(SystemError) -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawnError = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard spawnError == 0 else { throw SystemError("posix_spawn", path, errno: spawnError) }
+        return try wait(pid, path)
+    }
+
     /// Runs a helper and returns its status, ignoring what it prints (cleanup helpers in tests).
     @discardableResult
     public static func runQuietly(_ path: String, _ arguments: [String]) -> Int32 {

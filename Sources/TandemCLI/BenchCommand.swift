@@ -41,6 +41,8 @@ struct BenchCommand: ParsableCommand {
     var quick = false
     @Option(name: .long, help: ArgumentHelp("Comma-separated counts of idle sandboxes at once (e.g. 1,10,50): host memory per sandbox.", valueName: "list"))
     var density: String?
+    @Flag(name: .long, inversion: .prefixedNo, help: "After the trials, SIGKILL each container runtime's manager while its container runs (tandem ctr, tandem-runtime, crun, runc, podman where installed): does the container survive, is its exit status still collected?")
+    var managerKill = true
 
     func run() throws {
         let wanted = backends.map { $0.split(separator: ",").map(String.init) } ?? Self.allBackends
@@ -51,6 +53,9 @@ struct BenchCommand: ParsableCommand {
         for name in workloads.map({ $0.split(separator: ",").map(String.init) }) ?? Workload.defaults {
             guard let workload = Workload.named(name) else { throw fail("--workloads: unknown workload \(name) (known: \(Workload.catalog.map(\.name).joined(separator: ", ")))") }
             chosen.append(workload)
+        }
+        if let baseline, !wanted.contains(baseline) {
+            throw fail("--baseline \(baseline): not among the backends run (\(wanted.joined(separator: ", ")))")
         }
         let trials = self.trials ?? (quick ? 3 : 10)
         let warmup = self.warmup ?? (quick ? 0 : 1)
@@ -68,10 +73,17 @@ struct BenchCommand: ParsableCommand {
         guard let here = Files.currentExecutable().map(Files.directory(of:)) else { throw fail("cannot find my own executable") }
         if Files.kind(out) == .missing { try? Files.makeDirectories(out) }
         guard Files.kind(out) == .directory else { throw fail("--out \(out): cannot create the directory") }
+        BenchSetup.sweepWorkDirectories()
         var template = Array("/tmp/tandem-bench.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw fail("mkdtemp: \(SystemError("mkdtemp"))") }
         let work = String(cString: made)
         defer { Files.removeTree(work) }
+        try? Files.write(work + "/owner", Array("\(getpid())\n".utf8))
+        // What the probe looks for to tell whether a sandbox reaches the host (docs/bench.md).
+        let canary: HostCanary
+        do { canary = try HostCanary(directory: work) } catch { throw fail("bench: the host canary: \(error)") }
+        defer { canary.remove() }
+        chosen = chosen.map { $0.name == "probe" ? Workload("probe", [canary.path]) : $0 }
 
         let environment = BenchEnvironment(
             tandem: here + "/tandem", tandemCLI: here + "/tandem-cli", labTime: programs, kernel: LinuxDefaults.kernel(),
@@ -81,6 +93,13 @@ struct BenchCommand: ParsableCommand {
         var results = BenchResults(startedAt: BenchSetup.now(), host: BenchSetup.summary(facts), trials: trials, warmup: warmup,
                                    backends: sandboxes.map(\.info), workloads: chosen.map(\.name))
         results.footprint = BenchSetup.footprint(environment)
+        results.host.canary = canary.nonce
+        switch canary.key {
+        case .success: results.host.canaryInKeyring = true
+        case .failure(let error):
+            results.host.canaryInKeyring = false
+            results.notes.append("the probe's keyring check did not run: \(error)")
+        }
         if PrivateMountNamespace.entered {
             results.notes.append("every backend ran in a private mount namespace with /sys/fs/cgroup/unified unmounted: crun 1.8 refuses this host's hybrid cgroup layout otherwise")
         }
@@ -99,6 +118,15 @@ struct BenchCommand: ParsableCommand {
         if finished, let density {
             let counts = density.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             do { try runner.runDensity(counts) { StandardError.line($0) } } catch { throw fail("bench: \(error)") }
+        }
+        if finished, managerKill, getuid() == 0 {
+            var runtimes: [String] = []
+            if wanted.contains("container") { runtimes += ["tandem ctr", "tandem-runtime"] }
+            runtimes += ["crun", "runc"].filter { wanted.contains($0) }
+            if !runtimes.isEmpty { runtimes.append("podman") }
+            do {
+                try runner.runManagerKill(ManagerKill.subjects(runtimes, environment: environment)) { StandardError.line($0) }
+            } catch { throw fail("bench: \(error)") }
         }
         let model = ReportModel(runner.results, baseline: baseline)
         try ReportCommand.write(model, to: out, formats: ["html", "md", "csv", "json"])
@@ -119,9 +147,9 @@ final class Progress {
         let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
         if terminal {
             let width = 30, filled = total > 0 ? width * done / total : 0
-            StandardError.write("\r\u{1b}[K[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) ETA \(Int(eta))s  \(line.prefix(60))")
+            StandardError.write("\r\u{1b}[K[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) trials, \(Int(elapsed)) s elapsed, ETA \(Int(eta)) s  \(line.prefix(50))")
         } else {
-            StandardError.line("bench: \(done)/\(total) \(line)")
+            StandardError.line("bench: \(done)/\(total) (\(Int(elapsed)) s) \(line)")
         }
     }
 

@@ -22,7 +22,25 @@ enum BenchSetup {
         return HostSummary(cpu: facts.cpuModel + (facts.underHypervisor ? " (itself a VM)" : ""), cpus: facts.cpuCount,
                            kernel: facts.kernelRelease, virtualisation: facts.virtualisation.rawValue,
                            virtualisationExplanation: facts.virtualisation.explanation, cgroups: facts.cgroupLayout.rawValue,
-                           tools: tools, bootID: bootID, hostname: facts.hostname)
+                           tools: tools, bootID: bootID, hostname: facts.hostname, macs: hostMACs())
+    }
+
+    /// Removes the temp directories of benches that were killed (their owner pid is gone): the
+    /// bundles, state and canary file they held.
+    static func sweepWorkDirectories() {
+        for name in Files.list("/tmp") where name.hasPrefix("tandem-bench.") {
+            let directory = "/tmp/" + name
+            guard let owner = Files.readText(directory + "/owner").flatMap({ pid_t($0.prefix { $0 != "\n" }) }),
+                  owner != getpid(), !ProcessInfoLite.isAlive(owner) else { continue }
+            Files.removeTree(directory)
+        }
+    }
+
+    /// The hardware addresses of the host's interfaces, loopback's (all zeros) left out.
+    static func hostMACs() -> [String] {
+        Files.list("/sys/class/net").compactMap { name in
+            Files.readText("/sys/class/net/\(name)/address").map { String($0.prefix { $0 != "\n" }) }
+        }.filter { !$0.isEmpty && $0 != "00:00:00:00:00:00" }.sorted()
     }
 
     /// Bytes of each artifact a backend needs; shared ones are listed once.

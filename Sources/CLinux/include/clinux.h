@@ -56,4 +56,12 @@ int clinux_receive_fd(int sock);
  * columns are given. Returns 0 or -errno. */
 int clinux_open_pty(int *master, int *slave, char *name, size_t name_size, unsigned short rows, unsigned short columns);
 
+/** add_key("user", description, payload) in the calling user's keyring, readable and searchable by
+ * every process of that uid (permissions 0x3f0b0000), gone after `timeout_seconds` even if the
+ * caller is killed. The bench's host canary: a process that finds it shares the host's kernel
+ * keyring. (add_key and keyctl have no glibc wrapper; keyctl is variadic.) Returns the key id or -errno. */
+long clinux_user_key_add(const char *description, const char *payload, unsigned timeout_seconds);
+/** keyctl(KEYCTL_INVALIDATE, key): removes the key at once. Returns 0 or -errno. */
+int clinux_user_key_remove(long key);
+
 #endif

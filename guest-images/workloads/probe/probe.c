@@ -4,12 +4,33 @@
  *
  *   TANDEM-PROBE pids=N max_pid=N hostname=H kernel=R boot_id=B mounts=N netifs=lo,eth0
  *                uid_map=0:0:4294967295 cap_eff=HEX cpus=N mem_mib=N pid1=CMD
+ *                macs=M,M host_procs=yes|no host_file=TEXT|none keyring=TEXT|none kcore=K sys_write=W
+ *
+ * The second line's facts say what of the host the workload can reach; the report decides what
+ * is the host's by comparing them with the host's own values (docs/bench.md):
+ *   macs        hardware addresses of its network interfaces other than loopback's
+ *   host_procs  whether it can see a process named lab-time: the bench's stopwatch, which runs on
+ *               the host as the launcher's parent (never inside a sandbox)
+ *   host_file   the first line of the file at argv[1] (the bench puts a nonce in a file in its
+ *               host temp directory), or none when it cannot be read
+ *   keyring     the payload of the "user" key "tandem-host-canary" found from its user keyring
+ *               (the bench adds one with the same nonce to root's), or none
+ *   kcore       /proc/kcore: elf (kernel memory readable), masked (reads nothing), denied, absent
+ *   sys_write   a /sys file opened for writing (nothing is written): yes, or why not (rofs,
+ *               denied, absent)
  *
  * Values never contain spaces (a space inside becomes '_').
  */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/keyctl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +54,77 @@ static void read_line(const char *path, char *out, size_t size) {
     clean(out);
 }
 
-int main(void) {
+/* The MAC of interface `name` as aa:bb:..., or "" (loopback's is all zeros). */
+static void mac_of(const char *name, char *out, size_t size) {
+    out[0] = 0;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    if (strlen(name) >= sizeof request.ifr_name) { close(fd); return; }
+    memcpy(request.ifr_name, name, strlen(name));
+    if (ioctl(fd, SIOCGIFHWADDR, &request) == 0) {
+        const unsigned char *b = (const unsigned char *)request.ifr_hwaddr.sa_data;
+        if (b[0] | b[1] | b[2] | b[3] | b[4] | b[5])
+            snprintf(out, size, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+    }
+    close(fd);
+}
+
+/* Whether a process whose comm is `name` is visible in /proc. */
+static int process_visible(const char *name) {
+    DIR *proc = opendir("/proc");
+    int found = 0;
+    for (struct dirent *entry; proc && !found && (entry = readdir(proc));) {
+        if (atoi(entry->d_name) <= 0) continue;
+        char path[300], comm[64];
+        snprintf(path, sizeof path, "/proc/%.255s/comm", entry->d_name);
+        read_line(path, comm, sizeof comm);
+        found = strcmp(comm, name) == 0;
+    }
+    if (proc) closedir(proc);
+    return found;
+}
+
+/* The payload of the user key `description` searched from the user keyring (raw syscalls: no
+   libkeyutils in a static guest program), or "none". */
+static void keyring_payload(const char *description, char *out, size_t size) {
+    snprintf(out, size, "none");
+    long key = syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_USER_KEYRING, "user", description, 0);
+    if (key < 0) return;
+    char payload[128];
+    long length = syscall(SYS_keyctl, KEYCTL_READ, key, payload, sizeof payload - 1);
+    if (length <= 0 || length >= (long)sizeof payload) return;
+    payload[length] = 0;
+    snprintf(out, size, "%s", payload);
+    clean(out);
+}
+
+/* /proc/kcore: "elf" when the kernel's memory image can be read. */
+static const char *kcore_state(void) {
+    int fd = open("/proc/kcore", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? "absent" : "denied";
+    unsigned char magic[4];
+    ssize_t got = read(fd, magic, sizeof magic);
+    close(fd);
+    if (got == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F') return "elf";
+    return got <= 0 ? (got == 0 ? "masked" : "denied") : "other";
+}
+
+/* Whether a kernel setting under /sys can be opened for writing (nothing is written). */
+static const char *sys_write_state(void) {
+    static const char *candidates[] = {"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/profiling",
+                                       "/sys/kernel/uevent_helper", "/sys/power/state"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        int fd = open(candidates[i], O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) { close(fd); return "yes"; }
+        if (errno == ENOENT) continue;
+        return errno == EROFS ? "rofs" : "denied";
+    }
+    return "absent";
+}
+
+int main(int argc, char **argv) {
     int pids = 0, max_pid = 0;
     DIR *proc = opendir("/proc");
     for (struct dirent *entry; proc && (entry = readdir(proc));) {
@@ -62,7 +153,7 @@ int main(void) {
     while (file && fgets(line, sizeof line, file)) mounts++;
     if (file) fclose(file);
 
-    char netifs[512] = "";
+    char netifs[512] = "", macs[512] = "";
     file = fopen("/proc/net/dev", "r");
     for (int n = 0; file && fgets(line, sizeof line, file); n++) {
         if (n < 2) continue;
@@ -73,6 +164,12 @@ int main(void) {
         while (*name == ' ') name++;
         if (netifs[0]) strncat(netifs, ",", sizeof netifs - strlen(netifs) - 1);
         strncat(netifs, name, sizeof netifs - strlen(netifs) - 1);
+        char mac[32];
+        mac_of(name, mac, sizeof mac);
+        if (mac[0]) {
+            if (macs[0]) strncat(macs, ",", sizeof macs - strlen(macs) - 1);
+            strncat(macs, mac, sizeof macs - strlen(macs) - 1);
+        }
     }
     if (file) fclose(file);
 
@@ -83,12 +180,21 @@ int main(void) {
     }
     if (file) fclose(file);
 
+    char host_file[128] = "none", keyring[128];
+    if (argc > 1) {
+        read_line(argv[1], host_file, sizeof host_file);
+        if (strcmp(host_file, "unreadable") == 0 || strcmp(host_file, "empty") == 0) snprintf(host_file, sizeof host_file, "none");
+    }
+    keyring_payload("tandem-host-canary", keyring, sizeof keyring);
+
     char pid1[256];
     read_line("/proc/1/comm", pid1, sizeof pid1);
     struct sysinfo info;
     sysinfo(&info);
-    printf("TANDEM-PROBE pids=%d max_pid=%d hostname=%s kernel=%s boot_id=%s mounts=%d netifs=%s uid_map=%s cap_eff=%s cpus=%ld mem_mib=%lu pid1=%s\n",
+    printf("TANDEM-PROBE pids=%d max_pid=%d hostname=%s kernel=%s boot_id=%s mounts=%d netifs=%s uid_map=%s cap_eff=%s cpus=%ld mem_mib=%lu pid1=%s"
+           " macs=%s host_procs=%s host_file=%s keyring=%s kcore=%s sys_write=%s\n",
            pids, max_pid, hostname[0] ? hostname : "none", names.release, boot_id, mounts, netifs[0] ? netifs : "none", compact,
-           cap_eff, sysconf(_SC_NPROCESSORS_ONLN), (unsigned long)(info.totalram * info.mem_unit >> 20), pid1);
+           cap_eff, sysconf(_SC_NPROCESSORS_ONLN), (unsigned long)(info.totalram * info.mem_unit >> 20), pid1,
+           macs[0] ? macs : "none", process_visible("lab-time") ? "yes" : "no", host_file, keyring, kcore_state(), sys_write_state());
     return 0;
 }
