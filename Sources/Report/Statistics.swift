@@ -67,31 +67,64 @@ public enum Statistics {
         return (median(values) / median(baseline), quantile(ratios, 0.025), quantile(ratios, 0.975))
     }
 
-    /// Mann–Whitney U test, two-sided, normal approximation with tie correction: the p-value that
-    /// two samples come from the same distribution (`tandem report --compare`).
-    public static func mannWhitneyP(_ a: [Double], _ b: [Double]) -> Double? {
-        guard a.count >= 2, b.count >= 2 else { return nil }
+    /// Below this many trials a cell's figures are indicative only (the report says so beside any
+    /// verdict or significance it draws from them).
+    public static let smallSample = 10
+
+    /// A two-sided Mann–Whitney U test: the p-value that two samples come from the same
+    /// distribution, and which form of the test gave it (`tandem report --compare`).
+    public struct MannWhitney: Equatable, Sendable {
+        public enum Method: String, Sendable { case exact, normal }
+        public var p: Double
+        public var method: Method
+    }
+
+    /// Mann–Whitney U. Exact for small samples (n1 + n2 below `exactLimit`): the permutation
+    /// distribution of the rank sum, counted over every way to split the pooled midranks, so ties
+    /// are handled exactly too. Larger samples use the normal approximation with tie and
+    /// continuity corrections. nil when a side has no value.
+    public static func mannWhitney(_ a: [Double], _ b: [Double], exactLimit: Int = 40) -> MannWhitney? {
+        guard !a.isEmpty, !b.isEmpty else { return nil }
         let all = (a.map { ($0, 0) } + b.map { ($0, 1) }).sorted { $0.0 < $1.0 }
-        var ranks = [Double](repeating: 0, count: all.count)
+        // Midranks, doubled so they are integers (a tie of two at ranks 3 and 4 gets 7).
+        var doubledRanks = [Int](repeating: 0, count: all.count)
         var tieTerm = 0.0
         var index = 0
         while index < all.count {
             var end = index
             while end + 1 < all.count && all[end + 1].0 == all[index].0 { end += 1 }
-            let rank = Double(index + end) / 2 + 1
-            for k in index...end { ranks[k] = rank }
+            for k in index...end { doubledRanks[k] = index + end + 2 }
             let t = Double(end - index + 1)
             tieTerm += t * t * t - t
             index = end + 1
         }
-        let n1 = Double(a.count), n2 = Double(b.count), n = n1 + n2
-        let r1 = zip(all, ranks).filter { $0.0.1 == 0 }.reduce(0) { $0 + $1.1 }
-        let u = r1 - n1 * (n1 + 1) / 2
-        let mean = n1 * n2 / 2
-        let variance = n1 * n2 / 12 * ((n + 1) - tieTerm / (n * (n - 1)))
-        guard variance > 0 else { return 1 }
-        let z = (abs(u - mean) - 0.5) / variance.squareRoot()
-        return Swift.min(1, 2 * (1 - normalCDF(Swift.max(0, z))))
+        let n1 = a.count, n2 = b.count, n = n1 + n2
+        let observed = zip(all, doubledRanks).filter { $0.0.1 == 0 }.reduce(0) { $0 + $1.1 }
+        let mean = Double(n1 * (n + 1))  // doubled expected rank sum of a
+        if n < exactLimit {
+            // ways[k][s]: the number of k-subsets of the ranks seen so far whose doubled sum is s.
+            let total = doubledRanks.reduce(0, +)
+            var ways = [[Double]](repeating: [Double](repeating: 0, count: total + 1), count: n1 + 1)
+            ways[0][0] = 1
+            for rank in doubledRanks {
+                for k in stride(from: min(n1, n), through: 1, by: -1) {
+                    for sum in stride(from: total, through: rank, by: -1) where ways[k - 1][sum - rank] > 0 {
+                        ways[k][sum] += ways[k - 1][sum - rank]
+                    }
+                }
+            }
+            let distance = abs(Double(observed) - mean)
+            let splits = ways[n1].reduce(0, +)
+            let extreme = ways[n1].enumerated().filter { abs(Double($0.offset) - mean) >= distance - 1e-9 }.reduce(0) { $0 + $1.element }
+            return MannWhitney(p: Swift.min(1, extreme / splits), method: .exact)
+        }
+        let u = Double(observed) / 2 - Double(n1 * (n1 + 1)) / 2
+        let uMean = Double(n1 * n2) / 2
+        let nd = Double(n)
+        let variance = Double(n1 * n2) / 12 * ((nd + 1) - tieTerm / (nd * (nd - 1)))
+        guard variance > 0 else { return MannWhitney(p: 1, method: .normal) }
+        let z = (abs(u - uMean) - 0.5) / variance.squareRoot()
+        return MannWhitney(p: Swift.min(1, 2 * (1 - normalCDF(Swift.max(0, z)))), method: .normal)
     }
 
     static func normalCDF(_ x: Double) -> Double { 0.5 * erfc(-x / 2.0.squareRoot()) }

@@ -33,12 +33,49 @@ struct StatisticsTests {
         #expect(r.low <= 2 && r.high >= 2)
     }
 
-    @Test("Mann–Whitney: identical samples p=1-ish, separated samples p small (scipy: 0.000183 for 10 vs 10)")
-    func mannWhitney() throws {
+    @Test("Mann–Whitney, normal approximation: separated samples of 10 give scipy's asymptotic p (0.000183), identical ones p≈1")
+    func mannWhitneyNormal() throws {
         let a = (1...10).map(Double.init), b = (11...20).map(Double.init)
-        let p = try #require(Statistics.mannWhitneyP(a, b))
-        #expect(abs(p - 0.000183) < 0.00002)
-        #expect(try #require(Statistics.mannWhitneyP(a, a)) > 0.9)
+        let test = try #require(Statistics.mannWhitney(a, b, exactLimit: 0))
+        #expect(test.method == .normal)
+        #expect(abs(test.p - 0.000183) < 0.00002)
+        #expect(try #require(Statistics.mannWhitney(a, a, exactLimit: 0)).p > 0.9)
+    }
+
+    @Test("Mann–Whitney, exact for small samples: 10 vs 10 separated is 2/C(20,10) (scipy's exact), 3 vs 3 can never reach 0.05")
+    func mannWhitneyExact() throws {
+        let a = (1...10).map(Double.init), b = (11...20).map(Double.init)
+        let test = try #require(Statistics.mannWhitney(a, b))
+        #expect(test.method == .exact)
+        #expect(abs(test.p - 2.0 / 184_756) < 1e-9)
+        let small = try #require(Statistics.mannWhitney([1, 2, 3], [10, 11, 12]))
+        #expect(small.method == .exact)
+        #expect(abs(small.p - 0.1) < 1e-9, "the most extreme of C(6,3) = 20 splits, both tails: 2/20")
+        #expect(Statistics.mannWhitney([], [1]) == nil)
+    }
+
+    @Test("Mann–Whitney exact with ties equals a brute-force count over every split of the pooled values")
+    func mannWhitneyExactTies() throws {
+        let samples: [([Double], [Double])] = [([1, 1, 2, 5], [2, 3, 3]), ([4, 4, 4], [4, 5, 6, 6]), ([1, 2, 2, 2, 3], [2, 2, 7])]
+        for (a, b) in samples {
+            let pooled = a + b
+            let sorted = pooled.sorted()
+            func rank(_ value: Double) -> Double {
+                let below = sorted.filter { $0 < value }.count, equal = sorted.filter { $0 == value }.count
+                return Double(below) + Double(equal + 1) / 2
+            }
+            let ranks = pooled.map(rank)
+            let observed = ranks.prefix(a.count).reduce(0, +)
+            let mean = Double(a.count) * Double(pooled.count + 1) / 2
+            var extreme = 0, splits = 0
+            for mask in 0..<(1 << pooled.count) where mask.nonzeroBitCount == a.count {
+                let sum = ranks.indices.filter { mask & (1 << $0) != 0 }.reduce(0.0) { $0 + ranks[$1] }
+                splits += 1
+                if abs(sum - mean) >= abs(observed - mean) - 1e-9 { extreme += 1 }
+            }
+            let test = try #require(Statistics.mannWhitney(a, b))
+            #expect(abs(test.p - Double(extreme) / Double(splits)) < 1e-12, "\(a) vs \(b)")
+        }
     }
 
     @Test("formatting")
