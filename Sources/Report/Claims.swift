@@ -1,100 +1,287 @@
 import Bench
 
-/// The seeds' claims (../shared/seeds), each with the measurement that tests it on this host and
-/// a verdict: confirmed, contradicted, or not measurable here (with why).
+/// The seeds' claims (../shared/seeds, quoted in docs/bench.md), each answered from `results.json`
+/// alone: the rule that decides its verdict, the figures it used, and why. A claim whose inputs
+/// did not run says "not measured here" and what was missing: never a verdict it did not measure.
 public struct Claim: Sendable {
-    public enum Verdict: String, Sendable { case confirmed, contradicted, partly, notMeasured = "not measurable here" }
+    public enum Verdict: String, Sendable, CaseIterable {
+        case confirmed, contradicted, partly
+        case notMeasured = "not measured here"
+    }
+    /// A stable name for machines (summary.json) and tests.
+    public var id: String
     public var claim: String
     public var source: String
+    /// How the verdict is decided. The same words stand in docs/bench.md (a test checks).
+    public var rule: String
     public var measurement: String
     public var verdict: Verdict
+    /// The deciding figures in a sentence, or what was missing.
     public var why: String
+}
+
+/// What kind of sandbox a backend is, from `BackendInfo.kindOfSandbox` (Backends.swift).
+enum SandboxClass {
+    case container, vm, process
+
+    init?(_ backend: BackendInfo) {
+        if backend.kindOfSandbox.hasPrefix("container") { self = .container }
+        else if backend.kindOfSandbox.contains("VM") { self = .vm }
+        else if backend.kindOfSandbox.hasPrefix("plain process") { self = .process }
+        else { return nil }
+    }
+}
+
+/// What of the host a sandbox reached, from its probe (docs/bench.md, "What a sandbox can reach").
+/// Each is nil when the probe or the host did not measure it (results from an older bench).
+struct HostReach {
+    var processes: Bool?
+    var interfaces: Bool?
+    var file: Bool?
+    var keyring: Bool?
+    var kernelMemory: Bool?
+    var kernelSettings: Bool?
+
+    static let names = ["host processes", "host network interfaces", "a host file", "the host's kernel keyring",
+                        "the host kernel's memory (/proc/kcore)", "the host kernel's settings (/sys writable)"]
+    var values: [Bool?] { [processes, interfaces, file, keyring, kernelMemory, kernelSettings] }
+    /// The names of what it reached.
+    var reached: [String] { zip(Self.names, values).filter { $0.1 == true }.map(\.0) }
+    var measured: Bool { values.contains { $0 != nil } }
 }
 
 extension ReportModel {
     func ms(_ value: Double) -> String { Format.milliseconds(value) }
 
+    func backends(_ kind: SandboxClass) -> Set<String> {
+        Set(results.backends.filter { SandboxClass($0) == kind }.map(\.name))
+    }
+
+    /// "n = 3: indicative only" when a cell has fewer than `Statistics.smallSample` trials.
+    func smallSampleNote(_ rows: [Row]) -> String? {
+        guard let n = rows.map(\.total.n).min(), n < Statistics.smallSample else { return nil }
+        return "n = \(n): indicative only"
+    }
+
+    /// What `facts` (one backend's probe) reached of the host.
+    func reach(_ facts: [String: String]) -> HostReach {
+        let ownKernel = facts["boot_id"].map { $0 != results.host.bootID }
+        func sameKernel(_ value: Bool?) -> Bool? {
+            guard let value, let ownKernel else { return nil }
+            return value && !ownKernel
+        }
+        var reach = HostReach()
+        reach.processes = facts["host_procs"].map { $0 == "yes" }
+        if let macs = facts["macs"], let host = results.host.macs {
+            reach.interfaces = !Set(macs.split(separator: ",").map(String.init)).isDisjoint(with: host)
+        }
+        if let canary = results.host.canary {
+            reach.file = facts["host_file"].map { $0 == canary }
+            if results.host.canaryInKeyring == true { reach.keyring = facts["keyring"].map { $0 == canary } }
+        }
+        reach.kernelMemory = sameKernel(facts["kcore"].map { $0 == "elf" })
+        reach.kernelSettings = sameKernel(facts["sys_write"].map { $0 == "yes" })
+        return reach
+    }
+
     public var claims: [Claim] {
-        var claims: [Claim] = []
-        let vms = ["tiny-microvm", "linux-microvm", "libvirt", "libvirt-disk", "qemu-microvm"]
-        let hostMode = results.host.virtualisation
+        [startClaim, kernelClaim, memoryClaim, spaceClaim, oneAppClaim, hostReachClaim, engineClaim]
+    }
 
-        // 1. Containers start faster than VMs.
-        if let container = row("hello", "container") {
-            let vmRows = vms.compactMap { row("hello", $0) }
-            let facts = vmRows.map { "\($0.backend.name) \(ms($0.ready?.median ?? $0.total.median)) (\($0.backend.execution))" }
-            let containerReady = container.ready?.median ?? container.total.median
-            let faster = vmRows.filter { ($0.ready?.median ?? $0.total.median) < containerReady }
-            let verdict: Claim.Verdict = vmRows.isEmpty ? .notMeasured : faster.isEmpty ? .confirmed : .partly
-            var why = faster.isEmpty ? "every VM here was slower to its ready marker"
-                : "\(faster.map(\.backend.name).joined(separator: ", ")) reached ready sooner: a microVM without an OS to boot starts in milliseconds"
-            if hostMode != "hardware" { why += "; VM figures here are emulated (\(hostMode) KVM / TCG), not hardware speed" }
-            claims.append(Claim(claim: "Containers start faster than virtual machines (\"no need for boot up\")", source: "seed 002",
-                                measurement: "hello, launcher spawn → ready marker: container \(ms(containerReady)); " + facts.joined(separator: "; "),
-                                verdict: verdict, why: why))
+    /// "crun, runc" / "no VM backend".
+    func list(_ names: [String]) -> String { names.joined(separator: ", ") }
+
+    // MARK: 1. Containers start faster than VMs.
+
+    static let startRule = "Compares the median time from the launcher's spawn to the ready marker in `hello` (the total time where a backend has no marker). Confirmed when every VM backend that ran was slower than the fastest container backend; contradicted when every VM backend was faster; partly when some were. Not measured without a container and a VM backend that ran `hello`. Where the host has no hardware virtualisation the VM figures are emulated, and the verdict holds for this host only."
+
+    var startClaim: Claim {
+        var claim = Claim(id: "start", claim: "Containers start faster than virtual machines (\"no need for boot up\")", source: "seed 002",
+                          rule: Self.startRule, measurement: "—", verdict: .notMeasured, why: "")
+        let helloRows = rows["hello"] ?? []
+        func ready(_ row: Row) -> Double { row.ready?.median ?? row.total.median }
+        let containers = helloRows.filter { SandboxClass($0.backend) == .container }
+        let vms = helloRows.filter { SandboxClass($0.backend) == .vm }
+        guard let fastest = containers.min(by: { ready($0) < ready($1) }), !vms.isEmpty else {
+            claim.why = (containers.isEmpty ? "no container backend" : "no VM backend") + " ran `hello`"
+            return claim
         }
-
-        // 2. Containers share the host's kernel; a VM has its own.
-        let probes = Dictionary(probes.map { ($0.backend, $0.facts) }, uniquingKeysWith: { a, _ in a })
-        let containerProbe = probes["container"]
-        let vmProbe: (String, [String: String])? = vms.compactMap { name in probes[name].map { (name, $0) } }.first
-        if let containerProbe {
-            let sameKernel = containerProbe["boot_id"] == results.host.bootID
-            var measurement = "probe: container boot_id \(sameKernel ? "equals" : "differs from") the host's, kernel \(containerProbe["kernel"] ?? "?")"
-            var vmOwn = true
-            if let (name, facts) = vmProbe {
-                vmOwn = facts["boot_id"] != results.host.bootID
-                measurement += "; \(name) boot_id \(vmOwn ? "differs" : "equals"), kernel \(facts["kernel"] ?? "?")"
-            }
-            claims.append(Claim(claim: "Containers share the host's kernel (and so isolate less); a VM runs its own", source: "seeds 000, 002, 003",
-                                measurement: measurement, verdict: sameKernel && vmOwn ? .confirmed : .contradicted,
-                                why: "boot_id is the running kernel's identity: one value for the host and every container, another per VM"))
+        let sooner = vms.filter { ready($0) < ready(fastest) }
+        claim.measurement = "hello, spawn → ready (median): \(fastest.backend.name) \(ms(ready(fastest))) (the fastest container); "
+            + vms.map { "\($0.backend.name) \(ms(ready($0))) (\($0.backend.execution))" }.joined(separator: "; ")
+        claim.verdict = sooner.isEmpty ? .confirmed : sooner.count == vms.count ? .contradicted : .partly
+        var why = sooner.isEmpty ? "every VM backend was slower to ready than \(fastest.backend.name)"
+            : "\(list(sooner.map(\.backend.name))) reached ready sooner than \(fastest.backend.name): a microVM with no OS to boot starts in milliseconds"
+        if vms.contains(where: { !$0.backend.execution.hasPrefix("hardware") }) {
+            why += "; VM figures here are \(results.host.virtualisation) (\(list(vms.filter { !$0.backend.execution.hasPrefix("hardware") }.map(\.backend.name))) not at hardware speed)"
         }
+        if let note = smallSampleNote(containers + vms) { why += " (\(note))" }
+        claim.why = why
+        return claim
+    }
 
-        // 3. VMs take a lot of memory.
-        if let container = row("hello", "container") {
-            let vmRows = vms.compactMap { row("hello", $0) }.filter { $0.peakRSS != nil }
-            if !vmRows.isEmpty {
-                let facts = vmRows.map { "\($0.backend.name) \(Format.bytes($0.peakRSS!.median))" }
-                let big = vmRows.filter { $0.peakRSS!.median > 10 * (container.peakRSS?.median ?? 1) }
-                claims.append(Claim(claim: "VMs take a lot of memory; containers little", source: "seeds 001, 002",
-                                    measurement: "peak RSS of the launcher (and QEMU): container \(Format.bytes(container.peakRSS?.median ?? 0)); " + facts.joined(separator: "; "),
-                                    verdict: big.isEmpty ? .contradicted : big.count == vmRows.count ? .confirmed : .partly,
-                                    why: big.isEmpty ? "no VM here used ten times the container's memory"
-                                        : "a full QEMU guest costs hundreds of MiB; a microVM VMM (Tandem's) a few MiB plus the guest RAM it touches"))
-            }
+    // MARK: 2. Containers share the host's kernel; a VM has its own.
+
+    static let kernelRule = "From the probe's boot_id (the running kernel's identity) against the host's. Confirmed when every container backend's probe reports the host's boot_id and every VM backend's probe another one; contradicted when a container reports another or a VM the host's. Not measured without a probe from at least one container and one VM backend."
+
+    var kernelClaim: Claim {
+        var claim = Claim(id: "kernel", claim: "Containers share the host's kernel (and so isolate less); a VM runs its own",
+                          source: "seeds 000, 002, 003", rule: Self.kernelRule, measurement: "—", verdict: .notMeasured, why: "")
+        let containers = probes.filter { backends(.container).contains($0.backend) }
+        let vms = probes.filter { backends(.vm).contains($0.backend) }
+        guard !containers.isEmpty, !vms.isEmpty else {
+            claim.why = (containers.isEmpty ? "no container backend" : "no VM backend") + " ran the probe"
+            return claim
         }
-
-        // 4. VMs take a lot of space; a container image is 100–200 MB.
-        let artifacts = Dictionary(results.footprint.map { ($0.name, $0.bytes) }, uniquingKeysWith: { a, _ in a })
-        if let rootfs = artifacts["image rootfs (containers' shared lower layer)"] {
-            let kernel = artifacts["guest kernel (bzImage)"] ?? 0
-            let initramfs = artifacts["initramfs (the same image, for VMs)"] ?? 0
-            claims.append(Claim(claim: "VMs take a lot of space; a container image is 100–200 MB", source: "seeds 002, 004",
-                                measurement: "the same workload image: rootfs \(Format.bytes(Double(rootfs))) for containers; kernel \(Format.bytes(Double(kernel))) + initramfs \(Format.bytes(Double(initramfs))) for VMs; a container's own layer starts empty",
-                                verdict: .contradicted,
-                                why: "size is the image's, not the technology's: this image is a few MiB either way; a VM adds its kernel (and a disk image when it boots from one)"))
+        func shares(_ facts: [String: String]) -> Bool { facts["boot_id"] == results.host.bootID }
+        claim.measurement = "probe boot_id against the host's: " + (containers + vms).map {
+            "\($0.backend) \(shares($0.facts) ? "the host's" : "its own") (kernel \($0.facts["kernel"] ?? "?"))"
+        }.joined(separator: "; ")
+        let ownKernelContainers = containers.filter { !shares($0.facts) }.map(\.backend)
+        let hostKernelVMs = vms.filter { shares($0.facts) }.map(\.backend)
+        if ownKernelContainers.isEmpty && hostKernelVMs.isEmpty {
+            claim.verdict = .confirmed
+            claim.why = "every container ran on the host's kernel, every VM on its own"
+        } else {
+            claim.verdict = .contradicted
+            claim.why = (ownKernelContainers.isEmpty ? "" : "\(list(ownKernelContainers)) reported a kernel other than the host's. ")
+                + (hostKernelVMs.isEmpty ? "" : "\(list(hostKernelVMs)) reported the host's kernel.")
         }
+        return claim
+    }
 
-        // 5. A container runs only one app at a time.
-        if let containerProbe, let pids = Int(containerProbe["pids"] ?? "") {
-            claims.append(Claim(claim: "A container can run only one app at a time (by design)", source: "seed 002",
-                                measurement: "probe inside the container saw \(pids) processes (tandem-init as PID 1, and the probe)",
-                                verdict: pids > 1 ? .contradicted : .partly,
-                                why: "a container is a process tree: one main process is a convention (Docker's), not a limit"))
+    // MARK: 3. VMs take a lot of memory.
+
+    static let memoryRule = "Compares the median peak RSS in `hello` (the launcher and what it waited for; QEMU too under libvirt) of each VM backend with the largest container backend's. Confirmed when every VM backend used at least 10× that; contradicted when none did; partly when some did. Not measured without the figure for a container and a VM backend."
+
+    var memoryClaim: Claim {
+        var claim = Claim(id: "memory", claim: "VMs take a lot of memory; containers little", source: "seeds 001, 002",
+                          rule: Self.memoryRule, measurement: "—", verdict: .notMeasured, why: "")
+        let helloRows = (rows["hello"] ?? []).filter { $0.peakRSS != nil }
+        let containers = helloRows.filter { SandboxClass($0.backend) == .container }
+        let vms = helloRows.filter { SandboxClass($0.backend) == .vm }
+        guard let largest = containers.max(by: { $0.peakRSS!.median < $1.peakRSS!.median }), !vms.isEmpty else {
+            claim.why = "no peak RSS from " + (containers.isEmpty ? "a container backend" : "a VM backend") + " in `hello`"
+            return claim
         }
+        let reference = largest.peakRSS!.median
+        claim.measurement = "hello, peak RSS (median): \(largest.backend.name) \(Format.bytes(reference)) (the largest container); "
+            + vms.map { "\($0.backend.name) \(Format.bytes($0.peakRSS!.median)) (\(Format.fixed($0.peakRSS!.median / reference, 1))×)" }.joined(separator: "; ")
+        let big = vms.filter { $0.peakRSS!.median >= 10 * reference }
+        claim.verdict = big.isEmpty ? .contradicted : big.count == vms.count ? .confirmed : .partly
+        claim.why = big.isEmpty ? "no VM backend used 10× the container's memory"
+            : big.count == vms.count ? "every VM backend used at least 10× the container's memory"
+            : "\(list(big.map(\.backend.name))) used at least 10× the container's memory, \(list(vms.filter { $0.peakRSS!.median < 10 * reference }.map(\.backend.name))) less: a full QEMU guest costs hundreds of MiB, a microVM's VMM a few MiB plus the guest RAM it touches"
+        if let note = smallSampleNote(containers + vms) { claim.why += " (\(note))" }
+        return claim
+    }
 
-        // 6. Containers can interact with their host; VM apps cannot see the host's.
-        if let containerProbe {
-            claims.append(Claim(claim: "Apps in a VM cannot see the host's apps; containers can interact with their host", source: "seed 002",
-                                measurement: "probe: container sees \(containerProbe["pids"] ?? "?") processes (max pid \(containerProbe["max_pid"] ?? "?")), interfaces \(containerProbe["netifs"] ?? "?"), hostname \(containerProbe["hostname"] ?? "?") (host: \(results.host.hostname))",
-                                verdict: .contradicted,
-                                why: "with PID, network and UTS namespaces a container sees none of the host's processes or interfaces; what it shares is the kernel (claim 2)"))
+    // MARK: 4. VMs take a lot of space; a container image is 100–200 MB.
+
+    static let kernelArtifact = "guest kernel (bzImage)"
+    static let initramfsArtifact = "initramfs (the same image, for VMs)"
+    static let rootfsArtifact = "image rootfs (containers' shared lower layer)"
+    static let spaceRule = "From the disk footprint: what a VM needs to run the image (the guest kernel and the initramfs) against what a container needs (the image rootfs). Two parts: the VM's artifacts take at least 10× the container's, and the container image is 100–200 MB (10^8 to 2·10^8 bytes). Confirmed when both hold, partly when one does, contradicted when neither does. Not measured when the footprint lacks the rootfs, the kernel or the initramfs."
+
+    var spaceClaim: Claim {
+        var claim = Claim(id: "space", claim: "VMs take a lot of space; a container image is 100–200 MB", source: "seeds 002, 004",
+                          rule: Self.spaceRule, measurement: "—", verdict: .notMeasured, why: "")
+        let artifacts = Dictionary(results.footprint.map { ($0.name, Double($0.bytes)) }, uniquingKeysWith: { a, _ in a })
+        let missing = [Self.rootfsArtifact, Self.kernelArtifact, Self.initramfsArtifact].filter { artifacts[$0] == nil }
+        guard missing.isEmpty else {
+            claim.why = "the footprint has no \(list(missing))"
+            return claim
         }
+        let rootfs = artifacts[Self.rootfsArtifact]!
+        let vm = artifacts[Self.kernelArtifact]! + artifacts[Self.initramfsArtifact]!
+        claim.measurement = "the same image: \(Format.bytes(rootfs)) as a container's rootfs; \(Format.bytes(vm)) for a VM (kernel \(Format.bytes(artifacts[Self.kernelArtifact]!)) + initramfs \(Format.bytes(artifacts[Self.initramfsArtifact]!))), \(Format.fixed(vm / rootfs, 1))× the rootfs"
+        let vmsLarge = vm >= 10 * rootfs
+        let imageSized = rootfs >= 100e6 && rootfs <= 200e6
+        claim.verdict = vmsLarge && imageSized ? .confirmed : vmsLarge || imageSized ? .partly : .contradicted
+        claim.why = (vmsLarge ? "the VM's artifacts take at least 10× the container's" : "the VM's artifacts take less than 10× the container's")
+            + "; " + (imageSized ? "the image is within 100–200 MB" : "the image is \(Format.bytes(rootfs)), not 100–200 MB")
+            + ": size is the image's, not the technology's; a VM adds its kernel"
+        return claim
+    }
 
-        // 7. The Docker daemon is a single point of failure.
-        claims.append(Claim(claim: "The Docker daemon is a single point of failure", source: "seed 004", measurement: "—", verdict: .notMeasured,
-                            why: "Tandem's runtime has no daemon (each container has its own monitor; a killed monitor leaves its container running, which `tandem ctr rm` then cleans up — tested); Docker is not installed here"))
-        return claims
+    // MARK: 5. A container runs one app at a time.
+
+    static let oneAppRule = "From the number of processes the probe saw inside each container backend. Contradicted when one saw two or more running at once (tandem-init as PID 1 and the probe: two programs). Not measured when no container backend ran the probe, or each saw only itself. The probe cannot confirm the claim: that would take a container that refused to start a second process."
+
+    var oneAppClaim: Claim {
+        var claim = Claim(id: "one-app", claim: "A container can run only one app at a time (by design)", source: "seed 002",
+                          rule: Self.oneAppRule, measurement: "—", verdict: .notMeasured, why: "")
+        let containers = probes.filter { backends(.container).contains($0.backend) }
+        guard !containers.isEmpty else {
+            claim.why = "no container backend ran the probe"
+            return claim
+        }
+        let counts = containers.map { ($0.backend, Int($0.facts["pids"] ?? "") ?? 0) }
+        claim.measurement = "processes the probe saw inside: " + counts.map { "\($0.0) \($0.1)" }.joined(separator: "; ")
+        let many = counts.filter { $0.1 >= 2 }.map(\.0)
+        if many.isEmpty {
+            claim.why = "each container's probe saw only itself"
+        } else {
+            claim.verdict = .contradicted
+            claim.why = "\(list(many)) ran two or more processes at once: a container is a process tree; one main process is a convention (Docker's), not a limit"
+        }
+        return claim
+    }
+
+    // MARK: 6. VM apps cannot see the host's; containers can interact with their host.
+
+    static let hostReachRule = "From the probe: what each sandbox reaches of the host: its processes (the bench's stopwatch, a host process), its network interfaces (by hardware address), a file in the bench's host temp directory and a key in root's kernel keyring (both holding a random nonce), the kernel's memory (/proc/kcore readable) and settings (a /sys file opened for writing), the last two only where the kernel is the host's. The VM part holds when no VM backend reached anything; the container part when some container backend reached at least one thing. Confirmed when both hold, partly when one does, contradicted when neither does. Not measured without these facts from a container and a VM backend, or when the bare process (the control, which runs on the host) reached nothing: then the checks themselves failed."
+
+    var hostReachClaim: Claim {
+        var claim = Claim(id: "host-reach", claim: "Apps in a VM cannot see the host's apps; containers can interact with their host",
+                          source: "seeds 002, 004", rule: Self.hostReachRule, measurement: "—", verdict: .notMeasured, why: "")
+        let measured = probes.map { ($0.backend, reach($0.facts)) }.filter { $0.1.measured }
+        let containers = measured.filter { backends(.container).contains($0.0) }
+        let vms = measured.filter { backends(.vm).contains($0.0) }
+        guard !containers.isEmpty, !vms.isEmpty else {
+            claim.why = "no " + (containers.isEmpty ? "container" : "VM") + " backend's probe reported what it reaches of the host"
+            return claim
+        }
+        if let control = measured.first(where: { backends(.process).contains($0.0) }), control.1.reached.isEmpty {
+            claim.why = "the bare process (\(control.0)), which runs on the host, reached nothing of it either: the checks failed"
+            return claim
+        }
+        claim.measurement = (containers + vms).map { name, reach in
+            "\(name) reached " + (reach.reached.isEmpty ? "nothing of the host" : list(reach.reached))
+        }.joined(separator: "; ")
+        let vmsReaching = vms.filter { !$0.1.reached.isEmpty }.map(\.0)
+        let containersReaching = containers.filter { !$0.1.reached.isEmpty }.map(\.0)
+        let vmPart = vmsReaching.isEmpty, containerPart = !containersReaching.isEmpty
+        claim.verdict = vmPart && containerPart ? .confirmed : vmPart || containerPart ? .partly : .contradicted
+        claim.why = (vmPart ? "no VM reached anything of the host" : "\(list(vmsReaching)) reached the host")
+            + "; " + (containerPart ? "\(list(containersReaching)) reached the host (namespaces hide processes, interfaces and files; what a container shares is the kernel)"
+                : "no container reached anything of the host")
+        return claim
+    }
+
+    // MARK: 7. If the engine goes down, containers stop.
+
+    static let engineRule = "From the manager-kill measurement: each runtime's manager process (the one a user's command or daemon runs for the container) is sent SIGKILL while its container runs. Confirmed when no container survived its manager; contradicted when every one did; partly when some did. Whether the container's exit status still reached anyone is reported beside it. Not measured when no runtime was measured."
+
+    var engineClaim: Claim {
+        var claim = Claim(id: "engine-down", claim: "The container engine is a single point of failure: if it goes down, containers stop",
+                          source: "seed 004", rule: Self.engineRule, measurement: "—", verdict: .notMeasured, why: "")
+        let measured = (results.managerKill ?? []).filter { $0.measured && $0.containerSurvived != nil }
+        guard !measured.isEmpty else {
+            let failed = (results.managerKill ?? []).map { "\($0.runtime): \($0.note)" }
+            claim.why = (failed.isEmpty ? "the bench killed no runtime's manager (no container backend ran, not root, or --no-manager-kill)" : list(failed))
+            return claim
+        }
+        claim.measurement = measured.map {
+            "\($0.runtime) (killed \($0.manager)): container \($0.containerSurvived! ? "survived" : "stopped"), exit status \($0.exitStatusCollected == true ? "collected" : "lost")"
+        }.joined(separator: "; ")
+        let survived = measured.filter { $0.containerSurvived! }.map(\.runtime)
+        claim.verdict = survived.isEmpty ? .confirmed : survived.count == measured.count ? .contradicted : .partly
+        let lost = measured.filter { $0.containerSurvived! && $0.exitStatusCollected != true }.map(\.runtime)
+        claim.why = (survived.isEmpty ? "every container stopped with its manager"
+            : survived.count == measured.count ? "every container outlived its manager" : "\(list(survived)) outlived their manager")
+            + (lost.isEmpty ? "" : "; what was lost with the manager is the exit status (\(list(lost)))")
+            + "; Docker itself is not measured here"
+        return claim
     }
 }

@@ -42,6 +42,10 @@ extension ReportModel {
                 body += "<tr><td>\(fact.title)</td>" + probes.map { "<td>\(probeValue($0.facts, fact.key).htmlEscaped())</td>" }.joined()
                     + "<td><small>\(fact.meaning.htmlEscaped())</small></td></tr>\n"
             }
+            for (index, name) in HostReach.names.enumerated() where probes.contains(where: { reach($0.facts).measured }) {
+                body += "<tr><td>reaches \(name.htmlEscaped())</td>" + probes.map { "<td>\(Self.yesNo(reach($0.facts).values[index]))</td>" }.joined()
+                    + "<td><small>\(Self.reachMeaning[index].htmlEscaped())</small></td></tr>\n"
+            }
             body += "</table>\n"
         }
         if let density = results.density, !density.isEmpty {
@@ -58,11 +62,19 @@ extension ReportModel {
             }
             body += "</table>\n"
         }
-        body += "<h2>The seeds' claims, answered</h2>\n<table><tr><th>claim</th><th>measured here</th><th>verdict</th><th>why</th></tr>\n"
+        if let kills = results.managerKill, !kills.isEmpty {
+            body += "<h2>When the manager dies</h2>\n<p>\(Self.managerKillIntro.htmlEscaped())</p>\n<table><tr><th>runtime</th><th>killed</th><th>container survived</th><th>exit status collected</th><th>reported afterwards</th><th>note</th></tr>\n"
+            for kill in kills {
+                body += "<tr><td><code>\(kill.runtime.htmlEscaped())</code></td><td>\(kill.manager.htmlEscaped())</td><td>\(Self.yesNo(kill.containerSurvived))</td><td>\(Self.yesNo(kill.exitStatusCollected))</td><td>\(kill.reported.htmlEscaped())</td><td>\(kill.note.htmlEscaped())</td></tr>\n"
+            }
+            body += "</table>\n"
+        }
+        let claims = self.claims
+        body += "<h2>The seeds' claims, answered</h2>\n<p>Each verdict is computed from the figures above by the rule below the table; a claim whose inputs did not run is not measured here.</p>\n<table><tr><th>claim</th><th>measured here</th><th>verdict</th><th>why</th></tr>\n"
         for claim in claims {
             body += "<tr><td>\(claim.claim.htmlEscaped()) <small>(\(claim.source))</small></td><td>\(claim.measurement.htmlEscaped())</td><td class=\"v-\(claim.verdict == .confirmed ? "yes" : claim.verdict == .contradicted ? "no" : "maybe")\">\(claim.verdict.rawValue)</td><td>\(claim.why.htmlEscaped())</td></tr>\n"
         }
-        body += "</table>\n"
+        body += "</table>\n<h3>How each verdict is decided</h3>\n<ul>" + claims.map { "<li><strong>\($0.claim.htmlEscaped())</strong>: \($0.rule.htmlEscaped())</li>" }.joined() + "</ul>\n"
         if !results.notes.isEmpty || !failedCells.isEmpty {
             body += "<h2>Notes</h2>\n<ul>" + (failedCells + results.notes).map { "<li>\($0.htmlEscaped())</li>" }.joined() + "</ul>\n"
         }

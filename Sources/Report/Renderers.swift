@@ -17,6 +17,20 @@ let probeFacts: [(key: String, title: String, meaning: String)] = [
 ]
 
 extension ReportModel {
+    /// What each of `HostReach.names` means, for the matrix.
+    static let reachMeaning = [
+        "it sees the bench's stopwatch, a process on the host",
+        "one of its interfaces has a host interface's hardware address",
+        "it read the nonce in a file in the bench's host temp directory",
+        "it found the key with the nonce that the bench added to root's keyring",
+        "/proc/kcore reads as an ELF image and the kernel is the host's",
+        "a /sys file opens for writing and the kernel is the host's",
+    ]
+
+    static let managerKillIntro = "Each runtime's manager process was sent SIGKILL while its container ran `sleep`; the container was then left to exit by itself with a known status. Survived: its init was still alive after the manager was gone. Collected: that status could still be read afterwards where the runtime reports it."
+
+    static func yesNo(_ value: Bool?) -> String { value.map { $0 ? "yes" : "no" } ?? "—" }
+
     /// A probe value as shown (boot_id compared with the host's).
     func probeValue(_ facts: [String: String], _ key: String) -> String {
         if key == "boot_id" { return facts["boot_id"] == results.host.bootID ? "yes (same kernel)" : "no (own kernel)" }
@@ -58,6 +72,9 @@ extension ReportModel {
             for fact in probeFacts {
                 out += "| \(fact.title) | " + probes.map { probeValue($0.facts, fact.key) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
             }
+            for (index, name) in HostReach.names.enumerated() where probes.contains(where: { reach($0.facts).measured }) {
+                out += "| reaches \(name) | " + probes.map { Self.yesNo(reach($0.facts).values[index]) }.joined(separator: " | ") + " | \(Self.reachMeaning[index]) |\n"
+            }
         }
         if let density = results.density, !density.isEmpty {
             out += "\n## Density: idle sandboxes at once\n\nN idle (`sleep`) sandboxes started together; per sandbox once all are ready: the PSS of its launcher's process tree, and the drop in the host's MemAvailable ÷ N (everything, noisy at small N; libvirt's QEMU is only in this one).\n\n| backend | N | ready | PSS per sandbox | MemAvailable drop per sandbox | all ready after |\n|---|---|---|---|---|---|\n"
@@ -71,10 +88,18 @@ extension ReportModel {
                 out += "| \(artifact.name) | \(Format.bytes(Double(artifact.bytes))) | \(artifact.usedBy.joined(separator: ", ")) | \(artifact.note) |\n"
             }
         }
-        out += "\n## The seeds' claims, answered\n\n| claim | measured here | verdict | why |\n|---|---|---|---|\n"
+        if let kills = results.managerKill, !kills.isEmpty {
+            out += "\n## When the manager dies\n\n\(Self.managerKillIntro)\n\n| runtime | killed | container survived | exit status collected | reported afterwards | note |\n|---|---|---|---|---|---|\n"
+            for kill in kills {
+                out += "| `\(kill.runtime)` | \(kill.manager) | \(Self.yesNo(kill.containerSurvived)) | \(Self.yesNo(kill.exitStatusCollected)) | \(kill.reported) | \(kill.note) |\n"
+            }
+        }
+        let claims = self.claims
+        out += "\n## The seeds' claims, answered\n\nEach verdict is computed from the figures above by the rule below the table; a claim whose inputs did not run is not measured here.\n\n| claim | measured here | verdict | why |\n|---|---|---|---|\n"
         for claim in claims {
             out += "| \(claim.claim) (\(claim.source)) | \(claim.measurement) | **\(claim.verdict.rawValue)** | \(claim.why) |\n"
         }
+        out += "\nHow each verdict is decided:\n\n" + claims.map { "- **\($0.claim)**: \($0.rule)\n" }.joined()
         if !results.notes.isEmpty || !failedCells.isEmpty {
             out += "\n## Notes\n\n" + (failedCells + results.notes).map { "- \($0)\n" }.joined()
         }

@@ -2,7 +2,7 @@ import Bench
 import HostOS
 
 extension ReportModel {
-    /// summary.json (schema tandem.report/1): the statistics of every cell, the isolation facts
+    /// summary.json (schema tandem.report/2): the statistics of every cell, the isolation facts
     /// and the claims' verdicts, for machines.
     public func summaryJSON() -> String {
         func stats(_ summary: Summary?) -> JSON {
@@ -23,15 +23,20 @@ extension ReportModel {
             }
         }
         let json: JSON = .object([
-            ("schema", .string("tandem.report/1")),
+            ("schema", .string("tandem.report/2")),
             ("host", .object([("cpu", .string(results.host.cpu)), ("kernel", .string(results.host.kernel)),
                               ("virtualisation", .string(results.host.virtualisation))])),
             ("trials", .int(Int64(results.trials))), ("complete", .bool(results.complete)), ("baseline", .string(baseline)),
             ("cells", .array(cells)),
             ("compute_mismatch", .array(computeMismatch.map { .string($0) })),
             ("isolation", .object(probes.map { ($0.backend, .object($0.facts.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })) })),
-            ("claims", .array(claims.map { .object([("claim", .string($0.claim)), ("verdict", .string($0.verdict.rawValue)),
-                                                   ("measured", .string($0.measurement)), ("why", .string($0.why))]) })),
+            ("manager_kill", .array((results.managerKill ?? []).map { kill in
+                .object([("runtime", .string(kill.runtime)), ("manager", .string(kill.manager)), ("measured", .bool(kill.measured)),
+                         ("container_survived", kill.containerSurvived.map { .bool($0) } ?? .null),
+                         ("exit_status_collected", kill.exitStatusCollected.map { .bool($0) } ?? .null)])
+            })),
+            ("claims", .array(claims.map { .object([("id", .string($0.id)), ("claim", .string($0.claim)), ("verdict", .string($0.verdict.rawValue)),
+                                                   ("measured", .string($0.measurement)), ("why", .string($0.why)), ("rule", .string($0.rule))]) })),
         ])
         return json.serialized(indent: 2) + "\n"
     }

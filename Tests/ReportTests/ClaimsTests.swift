@@ -1,0 +1,247 @@
+@testable import Bench
+import Foundation
+@testable import Report
+import Testing
+
+/// Results built by hand so that each claim meets each of its verdicts: the rules in
+/// docs/bench.md, exercised from both sides.
+struct ResultsFixture {
+    static let hostBoot = "host-boot-id"
+    static let nonce = "0123456789abcdef"
+    static let hostMAC = "52:54:00:12:34:56"
+    var results: BenchResults
+
+    init(trials: Int = 10) {
+        let host = HostSummary(cpu: "test CPU", cpus: 2, kernel: "6.1.0-host", virtualisation: "hardware", virtualisationExplanation: "test",
+                               cgroups: "v2", tools: [:], bootID: Self.hostBoot, hostname: "host", macs: [Self.hostMAC], canary: Self.nonce)
+        results = BenchResults(startedAt: "2026-11-29T00:00:00Z", host: host, trials: trials, warmup: 0, backends: [], workloads: ["hello", "probe"])
+        results.host.canaryInKeyring = true
+        results.complete = true
+    }
+
+    static let kinds = ["container": "container", "crun": "container", "runc": "container", "tiny-microvm": "microVM (bare guest, no OS)",
+                        "libvirt": "full VM (libvirt + QEMU)", "qemu-microvm": "microVM (Linux, QEMU)", "process": "plain process (no isolation)"]
+
+    mutating func add(_ name: String) {
+        guard !results.backends.contains(where: { $0.name == name }) else { return }
+        results.backends.append(BackendInfo(name: name, kind: "ours", kindOfSandbox: Self.kinds[name]!, available: true, reason: nil,
+                                            execution: name == "tiny-microvm" || name == "libvirt" ? "hardware KVM" : "native (host kernel)",
+                                            description: name))
+    }
+
+    /// `trials` hello samples around `readyMs` and `rssMiB`.
+    mutating func hello(_ name: String, readyMs: Double, rssMiB: Double = 10) {
+        add(name)
+        for trial in 0..<results.trials {
+            let wobble = Double(trial % 3) * 0.01
+            results.samples.append(Sample(backend: name, workload: "hello", trial: trial, status: 0, readyMs: readyMs * (1 + wobble),
+                                          totalMs: readyMs * (1.5 + wobble), peakRSSBytes: UInt64(rssMiB * (1 + wobble) * 1_048_576),
+                                          launcherCPUMs: 1, result: nil, probe: nil))
+        }
+    }
+
+    /// One probe sample. Defaults: a container's view (the host's kernel, nothing of the host reached).
+    mutating func probe(_ name: String, boot: String = hostBoot, pids: Int = 2, _ extra: [String: String] = [:]) {
+        add(name)
+        var facts = ["boot_id": boot, "pids": String(pids), "kernel": boot == Self.hostBoot ? "6.1.0-host" : "6.1.0-guest",
+                     "macs": "none", "host_procs": "no", "host_file": "none", "keyring": "none", "kcore": "denied", "sys_write": "rofs"]
+        facts.merge(extra) { $1 }
+        results.samples.append(Sample(backend: name, workload: "probe", trial: 0, status: 0, readyMs: 5, totalMs: 6, peakRSSBytes: nil,
+                                      launcherCPUMs: nil, result: nil, probe: facts))
+    }
+
+    mutating func footprint(rootfs: UInt64?, kernel: UInt64?, initramfs: UInt64?) {
+        results.footprint = []
+        if let kernel { results.footprint.append(Artifact(name: "guest kernel (bzImage)", bytes: kernel, usedBy: [], note: "")) }
+        if let initramfs { results.footprint.append(Artifact(name: "initramfs (the same image, for VMs)", bytes: initramfs, usedBy: [], note: "")) }
+        if let rootfs { results.footprint.append(Artifact(name: "image rootfs (containers' shared lower layer)", bytes: rootfs, usedBy: [], note: "")) }
+    }
+
+    mutating func managerKilled(_ runtime: String, survived: Bool, collected: Bool = false) {
+        results.managerKill = (results.managerKill ?? []) + [ManagerKillResult(
+            runtime: runtime, manager: "m", measured: true, containerSurvived: survived, exitStatusCollected: collected,
+            expectedStatus: 7, reported: "r", note: "")]
+    }
+
+    func claim(_ id: String) throws -> Claim {
+        try #require(ReportModel(results, baseline: nil).claims.first { $0.id == id })
+    }
+}
+
+@Suite("The seeds' claims: each verdict from the figures, by its rule")
+struct ClaimsTests {
+    @Test("every claim is present, and without any input every one is 'not measured here' with the reason")
+    func nothingMeasured() throws {
+        let claims = ReportModel(ResultsFixture().results, baseline: nil).claims
+        #expect(claims.map(\.id) == ["start", "kernel", "memory", "space", "one-app", "host-reach", "engine-down"])
+        for claim in claims {
+            #expect(claim.verdict == .notMeasured, "\(claim.id)")
+            #expect(!claim.why.isEmpty, "\(claim.id) says what was missing")
+        }
+    }
+
+    @Test("start: confirmed, contradicted, partly, not measured")
+    func start() throws {
+        var fixture = ResultsFixture()
+        fixture.hello("container", readyMs: 5)
+        fixture.hello("crun", readyMs: 8)
+        #expect(try fixture.claim("start").why.contains("no VM backend"))
+        fixture.hello("libvirt", readyMs: 900)
+        #expect(try fixture.claim("start").verdict == .confirmed)
+        fixture.hello("tiny-microvm", readyMs: 2)
+        let partly = try fixture.claim("start")
+        #expect(partly.verdict == .partly)
+        #expect(partly.why.contains("tiny-microvm"))
+        var faster = ResultsFixture()
+        faster.hello("runc", readyMs: 20)
+        faster.hello("tiny-microvm", readyMs: 2)
+        #expect(try faster.claim("start").verdict == .contradicted)
+        var noContainer = ResultsFixture()
+        noContainer.hello("libvirt", readyMs: 900)
+        let missing = try noContainer.claim("start")
+        #expect(missing.verdict == .notMeasured)
+        #expect(missing.why.contains("no container backend"))
+    }
+
+    @Test("kernel: no VM probe is 'not measured', never confirmed; a VM on the host's kernel contradicts")
+    func kernel() throws {
+        var fixture = ResultsFixture()
+        fixture.probe("container")
+        let containerOnly = try fixture.claim("kernel")
+        #expect(containerOnly.verdict == .notMeasured)
+        #expect(containerOnly.why.contains("no VM backend"))
+        fixture.probe("libvirt", boot: "guest-boot-id")
+        #expect(try fixture.claim("kernel").verdict == .confirmed)
+        fixture.probe("qemu-microvm", boot: ResultsFixture.hostBoot)
+        let contradicted = try fixture.claim("kernel")
+        #expect(contradicted.verdict == .contradicted)
+        #expect(contradicted.why.contains("qemu-microvm"))
+        var ownKernelContainer = ResultsFixture()
+        ownKernelContainer.probe("crun", boot: "other")
+        ownKernelContainer.probe("libvirt", boot: "guest-boot-id")
+        #expect(try ownKernelContainer.claim("kernel").verdict == .contradicted)
+    }
+
+    @Test("memory: 10× the largest container's peak RSS decides")
+    func memory() throws {
+        var fixture = ResultsFixture()
+        fixture.hello("container", readyMs: 5, rssMiB: 4)
+        fixture.hello("runc", readyMs: 9, rssMiB: 10)
+        #expect(try fixture.claim("memory").verdict == .notMeasured)
+        fixture.hello("libvirt", readyMs: 900, rssMiB: 200)
+        #expect(try fixture.claim("memory").verdict == .confirmed)
+        fixture.hello("tiny-microvm", readyMs: 2, rssMiB: 5)
+        #expect(try fixture.claim("memory").verdict == .partly)
+        var small = ResultsFixture()
+        small.hello("container", readyMs: 5, rssMiB: 10)
+        small.hello("tiny-microvm", readyMs: 2, rssMiB: 99)
+        #expect(try small.claim("memory").verdict == .contradicted, "9.9× is not 10×")
+    }
+
+    @Test("space: the footprint decides both parts")
+    func space() throws {
+        var fixture = ResultsFixture()
+        fixture.footprint(rootfs: 150_000_000, kernel: 1_000_000_000, initramfs: 600_000_000)
+        #expect(try fixture.claim("space").verdict == .confirmed)
+        fixture.footprint(rootfs: 5_000_000, kernel: 80_000_000, initramfs: 20_000_000)
+        #expect(try fixture.claim("space").verdict == .partly, "20× but not 100–200 MB")
+        fixture.footprint(rootfs: 150_000_000, kernel: 14_000_000, initramfs: 6_000_000)
+        #expect(try fixture.claim("space").verdict == .partly, "100–200 MB but not 10×")
+        fixture.footprint(rootfs: 300_000_000, kernel: 2_000_000_000, initramfs: 1_000_000_000)
+        #expect(try fixture.claim("space").verdict == .partly, "10× but larger than 200 MB")
+        fixture.footprint(rootfs: 5_900_000, kernel: 14_000_000, initramfs: 6_000_000)
+        #expect(try fixture.claim("space").verdict == .contradicted)
+        fixture.footprint(rootfs: 5_900_000, kernel: nil, initramfs: 6_000_000)
+        let missing = try fixture.claim("space")
+        #expect(missing.verdict == .notMeasured)
+        #expect(missing.why.contains("guest kernel"))
+    }
+
+    @Test("one app: two processes inside contradict it; one is not a measurement of it")
+    func oneApp() throws {
+        var fixture = ResultsFixture()
+        fixture.probe("container", pids: 1)
+        #expect(try fixture.claim("one-app").verdict == .notMeasured)
+        fixture.probe("crun", pids: 2)
+        let contradicted = try fixture.claim("one-app")
+        #expect(contradicted.verdict == .contradicted)
+        #expect(contradicted.why.contains("crun") && !contradicted.why.contains("container,"))
+    }
+
+    @Test("host reach: every part of the rule, with the bare process as the control")
+    func hostReach() throws {
+        var fixture = ResultsFixture()
+        fixture.probe("container", ["keyring": ResultsFixture.nonce])
+        #expect(try fixture.claim("host-reach").verdict == .notMeasured, "no VM probe")
+        fixture.probe("libvirt", boot: "guest", ["kcore": "elf", "sys_write": "yes"])
+        let confirmed = try fixture.claim("host-reach")
+        #expect(confirmed.verdict == .confirmed, "a VM's own kcore and /sys are not the host's")
+        #expect(confirmed.measurement.contains("container reached the host's kernel keyring"))
+
+        var guessed = ResultsFixture()
+        guessed.probe("container", ["keyring": "some-other-value", "host_file": "guess"])
+        guessed.probe("libvirt", boot: "guest")
+        #expect(try guessed.claim("host-reach").verdict == .partly, "only the nonce counts: the container reached nothing")
+
+        var leaky = ResultsFixture()
+        leaky.probe("container", ["macs": ResultsFixture.hostMAC])
+        leaky.probe("libvirt", boot: "guest", ["host_file": ResultsFixture.nonce])
+        #expect(try leaky.claim("host-reach").verdict == .partly)
+        var worst = ResultsFixture()
+        worst.probe("container")
+        worst.probe("libvirt", boot: "guest", ["host_procs": "yes"])
+        #expect(try worst.claim("host-reach").verdict == .contradicted)
+
+        var brokenControl = ResultsFixture()
+        brokenControl.probe("container", ["keyring": ResultsFixture.nonce])
+        brokenControl.probe("libvirt", boot: "guest")
+        brokenControl.probe("process")
+        let failed = try brokenControl.claim("host-reach")
+        #expect(failed.verdict == .notMeasured)
+        #expect(failed.why.contains("checks failed"))
+        brokenControl.probe("process", ["host_procs": "yes", "sys_write": "yes"])
+        brokenControl.results.samples.removeAll { $0.backend == "process" && $0.probe?["host_procs"] == "no" }
+        #expect(try brokenControl.claim("host-reach").verdict == .confirmed)
+
+        var noKeyring = ResultsFixture()
+        noKeyring.results.host.canaryInKeyring = false
+        noKeyring.probe("container", ["keyring": ResultsFixture.nonce])
+        noKeyring.probe("libvirt", boot: "guest")
+        #expect(try noKeyring.claim("host-reach").verdict == .partly, "a keyring check that did not run counts for nothing")
+    }
+
+    @Test("engine down: from the manager-kill measurement")
+    func engine() throws {
+        var fixture = ResultsFixture()
+        #expect(try fixture.claim("engine-down").verdict == .notMeasured)
+        fixture.managerKilled("crun", survived: false)
+        #expect(try fixture.claim("engine-down").verdict == .confirmed)
+        fixture.managerKilled("podman", survived: true)
+        let partly = try fixture.claim("engine-down")
+        #expect(partly.verdict == .partly)
+        #expect(partly.why.contains("exit status (podman)"))
+        fixture.results.managerKill = nil
+        fixture.managerKilled("runc", survived: true, collected: true)
+        let contradicted = try fixture.claim("engine-down")
+        #expect(contradicted.verdict == .contradicted)
+        #expect(!contradicted.why.contains("lost"), "runc's status was collected")
+        fixture.results.managerKill = [ManagerKillResult(runtime: "runc", manager: "—", measured: false, containerSurvived: nil,
+                                                         exitStatusCollected: nil, expectedStatus: 7, reported: "—", note: "did not start")]
+        let failed = try fixture.claim("engine-down")
+        #expect(failed.verdict == .notMeasured)
+        #expect(failed.why.contains("did not start"))
+    }
+
+    @Test("fewer than 10 trials: the timing claims say they are indicative only")
+    func smallSamples() throws {
+        var fixture = ResultsFixture(trials: 3)
+        fixture.hello("container", readyMs: 5)
+        fixture.hello("libvirt", readyMs: 900, rssMiB: 300)
+        #expect(try fixture.claim("start").why.contains("n = 3: indicative only"))
+        #expect(try fixture.claim("memory").why.contains("n = 3: indicative only"))
+        var large = ResultsFixture(trials: 10)
+        large.hello("container", readyMs: 5)
+        large.hello("libvirt", readyMs: 900)
+        #expect(try !large.claim("start").why.contains("indicative"))
+    }
+}
