@@ -56,6 +56,9 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: "The KVM device.")
     var kvmDevice = "/dev/kvm"
 
+    @Flag(name: .long, help: "Boot Linux even where /dev/kvm has no hardware virtualisation (guest code emulated: minutes, or no boot at all; `tandem lab nested` is the way there).")
+    var allowEmulated = false
+
     @Option(name: .long, help: ArgumentHelp("microvm: Tandem's own VMM on /dev/kvm; libvirt: a guest through the libvirt daemon.", valueName: "microvm|libvirt"))
     var backend = "microvm"
 
@@ -76,7 +79,8 @@ struct VMRunCommand: ParsableCommand {
 
     var options: VMRunOptions {
         VMRunOptions(tiny: tiny, mode: mode?.value, memory: memory, kernel: kernel, initrd: initrd, cmdline: cmdline,
-                     workload: workload, vcpus: vcpus, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice)
+                     workload: workload, vcpus: vcpus, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice,
+                     allowEmulated: allowEmulated)
     }
 
     func run() throws {

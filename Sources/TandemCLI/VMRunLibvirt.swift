@@ -26,7 +26,14 @@ enum VMRunLibvirt {
         let accelerator: DomainDefinition.Accelerator
         switch command.accel {
         case "auto": accelerator = hostMode == .hardware ? .kvm : .qemu
-        case "kvm": accelerator = .kvm
+        case "kvm":
+            // Only where this host is the one that runs the guest; a remote URI's host is its own.
+            let local = command.connect.hasPrefix("qemu:///")
+            guard !local || hostMode == .hardware else {
+                return VMRunner.fail("--accel kvm: this host's virtualisation is \(hostMode.rawValue) (\(hostMode.explanation)); "
+                    + "QEMU's KVM accelerator needs VT-x/AMD-V: use --accel tcg or auto")
+            }
+            accelerator = .kvm
         case "tcg": accelerator = .qemu
         default: return VMRunner.fail("--accel \(command.accel): must be auto, kvm or tcg")
         }

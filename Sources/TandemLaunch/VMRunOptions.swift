@@ -16,10 +16,12 @@ public struct VMRunOptions: Equatable, Sendable {
     public var timeout: Double = 0
     public var json = false
     public var kvmDevice = "/dev/kvm"
+    /// Boot Linux even where /dev/kvm emulates guest instructions (it takes minutes, or hangs).
+    public var allowEmulated = false
 
     public init(tiny: String? = nil, mode: CPUMode? = nil, memory: Int? = nil, kernel: String? = nil, initrd: String? = nil,
                 cmdline: String? = nil, workload: String? = nil, vcpus: Int = 1, arg: UInt64? = nil,
-                timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm") {
+                timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm", allowEmulated: Bool = false) {
         self.tiny = tiny
         self.kernel = kernel
         self.initrd = initrd
@@ -32,6 +34,7 @@ public struct VMRunOptions: Equatable, Sendable {
         self.timeout = timeout
         self.json = json
         self.kvmDevice = kvmDevice
+        self.allowEmulated = allowEmulated
     }
 }
 
@@ -91,6 +94,9 @@ public enum FastVMRunParser {
             case "--json":
                 guard inline == nil else { return nil }
                 options.json = true
+            case "--allow-emulated":
+                guard inline == nil else { return nil }
+                options.allowEmulated = true
             default:
                 return nil
             }

@@ -21,6 +21,14 @@ public enum VMRunner {
         case .success(let built): machine = built
         case .failure(let message): return fail(message.text)
         }
+        // A Linux guest on emulated KVM runs ~1M instructions/s: say so before the long silence.
+        if options.tiny == nil, !options.allowEmulated {
+            let mode = HostFacts.probeKVMMode(kvmPath: options.kvmDevice)
+            if mode != .hardware {
+                return fail("this host's virtualisation is \(mode.rawValue) (\(mode.explanation)): a Linux guest would take minutes to boot, "
+                    + "if it boots at all. Run it in the nested lab (`tandem lab nested`), or pass --allow-emulated to try anyway")
+            }
+        }
         // Keys typed on a terminal go to the guest's console (an interactive shell works); the
         // terminal is raw for the run only.
         var terminal = RawTerminal(fd: machine.config.consoleInput ?? -1)
@@ -73,6 +81,10 @@ public enum VMRunner {
             }
             switch readImage(resolved.path) {
             case .success(let image):
+                if let builtFor = resolved.mode, let asked = options.mode, asked != builtFor {
+                    return .failure(Message(text: "--mode \(asked.rawValue): the built-in guest '\(tiny)' is built for \(builtFor.rawValue) mode only "
+                        + "(--mode is for a flat binary given by path)"))
+                }
                 let argument = options.arg ?? (tiny == "compute" ? TinyGuests.defaultComputeSize : 0)
                 return .success(.flat(image: image, name: resolved.path, mode: options.mode ?? resolved.mode ?? .long, argument: argument))
             case .failure(let message): return .failure(message)

@@ -18,13 +18,14 @@ struct FastParserTests {
         [], ["--arg", "3"],
         ["--kernel", "/boot/vmlinuz", "--initrd", "i.cpio", "--workload", "compute", "--vcpus", "1", "--cmdline", "quiet"],
         ["--workload=hello", "--memory", "512"],
+        ["--workload", "hello", "--allow-emulated"],
     ]
 
     static let handedOver: [[String]] = [
         ["--help"], ["-h"], ["help"], ["--tiny"], ["--tiny", "hello", "--bogus"], ["--vcpus", "two"],
         ["--tiny", "hello", "--memory", "lots"], ["--tiny", "hello", "--mode", "protected"],
         ["--tiny", "a", "--tiny", "b"], ["--json=yes", "--tiny", "hello"], ["hello"],
-        ["--tiny", "hello", "--arg", "-3"], ["--tiny", "hello", "--memory", "-1"],
+        ["--tiny", "hello", "--arg", "-3"], ["--tiny", "hello", "--memory", "-1"], ["--allow-emulated=yes"],
     ]
 
     @Test("accepted lines parse identically", arguments: accepted)
