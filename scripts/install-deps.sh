@@ -11,8 +11,10 @@ profile=${1:-all}
 # libvirt-dev + pkg-config: tandem-cli links libvirt's C API; the daemon runs the libvirt guests.
 # libseccomp-dev: tandem-runtime compiles OCI seccomp profiles with it (linked statically).
 # runc + procps: tandem-runtime's differential tests run the same bundles through runc; its ps uses ps.
+# podman: the tests drive tandem-runtime through it, and the bench kills its conmon (the
+#         manager-kill measurement). jq: the README's examples pipe a report through it (a test runs them).
 core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-tools pkg-config libvirt-dev
-      libvirt-daemon-system libvirt-clients qemu-system-x86 e2fsprogs libseccomp-dev runc procps)
+      libvirt-daemon-system libvirt-clients qemu-system-x86 e2fsprogs libseccomp-dev runc procps podman jq)
 bench=(crun runc hyperfine qemu-system-x86)
 # Ubuntu packages its kernels under other names; the Debian cloud kernel is what Tandem is verified with.
 if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then bench+=(linux-image-cloud-amd64); fi

@@ -99,6 +99,15 @@ enum VMRunLibvirt {
         }
         if command.json {
             func ms(_ value: UInt64?) -> JSON { value.map { .double(Double($0 - report.createStart) / 1e6) } ?? .null }
+            // The same outcome object as Tandem's VMM writes (docs/exit-status.md).
+            let outcome: JSON
+            switch report.outcome {
+            case .exited(let code): outcome = .object([("kind", .string("exited")), ("status", .int(Int64(code)))])
+            case .timedOut: outcome = .object([("kind", .string("timed_out")), ("after_ms", .double(command.timeout * 1000))])
+            case .interrupted(let signal): outcome = .object([("kind", .string("interrupted")), ("signal", .int(Int64(signal)))])
+            case .endedWithoutResult:
+                outcome = .object([("kind", .string("crashed")), ("reason", .string("the guest ended without tandem-init's result line"))])
+            }
             let json: JSON = .object([
                 ("schema", .string("tandem.vm-run/1")),
                 ("backend", .string("libvirt")),
@@ -108,6 +117,7 @@ enum VMRunLibvirt {
                 ("uri", .string(command.connect)),
                 ("domain", .string(report.domainName)),
                 ("exit_status", .int(Int64(status))),
+                ("outcome", outcome),
                 ("memory_mib", .int(Int64(memory))),
                 ("vcpus", .int(Int64(command.vcpus))),
                 ("phases_ms", .object([("created", ms(report.created)), ("ready", ms(report.ready)), ("exit", ms(report.ended))])),

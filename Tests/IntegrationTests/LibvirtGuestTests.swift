@@ -36,6 +36,8 @@ struct LibvirtGuestTests {
         let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(report["backend"] as? String == "libvirt")
         #expect(report["exit_status"] as? Int == 0)
+        let outcome = try #require(report["outcome"] as? [String: Any], "docs/exit-status.md promises outcome.kind")
+        #expect(outcome["kind"] as? String == "exited" && outcome["status"] as? Int == 0)
         #expect(["tcg", "kvm"].contains(report["accelerator"] as? String ?? ""))
         let phases = try #require(report["phases_ms"] as? [String: Any])
         #expect((phases["ready"] as? Double ?? 0) > 0)
