@@ -31,6 +31,35 @@ struct BenchEndToEndTests {
         let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
         #expect(markdown.contains("## The seeds' claims, answered"))
         #expect(markdown.contains("## Isolation: what a workload sees from inside"))
+
+        // What the probe reached: the bare process (on the host) read the canary file, no container did.
+        let host = try #require(results["host"] as? [String: Any])
+        let canary = try #require(host["canary"] as? String)
+        #expect(canary.count == 16)
+        func probe(_ backend: String) -> [String: String]? {
+            samples.first { $0["backend"] as? String == backend && $0["probe"] != nil }?["probe"] as? [String: String]
+        }
+        #expect(probe("process")?["host_file"] == canary, "the control reaches the host's file")
+        #expect(probe("process")?["host_procs"] == "yes")
+        for backend in ["container", "crun"] {
+            #expect(probe(backend)?["host_file"] != canary, "\(backend) cannot read a host file outside its root")
+            #expect(probe(backend)?["host_procs"] == "no", "\(backend) sees no host process")
+        }
+        #expect(!(try String(contentsOfFile: "/proc/keys", encoding: .utf8)).contains("tandem-host-canary"), "the canary key is removed")
+
+        // Each runtime's manager killed: measured, and nothing left of it.
+        let kills = try #require(results["managerKill"] as? [[String: Any]])
+        let runtimes = kills.map { $0["runtime"] as? String ?? "" }
+        #expect(runtimes.starts(with: ["tandem ctr", "tandem-runtime", "crun"]))
+        for kill in kills {
+            #expect(kill["measured"] as? Bool == true, "\(kill)")
+            #expect(kill["containerSurvived"] is Bool && kill["exitStatusCollected"] is Bool, "\(kill)")
+        }
+        #expect(markdown.contains("## When the manager dies"))
+        let left = try Tandem.run(["ctr", "ps"])
+        #expect(!left.stdout.contains("tandem-mk-"), "no container of the measurement is left")
+        let cgroups = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/memory")) ?? []
+        #expect(!cgroups.contains { $0.hasPrefix("tandem-mk-") }, "no cgroup of the measurement is left")
     }
 
     @Test("Ctrl-C keeps what was measured: results.json (complete: false) and the report, status 130, nothing left")
@@ -55,6 +84,8 @@ struct BenchEndToEndTests {
         #expect(backend.status == 125 && backend.stderr.hasPrefix("tandem: error: --backends: unknown backend docker"))
         let workload = try Tandem.run(["bench", "--workloads", "mine"])
         #expect(workload.status == 125 && workload.stderr.hasPrefix("tandem: error: --workloads: unknown workload mine"))
+        let baseline = try Tandem.run(["bench", "--backends", "process", "--baseline", "container"])
+        #expect(baseline.status == 125 && baseline.stderr.hasPrefix("tandem: error: --baseline container: not among the backends run"))
         let report = try Tandem.run(["report", "/etc/hostname"])
         #expect(report.status == 125 && report.stderr.hasPrefix("tandem: error: /etc/hostname: not a Tandem results file"))
     }

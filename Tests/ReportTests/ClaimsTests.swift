@@ -232,6 +232,17 @@ struct ClaimsTests {
         #expect(failed.why.contains("did not start"))
     }
 
+    @Test("every claim's rule stands in docs/bench.md word for word")
+    func rulesDocumented() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/bench.md")
+        let page = try String(contentsOf: docs, encoding: .utf8)
+        for claim in ReportModel(ResultsFixture().results, baseline: nil).claims {
+            #expect(page.contains(claim.rule), "\(claim.id)'s rule")
+            #expect(page.contains("`\(claim.id)`"), "\(claim.id) is named")
+        }
+    }
+
     @Test("fewer than 10 trials: the timing claims say they are indicative only")
     func smallSamples() throws {
         var fixture = ResultsFixture(trials: 3)
