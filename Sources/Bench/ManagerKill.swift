@@ -54,12 +54,7 @@ public enum ManagerKill {
                 subjects.append(Subject(
                     runtime: runtime, start: [environment.tandem, "ctr", "run", "-d", "--name", name, "--"] + command(name), foreground: false,
                     status: [environment.tandem, "ctr", "ps"],
-                    read: { output in
-                        // CONTAINER ID  NAME  STATUS  PID  COMMAND, columns two or more spaces apart.
-                        guard let line = output.split(separator: "\n").first(where: { $0.contains("  \(name)  ") }) else { return ("not listed", false) }
-                        let status = columns(String(line)).dropFirst(2).first ?? "?"
-                        return (status, status == "exited (\(expectedStatus))")
-                    },
+                    read: { readCtrPS($0, name: name) },
                     cleanup: [[environment.tandem, "ctr", "rm", "-f", name]], work: own,
                     role: "its monitor (tandem ctr run -d leaves one per container)", name: name, list: [environment.tandem, "ctr", "ps"]))
             case "tandem-runtime", "crun", "runc":
@@ -75,11 +70,7 @@ public enum ManagerKill {
                     : [binary] + root + ["run", "--bundle", bundle, name]
                 subjects.append(Subject(
                     runtime: runtime, start: start, foreground: runtime != "tandem-runtime", status: [binary] + root + ["state", name],
-                    read: { output in
-                        let status = jsonString("status", in: output) ?? "no state"
-                        let exit = jsonNumber("exitStatus", in: output)
-                        return (exit.map { "\(status), exitStatus \($0)" } ?? "\(status), no exit status", exit == expectedStatus)
-                    },
+                    read: readOCIState,
                     cleanup: [[binary] + root + ["delete", "--force", name]], work: own,
                     role: runtime == "tandem-runtime" ? "its monitor (one per container)" : "\(runtime) run in the foreground, the caller's child",
                     name: name, list: [binary] + root + ["list", "--quiet"]))
@@ -91,11 +82,7 @@ public enum ManagerKill {
                     runtime: runtime,
                     start: global + ["run", "-d", "--name", name, "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--rootfs", rootfs + ":O"] + command(name),
                     foreground: false, status: global + ["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
-                    read: { output in
-                        let words = output.split(whereSeparator: { $0 == " " || $0 == "\n" })
-                        let reported = words.count == 2 ? "\(words[0]), exit code \(words[1])" : words.joined(separator: " ")
-                        return (reported, words.count == 2 && words[1] == "\(expectedStatus)")
-                    },
+                    read: readPodmanInspect,
                     cleanup: [global + ["rm", "--force", name]], work: own, role: "conmon, podman's per-container monitor",
                     name: name, list: global + ["ps", "--all", "--format", "{{.Names}}"]))
             default: continue
@@ -132,7 +119,7 @@ public enum ManagerKill {
     public static func measure(_ subject: Subject) -> ManagerKillResult {
         var result = ManagerKillResult(runtime: subject.runtime, manager: "—", measured: false, containerSurvived: nil, exitStatusCollected: nil,
                                        expectedStatus: expectedStatus, reported: "—", note: "")
-        let marker = subject.start.last { $0.hasPrefix("tandem-mk-") } ?? ""
+        let marker = subject.name
         defer {
             for argv in subject.cleanup { Subprocess.runQuietly(argv[0], Array(argv.dropFirst())) }
             for pid in containerInits(marker) { kill(pid, SIGKILL) }
@@ -224,6 +211,29 @@ public enum ManagerKill {
             usleep(20_000)
         } while Clock.monotonicNanoseconds() < deadline
         return nil
+    }
+
+    /// `tandem ctr ps`: the STATUS column of the container's row ("exited (7)", "dead (…)").
+    static func readCtrPS(_ output: String, name: String) -> (reported: String, collected: Bool) {
+        // CONTAINER ID  NAME  STATUS  PID  COMMAND, columns two or more spaces apart.
+        guard let line = output.split(separator: "\n").first(where: { columns(String($0)).dropFirst().first == name }) else { return ("not listed", false) }
+        let status = columns(String(line)).dropFirst(2).first ?? "?"
+        return (status, status == "exited (\(expectedStatus))")
+    }
+
+    /// An OCI runtime's `state`: its status, and `exitStatus` where the runtime keeps one (runc and
+    /// crun never do: the foreground `run` returns it, and that is what was killed).
+    static func readOCIState(_ output: String) -> (reported: String, collected: Bool) {
+        let status = jsonString("status", in: output) ?? "no state"
+        let exit = jsonNumber("exitStatus", in: output)
+        return (exit.map { "\(status), exitStatus \($0)" } ?? "\(status), no exit status", exit == expectedStatus)
+    }
+
+    /// `podman inspect --format '{{.State.Status}} {{.State.ExitCode}}'`.
+    static func readPodmanInspect(_ output: String) -> (reported: String, collected: Bool) {
+        let words = output.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        let reported = words.count == 2 ? "\(words[0]), exit code \(words[1])" : words.joined(separator: " ")
+        return (reported, words.count == 2 && words[0] == "exited" && words[1] == "\(expectedStatus)")
     }
 
     static func columns(_ line: String) -> [String] {

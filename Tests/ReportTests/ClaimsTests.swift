@@ -256,3 +256,36 @@ struct ClaimsTests {
         #expect(try !large.claim("start").why.contains("indicative"))
     }
 }
+
+/// The manager-kill measurement reads what each runtime reports afterwards; these are outputs the
+/// runtimes printed on this host, with and without the exit status.
+@Suite("manager kill: reading each runtime's report")
+struct ManagerKillReadingTests {
+    @Test("tandem ctr ps: the STATUS column of the container's own row")
+    func ctrPS() {
+        let output = """
+        CONTAINER ID  NAME  STATUS                                      PID    COMMAND
+        333d66d0234e  mk1   exited (7)                                  15242  /bin/sh -c sleep 3; exit 7 mk1
+        b75c46fce043  mk2   dead (its tandem was killed; rm cleans up)  15272  /bin/sh -c sleep 3; exit 7 mk2
+        """
+        #expect(ManagerKill.readCtrPS(output, name: "mk1") == ("exited (7)", true))
+        #expect(ManagerKill.readCtrPS(output, name: "mk2") == ("dead (its tandem was killed; rm cleans up)", false))
+        #expect(ManagerKill.readCtrPS(output, name: "mk3").collected == false)
+        #expect(ManagerKill.readCtrPS(output, name: "mk").collected == false, "a prefix is not the name")
+    }
+
+    @Test("an OCI runtime's state: exitStatus where it keeps one")
+    func ociState() {
+        #expect(ManagerKill.readOCIState(#"{"ociVersion":"1.0.2","id":"c","pid":0,"status":"stopped","exitStatus":7}"#) == ("stopped, exitStatus 7", true))
+        #expect(ManagerKill.readOCIState(#"{"ociVersion":"1.0.2","id":"c","pid":0,"status":"stopped","exitStatus":3}"#).collected == false)
+        #expect(ManagerKill.readOCIState(#"{"ociVersion":"1.0.2","id":"c","pid":0,"status":"stopped"}"#) == ("stopped, no exit status", false))
+        #expect(ManagerKill.readOCIState("container does not exist") == ("no state, no exit status", false))
+    }
+
+    @Test("podman inspect: exited with the code, or still 'running 0' when conmon is gone")
+    func podman() {
+        #expect(ManagerKill.readPodmanInspect("exited 7\n") == ("exited, exit code 7", true))
+        #expect(ManagerKill.readPodmanInspect("running 0\n") == ("running, exit code 0", false))
+        #expect(ManagerKill.readPodmanInspect("Error: no such container\n").collected == false)
+    }
+}
