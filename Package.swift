@@ -69,6 +69,6 @@ let package = Package(
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["HostFacts", "HostOS"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["HostFacts", "HostOS", "CLinux"]),
     ]
 )

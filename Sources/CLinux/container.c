@@ -5,9 +5,11 @@
  */
 #define _GNU_SOURCE
 #include "clinux_container.h"
+#include "clinux.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -55,39 +57,30 @@ static void close_on_exec_from(int lowest) {
     for (int fd = lowest; fd < max && fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
-/* dir + path, for paths under the new root before pivot_root. */
-static void join(char *out, size_t size, const char *root, const char *path) {
-    snprintf(out, size, "%s%s", root, path);
+/* A mount point inside the root, by kind (struct clinux_mount.make_target): 0 must exist, 1 a
+ * directory made if missing, 2 a file made if missing. An O_PATH descriptor, or -1. */
+static int mount_point(int root_fd, const char *path, int kind) {
+    switch (kind) {
+    case 1: return clinux_mkdir_in_root(root_fd, path, 0755);
+    case 2: return clinux_file_in_root(root_fd, path, 0644);
+    default: return clinux_open_in_root(root_fd, path, O_PATH);
+    }
 }
 
-static int mkdir_p(char *path, mode_t mode) {
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        int r = mkdir(path, mode);
-        *p = '/';
-        if (r != 0 && errno != EEXIST) return -1;
-    }
-    if (mkdir(path, mode) != 0 && errno != EEXIST) return -1;
-    return 0;
+/* mount(2) onto the file `fd` holds: the path the kernel is given cannot be swapped for a symlink. */
+static int mount_on(const char *source, int fd, const char *fstype, unsigned long flags, const void *data) {
+    char path[64];
+    clinux_fd_path(fd, path, sizeof path);
+    return mount(source, path, fstype, flags, data);
 }
 
-static void make_target(const struct clinux_container *c, char *target, int kind) {
-    if (kind == 0) return;
-    if (kind == 1) {
-        if (mkdir_p(target, 0755) != 0) fail(c->error_fd, "mkdir", target);
-        return;
-    }
-    char *slash = strrchr(target, '/');
-    if (slash && slash != target) {
-        *slash = 0;
-        int r = mkdir_p(target, 0755);
-        *slash = '/';
-        if (r != 0) fail(c->error_fd, "mkdir", target);
-    }
-    int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0 && errno != EISDIR) fail(c->error_fd, "create bind target", target);
-    if (fd >= 0) close(fd);
+/* Changes flags or propagation of the mount now at `path` inside the root: it is opened again, so
+ * the descriptor holds the new mount, not the directory it covers. */
+static void remount_in_root(const struct clinux_container *c, int root_fd, const char *path, unsigned long flags, const char *step) {
+    int fd = clinux_open_in_root(root_fd, path, O_PATH);
+    if (fd < 0) fail(c->error_fd, "resolve in root", path);
+    if (mount_on(NULL, fd, NULL, flags, NULL) != 0) fail(c->error_fd, step, path);
+    close(fd);
 }
 
 /* Raises the loopback interface of the new network namespace. */
@@ -194,29 +187,28 @@ static void become(const struct clinux_process *p, int error_fd) {
     fail(error_fd, "execve", p->path);
 }
 
-static void make_device(const struct clinux_container *c, int in_user_namespace, const struct clinux_device *d) {
-    char target[4096];
-    join(target, sizeof target, c->root, d->path);
-    char *slash = strrchr(target, '/');
-    if (slash && slash != target) {
-        *slash = 0;
-        int r = mkdir_p(target, 0755);
-        *slash = '/';
-        if (r != 0) fail(c->error_fd, "mkdir", target);
-    }
+static void make_device(const struct clinux_container *c, int root_fd, int in_user_namespace, const struct clinux_device *d) {
+    char name[NAME_MAX + 1];
+    int parent = clinux_parent_in_root(root_fd, d->path, name, sizeof name);
+    if (parent < 0) fail(c->error_fd, "resolve in root", d->path);
     if (in_user_namespace) {
         /* mknod is not allowed in a user namespace: bind the host's node of the same path (runc's way). */
-        int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        if (fd >= 0) close(fd);
-        if (mount(d->path, target, NULL, MS_BIND, NULL) != 0) fail(c->error_fd, "mount --bind device", d->path);
+        int made = openat(parent, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (made >= 0) close(made);
+        int fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || mount_on(d->path, fd, NULL, MS_BIND, NULL) != 0) fail(c->error_fd, "mount --bind device", d->path);
+        close(fd);
+        close(parent);
         return;
     }
-    if (mknod(target, d->mode, makedev(d->major, d->minor)) != 0) {
-        if (errno != EEXIST || unlink(target) != 0 || mknod(target, d->mode, makedev(d->major, d->minor)) != 0) {
+    /* mknodat and fchownat never follow a symlink in the last component. */
+    if (mknodat(parent, name, d->mode, makedev(d->major, d->minor)) != 0) {
+        if (errno != EEXIST || unlinkat(parent, name, 0) != 0 || mknodat(parent, name, d->mode, makedev(d->major, d->minor)) != 0) {
             fail(c->error_fd, "mknod", d->path);
         }
     }
-    if (chown(target, d->uid, d->gid) != 0) fail(c->error_fd, "chown", d->path);
+    if (fchownat(parent, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) != 0) fail(c->error_fd, "chown", d->path);
+    close(parent);
 }
 
 static void write_sysctl(int error_fd, const char *path, const char *value) {
@@ -298,25 +290,37 @@ static int child_main(void *argument) {
     /* pivot_root needs the new root's parent mount not shared. */
     if (c->root_propagation & MS_SHARED) mount(NULL, c->root, NULL, MS_PRIVATE, NULL);
 
-    char target[4096];
+    /* Every path below is the container's, resolved inside the root (inroot.c). */
+    int root_fd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) fail(c->error_fd, "open", c->root);
     for (int i = 0; i < c->mount_count; i++) {
         const struct clinux_mount *m = &c->mounts[i];
-        join(target, sizeof target, c->root, m->target);
-        make_target(c, target, m->make_target);
-        if (mount(m->source, target, m->fstype, m->flags, m->data) != 0) {
+        int fd = mount_point(root_fd, m->target, m->make_target);
+        if (fd < 0) {
             if (m->optional) continue;
-            fail(c->error_fd, m->fstype ? "mount" : "mount --bind", target);
+            fail(c->error_fd, "resolve in root", m->target);
         }
-        if (m->remount && mount(NULL, target, NULL, (m->flags & ~(unsigned long)MS_REC) | MS_BIND | MS_REMOUNT, NULL) != 0) {
-            fail(c->error_fd, "mount -o remount,bind", target);
+        int mounted = mount_on(m->source, fd, m->fstype, m->flags, m->data);
+        close(fd);
+        if (mounted != 0) {
+            if (m->optional) continue;
+            fail(c->error_fd, m->fstype ? "mount" : "mount --bind", m->target);
         }
-        if (m->propagation && mount(NULL, target, NULL, m->propagation, NULL) != 0) fail(c->error_fd, "mount --make-*", target);
+        if (m->remount) {
+            remount_in_root(c, root_fd, m->target, (m->flags & ~(unsigned long)MS_REC) | MS_BIND | MS_REMOUNT, "mount -o remount,bind");
+        }
+        if (m->propagation) remount_in_root(c, root_fd, m->target, m->propagation, "mount --make-*");
     }
-    for (int i = 0; i < c->device_count; i++) make_device(c, in_user_namespace, &c->devices[i]);
+    for (int i = 0; i < c->device_count; i++) make_device(c, root_fd, in_user_namespace, &c->devices[i]);
     for (int i = 0; i < c->symlink_count; i++) {
-        join(target, sizeof target, c->root, c->symlinks[2 * i + 1]);
-        if (symlink(c->symlinks[2 * i], target) != 0 && errno != EEXIST) fail(c->error_fd, "symlink", target);
+        char name[NAME_MAX + 1];
+        const char *path = c->symlinks[2 * i + 1];
+        int parent = clinux_parent_in_root(root_fd, path, name, sizeof name);
+        if (parent < 0) fail(c->error_fd, "resolve in root", path);
+        if (symlinkat(c->symlinks[2 * i], parent, name) != 0 && errno != EEXIST) fail(c->error_fd, "symlink", path);
+        close(parent);
     }
+    close(root_fd);
     for (int i = 0; i < c->sysctl_count; i++) write_sysctl(c->error_fd, c->sysctls[2 * i], c->sysctls[2 * i + 1]);
 
     /* Hooks: the parent runs prestart, createRuntime and createContainer now. */

@@ -30,7 +30,6 @@ struct ChildDescription {
         for device in ContainerRuntime.devices {
             list.append(("/dev/\(device)", "/dev/\(device)", nil, UInt(MS_BIND), nil, 2, false, false))
         }
-        list.append((rootMount + "/dev/pts/ptmx", "/dev/ptmx", nil, UInt(MS_BIND), nil, 2, false, false))
         for volume in spec.volumes {
             let make: Int32 = Files.kind(volume.host) == .directory ? 1 : 2
             list.append((volume.host, volume.container, nil, UInt(MS_BIND | MS_REC), nil, make, volume.readOnly, false))
@@ -45,6 +44,7 @@ struct ChildDescription {
         let envp = strings.array(spec.environment)
         let masked = strings.array(ContainerRuntime.maskedPaths)
         let readOnly = strings.array(ContainerRuntime.readOnlyPaths)
+        let links = strings.constArray(ContainerRuntime.deviceSymlinks.flatMap { [$0.0, $0.1] })
 
         let list = mounts()
         let cMounts = strings.buffer(of: clinux_mount.self, count: list.count)
@@ -71,6 +71,8 @@ struct ChildDescription {
         description.read_only_root = spec.readOnly ? 1 : 0
         description.mounts = UnsafePointer(cMounts)
         description.mount_count = Int32(list.count)
+        description.symlinks = links
+        description.symlink_count = Int32(ContainerRuntime.deviceSymlinks.count)
         description.masked_paths = UnsafeRawPointer(masked).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
         description.masked_count = Int32(ContainerRuntime.maskedPaths.count)
         description.readonly_paths = UnsafeRawPointer(readOnly).assumingMemoryBound(to: UnsafePointer<CChar>?.self)

@@ -43,6 +43,11 @@ public enum ContainerRuntime {
     /// Host device nodes bind-mounted into the container's /dev (a bind works in a user namespace,
     /// where mknod does not).
     public static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
+    /// The links every container's /dev has (runtime-spec config-linux.md "Default Devices" and
+    /// runc): (target, link). /dev/ptmx is a link to the container's own devpts instance, never a
+    /// bind of a path under the root (a hostile root could point it anywhere).
+    public static let deviceSymlinks = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
+                                        ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx")]
     /// Where Tandem's cgroups live in each hierarchy.
     public static let cgroupParent = "tandem"
 

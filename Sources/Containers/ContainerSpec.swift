@@ -1,3 +1,4 @@
+import CLinux
 import Cgroups
 import HostOS
 #if canImport(Glibc)
@@ -114,28 +115,21 @@ public struct ContainerSpec: Sendable {
     }
 
     /// `program` inside `root`: as given when it has a slash, else the first match on `path`.
-    /// Symlinks inside the root are followed relative to it (an absolute link target means
-    /// root + target), so the host's own files are never what is found.
+    /// Every path is resolved inside the root (CLinux's clinux_stat_in_root: symlinks and ".."
+    /// never leave it), so the host's own files are never what is found.
     public static func resolve(_ program: String, in root: String, path: String) -> String? {
         let candidates = program.contains("/") ? [program.hasPrefix("/") ? program : "/" + program]
             : path.split(separator: ":").map { "\($0)/\(program)" }
-        for candidate in candidates where isExecutable(candidate, in: root) { return candidate }
+        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard rootFD >= 0 else { return nil }
+        defer { close(rootFD) }
+        for candidate in candidates where isExecutable(candidate, inRoot: rootFD) { return candidate }
         return nil
     }
 
-    static func isExecutable(_ path: String, in root: String, depth: Int = 0) -> Bool {
-        guard depth < 16 else { return false }
-        let full = root + path
+    static func isExecutable(_ path: String, inRoot rootFD: Int32) -> Bool {
         var info = stat()
-        guard lstat(full, &info) == 0 else { return false }
-        if info.st_mode & S_IFMT == S_IFLNK {
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let count = readlink(full, &buffer, Int(PATH_MAX))
-            guard count > 0 else { return false }
-            let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let next = target.hasPrefix("/") ? target : Files.directory(of: path) + "/" + target
-            return isExecutable(next, in: root, depth: depth + 1)
-        }
+        guard clinux_stat_in_root(rootFD, path, &info) == 0 else { return false }
         return info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o111 != 0
     }
 }

@@ -23,8 +23,6 @@ struct Launch {
     static let defaultDevices: [(name: String, major: UInt32, minor: UInt32)] = [
         ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
     ]
-    static let defaultSymlinks = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
-                                  ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx")]
 
     /// Checks what needs the host before anything is made; `process` may come from `exec --process`.
     init(config: OCIConfig, process: OCIConfig.Process? = nil) throws(OCIError) {

@@ -134,7 +134,7 @@ final class Supervisor {
         }
         c.devices = UnsafePointer(arena.copy(devices))
         c.device_count = Int32(devices.count)
-        let symlinks = launch.suppliesDefaultDevices ? Launch.defaultSymlinks.flatMap { [$0.0, $0.1] } : []
+        let symlinks = launch.suppliesDefaultDevices ? ContainerRuntime.deviceSymlinks.flatMap { [$0.0, $0.1] } : []
         c.symlinks = arena.constArray(symlinks)
         c.symlink_count = Int32(symlinks.count / 2)
         let sysctls = config.sysctl.flatMap { ["/proc/sys/" + $0.0.replacingDots(), $0.1] }

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/vfs.h>
 #include "clinux_container.h"
@@ -55,6 +56,28 @@ int clinux_receive_fd(int sock);
 /** A new pseudo-terminal pair (both close-on-exec), the slave's path in `name`, sized when rows and
  * columns are given. Returns 0 or -errno. */
 int clinux_open_pty(int *master, int *slave, char *name, size_t name_size, unsigned short rows, unsigned short columns);
+
+/* Paths inside a container's root (inroot.c): resolved as if `root_fd` were "/", so a symlink or
+ * ".." in a hostile root file system never leads outside it. Each returns a descriptor (close-on-exec)
+ * or -1 with errno, and is safe between clone and exec. */
+
+/** openat2(root_fd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS); where the kernel has no
+ * openat2, clinux_walk_in_root. */
+int clinux_open_in_root(int root_fd, const char *path, int flags);
+/** The same without openat2: one component at a time with O_NOFOLLOW, symlinks resolved here
+ * (absolute ones from the root, at most 40), ".." never above the root. Exported for its tests. */
+int clinux_walk_in_root(int root_fd, const char *path, int flags);
+/** mkdir -p inside the root; an O_PATH descriptor of the directory. */
+int clinux_mkdir_in_root(int root_fd, const char *path, mode_t mode);
+/** The file at `path` inside the root, created (O_EXCL | O_NOFOLLOW, parents made) if missing: an
+ * O_PATH descriptor to mount a file on. */
+int clinux_file_in_root(int root_fd, const char *path, mode_t mode);
+/** The parent directory of `path` inside the root (made if missing), and its last component in `name`. */
+int clinux_parent_in_root(int root_fd, const char *path, char *name, size_t name_size);
+/** fstat of `path` inside the root (symlinks followed inside it). Returns 0 or -1 with errno. */
+int clinux_stat_in_root(int root_fd, const char *path, struct stat *info);
+/** "/proc/self/fd/N": what mount(2) is given to mount on the file a descriptor holds. */
+void clinux_fd_path(int fd, char *out, size_t size);
 
 /** add_key("user", description, payload) in the calling user's keyring, readable and searchable by
  * every process of that uid (permissions 0x3f0b0000), gone after `timeout_seconds` even if the
