@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "HostFacts", dependencies: ["KVM", "HostOS"]),
         .target(name: "GuestImages", dependencies: ["HostOS"]),
         // cgroups v1 and v2 behind one manager protocol (root injectable: v2 is tested on a fixture too).
-        .target(name: "Cgroups", dependencies: ["HostOS"]),
+        .target(name: "Cgroups", dependencies: ["HostOS", "CLinux"]),
         // The container runtime: spec, rootfs layers, namespaces (through CLinux's clone trampoline), state.
         .target(name: "Containers", dependencies: ["CLinux", "Cgroups", "HostOS"]),
         // The OCI runtime (runc's command line): config.json, bundles, create/start/state/kill/delete,

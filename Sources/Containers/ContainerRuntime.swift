@@ -113,10 +113,15 @@ public enum ContainerRuntime {
 
             let manager: any CgroupManager
             do {
-                manager = try layout.create(parent: cgroupParent, name: spec.id)
+                manager = try layout.create(parent: cgroupParent, name: spec.id, extra: layout.version == .v1 ? ["devices"] : [])
                 cgroup = manager
                 try manager.apply(spec.limits)
             } catch { throw ContainerError(describeLimitError(error, spec.limits)) }
+            // Root in the container keeps CAP_MKNOD (Docker's default): the device cgroup is what
+            // keeps it from making and opening the host's devices.
+            do { try DeviceAccess.apply(DeviceAccess.defaults, to: manager) } catch {
+                throw ContainerError("the container's device cgroup: \(error.description)")
+            }
             state.cgroups = manager.directories
             state.cgroupProcs = manager.processFiles
 

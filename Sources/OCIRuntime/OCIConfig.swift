@@ -1,3 +1,4 @@
+import Cgroups
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -55,14 +56,8 @@ public struct OCIConfig: Sendable {
         public var fileMode: UInt32?
         public var uid: UInt32?, gid: UInt32?
     }
-    public struct DeviceRule: Sendable {
-        public var allow: Bool
-        public var type: String = "a"
-        public var major: Int64?, minor: Int64?
-        public var access: String = "rwm"
-        /// The cgroup v1 devices.allow / devices.deny line: "c 1:3 rwm", "a *:* rwm".
-        public var line: String { "\(type) \(major.map(String.init) ?? "*"):\(minor.map(String.init) ?? "*") \(access)" }
-    }
+    /// linux.resources.devices[]: the rule type both front ends share (Cgroups' DeviceAccess).
+    public typealias DeviceRule = Cgroups.DeviceRule
     public struct ThrottleDevice: Sendable { public var major: Int64, minor: Int64, rate: UInt64 }
     public struct Resources: Sendable {
         public var memoryLimit: Int64?, memoryReservation: Int64?, memorySwap: Int64?, swappiness: UInt64?

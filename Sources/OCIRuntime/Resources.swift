@@ -6,11 +6,6 @@ import HostOS
 /// (config-linux.md "Control groups"; the v1 → v2 conversions are runc's). Every failure names
 /// the config field.
 enum ResourceWriter {
-    /// Devices every container may use whatever its rules say (runc's AllowedDevices): the
-    /// standard nodes and pseudo-terminals.
-    static let alwaysAllowed = ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm",
-                                "c 5:2 rwm", "c 136:* rwm", "c *:* m", "b *:* m"]
-
     /// The v1 hierarchies a config needs beyond Tandem's own (memory, cpu, cpuacct, pids, freezer).
     static func extraControllers(_ config: OCIConfig, version: CgroupVersion) -> [String] {
         let r = config.resources
@@ -96,51 +91,21 @@ enum ResourceWriter {
         try applyDevices(config, to: cgroup)
     }
 
-    /// The rules a container gets, in order (the last match wins): the config's, then the
-    /// always-allowed nodes, then its own devices.
-    static func deviceRules(_ config: OCIConfig) -> [OCIConfig.DeviceRule] {
-        var rules = config.resources.devices
-        for line in alwaysAllowed {
-            let parts = line.split(separator: " ")
-            let numbers = parts[1].split(separator: ":")
-            rules.append(OCIConfig.DeviceRule(allow: true, type: String(parts[0]), major: Int64(numbers[0]), minor: Int64(numbers[1]),
-                                              access: String(parts[2])))
-        }
+    /// The rules a container gets, in order (the last match wins): deny all, the config's, the
+    /// always-allowed nodes, then its own devices. A config without rules still gets a device
+    /// cgroup (as with runc): the default is deny.
+    static func deviceRules(_ config: OCIConfig) -> [DeviceRule] {
+        var rules = [DeviceAccess.denyAll] + config.resources.devices + DeviceAccess.alwaysAllowed
         for device in config.devices where device.type != "p" {
-            rules.append(OCIConfig.DeviceRule(allow: true, type: device.type == "b" ? "b" : "c", major: device.major, minor: device.minor))
+            rules.append(DeviceRule(allow: true, type: device.type == "b" ? "b" : "c", major: device.major, minor: device.minor))
         }
         return rules
     }
 
-    /// v1: the devices controller's allow/deny lists. v2: an eBPF device program attached to the
-    /// cgroup (CLinux's devicefilter.c), deciding the same way.
+    /// The device cgroup (`DeviceAccess`: v1 lists or a v2 eBPF program).
     static func applyDevices(_ config: OCIConfig, to cgroup: any CgroupManager) throws(OCIError) {
-        guard !config.resources.devices.isEmpty || !config.devices.isEmpty else { return }
-        let rules = deviceRules(config)
-        guard cgroup.version == .v1 else {
-            guard let directory = cgroup.directory(for: "devices"), Files.kind(directory + "/cgroup.procs") == .regular else { return }
-            let cRules = rules.map(\.cRule)
-            var message = [CChar](repeating: 0, count: 512)
-            guard clinux_device_filter_attach(directory, cRules, Int32(cRules.count), &message, message.count) == 0 else {
-                throw OCIError("config.json: linux.resources.devices: " + String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-            }
-            return
+        do { try DeviceAccess.apply(deviceRules(config), to: cgroup) } catch {
+            throw OCIError("config.json: linux.resources.devices: \(error.description)")
         }
-        guard cgroup.directory(for: "devices") != nil else {
-            throw OCIError("config.json: linux.resources.devices: this host has no v1 devices controller")
-        }
-        for rule in rules {
-            do { try cgroup.set("devices", rule.allow ? "devices.allow" : "devices.deny", rule.line) } catch {
-                throw OCIError("config.json: linux.resources.devices: \(error.description)")
-            }
-        }
-    }
-}
-
-extension OCIConfig.DeviceRule {
-    /// The rule for CLinux's device program: access bits 1 mknod, 2 read, 4 write; -1 for any number.
-    var cRule: clinux_device_rule {
-        clinux_device_rule(allow: allow ? 1 : 0, type: CChar(UInt8(ascii: type.unicodeScalars.first ?? "a")), major: major ?? -1, minor: minor ?? -1,
-                           access: (access.contains("m") ? 1 : 0) | (access.contains("r") ? 2 : 0) | (access.contains("w") ? 4 : 0))
     }
 }
