@@ -9,6 +9,7 @@
 #   make guests the guest programs (guest-images/build)
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
+#   make fuzz   the libFuzzer targets in Fuzz/ (the JSON reader), FUZZ_SECONDS each (default 60)
 #   make bench  tandem bench with 10 trials (reports/latest), then the launch benchmark (50 runs:
 #               tiny microVM, tandem ctr run vs crun and runc, idle-container density), then the OCI
 #               runtime's create+start+delete vs crun and runc (50 runs)
@@ -17,7 +18,7 @@ SWIFT       ?= swift
 RELEASE_BIN := .build/release/tandem
 DEBUG_BIN   := .build/debug/tandem
 
-.PHONY: demo test build guests image lab bench deps deps-core clean
+.PHONY: demo test build guests image lab bench fuzz deps deps-core clean
 
 deps:
 	@scripts/install-deps.sh all
@@ -72,6 +73,16 @@ bench: deps guests build image
 	$(RELEASE_BIN) bench --trials 10 --density 1,10 --out reports/latest
 	python3 scripts/bench_launch.py --runs 50 --density 1,10,100
 	python3 scripts/bench_runtime.py --runs 50
+
+# Parsers of outside data, fuzzed with libFuzzer: each target is built by swiftc from the parser's
+# own sources (SwiftPM executables need a main; a fuzzer's is libFuzzer's), seeded from Fuzz/corpus.
+FUZZ_SECONDS ?= 60
+SWIFTC       ?= swiftc
+fuzz:
+	@mkdir -p .build/fuzz/corpus-json
+	$(SWIFTC) -O -sanitize=fuzzer -parse-as-library Fuzz/JSONFuzz.swift Sources/HostOS/JSON.swift Sources/HostOS/JSONParser.swift -o .build/fuzz/json
+	cp Fuzz/corpus/json/* .build/fuzz/corpus-json/
+	SWIFT_BACKTRACE=enable=no .build/fuzz/json -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -artifact_prefix=.build/fuzz/json- .build/fuzz/corpus-json
 
 clean:
 	rm -rf .build guest-images/build examples/build

@@ -5,7 +5,7 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable {
 
 extension JSON {
     /// Parses JSON text (RFC 8259). Objects keep their keys' order; a repeated key keeps the last
-    /// value, as most parsers do. Integers become `.int` (or `.uint` above Int64.max), other
+    /// value, as most parsers do (in linear time: a config with 100,000 keys is read at once). Integers become `.int` (or `.uint` above Int64.max), other
     /// numbers `.double`.
     public static func parse(_ text: String) throws(JSONParseError) -> JSON {
         var parser = JSONParser(bytes: Array(text.utf8))
@@ -65,9 +65,14 @@ struct JSONParser {
 
     mutating func object(depth: Int) throws(JSONParseError) -> JSON {
         position += 1
-        var members: [(String, JSON)] = []
+        // A repeated key's earlier member is dropped (the last one wins, in its place at the end);
+        // the index keeps that linear in the number of members.
+        var members: [(String, JSON)?] = []
+        var index: [String: Int] = [:]
+        var dropped = 0
+        func result() -> JSON { .object(dropped == 0 ? members.map { $0! } : members.compactMap { $0 }) }
         skipSpace()
-        if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
+        if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object([]) }
         while true {
             skipSpace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a quoted key") }
@@ -77,12 +82,13 @@ struct JSONParser {
             position += 1
             skipSpace()
             let item = try value(depth: depth + 1)
-            members.removeAll { $0.0 == key }
+            if let earlier = index[key] { members[earlier] = nil; dropped += 1 }
+            index[key] = members.count
             members.append((key, item))
             skipSpace()
             guard position < bytes.count else { throw error("unexpected end of input in an object") }
             if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-            if bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
+            if bytes[position] == UInt8(ascii: "}") { position += 1; return result() }
             throw error("expected ',' or '}' in an object")
         }
     }
@@ -144,11 +150,19 @@ struct JSONParser {
                 case UInt8(ascii: "t"): out.append(0x09)
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
+                    // A high surrogate pairs only with a low one that follows at once; a lone
+                    // surrogate of either kind becomes U+FFFD (as Go's reader does),
+                    // and what follows it is read on its own.
                     if (0xD800..<0xDC00).contains(scalar), bytes.count - position >= 6,
                        bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") {
+                        let mark = position
                         position += 2
                         let low = try hex4()
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low &- 0xDC00)
+                        if (0xDC00..<0xE000).contains(low) {
+                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                        } else {
+                            position = mark
+                        }
                     }
                     out.append(contentsOf: Array(String(Character(Unicode.Scalar(scalar) ?? "\u{FFFD}")).utf8))
                 default: throw error("invalid escape")
@@ -170,7 +184,10 @@ struct JSONParser {
             while p < b.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b[p]) { p += 1 }
             return p - s
         }
-        guard digits(&position, bytes) > 0 else { throw error("invalid number") }
+        let integerStart = position
+        let integerDigits = digits(&position, bytes)
+        guard integerDigits > 0 else { throw error("invalid number") }
+        guard integerDigits == 1 || bytes[integerStart] != UInt8(ascii: "0") else { position = integerStart; throw error("invalid number (a leading zero)") }
         if position < bytes.count, bytes[position] == UInt8(ascii: ".") {
             integral = false
             position += 1

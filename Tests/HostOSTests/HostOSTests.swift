@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import HostOS
 import Testing
@@ -74,5 +75,43 @@ struct LineBufferTests {
     func fromFirst() {
         #expect("ok]\r{\"schema\":1}".fromFirst("{\"schema\"") == "{\"schema\":1}")
         #expect("nothing".fromFirst("{") == nil)
+    }
+}
+
+@Suite("JSON reader: hostile input")
+struct JSONReaderTests {
+    @Test("a lone surrogate becomes U+FFFD and what follows it is read on its own (it used to overflow and crash)")
+    func loneSurrogates() throws {
+        #expect(try JSON.parse(#""\ud800\u0041""#) == .string("\u{FFFD}A"))
+        #expect(try JSON.parse(#""\udc00""#) == .string("\u{FFFD}"))
+        #expect(try JSON.parse(#""\ud800""#) == .string("\u{FFFD}"))
+        #expect(try JSON.parse(#""\ud800\ud800\udc00""#) == .string("\u{FFFD}\u{10000}"))
+        #expect(try JSON.parse(#""\ud83d\ude00""#) == .string("😀"))
+        #expect(throws: JSONParseError.self) { try JSON.parse(#""\ud800\uZZZZ""#) }
+    }
+
+    @Test("numbers with a leading zero are refused (RFC 8259), a lone zero and fractions of it are not")
+    func leadingZeros() throws {
+        for text in ["01", "-01", "00", "[1, 007]", #"{"uid": 01}"#] {
+            #expect(throws: JSONParseError.self, "\(text)") { try JSON.parse(text) }
+        }
+        #expect(try JSON.parse("0") == .int(0))
+        #expect(try JSON.parse("-0") == .int(0))
+        #expect(try JSON.parse("0.5") == .double(0.5))
+        #expect(try JSON.parse("0e3") == .double(0))
+    }
+
+    @Test("a repeated key keeps its last value, placed last; 100,000 keys with repeats read in one pass")
+    func repeatedKeys() throws {
+        let value = try JSON.parse(#"{"a": 1, "b": 2, "a": 3, "c": 4, "b": 5}"#)
+        #expect(value.serialized() == #"{"a":3,"c":4,"b":5}"#, "a and b keep their last values, each in its last place")
+        // Each key twice: the old reader removed the earlier member with a scan per key
+        // (quadratic: a 10 MiB config took 11 s). The result must be the same members.
+        let keys = (0..<100_000).map { "\"k\($0)\": \($0)" }
+        let text = "{" + (keys + keys.map { $0.replacingOccurrences(of: ": ", with: ": -") }).joined(separator: ",") + "}"
+        guard case .object(let members) = try JSON.parse(text) else { Issue.record("not an object"); return }
+        #expect(members.count == 100_000)
+        #expect(members.first?.0 == "k0" && members.last?.0 == "k99999")
+        #expect(try JSON.parse(text)["k5"] == .int(-5))
     }
 }
