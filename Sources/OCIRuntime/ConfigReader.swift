@@ -35,8 +35,11 @@ struct Field {
         return result
     }
 
+    /// A string. A NUL byte (\u0000) is refused: every string ends up in a system call as a C
+    /// string, which would silently cut it there (runc refuses it too).
     func string() throws(OCIError) -> String {
         guard case .string(let text) = value else { throw error("expected a string, got \(typeName)") }
+        guard !text.utf8.contains(0) else { throw error("contains a NUL byte (\\u0000)") }
         return text
     }
 
@@ -69,6 +72,10 @@ struct Field {
 
     func uint32() throws(OCIError) -> UInt32 { UInt32(try int(in: 0...Int64(UInt32.max))) }
 
+    /// A user or group id: 0...2147483647, as runc takes (4294967295 is the kernel's "no id", and a
+    /// negative id read as unsigned would be root's in disguise).
+    func id() throws(OCIError) -> UInt32 { UInt32(try int(in: 0...Int64(Int32.max))) }
+
     func array() throws(OCIError) -> [Field] {
         guard case .array(let items) = value else { throw error("expected an array, got \(typeName)") }
         return items.enumerated().map { Field(path: "\(path)[\($0.offset)]", value: $0.element, notes: notes) }
@@ -85,6 +92,7 @@ struct Field {
         guard case .object(let pairs) = value else { throw error("expected an object, got \(typeName)") }
         var result: [(String, String)] = []
         for (key, item) in pairs {
+            guard !key.utf8.contains(0) else { throw error("a key contains a NUL byte (\\u0000)") }
             result.append((key, try Field(path: "\(path).\(key)", value: item, notes: notes).string()))
         }
         return result

@@ -158,8 +158,10 @@ public struct OCIConfig: Sendable {
             for unsupported in ["uidMappings", "gidMappings"] where mount[unsupported] != nil {
                 throw mount[unsupported]!.error("id-mapped mounts are not supported by this runtime")
             }
-            config.mounts.append(Mount(destination: destination, type: try mount["type"]?.string(),
-                                       source: try mount["source"]?.string(), options: try mount["options"]?.strings() ?? []))
+            let entry = Mount(destination: destination, type: try mount["type"]?.string(),
+                              source: try mount["source"]?.string(), options: try mount["options"]?.strings() ?? [])
+            try checkKernelInterfaces(entry, bundle: bundle, field: item)
+            config.mounts.append(entry)
         }
         if let hooks = top["hooks"] { config.hooks = try readHooks(hooks) }
         config.annotations = try top["annotations"]?.stringMap() ?? []
@@ -170,6 +172,43 @@ public struct OCIConfig: Sendable {
         config.unknownFields = notes.unknown
         config.ignoredFields = notes.ignored
         return config
+    }
+
+    /// runc's rule for root.path: it must be the directory's canonical path (no "..", ".", or
+    /// symlink on the way), so what is checked is what becomes the root; and it must not be the
+    /// host's own "/".
+    static func checkRoot(_ path: String) throws(OCIError) {
+        func error(_ message: String) -> OCIError { OCIError("config.json: root.path: \(message)") }
+        let components = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        let lexicallyClean = !components.contains { $0 == "." || $0 == ".." || $0.isEmpty } || path == "/"
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let canonical = realpath(path, &buffer).map { String(cString: $0) }
+        guard lexicallyClean, let canonical, canonical == path else {
+            throw error("\"\(path)\" is not the canonical path of a directory" + (canonical.map { " (it is \($0))" } ?? ""))
+        }
+        guard canonical != "/" else { throw error("\"\(path)\" is the host's root directory") }
+    }
+
+    /// Paths under /proc and /sys are the kernel's interfaces: a writable bind of the host's
+    /// (its /proc/sys is the host kernel's settings) is refused, and nothing may be mounted over a
+    /// /proc path except the files runc allows (lxcfs's, /proc/sys/kernel/ns_last_pid).
+    static let procMountsAllowed = ["/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
+                                    "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"]
+
+    static func checkKernelInterfaces(_ mount: Mount, bundle: String, field: Field) throws(OCIError) {
+        func under(_ path: String, _ top: String) -> Bool { path == top || path.hasPrefix(top + "/") }
+        let bind = mount.type == "bind" || mount.options.contains("bind") || mount.options.contains("rbind")
+        if bind, let source = mount.source {
+            let absolute = source.hasPrefix("/") ? source : bundle + "/" + source
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let resolved = realpath(absolute, &buffer).map { String(cString: $0) } ?? absolute
+            if (under(resolved, "/proc") || under(resolved, "/sys")) && !mount.options.contains("ro") {
+                throw field.error("a writable bind of the host's \(resolved): add \"ro\" (the container would change the host kernel's settings)")
+            }
+        }
+        if under(mount.destination, "/proc"), mount.destination != "/proc", !procMountsAllowed.contains(mount.destination) {
+            throw field.error("destination \(mount.destination): mounting over the container's /proc is allowed only for \(procMountsAllowed.joined(separator: ", "))")
+        }
     }
 
     static func readProcess(_ field: Field, notes: ConfigNotes) throws(OCIError) -> Process {
@@ -185,10 +224,10 @@ public struct OCIConfig: Sendable {
                                    UInt16(try sizeMembers.required("width", in: "process.consoleSize").int(in: 0...65535)))
         }
         let user = try members.required("user", in: "process").members(known: ["uid", "gid", "umask", "additionalGids", "username"])
-        process.user.uid = try user.required("uid", in: "process.user").uint32()
-        process.user.gid = try user.required("gid", in: "process.user").uint32()
+        process.user.uid = try user.required("uid", in: "process.user").id()
+        process.user.gid = try user.required("gid", in: "process.user").id()
         process.user.umask = (try user["umask"]?.int(in: 0...0o777)).map { Int($0) }
-        for gid in try user["additionalGids"]?.array() ?? [] { process.user.additionalGids.append(try gid.uint32()) }
+        for gid in try user["additionalGids"]?.array() ?? [] { process.user.additionalGids.append(try gid.id()) }
         if user["username"] != nil { throw user["username"]!.error("is for Windows containers") }
         process.args = try members.required("args", in: "process").strings()
         guard !process.args.isEmpty, !process.args[0].isEmpty else { throw members["args"]!.error("must name a program (args[0])") }
@@ -315,8 +354,8 @@ public struct OCIConfig: Sendable {
                 entry.minor = try device.required("minor", in: item.path).int(in: 0...1_048_575)
             }
             entry.fileMode = (try device["fileMode"]?.int(in: 0...0o7777)).map { UInt32($0) }
-            entry.uid = try device["uid"]?.uint32()
-            entry.gid = try device["gid"]?.uint32()
+            entry.uid = try device["uid"]?.id()
+            entry.gid = try device["gid"]?.id()
             config.devices.append(entry)
         }
         config.cgroupsPath = try linux["cgroupsPath"]?.string()

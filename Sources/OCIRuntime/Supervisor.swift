@@ -29,6 +29,7 @@ final class Supervisor {
         self.config = config
         self.log = log
         launch = try Launch(config: config)
+        try OCIConfig.checkRoot(config.rootPath)  // a new container's root (exec enters a running one's)
         record = Record(id: id, bundle: config.bundle, rootfs: config.rootPath, status: .creating)
         record.annotations = config.annotations
         record.monitor = getpid()
