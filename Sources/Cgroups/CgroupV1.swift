@@ -125,7 +125,8 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
     }
 
     public func freeze(_ frozen: Bool) throws(CgroupError) {
-        try write("freezer", "freezer.state", frozen ? "FROZEN" : "THAWED")
+        guard let directory = directory(for: "freezer") else { throw CgroupError("this host has no v1 freezer controller") }
+        try CgroupFreezer.set(frozen, directories: [directory])
     }
 
     public func killAll() {

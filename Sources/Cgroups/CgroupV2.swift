@@ -108,7 +108,9 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
 
     public func processes() -> [pid_t] { CgroupFile.pids("\(path)/cgroup.procs") }
 
-    public func freeze(_ frozen: Bool) throws(CgroupError) { try write("cgroup.freeze", frozen ? "1" : "0") }
+    public func freeze(_ frozen: Bool) throws(CgroupError) {
+        try CgroupFreezer.set(frozen, directories: [path])
+    }
 
     public func killAll() {
         if !fixture, (try? CgroupFile.write("\(path)/cgroup.kill", "1")) != nil { return }

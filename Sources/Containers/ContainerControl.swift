@@ -16,7 +16,7 @@ public struct ContainerControl: Sendable {
         switch state.status {
         case .stopped: return "exited (\(state.exitStatus.map(String.init) ?? "?"))" + (state.oomKilled ? " oom-killed" : "")
         case .running where !state.monitorAlive: return "dead (its tandem was killed; rm cleans up)"
-        case .running where state.isRunning: return "running"
+        case .running where state.isRunning: return CgroupFreezer.isFrozen(state.cgroups) == true ? "paused" : "running"
         case .running, .creating: return state.status.rawValue
         }
     }
@@ -48,6 +48,10 @@ public struct ContainerControl: Sendable {
     public func exec(_ reference: String, command: [String], environment: [String]) throws(ContainerError) -> Int32 {
         let state = try store.find(reference)
         guard state.status == .running, state.isRunning else { throw ContainerError("container \(state.name) is not running") }
+        // A process joining a frozen cgroup freezes too: exec would hang (docker refuses the same way).
+        guard CgroupFreezer.isFrozen(state.cgroups) != true else {
+            throw ContainerError("container \(state.name) is paused: resume it first (tandem ctr resume \(state.name))")
+        }
         guard let program = command.first else { throw ContainerError("no command to run") }
         let root = "/proc/\(state.pid)/root"
         let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ContainerSpec.defaultPath
@@ -120,32 +124,17 @@ public struct ContainerControl: Sendable {
         return state
     }
 
-    /// Freezes or thaws every process of the container (cgroup freezer).
+    /// Freezes or thaws every process of the container (cgroup freezer), and returns once the
+    /// kernel reports it done.
     public func pause(_ reference: String, frozen: Bool) throws(ContainerError) {
         let state = try store.find(reference)
         guard state.status == .running, state.isRunning else { throw ContainerError("container \(state.name) is not running") }
-        for directory in state.cgroups where directory.hasSuffix("/" + state.id) {
-            if Files.kind(directory + "/cgroup.freeze") == .regular {
-                do { try CgroupFileAccess.write(directory + "/cgroup.freeze", frozen ? "1" : "0") } catch { throw ContainerError(error.description) }
-                return
-            }
-            if Files.kind(directory + "/freezer.state") == .regular {
-                do { try CgroupFileAccess.write(directory + "/freezer.state", frozen ? "FROZEN" : "THAWED") } catch { throw ContainerError(error.description) }
-                return
-            }
+        let paused = CgroupFreezer.isFrozen(state.cgroups) == true
+        if frozen && paused { throw ContainerError("container \(state.name) is already paused") }
+        if !frozen && !paused { throw ContainerError("container \(state.name) is not paused") }
+        do { try CgroupFreezer.set(frozen, directories: state.cgroups.filter { $0.hasSuffix("/" + state.id) }) } catch {
+            throw ContainerError("container \(state.name): \(error.description)")
         }
-        throw ContainerError("container \(state.name) has no freezer cgroup")
     }
 }
 
-/// One write to a control file, error naming it.
-enum CgroupFileAccess {
-    static func write(_ path: String, _ value: String) throws(SystemError) {
-        let fd = try FileDescriptor.open(path, O_WRONLY)
-        var text = value
-        let result: Result<Void, SystemError> = text.withUTF8 { buffer in
-            Result { () throws(SystemError) in try fd.writeAll(UnsafeRawBufferPointer(buffer)) }
-        }
-        try result.get()
-    }
-}

@@ -1,4 +1,5 @@
 import CLinux
+import Cgroups
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -25,10 +26,14 @@ enum DeleteCommand {
     static func delete(_ record: Record, force: Bool, store: RecordStore, log: RuntimeLog) throws(OCIError) {
         let status = record.currentStatus
         switch status {
-        case .running where !force:
-            throw OCIError("cannot delete container \(record.id) that is not stopped: running (use --force)")
+        case .running where !force, .paused where !force:
+            throw OCIError("cannot delete container \(record.id) that is not stopped: \(status.rawValue) (use --force)")
         case .creating where record.isMonitorAlive && !force:
             throw OCIError("cannot delete container \(record.id): it is being created (use --force)")
+        case .paused:
+            // A frozen task takes SIGKILL only once thawed (cgroup v1).
+            kill(record.pid, SIGKILL)
+            try? CgroupFreezer.set(false, directories: record.cgroupProcs.map(Files.directory))
         case .created, .running:
             kill(record.pid, SIGKILL)
         default: break

@@ -21,7 +21,9 @@ enum ExecCommand {
         let arguments = try Arguments(rest, flags: flags, command: "exec")
         let id = try arguments.id("exec")
         let record = try options.store.load(id)
-        guard record.currentStatus == .running else { throw OCIError("exec \(id): cannot exec in a container that is \(record.currentStatus.rawValue)") }
+        guard record.currentStatus == .running else {
+            throw OCIError("exec \(id): cannot exec in a container that is \(record.currentStatus.rawValue)" + (record.currentStatus == .paused ? " (resume it first)" : ""))
+        }
         var config = try OCIConfig.load(bundle: record.bundle)
         var process = try resolveProcess(arguments, config: config)
         if process.terminal && arguments.value("console-socket") == nil {

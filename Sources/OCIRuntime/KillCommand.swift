@@ -33,7 +33,7 @@ enum KillCommand {
         let number = try signal(arguments.positionals.count > 1 ? arguments.positionals[1] : "TERM")
         let record = try options.store.load(id)
         let status = record.currentStatus
-        guard status == .created || status == .running else { throw OCIError("cannot kill container \(id): it is \(status.rawValue)") }
+        guard [.created, .running, .paused].contains(status) else { throw OCIError("cannot kill container \(id): it is \(status.rawValue)") }
         if arguments.flag("all") {
             for pid in record.processes() { kill(pid, number) }
         } else if kill(record.pid, number) != 0 {

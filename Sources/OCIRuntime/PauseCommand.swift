@@ -8,14 +8,13 @@ enum PauseCommand {
         let arguments = try Arguments(rest, flags: [], command: command)
         let id = try arguments.id(command)
         let record = try options.store.load(id)
-        guard record.currentStatus == .running else { throw OCIError("\(command) \(id): the container is \(record.currentStatus.rawValue), not running") }
-        if let freezer = record.cgroups.first(where: { $0.contains("/freezer/") }) {
-            do { try Files.write(freezer + "/freezer.state", Array((pause ? "FROZEN" : "THAWED").utf8)) } catch { throw OCIError("\(command) \(id): \(error.description)") }
-        } else if let leaf = record.cgroupProcs.first.map(Files.directory), Files.kind(leaf + "/cgroup.freeze") == .regular {
-            do { try Files.write(leaf + "/cgroup.freeze", Array((pause ? "1" : "0").utf8)) } catch { throw OCIError("\(command) \(id): \(error.description)") }
-        } else {
-            throw OCIError("\(command) \(id): no freezer for this container's cgroup")
+        let status = record.currentStatus
+        guard status == (pause ? .running : .paused) else {
+            throw OCIError("\(command) \(id): the container is \(status.rawValue), not \(pause ? "running" : "paused")")
         }
+        // The container's own directories only (an absolute cgroupsPath may name shared parents).
+        let own = record.cgroupProcs.map(Files.directory)
+        do { try CgroupFreezer.set(pause, directories: own) } catch { throw OCIError("\(command) \(id): \(error.description)") }
         return 0
     }
 }

@@ -1,3 +1,4 @@
+import Cgroups
 import Containers
 import HostOS
 #if canImport(Glibc)
@@ -8,7 +9,8 @@ import Glibc
 /// into place, so a reader never sees half a file. The monitor (the container's parent, which
 /// keeps its exit status) and the commands share it.
 public struct Record: Sendable {
-    public enum Status: String, Sendable { case creating, created, running, stopped }
+    /// `paused` is never written: it is what the cgroup freezer reports for a running container.
+    public enum Status: String, Sendable { case creating, created, running, paused, stopped }
 
     public var id: String
     public var bundle: String
@@ -37,7 +39,8 @@ public struct Record: Sendable {
     /// last written (its monitor may have been killed before it could say so).
     public var currentStatus: Status {
         switch status {
-        case .created, .running: isProcessAlive ? status : .stopped
+        case .created, .running, .paused:
+            !isProcessAlive ? .stopped : status != .created && CgroupFreezer.isFrozen(cgroups) == true ? .paused : status
         case .creating: isMonitorAlive || monitor == 0 ? .creating : .stopped
         case .stopped: .stopped
         }

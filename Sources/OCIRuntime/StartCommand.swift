@@ -13,7 +13,7 @@ enum StartCommand {
         switch record.currentStatus {
         case .created: break
         case .stopped: throw OCIError("cannot start a container that has stopped: \(id)")
-        case .running: throw OCIError("cannot start an already running container: \(id)")
+        case .running, .paused: throw OCIError("cannot start an already running container: \(id)")
         case .creating: throw OCIError("cannot start container \(id): it is still being created")
         }
         let sock = try UnixSocket.connect(options.store.directory(id) + "/" + MonitorCommand.socketName, label: "start \(id): the monitor's socket")

@@ -42,6 +42,10 @@ struct CgroupV2FixtureTests {
         #expect(Self.read(root + "/tandem/cgroup.subtree_control") == "cpu memory pids")
         try manager.add(pid: 4242)
         #expect(Self.read(leaf + "/cgroup.procs") == "4242")
+        // The kernel's files, as a cgroup2 directory has them; the fixture plays the kernel
+        // reporting the freeze done (CgroupV2RealMountTests waits for the real one).
+        try Files.write(leaf + "/cgroup.freeze", Array("0\n".utf8))
+        try Files.write(leaf + "/cgroup.events", Array("populated 1\nfrozen 1\n".utf8))
         try manager.freeze(true)
         #expect(Self.read(leaf + "/cgroup.freeze") == "1")
         var unlimitedSwap = CgroupLimits()
