@@ -69,7 +69,7 @@ public enum ContainerRuntime {
         var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
         defer { blocked.restore() }
 
-        let directory = try store.create(spec.id)
+        let directory = try store.create(spec.id, name: spec.name ?? String(spec.id.prefix(12)))
         var cgroup: (any CgroupManager)?
         var child: pid_t = 0
         func cleanUp() {

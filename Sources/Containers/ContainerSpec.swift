@@ -88,6 +88,13 @@ public struct ContainerSpec: Sendable {
         guard let path = Self.resolve(program, in: rootDirectory, path: environmentValue("PATH") ?? Self.defaultPath) else {
             throw ContainerError("\(flag) \(rootDirectory) has no executable \(program)\(program.contains("/") ? "" : " on PATH")")
         }
+        if let name {
+            // Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]* (the name is a file name in the store too).
+            let allowed = name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0) }
+            guard allowed, let first = name.unicodeScalars.first, !"_.-".unicodeScalars.contains(first), name.utf8.count <= 64 else {
+                throw ContainerError("--name \(name): must be 1 to 64 of a-z A-Z 0-9 _ . - and start with a letter or digit")
+            }
+        }
         guard hostname.utf8.count <= 64, !hostname.isEmpty, !hostname.contains("/") else {
             throw ContainerError("--hostname \(hostname): must be 1 to 64 characters")
         }

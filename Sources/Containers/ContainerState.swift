@@ -91,12 +91,30 @@ public struct ContainerStore: Sendable {
 
     public func directory(_ id: String) -> String { "\(root)/\(id)" }
 
-    /// Creates the container's directory (and the store's parents), failing if it exists.
-    func create(_ id: String) throws(ContainerError) -> String {
+    /// Where names are claimed: .names/NAME is a symlink to the container's id.
+    var names: String { root + "/.names" }
+
+    /// Creates the container's directory (and the store's parents), failing if it exists, and
+    /// claims its name: a symlink made atomically, so of two containers started with one name at
+    /// once only one gets it (as Docker refuses a name in use until that container is removed).
+    func create(_ id: String, name: String) throws(ContainerError) -> String {
         // 0711: a user-namespaced container's root (a host uid of its own) must traverse to its layers.
-        do { try Files.makeDirectories(root, mode: 0o711) } catch { throw ContainerError(error.description) }
+        do { try Files.makeDirectories(names, mode: 0o711) } catch { throw ContainerError(error.description) }
+        let link = names + "/" + name
+        if symlink(id, link) != 0 {
+            guard errno == EEXIST else { throw ContainerError(SystemError("symlink", link).description) }
+            let owner = Files.readLink(link)
+            // A claim whose container is gone (a killed tandem's) is taken over.
+            guard let owner, Files.kind(directory(owner)) == .missing, unlink(link) == 0, symlink(id, link) == 0 else {
+                throw ContainerError("the name \(name) is in use by container \(owner.map { String($0.prefix(12)) } ?? "?"): remove it first (tandem ctr rm \(name))")
+            }
+        }
         let directory = directory(id)
-        guard mkdir(directory, 0o711) == 0 else { throw ContainerError(SystemError("mkdir", directory).description) }
+        guard mkdir(directory, 0o711) == 0 else {
+            let error = SystemError("mkdir", directory)
+            unlink(link)
+            throw ContainerError(error.description)
+        }
         return directory
     }
 
@@ -148,6 +166,7 @@ public struct ContainerStore: Sendable {
         let directory = directory(id)
         umount2(directory + "/root", Int32(MNT_DETACH))  // only if something is still mounted there
         Files.removeTree(directory)
+        for name in Files.list(names) where Files.readLink(names + "/" + name) == id { unlink(names + "/" + name) }
     }
 }
 

@@ -28,6 +28,14 @@ public enum Files {
         return names
     }
 
+    /// The target of the symlink at `path`, or nil when it is none.
+    public static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, Int(PATH_MAX))
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Size in bytes of a regular file, or nil.
     public static func size(_ path: String) -> Int? {
         var info = stat()

@@ -17,6 +17,10 @@ public enum CtrRunner {
         case .success(let made): spec = made
         case .failure(let error): return VMRunner.fail(error.description)
         }
+        // A report that cannot be written is bad input: said before anything runs.
+        if let path = options.report, Files.kind(Files.directory(of: Files.absolute(path))) != .directory {
+            return VMRunner.fail("--report \(path): the directory \(Files.directory(of: Files.absolute(path))) does not exist")
+        }
         if options.detach, options.monitorID == nil { return startDetached(options, spec: spec) }
         let notify = options.monitorID != nil ? Int32(getenv("TANDEM_NOTIFY_FD").flatMap { Int32(String(cString: $0)) } ?? -1) : -1
         // The container must not inherit the notification pipe: the front waits for its EOF.
@@ -40,8 +44,11 @@ public enum CtrRunner {
         }
         if let path = options.report {
             let report = CtrRunReport(spec: spec, result: result, processStart: processStart).json().serialized(indent: 2) + "\n"
-            do { try Files.write(path, Array(report.utf8)) } catch { StandardError.line("tandem: error: --report: \(error)") }
+            do { try Files.write(path, Array(report.utf8)) } catch { return VMRunner.fail("--report \(path): \(error)") }
         }
+        // Stopped because tandem got signal N: 128+N (docs/exit-status.md), even when the
+        // container's PID 1 ignored it and had to be killed.
+        if let signal = result.interruptedBy, !result.oomKilled { return 128 + signal }
         return result.status
     }
 
@@ -80,9 +87,6 @@ public enum CtrRunner {
         let id = options.monitorID ?? ContainerSpec.newID()
         var spec = ContainerSpec(id: id, root: root, command: command, hostname: options.hostname)
         spec.name = options.name
-        if let name = options.name, name.isEmpty || name.contains("/") || name.count > 64 {
-            return .failure(ContainerError("--name \(name): 1 to 64 characters, no slash"))
-        }
         if let stateRoot = options.stateRoot { spec.stateRoot = stateRoot }
         spec.userNamespace = options.userns
         spec.readOnly = options.readOnly

@@ -186,6 +186,48 @@ struct ContainerLimitTests {
 
 @Suite("tandem ctr: detached lifecycle", .enabled(if: Containers.available, "needs root and the image rootfs (make image)"))
 struct ContainerLifecycleTests {
+    @Test("a name in use is refused until that container is removed; a name Docker would refuse is refused")
+    func uniqueNames() throws {
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        func ctr(_ arguments: [String]) throws -> Tandem.Result {
+            try Tandem.run(["ctr", arguments[0], "--state-root", state] + arguments.dropFirst())
+        }
+        let first = try ctr(["run", "-d", "--name", "dup", "--", "/bin/sleep", "60"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try ctr(["run", "-d", "--name", "dup", "--", "/bin/sleep", "60"])
+        #expect(second.status == 125 && second.stderr.contains("the name dup is in use"), "\(second.stderr)")
+        let foreground = try ctr(["run", "--name", "dup", "--", "/bin/true"])
+        #expect(foreground.status == 125, "the foreground front end checks too")
+        #expect(try ctr(["ps"]).stdout.split(separator: "\n").count == 2, "one container, and the header")
+        #expect(try ctr(["rm", "-f", "dup"]).status == 0)
+        let again = try ctr(["run", "--name", "dup", "--", "/bin/true"])
+        #expect(again.status == 0, "the name is free once its container is removed: \(again.stderr)")
+        let bad = try ctr(["run", "--name", "../x", "--", "/bin/true"])
+        #expect(bad.status == 125 && bad.stderr.contains("--name ../x: must be"), "\(bad.stderr)")
+    }
+
+    @Test("--report into a missing directory is refused before anything runs")
+    func reportDirectory() throws {
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        let marker = state + "/ran"
+        let result = try Tandem.run(["ctr", "run", "--state-root", state, "--report", "/nonexistent/x.json", "-v", state + ":/out",
+                                     "--", "/bin/touch", "/out/ran"])
+        #expect(result.status == 125 && result.stderr.contains("--report /nonexistent/x.json"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: marker), "the container did not run")
+    }
+
+    @Test("Ctrl-C to a foreground run whose PID 1 ignores it: the container is killed and the status is 130 (128+N), not 137")
+    func signalStatus() throws {
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        let result = try Tandem.run(["ctr", "run", "--state-root", state, "--", "/bin/sh", "-c", "trap '' INT TERM; echo up; sleep 30"],
+                                    interruptAfter: 1)
+        #expect(result.status == 130, "\(result.stderr)")
+        #expect(result.stderr.contains("stopped by signal 2"))
+    }
+
     @Test("run -d prints an id; ps, top (host and container PIDs), exec, pause/resume, stop, rm; nothing left")
     func lifecycle() throws {
         let state = Containers.stateRoot()
