@@ -108,6 +108,28 @@ public enum CgroupLayout: Equatable, Sendable {
         return .v1
     }
 
+    /// The directories `create(parent:name:extra:)` makes, parents first, known before it makes
+    /// them: a runtime writes them down first, so that a process killed halfway through creating
+    /// them still leaves a record of what to remove (`CgroupLeftovers`).
+    public func plannedDirectories(parent: String, name: String, extra: [String] = []) -> [String] {
+        let components = parent.split(separator: "/").map(String.init)
+        func chain(_ base: String) -> [String] {
+            var paths: [String] = []
+            var path = base
+            for component in components { path += "/" + component; paths.append(path) }
+            return paths + [path + "/" + name]
+        }
+        switch self {
+        case .v2(let root): return chain(root)
+        case .v1(let controllers):
+            var seen = Set<String>()
+            return (CgroupV1.controllerNames + extra.filter { !CgroupV1.controllerNames.contains($0) }).flatMap { controller -> [String] in
+                guard let mount = controllers[controller], seen.insert(CgroupV1.realPath(mount)).inserted else { return [] }
+                return chain(mount)
+            }
+        }
+    }
+
     /// Creates the cgroup `parent/name` (e.g. tandem/3f2a…) and returns its manager. `extra`
     /// controllers (v1: hierarchies to make a directory in; v2: controllers to enable) come on top
     /// of the ones Tandem always uses; the host may lack some (`directory(for:)` says).

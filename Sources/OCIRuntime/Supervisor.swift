@@ -79,10 +79,25 @@ final class Supervisor {
             throw OCIError("no cgroup controllers under /sys/fs/cgroup (neither cgroup2 nor v1 controller mounts)")
         }
         let (parent, name) = try CgroupPlacement.resolve(config.cgroupsPath, id: record.id)
+        let extra = ResourceWriter.extraControllers(config, version: layout.version)
+        // Written down before they exist: a monitor killed while making them (Ctrl-C on create,
+        // SIGKILL) leaves a record that delete and the creator's cleanup remove them by.
+        // (A leaf that exists already is someone else's: refused before it could be written down.)
+        let planned = layout.plannedDirectories(parent: parent, name: name, extra: extra)
+        let where_ = config.cgroupsPath ?? "(default /\(parent)/\(name))"
+        if let taken = CgroupLeftovers.leaves(planned).first(where: { Files.kind($0) != .missing }) {
+            throw OCIError("linux.cgroupsPath \(where_): \(taken) exists already")
+        }
+        record.cgroups = planned
+        try store.save(record)
         let manager: any CgroupManager
         do {
-            manager = try layout.create(parent: parent, name: name, extra: ResourceWriter.extraControllers(config, version: layout.version))
-        } catch { throw OCIError("linux.cgroupsPath \(config.cgroupsPath ?? "(default /\(parent)/\(name))"): \(error.description)") }
+            manager = try layout.create(parent: parent, name: name, extra: extra)
+        } catch {
+            record.cgroups = []
+            try? store.save(record)
+            throw OCIError("linux.cgroupsPath \(where_): \(error.description)")
+        }
         cgroup = manager
         record.cgroups = manager.directories
         mark("cgroup made")

@@ -83,3 +83,31 @@ struct CgroupV2RealMountTests {
         #expect(Files.kind("\(root)/\(parent)") == .missing, "the parent Tandem made goes with its last child")
     }
 }
+
+/// A runtime writes a cgroup's directories down before it makes them, so that a process killed
+/// halfway leaves a record of what to remove: the plan must be exactly what `create` makes.
+@Suite("cgroup directories planned before they are made")
+struct PlannedDirectoriesTests {
+    @Test("v2 (fixture): the plan is the directories create makes")
+    func v2() throws {
+        let root = try CgroupV2FixtureTests.fixture()
+        defer { _ = Subprocess.runQuietly("/bin/rm", ["-rf", root]) }
+        let layout = CgroupLayout.v2(root: root)
+        let planned = layout.plannedDirectories(parent: "tandem/nested", name: "c1")
+        let manager = try layout.create(parent: "tandem/nested", name: "c1", fixture: true)
+        #expect(planned == manager.directories)
+        try manager.destroy()
+    }
+
+    @Test("v1 (this host's hierarchies, with an extra controller): the plan is the directories create makes",
+          .enabled(if: getuid() == 0 && { if case .v1 = CgroupLayout.detect() { return true }; return false }(), "needs root and cgroup v1 controllers"))
+    func v1() throws {
+        let layout = try #require(CgroupLayout.detect())
+        let parent = "tandem-plan-test-\(getpid())"
+        let planned = layout.plannedDirectories(parent: parent, name: "c1", extra: ["devices"])
+        let manager = try layout.create(parent: parent, name: "c1", extra: ["devices"])
+        defer { try? manager.destroy() }
+        #expect(Set(planned) == Set(manager.directories), "planned \(planned) made \(manager.directories)")
+        #expect(planned.contains { $0.hasPrefix("/sys/fs/cgroup/devices/") }, "the extra controller is in the plan")
+    }
+}
