@@ -103,10 +103,12 @@ public enum ContainerRuntime {
                 for part in ["root", "upper", "work"] {
                     guard mkdir("\(directory)/\(part)", 0o755) == 0 else { throw ContainerError(SystemError("mkdir", "\(directory)/\(part)").description) }
                 }
+                var lower = image
                 if spec.userNamespace {
                     for part in ["upper", "work"] { chown("\(directory)/\(part)", spec.idMapBase, spec.idMapBase) }
+                    lower = try ShiftedImage.path(for: image, base: spec.idMapBase, count: spec.idMapCount, stateRoot: spec.stateRoot)
                 }
-                layers = (image, directory + "/upper", directory + "/work")
+                layers = (lower, directory + "/upper", directory + "/work")
             case .rootfs(let rootfs):
                 rootMount = rootfs
             }

@@ -109,6 +109,28 @@ struct ContainerIsolationTests {
         Containers.expectNoLeftovers(try #require(report["id"] as? String), state: state)
     }
 
+    @Test("--userns: the image's files are root's inside, and root can write them (a copy with shifted owners, made once)")
+    func userNamespaceWritableRoot() throws {
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        let script = "echo x > /tmp/f && mkdir /root/d && echo changed >> /etc/hostname-test; stat -c '%u:%g' /bin/busybox /root; echo done"
+        let (first, report) = try Containers.run(["--userns", "--", "/bin/sh", "-c", script], state: state)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout == "0:0\n0:0\ndone\n", "files owned by root inside (host 100000): \(first.stdout)")
+        Containers.expectNoLeftovers(try #require(report["id"] as? String), state: state)
+        // The copy is kept and reused: the second container does not make it again.
+        let images = state + "/images"
+        let copies = try FileManager.default.contentsOfDirectory(atPath: images).filter { !$0.hasSuffix(".stamp") }
+        #expect(copies.count == 1)
+        let inode = try FileManager.default.attributesOfItem(atPath: images + "/" + copies[0])[.systemFileNumber] as? UInt64
+        let (second, _) = try Containers.run(["--userns", "--", "/bin/sh", "-c", "test -e /tmp/f || echo fresh"], state: state)
+        #expect(second.stdout == "fresh\n", "each container still has its own upper layer")
+        #expect(try FileManager.default.attributesOfItem(atPath: images + "/" + copies[0])[.systemFileNumber] as? UInt64 == inode)
+        // Host side: the copy's owners are shifted, and the image itself is untouched.
+        #expect(try FileManager.default.attributesOfItem(atPath: images + "/" + copies[0] + "/bin/busybox")[.ownerAccountID] as? UInt == 100_000)
+        #expect(try FileManager.default.attributesOfItem(atPath: Containers.rootfs + "/bin/busybox")[.ownerAccountID] as? UInt == 0)
+    }
+
     @Test("--read-only refuses writes to the root; volumes bind, :ro refuses writes")
     func readOnlyAndVolumes() throws {
         let state = Containers.stateRoot()
