@@ -23,7 +23,8 @@ enum ResourceWriter {
             do { try cgroup.set(controller, file, value) } catch { throw OCIError("config.json: linux.resources.\(field): \(error.description)") }
         }
         let v1 = cgroup.version == .v1
-        if let limit = r.memoryLimit {
+        // A limit of 0 is no limit (runc reads it as unset).
+        if let limit = r.memoryLimit, limit != 0 {
             try set("memory.limit", "memory", v1 ? "memory.limit_in_bytes" : "memory.max", limit < 0 ? (v1 ? "-1" : "max") : String(limit))
         }
         if let reservation = r.memoryReservation {

@@ -216,6 +216,13 @@ final class Supervisor {
         var count = 0
         repeat { count = read(readyRead!.rawValue, &byte, 1) } while count < 0 && errno == EINTR
         if count == 1, Character(Unicode.Scalar(byte)) == expect { return }
+        // A memory limit below what setting up takes: the kernel killed the process (runc,
+        // which sets the limit after the process joins, names the limit and the usage too).
+        if let cgroup, cgroup.oomKills() > 0 {
+            let limit = config.resources.memoryLimit.map(String.init) ?? "?"
+            let peak = cgroup.statistics().memoryPeakBytes.map(String.init) ?? "?"
+            throw failure("config.json: linux.resources.memory.limit \(limit): the container's process was killed for lack of memory while it was set up (peak usage \(peak) bytes)")
+        }
         throw failure("the container's process ended during setup")
     }
 
