@@ -20,6 +20,17 @@ public struct CgroupLimits: Equatable, Sendable {
     public init() {}
 
     public var isEmpty: Bool { self == CgroupLimits() }
+
+    /// "memory_bytes=33554432", "cpu_quota_us=50000/100000"…: the limits set, for state and `inspect`.
+    public var described: [String] {
+        var lines: [String] = []
+        if let memoryBytes { lines.append("memory_bytes=\(memoryBytes)") }
+        if let memoryAndSwapBytes { lines.append("memory_swap_bytes=" + (memoryAndSwapBytes == .max ? "unlimited" : String(memoryAndSwapBytes))) }
+        if let cpuQuotaMicroseconds { lines.append("cpu_quota_us=\(cpuQuotaMicroseconds)/\(cpuPeriodMicroseconds)") }
+        if let cpuWeight { lines.append("cpu_weight=\(cpuWeight)") }
+        if let pids { lines.append("pids=\(pids)") }
+        return lines
+    }
 }
 
 /// What the kernel counted for a container's cgroup.

@@ -86,6 +86,11 @@ public enum ContainerRuntime {
             state.monitor = getpid()
             state.monitorStart = ProcessInfoLite.startTime(getpid()) ?? 0
             state.createdNanoseconds = Clock.realtimeNanoseconds()
+            state.limits = spec.limits.described
+            state.volumes = spec.volumes.map { "\($0.host):\($0.container)" + ($0.readOnly ? ":ro" : "") }
+            state.userNamespace = spec.userNamespace
+            state.readOnly = spec.readOnly
+            state.network = spec.network.rawValue
             try store.save(state)
             if logToStateDirectory {
                 let log = open(directory + "/log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
@@ -167,6 +172,10 @@ public enum ContainerRuntime {
                 throw ContainerError("starting the container failed: " + String(decoding: message, as: UTF8.self))
             }
             let startedAt = Clock.monotonicNanoseconds()
+            if detached {
+                state.startedNanoseconds = Clock.realtimeNanoseconds()
+                try? store.save(state)
+            }
             started(state)
 
             let (waitStatus, interruptedBy) = waitForExit(child, cgroup: manager, interactive: interactive)
@@ -183,6 +192,7 @@ public enum ContainerRuntime {
             cgroup = nil
             if detached {
                 state.status = .stopped
+                state.finishedNanoseconds = Clock.realtimeNanoseconds()
                 state.exitStatus = status
                 state.oomKilled = result.oomKilled
                 state.cgroups = []

@@ -28,8 +28,18 @@ public struct ContainerState: Sendable, Equatable {
     public var cgroupProcs: [String] = []
     public var detached = false
     public var createdNanoseconds: UInt64 = 0
+    /// When its program began (exec) and ended, CLOCK_REALTIME (0: not yet).
+    public var startedNanoseconds: UInt64 = 0
+    public var finishedNanoseconds: UInt64 = 0
     public var exitStatus: Int32?
     public var oomKilled = false
+    /// What it was started with, for `inspect`: limits ("memory=33554432"…), volumes
+    /// ("HOST:CONTAINER[:ro]"), and the namespaces' options.
+    public var limits: [String] = []
+    public var volumes: [String] = []
+    public var userNamespace = false
+    public var readOnly = false
+    public var network = ""
 
     public init(id: String, name: String, status: Status) {
         self.id = id
@@ -46,6 +56,9 @@ public struct ContainerState: Sendable, Equatable {
             "image=\(image)", "hostname=\(hostname)", "cgroups=\(cgroups.joined(separator: separator))",
             "cgroup_procs=\(cgroupProcs.joined(separator: separator))", "detached=\(detached ? 1 : 0)",
             "created_ns=\(createdNanoseconds)", "oom_killed=\(oomKilled ? 1 : 0)",
+            "started_ns=\(startedNanoseconds)", "finished_ns=\(finishedNanoseconds)", "limits=\(limits.joined(separator: separator))",
+            "volumes=\(volumes.joined(separator: separator))", "userns=\(userNamespace ? 1 : 0)", "read_only=\(readOnly ? 1 : 0)",
+            "network=\(network)",
         ]
         if let exitStatus { lines.append("exit_status=\(exitStatus)") }
         return lines.map { $0.replacingNewlines() }.joined(separator: "\n") + "\n"
@@ -75,6 +88,13 @@ public struct ContainerState: Sendable, Equatable {
         state.createdNanoseconds = UInt64(values["created_ns"] ?? "") ?? 0
         state.exitStatus = values["exit_status"].flatMap { Int32($0) }
         state.oomKilled = values["oom_killed"] == "1"
+        state.startedNanoseconds = UInt64(values["started_ns"] ?? "") ?? 0
+        state.finishedNanoseconds = UInt64(values["finished_ns"] ?? "") ?? 0
+        state.limits = list("limits")
+        state.volumes = list("volumes")
+        state.userNamespace = values["userns"] == "1"
+        state.readOnly = values["read_only"] == "1"
+        state.network = values["network"] ?? ""
         return state
     }
 

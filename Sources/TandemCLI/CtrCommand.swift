@@ -7,7 +7,8 @@ struct CtrCommand: ParsableCommand {
         commandName: "ctr",
         abstract: "Run the guest image as a container with Tandem's own runtime (namespaces, pivot_root, cgroups v1/v2, overlay).",
         subcommands: [CtrRunCommand.self, CtrPsCommand.self, CtrTopCommand.self, CtrExecCommand.self, CtrStopCommand.self,
-                      CtrKillCommand.self, CtrRmCommand.self, CtrPauseCommand.self, CtrResumeCommand.self]
+                      CtrKillCommand.self, CtrRmCommand.self, CtrPauseCommand.self, CtrResumeCommand.self, CtrLogsCommand.self,
+                      CtrInspectCommand.self]
     )
 }
 

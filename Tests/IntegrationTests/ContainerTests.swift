@@ -229,6 +229,33 @@ struct ContainerLifecycleTests {
         #expect(bad.status == 125 && bad.stderr.contains("--name ../x: must be"), "\(bad.stderr)")
     }
 
+    @Test("logs -f follows a detached container's output to its end; inspect gives its times, exit, limits and mounts")
+    func logsAndInspect() throws {
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        func ctr(_ arguments: [String]) throws -> Tandem.Result {
+            try Tandem.run(["ctr", arguments[0], "--state-root", state] + arguments.dropFirst())
+        }
+        let started = try ctr(["run", "-d", "--name", "lg", "--memory", "64M", "-v", state + ":/host:ro", "--",
+                               "/bin/sh", "-c", "echo one; sleep 0.5; echo two >&2; exit 4"])
+        #expect(started.status == 0, "\(started.stderr)")
+        let logs = try ctr(["logs", "-f", "lg"])
+        #expect(logs.status == 0)
+        #expect(logs.stdout == "one\ntwo\n", "both streams, in order, to the end: \(logs.stdout)")
+        let inspect = try ctr(["inspect", "lg"])
+        let objects = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]])
+        let object = try #require(objects.first)
+        #expect(object["schema"] as? String == "tandem.ctr-inspect/1" && object["name"] as? String == "lg")
+        let info = try #require(object["state"] as? [String: Any])
+        #expect(info["exit_status"] as? Int == 4 && info["running"] as? Bool == false)
+        for time in ["created", "started", "finished"] { #expect((info[time] as? String)?.hasSuffix("Z") == true, "\(time)") }
+        #expect((info["created"] as? String ?? "") <= (info["started"] as? String ?? "") && (info["started"] as? String ?? "") < (info["finished"] as? String ?? ""))
+        #expect((object["limits"] as? [String: Any])?["memory_bytes"] as? String == "67108864")
+        #expect(object["volumes"] as? [String] == [state + ":/host:ro"])
+        #expect(try ctr(["logs", "nope"]).status == 125)
+        #expect(try ctr(["rm", "lg"]).status == 0)
+    }
+
     @Test("--report into a missing directory is refused before anything runs")
     func reportDirectory() throws {
         let state = Containers.stateRoot()

@@ -91,6 +91,7 @@ struct DocsTests {
     static let commands: [[String]] = [
         ["host"], ["image", "build"], ["vm", "run"], ["bench"], ["report"], ["lab", "nested"], ["ctr", "run"], ["ctr", "ps"],
         ["ctr", "top"], ["ctr", "exec"], ["ctr", "stop"], ["ctr", "kill"], ["ctr", "rm"], ["ctr", "pause"], ["ctr", "resume"],
+        ["ctr", "logs"], ["ctr", "inspect"],
     ]
 
     @Test("every option `--help` lists is in the README or docs/", arguments: commands)
