@@ -1,3 +1,4 @@
+import Containers
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -37,9 +38,9 @@ enum SpecCommand {
             ("linux", .object([
                 ("resources", .object([("devices", .array([.object([("allow", .bool(false)), ("access", .string("rwm"))])]))])),
                 ("namespaces", .array(["pid", "network", "ipc", "uts", "mount", "cgroup"].map { .object([("type", .string($0))]) })),
-                ("maskedPaths", .array(["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                                        "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"].map(JSON.string))),
-                ("readonlyPaths", .array(["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"].map(JSON.string))),
+                // One list for both front ends (Containers): runc's, plus powercap as newer runc and Docker mask it.
+                ("maskedPaths", .array(ContainerRuntime.maskedPaths.map(JSON.string))),
+                ("readonlyPaths", .array(ContainerRuntime.readOnlyPaths.map(JSON.string))),
             ])),
         ])
     }
