@@ -36,6 +36,11 @@ enum Containers {
     }
 
     static func cleanUp(_ state: String) { try? FileManager.default.removeItem(atPath: state) }
+
+    /// `tandem ctr SUBCOMMAND --state-root S ARGS`.
+    static func ctr(_ arguments: [String], state: String) throws -> Tandem.Result {
+        try Tandem.run(["ctr", arguments[0], "--state-root", state] + arguments.dropFirst())
+    }
 }
 
 @Suite("tandem ctr run: isolation, on real namespaces", .enabled(if: Containers.available, "needs root and the image rootfs (make image)"))
@@ -212,9 +217,7 @@ struct ContainerLifecycleTests {
     func uniqueNames() throws {
         let state = Containers.stateRoot()
         defer { Containers.cleanUp(state) }
-        func ctr(_ arguments: [String]) throws -> Tandem.Result {
-            try Tandem.run(["ctr", arguments[0], "--state-root", state] + arguments.dropFirst())
-        }
+        func ctr(_ arguments: [String]) throws -> Tandem.Result { try Containers.ctr(arguments, state: state) }
         let first = try ctr(["run", "-d", "--name", "dup", "--", "/bin/sleep", "60"])
         #expect(first.status == 0, "\(first.stderr)")
         let second = try ctr(["run", "-d", "--name", "dup", "--", "/bin/sleep", "60"])
@@ -233,9 +236,7 @@ struct ContainerLifecycleTests {
     func logsAndInspect() throws {
         let state = Containers.stateRoot()
         defer { Containers.cleanUp(state) }
-        func ctr(_ arguments: [String]) throws -> Tandem.Result {
-            try Tandem.run(["ctr", arguments[0], "--state-root", state] + arguments.dropFirst())
-        }
+        func ctr(_ arguments: [String]) throws -> Tandem.Result { try Containers.ctr(arguments, state: state) }
         let started = try ctr(["run", "-d", "--name", "lg", "--memory", "64M", "-v", state + ":/host:ro", "--",
                                "/bin/sh", "-c", "echo one; sleep 0.5; echo two >&2; exit 4"])
         #expect(started.status == 0, "\(started.stderr)")
@@ -281,9 +282,7 @@ struct ContainerLifecycleTests {
     func lifecycle() throws {
         let state = Containers.stateRoot()
         defer { Containers.cleanUp(state) }
-        func ctr(_ arguments: [String]) throws -> Tandem.Result {
-            try Tandem.run(["ctr", arguments[0], "--state-root", state] + arguments.dropFirst())
-        }
+        func ctr(_ arguments: [String]) throws -> Tandem.Result { try Containers.ctr(arguments, state: state) }
         let started = try Tandem.run(["ctr", "run", "-d", "--state-root", state, "--name", "svc", "--", "/bin/sh", "-c", "sleep 60 & sleep 60"])
         #expect(started.status == 0, "\(started.stderr)")
         let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
