@@ -79,8 +79,9 @@ extension ReportModel {
             reach.file = facts["host_file"].map { $0 == canary }
             if results.host.canaryInKeyring == true { reach.keyring = facts["keyring"].map { $0 == canary } }
         }
-        reach.kernelMemory = sameKernel(facts["kcore"].map { $0 == "elf" })
-        reach.kernelSettings = sameKernel(facts["sys_write"].map { $0 == "yes" })
+        // "absent": this kernel has no /proc/kcore (or none of the /sys files tried): nothing measured.
+        reach.kernelMemory = facts["kcore"] == "absent" ? nil : sameKernel(facts["kcore"].map { $0 == "elf" })
+        reach.kernelSettings = facts["sys_write"] == "absent" ? nil : sameKernel(facts["sys_write"].map { $0 == "yes" })
         return reach
     }
 

@@ -203,6 +203,13 @@ struct ClaimsTests {
         brokenControl.results.samples.removeAll { $0.backend == "process" && $0.probe?["host_procs"] == "no" }
         #expect(try brokenControl.claim("host-reach").verdict == .confirmed)
 
+        var noKcore = ResultsFixture()
+        noKcore.probe("container", ["kcore": "absent", "sys_write": "absent"])
+        let model = ReportModel(noKcore.results, baseline: nil)
+        let reach = model.reach(try #require(model.probes.first?.facts))
+        #expect(reach.kernelMemory == nil && reach.kernelSettings == nil, "a kernel without /proc/kcore measures nothing there")
+        #expect(reach.file == false, "the other facts still count")
+
         var noKeyring = ResultsFixture()
         noKeyring.results.host.canaryInKeyring = false
         noKeyring.probe("container", ["keyring": ResultsFixture.nonce])
