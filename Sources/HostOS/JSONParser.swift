@@ -37,7 +37,12 @@ struct JSONParser {
     }
 
     mutating func skipSpace() {
-        while position < bytes.count, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[position]) { position += 1 }
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0a, 0x0d: position += 1
+            default: return
+            }
+        }
     }
 
     mutating func value(depth: Int) throws(JSONParseError) -> JSON {
@@ -129,7 +134,15 @@ struct JSONParser {
 
     mutating func string() throws(JSONParseError) -> String {
         position += 1
-        var out: [UInt8] = []
+        // The common case, a string without escapes, is one slice.
+        var end = position
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            defer { position = end + 1 }
+            return String(decoding: bytes[position..<end], as: UTF8.self)
+        }
+        var out = Array(bytes[position..<end])
+        position = end
         while true {
             guard position < bytes.count else { throw error("unterminated string") }
             let byte = bytes[position]

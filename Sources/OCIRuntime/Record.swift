@@ -52,7 +52,6 @@ public struct Record: Sendable {
             ("pid", .int(Int64(pid))), ("pidStart", .uint(pidStart)), ("monitor", .int(Int64(monitor))),
             ("monitorStart", .uint(monitorStart)), ("created", .uint(createdNanoseconds)),
             ("cgroups", .array(cgroups.map(JSON.string))), ("cgroupProcs", .array(cgroupProcs.map(JSON.string))),
-            ("annotations", .object(annotations.map { ($0.0, .string($0.1)) })),
         ]
         if let exitStatus { members.append(("exitStatus", .int(Int64(exitStatus)))) }
         return .object(members)
@@ -88,10 +87,12 @@ public struct Record: Sendable {
         }
         cgroups = strings("cgroups")
         cgroupProcs = strings("cgroupProcs")
-        if case .object(let pairs)? = json["annotations"] {
-            annotations = pairs.compactMap { if case .string(let value) = $0.1 { ($0.0, value) } else { nil } }
-        }
     }
+
+    /// Where the annotations are kept: written once at create, beside state.json, which is
+    /// rewritten at every step and read by every command (a config's annotations can be
+    /// megabytes; runc keeps them in its state too, Tandem only where `state` needs them).
+    var annotationsFile: String?
 
     /// Host pids of every process in the container's cgroup.
     public func processes() -> [pid_t] {
@@ -109,6 +110,10 @@ public struct Record: Sendable {
             ("bundle", .string(bundle)), ("rootfs", .string(rootfs)),
             ("created", .string(UTCTime.format(nanoseconds: createdNanoseconds, fraction: true))), ("owner", .string("")),
         ]
+        var annotations = self.annotations
+        if annotations.isEmpty, let annotationsFile, let text = Files.readText(annotationsFile), case .object(let pairs)? = try? JSON.parse(text) {
+            annotations = pairs.compactMap { if case .string(let value) = $0.1 { ($0.0, value) } else { nil } }
+        }
         if !annotations.isEmpty { members.append(("annotations", .object(annotations.map { ($0.0, .string($0.1)) }))) }
         if current == .stopped, let exitStatus { members.append(("exitStatus", .int(Int64(exitStatus)))) }
         return .object(members)
@@ -152,8 +157,18 @@ public struct RecordStore: Sendable {
             }
             throw OCIError("container \"\(id)\" does not exist")
         }
-        guard let json = try? JSON.parse(text), let record = Record(json) else { throw OCIError("\(path): damaged state file") }
+        guard let json = try? JSON.parse(text), var record = Record(json) else { throw OCIError("\(path): damaged state file") }
+        record.annotationsFile = directory(id) + "/annotations.json"
         return record
+    }
+
+    /// Writes a container's annotations once (see `Record.annotationsFile`).
+    public func saveAnnotations(_ record: Record) throws(OCIError) {
+        guard !record.annotations.isEmpty else { return }
+        let json = JSON.object(record.annotations.map { ($0.0, .string($0.1)) })
+        do { try Files.write(directory(record.id) + "/annotations.json", Array(json.serialized().utf8), mode: 0o600) } catch {
+            throw OCIError(error.description)
+        }
     }
 
     /// As `load`, but a container whose process just ended while its monitor is still recording

@@ -43,6 +43,7 @@ final class Supervisor {
     /// Makes the container up to its entry point: state `created`.
     func create(consoleSocket: String?, noPivot: Bool, pidFile: String?) throws(OCIError) {
         do throws(OCIError) {
+            try store.saveAnnotations(record)
             try store.save(record)
             try makeContainer(consoleSocket: consoleSocket, noPivot: noPivot)
             if let pidFile { try Self.writePidFile(pidFile, child) }

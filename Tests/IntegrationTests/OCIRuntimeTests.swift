@@ -567,6 +567,26 @@ struct OCIRuntimeCommandTests {
         OCI.expectNothingLeft(id, root: runtime.root)
     }
 
+    @Test("annotations: in state as the config gave them, kept out of state.json (10 MiB of them do not slow every command)")
+    func annotations() throws {
+        let bundle = try OCI.Bundle { config in
+            config["annotations"] = ["org.example.a": "1", "org.example.b": "two"]
+            var process = config["process"] as! [String: Any]
+            process["args"] = ["sleep", "60"]
+            config["process"] = process
+        }
+        let runtime = OCI.Runtime.tandem()
+        defer { runtime.cleanUp() }
+        let id = OCI.unique("notes")
+        #expect(try runtime("create", "--bundle", bundle.path, id).status == 0)
+        let state = try runtime.state(id)
+        #expect(state["annotations"] as? [String: String] == ["org.example.a": "1", "org.example.b": "two"])
+        let file = try String(contentsOfFile: runtime.root + "/\(id)/state.json", encoding: .utf8)
+        #expect(!file.contains("org.example.a"), "state.json, rewritten at every step, does not carry them")
+        #expect(try runtime("delete", "--force", id).status == 0)
+        OCI.expectNothingLeft(id, root: runtime.root)
+    }
+
     @Test("list, ps, pause/resume, spec and features")
     func commands() throws {
         let bundle = try OCI.Bundle()
