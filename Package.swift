@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // Tandem: a KVM microVM, a libvirt guest and a container, side by side.
-// Targets follow ../shared/DESIGN.md (see docs/architecture.md): dependencies point down,
+// Targets as docs/architecture.md describes them: dependencies point down,
 // devices and boot loaders never see KVM, and the launch path never imports Foundation.
 import PackageDescription
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts (up) or stops (down) the libvirt daemon for Tandem's libvirt backend, on machines where
 # no init system does it (these have no systemd as PID 1). `up` leaves a running daemon alone;
-# `down` stops only a daemon `up` started. See ../shared/PLATFORM.md:
+# `down` stops only a daemon `up` started. What this host needs (docs/libvirt.md):
 #  - virtlogd first, then libvirtd, on qemu:///system;
 #  - libvirtd runs under a child subreaper that reaps at once: QEMU processes are daemonized and
 #    otherwise wait for PID 1 here, which reaps only every ~1.3 s and delays libvirt's "Stopped".

@@ -4,7 +4,7 @@ import HostOS
 import Glibc
 #endif
 
-/// The nested lab: hardware-style KVM on a host without VT-x/AMD-V (../shared/PLATFORM.md).
+/// The nested lab: hardware-style KVM on a host without VT-x/AMD-V (docs/linux-microvm.md).
 ///
 /// L1 is the cloud kernel under QEMU in pure software mode (`-accel tcg -cpu EPYC`: an emulated
 /// AMD CPU with SVM), booted from an initramfs Tandem assembles here: busybox, the kvm modules,

@@ -1,6 +1,6 @@
 import HostOS
 
-/// `features`: what this runtime implements (runtime-spec features.md), as JSON.
+/// `features`: what this runtime implements, as JSON (the runtime spec's features document, features.md there).
 enum FeaturesCommand {
     static func run(_ rest: ArraySlice<String>, _ options: GlobalOptions) throws(OCIError) -> Int32 {
         let strings = { (items: [String]) in JSON.array(items.map(JSON.string)) }

@@ -1,6 +1,6 @@
 import Bench
 
-/// The seeds' claims (../shared/seeds, quoted in docs/bench.md), each answered from `results.json`
+/// The seeds' claims (the notes the project was born from, quoted in docs/bench.md), each answered from `results.json`
 /// alone: the rule that decides its verdict, the figures it used, and why. A claim whose inputs
 /// did not run says "not measured here" and what was missing: never a verdict it did not measure.
 public struct Claim: Sendable {
