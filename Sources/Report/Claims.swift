@@ -42,11 +42,18 @@ struct HostReach {
     var kernelMemory: Bool?
     var kernelSettings: Bool?
 
-    static let names = ["host processes", "host network interfaces", "a host file", "the host's kernel keyring",
-                        "the host kernel's memory (/proc/kcore)", "the host kernel's settings (/sys writable)"]
+    /// What each fact is called and how it is told, in the order of `values` (for the matrix).
+    static let facts: [(name: String, meaning: String)] = [
+        ("host processes", "it sees the bench's stopwatch, a process on the host"),
+        ("host network interfaces", "one of its interfaces has a host interface's hardware address"),
+        ("a host file", "it read the nonce in a file in the bench's host temp directory"),
+        ("the host's kernel keyring", "it found the key with the nonce that the bench added to root's keyring"),
+        ("the host kernel's memory (/proc/kcore)", "/proc/kcore reads as an ELF image and the kernel is the host's"),
+        ("the host kernel's settings (/sys writable)", "a /sys file opens for writing and the kernel is the host's"),
+    ]
     var values: [Bool?] { [processes, interfaces, file, keyring, kernelMemory, kernelSettings] }
     /// The names of what it reached.
-    var reached: [String] { zip(Self.names, values).filter { $0.1 == true }.map(\.0) }
+    var reached: [String] { zip(Self.facts, values).filter { $0.1 == true }.map(\.0.name) }
     var measured: Bool { values.contains { $0 != nil } }
 }
 

@@ -42,9 +42,10 @@ extension ReportModel {
                 body += "<tr><td>\(fact.title)</td>" + probes.map { "<td>\(probeValue($0.facts, fact.key).htmlEscaped())</td>" }.joined()
                     + "<td><small>\(fact.meaning.htmlEscaped())</small></td></tr>\n"
             }
-            for (index, name) in HostReach.names.enumerated() where probes.contains(where: { reach($0.facts).measured }) {
-                body += "<tr><td>reaches \(name.htmlEscaped())</td>" + probes.map { "<td>\(Self.yesNo(reach($0.facts).values[index]))</td>" }.joined()
-                    + "<td><small>\(Self.reachMeaning[index].htmlEscaped())</small></td></tr>\n"
+            let reaches = probes.map { reach($0.facts) }
+            for (index, fact) in HostReach.facts.enumerated() where reaches.contains(where: \.measured) {
+                body += "<tr><td>reaches \(fact.name.htmlEscaped())</td>" + reaches.map { "<td>\(Self.yesNo($0.values[index]))</td>" }.joined()
+                    + "<td><small>\(fact.meaning.htmlEscaped())</small></td></tr>\n"
             }
             body += "</table>\n"
         }

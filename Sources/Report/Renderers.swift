@@ -17,16 +17,6 @@ let probeFacts: [(key: String, title: String, meaning: String)] = [
 ]
 
 extension ReportModel {
-    /// What each of `HostReach.names` means, for the matrix.
-    static let reachMeaning = [
-        "it sees the bench's stopwatch, a process on the host",
-        "one of its interfaces has a host interface's hardware address",
-        "it read the nonce in a file in the bench's host temp directory",
-        "it found the key with the nonce that the bench added to root's keyring",
-        "/proc/kcore reads as an ELF image and the kernel is the host's",
-        "a /sys file opens for writing and the kernel is the host's",
-    ]
-
     static let managerKillIntro = "Each runtime's manager process was sent SIGKILL while its container ran `sleep`; the container was then left to exit by itself with a known status. Survived: its init was still alive after the manager was gone. Collected: that status could still be read afterwards where the runtime reports it."
 
     static func yesNo(_ value: Bool?) -> String { value.map { $0 ? "yes" : "no" } ?? "—" }
@@ -72,8 +62,9 @@ extension ReportModel {
             for fact in probeFacts {
                 out += "| \(fact.title) | " + probes.map { probeValue($0.facts, fact.key) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
             }
-            for (index, name) in HostReach.names.enumerated() where probes.contains(where: { reach($0.facts).measured }) {
-                out += "| reaches \(name) | " + probes.map { Self.yesNo(reach($0.facts).values[index]) }.joined(separator: " | ") + " | \(Self.reachMeaning[index]) |\n"
+            let reaches = probes.map { reach($0.facts) }
+            for (index, fact) in HostReach.facts.enumerated() where reaches.contains(where: \.measured) {
+                out += "| reaches \(fact.name) | " + reaches.map { Self.yesNo($0.values[index]) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
             }
         }
         if let density = results.density, !density.isEmpty {
