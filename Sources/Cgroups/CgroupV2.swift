@@ -4,19 +4,25 @@ import Glibc
 #endif
 
 /// A cgroup in the unified hierarchy (Documentation/admin-guide/cgroup-v2.rst): one directory,
-/// controllers enabled down the path through `cgroup.subtree_control`.
-/// `fixture`: `root` is an ordinary directory standing in for cgroupfs (tests); files are created.
+/// controllers enabled down the path through `cgroup.subtree_control`. It only ever writes files
+/// the kernel made: tests stand a directory with those files in for cgroupfs (CgroupV2FixtureTests).
 public final class CgroupV2: CgroupManager, @unchecked Sendable {
     public let version = CgroupVersion.v2
     public let path: String
     public private(set) var directories: [String] = []
-    let fixture: Bool
     /// The controllers Tandem limits.
     static let controllers = ["cpu", "memory", "pids"]
     let wanted: [String]
 
-    init(root: String, parent: String, name: String, extra: [String] = [], fixture: Bool) throws(CgroupError) {
-        self.fixture = fixture
+    /// The manager of a cgroup that exists: one rebuilt from saved state (`ps`, `kill`, `pause`
+    /// of a container another process made). `destroy` removes `path` only.
+    public init(existing path: String) {
+        self.path = path
+        wanted = Self.controllers
+        directories = [path]
+    }
+
+    init(root: String, parent: String, name: String, extra: [String] = []) throws(CgroupError) {
         wanted = Self.controllers + extra.filter { !Self.controllers.contains($0) }
         path = "\(root)/\(parent)/\(name)"
         // Another container that leaves removes an empty parent, possibly between making it and
@@ -39,11 +45,7 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
         for component in parent.split(separator: "/") {
             try enableControllers(in: level)
             level += "/\(component)"
-            if Files.kind(level) == .missing {
-                if mkdir(level, 0o755) != 0 && errno != EEXIST { throw CgroupError(SystemError("mkdir", level)) }
-                // A fixture plays the kernel: a child offers what its parent's subtree_control enables.
-                if fixture { try CgroupFile.write("\(level)/cgroup.controllers", wanted.joined(separator: " "), create: true) }
-            }
+            if Files.kind(level) == .missing, mkdir(level, 0o755) != 0, errno != EEXIST { throw CgroupError(SystemError("mkdir", level)) }
             directories.append(level)
         }
         try enableControllers(in: level)
@@ -55,16 +57,11 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
         let enabled = Set((CgroupFile.read("\(directory)/cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
         let missing = wanted.filter { !enabled.contains($0) }
         guard !missing.isEmpty else { return }
-        let value = missing.map { "+" + $0 }.joined(separator: " ")
-        if fixture {
-            try CgroupFile.write("\(directory)/cgroup.subtree_control", (enabled.sorted() + missing).joined(separator: " "), create: true)
-        } else {
-            try CgroupFile.write("\(directory)/cgroup.subtree_control", value)
-        }
+        try CgroupFile.write("\(directory)/cgroup.subtree_control", missing.map { "+" + $0 }.joined(separator: " "))
     }
 
     private func write(_ file: String, _ value: String) throws(CgroupError) {
-        try CgroupFile.write("\(path)/\(file)", value, create: fixture)
+        try CgroupFile.write("\(path)/\(file)", value)
     }
 
     public var processFiles: [String] { ["\(path)/cgroup.procs"] }
@@ -72,7 +69,7 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
     public func directory(for controller: String) -> String? { path }
 
     public func set(_ controller: String, _ file: String, _ value: String) throws(CgroupError) {
-        guard fixture || Files.kind("\(path)/\(file)") == .regular else {
+        guard Files.kind("\(path)/\(file)") == .regular else {
             throw CgroupError("\(path)/\(file): no such control file (is the \(controller) controller available?)")
         }
         try write(file, value)
@@ -113,31 +110,14 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
     }
 
     public func killAll() {
-        if !fixture, (try? CgroupFile.write("\(path)/cgroup.kill", "1")) != nil { return }
+        if Files.kind("\(path)/cgroup.kill") == .regular, (try? CgroupFile.write("\(path)/cgroup.kill", "1")) != nil { return }
         for pid in processes() { kill(pid, SIGKILL) }
     }
 
     public func destroy() throws(CgroupError) {
         killAll()
-        if fixture {
-            // An ordinary directory: remove the files this manager wrote, then the directories.
-            Files.removeTree(path)
-            for directory in directories.dropLast().reversed() where Self.isEmptyApartFromFiles(directory) { Files.removeTree(directory) }
-            return
-        }
         try CgroupFile.removeDirectory(path)
         // Parents Tandem made go too, unless another container still uses them.
         for directory in directories.dropLast().reversed() { rmdir(directory) }
-    }
-
-    /// A fixture parent with no subdirectories left (only control files).
-    static func isEmptyApartFromFiles(_ path: String) -> Bool {
-        guard let handle = opendir(path) else { return false }
-        defer { closedir(handle) }
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != ".", name != "..", Files.kind("\(path)/\(name)") == .directory { return false }
-        }
-        return true
     }
 }

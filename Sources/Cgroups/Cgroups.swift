@@ -144,9 +144,9 @@ public enum CgroupLayout: Equatable, Sendable {
     /// Creates the cgroup `parent/name` (e.g. tandem/3f2a…) and returns its manager. `extra`
     /// controllers (v1: hierarchies to make a directory in; v2: controllers to enable) come on top
     /// of the ones Tandem always uses; the host may lack some (`directory(for:)` says).
-    public func create(parent: String, name: String, extra: [String] = [], fixture: Bool = false) throws(CgroupError) -> any CgroupManager {
+    public func create(parent: String, name: String, extra: [String] = []) throws(CgroupError) -> any CgroupManager {
         switch self {
-        case .v2(let root): return try CgroupV2(root: root, parent: parent, name: name, extra: extra, fixture: fixture)
+        case .v2(let root): return try CgroupV2(root: root, parent: parent, name: name, extra: extra)
         case .v1(let controllers): return try CgroupV1(controllers: controllers, parent: parent, name: name, extra: extra)
         }
     }
@@ -154,9 +154,10 @@ public enum CgroupLayout: Equatable, Sendable {
 
 /// Small helpers both versions share: one value per file, errors naming the file.
 enum CgroupFile {
-    static func write(_ path: String, _ value: String, create: Bool = false) throws(CgroupError) {
+    static func write(_ path: String, _ value: String) throws(CgroupError) {
         do {
-            let fd = try FileDescriptor.open(path, O_WRONLY | (create ? O_CREAT | O_TRUNC : 0))
+            // O_TRUNC as a shell's `>` does: cgroupfs replaces the value anyway; a plain file (a test's) must too.
+            let fd = try FileDescriptor.open(path, O_WRONLY | O_TRUNC)
             var text = value
             let result: Result<Void, SystemError> = text.withUTF8 { buffer in
                 Result { () throws(SystemError) in try fd.writeAll(UnsafeRawBufferPointer(buffer)) }

@@ -3,10 +3,13 @@ import Glibc
 import HostOS
 import Testing
 
-/// The v2 manager against a directory that stands in for /sys/fs/cgroup (most users run pure v2;
-/// this host is hybrid, so the real-cgroup tests exercise v1).
+/// The v2 manager against directories that stand in for /sys/fs/cgroup (most users run pure v2;
+/// this host's cgroup2 mount has no controllers to enable, so limits cannot be tried on it). The
+/// tests make the control files the kernel would (the manager writes only files that exist) and
+/// check the syntax written into them; CgroupV2RealMountTests runs the rest on the real mount.
 @Suite("cgroup v2 manager on a fixture directory")
 struct CgroupV2FixtureTests {
+    /// A stand-in for the unified hierarchy's root: the controllers it offers, none enabled.
     static func fixture() throws -> String {
         var template = Array("/tmp/tandem-cgroup2.XXXXXX".utf8CString)
         let root = String(cString: try #require(mkdtemp(&template)))
@@ -15,16 +18,26 @@ struct CgroupV2FixtureTests {
         return root
     }
 
+    /// A container's cgroup directory as the kernel makes it: its control files, empty.
+    static func leaf(in root: String, _ name: String, files: [String: String] = [:]) throws -> String {
+        let path = root + "/" + name
+        try Files.makeDirectories(path)
+        let kernelFiles = ["cgroup.procs", "cgroup.freeze", "cgroup.events", "memory.max", "memory.swap.max", "cpu.max", "cpu.weight",
+                           "pids.max", "memory.peak", "cpu.stat", "memory.events"]
+        for file in kernelFiles { try Files.write(path + "/" + file, Array((files[file] ?? "").utf8)) }
+        return path
+    }
+
     static func read(_ path: String) -> String? { Files.readText(path).map { $0.hasSuffix("\n") ? String($0.dropLast()) : $0 } }
 
-    @Test("limits land in the v2 files with v2 syntax, controllers are enabled down the path")
+    @Test("limits land in the v2 files with v2 syntax; processes and freezing go to cgroup.procs and cgroup.freeze")
     func limits() throws {
         let root = try Self.fixture()
-        defer { _ = Subprocess.runQuietly("/bin/rm", ["-rf", root]) }
-        let manager = try CgroupLayout.v2(root: root).create(parent: "tandem", name: "c1", fixture: true)
+        defer { Files.removeTree(root) }
+        let path = try Self.leaf(in: root, "tandem/c1", files: ["cgroup.events": "populated 1\nfrozen 1\n"])
+        let manager = CgroupV2(existing: path)
         #expect(manager.version == .v2)
-        #expect(manager.directories == [root + "/tandem", root + "/tandem/c1"])
-        #expect(manager.processFiles == [root + "/tandem/c1/cgroup.procs"])
+        #expect(manager.processFiles == [path + "/cgroup.procs"])
         var limits = CgroupLimits()
         limits.memoryBytes = 32 << 20
         limits.memoryAndSwapBytes = 64 << 20
@@ -32,58 +45,74 @@ struct CgroupV2FixtureTests {
         limits.cpuWeight = 50
         limits.pids = 16
         try manager.apply(limits)
-        let leaf = root + "/tandem/c1"
-        #expect(Self.read(leaf + "/memory.max") == "33554432")
-        #expect(Self.read(leaf + "/memory.swap.max") == "33554432")
-        #expect(Self.read(leaf + "/cpu.max") == "20000 100000")
-        #expect(Self.read(leaf + "/cpu.weight") == "50")
-        #expect(Self.read(leaf + "/pids.max") == "16")
-        #expect(Self.read(root + "/cgroup.subtree_control") == "cpu memory pids")
-        #expect(Self.read(root + "/tandem/cgroup.subtree_control") == "cpu memory pids")
+        #expect(Self.read(path + "/memory.max") == "33554432")
+        #expect(Self.read(path + "/memory.swap.max") == "33554432", "v2's swap limit is the swap alone")
+        #expect(Self.read(path + "/cpu.max") == "20000 100000")
+        #expect(Self.read(path + "/cpu.weight") == "50")
+        #expect(Self.read(path + "/pids.max") == "16")
         try manager.add(pid: 4242)
-        #expect(Self.read(leaf + "/cgroup.procs") == "4242")
-        // The kernel's files, as a cgroup2 directory has them; the fixture plays the kernel
-        // reporting the freeze done (CgroupV2RealMountTests waits for the real one).
-        try Files.write(leaf + "/cgroup.freeze", Array("0\n".utf8))
-        try Files.write(leaf + "/cgroup.events", Array("populated 1\nfrozen 1\n".utf8))
+        #expect(Self.read(path + "/cgroup.procs") == "4242")
         try manager.freeze(true)
-        #expect(Self.read(leaf + "/cgroup.freeze") == "1")
+        #expect(Self.read(path + "/cgroup.freeze") == "1")
         var unlimitedSwap = CgroupLimits()
         unlimitedSwap.memoryBytes = 8 << 20
         unlimitedSwap.memoryAndSwapBytes = .max
         try manager.apply(unlimitedSwap)
-        #expect(Self.read(leaf + "/memory.swap.max") == "max")
+        #expect(Self.read(path + "/memory.swap.max") == "max")
+    }
+
+    @Test("a control file the kernel did not make is an error naming it, not a file created")
+    func missingControlFile() throws {
+        let root = try Self.fixture()
+        defer { Files.removeTree(root) }
+        let path = root + "/tandem/bare"
+        try Files.makeDirectories(path)
+        var limits = CgroupLimits()
+        limits.pids = 4
+        #expect(throws: CgroupError.self) { try CgroupV2(existing: path).apply(limits) }
+        #expect(Files.kind(path + "/pids.max") == .missing)
+    }
+
+    @Test("create enables the controllers in the parent with +name syntax, makes the levels, and destroy removes them")
+    func create() throws {
+        let root = try Self.fixture()
+        defer { Files.removeTree(root) }
+        let manager = try CgroupLayout.v2(root: root).create(parent: "tandem", name: "c1")
+        #expect(manager.directories == [root + "/tandem", root + "/tandem/c1"])
+        #expect(Self.read(root + "/cgroup.subtree_control") == "+cpu +memory +pids")
+        #expect(Files.kind(root + "/tandem/c1") == .directory)
         try manager.destroy()
-        #expect(Files.kind(leaf) == .missing)
+        #expect(Files.kind(root + "/tandem/c1") == .missing)
         #expect(Files.kind(root + "/tandem") == .missing)
-        #expect(Files.kind(root + "/cgroup.controllers") == .regular, "the fixture root itself is left alone")
+        #expect(Files.kind(root + "/cgroup.controllers") == .regular, "the root itself is left alone")
     }
 
     @Test("statistics are read from memory.peak, cpu.stat and memory.events")
     func statistics() throws {
         let root = try Self.fixture()
-        defer { _ = Subprocess.runQuietly("/bin/rm", ["-rf", root]) }
-        let manager = try CgroupLayout.v2(root: root).create(parent: "tandem", name: "c2", fixture: true)
-        let leaf = root + "/tandem/c2"
-        try Files.write(leaf + "/memory.peak", Array("7340032\n".utf8))
-        try Files.write(leaf + "/cpu.stat", Array("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 10\nnr_throttled 4\nthrottled_usec 2500\n".utf8))
-        try Files.write(leaf + "/memory.events", Array("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n".utf8))
-        let stats = manager.statistics()
+        defer { Files.removeTree(root) }
+        let path = try Self.leaf(in: root, "tandem/c2", files: [
+            "memory.peak": "7340032\n",
+            "cpu.stat": "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 10\nnr_throttled 4\nthrottled_usec 2500\n",
+            "memory.events": "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n",
+        ])
+        let stats = CgroupV2(existing: path).statistics()
         #expect(stats.memoryPeakBytes == 7_340_032)
         #expect(stats.cpuNanoseconds == 1_500_000)
         #expect(stats.throttledPeriods == 4)
         #expect(stats.throttledNanoseconds == 2_500_000)
         #expect(stats.oomKills == 1)
-        try manager.destroy()
     }
 
     @Test("a second container with the same name is refused, naming the cgroup")
     func collision() throws {
         let root = try Self.fixture()
-        defer { _ = Subprocess.runQuietly("/bin/rm", ["-rf", root]) }
-        let first = try CgroupLayout.v2(root: root).create(parent: "tandem", name: "same", fixture: true)
-        #expect(throws: CgroupError.self) { try CgroupLayout.v2(root: root).create(parent: "tandem", name: "same", fixture: true) }
-        do { _ = try CgroupLayout.v2(root: root).create(parent: "tandem", name: "same", fixture: true) } catch {
+        defer { Files.removeTree(root) }
+        let first = try CgroupLayout.v2(root: root).create(parent: "tandem", name: "same")
+        do {
+            _ = try CgroupLayout.v2(root: root).create(parent: "tandem", name: "same")
+            Issue.record("a second cgroup with the same name was made")
+        } catch {
             #expect(error.description == "cgroup \(root)/tandem/same already exists (another container's?)")
         }
         try first.destroy()

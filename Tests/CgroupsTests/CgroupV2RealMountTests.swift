@@ -94,7 +94,7 @@ struct PlannedDirectoriesTests {
         defer { _ = Subprocess.runQuietly("/bin/rm", ["-rf", root]) }
         let layout = CgroupLayout.v2(root: root)
         let planned = layout.plannedDirectories(parent: "tandem/nested", name: "c1")
-        let manager = try layout.create(parent: "tandem/nested", name: "c1", fixture: true)
+        let manager = try layout.create(parent: "tandem/nested", name: "c1")
         #expect(planned == manager.directories)
         try manager.destroy()
     }
