@@ -36,14 +36,17 @@ enum ShiftedImage {
         return directory
     }
 
-    /// What changes when the image is rebuilt: every entry's path, size, mode, owner and mtime.
+    /// What changes when the image is rebuilt: every entry's path, size, mode, owner, inode, mtime and ctime.
     static func fingerprint(_ root: String) -> String {
         var hash = fnvOffset
         func walk(_ path: String) {
             for name in Files.list(path).sorted() {
                 var info = stat()
                 guard lstat(path + "/" + name, &info) == 0 else { continue }
-                fnv("\(path)/\(name) \(info.st_size) \(info.st_mode) \(info.st_uid) \(info.st_gid) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)\n", &hash)
+                // ctime and the inode as well as mtime: a reproducible build may pin mtimes, but a
+                // file written or replaced always gets a new ctime (or a new inode).
+                fnv("\(path)/\(name) \(info.st_size) \(info.st_mode) \(info.st_uid) \(info.st_gid) \(info.st_ino) "
+                    + "\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)\n", &hash)
                 if info.st_mode & S_IFMT == S_IFDIR { walk(path + "/" + name) }
             }
         }
