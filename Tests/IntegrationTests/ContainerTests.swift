@@ -1,4 +1,5 @@
 import Foundation
+import HostOS
 import Testing
 
 /// Real containers on this host: namespaces, pivot_root, overlay, cgroups (v1 here — the hybrid
@@ -134,6 +135,26 @@ struct ContainerIsolationTests {
         // Host side: the copy's owners are shifted, and the image itself is untouched.
         #expect(try FileManager.default.attributesOfItem(atPath: images + "/" + copies[0] + "/bin/busybox")[.ownerAccountID] as? UInt == 100_000)
         #expect(try FileManager.default.attributesOfItem(atPath: Containers.rootfs + "/bin/busybox")[.ownerAccountID] as? UInt == 0)
+    }
+
+    @Test("--userns: an image that changes gets a new copy (and the new file is what the container sees)")
+    func userNamespaceImageChanges() throws {
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        let image = state + "/image"
+        #expect(Subprocess.runQuietly("/bin/cp", ["-a", Containers.rootfs, image]) == 0)
+        let first = try Containers.run(["--userns", "--image", image, "--", "/bin/cat", "/etc/tandem-version"], state: state).result
+        #expect(first.status != 0, "no such file yet")
+        try Data("v2\n".utf8).write(to: URL(fileURLWithPath: image + "/etc/tandem-version"))
+        let second = try Containers.run(["--userns", "--image", image, "--", "/bin/cat", "/etc/tandem-version"], state: state).result
+        #expect(second.status == 0 && second.stdout == "v2\n", "the copy was made again: \(second.stderr)")
+        // Same size, same inode, the mtime put back (as a reproducible build pins it): only the ctime moves.
+        let file = image + "/etc/tandem-version"
+        let mtime = try FileManager.default.attributesOfItem(atPath: file)[.modificationDate] as! Date
+        try Data("v3\n".utf8).write(to: URL(fileURLWithPath: file))
+        try FileManager.default.setAttributes([.modificationDate: mtime], ofItemAtPath: file)
+        let third = try Containers.run(["--userns", "--image", image, "--", "/bin/cat", "/etc/tandem-version"], state: state).result
+        #expect(third.stdout == "v3\n", "a same-size change is seen too")
     }
 
     @Test("--read-only refuses writes to the root; volumes bind, :ro refuses writes")
