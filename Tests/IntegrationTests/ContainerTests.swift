@@ -150,9 +150,11 @@ struct ContainerIsolationTests {
         #expect(second.status == 0 && second.stdout == "v2\n", "the copy was made again: \(second.stderr)")
         // Same size, same inode, the mtime put back (as a reproducible build pins it): only the ctime moves.
         let file = image + "/etc/tandem-version"
-        let mtime = try FileManager.default.attributesOfItem(atPath: file)[.modificationDate] as! Date
-        try Data("v3\n".utf8).write(to: URL(fileURLWithPath: file))
-        try FileManager.default.setAttributes([.modificationDate: mtime], ofItemAtPath: file)
+        #expect(Subprocess.runQuietly("/bin/cp", ["-p", file, state + "/mtime-reference"]) == 0)
+        let fd = open(file, O_WRONLY)  // in place: the inode stays (Data.write may replace the file)
+        #expect(fd >= 0 && write(fd, "v3\n", 3) == 3)
+        close(fd)
+        #expect(Subprocess.runQuietly("/usr/bin/touch", ["-m", "-r", state + "/mtime-reference", file]) == 0, "the mtime to the nanosecond")
         let third = try Containers.run(["--userns", "--image", image, "--", "/bin/cat", "/etc/tandem-version"], state: state).result
         #expect(third.stdout == "v3\n", "a same-size change is seen too")
     }
