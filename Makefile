@@ -77,14 +77,15 @@ bench: deps guests build image
 	python3 scripts/signal_leftovers.py --runs 30
 
 # Parsers of outside data, fuzzed with libFuzzer: each target is built by swiftc from the parser's
-# own sources (SwiftPM executables need a main; a fuzzer's is libFuzzer's), seeded from Fuzz/corpus.
+# own sources (SwiftPM executables need a main; a fuzzer's is libFuzzer's), seeded from Fuzz/corpus
+# and, for JSON, JSONTestSuite (read only: new inputs go to .build/fuzz).
 FUZZ_SECONDS ?= 60
 SWIFTC       ?= swiftc
 fuzz:
 	@mkdir -p .build/fuzz/corpus-json
 	$(SWIFTC) -O -sanitize=fuzzer -parse-as-library Fuzz/JSONFuzz.swift Sources/HostOS/JSON.swift Sources/HostOS/JSONParser.swift -o .build/fuzz/json
 	cp Fuzz/corpus/json/* .build/fuzz/corpus-json/
-	SWIFT_BACKTRACE=enable=no .build/fuzz/json -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -artifact_prefix=.build/fuzz/json- .build/fuzz/corpus-json
+	SWIFT_BACKTRACE=enable=no .build/fuzz/json -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -artifact_prefix=.build/fuzz/json- .build/fuzz/corpus-json Tests/HostOSTests/JSONTestSuite/test_parsing
 
 clean:
 	rm -rf .build guest-images/build examples/build

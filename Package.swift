@@ -60,14 +60,14 @@ let package = Package(
         .executableTarget(name: "tandem-cli", dependencies: ["TandemCLI"]),
         .executableTarget(name: "tandem-runtime", dependencies: ["OCIRuntime"]),
 
-        .testTarget(name: "HostOSTests", dependencies: ["HostOS"]),
+        .testTarget(name: "HostOSTests", dependencies: ["HostOS"], exclude: ["JSONTestSuite"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "GuestABI"]),
         .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts"]),
         .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "HostOS"]),
         .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "HostOS", "CLinux"]),
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts", "HostOS", "CLinux"]),
     ]

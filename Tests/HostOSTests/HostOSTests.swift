@@ -115,3 +115,28 @@ struct JSONReaderTests {
         #expect(try JSON.parse(text)["k5"] == .int(-5))
     }
 }
+
+/// JSONTestSuite (MIT, Tests/HostOSTests/JSONTestSuite): every y_ file read, every n_ file refused,
+/// every i_ file one or the other without a crash. The reader before this session crashed on it.
+@Suite("JSON reader against JSONTestSuite")
+struct JSONTestSuiteTests {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("JSONTestSuite/test_parsing").path
+    static let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+
+    static func parses(_ name: String) -> Bool {
+        let data = (try? Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))) ?? Data()
+        return (try? JSON.parse(String(decoding: data, as: UTF8.self))) != nil
+    }
+
+    @Test("every y_ file is accepted, every n_ file refused, every i_ file decided without a crash")
+    func suite() {
+        #expect(Self.files.count > 300, "the suite is in the tree")
+        var wrong: [String] = []
+        for name in Self.files {
+            let accepted = Self.parses(name)
+            if name.hasPrefix("y_") && !accepted { wrong.append("refused " + name) }
+            if name.hasPrefix("n_") && accepted { wrong.append("accepted " + name) }
+        }
+        #expect(wrong.isEmpty, "\(wrong.joined(separator: ", "))")
+    }
+}
