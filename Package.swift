@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "HostOS"]),
         .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "HostOS", "CLinux"]),
-        .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
+        .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"], exclude: ["Golden"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts", "HostOS", "CLinux"]),
