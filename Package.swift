@@ -36,10 +36,10 @@ let package = Package(
         // cgroups v1 and v2 behind one manager protocol (root injectable: v2 is tested on a fixture too).
         .target(name: "Cgroups", dependencies: ["HostOS", "CLinux"]),
         // The container runtime: spec, rootfs layers, namespaces (through CLinux's clone trampoline), state.
-        .target(name: "Containers", dependencies: ["CLinux", "Cgroups", "HostOS"]),
+        .target(name: "Containers", dependencies: ["CLinux", "CSeccomp", "Cgroups", "HostOS"]),
         // The OCI runtime (runc's command line): config.json, bundles, create/start/state/kill/delete,
         // hooks, seccomp. Its launch path is lean too (no Foundation, no ArgumentParser).
-        .target(name: "OCIRuntime", dependencies: ["Containers", "Cgroups", "HostOS", "CLinux", "CSeccomp"]),
+        .target(name: "OCIRuntime", dependencies: ["Containers", "Cgroups", "HostOS", "CLinux"]),
         // libvirt's C API (pkg-config libvirt). Only tandem-cli links it: the launcher stays static.
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         .target(name: "Libvirt", dependencies: ["CLibvirt", "HostOS"]),
@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts"]),
         .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "HostOS"]),
-        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "HostOS", "CLinux"]),
+        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "Containers", "HostOS", "CLinux"]),
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"], exclude: ["Golden"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),

@@ -5,19 +5,31 @@ import HostOS
 import Glibc
 #endif
 
-/// What `tandem ctr ps/top/exec/stop/kill/rm/pause/resume` do to containers in the store.
+/// What `tandem ctr ps/top/exec/stop/kill/rm/pause/resume` do, on the engine's records and
+/// through its `Lifecycle`: the containers `tandem-runtime --root` makes in the same store are
+/// listed and handled the same way.
 public struct ContainerControl: Sendable {
-    public let store: ContainerStore
+    public let store: RecordStore
 
-    public init(stateRoot: String = ContainerSpec.defaultStateRoot) { store = ContainerStore(stateRoot: stateRoot) }
+    public init(stateRoot: String = ContainerSpec.defaultStateRoot) { store = RecordStore(root: stateRoot) }
 
-    /// A container's status as `ps` shows it: a running entry whose tandem is gone is "dead".
-    public static func status(_ state: ContainerState) -> String {
-        switch state.status {
-        case .stopped: return "exited (\(state.exitStatus.map(String.init) ?? "?"))" + (state.oomKilled ? " oom-killed" : "")
-        case .running where !state.monitorAlive: return "dead (its tandem was killed; rm cleans up)"
-        case .running where state.isRunning: return CgroupFreezer.isFrozen(state.cgroups) == true ? "paused" : "running"
-        case .running, .creating: return state.status.rawValue
+    /// Every container, oldest first (one that is being removed meanwhile is skipped).
+    public func all() -> [Record] {
+        store.ids().compactMap { try? store.load($0) }.sorted { $0.createdNanoseconds < $1.createdNanoseconds }
+    }
+
+    public func find(_ reference: String) throws(ContainerError) -> Record {
+        do { return try store.find(reference) } catch { throw ContainerError(error.description) }
+    }
+
+    /// A container's status as `ps` shows it: a `tandem ctr` container whose tandem is gone is "dead".
+    public static func status(_ record: Record) -> String {
+        let current = record.currentStatus
+        switch current {
+        case .stopped: return "exited (\(record.exitStatus.map(String.init) ?? "?"))" + (record.oomKilled ? " oom-killed" : "")
+        case .running, .paused:
+            return record.name != nil && !record.isMonitorAlive ? "dead (its tandem was killed; rm cleans up)" : current.rawValue
+        default: return current.rawValue
         }
     }
 
@@ -29,112 +41,102 @@ public struct ContainerControl: Sendable {
         public var command: String
     }
 
-    /// Every process in the container's cgroup (`docker top`).
-    public func top(_ reference: String) throws(ContainerError) -> (ContainerState, [Process]) {
-        let state = try store.find(reference)
-        guard state.status == .running, state.isRunning else { throw ContainerError("container \(state.name) is not running") }
-        var pids = Set<pid_t>()
-        for file in state.cgroupProcs {
-            for line in (Files.readText(file) ?? "").split(separator: "\n") { if let pid = pid_t(line) { pids.insert(pid) } }
-        }
-        let processes = pids.sorted().map {
-            Process(hostPID: $0, containerPID: ProcessInfoLite.namespacePID($0), uid: ProcessInfoLite.uid($0),
-                    command: ProcessInfoLite.commandLine($0))
-        }
-        return (state, processes)
+    func running(_ reference: String) throws(ContainerError) -> Record {
+        let record = try find(reference)
+        guard [.running, .paused].contains(record.currentStatus) else { throw ContainerError("container \(record.displayName) is not running") }
+        return record
     }
 
-    /// Runs `command` inside a running container (its namespaces and cgroups); returns its exit status.
-    public func exec(_ reference: String, command: [String], environment: [String]) throws(ContainerError) -> Int32 {
-        let state = try store.find(reference)
-        guard state.status == .running, state.isRunning else { throw ContainerError("container \(state.name) is not running") }
-        // A process joining a frozen cgroup freezes too: exec would hang (docker refuses the same way).
-        guard CgroupFreezer.isFrozen(state.cgroups) != true else {
-            throw ContainerError("container \(state.name) is paused: resume it first (tandem ctr resume \(state.name))")
+    /// Every process in the container's cgroup (`docker top`).
+    public func top(_ reference: String) throws(ContainerError) -> (Record, [Process]) {
+        let record = try running(reference)
+        let processes = record.processes().map {
+            Process(hostPID: $0, containerPID: ProcessInfoLite.namespacePID($0), uid: ProcessInfoLite.uid($0), command: ProcessInfoLite.commandLine($0))
         }
-        guard let program = command.first else { throw ContainerError("no command to run") }
-        let root = "/proc/\(state.pid)/root"
-        let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ContainerSpec.defaultPath
-        guard let resolved = ContainerSpec.resolve(program, in: root, path: path) else {
-            throw ContainerError("container \(state.name) has no executable \(program)")
-        }
-        let reader: FileDescriptor
-        var writer: FileDescriptor?
-        do { (reader, writer) = try FileDescriptor.pipe("exec error pipe") } catch { throw ContainerError(error.description) }
+        return (record, processes)
+    }
 
+    /// Runs `command` inside a running container (its namespaces and cgroups) as its own process
+    /// runs (config.json's user, capabilities, limits); returns its exit status.
+    public func exec(_ reference: String, command: [String], environment: [String]) throws(ContainerError) -> Int32 {
+        let record = try running(reference)
+        // A process joining a frozen cgroup freezes too: exec would hang (docker refuses the same way).
+        guard record.currentStatus != .paused else {
+            throw ContainerError("container \(record.displayName) is paused: resume it first (tandem ctr resume \(record.displayName))")
+        }
         var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
         defer { blocked.restore() }
-        let strings = CStrings()
-        let capabilities = ContainerRuntime.defaultCapabilities.reduce(UInt64(0)) { $0 | (1 << UInt64($1.number)) }
-        var process = ChildDescription.process(path: strings.string(resolved), argv: strings.array(command),
-                                               envp: strings.array(environment), cwd: strings.string("/"), capabilities: capabilities)
-        let pid = clinux_container_exec(state.pid, strings.constArray(state.cgroupProcs), Int32(state.cgroupProcs.count),
-                                        &process, -1, writer!.rawValue)
-        writer = nil
-        guard pid > 0 else { throw ContainerError(SystemError("fork", state.name, errno: -pid).description) }
-        let message = (try? reader.readAll(limit: 4096)) ?? []
-        var status: Int32 = 0
-        _ = try? retryingOnInterrupt("waitpid", "exec") { waitpid(pid, &status, 0) }
-        if !message.isEmpty { throw ContainerError("exec in \(state.name) failed: " + String(decoding: message, as: UTF8.self)) }
-        return WaitStatus.exitCode(status)
+        do throws(OCIError) {
+            let config = try OCIConfig.load(bundle: record.bundle)
+            guard var process = config.process else { throw OCIError("container \(record.displayName): its config.json has no process") }
+            process.args = command
+            process.env = environment
+            process.terminal = false
+            let pid = try Lifecycle.exec(record, config: config, process: process)
+            var status: Int32 = 0
+            _ = try? retryingOnInterrupt("waitpid", "exec") { waitpid(pid, &status, 0) }
+            return WaitStatus.exitCode(status)
+        } catch {
+            throw ContainerError(error.description.replacingFirst("exec \(record.id)", with: "exec in \(record.displayName)"))
+        }
     }
 
     /// Sends `signal` to the container's PID 1 (SIGKILL reaches it; others only if it handles them).
     public func kill(_ reference: String, signal: Int32) throws(ContainerError) {
-        let state = try store.find(reference)
-        guard state.status == .running, state.isRunning else { throw ContainerError("container \(state.name) is not running") }
-        guard Glibc.kill(state.pid, signal) == 0 else { throw ContainerError(SystemError("kill", "\(state.pid)").description) }
+        let record = try running(reference)
+        guard Glibc.kill(record.pid, signal) == 0 else { throw ContainerError(SystemError("kill", "\(record.pid)").description) }
     }
 
     /// SIGTERM, then after `grace` seconds SIGKILL to everything in its cgroups; waits until its
     /// monitor has recorded the exit.
-    public func stop(_ reference: String, grace: Double) throws(ContainerError) -> ContainerState {
-        var state = try store.find(reference)
-        guard state.status == .running else { return state }
-        if state.isRunning {
-            Glibc.kill(state.pid, SIGTERM)
-            let deadline = Clock.monotonicNanoseconds() + UInt64(max(0, grace) * 1e9)
-            while state.isRunning, Clock.monotonicNanoseconds() < deadline { usleep(10_000) }
-            if state.isRunning { killCgroups(state) }
-        }
+    public func stop(_ reference: String, grace: Double) throws(ContainerError) -> Record {
+        var record = try find(reference)
+        guard [.running, .paused, .created].contains(record.currentStatus) else { return record }
+        if record.currentStatus == .paused { try? CgroupFreezer.set(false, directories: record.cgroupProcs.map(Files.directory)) }
+        Glibc.kill(record.pid, SIGTERM)
+        let deadline = Clock.monotonicNanoseconds() + UInt64(max(0, grace) * 1e9)
+        while record.isProcessAlive, Clock.monotonicNanoseconds() < deadline { usleep(10_000) }
+        if record.isProcessAlive { for pid in record.processes() { Glibc.kill(pid, SIGKILL) } }
         // The monitor records the exit and removes the cgroups; give it a moment.
         for _ in 0..<500 {
-            guard let current = store.load(state.id) else { break }
-            state = current
-            if state.status == .stopped || !state.monitorAlive { break }
+            guard let current = try? store.load(record.id) else { break }
+            record = current
+            if record.status == .stopped || !record.isMonitorAlive { break }
             usleep(10_000)
         }
-        return state
-    }
-
-    func killCgroups(_ state: ContainerState) {
-        for file in state.cgroupProcs {
-            for line in (Files.readText(file) ?? "").split(separator: "\n") { if let pid = pid_t(line) { Glibc.kill(pid, SIGKILL) } }
-        }
+        return record
     }
 
     /// Removes a stopped (or, with `force`, any) container and everything it had.
-    public func remove(_ reference: String, force: Bool) throws(ContainerError) -> ContainerState {
-        let state = try store.find(reference)
-        if state.status == .running, state.isRunning, state.monitorAlive, !force {
-            throw ContainerError("container \(state.name) is running: stop it first, or rm --force")
+    public func remove(_ reference: String, force: Bool) throws(ContainerError) -> Record {
+        let record = try find(reference)
+        let live = [.running, .paused, .created].contains(record.currentStatus) && (record.isMonitorAlive || record.name == nil)
+        if live, !force { throw ContainerError("container \(record.displayName) is running: stop it first, or rm --force") }
+        if live { _ = try stop(reference, grace: 0) }
+        let current = (try? store.load(record.id)) ?? record
+        do { try Lifecycle.delete(current, force: true, store: store, log: RuntimeLog(path: nil, format: .text, debug: false, label: "tandem")) } catch {
+            throw ContainerError(error.description)
         }
-        if state.status == .running, state.isRunning, force { _ = try stop(reference, grace: 0) }
-        ContainerRuntime.reclaim(store.load(state.id) ?? state, store: store)
-        return state
+        return record
     }
 
     /// Freezes or thaws every process of the container (cgroup freezer), and returns once the
     /// kernel reports it done.
     public func pause(_ reference: String, frozen: Bool) throws(ContainerError) {
-        let state = try store.find(reference)
-        guard state.status == .running, state.isRunning else { throw ContainerError("container \(state.name) is not running") }
-        let paused = CgroupFreezer.isFrozen(state.cgroups) == true
-        if frozen && paused { throw ContainerError("container \(state.name) is already paused") }
-        if !frozen && !paused { throw ContainerError("container \(state.name) is not paused") }
-        do { try CgroupFreezer.set(frozen, directories: state.cgroups.filter { $0.hasSuffix("/" + state.id) }) } catch {
-            throw ContainerError("container \(state.name): \(error.description)")
+        let record = try running(reference)
+        do { try Lifecycle.pause(record, frozen: frozen) } catch {
+            throw ContainerError(error.description.replacingFirst(record.id, with: record.displayName))
         }
     }
 }
 
+extension Record {
+    /// The `tandem ctr` name, or the id's first 12 digits (a `tandem-runtime` container's id is its name).
+    public var displayName: String { name ?? String(id.prefix(12)) }
+
+    /// One of the annotations (read from annotations.json, written once at create).
+    public func annotation(_ key: String) -> String? {
+        guard case .object(let members) = ociState()["annotations"] ?? .null else { return nil }
+        return members.first { $0.0 == key }.flatMap { if case .string(let value) = $0.1 { value } else { nil } }
+    }
+}

@@ -23,32 +23,13 @@ public struct ContainerResult: Sendable {
     public var interruptedBy: Int32?
 }
 
-/// Runs containers: everything in the parent is Swift; between clone and exec it is C
-/// (`clinux_container_spawn`). Nothing a run creates outlives it: its cgroup(s) in every
-/// hierarchy, its mounts (all made inside its own mount namespace, so they vanish with it), its
-/// namespaces (they end with its last process), its overlay upper layer and state directory.
+/// `tandem ctr run` on the engine: the spec becomes a config.json (`ContainerSpec.ociConfig`),
+/// written into the container's directory (its bundle), and the same `Supervisor` that serves
+/// `tandem-runtime` makes, starts and ends the container, in the same store. Nothing a run
+/// creates outlives it: its cgroup(s), its mounts (made inside its own mount namespace), its
+/// namespaces, its overlay upper layer and its directory (a detached one's stays until `rm`).
 public enum ContainerRuntime {
-    /// The OCI runtime spec's default capability set (config-linux.md / runc's default spec).
-    public static let defaultCapabilities: [(name: String, number: Int)] = [
-        ("CAP_CHOWN", 0), ("CAP_DAC_OVERRIDE", 1), ("CAP_FOWNER", 3), ("CAP_FSETID", 4), ("CAP_KILL", 5),
-        ("CAP_SETGID", 6), ("CAP_SETUID", 7), ("CAP_SETPCAP", 8), ("CAP_NET_BIND_SERVICE", 10), ("CAP_NET_RAW", 13),
-        ("CAP_SYS_CHROOT", 18), ("CAP_MKNOD", 27), ("CAP_AUDIT_WRITE", 29), ("CAP_SETFCAP", 31),
-    ]
-    /// OCI default masked paths: hidden behind /dev/null or an empty read-only tmpfs.
-    public static let maskedPaths = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                                     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-                                     "/sys/firmware", "/sys/devices/virtual/powercap"]
-    /// OCI default read-only paths.
-    public static let readOnlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-    /// Host device nodes bind-mounted into the container's /dev (a bind works in a user namespace,
-    /// where mknod does not).
-    public static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
-    /// The links every container's /dev has (runtime-spec config-linux.md "Default Devices" and
-    /// runc): (target, link). /dev/ptmx is a link to the container's own devpts instance, never a
-    /// bind of a path under the root (a hostile root could point it anywhere).
-    public static let deviceSymlinks = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
-                                        ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx")]
-    /// Where Tandem's cgroups live in each hierarchy.
+    /// Where Tandem's cgroups live in each hierarchy (cgroupsPath /tandem/ID).
     public static let cgroupParent = "tandem"
 
     /// Creates, starts and waits for the container. `started` is called once its program runs.
@@ -58,40 +39,22 @@ public enum ContainerRuntime {
     /// shows: the end of a run is on the launch path too.
     public static func run(_ spec: ContainerSpec, detached: Bool = false, interactive: Bool = false,
                            logToStateDirectory: Bool = false, statistics collect: Bool = true,
-                           started: (ContainerState) -> Void = { _ in }) throws(ContainerError) -> ContainerResult {
-        let store = ContainerStore(stateRoot: spec.stateRoot)
+                           started: (Record) -> Void = { _ in }) throws(ContainerError) -> ContainerResult {
+        let store = RecordStore(root: spec.stateRoot)
         sweep(store)
-        let program = try spec.validate()
-        guard let layout = CgroupLayout.detect() else {
-            throw ContainerError("no cgroup controllers under /sys/fs/cgroup (neither cgroup2 nor v1 memory/cpu/pids mounts)")
-        }
+        _ = try spec.validate()
         // Stop signals arrive through a signalfd from here on; the child unblocks them before exec.
         var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
         defer { blocked.restore() }
 
-        let directory = try store.create(spec.id, name: spec.name ?? String(spec.id.prefix(12)))
-        var cgroup: (any CgroupManager)?
-        var child: pid_t = 0
-        func cleanUp() {
-            if child > 0 { kill(child, SIGKILL); var status: Int32 = 0; waitpid(child, &status, 0) }
-            try? cgroup?.destroy()
-            store.remove(spec.id)
-        }
+        let name = spec.name ?? String(spec.id.prefix(12))
+        let directory: String
+        do throws(OCIError) {
+            directory = try store.create(spec.id)
+            do throws(OCIError) { try store.claim(name: name, for: spec.id) } catch { store.remove(spec.id); throw error }
+        } catch { throw ContainerError(error.description) }
+        var supervisor: Supervisor?
         do throws(ContainerError) {
-            var state = ContainerState(id: spec.id, name: spec.name ?? String(spec.id.prefix(12)), status: .creating)
-            state.command = spec.command
-            state.image = spec.rootDirectory
-            state.hostname = spec.hostname
-            state.detached = detached
-            state.monitor = getpid()
-            state.monitorStart = ProcessInfoLite.startTime(getpid()) ?? 0
-            state.createdNanoseconds = Clock.realtimeNanoseconds()
-            state.limits = spec.limits.described
-            state.volumes = spec.volumes.map { "\($0.host):\($0.container)" + ($0.readOnly ? ":ro" : "") }
-            state.userNamespace = spec.userNamespace
-            state.readOnly = spec.readOnly
-            state.network = spec.network.rawValue
-            try store.save(state)
             if logToStateDirectory {
                 let log = open(directory + "/log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
                 guard log >= 0 else { throw ContainerError(SystemError("open", directory + "/log").description) }
@@ -99,12 +62,12 @@ public enum ContainerRuntime {
                 dup2(log, 2)
                 close(log)
             }
-
-            let rootMount: String
-            var layers: (lower: String, upper: String, work: String)?
+            var options = Supervisor.Options()
+            options.loopbackUp = spec.network == .loopback
+            let rootPath: String
             switch spec.root {
             case .image(let image):
-                rootMount = directory + "/root"
+                rootPath = directory + "/root"
                 for part in ["root", "upper", "work"] {
                     guard mkdir("\(directory)/\(part)", 0o755) == 0 else { throw ContainerError(SystemError("mkdir", "\(directory)/\(part)").description) }
                 }
@@ -112,105 +75,66 @@ public enum ContainerRuntime {
                 if spec.userNamespace {
                     for part in ["upper", "work"] { chown("\(directory)/\(part)", spec.idMapBase, spec.idMapBase) }
                     lower = try ShiftedImage.path(for: image, base: spec.idMapBase, count: spec.idMapCount, stateRoot: spec.stateRoot)
+                    options.overlayUserXattr = true
                 }
-                layers = (lower, directory + "/upper", directory + "/work")
+                options.layers = (lower, directory + "/upper", directory + "/work")
             case .rootfs(let rootfs):
-                rootMount = rootfs
+                // The engine takes the root's canonical path only (what is checked is what is used).
+                var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                guard let canonical = realpath(rootfs, &buffer) else { throw ContainerError(SystemError("realpath", "--rootfs \(rootfs)").description) }
+                rootPath = String(cString: canonical)
             }
-
-            let manager: any CgroupManager
-            do {
-                manager = try layout.create(parent: cgroupParent, name: spec.id, extra: layout.version == .v1 ? ["devices"] : [])
-                cgroup = manager
-                try manager.apply(spec.limits)
-            } catch { throw ContainerError(describeLimitError(error, spec.limits)) }
-            // Root in the container keeps CAP_MKNOD (Docker's default): the device cgroup is what
-            // keeps it from making and opening the host's devices.
-            do { try DeviceAccess.apply(DeviceAccess.defaults, to: manager) } catch {
-                throw ContainerError("the container's device cgroup: \(error.description)")
-            }
-            state.cgroups = manager.directories
-            state.cgroupProcs = manager.processFiles
-
-            let syncRead: FileDescriptor, execRead: FileDescriptor, errorRead: FileDescriptor
-            var syncWrite: FileDescriptor?, execWrite: FileDescriptor?, errorWrite: FileDescriptor?
-            do {
-                (syncRead, syncWrite) = try FileDescriptor.pipe("sync pipe")
-                (execRead, execWrite) = try FileDescriptor.pipe("exec pipe")
-                (errorRead, errorWrite) = try FileDescriptor.pipe("error pipe")
-            } catch { throw ContainerError(error.description) }
-
-            let cloned = Clock.monotonicNanoseconds()
-            let description = ChildDescription(spec: spec, program: program, rootMount: rootMount, layers: layers,
-                                               syncFD: syncRead.rawValue, execFD: execRead.rawValue, errorFD: errorWrite!.rawValue)
-            child = description.spawn()
-            guard child > 0 else { let code = -child; child = 0; throw ContainerError(SystemError("clone", spec.id, errno: code).description) }
-            errorWrite = nil
-
-            if spec.userNamespace {
-                let map = "0 \(spec.idMapBase) \(spec.idMapCount)\n"
-                for file in ["uid_map", "gid_map"] {
-                    do { try Files.write("/proc/\(child)/\(file)", Array(map.utf8)) } catch {
-                        throw ContainerError("--userns: cannot write \(file): \(error)")
-                    }
+            let json = spec.ociConfig(rootPath: rootPath)
+            let log = RuntimeLog(path: nil, format: .text, debug: false, label: "tandem")
+            do throws(OCIError) {
+                // The bundle: `tandem-runtime --root` and later `tandem ctr` commands read it there.
+                do { try Files.write(directory + "/config.json", Array(json.serialized().utf8), mode: 0o600) } catch {
+                    throw OCIError(error.description)
                 }
+                let config = try OCIConfig.read(json, bundle: directory)
+                let made = try Supervisor(store: store, id: spec.id, config: config, log: log, options: options)
+                made.record.name = name
+                made.record.ephemeral = !detached
+                supervisor = made
+                try made.create(consoleSocket: nil, noPivot: false, pidFile: nil)
+            } catch {
+                supervisor = nil  // create undid what it made
+                throw ContainerError(describe(error, spec.limits))
             }
-            // Go: the child builds its root while it is moved into its cgroups; then it may exec.
-            var go: UInt8 = 1
-            _ = write(syncWrite!.rawValue, &go, 1)
-            syncWrite = nil
-            do { try manager.add(pid: child) } catch { throw ContainerError(error.description) }
-            _ = write(execWrite!.rawValue, &go, 1)
-            execWrite = nil
-            state.pid = child
-            state.pidStart = ProcessInfoLite.startTime(child) ?? 0
-            state.status = .running
-            try store.save(state)
-            // The error pipe closes on exec (or carries the failing step).
-            let message = (try? errorRead.readAll(limit: 4096)) ?? []
-            if !message.isEmpty {
-                throw ContainerError("starting the container failed: " + String(decoding: message, as: UTF8.self))
-            }
+            let running = supervisor!
+            let cloned = Clock.monotonicNanoseconds()
+            do { try running.start() } catch { throw ContainerError(error.description) }
             let startedAt = Clock.monotonicNanoseconds()
-            if detached {
-                state.startedNanoseconds = Clock.realtimeNanoseconds()
-                try? store.save(state)
-            }
-            started(state)
+            started(running.record)
 
-            let (waitStatus, interruptedBy) = waitForExit(child, cgroup: manager, interactive: interactive)
-            child = 0
+            let (waitStatus, interruptedBy) = waitForExit(running.child, cgroup: running.cgroup, interactive: interactive)
             let exitedAt = Clock.monotonicNanoseconds()
             var statistics = CgroupStatistics()
-            if collect { statistics = manager.statistics() } else { statistics.oomKills = manager.oomKills() }
-            let signal: Int32? = (waitStatus & 0x7f) != 0 ? waitStatus & 0x7f : nil
-            let status = WaitStatus.exitCode(waitStatus)
-            let result = ContainerResult(status: status, signal: signal, oomKilled: statistics.oomKills > 0, statistics: statistics,
-                                         limits: spec.limits, cgroupVersion: layout.version, clonedNanoseconds: cloned,
-                                         startedNanoseconds: startedAt, exitedNanoseconds: exitedAt, interruptedBy: interruptedBy)
-            try? manager.destroy()
-            cgroup = nil
-            if detached {
-                state.status = .stopped
-                state.finishedNanoseconds = Clock.realtimeNanoseconds()
-                state.exitStatus = status
-                state.oomKilled = result.oomKilled
-                state.cgroups = []
-                try? store.save(state)
-            } else {
-                store.remove(spec.id)
+            if let cgroup = running.cgroup {
+                if collect { statistics = cgroup.statistics() } else { statistics.oomKills = cgroup.oomKills() }
             }
-            return result
+            let version = running.cgroup?.version ?? .v2
+            let signal: Int32? = (waitStatus & 0x7f) != 0 ? waitStatus & 0x7f : nil
+            let status = running.finish(waitStatus: waitStatus) ?? WaitStatus.exitCode(waitStatus)
+            supervisor = nil
+            if !detached { store.remove(spec.id) }
+            return ContainerResult(status: status, signal: signal, oomKilled: statistics.oomKills > 0, statistics: statistics,
+                                   limits: spec.limits, cgroupVersion: version, clonedNanoseconds: cloned,
+                                   startedNanoseconds: startedAt, exitedNanoseconds: exitedAt, interruptedBy: interruptedBy)
         } catch {
-            cleanUp()
+            supervisor?.destroy()
+            store.remove(spec.id)
             throw error
         }
     }
 
-    static func describeLimitError(_ error: CgroupError, _ limits: CgroupLimits) -> String {
-        var text = "cgroup: \(error.description)"
-        if text.contains("EINVAL"), limits.memoryBytes != nil || limits.pids != nil || limits.cpuQuotaMicroseconds != nil {
-            text += " — the kernel refused a limit"
+    /// The engine's error, in `tandem ctr`'s words where they differ: a config field the user
+    /// set through an option is named by that option.
+    static func describe(_ error: OCIError, _ limits: CgroupLimits) -> String {
+        let text = error.description
+        for (field, option) in [("linux.resources.memory.limit", "--memory"), ("linux.resources.memory.swap", "--memory-swap"),
+                                ("linux.resources.cpu", "--cpus"), ("linux.resources.pids", "--pids")] where text.contains("config.json: " + field) {
+            return text.replacingFirst("config.json: " + field, with: option + " (" + field + ")")
         }
         return text
     }
@@ -219,7 +143,7 @@ public enum ContainerRuntime {
     /// terminal, Ctrl-C reaches the container's own foreground job) are passed on to it; if it has
     /// not ended 2 s later, everything in its cgroup is killed — a PID 1 without handlers ignores
     /// them, which is why Docker's stop has the same fallback.
-    static func waitForExit(_ pid: pid_t, cgroup: any CgroupManager, interactive: Bool) -> (status: Int32, interruptedBy: Int32?) {
+    static func waitForExit(_ pid: pid_t, cgroup: (any CgroupManager)?, interactive: Bool) -> (status: Int32, interruptedBy: Int32?) {
         let signals = try? SignalFD([SIGINT, SIGTERM, SIGHUP])
         let pidfd = clinux_pidfd_open(pid)
         var interruptedBy: Int32?
@@ -230,7 +154,7 @@ public enum ContainerRuntime {
             var timeout: Int32 = pidfd < 0 ? 100 : -1
             if let deadline {
                 let now = Clock.monotonicNanoseconds()
-                if now >= deadline { cgroup.killAll(); timeout = 100 } else { timeout = Int32((deadline - now) / 1_000_000 + 1) }
+                if now >= deadline { cgroup?.killAll(); timeout = 100 } else { timeout = Int32((deadline - now) / 1_000_000 + 1) }
             }
             _ = poll(&fds, 2, timeout)
             if fds[1].revents != 0, let signal = signals?.next() {
@@ -248,36 +172,36 @@ public enum ContainerRuntime {
         }
     }
 
-    /// Cleans up after containers whose tandem was killed (SIGKILL mid-start or mid-run): their
-    /// processes, cgroups and directories. Only entries in Tandem's own store are looked at.
-    public static func sweep(_ store: ContainerStore) {
+    /// Cleans up after `tandem ctr` containers whose tandem was killed (SIGKILL mid-start or
+    /// mid-run): their processes, cgroups and directories. `tandem-runtime`'s containers are
+    /// left to `delete`, as runc's are (they have no name: only ctr's do).
+    public static func sweep(_ store: RecordStore) {
         let now = Int(Clock.realtimeNanoseconds() / 1_000_000_000)
-        for entry in store.entries() {
-            if let state = entry.state {
-                if !state.monitorAlive && state.status != .stopped { reclaim(state, store: store) }
-            } else if now - entry.changedSeconds > 60 {
-                // A tandem killed between creating its directory and writing its first state
-                // leaves a directory without state; one older than a minute is no run in progress.
-                reclaim(ContainerState(id: entry.id, name: entry.id, status: .creating), store: store)
+        for id in store.ids() {
+            let directory = store.directory(id)
+            if Files.kind(directory + "/state.json") == .missing {
+                // Killed between making its directory and writing its first state: a directory
+                // without state older than a minute is no create in progress. Only a name
+                // `tandem ctr` gives (64 hex digits) is taken for one: --state-root may hold more.
+                guard id.utf8.count == 64, id.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { continue }
+                var info = stat()
+                if stat(directory, &info) == 0, now - Int(info.st_mtim.tv_sec) > 60 { Cleanup.reclaim(id: id, store: store) }
+                continue
             }
+            guard let record = try? store.load(id), record.name != nil, !record.isMonitorAlive, record.status != .stopped else { continue }
+            Cleanup.reclaim(id: id, store: store)
         }
     }
+}
 
-    /// Kills whatever is left of a container and removes everything it had: its processes, its
-    /// cgroup in every hierarchy (found from the layout too, in case its tandem died before
-    /// recording them), its directory.
-    public static func reclaim(_ state: ContainerState, store: ContainerStore) {
-        var leaves = state.cgroups.filter { $0.hasSuffix("/" + state.id) }
-        switch CgroupLayout.detect() {
-        case .v2(let root): leaves.append("\(root)/\(cgroupParent)/\(state.id)")
-        case .v1(let controllers): leaves += controllers.values.map { "\($0)/\(cgroupParent)/\(state.id)" }
-        case nil: break
+extension String {
+    /// The first occurrence of `target` replaced (without Foundation: the launch path stays lean).
+    func replacingFirst(_ target: String, with replacement: String) -> String {
+        let haystack = Array(utf8), needle = Array(target.utf8)
+        guard !needle.isEmpty, haystack.count >= needle.count else { return self }
+        for start in 0...(haystack.count - needle.count) where haystack[start..<(start + needle.count)].elementsEqual(needle) {
+            return String(decoding: haystack[..<start], as: UTF8.self) + replacement + String(decoding: haystack[(start + needle.count)...], as: UTF8.self)
         }
-        leaves = Array(Set(leaves)).filter { Files.kind($0) == .directory }
-        CgroupLeftovers.killAll(in: leaves)
-        if state.isRunning { kill(state.pid, SIGKILL) }
-        // Tandem's parent goes too, while no other container uses it.
-        CgroupLeftovers.remove(leaves + leaves.map(Files.directory(of:)))
-        store.remove(state.id)
+        return self
     }
 }

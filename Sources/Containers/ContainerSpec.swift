@@ -48,11 +48,12 @@ public struct ContainerSpec: Sendable {
     public var readOnly = false
     public var volumes: [Volume] = []
     public var limits = CgroupLimits()
-    /// Where container state lives (`/run/tandem`).
+    /// Where container state lives (`/run/tandem`): the engine's store, the same layout
+    /// `tandem-runtime --root /run/tandem` reads.
     public var stateRoot = ContainerSpec.defaultStateRoot
 
     public static let defaultStateRoot = "/run/tandem"
-    public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    public static let defaultPath = Defaults.path
 
     public init(id: String, root: Root, command: [String], hostname: String? = nil) {
         self.id = id
@@ -121,23 +122,55 @@ public struct ContainerSpec: Sendable {
         environment.last { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
     }
 
-    /// `program` inside `root`: as given when it has a slash, else the first match on `path`.
-    /// Every path is resolved inside the root (CLinux's clinux_stat_in_root: symlinks and ".."
-    /// never leave it), so the host's own files are never what is found.
+    /// `program` inside `root` (see `Launch.resolve`).
     public static func resolve(_ program: String, in root: String, path: String) -> String? {
-        let candidates = program.contains("/") ? [program.hasPrefix("/") ? program : "/" + program]
-            : path.split(separator: ":").map { "\($0)/\(program)" }
-        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { return nil }
-        defer { close(rootFD) }
-        for candidate in candidates where isExecutable(candidate, inRoot: rootFD) { return candidate }
-        return nil
+        Launch.resolve(program, in: root, path: path)
     }
 
-    static func isExecutable(_ path: String, inRoot rootFD: Int32) -> Bool {
-        var info = stat()
-        guard clinux_stat_in_root(rootFD, path, &info) == 0 else { return false }
-        return info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o111 != 0
+    /// Annotations a `tandem ctr` container carries in its config.json (and so in its state):
+    /// what `inspect` shows beyond the engine's record.
+    public enum Annotation {
+        public static let image = "org.tandem.ctr.image"
+        public static let limits = "org.tandem.ctr.limits"
+        public static let volumes = "org.tandem.ctr.volumes"
+        public static let network = "org.tandem.ctr.network"
+        public static let userNamespace = "org.tandem.ctr.userns"
+        public static let readOnly = "org.tandem.ctr.read-only"
+    }
+
+    /// The runtime-spec config.json this container is: `Defaults.config` with Docker's
+    /// capabilities, no terminal, the caller's rlimits, and the options' root, hostname,
+    /// environment, volumes, limits and user namespace. `rootPath` is the root's canonical path
+    /// (the overlay's mount point for an image).
+    public func ociConfig(rootPath: String) -> JSON {
+        var resources: [(String, JSON)] = []
+        var memory: [(String, JSON)] = []
+        if let bytes = limits.memoryBytes { memory.append(("limit", .int(Int64(clamping: bytes)))) }
+        if let total = limits.memoryAndSwapBytes { memory.append(("swap", .int(total == .max ? -1 : Int64(clamping: total)))) }
+        if !memory.isEmpty { resources.append(("memory", .object(memory))) }
+        if let quota = limits.cpuQuotaMicroseconds {
+            resources.append(("cpu", .object([("quota", .int(Int64(quota))), ("period", .int(Int64(limits.cpuPeriodMicroseconds)))])))
+        }
+        if let pids = limits.pids { resources.append(("pids", .object([("limit", .int(Int64(pids)))]))) }
+        var linux: [(String, JSON)] = [("cgroupsPath", .string("/\(ContainerRuntime.cgroupParent)/\(id)"))]
+        var namespaces = Defaults.namespaces
+        if userNamespace {
+            namespaces.append("user")
+            let mapping = JSON.array([.object([("containerID", .int(0)), ("hostID", .int(Int64(idMapBase))), ("size", .int(Int64(idMapCount)))])])
+            linux += [("uidMappings", mapping), ("gidMappings", mapping)]
+        }
+        let mounts: [JSON] = volumes.map { volume in
+            Defaults.mount(volume.container, "bind", Files.absolute(volume.host), ["rbind", volume.readOnly ? "ro" : "rw"])
+        }
+        let annotations: [(String, String)] = [
+            (Annotation.image, rootDirectory), (Annotation.limits, limits.described.joined(separator: " ")),
+            (Annotation.volumes, volumes.map { "\($0.host):\($0.container)" + ($0.readOnly ? ":ro" : "") }.joined(separator: " ")),
+            (Annotation.network, network.rawValue), (Annotation.userNamespace, userNamespace ? "true" : "false"),
+            (Annotation.readOnly, readOnly ? "true" : "false"),
+        ]
+        return Defaults.config(args: command, env: environment, terminal: false, capabilities: Defaults.dockerCapabilities, rlimits: [],
+                               rootPath: rootPath, readonly: readOnly, hostname: hostname, extraMounts: mounts, resources: resources,
+                               namespaces: namespaces, linuxExtras: linux, annotations: annotations)
     }
 }
 

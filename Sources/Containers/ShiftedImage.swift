@@ -14,9 +14,9 @@ enum ShiftedImage {
         let fingerprint = Self.fingerprint(image)
         var key = fnvOffset
         fnv(image, &key)
-        let directory = "\(stateRoot)/images/\(String(key, radix: 16))-\(base)"
+        let directory = "\(stateRoot)/.images/\(String(key, radix: 16))-\(base)"
         if Files.readText(directory + ".stamp") == fingerprint, Files.kind(directory) == .directory { return directory }
-        do { try Files.makeDirectories(stateRoot + "/images", mode: 0o711) } catch { throw ContainerError(error.description) }
+        do { try Files.makeDirectories(stateRoot + "/.images", mode: 0o711) } catch { throw ContainerError(error.description) }
         // Made beside and renamed into place: two containers starting at once never see half a copy.
         let building = "\(directory).building-\(getpid())"
         Files.removeTree(building)

@@ -1,3 +1,4 @@
+import Containers
 /// runc's command line, read without ArgumentParser (the launch path stays small): flags as
 /// `--name value`, `--name=value`, `-n value`, booleans alone; flags end at the first positional
 /// argument or `--` (as urfave/cli, which runc uses, does).

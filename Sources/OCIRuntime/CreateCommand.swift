@@ -140,17 +140,3 @@ enum CallerReaps {
         return supervisors.contains(where: { name == $0 || name.hasPrefix("containerd-shim") }) ? "\(name) (pid \(parent))" : nil
     }
 }
-
-/// Removes whatever a container left: processes in its cgroups, the cgroups, its directory.
-enum Cleanup {
-    static func reclaim(id: String, store: RecordStore) {
-        let record = try? store.load(id)
-        if let record {
-            // Only the container's own cgroups: a parent named by cgroupsPath may hold other processes.
-            CgroupLeftovers.killAll(in: CgroupLeftovers.leaves(record.cgroups))
-            if record.isProcessAlive { kill(record.pid, SIGKILL) }
-            CgroupLeftovers.remove(record.cgroups)
-        }
-        store.remove(id)
-    }
-}

@@ -24,7 +24,7 @@ enum ExecCommand {
         guard record.currentStatus == .running else {
             throw OCIError("exec \(id): cannot exec in a container that is \(record.currentStatus.rawValue)" + (record.currentStatus == .paused ? " (resume it first)" : ""))
         }
-        var config = try OCIConfig.load(bundle: record.bundle)
+        let config = try OCIConfig.load(bundle: record.bundle)
         var process = try resolveProcess(arguments, config: config)
         if process.terminal && arguments.value("console-socket") == nil {
             guard arguments.flag("detach") == false, isatty(0) == 1 else {
@@ -32,34 +32,14 @@ enum ExecCommand {
             }
             process.terminal = false  // the foreground terminal is shared
         }
-        config.process = process
-        // The program is looked up in the running container's root.
-        config.rootPath = "/proc/\(record.pid)/root"
-        let launch = try Launch(config: config)
-        let seccomp = try config.seccomp.map { profile throws(OCIError) in try CompiledSeccomp.compile(profile) }
-
         var console: (master: Int32, slave: Int32, path: String)?
         defer { if let console { close(console.master); close(console.slave) } }
         if process.terminal, let socket = arguments.value("console-socket") {
             console = try Terminal.openPair(size: process.consoleSize)
             try Terminal.sendMaster(console!.master, to: Files.absolute(socket))
         }
-        let reader: FileDescriptor
-        var writer: FileDescriptor?
-        do { (reader, writer) = try FileDescriptor.pipe("exec error pipe") } catch { throw OCIError(error.description) }
-        let arena = CStrings()
-        var cProcess = launch.cProcess(arena, seccomp: seccomp, consoleFD: console?.slave ?? -1)
-        let pid = clinux_container_exec(record.pid, arena.constArray(record.cgroupProcs), Int32(record.cgroupProcs.count),
-                                        &cProcess, -1, writer!.rawValue)
-        writer = nil
-        guard pid > 0 else { throw OCIError("exec \(id): " + SystemError("fork", id, errno: -pid).description) }
-        if let pidFile = arguments.value("pid-file") { try Supervisor.writePidFile(Files.absolute(pidFile), pid) }
-        let message = (try? reader.readAll(limit: 4096)) ?? []
-        if !message.isEmpty {
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            throw OCIError("exec \(id) failed: " + String(decoding: message, as: UTF8.self))
-        }
+        let pid = try Lifecycle.exec(record, config: config, process: process, consoleFD: console?.slave ?? -1,
+                                     pidFile: arguments.value("pid-file").map(Files.absolute))
         if arguments.flag("detach") { return 0 }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}

@@ -1,3 +1,4 @@
+import Containers
 import HostOS
 
 /// `features`: what this runtime implements, as JSON (the runtime spec's features document, features.md there).

@@ -1,3 +1,4 @@
+import Containers
 import HostOS
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import Containers
 import HostOS
 
 /// `list [--format table|json] [--quiet]`: every container under --root.

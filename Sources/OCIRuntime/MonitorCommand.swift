@@ -1,3 +1,4 @@
+import Containers
 import CLinux
 import HostOS
 #if canImport(Glibc)

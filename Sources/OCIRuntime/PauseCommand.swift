@@ -1,3 +1,4 @@
+import Containers
 import Cgroups
 import HostOS
 
@@ -7,14 +8,7 @@ enum PauseCommand {
         let command = pause ? "pause" : "resume"
         let arguments = try Arguments(rest, flags: [], command: command)
         let id = try arguments.id(command)
-        let record = try options.store.load(id)
-        let status = record.currentStatus
-        guard status == (pause ? .running : .paused) else {
-            throw OCIError("\(command) \(id): the container is \(status.rawValue), not \(pause ? "running" : "paused")")
-        }
-        // The container's own directories only (an absolute cgroupsPath may name shared parents).
-        let own = record.cgroupProcs.map(Files.directory)
-        do { try CgroupFreezer.set(pause, directories: own) } catch { throw OCIError("\(command) \(id): \(error.description)") }
+        try Lifecycle.pause(try options.store.load(id), frozen: pause)
         return 0
     }
 }

@@ -1,3 +1,4 @@
+import Containers
 import CLinux
 import HostOS
 #if canImport(Glibc)
@@ -35,7 +36,7 @@ enum RunCommand {
         do { try runner.start() } catch {
             // A failed startContainer hook: the container is stopped and deleted (poststop hooks run).
             runner.destroy()
-            try? DeleteCommand.delete(runner.record, force: true, store: store, log: options.log)
+            try? Lifecycle.delete(runner.record, force: true, store: store, log: options.log)
             throw error
         }
         let signals = try? SignalFD(forwarded)
@@ -51,7 +52,7 @@ enum RunCommand {
         if pidfd >= 0 { close(pidfd) }
         let status = runner.finish(waitStatus: waitStatus) ?? 0
         if !arguments.flag("keep") {
-            try DeleteCommand.delete(runner.record, force: true, store: store, log: options.log)
+            try Lifecycle.delete(runner.record, force: true, store: store, log: options.log)
         }
         return status
     }

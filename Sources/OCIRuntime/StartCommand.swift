@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Containers
 import Glibc
 #endif
 

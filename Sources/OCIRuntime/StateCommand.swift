@@ -1,3 +1,4 @@
+import Containers
 import HostOS
 
 /// `state ID`: the OCI state JSON (runtime.md "State") on stdout.

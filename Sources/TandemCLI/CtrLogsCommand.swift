@@ -16,12 +16,12 @@ struct CtrLogsCommand: ParsableCommand {
     var container: String
 
     func run() throws {
-        let info: ContainerState
-        do { info = try state.control.store.find(container) } catch { throw fail(error.description) }
-        guard info.detached else { throw fail("container \(info.name) was not started with -d: its output went to the terminal that ran it") }
+        let info: Record
+        do { info = try state.control.find(container) } catch { throw fail(error.description) }
+        guard info.name != nil, !info.ephemeral else { throw fail("container \(info.displayName) was not started with -d: its output went to the terminal that ran it") }
         let path = state.control.store.directory(info.id) + "/log"
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw fail("container \(info.name): \(SystemError("open", path))") }
+        guard fd >= 0 else { throw fail("container \(info.displayName): \(SystemError("open", path))") }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -29,7 +29,7 @@ struct CtrLogsCommand: ParsableCommand {
             if count > 0 { buffer.withUnsafeBytes { _ = write(1, $0.baseAddress, count) }; continue }
             guard follow, count == 0 else { return }
             // At the end of what it wrote so far: wait for more while it runs, then read the rest.
-            guard let now = state.control.store.load(info.id), now.status != .stopped, now.isRunning else {
+            guard let now = try? state.control.store.load(info.id), now.status != .stopped, now.isProcessAlive else {
                 while true {
                     let rest = read(fd, &buffer, buffer.count)
                     guard rest > 0 else { return }

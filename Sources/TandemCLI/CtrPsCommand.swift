@@ -10,19 +10,23 @@ struct CtrPsCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let states = state.control.store.all()
+        let states = state.control.all()
         if json {
             let items: [JSON] = states.map { item in
-                .object([("id", .string(item.id)), ("name", .string(item.name)), ("status", .string(ContainerControl.status(item))),
-                         ("pid", .int(Int64(item.pid))), ("command", .array(item.command.map { .string($0) })),
-                         ("image", .string(item.image)), ("exit_status", item.exitStatus.map { .int(Int64($0)) } ?? .null)])
+                let members: [(String, JSON)] = [
+                    ("id", .string(item.id)), ("name", .string(item.displayName)), ("status", .string(ContainerControl.status(item))),
+                    ("pid", .int(Int64(item.pid))), ("command", .array(item.command.map { .string($0) })),
+                    ("image", .string(item.annotation(ContainerSpec.Annotation.image) ?? item.rootfs)),
+                    ("exit_status", item.exitStatus.map { .int(Int64($0)) } ?? .null),
+                ]
+                return .object(members)
             }
             StandardOutput.write(JSON.array(items).serialized(indent: 2) + "\n")
             return
         }
         var rows = [["CONTAINER ID", "NAME", "STATUS", "PID", "COMMAND"]]
         for item in states {
-            rows.append([String(item.id.prefix(12)), item.name, ContainerControl.status(item), item.pid > 0 ? String(item.pid) : "-",
+            rows.append([String(item.id.prefix(12)), item.displayName, ContainerControl.status(item), item.pid > 0 ? String(item.pid) : "-",
                          item.command.joined(separator: " ")])
         }
         StandardOutput.write(Table.render(rows))

@@ -10,13 +10,13 @@ struct CtrTopCommand: ParsableCommand {
     var container: String
 
     func run() throws {
-        let (info, processes): (ContainerState, [ContainerControl.Process])
+        let (info, processes): (Record, [ContainerControl.Process])
         do { (info, processes) = try state.control.top(container) } catch { throw fail(error.description) }
         var rows = [["HOST PID", "PID INSIDE", "UID", "COMMAND"]]
         for process in processes {
             rows.append([String(process.hostPID), process.containerPID.map(String.init) ?? "?",
                          process.uid.map(String.init) ?? "?", process.command])
         }
-        StandardOutput.write("container \(info.name) (\(info.id.prefix(12)))\n" + Table.render(rows))
+        StandardOutput.write("container \(info.displayName) (\(info.id.prefix(12)))\n" + Table.render(rows))
     }
 }

@@ -33,7 +33,7 @@ enum Containers {
         }
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         #expect(!mounts.contains(id), "a mount of \(id) is left", sourceLocation: sourceLocation)
-        #expect(!FileManager.default.fileExists(atPath: "\(state)/containers/\(id)"), "state of \(id) is left", sourceLocation: sourceLocation)
+        #expect(!FileManager.default.fileExists(atPath: "\(state)/\(id)"), "state of \(id) is left", sourceLocation: sourceLocation)
     }
 
     static func cleanUp(_ state: String) { try? FileManager.default.removeItem(atPath: state) }
@@ -125,7 +125,7 @@ struct ContainerIsolationTests {
         #expect(first.stdout == "0:0\n0:0\ndone\n", "files owned by root inside (host 100000): \(first.stdout)")
         Containers.expectNoLeftovers(try #require(report["id"] as? String), state: state)
         // The copy is kept and reused: the second container does not make it again.
-        let images = state + "/images"
+        let images = state + "/.images"
         let copies = try FileManager.default.contentsOfDirectory(atPath: images).filter { !$0.hasSuffix(".stamp") }
         #expect(copies.count == 1)
         let inode = try FileManager.default.attributesOfItem(atPath: images + "/" + copies[0])[.systemFileNumber] as? UInt64
@@ -190,7 +190,7 @@ struct ContainerIsolationTests {
         let lines = second.result.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first == "absent")
         #expect(lines.last == "lowerdir=\(Containers.rootfs)")
-        let log = try String(contentsOfFile: "\(state)/containers/\(first.stdout.trimmingCharacters(in: .whitespacesAndNewlines))/log", encoding: .utf8)
+        let log = try String(contentsOfFile: "\(state)/\(first.stdout.trimmingCharacters(in: .whitespacesAndNewlines))/log", encoding: .utf8)
         #expect(log.contains("lowerdir=\(Containers.rootfs)"))
         #expect(!FileManager.default.fileExists(atPath: Containers.rootfs + "/written"), "the shared image stays untouched")
     }

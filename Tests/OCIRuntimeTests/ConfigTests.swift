@@ -1,6 +1,7 @@
 import Foundation
 import HostOS
 @testable import OCIRuntime
+@testable import Containers
 import Testing
 
 @Suite("config.json: read strictly, errors name the field")

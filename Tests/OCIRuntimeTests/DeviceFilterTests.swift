@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 @testable import OCIRuntime
+@testable import Containers
 import Testing
 
 /// The cgroup v2 device filter on a real cgroup2 mount: the unified hierarchy on a pure v2 host,

@@ -9,23 +9,25 @@ import Glibc
 /// A config.json turned into what the C child needs (`struct clinux_container`), built in an arena
 /// that lives until the child is spawned. Decisions that need the host (the cgroup directories a
 /// `cgroup` mount binds, the program's path inside the root) are made here, in Swift.
-struct Launch {
-    let config: OCIConfig
-    let process: OCIConfig.Process
+package struct Launch {
+    package let config: OCIConfig
+    package let process: OCIConfig.Process
     /// The program's path inside the root (process.args[0] looked up on the container's PATH).
-    let program: String
+    package let program: String
 
-    static let namespaceFlags: [String: Int32] = [
+    package static let namespaceFlags: [String: Int32] = [
         "pid": CLONE_NEWPID, "network": CLONE_NEWNET, "mount": CLONE_NEWNS, "ipc": CLONE_NEWIPC,
         "uts": CLONE_NEWUTS, "user": CLONE_NEWUSER, "cgroup": CLONE_NEWCGROUP,
     ]
     /// The nodes every container's /dev has (runtime-spec config-linux.md "Default Devices").
-    static let defaultDevices: [(name: String, major: UInt32, minor: UInt32)] = [
+    package static let defaultDevices: [(name: String, major: UInt32, minor: UInt32)] = [
         ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
     ]
 
     /// Checks what needs the host before anything is made; `process` may come from `exec --process`.
-    init(config: OCIConfig, process: OCIConfig.Process? = nil) throws(OCIError) {
+    /// The program is looked up in `files` (the overlay's lower layer, before it is mounted) or
+    /// else in the root.
+    package init(config: OCIConfig, process: OCIConfig.Process? = nil, files: String? = nil) throws(OCIError) {
         self.config = config
         guard let process = process ?? config.process else { throw OCIError("config.json: process: missing (a container needs a process to start)") }
         self.process = process
@@ -33,9 +35,9 @@ struct Launch {
             throw OCIError("config.json: root.path: \(config.rootPath) \(Files.kind(config.rootPath) == .missing ? "does not exist" : "is not a directory")")
         }
         guard config.has("mount") else { throw OCIError("config.json: linux.namespaces: this runtime needs a mount namespace (new or joined)") }
-        let path = process.env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ContainerSpec.defaultPath
+        let path = process.env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? Defaults.path
         let name = process.args[0]
-        if let resolved = ContainerSpec.resolve(name, in: config.rootPath, path: path) {
+        if let resolved = Launch.resolve(name, in: files ?? config.rootPath, path: path) {
             program = resolved
         } else if name.hasPrefix("/"), config.mounts.contains(where: { name.hasPrefix($0.destination + "/") }) {
             program = name  // provided by a mount, seen only once it is made
@@ -44,13 +46,32 @@ struct Launch {
         }
     }
 
-    var cloneFlags: Int32 {
+    /// `program` inside `root`: as given when it has a slash, else the first match on `path`.
+    /// Every path is resolved inside the root (CLinux's clinux_stat_in_root: symlinks and ".."
+    /// never leave it), so the host's own files are never what is found.
+    package static func resolve(_ program: String, in root: String, path: String) -> String? {
+        let candidates = program.contains("/") ? [program.hasPrefix("/") ? program : "/" + program]
+            : path.split(separator: ":").map { "\($0)/\(program)" }
+        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard rootFD >= 0 else { return nil }
+        defer { close(rootFD) }
+        for candidate in candidates where isExecutable(candidate, inRoot: rootFD) { return candidate }
+        return nil
+    }
+
+    static func isExecutable(_ path: String, inRoot rootFD: Int32) -> Bool {
+        var info = stat()
+        guard clinux_stat_in_root(rootFD, path, &info) == 0 else { return false }
+        return info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o111 != 0
+    }
+
+    package var cloneFlags: Int32 {
         config.namespaces.filter { $0.path == nil }.reduce(0) { $0 | (Launch.namespaceFlags[$1.type] ?? 0) }
     }
 
     /// Cgroup mounts become binds of the container's own cgroup directories: with or without a
     /// cgroup namespace, the container sees its cgroup as the root of /sys/fs/cgroup (as with runc).
-    func mounts(cgroup: any CgroupManager, layout: CgroupLayout, console: String?) -> [clinuxMountSpec] {
+    package func mounts(cgroup: any CgroupManager, layout: CgroupLayout, console: String?) -> [clinuxMountSpec] {
         var list: [clinuxMountSpec] = []
         for mount in config.mounts {
             let options = MountOptions.parse(mount.options)
@@ -102,13 +123,13 @@ struct Launch {
     }
 
     /// Whether the runtime supplies /dev's default nodes: unless /dev is the host's (a bind).
-    var suppliesDefaultDevices: Bool {
+    package var suppliesDefaultDevices: Bool {
         !config.mounts.contains { $0.destination == "/dev" && ($0.type == "bind" || MountOptions.parse($0.options).bind) }
     }
 
     /// The nodes to make in /dev: the default ones (unless /dev is the host's or the config
     /// makes its own at that path), then the config's. `path` is set by whoever copies it to C.
-    var deviceNodes: [(path: String, node: clinux_device)] {
+    package var deviceNodes: [(path: String, node: clinux_device)] {
         var list: [(String, clinux_device)] = []
         if suppliesDefaultDevices {
             for device in Launch.defaultDevices where !config.devices.contains(where: { $0.path == "/dev/" + device.name }) {
@@ -128,7 +149,7 @@ struct Launch {
     }
 
     /// The C process description: ids, capability sets, limits, seccomp, terminal.
-    func cProcess(_ arena: CStrings, seccomp: CompiledSeccomp?, consoleFD: Int32, program: String? = nil) -> clinux_process {
+    package func cProcess(_ arena: CStrings, seccomp: CompiledSeccomp?, consoleFD: Int32, program: String? = nil) -> clinux_process {
         var p = clinux_process()
         p.path = arena.string(program ?? self.program)
         p.argv = UnsafePointer(arena.array(process.args))
@@ -162,13 +183,13 @@ struct Launch {
 }
 
 /// One mount for `clinux_mount`, before its strings are copied into C memory.
-struct clinuxMountSpec {
-    var source: String
-    var target: String
-    var fstype: String?
-    var flags: UInt
-    var data: String?
-    var make: Int32
-    var remount: Bool
-    var propagation: UInt
+package struct clinuxMountSpec {
+    package var source: String
+    package var target: String
+    package var fstype: String?
+    package var flags: UInt
+    package var data: String?
+    package var make: Int32
+    package var remount: Bool
+    package var propagation: UInt
 }

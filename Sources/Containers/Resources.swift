@@ -5,9 +5,9 @@ import HostOS
 /// `linux.resources` written to the container's cgroup, in cgroup v1's or v2's files
 /// (config-linux.md "Control groups"; the v1 → v2 conversions are runc's). Every failure names
 /// the config field.
-enum ResourceWriter {
+package enum ResourceWriter {
     /// The v1 hierarchies a config needs beyond Tandem's own (memory, cpu, cpuacct, pids, freezer).
-    static func extraControllers(_ config: OCIConfig, version: CgroupVersion) -> [String] {
+    package static func extraControllers(_ config: OCIConfig, version: CgroupVersion) -> [String] {
         let r = config.resources
         var extra: [String] = []
         if version == .v1 { extra.append("devices") }
@@ -17,7 +17,7 @@ enum ResourceWriter {
         return extra
     }
 
-    static func apply(_ config: OCIConfig, to cgroup: any CgroupManager) throws(OCIError) {
+    package static func apply(_ config: OCIConfig, to cgroup: any CgroupManager) throws(OCIError) {
         let r = config.resources
         func set(_ field: String, _ controller: String, _ file: String, _ value: String) throws(OCIError) {
             do { try cgroup.set(controller, file, value) } catch { throw OCIError("config.json: linux.resources.\(field): \(error.description)") }
@@ -95,7 +95,7 @@ enum ResourceWriter {
     /// The rules a container gets, in order (the last match wins): deny all, the config's, the
     /// always-allowed nodes, then its own devices. A config without rules still gets a device
     /// cgroup (as with runc): the default is deny.
-    static func deviceRules(_ config: OCIConfig) -> [DeviceRule] {
+    package static func deviceRules(_ config: OCIConfig) -> [DeviceRule] {
         var rules = [DeviceAccess.denyAll] + config.resources.devices + DeviceAccess.alwaysAllowed
         for device in config.devices where device.type != "p" {
             rules.append(DeviceRule(allow: true, type: device.type == "b" ? "b" : "c", major: device.major, minor: device.minor))
@@ -104,7 +104,7 @@ enum ResourceWriter {
     }
 
     /// The device cgroup (`DeviceAccess`: v1 lists or a v2 eBPF program).
-    static func applyDevices(_ config: OCIConfig, to cgroup: any CgroupManager) throws(OCIError) {
+    package static func applyDevices(_ config: OCIConfig, to cgroup: any CgroupManager) throws(OCIError) {
         do { try DeviceAccess.apply(deviceRules(config), to: cgroup) } catch {
             throw OCIError("config.json: linux.resources.devices: \(error.description)")
         }

@@ -6,15 +6,15 @@ import Glibc
 
 /// An OCI seccomp profile compiled to a BPF program (by libseccomp, in this process). The child
 /// only loads the bytes (clinux_process.seccomp_filter).
-struct CompiledSeccomp {
-    var program: [UInt8]
-    var instructions: Int
-    var flags: UInt32
+package struct CompiledSeccomp {
+    package var program: [UInt8]
+    package var instructions: Int
+    package var flags: UInt32
     /// Rule names this libseccomp does not know (skipped, as runc does).
-    var unknownSyscalls: Int
+    package var unknownSyscalls: Int
 
     /// SCMP_ACT_* values (seccomp.h; part of libseccomp's ABI).
-    static func action(_ name: String, errno: UInt32?) -> UInt32 {
+    package static func action(_ name: String, errno: UInt32?) -> UInt32 {
         switch name {
         case "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD": 0x0000_0000
         case "SCMP_ACT_KILL_PROCESS": 0x8000_0000
@@ -26,7 +26,7 @@ struct CompiledSeccomp {
         }
     }
 
-    static func compile(_ profile: OCIConfig.Seccomp) throws(OCIError) -> CompiledSeccomp {
+    package static func compile(_ profile: OCIConfig.Seccomp) throws(OCIError) -> CompiledSeccomp {
         let defaultAction = action(profile.defaultAction, errno: profile.defaultErrnoRet)
         let architectures = profile.architectures.map { name -> String in
             let short = String(name.dropFirst("SCMP_ARCH_".count)).lowercased()

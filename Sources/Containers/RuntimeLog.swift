@@ -6,26 +6,30 @@ import Glibc
 /// `--log FILE --log-format text|json --debug`: where the runtime's messages go besides stderr.
 /// The JSON form is one object per line with `level`, `msg` and `time`, as runc writes it (podman
 /// and containerd read errors from there).
-final class RuntimeLog: @unchecked Sendable {
-    enum Format: String { case text, json }
-    let path: String?
-    let format: Format
-    let debugEnabled: Bool
+package final class RuntimeLog: @unchecked Sendable {
+    package enum Format: String { case text, json }
+    package let path: String?
+    package let format: Format
+    package let debugEnabled: Bool
     /// The monitor gives up its stderr (the container's) once the container exists.
-    var toStandardError = true
+    package var toStandardError = true
 
-    init(path: String?, format: Format, debug: Bool) {
+    /// The program named at the start of each message on stderr.
+    let label: String
+
+    package init(path: String?, format: Format, debug: Bool, label: String = "tandem-runtime") {
+        self.label = label
         self.path = path
         self.format = format
         debugEnabled = debug
     }
 
-    func error(_ message: String) { emit("error", message, stderr: true) }
-    func warning(_ message: String) { emit("warning", message, stderr: debugEnabled) }
-    func debug(_ message: String) { if debugEnabled { emit("debug", message, stderr: true) } }
+    package func error(_ message: String) { emit("error", message, stderr: true) }
+    package func warning(_ message: String) { emit("warning", message, stderr: debugEnabled) }
+    package func debug(_ message: String) { if debugEnabled { emit("debug", message, stderr: true) } }
 
     private func emit(_ level: String, _ message: String, stderr: Bool) {
-        if stderr && toStandardError { StandardError.line(level == "error" ? "tandem-runtime: \(message)" : "tandem-runtime: \(level): \(message)") }
+        if stderr && toStandardError { StandardError.line(level == "error" ? "\(label): \(message)" : "\(label): \(level): \(message)") }
         guard let path else { return }
         let time = UTCTime.format(nanoseconds: Clock.realtimeNanoseconds(), fraction: true)
         let line: String = switch format {

@@ -27,6 +27,18 @@ public struct Record: Sendable {
     public var cgroups: [String] = []
     public var cgroupProcs: [String] = []
     public var annotations: [(String, String)] = []
+    /// Tandem's own fields, beyond runc's: the program (for `ps`), when it began and ended
+    /// (CLOCK_REALTIME, 0: not yet) and whether the OOM killer ended it (for `inspect`).
+    public var command: [String] = []
+    public var startedNanoseconds: UInt64 = 0
+    public var finishedNanoseconds: UInt64 = 0
+    public var oomKilled = false
+    /// The front end that made it and its name there: `tandem ctr` containers have a name, and
+    /// its foreground ones go with their monitor (`ephemeral`, as `docker run --rm`); the next
+    /// `tandem ctr run` sweeps those whose monitor was killed. `tandem-runtime` ones have neither
+    /// and stay until `delete`, as runc's do.
+    public var name: String?
+    public var ephemeral = false
 
     public var isProcessAlive: Bool {
         pid > 0 && ProcessInfoLite.startTime(pid) == pidStart
@@ -46,7 +58,7 @@ public struct Record: Sendable {
         }
     }
 
-    func json() -> JSON {
+    package func json() -> JSON {
         var members: [(String, JSON)] = [
             ("id", .string(id)), ("bundle", .string(bundle)), ("rootfs", .string(rootfs)), ("status", .string(status.rawValue)),
             ("pid", .int(Int64(pid))), ("pidStart", .uint(pidStart)), ("monitor", .int(Int64(monitor))),
@@ -54,17 +66,23 @@ public struct Record: Sendable {
             ("cgroups", .array(cgroups.map(JSON.string))), ("cgroupProcs", .array(cgroupProcs.map(JSON.string))),
         ]
         if let exitStatus { members.append(("exitStatus", .int(Int64(exitStatus)))) }
+        if !command.isEmpty { members.append(("command", .array(command.map(JSON.string)))) }
+        if startedNanoseconds != 0 { members.append(("started", .uint(startedNanoseconds))) }
+        if finishedNanoseconds != 0 { members.append(("finished", .uint(finishedNanoseconds))) }
+        if oomKilled { members.append(("oomKilled", .bool(true))) }
+        if let name { members.append(("name", .string(name))) }
+        if ephemeral { members.append(("ephemeral", .bool(true))) }
         return .object(members)
     }
 
-    init(id: String, bundle: String, rootfs: String, status: Status) {
+    package init(id: String, bundle: String, rootfs: String, status: Status) {
         self.id = id
         self.bundle = bundle
         self.rootfs = rootfs
         self.status = status
     }
 
-    init?(_ json: JSON) {
+    package init?(_ json: JSON) {
         guard case .string(let id)? = json["id"], case .string(let bundle)? = json["bundle"], case .string(let rootfs)? = json["rootfs"],
               case .string(let statusName)? = json["status"], let status = Status(rawValue: statusName) else { return nil }
         self.init(id: id, bundle: bundle, rootfs: rootfs, status: status)
@@ -87,12 +105,18 @@ public struct Record: Sendable {
         }
         cgroups = strings("cgroups")
         cgroupProcs = strings("cgroupProcs")
+        command = strings("command")
+        startedNanoseconds = UInt64(number("started"))
+        finishedNanoseconds = UInt64(number("finished"))
+        if case .bool(true)? = json["oomKilled"] { oomKilled = true }
+        if case .string(let text)? = json["name"] { name = text }
+        if case .bool(true)? = json["ephemeral"] { ephemeral = true }
     }
 
     /// Where the annotations are kept: written once at create, beside state.json, which is
     /// rewritten at every step and read by every command (a config's annotations can be
     /// megabytes; runc keeps them in its state too, Tandem only where `state` needs them).
-    var annotationsFile: String?
+    package var annotationsFile: String?
 
     /// Host pids of every process in the container's cgroup.
     public func processes() -> [pid_t] {
@@ -136,15 +160,46 @@ public struct RecordStore: Sendable {
         }
     }
 
-    /// Makes the container's directory; fails if the id is taken.
+    /// Makes the container's directory; fails if the id is taken. 0711 (files inside are 0600): a
+    /// user-namespaced container's root, a host uid of its own, must traverse to its layers.
     public func create(_ id: String) throws(OCIError) -> String {
-        do { try Files.makeDirectories(root, mode: 0o700) } catch { throw OCIError("--root \(root): \(error.description)") }
+        do { try Files.makeDirectories(root, mode: 0o711) } catch { throw OCIError("--root \(root): \(error.description)") }
         let path = directory(id)
-        guard mkdir(path, 0o700) == 0 else {
+        guard mkdir(path, 0o711) == 0 else {
             if errno == EEXIST { throw OCIError("container \"\(id)\" already exists") }
             throw OCIError(SystemError("mkdir", path).description)
         }
         return path
+    }
+
+    /// Where `tandem ctr` names are claimed: `.names/NAME` is a symlink to the container's id
+    /// (a dot name is never an id).
+    var names: String { root + "/.names" }
+
+    /// Claims `name` for `id`: a symlink made atomically, so of two containers started with one
+    /// name at once only one gets it (Docker refuses a name in use until that container is removed).
+    package func claim(name: String, for id: String) throws(OCIError) {
+        do { try Files.makeDirectories(names, mode: 0o700) } catch { throw OCIError(error.description) }
+        let link = names + "/" + name
+        guard symlink(id, link) != 0 else { return }
+        guard errno == EEXIST else { throw OCIError(SystemError("symlink", link).description) }
+        let owner = Files.readLink(link)
+        // A claim whose container is gone (a killed tandem's) is taken over.
+        guard let owner, Files.kind(directory(owner)) == .missing, unlink(link) == 0, symlink(id, link) == 0 else {
+            throw OCIError("the name \(name) is in use by container \(owner.map { String($0.prefix(12)) } ?? "?"): remove it first (tandem ctr rm \(name))")
+        }
+    }
+
+    /// A container by full id, name, or unique id prefix (`tandem ctr`'s references); errors say which.
+    package func find(_ reference: String) throws(OCIError) -> Record {
+        if !reference.isEmpty, !reference.hasPrefix("."), !reference.contains("/") {
+            if let id = Files.readLink(names + "/" + reference), let record = try? load(id) { return record }
+            if Files.kind(directory(reference) + "/state.json") != .missing, let record = try? load(reference) { return record }
+        }
+        let matches = ids().filter { $0.hasPrefix(reference) }
+        guard !reference.isEmpty, matches.count <= 1 else { throw OCIError("container id prefix \(reference) is ambiguous") }
+        guard let match = matches.first, let record = try? load(match) else { throw OCIError("no such container: \(reference)") }
+        return record
     }
 
     public func load(_ id: String) throws(OCIError) -> Record {
@@ -176,7 +231,7 @@ public struct RecordStore: Sendable {
     public func loadSettled(_ id: String, seconds: Int = 2) throws(OCIError) -> Record {
         let record = try load(id)
         guard record.status != .stopped, record.currentStatus == .stopped, record.isMonitorAlive else { return record }
-        DeleteCommand.waitForExit(record.monitor, seconds: seconds)
+        Lifecycle.waitForExit(record.monitor, seconds: seconds)
         return try load(id)
     }
 
@@ -189,7 +244,13 @@ public struct RecordStore: Sendable {
         guard rename(temporary, path) == 0 else { throw OCIError(SystemError("rename", temporary).description) }
     }
 
-    public func remove(_ id: String) { Files.removeTree(directory(id)) }
+    /// Removes a container's directory tree (state, layers, log) and its name.
+    public func remove(_ id: String) {
+        let directory = directory(id)
+        umount2(directory + "/root", Int32(MNT_DETACH))  // only if something is still mounted there
+        Files.removeTree(directory)
+        for name in Files.list(names) where Files.readLink(names + "/" + name) == id { unlink(names + "/" + name) }
+    }
 
     public func ids() -> [String] {
         guard let handle = opendir(root) else { return [] }
@@ -197,7 +258,8 @@ public struct RecordStore: Sendable {
         var result: [String] = []
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != ".", name != "..", Files.kind("\(root)/\(name)") == .directory { result.append(name) }
+            // Dot names are the store's own (.names, .images), never container ids.
+            if !name.hasPrefix("."), Files.kind("\(root)/\(name)") == .directory { result.append(name) }
         }
         return result.sorted()
     }
@@ -205,7 +267,7 @@ public struct RecordStore: Sendable {
 
 /// What `features` and `state` say about this runtime.
 public enum RuntimeInfo {
-    public static let ociVersion = "1.0.2"
+    public static let ociVersion = Defaults.ociVersion
     public static let version = "0.1.0"
     public static let defaultRoot = "/run/tandem-runtime"
 }

@@ -129,6 +129,11 @@ public struct OCIConfig: Sendable {
     public static func parse(_ text: String, bundle: String) throws(OCIError) -> OCIConfig {
         let json: JSON
         do { json = try JSON.parse(text) } catch { throw OCIError("config.json: not valid JSON: \(error.description)") }
+        return try read(json, bundle: bundle)
+    }
+
+    /// Reads a config already parsed (a front end's own, built in memory): the same checks.
+    package static func read(_ json: JSON, bundle: String) throws(OCIError) -> OCIConfig {
         let notes = ConfigNotes()
         let top = try Field(path: "", value: json, notes: notes).members(known: [
             "ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks", "annotations", "linux",
@@ -177,7 +182,7 @@ public struct OCIConfig: Sendable {
     /// runc's rule for root.path: it must be the directory's canonical path (no "..", ".", or
     /// symlink on the way), so what is checked is what becomes the root; and it must not be the
     /// host's own "/".
-    static func checkRoot(_ path: String) throws(OCIError) {
+    package static func checkRoot(_ path: String) throws(OCIError) {
         func error(_ message: String) -> OCIError { OCIError("config.json: root.path: \(message)") }
         let components = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         let lexicallyClean = !components.contains { $0 == "." || $0 == ".." || $0.isEmpty } || path == "/"
@@ -192,10 +197,10 @@ public struct OCIConfig: Sendable {
     /// Paths under /proc and /sys are the kernel's interfaces: a writable bind of the host's
     /// (its /proc/sys is the host kernel's settings) is refused, and nothing may be mounted over a
     /// /proc path except the files runc allows (lxcfs's, /proc/sys/kernel/ns_last_pid).
-    static let procMountsAllowed = ["/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
+    package static let procMountsAllowed = ["/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
                                     "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"]
 
-    static func checkKernelInterfaces(_ mount: Mount, bundle: String, field: Field) throws(OCIError) {
+    package static func checkKernelInterfaces(_ mount: Mount, bundle: String, field: Field) throws(OCIError) {
         func under(_ path: String, _ top: String) -> Bool { path == top || path.hasPrefix(top + "/") }
         let bind = mount.type == "bind" || mount.options.contains("bind") || mount.options.contains("rbind")
         if bind, let source = mount.source {
@@ -211,7 +216,7 @@ public struct OCIConfig: Sendable {
         }
     }
 
-    static func readProcess(_ field: Field, notes: ConfigNotes) throws(OCIError) -> Process {
+    package static func readProcess(_ field: Field, notes: ConfigNotes) throws(OCIError) -> Process {
         let members = try field.members(known: [
             "terminal", "consoleSize", "user", "args", "commandLine", "env", "cwd", "capabilities", "rlimits",
             "noNewPrivileges", "apparmorProfile", "oomScoreAdj", "selinuxLabel", "scheduler", "ioPriority", "execCPUAffinity",
@@ -274,7 +279,7 @@ public struct OCIConfig: Sendable {
         return process
     }
 
-    static func readHooks(_ field: Field) throws(OCIError) -> Hooks {
+    package static func readHooks(_ field: Field) throws(OCIError) -> Hooks {
         let kinds = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
         let members = try field.members(known: kinds)
         func list(_ kind: String) throws(OCIError) -> [Hook] {
@@ -293,9 +298,9 @@ public struct OCIConfig: Sendable {
                      startContainer: try list("startContainer"), poststart: try list("poststart"), poststop: try list("poststop"))
     }
 
-    static let namespaceTypes = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"]
+    package static let namespaceTypes = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"]
 
-    static func readLinux(_ field: Field, into config: inout OCIConfig, notes: ConfigNotes) throws(OCIError) {
+    package static func readLinux(_ field: Field, into config: inout OCIConfig, notes: ConfigNotes) throws(OCIError) {
         let linux = try field.members(known: [
             "namespaces", "uidMappings", "gidMappings", "timeOffsets", "devices", "cgroupsPath", "rootfsPropagation",
             "resources", "maskedPaths", "readonlyPaths", "mountLabel", "sysctl", "seccomp", "personality", "intelRdt",
@@ -397,7 +402,7 @@ public struct OCIConfig: Sendable {
     }
 
     /// Only namespaced sysctls can be set for one container (runc's rule): the rest would change the host.
-    static func validateSysctl(_ key: String, config: OCIConfig) throws(OCIError) {
+    package static func validateSysctl(_ key: String, config: OCIConfig) throws(OCIError) {
         let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
                    "kernel.shmmni", "kernel.shm_rmid_forced"]
         func need(_ namespace: String) throws(OCIError) {
@@ -411,7 +416,7 @@ public struct OCIConfig: Sendable {
         throw OCIError("config.json: linux.sysctl.\(key): not a namespaced sysctl; setting it would change the host")
     }
 
-    static func readResources(_ field: Field) throws(OCIError) -> Resources {
+    package static func readResources(_ field: Field) throws(OCIError) -> Resources {
         let members = try field.members(known: ["devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified"])
         var resources = Resources()
         for item in try members["devices"]?.array() ?? [] {
@@ -487,12 +492,12 @@ public struct OCIConfig: Sendable {
         return resources
     }
 
-    static let seccompActions = ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
+    package static let seccompActions = ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
                                  "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG"]
-    static let seccompOperators = ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"]
-    static let seccompFlags = ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+    package static let seccompOperators = ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"]
+    package static let seccompFlags = ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
 
-    static func readSeccomp(_ field: Field) throws(OCIError) -> Seccomp {
+    package static func readSeccomp(_ field: Field) throws(OCIError) -> Seccomp {
         let s = try field.members(known: ["defaultAction", "defaultErrnoRet", "architectures", "flags", "listenerPath", "listenerMetadata", "syscalls"])
         func action(_ f: Field) throws(OCIError) -> String {
             let name = try f.string()
@@ -532,7 +537,7 @@ public struct OCIConfig: Sendable {
 
 /// Linux security modules on this host (a config's profile or label can only be ignored where
 /// the module is off).
-enum HostSecurity {
-    static var appArmorEnabled: Bool { (Files.readText("/sys/module/apparmor/parameters/enabled") ?? "").hasPrefix("Y") }
-    static var seLinuxEnabled: Bool { Files.kind("/sys/fs/selinux/enforce") == .regular }
+package enum HostSecurity {
+    package static var appArmorEnabled: Bool { (Files.readText("/sys/module/apparmor/parameters/enabled") ?? "").hasPrefix("Y") }
+    package static var seLinuxEnabled: Bool { Files.kind("/sys/fs/selinux/enforce") == .regular }
 }

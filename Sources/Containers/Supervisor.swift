@@ -9,39 +9,56 @@ import Glibc
 /// The container's parent: creates it (cgroups, clone, ids, hooks) up to its entry point, lets it
 /// exec at `start`, waits for it and records how it ended. Runs in the monitor process that
 /// `create` leaves behind (or in `run` itself). Whatever it made is undone if creation fails.
-final class Supervisor {
-    let store: RecordStore
-    let config: OCIConfig
-    let launch: Launch
-    let log: RuntimeLog
-    var record: Record
+package final class Supervisor {
+    package let store: RecordStore
+    package let config: OCIConfig
+    package let launch: Launch
+    package let log: RuntimeLog
+    package var record: Record
     /// The container is born the caller's child (CLONE_PARENT): a subreaper above us reaps it.
-    var callerReaps = false
-    private(set) var cgroup: (any CgroupManager)?
-    private(set) var child: pid_t = 0
+    package var callerReaps = false
+    package private(set) var cgroup: (any CgroupManager)?
+    package private(set) var child: pid_t = 0
     private var syncWrite: FileDescriptor?
     private var readyRead: FileDescriptor?
     private var execWrite: FileDescriptor?
     private var errorRead: FileDescriptor?
 
-    init(store: RecordStore, id: String, config: OCIConfig, log: RuntimeLog) throws(OCIError) {
+    /// What a front end decides beyond config.json.
+    package struct Options {
+        /// The root as an overlay mounted by the child in its own mount namespace (nothing to
+        /// unmount on the host, whatever happens to us): `lower` read-only and shared, `upper`
+        /// and `work` this container's; `config.rootPath` is the mount point. Without it the
+        /// root is config.json's root.path, as prepared by the caller (podman, containerd).
+        package var layers: (lower: String, upper: String, work: String)?
+        /// The overlay's xattrs in user.* (its upper layer is written from a user namespace).
+        package var overlayUserXattr = false
+        /// A new network namespace gets `lo` up, as runc and crun do; `tandem ctr --net none` leaves it down.
+        package var loopbackUp = true
+        package init() {}
+    }
+    let options: Options
+
+    package init(store: RecordStore, id: String, config: OCIConfig, log: RuntimeLog, options: Options = Options()) throws(OCIError) {
         self.store = store
         self.config = config
         self.log = log
-        launch = try Launch(config: config)
+        self.options = options
+        launch = try Launch(config: config, files: options.layers?.lower)
         try OCIConfig.checkRoot(config.rootPath)  // a new container's root (exec enters a running one's)
         record = Record(id: id, bundle: config.bundle, rootfs: config.rootPath, status: .creating)
         record.annotations = config.annotations
+        record.command = config.process?.args ?? []
         record.monitor = getpid()
         record.monitorStart = ProcessInfoLite.startTime(getpid()) ?? 0
         record.createdNanoseconds = Clock.realtimeNanoseconds()
     }
 
     /// The OCI state hooks receive.
-    func state(_ status: Record.Status) -> JSON { record.ociState(status: status, pid: child) }
+    package func state(_ status: Record.Status) -> JSON { record.ociState(status: status, pid: child) }
 
     /// Makes the container up to its entry point: state `created`.
-    func create(consoleSocket: String?, noPivot: Bool, pidFile: String?) throws(OCIError) {
+    package func create(consoleSocket: String?, noPivot: Bool, pidFile: String?) throws(OCIError) {
         do throws(OCIError) {
             try store.saveAnnotations(record)
             try store.save(record)
@@ -138,6 +155,13 @@ final class Supervisor {
         c.root_propagation = config.rootfsPropagation
         c.no_pivot = noPivot ? 1 : 0
         c.read_only_root = config.rootReadonly ? 1 : 0
+        if let layers = options.layers {
+            c.lower = arena.string(layers.lower)
+            c.upper = arena.string(layers.upper)
+            c.work = arena.string(layers.work)
+            c.overlay_userxattr = options.overlayUserXattr ? 1 : 0
+        }
+        c.loopback_up = options.loopbackUp && config.newNamespace("network") ? 1 : 0
         let mounts = launch.mounts(cgroup: manager, layout: layout, console: console?.path)
         c.mounts = UnsafePointer(arena.copy(mounts.map {
             clinux_mount(source: arena.string($0.source), target: arena.string($0.target), fstype: $0.fstype.map(arena.string), flags: $0.flags,
@@ -151,7 +175,7 @@ final class Supervisor {
         }
         c.devices = UnsafePointer(arena.copy(devices))
         c.device_count = Int32(devices.count)
-        let symlinks = launch.suppliesDefaultDevices ? ContainerRuntime.deviceSymlinks.flatMap { [$0.0, $0.1] } : []
+        let symlinks = launch.suppliesDefaultDevices ? Defaults.deviceSymlinks.flatMap { [$0.0, $0.1] } : []
         c.symlinks = arena.constArray(symlinks)
         c.symlink_count = Int32(symlinks.count / 2)
         let sysctls = config.sysctl.flatMap { ["/proc/sys/" + $0.0.replacingDots(), $0.1] }
@@ -234,7 +258,7 @@ final class Supervisor {
     }
 
     /// `start`: startContainer hooks, then the program runs; poststart hooks before returning.
-    func start() throws(OCIError) {
+    package func start() throws(OCIError) {
         guard record.status == .created, let execWrite else { throw OCIError("container \"\(record.id)\" is not created (it is \(record.currentStatus.rawValue))") }
         do {
             try HookRunner.run(config.hooks.startContainer, kind: "startContainer", state: state(.created), place: .container(child))
@@ -249,6 +273,7 @@ final class Supervisor {
         errorRead = nil
         if !message.isEmpty { throw OCIError("starting the container failed: " + String(decoding: message, as: UTF8.self)) }
         record.status = .running
+        record.startedNanoseconds = Clock.realtimeNanoseconds()
         try store.save(record)
         do {
             try HookRunner.run(config.hooks.poststart, kind: "poststart", state: state(.running), place: .runtime)
@@ -260,9 +285,11 @@ final class Supervisor {
     /// The container ended: its status (unknown when the caller reaps it), its cgroup emptied
     /// and removed, `stopped` recorded.
     @discardableResult
-    func finish(waitStatus: Int32?) -> Int32? {
+    package func finish(waitStatus: Int32?) -> Int32? {
         child = 0
         let status = waitStatus.map(WaitStatus.exitCode)
+        record.finishedNanoseconds = Clock.realtimeNanoseconds()
+        record.oomKilled = (cgroup?.oomKills() ?? 0) > 0
         cgroup?.killAll()
         do { try cgroup?.destroy() } catch { log.warning("removing the container's cgroup: \(error.description)") }
         cgroup = nil
@@ -274,7 +301,7 @@ final class Supervisor {
     }
 
     /// Undoes a failed create: the child, the cgroup, the state directory.
-    func destroy() {
+    package func destroy() {
         if child > 0 {
             kill(child, SIGKILL)
             var status: Int32 = 0
@@ -286,7 +313,7 @@ final class Supervisor {
         store.remove(record.id)
     }
 
-    static func writePidFile(_ path: String, _ pid: pid_t) throws(OCIError) {
+    package static func writePidFile(_ path: String, _ pid: pid_t) throws(OCIError) {
         let temporary = Files.directory(of: path) + "/.\(path.split(separator: "/").last ?? "pid").\(getpid())"
         do { try Files.write(temporary, Array(String(pid).utf8), mode: 0o644) } catch { throw OCIError("--pid-file \(path): \(error.description)") }
         guard rename(temporary, path) == 0 else {
@@ -298,11 +325,11 @@ final class Supervisor {
 }
 
 /// Where the container's cgroup goes (linux.cgroupsPath).
-enum CgroupPlacement {
+package enum CgroupPlacement {
     /// Tandem's parent for containers whose config names no cgroupsPath, or a relative one.
-    static let defaultParent = "tandem-runtime"
+    package static let defaultParent = "tandem-runtime"
 
-    static func resolve(_ path: String?, id: String) throws(OCIError) -> (parent: String, name: String) {
+    package static func resolve(_ path: String?, id: String) throws(OCIError) -> (parent: String, name: String) {
         guard let path, !path.isEmpty else { return (defaultParent, id) }
         if path.contains(":") {
             throw OCIError("config.json: linux.cgroupsPath \"\(path)\": a systemd slice (slice:prefix:name) needs --systemd-cgroup, which this runtime does not support; use a cgroupfs path (podman: --cgroup-manager=cgroupfs)")
@@ -318,11 +345,11 @@ enum CgroupPlacement {
 
 extension String {
     /// A number with three decimals, without Foundation's String(format:).
-    init(format3 value: Double) {
+    package init(format3 value: Double) {
         let thousandths = Int((value * 1000).rounded())
         let fraction = String(abs(thousandths) % 1000)
         self = "\(thousandths / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 
-    func replacingDots() -> String { String(map { $0 == "." ? "/" : $0 }) }
+    package func replacingDots() -> String { String(map { $0 == "." ? "/" : $0 }) }
 }

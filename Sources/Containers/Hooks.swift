@@ -10,17 +10,17 @@ import Glibc
 /// namespace hooks (prestart, createRuntime, poststart, poststop) are spawned from here;
 /// container namespace hooks (createContainer, startContainer) join the container's namespaces
 /// first (CLinux's exec trampoline).
-enum HookRunner {
-    enum Place { case runtime, container(pid_t) }
+package enum HookRunner {
+    package enum Place { case runtime, container(pid_t) }
 
     /// Runs `hooks` in order; the first failure ends the list with an error naming the hook.
-    static func run(_ hooks: [OCIConfig.Hook], kind: String, state: JSON, place: Place) throws(OCIError) {
+    package static func run(_ hooks: [OCIConfig.Hook], kind: String, state: JSON, place: Place) throws(OCIError) {
         for (index, hook) in hooks.enumerated() {
             try runOne(hook, name: "hooks.\(kind)[\(index)] \(hook.path)", state: state, place: place)
         }
     }
 
-    static func runOne(_ hook: OCIConfig.Hook, name: String, state: JSON, place: Place) throws(OCIError) {
+    package static func runOne(_ hook: OCIConfig.Hook, name: String, state: JSON, place: Place) throws(OCIError) {
         let inputRead: FileDescriptor, outputRead: FileDescriptor, errorRead: FileDescriptor
         var inputWrite: FileDescriptor?, outputWrite: FileDescriptor?, errorWrite: FileDescriptor?
         do {
@@ -80,7 +80,7 @@ enum HookRunner {
     }
 
     /// Waits for the hook, collecting its output, killing it at the timeout.
-    static func waitCapturing(_ pid: pid_t, output: FileDescriptor, timeout: Int?) -> (status: Int32, timedOut: Bool, output: [UInt8]) {
+    package static func waitCapturing(_ pid: pid_t, output: FileDescriptor, timeout: Int?) -> (status: Int32, timedOut: Bool, output: [UInt8]) {
         let deadline = timeout.map { Clock.monotonicNanoseconds() + UInt64($0) * 1_000_000_000 }
         var captured: [UInt8] = []
         var timedOut = false
@@ -118,7 +118,7 @@ enum HookRunner {
 }
 
 extension String {
-    func trimmingTrailingNewlines() -> String {
+    package func trimmingTrailingNewlines() -> String {
         var text = self
         while text.hasSuffix("\n") { text.removeLast() }
         return text

@@ -7,8 +7,8 @@ import Glibc
 /// `process.terminal`: a pty whose slave becomes the container's stdio and controlling terminal,
 /// and whose master goes to the caller over `--console-socket` (runc's protocol: one message,
 /// the pty's path as payload, the master as SCM_RIGHTS).
-enum Terminal {
-    static func openPair(size: (height: UInt16, width: UInt16)?) throws(OCIError) -> (master: Int32, slave: Int32, path: String) {
+package enum Terminal {
+    package static func openPair(size: (height: UInt16, width: UInt16)?) throws(OCIError) -> (master: Int32, slave: Int32, path: String) {
         var master: Int32 = -1, slave: Int32 = -1
         var name = [CChar](repeating: 0, count: 128)
         let result = clinux_open_pty(&master, &slave, &name, name.count, size?.height ?? 0, size?.width ?? 0)
@@ -16,7 +16,7 @@ enum Terminal {
         return (master, slave, String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
-    static func sendMaster(_ master: Int32, to socketPath: String) throws(OCIError) {
+    package static func sendMaster(_ master: Int32, to socketPath: String) throws(OCIError) {
         let sock = try UnixSocket.connect(socketPath, label: "--console-socket")
         defer { close(sock) }
         let result = clinux_send_fd(sock, master, "/dev/ptmx")
@@ -26,8 +26,8 @@ enum Terminal {
 
 /// Unix stream sockets by path. A path longer than sun_path (108 bytes) is reached through its
 /// directory: the socket is bound or connected by its name relative to a chdir.
-enum UnixSocket {
-    static func withAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+package enum UnixSocket {
+    package static func withAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         let useRelative = path.utf8.count >= 108
         var saved: Int32 = -1
         var name = path
@@ -49,7 +49,7 @@ enum UnixSocket {
         }
     }
 
-    static func connect(_ path: String, label: String) throws(OCIError) -> Int32 {
+    package static func connect(_ path: String, label: String) throws(OCIError) -> Int32 {
         let sock = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard sock >= 0 else { throw OCIError("\(label) \(path): " + SystemError("socket", "AF_UNIX").description) }
         let result = withAddress(path) { Glibc.connect(sock, $0, $1) }
@@ -61,7 +61,7 @@ enum UnixSocket {
         return sock
     }
 
-    static func listen(_ path: String) throws(OCIError) -> Int32 {
+    package static func listen(_ path: String) throws(OCIError) -> Int32 {
         let sock = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard sock >= 0 else { throw OCIError(SystemError("socket", "AF_UNIX").description) }
         unlink(path)

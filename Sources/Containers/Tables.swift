@@ -5,8 +5,8 @@ import CLinux
 import HostOS
 
 /// Linux capabilities by name (linux/capability.h), as config.json and /proc/PID/status use them.
-enum Capabilities {
-    static let names = [
+package enum Capabilities {
+    package static let names = [
         "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
         "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
         "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
@@ -17,14 +17,14 @@ enum Capabilities {
     ]
 
     /// The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap).
-    static let lastSupported: Int = {
+    package static let lastSupported: Int = {
         let text = Files.readText("/proc/sys/kernel/cap_last_cap") ?? ""
         return Int(text.split(separator: "\n").first ?? "") ?? names.count - 1
     }()
 
     /// A set of names → a bitmask. Names this kernel lacks are skipped (runc does the same and
     /// warns: a newer profile on an older kernel), unknown names are errors.
-    static func mask(_ list: [String], field: String, notes: ConfigNotes) throws(OCIError) -> UInt64 {
+    package static func mask(_ list: [String], field: String, notes: ConfigNotes) throws(OCIError) -> UInt64 {
         var mask: UInt64 = 0
         for name in list {
             guard let number = names.firstIndex(of: name.uppercased()) else {
@@ -36,13 +36,11 @@ enum Capabilities {
         return mask
     }
 
-    /// The OCI/runc default set (`runc spec`).
-    static let defaults = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 }
 
 /// Resource limits by name (RLIMIT_*).
-enum ResourceLimits {
-    static let numbers: [String: Int32] = [
+package enum ResourceLimits {
+    package static let numbers: [String: Int32] = [
         "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
         "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
         "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
@@ -50,8 +48,8 @@ enum ResourceLimits {
 }
 
 /// Mount options as runc reads them (mount(8) names): flags, propagation, or file system data.
-enum MountOptions {
-    struct Parsed {
+package enum MountOptions {
+    package struct Parsed {
         var flags: UInt = 0
         var propagation: UInt = 0
         var data: [String] = []
@@ -59,7 +57,7 @@ enum MountOptions {
     }
 
     /// name → (flags to set, flags to clear).
-    static let flags: [String: (set: UInt, clear: UInt)] = {
+    package static let flags: [String: (set: UInt, clear: UInt)] = {
         let f = { (v: Int) in UInt(v) }
         return [
             "defaults": (0, 0), "ro": (f(MS_RDONLY), 0), "rw": (0, f(MS_RDONLY)), "nosuid": (f(MS_NOSUID), 0), "suid": (0, f(MS_NOSUID)),
@@ -73,7 +71,7 @@ enum MountOptions {
         ]
     }()
 
-    static let propagation: [String: UInt] = {
+    package static let propagation: [String: UInt] = {
         let f = { (v: Int) in UInt(v) }
         let rec = f(MS_REC)
         return [
@@ -83,9 +81,9 @@ enum MountOptions {
     }()
 
     /// Options runc knows that change nothing here (SELinux relabelling, runc's own tmpcopyup).
-    static let accepted: Set<String> = ["z", "Z", "tmpcopyup", "idmap", "ridmap"]
+    package static let accepted: Set<String> = ["z", "Z", "tmpcopyup", "idmap", "ridmap"]
 
-    static func parse(_ options: [String]) -> Parsed {
+    package static func parse(_ options: [String]) -> Parsed {
         var parsed = Parsed()
         for option in options {
             if let (set, clear) = flags[option] {
