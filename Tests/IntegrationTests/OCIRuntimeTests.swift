@@ -168,7 +168,8 @@ struct OCIDifferentialTests {
     awk '$2 !~ /^\\/sys\\/fs\\/cgroup\\// {print $2, $3}' /proc/mounts | sort; \
     ls -l /dev | awk '{print $1, $5, $6, $NF}' | sort; \
     cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; \
-    cat /proc/sys/net/ipv4/ip_forward; cat /proc/self/uid_map; mkdir /tmp/x 2>&1; touch /proc/sys/x 2>&1; cat /proc/kcore 2>&1 | head -c 1 | wc -c
+    cat /proc/sys/net/ipv4/ip_forward; cat /proc/self/uid_map; mkdir /tmp/x 2>&1; touch /proc/sys/x 2>&1; cat /proc/kcore 2>&1 | head -c 1 | wc -c; \
+    echo "lo flags $(cat /sys/class/net/lo/flags)"
     """
 
     @Test("what the process sees: ids, hostname, cwd, env, capabilities, rlimits, mounts, /dev, limits, sysctl, seccomp")
@@ -213,6 +214,7 @@ struct OCIDifferentialTests {
         #expect(tandem.contains("uid=1000 gid=1000 groups=5,6"))
         #expect(tandem.contains("67108864\n42\n"))
         #expect(tandem.contains("Operation not permitted"))  // seccomp's EPERM for mkdir
+        #expect(tandem.contains("lo flags 0x9"), "a new network namespace has lo up (IFF_UP|IFF_LOOPBACK), as with runc")
     }
 
     @Test("a user namespace with mappings: the same ids and maps inside")
