@@ -22,7 +22,7 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
         do {
             for controller in Self.controllerNames + extra.filter({ !Self.controllerNames.contains($0) }) {
                 guard let mount = controllers[controller] else { continue }
-                let hierarchy = Self.realPath(mount)
+                let hierarchy = Self.hierarchy(mount)
                 if let existing = byHierarchy[hierarchy] { paths[controller] = existing; continue }
                 // Parents are Tandem's own (tandem/): removed when the last container leaves.
                 var level = mount
@@ -61,10 +61,13 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
 
     public func directory(for controller: String) -> String? { paths[controller] }
 
-    static func realPath(_ path: String) -> String {
-        guard let resolved = realpath(path, nil) else { return path }
-        defer { free(resolved) }
-        return String(cString: resolved)
+    /// Which hierarchy a controller's mount is: co-mounted controllers (cpu and cpuacct, linked
+    /// to cpu,cpuacct) are one directory. Its device and inode (one stat, where realpath would
+    /// read every component's link).
+    static func hierarchy(_ path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return path }
+        return "\(info.st_dev):\(info.st_ino)"
     }
 
     private func file(_ controller: String, _ name: String) -> String? { paths[controller].map { "\($0)/\(name)" } }
@@ -138,13 +141,13 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
         }
     }
 
+    /// Kills what is left (only when a directory is busy) and removes the directories.
     public func destroy() throws(CgroupError) {
-        killAll()
         var firstError: CgroupError?
         // Leaves first, then the parents Tandem made (those fail quietly while other containers use them).
         for directory in directories.reversed() {
             if paths.values.contains(directory) {
-                do { try CgroupFile.removeDirectory(directory) } catch { firstError = firstError ?? error }
+                do { try CgroupFile.removeDirectory(directory, emptying: killAll) } catch { firstError = firstError ?? error }
             } else {
                 rmdir(directory)
             }

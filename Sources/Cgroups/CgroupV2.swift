@@ -114,9 +114,9 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
         for pid in processes() { kill(pid, SIGKILL) }
     }
 
+    /// Kills what is left (only when the directory is busy) and removes it.
     public func destroy() throws(CgroupError) {
-        killAll()
-        try CgroupFile.removeDirectory(path)
+        try CgroupFile.removeDirectory(path, emptying: killAll)
         // Parents Tandem made go too, unless another container still uses them.
         for directory in directories.dropLast().reversed() { rmdir(directory) }
     }

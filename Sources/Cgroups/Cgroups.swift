@@ -135,7 +135,7 @@ public enum CgroupLayout: Equatable, Sendable {
         case .v1(let controllers):
             var seen = Set<String>()
             return (CgroupV1.controllerNames + extra.filter { !CgroupV1.controllerNames.contains($0) }).flatMap { controller -> [String] in
-                guard let mount = controllers[controller], seen.insert(CgroupV1.realPath(mount)).inserted else { return [] }
+                guard let mount = controllers[controller], seen.insert(CgroupV1.hierarchy(mount)).inserted else { return [] }
                 return chain(mount)
             }
         }
@@ -210,10 +210,15 @@ enum CgroupFile {
     }
 
     /// rmdir, retrying briefly while killed processes finish exiting.
-    static func removeDirectory(_ path: String) throws(CgroupError) {
+    /// Removes a cgroup directory. A busy one (processes still in it) gets `emptying` called once
+    /// (kill them) and is retried for up to a second: an empty cgroup, the usual case once a
+    /// container has ended, costs one rmdir instead of reading every cgroup.procs first.
+    static func removeDirectory(_ path: String, emptying: () -> Void = {}) throws(CgroupError) {
+        var emptied = false
         for _ in 0..<200 {
             if rmdir(path) == 0 || errno == ENOENT { return }
             guard errno == EBUSY else { break }
+            if !emptied { emptying(); emptied = true; continue }
             usleep(5_000)
         }
         throw CgroupError(SystemError("rmdir", path))

@@ -51,7 +51,7 @@ public enum ContainerRuntime {
         let directory: String
         do throws(OCIError) {
             directory = try store.create(spec.id)
-            do throws(OCIError) { try store.claim(name: name, for: spec.id) } catch { store.remove(spec.id); throw error }
+            do throws(OCIError) { try store.claim(name: name, for: spec.id) } catch { store.remove(spec.id, unnamed: true); throw error }
         } catch { throw ContainerError(error.description) }
         var supervisor: Supervisor?
         do throws(ContainerError) {
@@ -85,7 +85,8 @@ public enum ContainerRuntime {
                 rootPath = String(cString: canonical)
             }
             let json = spec.ociConfig(rootPath: rootPath)
-            let log = RuntimeLog(path: nil, format: .text, debug: false, label: "tandem")
+            // TANDEM_DEBUG=1: the engine's steps with their times on stderr (tandem-runtime --debug).
+            let log = RuntimeLog(path: nil, format: .text, debug: getenv("TANDEM_DEBUG") != nil, label: "tandem")
             do throws(OCIError) {
                 // The bundle: `tandem-runtime --root` and later `tandem ctr` commands read it there.
                 do { try Files.write(directory + "/config.json", Array(json.serialized().utf8), mode: 0o600) } catch {
@@ -96,7 +97,7 @@ public enum ContainerRuntime {
                 made.record.name = name
                 made.record.ephemeral = !detached
                 supervisor = made
-                try made.create(consoleSocket: nil, noPivot: false, pidFile: nil)
+                try made.create(consoleSocket: nil, noPivot: false, pidFile: nil, startsNext: true)
             } catch {
                 supervisor = nil  // create undid what it made
                 throw ContainerError(describe(error, spec.limits))
@@ -115,15 +116,16 @@ public enum ContainerRuntime {
             }
             let version = running.cgroup?.version ?? .v2
             let signal: Int32? = (waitStatus & 0x7f) != 0 ? waitStatus & 0x7f : nil
-            let status = running.finish(waitStatus: waitStatus) ?? WaitStatus.exitCode(waitStatus)
+            let status = running.finish(waitStatus: waitStatus, oomKilled: statistics.oomKills > 0, keepRecord: detached)
+                ?? WaitStatus.exitCode(waitStatus)
             supervisor = nil
-            if !detached { store.remove(spec.id) }
+            if !detached { store.remove(spec.id, name: name) }
             return ContainerResult(status: status, signal: signal, oomKilled: statistics.oomKills > 0, statistics: statistics,
                                    limits: spec.limits, cgroupVersion: version, clonedNanoseconds: cloned,
                                    startedNanoseconds: startedAt, exitedNanoseconds: exitedAt, interruptedBy: interruptedBy)
         } catch {
             supervisor?.destroy()
-            store.remove(spec.id)
+            store.remove(spec.id, name: name)
             throw error
         }
     }

@@ -107,6 +107,6 @@ package enum Cleanup {
             if record.isProcessAlive { kill(record.pid, SIGKILL) }
             CgroupLeftovers.remove(record.cgroups)
         }
-        store.remove(id)
+        store.remove(id, name: record?.name, unnamed: record != nil && record?.name == nil)
     }
 }

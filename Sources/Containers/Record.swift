@@ -26,7 +26,9 @@ public struct Record: Sendable {
     public var exitStatus: Int32?
     public var cgroups: [String] = []
     public var cgroupProcs: [String] = []
-    public var annotations: [(String, String)] = []
+    public var annotations: [(String, String)] = [] {
+        didSet { annotationsInline = annotations.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count } <= Record.inlineAnnotationBytes }
+    }
     /// Tandem's own fields, beyond runc's: the program (for `ps`), when it began and ended
     /// (CLOCK_REALTIME, 0: not yet) and whether the OOM killer ended it (for `inspect`).
     public var command: [String] = []
@@ -72,6 +74,7 @@ public struct Record: Sendable {
         if oomKilled { members.append(("oomKilled", .bool(true))) }
         if let name { members.append(("name", .string(name))) }
         if ephemeral { members.append(("ephemeral", .bool(true))) }
+        if !annotations.isEmpty && annotationsInline { members.append(("annotations", .object(annotations.map { ($0.0, .string($0.1)) }))) }
         return .object(members)
     }
 
@@ -111,9 +114,17 @@ public struct Record: Sendable {
         if case .bool(true)? = json["oomKilled"] { oomKilled = true }
         if case .string(let text)? = json["name"] { name = text }
         if case .bool(true)? = json["ephemeral"] { ephemeral = true }
+        if case .object(let pairs)? = json["annotations"] {
+            annotations = pairs.compactMap { if case .string(let value) = $0.1 { ($0.0, value) } else { nil } }
+        }
     }
 
-    /// Where the annotations are kept: written once at create, beside state.json, which is
+    /// Annotations up to this many bytes are kept in state.json (one file fewer to write and
+    /// remove per container); more go to their own file, written once.
+    static let inlineAnnotationBytes = 4096
+    private(set) var annotationsInline = true
+
+    /// Where larger annotations are kept: written once at create, beside state.json, which is
     /// rewritten at every step and read by every command (a config's annotations can be
     /// megabytes; runc keeps them in its state too, Tandem only where `state` needs them).
     package var annotationsFile: String?
@@ -217,9 +228,10 @@ public struct RecordStore: Sendable {
         return record
     }
 
-    /// Writes a container's annotations once (see `Record.annotationsFile`).
+    /// Writes a container's annotations once (see `Record.annotationsFile`), unless they are few
+    /// enough to travel in state.json itself.
     public func saveAnnotations(_ record: Record) throws(OCIError) {
-        guard !record.annotations.isEmpty else { return }
+        guard !record.annotations.isEmpty, !record.annotationsInline else { return }
         let json = JSON.object(record.annotations.map { ($0.0, .string($0.1)) })
         do { try Files.write(directory(record.id) + "/annotations.json", Array(json.serialized().utf8), mode: 0o600) } catch {
             throw OCIError(error.description)
@@ -244,12 +256,21 @@ public struct RecordStore: Sendable {
         guard rename(temporary, path) == 0 else { throw OCIError(SystemError("rename", temporary).description) }
     }
 
-    /// Removes a container's directory tree (state, layers, log) and its name.
-    public func remove(_ id: String) {
+    /// Removes a container's directory tree (state, bundle, layers, log) and its name claim.
+    /// Nothing is mounted there (an overlay root is mounted inside the container's own mount
+    /// namespace). The files the engine writes go one call each; whatever else is there (the
+    /// upper layer's contents) goes through the general tree removal.
+    public func remove(_ id: String, name: String? = nil, unnamed: Bool = false) {
         let directory = directory(id)
-        umount2(directory + "/root", Int32(MNT_DETACH))  // only if something is still mounted there
-        Files.removeTree(directory)
-        for name in Files.list(names) where Files.readLink(names + "/" + name) == id { unlink(names + "/" + name) }
+        for file in ["state.json", "config.json", "annotations.json", "log", "ctl.sock", "state.json.new"] { unlink(directory + "/" + file) }
+        for empty in ["root", "upper", "work/work", "work"] { rmdir(directory + "/" + empty) }
+        if rmdir(directory) != 0 && errno != ENOENT { Files.removeTree(directory) }
+        // The name: the caller knows it (a lookup of the one link), or every claim is looked at.
+        if let name {
+            if Files.readLink(names + "/" + name) == id { unlink(names + "/" + name) }
+        } else if !unnamed {
+            for claimed in Files.list(names) where Files.readLink(names + "/" + claimed) == id { unlink(names + "/" + claimed) }
+        }
     }
 
     public func ids() -> [String] {

@@ -58,14 +58,18 @@ package final class Supervisor {
     package func state(_ status: Record.Status) -> JSON { record.ociState(status: status, pid: child) }
 
     /// Makes the container up to its entry point: state `created`.
-    package func create(consoleSocket: String?, noPivot: Bool, pidFile: String?) throws(OCIError) {
+    /// `startsNext`: the caller starts it right away (`tandem ctr run`), so `created` is not
+    /// written down on the way to `running` (a caller killed in between leaves a record that
+    /// still names the container's cgroups: sweeping it kills the process too).
+    package func create(consoleSocket: String?, noPivot: Bool, pidFile: String?, startsNext: Bool = false) throws(OCIError) {
         do throws(OCIError) {
+            // (The first state is written once the cgroups are planned: until then the directory
+            // alone says "creating", and there is nothing to clean up but it.)
             try store.saveAnnotations(record)
-            try store.save(record)
-            try makeContainer(consoleSocket: consoleSocket, noPivot: noPivot)
+            try makeContainer(consoleSocket: consoleSocket, noPivot: noPivot, startsNext: startsNext)
             if let pidFile { try Self.writePidFile(pidFile, child) }
             record.status = .created
-            try store.save(record)
+            if !startsNext { try store.save(record) }
         } catch {
             destroy()
             throw error
@@ -79,7 +83,10 @@ package final class Supervisor {
     }
     private let began = Clock.monotonicNanoseconds()
 
-    private func makeContainer(consoleSocket: String?, noPivot: Bool) throws(OCIError) {
+    /// Set when the go-ahead to exec went with the setup (see `makeContainer`).
+    private var execSent = false
+
+    private func makeContainer(consoleSocket: String?, noPivot: Bool, startsNext: Bool) throws(OCIError) {
         mark("create begins")
         let process = launch.process
         // A terminal: the pty's master goes to whoever listens on the console socket.
@@ -107,6 +114,8 @@ package final class Supervisor {
             throw OCIError("linux.cgroupsPath \(where_): \(taken) exists already")
         }
         record.cgroups = planned
+        // Where a process joins, known from the plan too: the leaves' cgroup.procs.
+        record.cgroupProcs = CgroupLeftovers.leaves(planned).map { $0 + "/cgroup.procs" }
         try store.save(record)
         let manager: any CgroupManager
         do {
@@ -117,10 +126,14 @@ package final class Supervisor {
             throw OCIError("linux.cgroupsPath \(where_): \(error.description)")
         }
         cgroup = manager
-        record.cgroups = manager.directories
         mark("cgroup made")
-        record.cgroupProcs = manager.processFiles
-        try store.save(record)
+        // Written again only if what was made differs from the plan (it does not, unless the
+        // layout changed in between).
+        if manager.directories != planned || Set(manager.processFiles) != Set(record.cgroupProcs) {
+            record.cgroups = manager.directories
+            record.cgroupProcs = manager.processFiles
+            try store.save(record)
+        }
         try ResourceWriter.apply(config, to: manager)
         let seccomp = try config.seccomp.map { profile throws(OCIError) in try CompiledSeccomp.compile(profile) }
         if let seccomp, seccomp.unknownSyscalls > 0 {
@@ -212,19 +225,30 @@ package final class Supervisor {
                 throw OCIError("config.json: process.oomScoreAdj: \(error.description)")
             }
         }
-        // Go: the child builds its root while it is moved into its cgroups.
+        // Go: the child builds its root while it is moved into its cgroups; everything after its
+        // mounts (pivot_root on) happens inside them. Without hooks to run at that point the
+        // second go-ahead goes as soon as it is in them, and for a caller that starts it next
+        // (without startContainer hooks) the go-ahead to exec with it: the child runs straight
+        // through instead of waiting for our answers to its reports.
+        let createHooks = !(config.hooks.prestart.isEmpty && config.hooks.createRuntime.isEmpty && config.hooks.createContainer.isEmpty)
         try poke(syncWrite!, "sync")
         do { try manager.add(pid: child) } catch { throw OCIError(error.description) }
         mark("in its cgroups")
+        if !createHooks { try poke(syncWrite!, "sync") }
+        if startsNext && config.hooks.startContainer.isEmpty {
+            try poke(execWrite!, "exec")
+            execWrite = nil
+            execSent = true
+        }
         try awaitReport("h")
-        if !(config.hooks.prestart.isEmpty && config.hooks.createRuntime.isEmpty && config.hooks.createContainer.isEmpty) {
+        if createHooks {
             let state = state(.creating)
             try HookRunner.run(config.hooks.prestart, kind: "prestart", state: state, place: .runtime)
             try HookRunner.run(config.hooks.createRuntime, kind: "createRuntime", state: state, place: .runtime)
             try HookRunner.run(config.hooks.createContainer, kind: "createContainer", state: state, place: .container(child))
         }
         mark("mounts done, hooks run")
-        try poke(syncWrite!, "sync")
+        if createHooks { try poke(syncWrite!, "sync") }
         syncWrite = nil
         try awaitReport("r")
         mark("at its entry point")
@@ -259,22 +283,27 @@ package final class Supervisor {
 
     /// `start`: startContainer hooks, then the program runs; poststart hooks before returning.
     package func start() throws(OCIError) {
-        guard record.status == .created, let execWrite else { throw OCIError("container \"\(record.id)\" is not created (it is \(record.currentStatus.rawValue))") }
-        do {
-            try HookRunner.run(config.hooks.startContainer, kind: "startContainer", state: state(.created), place: .container(child))
-        } catch {
-            kill(child, SIGKILL)
-            throw error
+        guard record.status == .created, execWrite != nil || execSent else {
+            throw OCIError("container \"\(record.id)\" is not created (it is \(record.currentStatus.rawValue))")
         }
-        try poke(execWrite, "exec")
-        self.execWrite = nil
+        if let execWrite {
+            do {
+                try HookRunner.run(config.hooks.startContainer, kind: "startContainer", state: state(.created), place: .container(child))
+            } catch {
+                kill(child, SIGKILL)
+                throw error
+            }
+            try poke(execWrite, "exec")
+            self.execWrite = nil
+        }
+        // Written while the child execs; a failed exec (below) is undone by the caller.
+        record.status = .running
+        record.startedNanoseconds = Clock.realtimeNanoseconds()
+        try store.save(record)
         // The error pipe closes at exec (or carries the failing step).
         let message = (try? errorRead?.readAll(limit: 4096)).flatMap { $0 } ?? []
         errorRead = nil
         if !message.isEmpty { throw OCIError("starting the container failed: " + String(decoding: message, as: UTF8.self)) }
-        record.status = .running
-        record.startedNanoseconds = Clock.realtimeNanoseconds()
-        try store.save(record)
         do {
             try HookRunner.run(config.hooks.poststart, kind: "poststart", state: state(.running), place: .runtime)
         } catch {
@@ -285,18 +314,24 @@ package final class Supervisor {
     /// The container ended: its status (unknown when the caller reaps it), its cgroup emptied
     /// and removed, `stopped` recorded.
     @discardableResult
-    package func finish(waitStatus: Int32?) -> Int32? {
+    /// `oomKilled`: what the caller already read from the cgroup (else it is read here).
+    /// `keepRecord: false`: the caller removes the container's directory next, so `stopped` is
+    /// not written.
+    package func finish(waitStatus: Int32?, oomKilled: Bool? = nil, keepRecord: Bool = true) -> Int32? {
         child = 0
         let status = waitStatus.map(WaitStatus.exitCode)
         record.finishedNanoseconds = Clock.realtimeNanoseconds()
-        record.oomKilled = (cgroup?.oomKills() ?? 0) > 0
-        cgroup?.killAll()
+        record.oomKilled = oomKilled ?? ((cgroup?.oomKills() ?? 0) > 0)
+        // destroy() kills whatever is left in it (the pid namespace's other processes die with its
+        // PID 1; an exec'd process in a shared one may not).
         do { try cgroup?.destroy() } catch { log.warning("removing the container's cgroup: \(error.description)") }
         cgroup = nil
         record.status = .stopped
         record.exitStatus = status
         record.cgroups = []
-        do { try store.save(record) } catch { log.warning(error.description) }
+        if keepRecord {
+            do { try store.save(record) } catch { log.warning(error.description) }
+        }
         return status
     }
 
@@ -310,7 +345,7 @@ package final class Supervisor {
         }
         do { try cgroup?.destroy() } catch { log.warning(error.description) }
         cgroup = nil
-        store.remove(record.id)
+        store.remove(record.id, name: record.name, unnamed: record.name == nil)
     }
 
     package static func writePidFile(_ path: String, _ pid: pid_t) throws(OCIError) {

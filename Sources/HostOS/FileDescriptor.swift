@@ -42,7 +42,8 @@ public final class FileDescriptor: @unchecked Sendable {
         if fstat(rawValue, &info) == 0, info.st_size > 0, Int(info.st_size) <= limit {
             result.reserveCapacity(Int(info.st_size))
         }
-        let chunkSize = 1 << 20
+        // A small file (or a /proc one, size 0) gets a small buffer: 1 MiB would be an mmap and munmap.
+        let chunkSize = info.st_size > 0 ? min(1 << 20, Int(info.st_size) + 1) : 65536
         let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { chunk.deallocate() }
         while true {

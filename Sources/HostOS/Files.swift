@@ -49,9 +49,21 @@ public enum Files {
     }
 
     /// A small text file (a /proc or /sys entry), or nil when it cannot be read.
+    /// Read with a small buffer and no fstat (open, read until 0, close): on the launch path a
+    /// container's start reads a dozen such files, and each system call counts.
     public static func readText(_ path: String) -> String? {
-        guard let bytes = try? read(path, limit: 1 << 24) else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 { if errno == EINTR { continue }; return nil }
+            if count == 0 { return String(decoding: result, as: UTF8.self) }
+            result.append(contentsOf: buffer[0..<count])
+            if result.count > 1 << 24 { return nil }
+        }
     }
 
     /// Writes (creating or truncating) a file.

@@ -55,7 +55,7 @@ enum MonitorLauncher {
         let reader: FileDescriptor
         var writer: FileDescriptor?
         do { (reader, writer) = try FileDescriptor.pipe("monitor notification") } catch {
-            store.remove(request.id)
+            store.remove(request.id, unnamed: true)
             throw OCIError(error.description)
         }
 
@@ -83,11 +83,11 @@ enum MonitorLauncher {
         posix_spawnattr_setflags(&attributes, Int16(clinux_posix_spawn_setsid))
         let arena = CStrings()
         let environment = ["\(MonitorCommand.notifyVariable)=\(notifyFD)"] + Environment.current().filter { !$0.hasPrefix(MonitorCommand.notifyVariable + "=") }
-        guard let executable = Files.currentExecutable() else { store.remove(request.id); throw OCIError("cannot find this program (/proc/self/exe)") }
+        guard let executable = Files.currentExecutable() else { store.remove(request.id, unnamed: true); throw OCIError("cannot find this program (/proc/self/exe)") }
         var monitor: pid_t = 0
         let error = posix_spawn(&monitor, executable, &actions, &attributes, arena.array(arguments), arena.array(environment))
         writer = nil
-        guard error == 0 else { store.remove(request.id); throw OCIError(SystemError("posix_spawn", executable, errno: error).description) }
+        guard error == 0 else { store.remove(request.id, unnamed: true); throw OCIError(SystemError("posix_spawn", executable, errno: error).description) }
 
         let signals = try? SignalFD([SIGINT, SIGTERM, SIGHUP])
         var answer: [UInt8] = []

@@ -29,7 +29,7 @@ enum RunCommand {
         do throws(OCIError) {
             runner = try Supervisor(store: store, id: request.id, config: foreground, log: options.log)
         } catch {
-            store.remove(request.id)
+            store.remove(request.id, unnamed: true)
             throw error
         }
         try runner.create(consoleSocket: request.consoleSocket, noPivot: request.noPivot, pidFile: request.pidFile)

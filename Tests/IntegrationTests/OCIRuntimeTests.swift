@@ -569,24 +569,32 @@ struct OCIRuntimeCommandTests {
         OCI.expectNothingLeft(id, root: runtime.root)
     }
 
-    @Test("annotations: in state as the config gave them, kept out of state.json (10 MiB of them do not slow every command)")
+    @Test("annotations: in state as the config gave them; a few travel in state.json, many go to a file written once")
     func annotations() throws {
-        let bundle = try OCI.Bundle { config in
-            config["annotations"] = ["org.example.a": "1", "org.example.b": "two"]
-            var process = config["process"] as! [String: Any]
-            process["args"] = ["sleep", "60"]
-            config["process"] = process
+        let many = Dictionary(uniqueKeysWithValues: (0..<500).map { ("org.example.n\($0)", "value \($0)") })
+        for (annotations, inline) in [(["org.example.a": "1", "org.example.b": "two"], true), (many, false)] {
+            let bundle = try OCI.Bundle { config in
+                config["annotations"] = annotations
+                var process = config["process"] as! [String: Any]
+                process["args"] = ["sleep", "60"]
+                config["process"] = process
+            }
+            let runtime = OCI.Runtime.tandem()
+            defer { runtime.cleanUp() }
+            let id = OCI.unique("notes")
+            #expect(try runtime("create", "--bundle", bundle.path, id).status == 0)
+            let state = try runtime.state(id)
+            #expect(state["annotations"] as? [String: String] == annotations)
+            let file = try String(contentsOfFile: runtime.root + "/\(id)/state.json", encoding: .utf8)
+            let separate = FileManager.default.fileExists(atPath: runtime.root + "/\(id)/annotations.json")
+            if inline {
+                #expect(file.contains("org.example.a") && !separate, "a few: in state.json, no file of their own")
+            } else {
+                #expect(!file.contains("org.example.n1") && separate, "many: state.json, rewritten at every step, does not carry them")
+            }
+            #expect(try runtime("delete", "--force", id).status == 0)
+            OCI.expectNothingLeft(id, root: runtime.root)
         }
-        let runtime = OCI.Runtime.tandem()
-        defer { runtime.cleanUp() }
-        let id = OCI.unique("notes")
-        #expect(try runtime("create", "--bundle", bundle.path, id).status == 0)
-        let state = try runtime.state(id)
-        #expect(state["annotations"] as? [String: String] == ["org.example.a": "1", "org.example.b": "two"])
-        let file = try String(contentsOfFile: runtime.root + "/\(id)/state.json", encoding: .utf8)
-        #expect(!file.contains("org.example.a"), "state.json, rewritten at every step, does not carry them")
-        #expect(try runtime("delete", "--force", id).status == 0)
-        OCI.expectNothingLeft(id, root: runtime.root)
     }
 
     @Test("list, ps, pause/resume, spec and features")
