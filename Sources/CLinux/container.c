@@ -281,7 +281,20 @@ static int child_main(void *argument) {
 
     if (c->lower) {
         char options[4096];
-        snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s%s", c->lower, c->upper, c->work,
+        const char *upper = c->upper, *work = c->work;
+        char scratch_upper[4096], scratch_work[4096];
+        if (!upper) {
+            /* A scratch layer: a tmpfs in this mount namespace only, under the overlay at the same
+             * point. Nothing is made on the host, and it ends with the namespace. */
+            if (mount("tmpfs", c->root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") != 0) fail(c->error_fd, "mount tmpfs", c->root);
+            snprintf(scratch_upper, sizeof scratch_upper, "%s/upper", c->root);
+            snprintf(scratch_work, sizeof scratch_work, "%s/work", c->root);
+            if (mkdir(scratch_upper, 0755) != 0) fail(c->error_fd, "mkdir", scratch_upper);
+            if (mkdir(scratch_work, 0755) != 0) fail(c->error_fd, "mkdir", scratch_work);
+            upper = scratch_upper;
+            work = scratch_work;
+        }
+        snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s%s", c->lower, upper, work,
                  c->overlay_userxattr ? ",userxattr" : "");
         if (mount("overlay", c->root, "overlay", 0, options) != 0) fail(c->error_fd, "mount overlay", c->root);
     } else if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) {

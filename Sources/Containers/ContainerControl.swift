@@ -15,7 +15,7 @@ public struct ContainerControl: Sendable {
 
     /// Every container, oldest first (one that is being removed meanwhile is skipped).
     public func all() -> [Record] {
-        store.ids().compactMap { try? store.load($0) }.sorted { $0.createdNanoseconds < $1.createdNanoseconds }
+        store.records().sorted { $0.createdNanoseconds < $1.createdNanoseconds }
     }
 
     public func find(_ reference: String) throws(ContainerError) -> Record {

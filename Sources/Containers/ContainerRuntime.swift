@@ -47,11 +47,15 @@ public enum ContainerRuntime {
         var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
         defer { blocked.restore() }
 
+        // A name given is claimed (unique in the store); without one the container goes by its
+        // id's first 12 digits, which a lookup by id prefix finds anyway.
         let name = spec.name ?? String(spec.id.prefix(12))
         let directory: String
         do throws(OCIError) {
             directory = try store.create(spec.id)
-            do throws(OCIError) { try store.claim(name: name, for: spec.id) } catch { store.remove(spec.id, unnamed: true); throw error }
+            if let given = spec.name {
+                do throws(OCIError) { try store.claim(name: given, for: spec.id) } catch { store.remove(spec.id, unnamed: true); throw error }
+            }
         } catch { throw ContainerError(error.description) }
         var supervisor: Supervisor?
         do throws(ContainerError) {
@@ -68,16 +72,23 @@ public enum ContainerRuntime {
             switch spec.root {
             case .image(let image):
                 rootPath = directory + "/root"
-                for part in ["root", "upper", "work"] {
-                    guard mkdir("\(directory)/\(part)", 0o755) == 0 else { throw ContainerError(SystemError("mkdir", "\(directory)/\(part)").description) }
-                }
-                var lower = image
+                guard mkdir(rootPath, 0o755) == 0 else { throw ContainerError(SystemError("mkdir", rootPath).description) }
                 if spec.userNamespace {
-                    for part in ["upper", "work"] { chown("\(directory)/\(part)", spec.idMapBase, spec.idMapBase) }
-                    lower = try ShiftedImage.path(for: image, base: spec.idMapBase, count: spec.idMapCount, stateRoot: spec.stateRoot)
+                    // The writable layer on the host, owned by the container's root: a tmpfs
+                    // keeps overlay's user.* xattrs only from Linux 6.6 on.
+                    for part in ["upper", "work"] {
+                        guard mkdir("\(directory)/\(part)", 0o755) == 0 else { throw ContainerError(SystemError("mkdir", "\(directory)/\(part)").description) }
+                        chown("\(directory)/\(part)", spec.idMapBase, spec.idMapBase)
+                    }
+                    let lower = try ShiftedImage.path(for: image, base: spec.idMapBase, count: spec.idMapCount, stateRoot: spec.stateRoot)
                     options.overlayUserXattr = true
+                    options.layers = (lower, directory + "/upper", directory + "/work")
+                } else {
+                    // The writable layer is a scratch tmpfs in the container's mount namespace
+                    // (as /run/tandem, where it lived before, is a tmpfs on most hosts): nothing
+                    // to make or remove on the host, and what it writes is charged to its cgroup.
+                    options.layers = (image, nil, nil)
                 }
-                options.layers = (lower, directory + "/upper", directory + "/work")
             case .rootfs(let rootfs):
                 // The engine takes the root's canonical path only (what is checked is what is used).
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -88,10 +99,6 @@ public enum ContainerRuntime {
             // TANDEM_DEBUG=1: the engine's steps with their times on stderr (tandem-runtime --debug).
             let log = RuntimeLog(path: nil, format: .text, debug: getenv("TANDEM_DEBUG") != nil, label: "tandem")
             do throws(OCIError) {
-                // The bundle: `tandem-runtime --root` and later `tandem ctr` commands read it there.
-                do { try Files.write(directory + "/config.json", Array(json.serialized().utf8), mode: 0o600) } catch {
-                    throw OCIError(error.description)
-                }
                 let config = try OCIConfig.read(json, bundle: directory)
                 let made = try Supervisor(store: store, id: spec.id, config: config, log: log, options: options)
                 made.record.name = name
@@ -104,6 +111,11 @@ public enum ContainerRuntime {
             }
             let running = supervisor!
             let cloned = Clock.monotonicNanoseconds()
+            // The bundle, for `exec`, `inspect` and `tandem-runtime --root`: written while the
+            // container's process execs (nothing reads it before the container runs).
+            do { try Files.write(directory + "/config.json", Array(json.serialized().utf8), mode: 0o600) } catch {
+                throw ContainerError(error.description)
+            }
             do { try running.start() } catch { throw ContainerError(error.description) }
             let startedAt = Clock.monotonicNanoseconds()
             started(running.record)
@@ -119,13 +131,13 @@ public enum ContainerRuntime {
             let status = running.finish(waitStatus: waitStatus, oomKilled: statistics.oomKills > 0, keepRecord: detached)
                 ?? WaitStatus.exitCode(waitStatus)
             supervisor = nil
-            if !detached { store.remove(spec.id, name: name) }
+            if !detached { store.remove(spec.id, name: spec.name, unnamed: spec.name == nil) }
             return ContainerResult(status: status, signal: signal, oomKilled: statistics.oomKills > 0, statistics: statistics,
                                    limits: spec.limits, cgroupVersion: version, clonedNanoseconds: cloned,
                                    startedNanoseconds: startedAt, exitedNanoseconds: exitedAt, interruptedBy: interruptedBy)
         } catch {
             supervisor?.destroy()
-            store.remove(spec.id, name: name)
+            store.remove(spec.id, name: spec.name, unnamed: spec.name == nil)
             throw error
         }
     }

@@ -273,6 +273,15 @@ public struct RecordStore: Sendable {
         }
     }
 
+    /// Every container that has a state (a directory without one is a create in progress, or
+    /// not a container: runc's list skips those too), settled as `loadSettled` reads it.
+    public func records(settled: Bool = false) -> [Record] {
+        ids().compactMap { id in
+            guard Files.kind(directory(id) + "/state.json") == .regular else { return nil }
+            return try? settled ? loadSettled(id) : load(id)
+        }
+    }
+
     public func ids() -> [String] {
         guard let handle = opendir(root) else { return [] }
         defer { closedir(handle) }

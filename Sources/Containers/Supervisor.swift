@@ -28,9 +28,10 @@ package final class Supervisor {
     package struct Options {
         /// The root as an overlay mounted by the child in its own mount namespace (nothing to
         /// unmount on the host, whatever happens to us): `lower` read-only and shared, `upper`
-        /// and `work` this container's; `config.rootPath` is the mount point. Without it the
+        /// and `work` this container's — or, nil, a tmpfs in its mount namespace (a scratch layer
+        /// that needs nothing made or removed on the host); `config.rootPath` is the mount point. Without it the
         /// root is config.json's root.path, as prepared by the caller (podman, containerd).
-        package var layers: (lower: String, upper: String, work: String)?
+        package var layers: (lower: String, upper: String?, work: String?)?
         /// The overlay's xattrs in user.* (its upper layer is written from a user namespace).
         package var overlayUserXattr = false
         /// A new network namespace gets `lo` up, as runc and crun do; `tandem ctr --net none` leaves it down.
@@ -170,8 +171,8 @@ package final class Supervisor {
         c.read_only_root = config.rootReadonly ? 1 : 0
         if let layers = options.layers {
             c.lower = arena.string(layers.lower)
-            c.upper = arena.string(layers.upper)
-            c.work = arena.string(layers.work)
+            c.upper = layers.upper.map(arena.string)
+            c.work = layers.work.map(arena.string)
             c.overlay_userxattr = options.overlayUserXattr ? 1 : 0
         }
         c.loopback_up = options.loopbackUp && config.newNamespace("network") ? 1 : 0

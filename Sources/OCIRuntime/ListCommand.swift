@@ -8,7 +8,7 @@ enum ListCommand {
         try arguments.expectingNoMore(than: 0, "list")
         let format = arguments.value("format") ?? "table"
         guard ["table", "json"].contains(format) else { throw OCIError("list: --format \(format): use table or json") }
-        let records = options.store.ids().compactMap { try? options.store.loadSettled($0) }
+        let records = options.store.records(settled: true)
         if arguments.flag("quiet") {
             StandardOutput.write(records.map { $0.id + "\n" }.joined())
             return 0

@@ -83,7 +83,8 @@ struct clinux_container {
     const char *hostname;          /* NULL: keep */
     const char *domainname;        /* NULL: keep */
     /* The root: an overlay of `lower` (read-only, shared) and `upper`/`work` (this container's),
-     * mounted at `root`; or, when lower is NULL, `root` itself bind-mounted. */
+     * mounted at `root` — with `upper` NULL, on a tmpfs mounted there first, in the container's
+     * mount namespace only; or, when lower is NULL, `root` itself bind-mounted. */
     const char *root;
     const char *lower, *upper, *work;
     int overlay_userxattr;         /* overlay in a user namespace keeps its xattrs in user.* */
