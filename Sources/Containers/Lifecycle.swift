@@ -30,11 +30,11 @@ package enum Lifecycle {
             waitForExit(record.monitor, seconds: 10)
         }
         Cleanup.reclaim(id: record.id, store: store)
-        // poststop hooks: from the bundle's config.json, if it is still there.
-        if let config = try? OCIConfig.load(bundle: record.bundle), !config.hooks.poststop.isEmpty {
+        // poststop hooks: the config's at create, kept in the record.
+        if !record.poststop.isEmpty {
             var stopped = record
             stopped.status = .stopped
-            do { try HookRunner.run(config.hooks.poststop, kind: "poststop", state: stopped.ociState(), place: .runtime) } catch {
+            do { try HookRunner.run(record.poststop, kind: "poststop", state: stopped.ociState(), place: .runtime) } catch {
                 log.warning(error.description)
             }
         }

@@ -41,6 +41,9 @@ public struct Record: Sendable {
     /// and stay until `delete`, as runc's do.
     public var name: String?
     public var ephemeral = false
+    /// The config's poststop hooks, kept from create (as runc keeps its config): `delete` runs
+    /// them without reading the bundle again, which may have changed or gone meanwhile.
+    public var poststop: [OCIConfig.Hook] = []
 
     public var isProcessAlive: Bool {
         pid > 0 && ProcessInfoLite.startTime(pid) == pidStart
@@ -74,6 +77,14 @@ public struct Record: Sendable {
         if oomKilled { members.append(("oomKilled", .bool(true))) }
         if let name { members.append(("name", .string(name))) }
         if ephemeral { members.append(("ephemeral", .bool(true))) }
+        if !poststop.isEmpty {
+            members.append(("poststop", .array(poststop.map { hook in
+                var fields: [(String, JSON)] = [("path", .string(hook.path)), ("args", .array(hook.args.map(JSON.string))),
+                                                ("env", .array(hook.env.map(JSON.string)))]
+                if let timeout = hook.timeout { fields.append(("timeout", .int(Int64(timeout)))) }
+                return .object(fields)
+            })))
+        }
         if !annotations.isEmpty && annotationsInline { members.append(("annotations", .object(annotations.map { ($0.0, .string($0.1)) }))) }
         return .object(members)
     }
@@ -114,6 +125,18 @@ public struct Record: Sendable {
         if case .bool(true)? = json["oomKilled"] { oomKilled = true }
         if case .string(let text)? = json["name"] { name = text }
         if case .bool(true)? = json["ephemeral"] { ephemeral = true }
+        if case .array(let hooks)? = json["poststop"] {
+            poststop = hooks.compactMap { hook in
+                guard case .string(let path)? = hook["path"] else { return nil }
+                func list(_ key: String) -> [String] {
+                    guard case .array(let items)? = hook[key] else { return [] }
+                    return items.compactMap { if case .string(let text) = $0 { text } else { nil } }
+                }
+                var timeout: Int?
+                if case .int(let value)? = hook["timeout"] { timeout = Int(value) }
+                return OCIConfig.Hook(path: path, args: list("args"), env: list("env"), timeout: timeout)
+            }
+        }
         if case .object(let pairs)? = json["annotations"] {
             annotations = pairs.compactMap { if case .string(let value) = $0.1 { ($0.0, value) } else { nil } }
         }

@@ -50,6 +50,7 @@ package final class Supervisor {
         record = Record(id: id, bundle: config.bundle, rootfs: config.rootPath, status: .creating)
         record.annotations = config.annotations
         record.command = config.process?.args ?? []
+        record.poststop = config.hooks.poststop
         record.monitor = getpid()
         record.monitorStart = ProcessInfoLite.startTime(getpid()) ?? 0
         record.createdNanoseconds = Clock.realtimeNanoseconds()
