@@ -81,26 +81,6 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
 
     public var processFiles: [String] { Array(Set(paths.values)).sorted().map { "\($0)/cgroup.procs" } }
 
-    public func apply(_ limits: CgroupLimits) throws(CgroupError) {
-        if let memory = limits.memoryBytes { try write("memory", "memory.limit_in_bytes", String(memory)) }
-        if let total = limits.memoryAndSwapBytes {
-            guard let path = file("memory", "memory.memsw.limit_in_bytes"), Files.kind(path) == .regular else {
-                throw CgroupError("--memory-swap: this kernel does not account swap (no memory.memsw.limit_in_bytes; boot with swapaccount=1)")
-            }
-            try CgroupFile.write(path, total == .max ? "-1" : String(total))
-        }
-        if let quota = limits.cpuQuotaMicroseconds {
-            try write("cpu", "cpu.cfs_period_us", String(limits.cpuPeriodMicroseconds))
-            try write("cpu", "cpu.cfs_quota_us", String(quota))
-        }
-        if let weight = limits.cpuWeight { try write("cpu", "cpu.shares", String(Self.shares(weight: weight))) }
-        if let pids = limits.pids { try write("pids", "pids.max", String(pids)) }
-    }
-
-    /// v2 weight (1–10000, default 100) → v1 shares (2–262144, default 1024): the inverse of the
-    /// kernel documentation's shares→weight conversion, so weight 100 gives 1024 shares... close to it.
-    static func shares(weight: Int) -> Int { 2 + ((weight - 1) * 262_142) / 9_999 }
-
     public func add(pid: pid_t) throws(CgroupError) {
         for path in processFiles { try CgroupFile.write(path, String(pid)) }
     }

@@ -75,17 +75,6 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
         try write(file, value)
     }
 
-    public func apply(_ limits: CgroupLimits) throws(CgroupError) {
-        if let memory = limits.memoryBytes { try write("memory.max", String(memory)) }
-        if let total = limits.memoryAndSwapBytes {
-            let swap = total == .max ? "max" : String(total - (limits.memoryBytes ?? 0))
-            try write("memory.swap.max", swap)
-        }
-        if let quota = limits.cpuQuotaMicroseconds { try write("cpu.max", "\(quota) \(limits.cpuPeriodMicroseconds)") }
-        if let weight = limits.cpuWeight { try write("cpu.weight", String(weight)) }
-        if let pids = limits.pids { try write("pids.max", String(pids)) }
-    }
-
     public func add(pid: pid_t) throws(CgroupError) { try write("cgroup.procs", String(pid)) }
 
     public func statistics() -> CgroupStatistics {

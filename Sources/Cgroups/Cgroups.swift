@@ -3,7 +3,9 @@ import HostOS
 import Glibc
 #endif
 
-/// Resource limits a container asks for; nil leaves the kernel's default (unlimited).
+/// The limits `tandem ctr run`'s options ask for (nil: the kernel's default, unlimited). They are
+/// written into its config.json as `linux.resources` and reach the cgroup through
+/// `CgroupResources`, as every other container's; this is what its report and `inspect` show.
 public struct CgroupLimits: Equatable, Sendable {
     /// Hard memory limit, bytes (`memory.max` / `memory.limit_in_bytes`).
     public var memoryBytes: UInt64?
@@ -12,8 +14,6 @@ public struct CgroupLimits: Equatable, Sendable {
     /// CPU bandwidth: `quota` µs of CPU time per `period` µs (`cpu.max` / `cfs_quota_us`).
     public var cpuQuotaMicroseconds: Int?
     public var cpuPeriodMicroseconds = 100_000
-    /// Relative CPU weight, in v2's units 1–10000 (default 100); v1 shares are converted.
-    public var cpuWeight: Int?
     /// Most tasks (processes and threads) at once.
     public var pids: Int?
 
@@ -27,7 +27,6 @@ public struct CgroupLimits: Equatable, Sendable {
         if let memoryBytes { lines.append("memory_bytes=\(memoryBytes)") }
         if let memoryAndSwapBytes { lines.append("memory_swap_bytes=" + (memoryAndSwapBytes == .max ? "unlimited" : String(memoryAndSwapBytes))) }
         if let cpuQuotaMicroseconds { lines.append("cpu_quota_us=\(cpuQuotaMicroseconds)/\(cpuPeriodMicroseconds)") }
-        if let cpuWeight { lines.append("cpu_weight=\(cpuWeight)") }
         if let pids { lines.append("pids=\(pids)") }
         return lines
     }
@@ -61,7 +60,6 @@ public protocol CgroupManager: AnyObject, Sendable {
     var directories: [String] { get }
     /// The `cgroup.procs` files a process must be written to, one per hierarchy.
     var processFiles: [String] { get }
-    func apply(_ limits: CgroupLimits) throws(CgroupError)
     func add(pid: pid_t) throws(CgroupError)
     func statistics() -> CgroupStatistics
     /// Processes the OOM killer killed inside (one file: what a run that reports nothing else reads).

@@ -58,19 +58,9 @@ public struct OCIConfig: Sendable {
     }
     /// linux.resources.devices[]: the rule type both front ends share (Cgroups' DeviceAccess).
     public typealias DeviceRule = Cgroups.DeviceRule
-    public struct ThrottleDevice: Sendable { public var major: Int64, minor: Int64, rate: UInt64 }
-    public struct Resources: Sendable {
-        public var memoryLimit: Int64?, memoryReservation: Int64?, memorySwap: Int64?, swappiness: UInt64?
-        public var disableOOMKiller: Bool?
-        public var cpuShares: UInt64?, cpuQuota: Int64?, cpuPeriod: UInt64?, cpus: String?, mems: String?
-        public var cpuRealtimeRuntime: Int64?, cpuRealtimePeriod: UInt64?
-        public var pidsLimit: Int64?
-        public var devices: [DeviceRule] = []
-        public var blkioWeight: UInt64?
-        public var throttle: [(file: String, devices: [ThrottleDevice])] = []
-        public var hugepageLimits: [(pageSize: String, limit: UInt64)] = []
-        public var unified: [(String, String)] = []
-    }
+    /// linux.resources: the cgroup settings (`CgroupResources`, beside the v1 and v2 managers).
+    public typealias Resources = CgroupResources
+    public typealias ThrottleDevice = CgroupResources.ThrottleDevice
     public struct SeccompArgument: Sendable { public var index: UInt32; public var value: UInt64; public var valueTwo: UInt64; public var op: String }
     public struct SeccompRule: Sendable {
         public var names: [String]

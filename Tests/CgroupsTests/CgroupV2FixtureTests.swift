@@ -38,27 +38,31 @@ struct CgroupV2FixtureTests {
         let manager = CgroupV2(existing: path)
         #expect(manager.version == .v2)
         #expect(manager.processFiles == [path + "/cgroup.procs"])
-        var limits = CgroupLimits()
-        limits.memoryBytes = 32 << 20
-        limits.memoryAndSwapBytes = 64 << 20
-        limits.cpuQuotaMicroseconds = 20_000
-        limits.cpuWeight = 50
-        limits.pids = 16
-        try manager.apply(limits)
+        // linux.resources as a config.json gives them (tandem ctr's options become these too).
+        var resources = CgroupResources()
+        resources.memoryLimit = 32 << 20
+        resources.memorySwap = 64 << 20
+        resources.cpuQuota = 20_000
+        resources.cpuPeriod = 100_000
+        resources.cpuShares = 512
+        resources.pidsLimit = 16
+        try resources.apply(to: manager)
         #expect(Self.read(path + "/memory.max") == "33554432")
-        #expect(Self.read(path + "/memory.swap.max") == "33554432", "v2's swap limit is the swap alone")
+        #expect(Self.read(path + "/memory.swap.max") == "33554432", "v2's swap limit is the swap alone (OCI's is memory + swap)")
         #expect(Self.read(path + "/cpu.max") == "20000 100000")
-        #expect(Self.read(path + "/cpu.weight") == "50")
+        #expect(Self.read(path + "/cpu.weight") == "20", "runc's shares → weight: 1 + (512 - 2) * 9999 / 262142")
         #expect(Self.read(path + "/pids.max") == "16")
         try manager.add(pid: 4242)
         #expect(Self.read(path + "/cgroup.procs") == "4242")
         try manager.freeze(true)
         #expect(Self.read(path + "/cgroup.freeze") == "1")
-        var unlimitedSwap = CgroupLimits()
-        unlimitedSwap.memoryBytes = 8 << 20
-        unlimitedSwap.memoryAndSwapBytes = .max
-        try manager.apply(unlimitedSwap)
+        var unlimited = CgroupResources()
+        unlimited.memoryLimit = 8 << 20
+        unlimited.memorySwap = -1
+        unlimited.pidsLimit = -1
+        try unlimited.apply(to: manager)
         #expect(Self.read(path + "/memory.swap.max") == "max")
+        #expect(Self.read(path + "/pids.max") == "max")
     }
 
     @Test("a control file the kernel did not make is an error naming it, not a file created")
@@ -67,9 +71,10 @@ struct CgroupV2FixtureTests {
         defer { Files.removeTree(root) }
         let path = root + "/tandem/bare"
         try Files.makeDirectories(path)
-        var limits = CgroupLimits()
-        limits.pids = 4
-        #expect(throws: CgroupError.self) { try CgroupV2(existing: path).apply(limits) }
+        var resources = CgroupResources()
+        resources.pidsLimit = 4
+        let error = #expect(throws: CgroupError.self) { try resources.apply(to: CgroupV2(existing: path)) }
+        #expect(error?.description.contains("linux.resources.pids.limit") == true, "\(String(describing: error))")
         #expect(Files.kind(path + "/pids.max") == .missing)
     }
 
