@@ -125,7 +125,8 @@ def main():
                         subprocess.run([tandem, "ctr", "run", "--state-root", ctr_root, "--", "/bin/true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                         time.sleep(1.2)  # a container that outlived its tandem ends its sleep
                         subprocess.run([tandem, "ctr", "rm", "--state-root", ctr_root, "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        states = os.listdir(os.path.join(ctr_root, "containers")) if os.path.isdir(os.path.join(ctr_root, "containers")) else []
+                        # The store: one directory per container (dot names are the store's own).
+                        states = os.listdir(ctr_root) if os.path.isdir(ctr_root) else []
                         left = {"state": len([s for s in states if not s.startswith(".")]) > 0,
                                 "cgroups": sum(1 for d in cgroup_dirs("tandem") for s in os.listdir(d) if os.path.isdir(os.path.join(d, s))),
                                 "mounts": len(mounts_with(ctr_root)), "processes": len(processes_with(name))}
