@@ -190,16 +190,15 @@ public enum ContainerRuntime {
     /// mid-run): their processes, cgroups and directories. `tandem-runtime`'s containers are
     /// left to `delete`, as runc's are (they have no name: only ctr's do).
     public static func sweep(_ store: RecordStore) {
-        let now = Int(Clock.realtimeNanoseconds() / 1_000_000_000)
         for id in store.ids() {
-            let directory = store.directory(id)
-            if Files.kind(directory + "/state.json") == .missing {
-                // Killed between making its directory and writing its first state: a directory
-                // without state older than a minute is no create in progress. Only a name
-                // `tandem ctr` gives (64 hex digits) is taken for one: --state-root may hold more.
-                guard id.utf8.count == 64, id.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { continue }
-                var info = stat()
-                if stat(directory, &info) == 0, now - Int(info.st_mtim.tv_sec) > 60 { Cleanup.reclaim(id: id, store: store) }
+            if Files.kind(store.directory(id) + "/state.json") == .missing {
+                // Killed between making its directory and writing its first state: nobody holds
+                // the directory any more (its creator and monitor hold it while they live). Only
+                // a name `tandem ctr` gives (64 hex digits) is taken for one: --state-root may
+                // hold more.
+                guard id.utf8.count == 64, id.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }),
+                      store.isAbandoned(id) else { continue }
+                Cleanup.reclaim(id: id, store: store)
                 continue
             }
             guard let record = try? store.load(id), record.name != nil, !record.isMonitorAlive, record.status != .stopped else { continue }

@@ -203,7 +203,24 @@ public struct RecordStore: Sendable {
             if errno == EEXIST { throw OCIError("container \"\(id)\" already exists") }
             throw OCIError(SystemError("mkdir", path).description)
         }
+        holdUntilExit(id)
         return path
+    }
+
+    /// A shared lock on the container's directory, held until this process exits (the
+    /// descriptor is close-on-exec and never closed): while its creator or monitor lives, a
+    /// sweep cannot take the directory for a killed one's, even before its first state is written.
+    package func holdUntilExit(_ id: String) {
+        let fd = open(directory(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { flock(fd, LOCK_SH) }
+    }
+
+    /// Whether nobody holds the directory (`holdUntilExit`): the process that made it is gone.
+    package func isAbandoned(_ id: String) -> Bool {
+        let fd = open(directory(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_EX | LOCK_NB) == 0
     }
 
     /// Where `tandem ctr` names are claimed: `.names/NAME` is a symlink to the container's id

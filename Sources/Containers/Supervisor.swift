@@ -52,6 +52,7 @@ package final class Supervisor {
         record.command = config.process?.args ?? []
         record.poststop = config.hooks.poststop
         record.monitor = getpid()
+        store.holdUntilExit(id)  // the monitor too (its creator, `tandem-runtime create`, exits)
         record.monitorStart = ProcessInfoLite.startTime(getpid()) ?? 0
         record.createdNanoseconds = Clock.realtimeNanoseconds()
     }

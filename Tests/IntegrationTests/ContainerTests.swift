@@ -337,6 +337,25 @@ struct ContainerLifecycleTests {
         Containers.expectNoLeftovers(id, state: state)
     }
 
+    @Test("a directory a killed tandem left before its first state goes with the next run; one still held (a create in progress) stays")
+    func abandonedDirectory() throws {
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        let abandoned = state + "/" + String(repeating: "a", count: 64)
+        let held = state + "/" + String(repeating: "b", count: 64)
+        let foreign = state + "/not-a-container"
+        for directory in [abandoned, held, foreign] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        // The creator of `held` is alive: it holds the directory as a live tandem does.
+        let fd = open(held, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        #expect(flock(fd, LOCK_SH) == 0)
+        let run = try Tandem.run(["ctr", "run", "--state-root", state, "--", "/bin/true"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: abandoned), "swept at once (no minute's wait)")
+        #expect(FileManager.default.fileExists(atPath: held), "a create in progress is not swept")
+        #expect(FileManager.default.fileExists(atPath: foreign), "a directory that is no ctr id is never touched")
+    }
+
     @Test("a tandem SIGKILLed while its container runs leaves nothing after rm")
     func killedMonitor() throws {
         let state = Containers.stateRoot()
