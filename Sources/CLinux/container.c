@@ -187,6 +187,28 @@ static void become(const struct clinux_process *p, int error_fd) {
     fail(error_fd, "execve", p->path);
 }
 
+/* The mounts [from, to) of the description, in order, on the root `root_fd`. */
+static void make_mounts(const struct clinux_container *c, int root_fd, int from, int to) {
+    for (int i = from; i < to; i++) {
+        const struct clinux_mount *m = &c->mounts[i];
+        int fd = mount_point(root_fd, m->target, m->make_target);
+        if (fd < 0) {
+            if (m->optional) continue;
+            fail(c->error_fd, "resolve in root", m->target);
+        }
+        int mounted = mount_on(m->source, fd, m->fstype, m->flags, m->data);
+        close(fd);
+        if (mounted != 0) {
+            if (m->optional) continue;
+            fail(c->error_fd, m->fstype ? "mount" : "mount --bind", m->target);
+        }
+        if (m->remount) {
+            remount_in_root(c, root_fd, m->target, (m->flags & ~(unsigned long)MS_REC) | MS_BIND | MS_REMOUNT, "mount -o remount,bind");
+        }
+        if (m->propagation) remount_in_root(c, root_fd, m->target, m->propagation, "mount --make-*");
+    }
+}
+
 static void make_device(const struct clinux_container *c, int root_fd, int in_user_namespace, const struct clinux_device *d) {
     char name[NAME_MAX + 1];
     int parent = clinux_parent_in_root(root_fd, d->path, name, sizeof name);
@@ -306,24 +328,8 @@ static int child_main(void *argument) {
     /* Every path below is the container's, resolved inside the root (inroot.c). */
     int root_fd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0) fail(c->error_fd, "open", c->root);
-    for (int i = 0; i < c->mount_count; i++) {
-        const struct clinux_mount *m = &c->mounts[i];
-        int fd = mount_point(root_fd, m->target, m->make_target);
-        if (fd < 0) {
-            if (m->optional) continue;
-            fail(c->error_fd, "resolve in root", m->target);
-        }
-        int mounted = mount_on(m->source, fd, m->fstype, m->flags, m->data);
-        close(fd);
-        if (mounted != 0) {
-            if (m->optional) continue;
-            fail(c->error_fd, m->fstype ? "mount" : "mount --bind", m->target);
-        }
-        if (m->remount) {
-            remount_in_root(c, root_fd, m->target, (m->flags & ~(unsigned long)MS_REC) | MS_BIND | MS_REMOUNT, "mount -o remount,bind");
-        }
-        if (m->propagation) remount_in_root(c, root_fd, m->target, m->propagation, "mount --make-*");
-    }
+    int early = c->mount_count - (c->ready_fd >= 0 ? c->late_mount_count : 0);
+    make_mounts(c, root_fd, 0, early);
     for (int i = 0; i < c->device_count; i++) make_device(c, root_fd, in_user_namespace, &c->devices[i]);
     for (int i = 0; i < c->symlink_count; i++) {
         char name[NAME_MAX + 1];
@@ -336,10 +342,17 @@ static int child_main(void *argument) {
     close(root_fd);
     for (int i = 0; i < c->sysctl_count; i++) write_sysctl(c->error_fd, c->sysctls[2 * i], c->sysctls[2 * i + 1]);
 
-    /* Hooks: the parent runs prestart, createRuntime and createContainer now. */
+    /* Hooks: the parent runs prestart, createRuntime and createContainer now (and makes the
+     * cgroups the late mounts bind). */
     if (c->ready_fd >= 0) {
         report(c, 'h');
         await(c->sync_fd);
+        if (early < c->mount_count) {
+            root_fd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (root_fd < 0) fail(c->error_fd, "open", c->root);
+            make_mounts(c, root_fd, early, c->mount_count);
+            close(root_fd);
+        }
     }
 
     if (chdir(c->root) != 0) fail(c->error_fd, "chdir", c->root);

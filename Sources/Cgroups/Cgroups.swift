@@ -139,6 +139,18 @@ public enum CgroupLayout: Equatable, Sendable {
         }
     }
 
+    /// The directory `create(parent:name:extra:)` makes for `controller` (v2: the one leaf), or
+    /// nil when the container gets none for it: known before it exists.
+    public func plannedDirectory(for controller: String, parent: String, name: String, extra: [String] = []) -> String? {
+        let path = (parent.split(separator: "/").map(String.init) + [name]).joined(separator: "/")
+        switch self {
+        case .v2(let root): return "\(root)/\(path)"
+        case .v1(let controllers):
+            guard CgroupV1.controllerNames.contains(controller) || extra.contains(controller), let mount = controllers[controller] else { return nil }
+            return "\(mount)/\(path)"
+        }
+    }
+
     /// Creates the cgroup `parent/name` (e.g. tandem/3f2a…) and returns its manager. `extra`
     /// controllers (v1: hierarchies to make a directory in; v2: controllers to enable) come on top
     /// of the ones Tandem always uses; the host may lack some (`directory(for:)` says).

@@ -71,16 +71,21 @@ package struct Launch {
 
     /// Cgroup mounts become binds of the container's own cgroup directories: with or without a
     /// cgroup namespace, the container sees its cgroup as the root of /sys/fs/cgroup (as with runc).
-    package func mounts(cgroup: any CgroupManager, layout: CgroupLayout, console: String?) -> [clinuxMountSpec] {
+    /// `directory(controller)` is the container's cgroup directory for a controller (v2: the
+    /// one); the index of the first mount that binds one comes back too (those wait until the
+    /// cgroups exist).
+    package func mounts(layout: CgroupLayout, console: String?, directory: (String) -> String?) -> (mounts: [clinuxMountSpec], firstCgroup: Int?) {
         var list: [clinuxMountSpec] = []
+        var firstCgroup: Int?
         for mount in config.mounts {
             let options = MountOptions.parse(mount.options)
             let isBind = mount.type == "bind" || options.bind
             if mount.type == "cgroup" || mount.type == "cgroup2" {
+                firstCgroup = firstCgroup ?? list.count
                 let flags = options.flags & ~UInt(MS_BIND | MS_REC)
                 switch layout {
                 case .v2:
-                    if let directory = cgroup.directory(for: "memory") {
+                    if let directory = directory("memory") {
                         list.append(clinuxMountSpec(source: directory, target: mount.destination, fstype: nil, flags: UInt(MS_BIND | MS_REC) | flags,
                                                     data: nil, make: 1, remount: flags != 0, propagation: options.propagation))
                     }
@@ -88,7 +93,7 @@ package struct Launch {
                     list.append(clinuxMountSpec(source: "tmpfs", target: mount.destination, fstype: "tmpfs",
                                                 flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), data: "mode=755", make: 1, remount: false, propagation: 0))
                     for name in controllers.keys.sorted() {
-                        guard let directory = cgroup.directory(for: name) else { continue }
+                        guard let directory = directory(name) else { continue }
                         list.append(clinuxMountSpec(source: directory, target: "\(mount.destination)/\(name)", fstype: nil,
                                                     flags: UInt(MS_BIND) | flags, data: nil, make: 1, remount: flags != 0, propagation: 0))
                     }
@@ -119,7 +124,7 @@ package struct Launch {
             list.append(clinuxMountSpec(source: console, target: "/dev/console", fstype: nil, flags: UInt(MS_BIND), data: nil, make: 2,
                                         remount: false, propagation: 0))
         }
-        return list
+        return (list, firstCgroup)
     }
 
     /// Whether the runtime supplies /dev's default nodes: unless /dev is the host's (a bind).

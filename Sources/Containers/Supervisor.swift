@@ -108,8 +108,7 @@ package final class Supervisor {
         }
         let (parent, name) = try CgroupPlacement.resolve(config.cgroupsPath, id: record.id)
         let extra = ResourceWriter.extraControllers(config, version: layout.version)
-        // Written down before they exist: a monitor killed while making them (Ctrl-C on create,
-        // SIGKILL) leaves a record that delete and the creator's cleanup remove them by.
+        // The cgroups are made while the child sets up its mounts (below); they are planned now.
         // (A leaf that exists already is someone else's: refused before it could be written down.)
         let planned = layout.plannedDirectories(parent: parent, name: name, extra: extra)
         let where_ = config.cgroupsPath ?? "(default /\(parent)/\(name))"
@@ -119,31 +118,12 @@ package final class Supervisor {
         record.cgroups = planned
         // Where a process joins, known from the plan too: the leaves' cgroup.procs.
         record.cgroupProcs = CgroupLeftovers.leaves(planned).map { $0 + "/cgroup.procs" }
-        try store.save(record)
-        let manager: any CgroupManager
-        do {
-            manager = try layout.create(parent: parent, name: name, extra: extra)
-        } catch {
-            record.cgroups = []
-            try? store.save(record)
-            throw OCIError("linux.cgroupsPath \(where_): \(error.description)")
-        }
-        cgroup = manager
-        mark("cgroup made")
-        // Written again only if what was made differs from the plan (it does not, unless the
-        // layout changed in between).
-        if manager.directories != planned || Set(manager.processFiles) != Set(record.cgroupProcs) {
-            record.cgroups = manager.directories
-            record.cgroupProcs = manager.processFiles
-            try store.save(record)
-        }
-        try ResourceWriter.apply(config, to: manager)
         let seccomp = try config.seccomp.map { profile throws(OCIError) in try CompiledSeccomp.compile(profile) }
         if let seccomp, seccomp.unknownSyscalls > 0 {
             log.debug("linux.seccomp: \(seccomp.unknownSyscalls) syscall names unknown to libseccomp were skipped")
         }
 
-        mark("limits written, seccomp compiled")
+        mark("seccomp compiled")
         let syncRead: FileDescriptor, execRead: FileDescriptor
         var readyWrite: FileDescriptor?, errorWrite: FileDescriptor?
         do {
@@ -178,12 +158,16 @@ package final class Supervisor {
             c.overlay_userxattr = options.overlayUserXattr ? 1 : 0
         }
         c.loopback_up = options.loopbackUp && config.newNamespace("network") ? 1 : 0
-        let mounts = launch.mounts(cgroup: manager, layout: layout, console: console?.path)
+        let (mounts, firstCgroupMount) = launch.mounts(layout: layout, console: console?.path) { controller in
+            layout.plannedDirectory(for: controller, parent: parent, name: name, extra: extra)
+        }
         c.mounts = UnsafePointer(arena.copy(mounts.map {
             clinux_mount(source: arena.string($0.source), target: arena.string($0.target), fstype: $0.fstype.map(arena.string), flags: $0.flags,
                          data: $0.data.map(arena.string), make_target: $0.make, remount: $0.remount ? 1 : 0, optional: 0, propagation: $0.propagation)
         }))
         c.mount_count = Int32(mounts.count)
+        // The cgroup binds (and what follows them) wait until the cgroups exist.
+        c.late_mount_count = Int32(mounts.count - (firstCgroupMount ?? mounts.count))
         let devices = launch.deviceNodes.map { entry in
             var node = entry.node
             node.path = arena.string(entry.path)
@@ -228,14 +212,35 @@ package final class Supervisor {
                 throw OCIError("config.json: process.oomScoreAdj: \(error.description)")
             }
         }
-        // Go: the child builds its root while it is moved into its cgroups; everything after its
-        // mounts (pivot_root on) happens inside them. Without hooks to run at that point the
-        // second go-ahead goes as soon as it is in them, and for a caller that starts it next
-        // (without startContainer hooks) the go-ahead to exec with it: the child runs straight
-        // through instead of waiting for our answers to its reports.
+        // Go: the child builds its root while we make its cgroups and move it into them;
+        // everything after its first mounts (the cgroup binds, pivot_root on) happens inside them.
+        // Without hooks to run at that point the second go-ahead goes as soon as it is in them,
+        // and for a caller that starts it next (without startContainer hooks) the go-ahead to exec
+        // with it: the child runs straight through instead of waiting for our answers to its reports.
         let createHooks = !(config.hooks.prestart.isEmpty && config.hooks.createRuntime.isEmpty && config.hooks.createContainer.isEmpty)
         try poke(syncWrite!, "sync")
-        do { try manager.add(pid: child) } catch { throw OCIError(error.description) }
+        // Written down before they exist: a monitor killed while making them (Ctrl-C on create,
+        // SIGKILL) leaves a record that delete and the creator's cleanup remove them by.
+        try store.save(record)
+        let manager: any CgroupManager
+        do {
+            manager = try layout.create(parent: parent, name: name, extra: extra)
+        } catch {
+            throw OCIError("linux.cgroupsPath \(where_): \(error.description)")
+        }
+        cgroup = manager
+        mark("cgroup made")
+        // Written again only if what was made differs from the plan (it does not, unless the
+        // layout changed in between).
+        if manager.directories != planned || Set(manager.processFiles) != Set(record.cgroupProcs) {
+            record.cgroups = manager.directories
+            record.cgroupProcs = manager.processFiles
+            try store.save(record)
+        }
+        try ResourceWriter.apply(config, to: manager)
+        mark("limits written")
+        // (A child that failed meanwhile is gone: its own message says why.)
+        do { try manager.add(pid: child) } catch { throw failure(error.description) }
         mark("in its cgroups")
         if !createHooks { try poke(syncWrite!, "sync") }
         if startsNext && config.hooks.startContainer.isEmpty {

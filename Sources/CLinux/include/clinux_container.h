@@ -93,6 +93,8 @@ struct clinux_container {
     int read_only_root;
     const struct clinux_mount *mounts;
     int mount_count;
+    int late_mount_count;          /* the last N mounts wait for the second go-ahead (with ready_fd): they bind
+                                    * the container's cgroup directories, which the parent makes meanwhile */
     const struct clinux_device *devices;
     int device_count;
     const char *const *symlinks;   /* pairs: link target, link path inside the root */
