@@ -110,7 +110,7 @@ public enum ContainerRuntime {
                 throw ContainerError(describe(error, spec.limits))
             }
             let running = supervisor!
-            let cloned = Clock.monotonicNanoseconds()
+            let cloned = running.clonedNanoseconds
             // The bundle, for `exec`, `inspect` and `tandem-runtime --root`: written while the
             // container's process execs (nothing reads it before the container runs).
             do { try Files.write(directory + "/config.json", Array(json.serialized().utf8), mode: 0o600) } catch {

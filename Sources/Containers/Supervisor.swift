@@ -19,6 +19,8 @@ package final class Supervisor {
     package var callerReaps = false
     package private(set) var cgroup: (any CgroupManager)?
     package private(set) var child: pid_t = 0
+    /// CLOCK_MONOTONIC when the child was cloned (for `tandem ctr run --report`).
+    package private(set) var clonedNanoseconds: UInt64 = 0
     private var syncWrite: FileDescriptor?
     private var readyRead: FileDescriptor?
     private var execWrite: FileDescriptor?
@@ -196,6 +198,7 @@ package final class Supervisor {
         readyWrite = nil
         errorWrite = nil
         record.pid = child
+        clonedNanoseconds = Clock.monotonicNanoseconds()
         mark("cloned")
         record.pidStart = ProcessInfoLite.startTime(child) ?? 0
 
