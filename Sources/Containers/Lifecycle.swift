@@ -6,9 +6,11 @@ import Glibc
 #endif
 
 /// What both front ends (`tandem ctr` and `tandem-runtime`) do to a container after it is made:
-/// delete it, wait for its monitor. One implementation, so a container made by either can be
-/// handled by the other.
+/// delete, pause and resume it, exec in it, wait for its monitor. One implementation, so a
+/// container made by either can be handled by the other.
 package enum Lifecycle {
+    /// Removes a stopped container (a created one too, as runc does; a running or paused one only
+    /// with `force`, after SIGKILL), once its monitor has recorded the end; poststop hooks last.
     package static func delete(_ record: Record, force: Bool, store: RecordStore, log: RuntimeLog) throws(OCIError) {
         let status = record.currentStatus
         switch status {
