@@ -297,8 +297,11 @@ static int child_main(void *argument) {
     if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) != 0) fail(c->error_fd, "sethostname", c->hostname);
     if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) != 0) fail(c->error_fd, "setdomainname", c->domainname);
 
-    /* Nothing we mount may propagate back to the host (rootfsPropagation may ask for rslave/rshared). */
-    unsigned long propagation = c->root_propagation ? c->root_propagation : (MS_REC | MS_PRIVATE);
+    /* Nothing we mount may propagate back to the host: every mount private, or, for
+     * rootfsPropagation (r)slave, a slave that still receives the host's. A shared or
+     * unbindable root is made so once it is the root (below): a shared one then has a peer
+     * group of its own, never the host's. */
+    unsigned long propagation = (c->root_propagation & MS_SLAVE) ? c->root_propagation : (MS_REC | MS_PRIVATE);
     if (mount(NULL, "/", NULL, propagation, NULL) != 0) fail(c->error_fd, "mount --make-r*", "/");
 
     if (c->lower) {
@@ -322,8 +325,6 @@ static int child_main(void *argument) {
     } else if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) {
         fail(c->error_fd, "mount --rbind", c->root);
     }
-    /* pivot_root needs the new root's parent mount not shared. */
-    if (c->root_propagation & MS_SHARED) mount(NULL, c->root, NULL, MS_PRIVATE, NULL);
 
     /* Every path below is the container's, resolved inside the root (inroot.c). */
     int root_fd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -347,6 +348,9 @@ static int child_main(void *argument) {
     if (c->ready_fd >= 0) {
         report(c, 'h');
         await(c->sync_fd);
+        /* In our cgroups now (the second go-ahead follows the move): a cgroup namespace, rooted at
+         * the cgroup it is made in, exists from create on, as with runc. */
+        if ((c->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) != 0) fail(c->error_fd, "unshare", "CLONE_NEWCGROUP");
         if (early < c->mount_count) {
             root_fd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
             if (root_fd < 0) fail(c->error_fd, "open", c->root);
@@ -387,6 +391,10 @@ static int child_main(void *argument) {
     if (c->read_only_root && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) {
         fail(c->error_fd, "mount -o remount,ro", "/");
     }
+    /* The root's own propagation last (an unbindable root could not be bound from above). */
+    if ((c->root_propagation & (MS_SHARED | MS_UNBINDABLE | MS_PRIVATE)) && mount(NULL, "/", NULL, c->root_propagation, NULL) != 0) {
+        fail(c->error_fd, "mount --make-*", "/ (rootfsPropagation)");
+    }
     if (c->loopback_up) loopback_up(c->error_fd);
 
     /* At the entry point. The go-ahead comes once the parent has moved us into our cgroups (on
@@ -397,8 +405,8 @@ static int child_main(void *argument) {
     report(c, 'r');
     await(c->exec_fd);
     close(c->exec_fd);
-    /* A cgroup namespace is rooted at the cgroup it is made in: only now is that ours. */
-    if ((c->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) != 0) fail(c->error_fd, "unshare", "CLONE_NEWCGROUP");
+    /* Without the reports (no ready_fd) the go-ahead to exec is the first sign we are in our cgroups. */
+    if (c->ready_fd < 0 && (c->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) != 0) fail(c->error_fd, "unshare", "CLONE_NEWCGROUP");
     become(&c->process, c->error_fd);
     return 127;
 }

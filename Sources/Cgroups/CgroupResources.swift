@@ -26,6 +26,11 @@ public struct CgroupResources: Sendable {
     public var throttle: [(file: String, devices: [ThrottleDevice])] = []
     public var hugepageLimits: [(pageSize: String, limit: UInt64)] = []
     public var unified: [(String, String)] = []
+    /// blockIO.leafWeight: v1 blkio.leaf_weight, which only some I/O schedulers (CFQ/BFQ) have.
+    public var blkioLeafWeight: UInt64?
+    /// network: v1 net_cls.classid and net_prio.ifpriomap (cgroup v2 has neither).
+    public var netClassID: UInt32?
+    public var netPriorities: [(interface: String, priority: UInt32)] = []
 
     public init() {}
 
@@ -37,11 +42,16 @@ public struct CgroupResources: Sendable {
         if cpus != nil || mems != nil { extra.append("cpuset") }
         if blkioWeight != nil || !throttle.isEmpty { extra.append(version == .v1 ? "blkio" : "io") }
         if !hugepageLimits.isEmpty { extra.append("hugetlb") }
+        if version == .v1 && netClassID != nil { extra.append("net_cls") }
+        if version == .v1 && !netPriorities.isEmpty { extra.append("net_prio") }
         return extra
     }
 
-    /// Writes the limits into `cgroup` (the device rules: `applyDevices`).
-    public func apply(to cgroup: any CgroupManager) throws(CgroupError) {
+    /// Writes the limits into `cgroup` (the device rules: `applyDevices`). Returns warnings: what
+    /// was asked for and ignored because the host cannot do it and runc's rule is to go on.
+    @discardableResult
+    public func apply(to cgroup: any CgroupManager) throws(CgroupError) -> [String] {
+        var warnings: [String] = []
         let r = self
         func set(_ field: String, _ controller: String, _ file: String, _ value: String) throws(CgroupError) {
             do { try cgroup.set(controller, file, value) } catch { throw CgroupError("linux.resources.\(field): \(error.description)") }
@@ -116,6 +126,31 @@ public struct CgroupResources: Sendable {
             guard !v1 else { throw CgroupError("linux.resources.unified: needs cgroup v2 (this host's cgroups are v1)") }
             for (file, value) in r.unified { try set("unified.\(file)", String(file.prefix { $0 != "." }), file, value) }
         }
+        if let leaf = r.blkioLeafWeight {
+            // Applied where the scheduler offers it; elsewhere ignored with a warning (runc and crun
+            // fail on a file only CFQ/BFQ have, which most hosts' schedulers do not).
+            if v1, let blkio = cgroup.directory(for: "blkio"), Files.kind(blkio + "/blkio.leaf_weight") == .regular {
+                try set("blockIO.leafWeight", "blkio", "blkio.leaf_weight", String(leaf))
+            } else {
+                warnings.append("linux.resources.blockIO.leafWeight: ignored (\(v1 ? "this host's I/O scheduler has no blkio.leaf_weight" : "cgroup v2 has no leaf weight"))")
+            }
+        }
+        if r.netClassID != nil || !r.netPriorities.isEmpty {
+            guard v1 else { throw CgroupError("linux.resources.network: cgroup v2 has no net_cls or net_prio controller (classify traffic with eBPF or nftables' socket cgroupv2 match instead)") }
+            if let classID = r.netClassID {
+                guard cgroup.directory(for: "net_cls") != nil else {
+                    throw CgroupError("linux.resources.network.classID: this host has no net_cls hierarchy mounted under /sys/fs/cgroup")
+                }
+                try set("network.classID", "net_cls", "net_cls.classid", String(classID))
+            }
+            if !r.netPriorities.isEmpty {
+                guard cgroup.directory(for: "net_prio") != nil else {
+                    throw CgroupError("linux.resources.network.priorities: this host has no net_prio hierarchy mounted under /sys/fs/cgroup")
+                }
+                for (interface, priority) in r.netPriorities { try set("network.priorities", "net_prio", "net_prio.ifpriomap", "\(interface) \(priority)") }
+            }
+        }
+        return warnings
     }
 
     /// The device cgroup (v1 lists, v2 an eBPF program): deny all, `devices`, the always-allowed

@@ -73,7 +73,7 @@ public protocol CgroupManager: AnyObject, Sendable {
     /// this manager has none (v1: a controller it was not made with, or the host lacks).
     func directory(for controller: String) -> String?
     /// Writes one control file (`memory.max`, `devices.allow`…) in `controller`'s directory, for
-    /// settings beyond `CgroupLimits` (the OCI runtime's `linux.resources`).
+    /// `CgroupResources` (the OCI runtime's `linux.resources`).
     func set(_ controller: String, _ file: String, _ value: String) throws(CgroupError)
 }
 

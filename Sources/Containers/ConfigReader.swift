@@ -109,6 +109,7 @@ package struct Field {
 package final class ConfigNotes: @unchecked Sendable {
     package var unknown: [String] = []
     package var ignored: [String] = []
+    package var warnings: [String] = []
     package init() {}
 }
 

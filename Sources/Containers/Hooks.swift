@@ -1,5 +1,4 @@
 import CLinux
-import Containers
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +17,18 @@ package enum HookRunner {
         for (index, hook) in hooks.enumerated() {
             try runOne(hook, name: "hooks.\(kind)[\(index)] \(hook.path)", state: state, place: place)
         }
+    }
+
+    /// Runs every hook of `hooks` whatever the others did (poststart, poststop: the spec has the
+    /// lifecycle go on); returns one line per failure, for the caller to warn with.
+    package static func runAll(_ hooks: [OCIConfig.Hook], kind: String, state: JSON, place: Place) -> [String] {
+        var failures: [String] = []
+        for (index, hook) in hooks.enumerated() {
+            do { try runOne(hook, name: "hooks.\(kind)[\(index)] \(hook.path)", state: state, place: place) } catch {
+                failures.append(error.description)
+            }
+        }
+        return failures
     }
 
     package static func runOne(_ hook: OCIConfig.Hook, name: String, state: JSON, place: Place) throws(OCIError) {

@@ -1,6 +1,5 @@
 import CLinux
 import Cgroups
-import Containers
 import HostOS
 #if canImport(Glibc)
 import Glibc

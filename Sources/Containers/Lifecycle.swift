@@ -36,8 +36,8 @@ package enum Lifecycle {
         if !record.poststop.isEmpty {
             var stopped = record
             stopped.status = .stopped
-            do { try HookRunner.run(record.poststop, kind: "poststop", state: stopped.ociState(), place: .runtime) } catch {
-                log.warning(error.description)
+            for failure in HookRunner.runAll(record.poststop, kind: "poststop", state: stopped.ociState(), place: .runtime) {
+                log.notice(failure + " (the other poststop hooks ran, and the container is deleted, as the spec says)")
             }
         }
     }

@@ -103,6 +103,9 @@ public struct OCIConfig: Sendable {
     /// Unknown fields (ignored, as the spec requires) and known ones that change nothing here.
     public var unknownFields: [String] = []
     public var ignoredFields: [String] = []
+    /// What the runtime ignores and says so on stderr and in its log, as runc warns: a setting
+    /// the spec deprecates or the host cannot apply.
+    public var warnings: [String] = []
 
     public func has(_ namespace: String) -> Bool { namespaces.contains { $0.type == namespace } }
     public func newNamespace(_ namespace: String) -> Bool { namespaces.contains { $0.type == namespace && $0.path == nil } }
@@ -161,11 +164,13 @@ public struct OCIConfig: Sendable {
         if let hooks = top["hooks"] { config.hooks = try readHooks(hooks) }
         config.annotations = try top["annotations"]?.stringMap() ?? []
         if let linux = top["linux"] { try readLinux(linux, into: &config, notes: notes) }
-        if let hostname = config.hostname, !hostname.isEmpty, !config.newNamespace("uts") {
-            throw OCIError("config.json: hostname: setting a hostname needs a new uts namespace in linux.namespaces")
+        // A uts namespace of its own, new or joined by path (the name is then set in the joined one).
+        for (field, value) in [("hostname", config.hostname), ("domainname", config.domainname)] where !(value ?? "").isEmpty && !config.has("uts") {
+            throw OCIError("config.json: \(field): setting it needs a uts namespace in linux.namespaces (new, or joined by path)")
         }
         config.unknownFields = notes.unknown
         config.ignoredFields = notes.ignored
+        config.warnings = notes.warnings
         return config
     }
 
@@ -429,8 +434,9 @@ public struct OCIConfig: Sendable {
             resources.memorySwap = try m["swap"]?.int64()
             resources.swappiness = (try m["swappiness"]?.int(in: 0...100)).map { UInt64($0) }
             resources.disableOOMKiller = try m["disableOOMKiller"]?.bool()
-            for unsupported in ["kernel", "kernelTCP"] where m[unsupported] != nil {
-                throw m[unsupported]!.error("kernel memory limits are deprecated in the runtime spec and not supported by this runtime")
+            for deprecated in ["kernel", "kernelTCP"] where m[deprecated] != nil {
+                _ = try m[deprecated]!.int64()
+                field.notes.warnings.append("linux.resources.memory.\(deprecated): kernel memory limits are deprecated in the runtime spec and ignored (as runc and crun do)")
             }
             if let limit = resources.memoryLimit, limit > 0, let swap = resources.memorySwap, swap > 0, swap < limit {
                 throw m["swap"]!.error("\(swap) is below memory.limit \(limit) (swap is memory plus swap)")
@@ -454,7 +460,8 @@ public struct OCIConfig: Sendable {
             let b = try blockIO.members(known: ["weight", "leafWeight", "weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
                                                 "throttleReadIOPSDevice", "throttleWriteIOPSDevice"])
             resources.blkioWeight = (try b["weight"]?.int(in: 10...1000)).map { UInt64($0) }
-            for unsupported in ["leafWeight", "weightDevice"] where b[unsupported] != nil { throw b[unsupported]!.error("not supported by this runtime") }
+            resources.blkioLeafWeight = (try b["leafWeight"]?.int(in: 10...1000)).map { UInt64($0) }
+            if let device = b["weightDevice"] { throw device.error("not supported by this runtime") }
             for (key, file) in [("throttleReadBpsDevice", "read_bps"), ("throttleWriteBpsDevice", "write_bps"),
                                 ("throttleReadIOPSDevice", "read_iops"), ("throttleWriteIOPSDevice", "write_iops")] {
                 guard let list = b[key] else { continue }
@@ -472,9 +479,17 @@ public struct OCIConfig: Sendable {
             let h = try item.members(known: ["pageSize", "limit"])
             resources.hugepageLimits.append((try h.required("pageSize", in: item.path).string(), try h.required("limit", in: item.path).uint64()))
         }
-        for unsupported in ["network", "rdma"] where members[unsupported] != nil {
-            throw members[unsupported]!.error("not supported by this runtime")
+        if let network = members["network"] {
+            let n = try network.members(known: ["classID", "priorities"])
+            resources.netClassID = try n["classID"]?.uint32()
+            for item in try n["priorities"]?.array() ?? [] {
+                let p = try item.members(known: ["name", "priority"])
+                let interface = try p.required("name", in: item.path).string()
+                guard !interface.isEmpty, !interface.contains(" "), !interface.contains("\n") else { throw p["name"]!.error("not an interface name") }
+                resources.netPriorities.append((interface, try p.required("priority", in: item.path).uint32()))
+            }
         }
+        if let rdma = members["rdma"] { throw rdma.error("not supported by this runtime") }
         resources.unified = try members["unified"]?.stringMap() ?? []
         for (key, _) in resources.unified where key.contains("/") || key.hasPrefix(".") {
             throw OCIError("config.json: linux.resources.unified.\(key): not a cgroup control file name")

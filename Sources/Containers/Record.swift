@@ -1,5 +1,4 @@
 import Cgroups
-import Containers
 import HostOS
 #if canImport(Glibc)
 import Glibc

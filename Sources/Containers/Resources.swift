@@ -12,10 +12,12 @@ package enum ResourceWriter {
         config.devices.filter { $0.type != "p" }.map { DeviceRule(allow: true, type: $0.type == "b" ? "b" : "c", major: $0.major, minor: $0.minor) }
     }
 
-    package static func apply(_ config: OCIConfig, to cgroup: any CgroupManager) throws(OCIError) {
+    /// Returns what was ignored with a warning (see `CgroupResources.apply`).
+    package static func apply(_ config: OCIConfig, to cgroup: any CgroupManager) throws(OCIError) -> [String] {
         do {
-            try config.resources.apply(to: cgroup)
+            let warnings = try config.resources.apply(to: cgroup)
             try config.resources.applyDevices(to: cgroup, ownDevices: ownDevices(config))
+            return warnings
         } catch { throw OCIError("config.json: \(error.description)") }
     }
 

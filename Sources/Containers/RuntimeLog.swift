@@ -26,6 +26,8 @@ package final class RuntimeLog: @unchecked Sendable {
 
     package func error(_ message: String) { emit("error", message, stderr: true) }
     package func warning(_ message: String) { emit("warning", message, stderr: debugEnabled) }
+    /// A warning runc would print too (a setting ignored): on stderr always, and in the log.
+    package func notice(_ message: String) { emit("warning", message, stderr: true) }
     package func debug(_ message: String) { if debugEnabled { emit("debug", message, stderr: true) } }
 
     private func emit(_ level: String, _ message: String, stderr: Bool) {

@@ -1,4 +1,3 @@
-import Containers
 import CSeccomp
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,5 @@
 import CLinux
 import Cgroups
-import Containers
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -48,6 +47,7 @@ package final class Supervisor {
         self.log = log
         self.options = options
         launch = try Launch(config: config, files: options.layers?.lower)
+        for warning in config.warnings { log.notice("config.json: " + warning) }
         try OCIConfig.checkRoot(config.rootPath)  // a new container's root (exec enters a running one's)
         record = Record(id: id, bundle: config.bundle, rootfs: config.rootPath, status: .creating)
         record.annotations = config.annotations
@@ -240,7 +240,7 @@ package final class Supervisor {
             record.cgroupProcs = manager.processFiles
             try store.save(record)
         }
-        try ResourceWriter.apply(config, to: manager)
+        for warning in try ResourceWriter.apply(config, to: manager) { log.notice("config.json: " + warning) }
         mark("limits written")
         // (A child that failed meanwhile is gone: its own message says why.)
         do { try manager.add(pid: child) } catch { throw failure(error.description) }
@@ -315,10 +315,8 @@ package final class Supervisor {
         let message = (try? errorRead?.readAll(limit: 4096)).flatMap { $0 } ?? []
         errorRead = nil
         if !message.isEmpty { throw OCIError("starting the container failed: " + String(decoding: message, as: UTF8.self)) }
-        do {
-            try HookRunner.run(config.hooks.poststart, kind: "poststart", state: state(.running), place: .runtime)
-        } catch {
-            log.warning("\(error.description) (the container keeps running, as the spec says)")
+        for failure in HookRunner.runAll(config.hooks.poststart, kind: "poststart", state: state(.running), place: .runtime) {
+            log.notice(failure + " (the other poststart hooks ran, and the container keeps running, as the spec says)")
         }
     }
 

@@ -88,7 +88,8 @@ struct clinux_container {
     const char *root;
     const char *lower, *upper, *work;
     int overlay_userxattr;         /* overlay in a user namespace keeps its xattrs in user.* */
-    unsigned long root_propagation; /* applied to / first; 0: MS_REC|MS_PRIVATE */
+    unsigned long root_propagation; /* rootfsPropagation: (r)slave applied to / first, (r)shared,
+                                    * (r)private, (r)unbindable to the new root last; 0: all private */
     int no_pivot;                  /* MS_MOVE + chroot instead of pivot_root (runc --no-pivot) */
     int read_only_root;
     const struct clinux_mount *mounts;
