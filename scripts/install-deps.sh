@@ -15,6 +15,10 @@ profile=${1:-all}
 #         manager-kill measurement). jq: the README's examples pipe a report through it (a test runs them).
 core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-tools pkg-config libvirt-dev
       libvirt-daemon-system libvirt-clients qemu-system-x86 e2fsprogs libseccomp-dev runc procps podman jq)
+# containerd: a test runs tandem-runtime as containerd's runc binary (ctr run --runc-binary). A
+# host with Docker's containerd.io package has a containerd already, and Debian's would replace it
+# (and with it Docker): the one installed is kept.
+command -v containerd >/dev/null 2>&1 || core+=(containerd)
 bench=(crun runc hyperfine qemu-system-x86)
 # Ubuntu packages its kernels under other names; the Debian cloud kernel is what Tandem is verified with.
 if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then bench+=(linux-image-cloud-amd64); fi
