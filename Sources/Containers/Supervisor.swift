@@ -29,9 +29,10 @@ package final class Supervisor {
     package struct Options {
         /// The root as an overlay mounted by the child in its own mount namespace (nothing to
         /// unmount on the host, whatever happens to us): `lower` read-only and shared, `upper`
-        /// and `work` this container's — or, nil, a tmpfs in its mount namespace (a scratch layer
-        /// that needs nothing made or removed on the host); `config.rootPath` is the mount point. Without it the
-        /// root is config.json's root.path, as prepared by the caller (podman, containerd).
+        /// and `work` this container's — or, nil, a tmpfs in its mount namespace (a scratch
+        /// layer that needs nothing made or removed on the host); `config.rootPath` is the mount
+        /// point. Without it the root is config.json's root.path, as prepared by the caller
+        /// (podman, containerd).
         package var layers: (lower: String, upper: String?, work: String?)?
         /// The overlay's xattrs in user.* (its upper layer is written from a user namespace).
         package var overlayUserXattr = false
@@ -68,8 +69,9 @@ package final class Supervisor {
     /// still names the container's cgroups: sweeping it kills the process too).
     package func create(consoleSocket: String?, noPivot: Bool, pidFile: String?, startsNext: Bool = false) throws(OCIError) {
         do throws(OCIError) {
-            // (The first state is written once the cgroups are planned: until then the directory
-            // alone says "creating", and there is nothing to clean up but it.)
+            // (The first state is written once the child is cloned and its cgroups planned: until
+            // then the directory alone says "creating", and there is nothing to clean up but it —
+            // a child whose parent dies before that sees its pipe end and exits.)
             try store.saveAnnotations(record)
             try makeContainer(consoleSocket: consoleSocket, noPivot: noPivot, startsNext: startsNext)
             if let pidFile { try Self.writePidFile(pidFile, child) }
