@@ -42,7 +42,7 @@ public enum ContainerRuntime {
                            started: (Record) -> Void = { _ in }) throws(ContainerError) -> ContainerResult {
         let store = RecordStore(root: spec.stateRoot)
         sweep(store)
-        _ = try spec.validate()
+        let program = try spec.validate()
         // Stop signals arrive through a signalfd from here on; the child unblocks them before exec.
         var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
         defer { blocked.restore() }
@@ -67,6 +67,7 @@ public enum ContainerRuntime {
                 close(log)
             }
             var options = Supervisor.Options()
+            options.program = program
             options.loopbackUp = spec.network == .loopback
             let rootPath: String
             switch spec.root {

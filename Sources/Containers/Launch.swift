@@ -25,8 +25,8 @@ package struct Launch {
 
     /// Checks what needs the host before anything is made; `process` may come from `exec --process`.
     /// The program is looked up in `files` (the overlay's lower layer, before it is mounted) or
-    /// else in the root.
-    package init(config: OCIConfig, process: OCIConfig.Process? = nil, files: String? = nil) throws(OCIError) {
+    /// else in the root — unless the front end has looked it up already (`program`).
+    package init(config: OCIConfig, process: OCIConfig.Process? = nil, files: String? = nil, program known: String? = nil) throws(OCIError) {
         self.config = config
         guard let process = process ?? config.process else { throw OCIError("config.json: process: missing (a container needs a process to start)") }
         self.process = process
@@ -36,7 +36,7 @@ package struct Launch {
         guard config.has("mount") else { throw OCIError("config.json: linux.namespaces: this runtime needs a mount namespace (new or joined)") }
         let path = process.env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? Defaults.path
         let name = process.args[0]
-        if let resolved = Launch.resolve(name, in: files ?? config.rootPath, path: path) {
+        if let resolved = known ?? Launch.resolve(name, in: files ?? config.rootPath, path: path) {
             program = resolved
         } else if name.hasPrefix("/"), config.mounts.contains(where: { name.hasPrefix($0.destination + "/") }) {
             program = name  // provided by a mount, seen only once it is made

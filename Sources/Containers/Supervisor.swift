@@ -38,6 +38,8 @@ package final class Supervisor {
         package var overlayUserXattr = false
         /// A new network namespace gets `lo` up, as runc and crun do; `tandem ctr --net none` leaves it down.
         package var loopbackUp = true
+        /// process.args[0] as the front end already found it inside the root (not looked up twice).
+        package var program: String?
         package init() {}
     }
     let options: Options
@@ -47,7 +49,7 @@ package final class Supervisor {
         self.config = config
         self.log = log
         self.options = options
-        launch = try Launch(config: config, files: options.layers?.lower)
+        launch = try Launch(config: config, files: options.layers?.lower, program: options.program)
         for warning in config.warnings { log.notice("config.json: " + warning) }
         try OCIConfig.checkRoot(config.rootPath)  // a new container's root (exec enters a running one's)
         record = Record(id: id, bundle: config.bundle, rootfs: config.rootPath, status: .creating)
