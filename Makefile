@@ -12,8 +12,9 @@
 #   make fuzz   the libFuzzer targets in Fuzz/ (the JSON reader), FUZZ_SECONDS each (default 60)
 #   make bench  tandem bench with 10 trials (reports/latest), then the launch benchmark (50 runs:
 #               tiny microVM, tandem ctr run vs crun and runc, idle-container density), then the OCI
-#               runtime's create+start+delete vs crun and runc (50 runs), then signals at every step
-#               of create, run and delete (30 runs each; every leftover count must be 0)
+#               runtime's create+start+delete vs crun and runc (50 runs back to back, 30 after idle
+#               spells), the bare cgroup move under both, then signals at every step of create, run
+#               and delete (30 runs each; every leftover count must be 0)
 
 SWIFT       ?= swift
 RELEASE_BIN := .build/release/tandem
@@ -74,6 +75,8 @@ bench: deps guests build image
 	$(RELEASE_BIN) bench --trials 10 --density 1,10 --out reports/latest
 	python3 scripts/bench_launch.py --runs 50 --density 1,10,100
 	python3 scripts/bench_runtime.py --runs 50
+	python3 scripts/bench_runtime.py --runs 30 --gap 150
+	python3 scripts/bench_cgroup_join.py --runs 30
 	python3 scripts/signal_leftovers.py --runs 30
 
 # Parsers of outside data, fuzzed with libFuzzer: each target is built by swiftc from the parser's

@@ -113,9 +113,9 @@ def density(tandem, counts):
             time.sleep(0.5)
             charge = pss = 0
             for cid in ids:
-                with open(os.path.join(state, "containers", cid, "state")) as handle:
-                    fields = dict(l.split("=", 1) for l in handle.read().splitlines() if "=" in l)
-                for directory in fields["cgroups"].split("\x1f"):
+                with open(os.path.join(state, cid, "state.json")) as handle:
+                    fields = json.load(handle)
+                for directory in fields["cgroups"]:
                     for name in ("memory.usage_in_bytes", "memory.current"):
                         path = os.path.join(directory, name)
                         if directory.endswith(cid) and os.path.exists(path):
@@ -150,6 +150,9 @@ def main():
     parser.add_argument("--no-containers", action="store_true", help="skip the container runtimes")
     parser.add_argument("--density", default="", help="comma-separated counts of idle containers at once (e.g. 1,10,100)")
     parser.add_argument("--out", default=os.path.join(ROOT, "reports/launch/latest.json"))
+    parser.add_argument("--gap", type=float, default=0, help="idle milliseconds before each command: a single run "
+                        "after an idle spell (on cgroup v1 the first process move after one, by cgroup.procs, waits "
+                        "for an RCU grace period; back-to-back runs share one)")
     args = parser.parse_args()
 
     host = json.loads(subprocess.run([args.tandem, "host", "--json"], capture_output=True, check=True, text=True).stdout)
@@ -189,6 +192,8 @@ def main():
             # (here: the cgroup v1 migration's RCU grace period after an idle spell) spreads evenly.
             shuffler.shuffle(order)
             for name, argv in order:
+                if args.gap:
+                    time.sleep(args.gap / 1000)
                 argv = [a.replace("ID", f"tandem-bench-{os.getpid()}-{trial}") if a == "ID" else a for a in argv]
                 if argv[0] == "LABTIME":
                     status, ready, exit_ms, maxrss = timed(name.split()[0], argv[1:])
@@ -216,8 +221,9 @@ def main():
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    results = {"schema": "tandem.bench-launch/1", "host": host, "runs": args.runs, "notes": notes, "commands": {}}
-    print(f"\n{args.runs} runs each, interleaved; milliseconds: median [p5–p95] min–max\n")
+    results = {"schema": "tandem.bench-launch/1", "host": host, "runs": args.runs, "gap_ms": args.gap, "notes": notes, "commands": {}}
+    gap = f", each after {args.gap:g} ms idle" if args.gap else ""
+    print(f"\n{args.runs} runs each, interleaved{gap}; milliseconds: median [p5–p95] min–max\n")
     print(f"{'command':30} {'exec→ready':>30} {'exec→exit':>30}")
     for name, data in samples.items():
         if not data["exit"]:

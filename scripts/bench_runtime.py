@@ -68,6 +68,9 @@ def main():
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--runtime", default=os.path.join(ROOT, ".build/release/tandem-runtime"))
     parser.add_argument("--json", help="write the raw timings here")
+    parser.add_argument("--gap", type=float, default=0, help="idle milliseconds before each create: a single "
+                        "run after an idle spell (on cgroup v1 the first process move after one, by cgroup.procs, "
+                        "waits for an RCU grace period; back-to-back runs share one)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_runtime: needs root")
@@ -100,6 +103,8 @@ def main():
                 total = 0.0
                 record = {}
                 ok = True
+                if args.gap:
+                    time.sleep(args.gap / 1000)
                 for phase, argv in (("create", [binary, "--root", root, "create", "--bundle", bundle, cid]),
                                     ("start", [binary, "--root", root, "start", cid]),
                                     ("delete", [binary, "--root", root, "delete", "--force", cid])):
@@ -121,7 +126,8 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"create + start + delete --force of a `true` container, {args.runs} runs each, interleaved (ms: median [p5-p95])")
+    gap = f", each after {args.gap:g} ms idle" if args.gap else ""
+    print(f"create + start + delete --force of a `true` container, {args.runs} runs each, interleaved{gap} (ms: median [p5-p95])")
     for note in notes:
         print("note:", note)
     summary = {}
@@ -141,7 +147,7 @@ def main():
             print(f"  tandem-runtime / {peer}: {base / other:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"runs": args.runs, "notes": notes, "summary": summary, "raw": times, "failures": failures}, f, indent=1)
+            json.dump({"runs": args.runs, "gap_ms": args.gap, "notes": notes, "summary": summary, "raw": times, "failures": failures}, f, indent=1)
     if any(failures.values()):
         sys.exit(1)
 

@@ -72,6 +72,28 @@ int clinux_send_fd(int sock, int fd, const char *name) {
     return sendmsg(sock, &message, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
+int clinux_send_fds(int sock, const int *fds, int count, char byte) {
+    if (count < 0 || count > CLINUX_MAX_CGROUP_JOINS) return -EINVAL;
+    struct iovec vector = { .iov_base = &byte, .iov_len = 1 };
+    union { char buffer[CMSG_SPACE(CLINUX_MAX_CGROUP_JOINS * sizeof(int))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1 };
+    if (count > 0) {
+        message.msg_control = control.buffer;
+        message.msg_controllen = CMSG_SPACE((size_t)count * sizeof(int));
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN((size_t)count * sizeof(int));
+        memcpy(CMSG_DATA(header), fds, (size_t)count * sizeof(int));
+    }
+    ssize_t sent;
+    do { sent = sendmsg(sock, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    return sent == 1 ? 0 : -errno;
+}
+
+int clinux_seqpacket_pair(int fds[2]) { return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds); }
+
 int clinux_receive_fd(int sock) {
     char payload[256];
     struct iovec vector = { .iov_base = payload, .iov_len = sizeof payload };

@@ -253,6 +253,30 @@ static void await(int fd) {
     if (got != 1) _exit(127);  /* the parent gave up: nothing to report to */
 }
 
+/* The second go-ahead: one byte with the cgroup files attached (see `cgroup_joins`). Writing "0"
+ * moves this (single-threaded) process into each. */
+static void join_cgroups(const struct clinux_container *c) {
+    char go;
+    int fds[CLINUX_MAX_CGROUP_JOINS];
+    struct iovec vector = { .iov_base = &go, .iov_len = 1 };
+    union { char buffer[CMSG_SPACE(sizeof fds)]; struct cmsghdr align; } control;
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    ssize_t got;
+    do { got = recvmsg(c->sync_fd, &message, MSG_CMSG_CLOEXEC); } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(127);  /* the parent gave up */
+    int count = 0;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&message); h; h = CMSG_NXTHDR(&message, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+        count = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        memcpy(fds, CMSG_DATA(h), (size_t)count * sizeof(int));
+    }
+    if (message.msg_flags & MSG_CTRUNC) { errno = EMSGSIZE; fail(c->error_fd, "recvmsg", "cgroup files"); }
+    for (int i = 0; i < count; i++) {
+        if (write(fds[i], "0", 1) != 1) fail(c->error_fd, "write 0", i < c->cgroup_join_count ? c->cgroup_joins[i] : "a cgroup file");
+        close(fds[i]);
+    }
+}
+
 /* Closes every descriptor from 3 up except `keep` (sorted, -1s ignored): the child was cloned
  * with copies of everything its parent had open, including the write ends of its own go-ahead
  * pipes, and would never see EOF on them if its parent died. */
@@ -343,13 +367,17 @@ static int child_main(void *argument) {
     close(root_fd);
     for (int i = 0; i < c->sysctl_count; i++) write_sysctl(c->error_fd, c->sysctls[2 * i], c->sysctls[2 * i + 1]);
 
-    /* Hooks: the parent runs prestart, createRuntime and createContainer now (and makes the
-     * cgroups the late mounts bind). */
+    /* The parent has made our cgroups meanwhile (the late mounts bind them): we join them, then
+     * wait while it runs the prestart, createRuntime and createContainer hooks, if any. */
     if (c->ready_fd >= 0) {
         report(c, 'h');
-        await(c->sync_fd);
-        /* In our cgroups now (the second go-ahead follows the move): a cgroup namespace, rooted at
-         * the cgroup it is made in, exists from create on, as with runc. */
+        join_cgroups(c);
+        if (c->join_report) {
+            report(c, 'j');
+            await(c->sync_fd);
+        }
+        /* In our cgroups now: a cgroup namespace, rooted at the cgroup it is made in, exists from
+         * create on, as with runc. */
         if ((c->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) != 0) fail(c->error_fd, "unshare", "CLONE_NEWCGROUP");
         if (early < c->mount_count) {
             root_fd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -397,10 +425,8 @@ static int child_main(void *argument) {
     }
     if (c->loopback_up) loopback_up(c->error_fd);
 
-    /* At the entry point. The go-ahead comes once the parent has moved us into our cgroups (on
-     * cgroup v1 a migration waits for an RCU grace period, ~10 ms; the mounts above overlap with
-     * it) — or, for the OCI runtime, at `start`. The program must not run a single instruction
-     * outside its limits. */
+    /* At the entry point, in our cgroups. The go-ahead to exec comes at once for `tandem ctr
+     * run`, at `start` for the OCI runtime. */
     apply_limits(&c->process, c->error_fd);
     report(c, 'r');
     await(c->exec_fd);
@@ -445,7 +471,7 @@ pid_t clinux_container_spawn(const struct clinux_container *c) {
 }
 
 /* exec: the intermediate process joins, forks the process that execs, and relays its status. */
-pid_t clinux_container_exec(pid_t target, const char *const *cgroup_procs, int cgroup_count,
+pid_t clinux_container_exec(pid_t target, const char *const *cgroup_files, int cgroup_count,
                             const struct clinux_process *p, int stdin_fd, int error_fd) {
     static const struct { const char *name; int type; } order[] = {
         { "user", CLONE_NEWUSER }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS }, { "net", CLONE_NEWNET },
@@ -455,12 +481,10 @@ pid_t clinux_container_exec(pid_t target, const char *const *cgroup_procs, int c
     if (pid != 0) return pid < 0 ? -errno : pid;
 
     /* In the intermediate (single-threaded) process. */
-    char buffer[64];
     for (int i = 0; i < cgroup_count; i++) {
-        int fd = open(cgroup_procs[i], O_WRONLY | O_CLOEXEC);
-        if (fd < 0) fail(error_fd, "open", cgroup_procs[i]);
-        int length = snprintf(buffer, sizeof buffer, "%d", getpid());
-        if (write(fd, buffer, (size_t)length) != length) fail(error_fd, "write", cgroup_procs[i]);
+        int fd = open(cgroup_files[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0) fail(error_fd, "open", cgroup_files[i]);
+        if (write(fd, "0", 1) != 1) fail(error_fd, "write 0", cgroup_files[i]);
         close(fd);
     }
     int fds[7];

@@ -80,6 +80,7 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
     }
 
     public var processFiles: [String] { Array(Set(paths.values)).sorted().map { "\($0)/cgroup.procs" } }
+    public var joinFiles: [String] { Array(Set(paths.values)).sorted().map { "\($0)/tasks" } }
 
     public func add(pid: pid_t) throws(CgroupError) {
         for path in processFiles { try CgroupFile.write(path, String(pid)) }

@@ -65,6 +65,7 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
     }
 
     public var processFiles: [String] { ["\(path)/cgroup.procs"] }
+    public var joinFiles: [String] { [] }
 
     public func directory(for controller: String) -> String? { path }
 

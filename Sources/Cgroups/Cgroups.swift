@@ -60,6 +60,12 @@ public protocol CgroupManager: AnyObject, Sendable {
     var directories: [String] { get }
     /// The `cgroup.procs` files a process must be written to, one per hierarchy.
     var processFiles: [String] { get }
+    /// The files a single-threaded process moves itself into its cgroups by (writing "0" to
+    /// each), without the kernel's global cgroup_threadgroup_rwsem: v1's `tasks` files, which move
+    /// only the writing thread. Moving a whole process (cgroup.procs) takes that lock, whose write
+    /// side waits for an RCU grace period. Empty on v2, where a thread may not leave its process's
+    /// domain: there the parent writes the pid to `cgroup.procs` (`add(pid:)`).
+    var joinFiles: [String] { get }
     func add(pid: pid_t) throws(CgroupError)
     func statistics() -> CgroupStatistics
     /// Processes the OOM killer killed inside (one file: what a run that reports nothing else reads).
@@ -163,6 +169,19 @@ public enum CgroupLayout: Equatable, Sendable {
 }
 
 /// Small helpers both versions share: one value per file, errors naming the file.
+/// How a process already running joins a container's cgroups (exec, hooks).
+public enum CgroupJoin {
+    /// The files a single-threaded process writes "0" to, to join the cgroups whose `cgroup.procs`
+    /// files are `processFiles`: each one's `tasks` sibling where there is one (v1: moves only the
+    /// writer, without the global lock; see `CgroupManager.joinFiles`), else `cgroup.procs`.
+    public static func files(forProcessFiles processFiles: [String]) -> [String] {
+        processFiles.map { procs in
+            let tasks = Files.directory(of: procs) + "/tasks"
+            return access(tasks, F_OK) == 0 ? tasks : procs
+        }
+    }
+}
+
 enum CgroupFile {
     static func write(_ path: String, _ value: String) throws(CgroupError) {
         do {

@@ -72,7 +72,8 @@ package enum Lifecycle {
         do { (reader, writer) = try FileDescriptor.pipe("exec error pipe") } catch { throw OCIError(error.description) }
         let arena = CStrings()
         var cProcess = launch.cProcess(arena, seccomp: seccomp, consoleFD: consoleFD)
-        let pid = clinux_container_exec(record.pid, arena.constArray(record.cgroupProcs), Int32(record.cgroupProcs.count),
+        let joins = CgroupJoin.files(forProcessFiles: record.cgroupProcs)
+        let pid = clinux_container_exec(record.pid, arena.constArray(joins), Int32(joins.count),
                                         &cProcess, -1, writer!.rawValue)
         writer = nil
         guard pid > 0 else { throw OCIError("exec \(record.id): " + SystemError("fork", record.id, errno: -pid).description) }

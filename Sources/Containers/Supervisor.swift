@@ -124,6 +124,8 @@ package final class Supervisor {
         record.cgroups = planned
         // Where a process joins, known from the plan too: the leaves' cgroup.procs.
         record.cgroupProcs = CgroupLeftovers.leaves(planned).map { $0 + "/cgroup.procs" }
+        // The files the child joins them by (v1; see CgroupManager.joinFiles), named for its messages.
+        let plannedJoins = layout.version == .v1 ? CgroupLeftovers.leaves(planned).map { $0 + "/tasks" } : []
         let seccomp = try config.seccomp.map { profile throws(OCIError) in try CompiledSeccomp.compile(profile) }
         if let seccomp, seccomp.unknownSyscalls > 0 {
             log.debug("linux.seccomp: \(seccomp.unknownSyscalls) syscall names unknown to libseccomp were skipped")
@@ -133,7 +135,7 @@ package final class Supervisor {
         let syncRead: FileDescriptor, execRead: FileDescriptor
         var readyWrite: FileDescriptor?, errorWrite: FileDescriptor?
         do {
-            (syncRead, syncWrite) = try FileDescriptor.pipe("sync pipe")
+            (syncRead, syncWrite) = try FileDescriptor.seqpacketPair("sync socket")
             (readyRead, readyWrite) = try FileDescriptor.pipe("ready pipe")
             (execRead, execWrite) = try FileDescriptor.pipe("exec pipe")
             (errorRead, errorWrite) = try FileDescriptor.pipe("error pipe")
@@ -192,6 +194,10 @@ package final class Supervisor {
         c.readonly_paths = arena.constArray(config.readonlyPaths)
         c.readonly_count = Int32(config.readonlyPaths.count)
         c.process = launch.cProcess(arena, seccomp: seccomp, consoleFD: console?.slave ?? -1)
+        c.cgroup_joins = arena.constArray(plannedJoins)
+        c.cgroup_join_count = Int32(plannedJoins.count)
+        let createHooks = !(config.hooks.prestart.isEmpty && config.hooks.createRuntime.isEmpty && config.hooks.createContainer.isEmpty)
+        c.join_report = createHooks ? 1 : 0
         c.sync_fd = syncRead.rawValue
         c.ready_fd = readyWrite!.rawValue
         c.exec_fd = execRead.rawValue
@@ -219,12 +225,12 @@ package final class Supervisor {
                 throw OCIError("config.json: process.oomScoreAdj: \(error.description)")
             }
         }
-        // Go: the child builds its root while we make its cgroups and move it into them;
-        // everything after its first mounts (the cgroup binds, pivot_root on) happens inside them.
-        // Without hooks to run at that point the second go-ahead goes as soon as it is in them,
-        // and for a caller that starts it next (without startContainer hooks) the go-ahead to exec
-        // with it: the child runs straight through instead of waiting for our answers to its reports.
-        let createHooks = !(config.hooks.prestart.isEmpty && config.hooks.createRuntime.isEmpty && config.hooks.createContainer.isEmpty)
+        // Go: the child builds its root while we make its cgroups; the second go-ahead carries
+        // them (it joins them itself) and everything after its first mounts (the cgroup binds,
+        // pivot_root on) happens inside them. With hooks to run at that point it reports once in
+        // and waits for a third; without, and for a caller that starts it next (without
+        // startContainer hooks), the go-ahead to exec goes along: the child runs straight through
+        // instead of waiting for our answers to its reports.
         try poke(syncWrite!, "sync")
         // Written down before they exist: a monitor killed while making them (Ctrl-C on create,
         // SIGKILL) leaves a record that delete and the creator's cleanup remove them by.
@@ -246,10 +252,8 @@ package final class Supervisor {
         }
         for warning in try ResourceWriter.apply(config, to: manager) { log.notice("config.json: " + warning) }
         mark("limits written")
-        // (A child that failed meanwhile is gone: its own message says why.)
-        do { try manager.add(pid: child) } catch { throw failure(error.description) }
-        mark("in its cgroups")
-        if !createHooks { try poke(syncWrite!, "sync") }
+        try sendCgroups(manager, plannedJoins: plannedJoins)
+        mark("cgroups sent")
         if startsNext && config.hooks.startContainer.isEmpty {
             try poke(execWrite!, "exec")
             execWrite = nil
@@ -257,6 +261,7 @@ package final class Supervisor {
         }
         try awaitReport("h")
         if createHooks {
+            try awaitReport("j")
             let state = state(.creating)
             try HookRunner.run(config.hooks.prestart, kind: "prestart", state: state, place: .runtime)
             try HookRunner.run(config.hooks.createRuntime, kind: "createRuntime", state: state, place: .runtime)
@@ -267,6 +272,23 @@ package final class Supervisor {
         syncWrite = nil
         try awaitReport("r")
         mark("at its entry point")
+    }
+
+    /// The second go-ahead: the child's cgroup files, open, for it to join (v1; the planned ones,
+    /// whose names it has). Otherwise (v2, or a layout changed since the plan) we move it
+    /// ourselves, through cgroup.procs, and the go-ahead carries nothing.
+    private func sendCgroups(_ manager: any CgroupManager, plannedJoins: [String]) throws(OCIError) {
+        var files: [FileDescriptor] = []
+        if !plannedJoins.isEmpty && manager.joinFiles == plannedJoins {
+            for path in plannedJoins {
+                do { files.append(try FileDescriptor.open(path, O_WRONLY)) } catch { throw failure(error.description) }
+            }
+        } else {
+            // (A child that failed meanwhile is gone: its own message says why.)
+            do { try manager.add(pid: child) } catch { throw failure(error.description) }
+        }
+        let result = files.map(\.rawValue).withUnsafeBufferPointer { clinux_send_fds(syncWrite!.rawValue, $0.baseAddress, Int32($0.count), 1) }
+        guard result == 0 else { throw failure(SystemError("sendmsg", "sync socket", errno: -result).description) }
     }
 
     private func poke(_ fd: FileDescriptor, _ label: String) throws(OCIError) {

@@ -31,6 +31,14 @@ public final class FileDescriptor: @unchecked Sendable {
         return (FileDescriptor(adopting: ends[0], label: label), FileDescriptor(adopting: ends[1], label: label))
     }
 
+    /// A connected pair of SOCK_SEQPACKET unix sockets (close-on-exec): messages keep their
+    /// boundaries and may carry descriptors. `label` names it in errors ("sync socket").
+    public static func seqpacketPair(_ label: String) throws(SystemError) -> (FileDescriptor, FileDescriptor) {
+        var ends: [Int32] = [0, 0]
+        guard clinux_seqpacket_pair(&ends) == 0 else { throw SystemError("socketpair", label) }
+        return (FileDescriptor(adopting: ends[0], label: label), FileDescriptor(adopting: ends[1], label: label))
+    }
+
     deinit { _ = Glibc.close(rawValue) }
 
     /// Reads until end of file (at most `limit` bytes; a larger file is an error naming it).

@@ -318,7 +318,11 @@ struct OCIDifferentialTests {
     func hooks() throws {
         let bundle = try OCI.Bundle()
         let hook = bundle.path + "/hook.sh"
+        // createRuntime (run on the host) also notes the container process's pids cgroup then:
+        // it is in its cgroups before the hooks run (runc: the same).
         let script = "#!/bin/sh\nread -r state\necho \"$1 $state\" >> \"$2\"\n"
+            + "if [ \"$1\" = createRuntime ]; then pid=$(echo \"$state\" | sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); "
+            + "grep ':pids:' /proc/$pid/cgroup > \"$2.cgroup\"; fi\n"
         // The same path on the host and inside the root: startContainer's path resolves in the container.
         for path in [hook, bundle.path + "/rootfs" + hook] {
             try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
@@ -338,7 +342,7 @@ struct OCIDifferentialTests {
         var logs: [String: [(kind: String, state: [String: Any])]] = [:]
         for runtime in OCI.Runtime.both() {
             defer { runtime.cleanUp() }
-            for file in [log, bundle.path + "/rootfs" + log] { try? FileManager.default.removeItem(atPath: file) }
+            for file in [log, bundle.path + "/rootfs" + log, log + ".cgroup"] { try? FileManager.default.removeItem(atPath: file) }
             let id = OCI.unique("hooks")
             #expect(try runtime("create", "--bundle", bundle.path, id).status == 0, "\(runtime)")
             let pid = try runtime.state(id)["pid"] as? Int ?? -1
@@ -359,6 +363,8 @@ struct OCIDifferentialTests {
             for entry in entries where entry.0 == "prestart" || entry.0 == "createRuntime" || entry.0 == "poststart" {
                 #expect(entry.1["pid"] as? Int == pid, "\(runtime) \(entry.0): the container's host pid")
             }
+            let cgroupAtHook = (try? String(contentsOfFile: log + ".cgroup", encoding: .utf8)) ?? ""
+            #expect(cgroupAtHook.hasSuffix("/\(id)\n"), "\(runtime): at createRuntime the process is in its pids cgroup: \(cgroupAtHook)")
             logs[runtime.name] = entries.map { (kind: $0.0, state: $0.1) }
             OCI.expectNothingLeft(id, root: runtime.root)
         }

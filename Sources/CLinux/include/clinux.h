@@ -51,6 +51,12 @@ int clinux_device_filter_attach(const char *cgroup, const struct clinux_device_r
 /** Sends `fd` over the unix socket `sock` (SCM_RIGHTS) with `name` as the payload (runc's console
  * socket protocol: the pty master, named by its path). Returns 0 or -errno. */
 int clinux_send_fd(int sock, int fd, const char *name);
+/** Sends the byte `byte` with `count` descriptors attached (SCM_RIGHTS, at most
+ * CLINUX_MAX_CGROUP_JOINS): a container's go-ahead carrying the cgroup files it joins. 0 or -errno. */
+int clinux_send_fds(int sock, const int *fds, int count, char byte);
+/** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): a go-ahead channel that keeps message
+ * boundaries and can carry descriptors. */
+int clinux_seqpacket_pair(int fds[2]);
 /** Receives one descriptor sent with SCM_RIGHTS; returns it (close-on-exec) or -errno. */
 int clinux_receive_fd(int sock);
 /** A new pseudo-terminal pair (both close-on-exec), the slave's path in `name`, sized when rows and

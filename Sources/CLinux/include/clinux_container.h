@@ -4,12 +4,14 @@
  * thread owned at clone time, so the child runs only this C, which makes plain system calls.
  *
  * The parent (Swift) prepares a complete description, calls clinux_container_spawn, writes the
- * child's uid/gid maps, then writes one byte to `sync_fd`'s other end: the child sets itself up
- * (mounts, devices, sysctls) while the parent moves it into its cgroups. If `ready_fd` is set the
- * child reports 'h' there before pivot_root and waits for a second byte on `sync_fd` (the parent
- * runs the OCI prestart/createRuntime/createContainer hooks meanwhile), then reports 'r' when it
- * waits at its entry point. It execs after a byte on `exec_fd` (for the OCI runtime: `start`), so
- * the program never runs outside its limits. If a step fails, the child writes
+ * child's uid/gid maps, then sends one byte on `sync_fd`'s other end: the child sets itself up
+ * (mounts, devices, sysctls) while the parent makes its cgroups. If `ready_fd` is set the child
+ * reports 'h' there before pivot_root and waits for a second message on `sync_fd`: one byte with
+ * the cgroup files it joins itself (`cgroup_joins`) attached. With `join_report` it then reports
+ * 'j' and waits for a third byte (the parent runs the OCI prestart/createRuntime/createContainer
+ * hooks meanwhile, with the process in its cgroups), and it reports 'r' when it waits at its entry
+ * point. It execs after a byte on `exec_fd` (for the OCI runtime: `start`), so the program never
+ * runs outside its limits. Without `ready_fd` the parent moves the child into its cgroups itself. If a step fails, the child writes
  * "step(argument): ERRNAME" to `error_fd` and exits 127; `error_fd` is close-on-exec, so EOF
  * without bytes means exec happened.
  */
@@ -108,11 +110,23 @@ struct clinux_container {
     int readonly_count;
     int loopback_up;               /* bring `lo` up in the new network namespace */
     struct clinux_process process;
-    int sync_fd;                   /* read end: the parent's go-ahead to set up (ids mapped), and after hooks */
+    /* The cgroup files the second go-ahead carries open (SCM_RIGHTS), named here for messages:
+     * the child writes "0" to each, which moves only the writing thread. On cgroup v1 (the "tasks"
+     * files) that is the one move that skips the kernel's global cgroup_threadgroup_rwsem, whose
+     * write side waits for an RCU grace period (7-25 ms on this host when no move preceded it by a
+     * few ms); the parent writing our pid to cgroup.procs would take it. The parent opened them,
+     * so the kernel's permission check (the opener's credentials) passes in a user namespace too. */
+    const char *const *cgroup_joins;
+    int cgroup_join_count;
+    int join_report;               /* report 'j' once in the cgroups and wait for a third byte (hooks run) */
+    int sync_fd;                   /* a SOCK_SEQPACKET socket: the parent's go-aheads (ids mapped; cgroup files; after hooks) */
     int ready_fd;                  /* write end or -1: 'h' before pivot_root (hooks), 'r' at the entry point */
     int exec_fd;                   /* read end: the go-ahead to exec (in its cgroups); may equal sync_fd */
     int error_fd;                  /* write end, close-on-exec */
 };
+
+/** The most cgroup files one go-ahead carries (v1 has at most 14 hierarchies). */
+#define CLINUX_MAX_CGROUP_JOINS 16
 
 /** clone()s the container's first process with `c->clone_flags | SIGCHLD`; returns its host pid, or -errno. */
 pid_t clinux_container_spawn(const struct clinux_container *c);
@@ -120,13 +134,14 @@ pid_t clinux_container_spawn(const struct clinux_container *c);
 /**
  * Runs `p` in the namespaces of the running container process `target` (setns to its user, mnt,
  * pid, uts, ipc, net and cgroup namespaces it does not share with us, then fork so the pid
- * namespace applies), as `p` says (ids, capabilities, seccomp, cwd). `cgroup_procs` (cgroup.procs
- * paths, may be NULL) receive the new process before it execs. `stdin_fd` (or -1: keep) becomes its
+ * namespace applies), as `p` says (ids, capabilities, seccomp, cwd). The intermediate process
+ * writes "0" to each of `cgroup_files` (may be NULL) first, joining them (v1: pass the "tasks"
+ * files, which move the writing thread without the global lock; see `cgroup_joins`). `stdin_fd` (or -1: keep) becomes its
  * standard input (OCI hooks read the state there). Returns the host pid of the intermediate
  * process, which exits with the program's status (128+N for signal N), or -errno; failures inside
  * are written to `error_fd` as for spawn.
  */
-pid_t clinux_container_exec(pid_t target, const char *const *cgroup_procs, int cgroup_count,
+pid_t clinux_container_exec(pid_t target, const char *const *cgroup_files, int cgroup_count,
                             const struct clinux_process *p, int stdin_fd, int error_fd);
 
 #endif
