@@ -9,7 +9,7 @@
 #   make guests the guest programs (guest-images/build)
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
-#   make fuzz   the libFuzzer targets in Fuzz/ (the JSON reader), FUZZ_SECONDS each (default 60)
+#   make fuzz   the libFuzzer targets in Fuzz/ (the JSON reader, the OCI config reader), FUZZ_SECONDS each (default 60)
 #   make bench  tandem bench with 10 trials (reports/latest), then the launch benchmark (50 runs:
 #               tiny microVM, tandem ctr run vs crun and runc, idle-container density), then the OCI
 #               runtime's create+start+delete vs crun and runc (50 runs back to back, 30 after idle
@@ -79,16 +79,26 @@ bench: deps guests build image
 	python3 scripts/bench_cgroup_join.py --runs 30
 	python3 scripts/signal_leftovers.py --runs 30
 
-# Parsers of outside data, fuzzed with libFuzzer: each target is built by swiftc from the parser's
-# own sources (SwiftPM executables need a main; a fuzzer's is libFuzzer's), seeded from Fuzz/corpus
-# and, for JSON, JSONTestSuite (read only: new inputs go to .build/fuzz).
+# Parsers of outside data, fuzzed with libFuzzer (SwiftPM executables need a main; a fuzzer's is
+# libFuzzer's), seeded from Fuzz/corpus and, for JSON, JSONTestSuite (read only: new inputs go to
+# .build/fuzz). json: swiftc on the parser's own sources. config: the OCI config reader, linked
+# against the Containers module built with coverage (-sanitize=fuzzer) in its own build directory.
 FUZZ_SECONDS ?= 60
 SWIFTC       ?= swiftc
-fuzz:
-	@mkdir -p .build/fuzz/corpus-json
+FUZZ_SPM     := .build/fuzz/spm/release
+fuzz: deps-core
+	@mkdir -p .build/fuzz/corpus-json .build/fuzz/corpus-config
 	$(SWIFTC) -O -sanitize=fuzzer -parse-as-library Fuzz/JSONFuzz.swift Sources/HostOS/JSON.swift Sources/HostOS/JSONParser.swift -o .build/fuzz/json
 	cp Fuzz/corpus/json/* .build/fuzz/corpus-json/
 	SWIFT_BACKTRACE=enable=no .build/fuzz/json -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -artifact_prefix=.build/fuzz/json- .build/fuzz/corpus-json Tests/HostOSTests/JSONTestSuite/test_parsing
+	$(SWIFT) build -c release --build-path .build/fuzz/spm --target Containers -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library
+	$(SWIFTC) -O -sanitize=fuzzer -parse-as-library Fuzz/ConfigFuzz.swift -I $(FUZZ_SPM)/Modules \
+	    -Xcc -fmodule-map-file=$(FUZZ_SPM)/CLinux.build/module.modulemap -Xcc -fmodule-map-file=$(FUZZ_SPM)/CSeccomp.build/module.modulemap \
+	    -Xcc -ISources/CLinux/include -Xcc -ISources/CSeccomp/include \
+	    $(FUZZ_SPM)/HostOS.build/*.o $(FUZZ_SPM)/Cgroups.build/*.o $(FUZZ_SPM)/Containers.build/*.o \
+	    $(FUZZ_SPM)/CLinux.build/*.o $(FUZZ_SPM)/CSeccomp.build/*.o -lseccomp -o .build/fuzz/config
+	cp Fuzz/corpus/config/* .build/fuzz/corpus-config/
+	SWIFT_BACKTRACE=enable=no .build/fuzz/config -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -artifact_prefix=.build/fuzz/config- .build/fuzz/corpus-config
 
 clean:
 	rm -rf .build guest-images/build examples/build
