@@ -142,6 +142,38 @@ static void apply_limits(const struct clinux_process *p, int error_fd) {
 /* The last steps before exec, shared by a container's first process and `exec`: terminal,
  * limits, capabilities, ids, seccomp. Order as runc's: the bounding set shrinks while we are still
  * root; KEEPCAPS keeps the permitted set across setuid; capset after it. */
+/* Writes `prefix value` to the first of `paths` (NULL-terminated) that exists: a security
+ * module's label for our next exec, through the container's /proc (runc's and crun's way). */
+static void set_exec_attribute(int error_fd, const char *const *paths, const char *prefix, const char *value) {
+    char text[4096];
+    int length = snprintf(text, sizeof text, "%s%s", prefix, value);
+    if (length < 0 || (size_t)length >= sizeof text) { errno = ENAMETOOLONG; fail(error_fd, "set label", value); }
+    for (int i = 0; paths[i]; i++) {
+        int fd = open(paths[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && paths[i + 1]) continue;
+        if (fd < 0) fail(error_fd, "open", paths[i]);
+        if (write(fd, text, (size_t)length) != length) fail(error_fd, "write", paths[i]);
+        close(fd);
+        return;
+    }
+}
+
+/* The security module labels the program is exec'd under, set while every privilege is still
+ * ours (runc's order): for a container's first process before it reports ready, so a profile the
+ * kernel refuses fails `create`, as with runc. */
+static void set_security_labels(const struct clinux_process *p, int error_fd) {
+    if (p->apparmor_profile) {
+        static const char *const paths[] = { "/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec", NULL };
+        set_exec_attribute(error_fd, paths, "exec ", p->apparmor_profile);
+    }
+    if (p->selinux_label) {
+        static const char *const exec[] = { "/proc/thread-self/attr/exec", NULL };
+        static const char *const keys[] = { "/proc/thread-self/attr/keycreate", NULL };
+        set_exec_attribute(error_fd, exec, "", p->selinux_label);
+        set_exec_attribute(error_fd, keys, "", p->selinux_label);
+    }
+}
+
 static void become(const struct clinux_process *p, int error_fd) {
     if (p->console_fd >= 0) {
         if (setsid() < 0) fail(error_fd, "setsid", NULL);
@@ -428,6 +460,7 @@ static int child_main(void *argument) {
     /* At the entry point, in our cgroups. The go-ahead to exec comes at once for `tandem ctr
      * run`, at `start` for the OCI runtime. */
     apply_limits(&c->process, c->error_fd);
+    set_security_labels(&c->process, c->error_fd);
     report(c, 'r');
     await(c->exec_fd);
     close(c->exec_fd);
@@ -510,6 +543,7 @@ pid_t clinux_container_exec(pid_t target, const char *const *cgroup_files, int c
     if (child == 0) {
         if (stdin_fd >= 0 && dup2(stdin_fd, 0) < 0) fail(error_fd, "dup2", "stdin");
         apply_limits(p, error_fd);
+        set_security_labels(p, error_fd);
         become(p, error_fd);
     }
     close(error_fd);

@@ -114,8 +114,10 @@ package struct Launch {
                                             data: nil, make: make, remount: extra != 0, propagation: options.propagation))
             } else {
                 let type = mount.type ?? "none"
+                var data = options.data
+                if let label = config.mountLabel, ["tmpfs", "devpts", "mqueue"].contains(type) { data.append("context=\"\(label)\"") }
                 list.append(clinuxMountSpec(source: mount.source ?? type, target: mount.destination, fstype: type, flags: options.flags,
-                                            data: options.data.isEmpty ? nil : options.data.joined(separator: ","), make: 1, remount: false,
+                                            data: data.isEmpty ? nil : data.joined(separator: ","), make: 1, remount: false,
                                             propagation: options.propagation))
             }
         }
@@ -181,6 +183,8 @@ package struct Launch {
             p.seccomp_flags = seccomp.flags
         }
         p.personality = config.personality.map { Int($0) } ?? -1
+        p.apparmor_profile = process.appArmorProfile.map(arena.string)
+        p.selinux_label = process.seLinuxLabel.map(arena.string)
         p.console_fd = consoleFD
         return p
     }

@@ -30,6 +30,9 @@ public struct OCIConfig: Sendable {
         public var rlimits: [Rlimit] = []
         public var noNewPrivileges = false
         public var oomScoreAdj: Int?
+        /// The AppArmor profile and the SELinux label the program runs under (set for its exec).
+        public var appArmorProfile: String?
+        public var seLinuxLabel: String?
     }
     public struct Mount: Sendable {
         public var destination: String
@@ -100,6 +103,9 @@ public struct OCIConfig: Sendable {
     public var devices: [Device] = []
     public var seccomp: Seccomp?
     public var personality: Int?
+    /// linux.mountLabel: the SELinux context of the file systems mounted for the container
+    /// (`context=` on tmpfs, devpts, mqueue: runc's choice).
+    public var mountLabel: String?
     /// Unknown fields (ignored, as the spec requires) and known ones that change nothing here.
     public var unknownFields: [String] = []
     public var ignoredFields: [String] = []
@@ -258,15 +264,19 @@ public struct OCIConfig: Sendable {
         }
         process.noNewPrivileges = try members["noNewPrivileges"]?.bool() ?? false
         process.oomScoreAdj = (try members["oomScoreAdj"]?.int(in: -1000...1000)).map { Int($0) }
-        // A profile or label is only applied where the host runs that security module; runc
-        // ignores them where it does not, and so does this runtime (it supports neither).
-        if let profile = members["apparmorProfile"], !(try profile.string()).isEmpty {
-            guard !HostSecurity.appArmorEnabled else { throw profile.error("AppArmor profiles are not supported by this runtime, and AppArmor is enabled on this host") }
-            notes.ignored.append("process.apparmorProfile (AppArmor is not enabled on this host)")
+        // A profile or label is applied where the host runs that security module, and refused
+        // where it does not: the container would run unconfined (runc and crun refuse too).
+        if let field = members["apparmorProfile"], case let profile = try field.string(), !profile.isEmpty {
+            guard HostSecurity.appArmorEnabled else {
+                throw field.error("\"\(profile)\": AppArmor is not enabled on this host, so the container cannot be confined by it")
+            }
+            process.appArmorProfile = profile
         }
-        if let label = members["selinuxLabel"], !(try label.string()).isEmpty {
-            guard !HostSecurity.seLinuxEnabled else { throw label.error("SELinux labels are not supported by this runtime, and SELinux is enabled on this host") }
-            notes.ignored.append("process.selinuxLabel (SELinux is not enabled on this host)")
+        if let field = members["selinuxLabel"], case let label = try field.string(), !label.isEmpty {
+            guard HostSecurity.seLinuxEnabled else {
+                throw field.error("\"\(label)\": SELinux is not enabled on this host, so the container cannot run under that label")
+            }
+            process.seLinuxLabel = label
         }
         for unsupported in ["scheduler", "ioPriority", "execCPUAffinity"] where members[unsupported] != nil {
             throw members[unsupported]!.error("not supported by this runtime")
@@ -372,9 +382,11 @@ public struct OCIConfig: Sendable {
         for (name, paths) in [("maskedPaths", config.maskedPaths), ("readonlyPaths", config.readonlyPaths)] {
             for path in paths where !path.hasPrefix("/") { throw OCIError("config.json: linux.\(name): \"\(path)\" is not an absolute path") }
         }
-        if let label = linux["mountLabel"], !(try label.string()).isEmpty {
-            guard !HostSecurity.seLinuxEnabled else { throw label.error("SELinux labels are not supported by this runtime, and SELinux is enabled on this host") }
-            notes.ignored.append("linux.mountLabel (SELinux is not enabled on this host)")
+        if let field = linux["mountLabel"], case let label = try field.string(), !label.isEmpty {
+            guard HostSecurity.seLinuxEnabled else {
+                throw field.error("\"\(label)\": SELinux is not enabled on this host, so the container's mounts cannot carry that label")
+            }
+            config.mountLabel = label
         }
         if let sysctl = linux["sysctl"] {
             config.sysctl = try sysctl.stringMap()

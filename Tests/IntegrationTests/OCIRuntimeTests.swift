@@ -414,7 +414,16 @@ struct OCIDifferentialTests {
         ("root.path ../../../..", "root.path", true), ("a writable bind of the host's /proc/sys", "mounts[", false),
         ("a lone surrogate in a string", "process.env", false), ("a memory limit of 1 byte", "linux.resources.memory.limit 1", true),
         ("a memory limit of 0", "linux.resources.memory", false),
-    ]
+    ] + OCIDifferentialTests.securityModuleCases
+    /// A profile or label for a security module the host does not run: the container would run
+    /// unconfined (runc refuses all three; crun the first two).
+    static var securityModuleCases: [(String, String, Bool)] {
+        let appArmor = (try? String(contentsOfFile: "/sys/module/apparmor/parameters/enabled", encoding: .utf8))?.hasPrefix("Y") ?? false
+        let seLinux = FileManager.default.fileExists(atPath: "/sys/fs/selinux/enforce")
+        return (appArmor ? [] : [("an AppArmor profile without AppArmor", "process.apparmorProfile", true)])
+            + (seLinux ? [] : [("an SELinux label without SELinux", "process.selinuxLabel", true),
+                               ("an SELinux mount label without SELinux", "linux.mountLabel", true)])
+    }
     /// Cases that are no error (any more): the container is created as runc creates it.
     static let accepted: Set<String> = ["a lone surrogate in a string", "a memory limit of 0"]
 
@@ -442,6 +451,9 @@ struct OCIDifferentialTests {
         case "a NUL byte in args": p["args"] = ["sh\u{0}x"]
         case "a NUL byte in the hostname": c["hostname"] = "ta\u{0}ndem"
         case "root.path ../../../..": c["root"] = ["path": "../../../../../../../.."]
+        case "an AppArmor profile without AppArmor": p["apparmorProfile"] = "docker-default"
+        case "an SELinux label without SELinux": p["selinuxLabel"] = "system_u:system_r:container_t:s0"
+        case "an SELinux mount label without SELinux": l["mountLabel"] = "system_u:object_r:container_file_t:s0"
         case "a writable bind of the host's /proc/sys":
             c["mounts"] = (c["mounts"] as! [[String: Any]]) + [["destination": "/mnt", "type": "bind", "source": "/proc/sys", "options": ["rbind"]]]
         default: break
