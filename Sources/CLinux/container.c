@@ -358,9 +358,11 @@ static int child_main(void *argument) {
      * unbindable root is made so once it is the root (below): a shared one then has a peer
      * group of its own, never the host's. */
     unsigned long propagation = (c->root_propagation & MS_SLAVE) ? c->root_propagation : (MS_REC | MS_PRIVATE);
-    if (mount(NULL, "/", NULL, propagation, NULL) != 0) fail(c->error_fd, "mount --make-r*", "/");
+    if (!c->host_mount_namespace && mount(NULL, "/", NULL, propagation, NULL) != 0) fail(c->error_fd, "mount --make-r*", "/");
 
-    if (c->lower) {
+    if (c->host_mount_namespace) {
+        /* The host's mount namespace: its mounts are not ours to change. */
+    } else if (c->lower) {
         char options[4096];
         const char *upper = c->upper, *work = c->work;
         char scratch_upper[4096], scratch_work[4096];
@@ -420,7 +422,9 @@ static int child_main(void *argument) {
     }
 
     if (chdir(c->root) != 0) fail(c->error_fd, "chdir", c->root);
-    if (c->no_pivot) {
+    if (c->host_mount_namespace) {
+        if (chroot(".") != 0) fail(c->error_fd, "chroot", c->root);
+    } else if (c->no_pivot) {
         if (mount(c->root, "/", NULL, MS_MOVE, NULL) != 0) fail(c->error_fd, "mount --move", c->root);
         if (chroot(".") != 0) fail(c->error_fd, "chroot", c->root);
     } else {
@@ -520,6 +524,11 @@ pid_t clinux_container_exec(pid_t target, const char *const *cgroup_files, int c
         if (write(fd, "0", 1) != 1) fail(error_fd, "write 0", cgroup_files[i]);
         close(fd);
     }
+    /* Its root, for a container without a mount namespace of its own (chroot'ed only). */
+    char root[64];
+    snprintf(root, sizeof root, "/proc/%d/root", target);
+    int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) fail(error_fd, "open", root);
     int fds[7];
     for (int i = 0; i < 7; i++) {
         char ns[64], self[64];
@@ -532,11 +541,18 @@ pid_t clinux_container_exec(pid_t target, const char *const *cgroup_files, int c
         fds[i] = open(ns, O_RDONLY | O_CLOEXEC);
         if (fds[i] < 0) fail(error_fd, "open", ns);
     }
+    int shares_mounts = fds[6] < 0;
     for (int i = 0; i < 7; i++) {
         if (fds[i] < 0) continue;
         if (setns(fds[i], order[i].type) != 0) fail(error_fd, "setns", order[i].name);
         close(fds[i]);
     }
+    if (shares_mounts) {
+        /* Our own mount namespace: the container's root is a chroot in it. */
+        if (fchdir(root_fd) != 0) fail(error_fd, "fchdir", root);
+        if (chroot(".") != 0) fail(error_fd, "chroot", root);
+    }
+    close(root_fd);
     if (chdir("/") != 0) fail(error_fd, "chdir", "/");
     pid_t child = fork();
     if (child < 0) fail(error_fd, "fork", NULL);

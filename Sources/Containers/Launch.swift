@@ -33,7 +33,7 @@ package struct Launch {
         guard Files.kind(config.rootPath) == .directory else {
             throw OCIError("config.json: root.path: \(config.rootPath) \(Files.kind(config.rootPath) == .missing ? "does not exist" : "is not a directory")")
         }
-        guard config.has("mount") else { throw OCIError("config.json: linux.namespaces: this runtime needs a mount namespace (new or joined)") }
+        if !config.has("mount") { try Launch.checkWithoutMountNamespace(config) }
         let path = process.env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? Defaults.path
         let name = process.args[0]
         if let resolved = known ?? Launch.resolve(name, in: files ?? config.rootPath, path: path) {
@@ -42,6 +42,23 @@ package struct Launch {
             program = name  // provided by a mount, seen only once it is made
         } else {
             throw OCIError("config.json: process.args[0]: \"\(name)\" is not an executable file in \(config.rootPath)\(name.contains("/") ? "" : " on PATH \(path)")")
+        }
+    }
+
+    /// A config that lists no mount namespace shares the runtime's (the spec: an unlisted namespace
+    /// is inherited). The container is then only chroot'ed into its root, and nothing that needs
+    /// a mount is possible: it would be made in the host's namespace and outlive the container
+    /// (runc 1.1.5 does make them there, and leaves them).
+    static func checkWithoutMountNamespace(_ config: OCIConfig) throws(OCIError) {
+        let why = "the container shares the host's mount namespace (linux.namespaces lists none), where it would be mounted and stay"
+        let needs: [(String, Bool)] = [
+            ("mounts", !config.mounts.isEmpty), ("linux.maskedPaths", !config.maskedPaths.isEmpty),
+            ("linux.readonlyPaths", !config.readonlyPaths.isEmpty), ("root.readonly", config.rootReadonly),
+            ("linux.rootfsPropagation", config.rootfsPropagation != 0), ("linux.devices", !config.devices.isEmpty),
+            ("linux.mountLabel", config.mountLabel != nil),
+        ]
+        if let (field, _) = needs.first(where: { $0.1 }) {
+            throw OCIError("config.json: \(field): needs a mount namespace: \(why); list a mount namespace or leave \(field) out")
         }
     }
 
@@ -130,7 +147,7 @@ package struct Launch {
 
     /// Whether the runtime supplies /dev's default nodes: unless /dev is the host's (a bind).
     package var suppliesDefaultDevices: Bool {
-        !config.mounts.contains { $0.destination == "/dev" && ($0.type == "bind" || MountOptions.parse($0.options).bind) }
+        config.has("mount") && !config.mounts.contains { $0.destination == "/dev" && ($0.type == "bind" || MountOptions.parse($0.options).bind) }
     }
 
     /// The nodes to make in /dev: the default ones (unless /dev is the host's or the config

@@ -158,6 +158,7 @@ package final class Supervisor {
         c.root = arena.string(config.rootPath)
         c.root_propagation = config.rootfsPropagation
         c.no_pivot = noPivot ? 1 : 0
+        c.host_mount_namespace = config.has("mount") ? 0 : 1
         c.read_only_root = config.rootReadonly ? 1 : 0
         if let layers = options.layers {
             c.lower = arena.string(layers.lower)

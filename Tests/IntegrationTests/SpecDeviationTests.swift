@@ -143,4 +143,83 @@ struct SpecDeviationTests {
         let hasLeafWeight = ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/blkio")) ?? []).contains("blkio.leaf_weight")
         #expect(hasLeafWeight || warned.stderr.contains("linux.resources.blockIO.leafWeight: ignored"), "\(warned.stderr)")
     }
+
+    /// The host's mounts with their propagation (mount point and optional fields: shared:N,
+    /// master:N), which a runtime that shares the host's namespace must not change either.
+    static func mountsAndPropagation(_ mountinfo: String? = nil) -> [String] {
+        (mountinfo ?? (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").split(separator: "\n").map { line in
+            let fields = line.split(separator: " ")
+            let optional = fields.dropFirst(6).prefix { $0 != "-" }
+            return ([fields[4]] + optional).joined(separator: " ")
+        }.sorted()
+    }
+
+    /// A config with no mount namespace (only those listed in `keep`), and nothing that needs one.
+    static func withoutMountNamespace(_ args: [String], keep: Set<String>) throws -> OCI.Bundle {
+        try Self.bundle(args: args) { config in
+            config["mounts"] = [[String: Any]]()
+            var root = config["root"] as! [String: Any]
+            root["readonly"] = false
+            config["root"] = root
+            if !keep.contains("uts") { config.removeValue(forKey: "hostname") }
+            Self.editLinux(&config) { linux in
+                linux["namespaces"] = (linux["namespaces"] as! [[String: Any]]).filter { keep.contains($0["type"] as! String) }
+                linux.removeValue(forKey: "maskedPaths")
+                linux.removeValue(forKey: "readonlyPaths")
+            }
+        }
+    }
+
+    @Test("no mount namespace listed: the runtime's is inherited, the program is chroot'ed into its root (exec too), and that namespace's mounts and their propagation do not change",
+          arguments: [["pid", "network", "ipc", "uts"], []])
+    func withoutMountNamespace(_ keep: [String]) throws {
+        let bundle = try Self.withoutMountNamespace(["ls", "/"], keep: Set(keep))
+        // The runtime runs in a mount namespace of the test's own (unshare, propagation
+        // unchanged), with a shared tmpfs in it: a runtime that made the mounts it inherits
+        // private (this host's / is private already; most hosts' is shared) would change it.
+        let base = NSTemporaryDirectory() + "tandem-nomnt-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: base + "/shared", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let runtime = OCI.Runtime.tandem()
+        defer { runtime.cleanUp() }
+        let id = OCI.unique("nomnt")
+        let script = "mount -t tmpfs tmpfs \"$1/shared\" && mount --make-shared \"$1/shared\" && cat /proc/self/mountinfo > \"$1/before\" && "
+            + "\"$2\" --root \"$3\" run --bundle \"$4\" \"$5\"; status=$?; cat /proc/self/mountinfo > \"$1/after\"; exit $status"
+        let result = try OCI.exec(["/usr/bin/unshare", "-m", "--propagation", "unchanged", "/bin/sh", "-c", script, "sh",
+                                   base, runtime.binary, runtime.root, bundle.path, id])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.split(separator: "\n").sorted() == ["bin", "dev", "etc", "proc", "root", "sys", "tmp"], "the root's own entries: \(result.stdout)")
+        let before = Self.mountsAndPropagation(try String(contentsOfFile: base + "/before", encoding: .utf8))
+        let after = Self.mountsAndPropagation(try String(contentsOfFile: base + "/after", encoding: .utf8))
+        #expect(before.contains { $0.hasPrefix(base + "/shared shared:") }, "\(before)")
+        #expect(after == before, "nothing mounted, no propagation changed: \(after)")
+        OCI.expectNothingLeft(id, root: runtime.root)
+
+        // exec into a running one sees the same root.
+        try bundle.setArgs(["sleep", "30"])
+        let id2 = OCI.unique("nomnt")
+        try #require(try runtime("create", "--bundle", bundle.path, id2).status == 0)
+        defer { _ = try? runtime("delete", "--force", id2); OCI.expectNothingLeft(id2, root: runtime.root) }
+        try #require(try runtime("start", id2).status == 0)
+        let exec = try runtime("exec", id2, "ls", "/")
+        #expect(exec.status == 0 && exec.stdout.contains("bin\n") && !exec.stdout.contains("usr\n"), "exec sees the container's root: \(exec.stdout) \(exec.stderr)")
+    }
+
+    @Test("no mount namespace but mounts (or masked paths): refused naming the field, and the host's mount table does not change (runc 1.1.5 makes them on the host and leaves them)")
+    func mountsWithoutMountNamespace() throws {
+        let before = Self.mountsAndPropagation()
+        let withMounts = try Self.bundle(args: ["true"]) { config in
+            Self.editLinux(&config) { linux in
+                linux["namespaces"] = (linux["namespaces"] as! [[String: Any]]).filter { $0["type"] as? String != "mount" }
+            }
+        }
+        let result = try #require(try Self.run(withMounts, withRunc: false)["tandem-runtime"])
+        #expect(result.status != 0 && result.stderr.contains("config.json: mounts: needs a mount namespace"), "\(result.stderr)")
+        let masked = try Self.withoutMountNamespace(["true"], keep: ["pid"])
+        masked.config["linux"] = (masked.config["linux"] as! [String: Any]).merging(["maskedPaths": ["/proc/kcore"]]) { $1 }
+        try masked.save()
+        let refused = try #require(try Self.run(masked, withRunc: false)["tandem-runtime"])
+        #expect(refused.status != 0 && refused.stderr.contains("linux.maskedPaths: needs a mount namespace"), "\(refused.stderr)")
+        #expect(Self.mountsAndPropagation() == before, "nothing mounted on the host")
+    }
 }

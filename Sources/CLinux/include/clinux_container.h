@@ -95,6 +95,9 @@ struct clinux_container {
     unsigned long root_propagation; /* rootfsPropagation: (r)slave applied to / first, (r)shared,
                                     * (r)private, (r)unbindable to the new root last; 0: all private */
     int no_pivot;                  /* MS_MOVE + chroot instead of pivot_root (runc --no-pivot) */
+    int host_mount_namespace;      /* no mount namespace of its own (none listed: inherited): nothing is
+                                    * mounted, not even propagation changed, and the root is entered
+                                    * by chroot alone (the description then has no mounts) */
     int read_only_root;
     const struct clinux_mount *mounts;
     int mount_count;
