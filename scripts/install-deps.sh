@@ -14,8 +14,9 @@ profile=${1:-all}
 # podman: the tests drive tandem-runtime through it, and the bench kills its conmon (the
 #         manager-kill measurement). jq: the README's examples pipe a report through it (a test runs them).
 # strace: a test checks which system call moves a container's process into its cgroups.
+# uidmap: rootless tandem-runtime maps a user's /etc/subuid ranges with newuidmap/newgidmap (tested).
 core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-tools pkg-config libvirt-dev
-      libvirt-daemon-system libvirt-clients qemu-system-x86 e2fsprogs libseccomp-dev runc procps podman jq strace)
+      libvirt-daemon-system libvirt-clients qemu-system-x86 e2fsprogs libseccomp-dev runc procps podman jq strace uidmap)
 # containerd: a test runs tandem-runtime as containerd's runc binary (ctr run --runc-binary). A
 # host with Docker's containerd.io package has a containerd already, and Debian's would replace it
 # (and with it Docker): the one installed is kept.

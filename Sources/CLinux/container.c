@@ -193,7 +193,7 @@ static void become(const struct clinux_process *p, int error_fd) {
     }
     if (p->set_ids) {
         if (!keep_all && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail(error_fd, "prctl PR_SET_KEEPCAPS", NULL);
-        if (setgroups((size_t)p->group_count, p->groups) != 0) fail(error_fd, "setgroups", NULL);
+        if (!p->keep_groups && setgroups((size_t)p->group_count, p->groups) != 0) fail(error_fd, "setgroups", NULL);
         char id[32];
         snprintf(id, sizeof id, "%u", (unsigned)p->gid);
         if (setresgid(p->gid, p->gid, p->gid) != 0) fail(error_fd, "setresgid", id);

@@ -32,6 +32,19 @@ public struct CgroupResources: Sendable {
     public var netClassID: UInt32?
     public var netPriorities: [(interface: String, priority: UInt32)] = []
 
+    /// The first limit set (its linux.resources field), device rules aside: what a container
+    /// without a cgroup of its own (rootless, none delegated) cannot have.
+    public var firstLimit: String? {
+        let set: [(String, Bool)] = [
+            ("memory", memoryLimit != nil || memoryReservation != nil || memorySwap != nil || swappiness != nil || disableOOMKiller != nil),
+            ("cpu", cpuShares != nil || cpuQuota != nil || cpuPeriod != nil || cpus != nil || mems != nil || cpuRealtimeRuntime != nil || cpuRealtimePeriod != nil),
+            ("pids", pidsLimit != nil), ("blockIO", blkioWeight != nil || blkioLeafWeight != nil || !throttle.isEmpty),
+            ("hugepageLimits", !hugepageLimits.isEmpty), ("unified", !unified.isEmpty),
+            ("network", netClassID != nil || !netPriorities.isEmpty),
+        ]
+        return set.first { $0.1 }?.0
+    }
+
     public init() {}
 
     /// The v1 hierarchies (v2 controllers) these need beyond the ones every container gets

@@ -169,6 +169,19 @@ public enum CgroupLayout: Equatable, Sendable {
 }
 
 /// Small helpers both versions share: one value per file, errors naming the file.
+extension CgroupLayout {
+    /// For a caller without root (rootless): the first directory in which `planned` (parents
+    /// first, as `plannedDirectories` gives) would have to be made and that this user may not
+    /// write; nil when it may make them all (a delegated subtree).
+    public static func unwritable(_ planned: [String]) -> String? {
+        for directory in planned where access(directory, F_OK) != 0 {
+            let parent = Files.directory(of: directory)
+            if access(parent, W_OK) != 0 { return parent }
+        }
+        return nil
+    }
+}
+
 /// How a process already running joins a container's cgroups (exec, hooks).
 public enum CgroupJoin {
     /// The files a single-threaded process writes "0" to, to join the cgroups whose `cgroup.procs`

@@ -50,12 +50,37 @@ package enum Defaults {
         mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
     ]
 
+    /// The namespaces of a rootless container (`spec --rootless`, as runc's): a user namespace;
+    /// no network namespace (the host's network, as rootless runc) and no cgroup namespace.
+    package static let rootlessNamespaces = ["pid", "ipc", "uts", "mount", "user"]
+
+    /// The mounts of a rootless container: /sys bound from the host (a user may mount sysfs only
+    /// in a network namespace of its own), devpts without gid=5 (unmapped there).
+    package static let rootlessMounts: [JSON] = mounts.map { mount in
+        guard case .object(let members) = mount, case .string(let destination)? = members.first(where: { $0.0 == "destination" })?.1 else { return mount }
+        switch destination {
+        case "/sys": return Defaults.mount("/sys", "none", "/sys", ["rbind", "nosuid", "noexec", "nodev", "ro"])
+        case "/dev/pts": return Defaults.mount("/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"])
+        default: return mount
+        }
+    }
+
+    /// `spec --rootless`: the defaults for a user other than root, whose own uid and gid become
+    /// root in the container's user namespace; no cgroup settings (a user has no cgroup of its
+    /// own unless one is delegated).
+    package static func rootlessConfig(uid: UInt32, gid: UInt32) -> JSON {
+        func mapping(_ id: UInt32) -> JSON { .array([.object([("containerID", .int(0)), ("hostID", .int(Int64(id))), ("size", .int(1))])]) }
+        return config(namespaces: rootlessNamespaces, linuxExtras: [("uidMappings", mapping(uid)), ("gidMappings", mapping(gid))],
+                      rootless: true)
+    }
+
     /// A config.json with every default: `runc spec`'s (a shell on a terminal in `rootfs`) unless
     /// the caller says otherwise.
     package static func config(args: [String] = ["sh"], env: [String] = ["PATH=\(path)", "TERM=xterm"], terminal: Bool = true,
                                capabilities: [String] = specCapabilities, rlimits: [JSON]? = nil, rootPath: String = "rootfs",
                                readonly: Bool = true, hostname: String = "tandem", extraMounts: [JSON] = [],
-                               resources: [(String, JSON)] = [], namespaces: [String] = namespaces, linuxExtras: [(String, JSON)] = [], annotations: [(String, String)] = []) -> JSON {
+                               resources: [(String, JSON)] = [], namespaces: [String] = namespaces, linuxExtras: [(String, JSON)] = [], annotations: [(String, String)] = [],
+                               rootless: Bool = false) -> JSON {
         let caps = JSON.array(capabilities.map(JSON.string))
         let limits = rlimits ?? [.object([("type", .string("RLIMIT_NOFILE")), ("hard", .int(1024)), ("soft", .int(1024))])]
         var top: [(String, JSON)] = [
@@ -69,9 +94,10 @@ package enum Defaults {
             ])),
             ("root", .object([("path", .string(rootPath)), ("readonly", .bool(readonly))])),
             ("hostname", .string(hostname)),
-            ("mounts", .array(mounts + extraMounts)),
-            ("linux", .object([
+            ("mounts", .array((rootless ? rootlessMounts : mounts) + extraMounts)),
+            ("linux", .object((rootless ? [] : [
                 ("resources", .object([("devices", .array([.object([("allow", .bool(false)), ("access", .string("rwm"))])]))] + resources)),
+            ]) + [
                 ("namespaces", .array(namespaces.map { .object([("type", .string($0))]) })),
                 ("maskedPaths", .array(maskedPaths.map(JSON.string))),
                 ("readonlyPaths", .array(readonlyPaths.map(JSON.string))),

@@ -54,6 +54,9 @@ package enum Lifecycle {
         }
         // The container's own directories only (an absolute cgroupsPath may name shared parents).
         let own = record.cgroupProcs.map(Files.directory)
+        guard !own.isEmpty else {
+            throw OCIError("\(command) \(record.id): the container has no cgroup to freeze (made rootless, without a delegated cgroup)")
+        }
         do { try CgroupFreezer.set(frozen, directories: own) } catch { throw OCIError("\(command) \(record.id): \(error.description)") }
     }
 
@@ -72,6 +75,8 @@ package enum Lifecycle {
         do { (reader, writer) = try FileDescriptor.pipe("exec error pipe") } catch { throw OCIError(error.description) }
         let arena = CStrings()
         var cProcess = launch.cProcess(arena, seccomp: seccomp, consoleFD: consoleFD)
+        // A rootless container's namespace may deny setgroups (IDMaps.ownIDs): groups stay then.
+        cProcess.keep_groups = Files.readText("/proc/\(record.pid)/setgroups")?.hasPrefix("deny") == true ? 1 : 0
         let joins = CgroupJoin.files(forProcessFiles: record.cgroupProcs)
         let pid = clinux_container_exec(record.pid, arena.constArray(joins), Int32(joins.count),
                                         &cProcess, -1, writer!.rawValue)

@@ -152,8 +152,24 @@ public struct Record: Sendable {
     package var annotationsFile: String?
 
     /// Host pids of every process in the container's cgroup.
+    /// The container's processes: its cgroups' (or, without one — rootless, none delegated —
+    /// its first process and that one's descendants).
     public func processes() -> [pid_t] {
-        Array(Set(cgroupProcs.flatMap { (Files.readText($0) ?? "").split(separator: "\n").compactMap { pid_t($0) } })).sorted()
+        guard cgroupProcs.isEmpty else {
+            return Array(Set(cgroupProcs.flatMap { (Files.readText($0) ?? "").split(separator: "\n").compactMap { pid_t($0) } })).sorted()
+        }
+        guard pid > 0, isProcessAlive else { return [] }
+        var found: [pid_t] = [pid], next = 0
+        while next < found.count, found.count < 65536 {
+            let parent = found[next]
+            next += 1
+            for task in Files.list("/proc/\(parent)/task") {
+                for child in (Files.readText("/proc/\(parent)/task/\(task)/children") ?? "").split(separator: " ").compactMap({ pid_t($0) }) where !found.contains(child) {
+                    found.append(child)
+                }
+            }
+        }
+        return found.sorted()
     }
 
     /// The state the OCI runtime spec defines (runtime.md "State"), with runc's extra fields
@@ -339,4 +355,11 @@ public enum RuntimeInfo {
     public static let ociVersion = Defaults.ociVersion
     public static let version = "0.1.0"
     public static let defaultRoot = "/run/tandem-runtime"
+    /// Where the state goes by default: /run/tandem-runtime for root; for another user (rootless)
+    /// $XDG_RUNTIME_DIR/tandem-runtime, as runc uses $XDG_RUNTIME_DIR/runc. Nil when that is unset.
+    public static func defaultRoot(uid: uid_t) -> String? {
+        if uid == 0 { return defaultRoot }
+        guard let runtimeDirectory = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), runtimeDirectory.hasPrefix("/") else { return nil }
+        return runtimeDirectory + "/tandem-runtime"
+    }
 }

@@ -116,8 +116,18 @@ package final class Supervisor {
         let extra = ResourceWriter.extraControllers(config, version: layout.version)
         // The cgroups are made while the child sets up its mounts (below); they are planned now.
         // (A leaf that exists already is someone else's: refused before it could be written down.)
-        let planned = layout.plannedDirectories(parent: parent, name: name, extra: extra)
+        var planned = layout.plannedDirectories(parent: parent, name: name, extra: extra)
         let where_ = config.cgroupsPath ?? "(default /\(parent)/\(name))"
+        // Rootless: cgroups only where this user may make them (a delegated subtree); without,
+        // no limits can be had, and device rules are moot (a user namespace cannot mknod).
+        if geteuid() != 0, let denied = CgroupLayout.unwritable(planned) {
+            if let limit = config.resources.firstLimit {
+                throw OCIError("config.json: linux.resources.\(limit): a limit needs a cgroup, and running as uid \(geteuid()) (rootless) this user may not make one in \(denied) (delegate a cgroup v2 subtree to the user, as systemd does for podman, or leave the limit out)")
+            }
+            log.debug("rootless: no cgroup (\(denied) is not writable by uid \(geteuid())); linux.resources.devices is moot in a user namespace")
+            planned = []
+        }
+        let withCgroups = !planned.isEmpty
         if let taken = CgroupLeftovers.leaves(planned).first(where: { Files.kind($0) != .missing }) {
             throw OCIError("linux.cgroupsPath \(where_): \(taken) exists already")
         }
@@ -126,6 +136,7 @@ package final class Supervisor {
         record.cgroupProcs = CgroupLeftovers.leaves(planned).map { $0 + "/cgroup.procs" }
         // The files the child joins them by (v1; see CgroupManager.joinFiles), named for its messages.
         let plannedJoins = layout.version == .v1 ? CgroupLeftovers.leaves(planned).map { $0 + "/tasks" } : []
+        let idMaps = try IDMaps.plan(config)
         let seccomp = try config.seccomp.map { profile throws(OCIError) in try CompiledSeccomp.compile(profile) }
         if let seccomp, seccomp.unknownSyscalls > 0 {
             log.debug("linux.seccomp: \(seccomp.unknownSyscalls) syscall names unknown to libseccomp were skipped")
@@ -168,7 +179,7 @@ package final class Supervisor {
         }
         c.loopback_up = options.loopbackUp && config.newNamespace("network") ? 1 : 0
         let (mounts, firstCgroupMount) = launch.mounts(layout: layout, console: console?.path) { controller in
-            layout.plannedDirectory(for: controller, parent: parent, name: name, extra: extra)
+            withCgroups ? layout.plannedDirectory(for: controller, parent: parent, name: name, extra: extra) : nil
         }
         c.mounts = UnsafePointer(arena.copy(mounts.map {
             clinux_mount(source: arena.string($0.source), target: arena.string($0.target), fstype: $0.fstype.map(arena.string), flags: $0.flags,
@@ -195,6 +206,7 @@ package final class Supervisor {
         c.readonly_paths = arena.constArray(config.readonlyPaths)
         c.readonly_count = Int32(config.readonlyPaths.count)
         c.process = launch.cProcess(arena, seccomp: seccomp, consoleFD: console?.slave ?? -1)
+        c.process.keep_groups = idMaps == .ownIDs ? 1 : 0
         c.cgroup_joins = arena.constArray(plannedJoins)
         c.cgroup_join_count = Int32(plannedJoins.count)
         let createHooks = !(config.hooks.prestart.isEmpty && config.hooks.createRuntime.isEmpty && config.hooks.createContainer.isEmpty)
@@ -213,14 +225,7 @@ package final class Supervisor {
         mark("cloned")
         record.pidStart = ProcessInfoLite.startTime(child) ?? 0
 
-        if config.newNamespace("user") {
-            for (file, mappings) in [("uid_map", config.uidMappings), ("gid_map", config.gidMappings)] {
-                let text = mappings.map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
-                do { try Files.write("/proc/\(child)/\(file)", Array(text.utf8)) } catch {
-                    throw OCIError("config.json: linux.\(file == "uid_map" ? "uidMappings" : "gidMappings"): the kernel refused them: \(error.reason)")
-                }
-            }
-        }
+        if config.newNamespace("user") { try IDMaps.write(config, to: child, how: idMaps) }
         if let score = process.oomScoreAdj {
             do { try Files.write("/proc/\(child)/oom_score_adj", Array(String(score).utf8)) } catch {
                 throw OCIError("config.json: process.oomScoreAdj: \(error.description)")
@@ -236,6 +241,10 @@ package final class Supervisor {
         // Written down before they exist: a monitor killed while making them (Ctrl-C on create,
         // SIGKILL) leaves a record that delete and the creator's cleanup remove them by.
         try store.save(record)
+        guard withCgroups else {
+            try sendCgroups(nil, plannedJoins: [])
+            return try finishSetup(createHooks: createHooks, startsNext: startsNext)
+        }
         let manager: any CgroupManager
         do {
             manager = try layout.create(parent: parent, name: name, extra: extra)
@@ -255,6 +264,11 @@ package final class Supervisor {
         mark("limits written")
         try sendCgroups(manager, plannedJoins: plannedJoins)
         mark("cgroups sent")
+        try finishSetup(createHooks: createHooks, startsNext: startsNext)
+    }
+
+    /// From the second go-ahead to the entry point: hooks once the child is in its cgroups.
+    private func finishSetup(createHooks: Bool, startsNext: Bool) throws(OCIError) {
         if startsNext && config.hooks.startContainer.isEmpty {
             try poke(execWrite!, "exec")
             execWrite = nil
@@ -278,13 +292,13 @@ package final class Supervisor {
     /// The second go-ahead: the child's cgroup files, open, for it to join (v1; the planned ones,
     /// whose names it has). Otherwise (v2, or a layout changed since the plan) we move it
     /// ourselves, through cgroup.procs, and the go-ahead carries nothing.
-    private func sendCgroups(_ manager: any CgroupManager, plannedJoins: [String]) throws(OCIError) {
+    private func sendCgroups(_ manager: (any CgroupManager)?, plannedJoins: [String]) throws(OCIError) {
         var files: [FileDescriptor] = []
-        if !plannedJoins.isEmpty && manager.joinFiles == plannedJoins {
+        if let manager, !plannedJoins.isEmpty && manager.joinFiles == plannedJoins {
             for path in plannedJoins {
                 do { files.append(try FileDescriptor.open(path, O_WRONLY)) } catch { throw failure(error.description) }
             }
-        } else {
+        } else if let manager {
             // (A child that failed meanwhile is gone: its own message says why.)
             do { try manager.add(pid: child) } catch { throw failure(error.description) }
         }

@@ -37,7 +37,10 @@ public enum RuntimeMain {
       features                       what this runtime supports (JSON)
 
     global options:
-      --root DIR            state directory (default \(RuntimeInfo.defaultRoot))
+      --root DIR            state directory (default \(RuntimeInfo.defaultRoot); for another user
+                            $XDG_RUNTIME_DIR/tandem-runtime)
+      --rootless true|false|auto
+                            accepted (as runc's): a user other than root runs rootless anyway
       --log FILE            also write messages to FILE
       --log-format text|json
       --debug               debug messages
@@ -67,14 +70,17 @@ public enum RuntimeMain {
             if global.flag("systemd-cgroup") {
                 throw OCIError("--systemd-cgroup: not supported: tandem-runtime manages cgroups through cgroupfs itself (podman: --cgroup-manager=cgroupfs)")
             }
-            if let rootless = global.value("rootless"), rootless == "true" || (rootless == "auto" && getuid() != 0) {
-                throw OCIError("--rootless \(rootless): rootless containers are not supported; run as root")
-            }
-            guard getuid() == 0 || global.positionals.first.map({ ["spec", "features", "list", "state"].contains($0) }) == true else {
-                throw OCIError("tandem-runtime needs root (it makes namespaces, mounts and cgroups)")
+            if let rootless = global.value("rootless"), !["true", "false", "auto"].contains(rootless) {
+                throw OCIError("--rootless \(rootless): use true, false or auto")
             }
             var options = GlobalOptions(log: log)
-            if let root = global.value("root") { options.root = root }
+            if let root = global.value("root") {
+                options.root = root
+            } else if let root = RuntimeInfo.defaultRoot(uid: geteuid()) {
+                options.root = root
+            } else if global.positionals.first.map({ !["spec", "features"].contains($0) }) ?? false {
+                throw OCIError("running as uid \(geteuid()) (rootless), the state goes under $XDG_RUNTIME_DIR, which is not set: set it, or pass --root DIR")
+            }
             options.forwarded = ["--root", options.root] + (global.value("log").map { ["--log", $0, "--log-format", format.rawValue] } ?? [])
                 + (global.flag("debug") ? ["--debug"] : [])
             guard let command = global.positionals.first, !global.flag("help") else {

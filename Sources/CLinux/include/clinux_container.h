@@ -73,6 +73,8 @@ struct clinux_process {
     unsigned short seccomp_length;
     unsigned int seccomp_flags;
     long personality;              /* -1: keep */
+    int keep_groups;               /* setgroups is denied (a rootless user namespace mapping only the caller's
+                                    * own ids): the supplementary groups stay as they are */
     const char *apparmor_profile;  /* NULL: none; else the AppArmor profile set for the exec ("exec NAME") */
     const char *selinux_label;     /* NULL: none; else the SELinux label for the exec (and the keys it makes) */
     int console_fd;                /* a pty's slave: new session, controlling terminal, stdio; -1: keep stdio */
