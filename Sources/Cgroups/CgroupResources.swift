@@ -36,9 +36,11 @@ public struct CgroupResources: Sendable {
     /// without a cgroup of its own (rootless, none delegated) cannot have.
     public var firstLimit: String? {
         let set: [(String, Bool)] = [
-            ("memory", memoryLimit != nil || memoryReservation != nil || memorySwap != nil || swappiness != nil || disableOOMKiller != nil),
-            ("cpu", cpuShares != nil || cpuQuota != nil || cpuPeriod != nil || cpus != nil || mems != nil || cpuRealtimeRuntime != nil || cpuRealtimePeriod != nil),
-            ("pids", pidsLimit != nil), ("blockIO", blkioWeight != nil || blkioLeafWeight != nil || !throttle.isEmpty),
+            ("memory.limit", memoryLimit != nil), ("memory.reservation", memoryReservation != nil), ("memory.swap", memorySwap != nil),
+            ("memory.swappiness", swappiness != nil), ("memory.disableOOMKiller", disableOOMKiller != nil),
+            ("cpu.shares", cpuShares != nil), ("cpu.quota", cpuQuota != nil), ("cpu.period", cpuPeriod != nil), ("cpu.cpus", cpus != nil),
+            ("cpu.mems", mems != nil), ("cpu.realtimeRuntime", cpuRealtimeRuntime != nil), ("cpu.realtimePeriod", cpuRealtimePeriod != nil),
+            ("pids.limit", pidsLimit != nil), ("blockIO", blkioWeight != nil || blkioLeafWeight != nil || !throttle.isEmpty),
             ("hugepageLimits", !hugepageLimits.isEmpty), ("unified", !unified.isEmpty),
             ("network", netClassID != nil || !netPriorities.isEmpty),
         ]

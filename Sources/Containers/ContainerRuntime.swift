@@ -84,6 +84,14 @@ public enum ContainerRuntime {
                     let lower = try ShiftedImage.path(for: image, base: spec.idMapBase, count: spec.idMapCount, stateRoot: spec.stateRoot)
                     options.overlayUserXattr = true
                     options.layers = (lower, directory + "/upper", directory + "/work")
+                } else if ContainerSpec.rootless {
+                    // The lower layer is the user's own copy of the image (the image's owner, host
+                    // root, is unmapped: overlay could not copy its files up to write them), mounted
+                    // in the container's user namespace: overlay keeps its xattrs in user.* (Linux
+                    // 5.11+), and the scratch tmpfs takes them (6.6+).
+                    let lower = try ShiftedImage.path(for: image, base: geteuid(), gidBase: getegid(), count: 1, stateRoot: spec.stateRoot)
+                    options.overlayUserXattr = true
+                    options.layers = (lower, nil, nil)
                 } else {
                     // The writable layer is a scratch tmpfs in the container's mount namespace
                     // (as /run/tandem, where it lived before, is a tmpfs on most hosts): nothing

@@ -52,7 +52,18 @@ public struct ContainerSpec: Sendable {
     /// `tandem-runtime --root /run/tandem` reads.
     public var stateRoot = ContainerSpec.defaultStateRoot
 
-    public static let defaultStateRoot = "/run/tandem"
+    /// `/run/tandem` for root; for another user (rootless) `$XDG_RUNTIME_DIR/tandem`, or, with
+    /// that unset, `/run/user/UID/tandem` (where systemd-logind puts it).
+    public static var defaultStateRoot: String {
+        let uid = geteuid()
+        if uid == 0 { return "/run/tandem" }
+        if let directory = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), directory.hasPrefix("/") { return directory + "/tandem" }
+        return "/run/user/\(uid)/tandem"
+    }
+    /// Not root: the container gets a user namespace in which the caller's own uid and gid are
+    /// root (the only ids a user may map without newuidmap), and a cgroup only where one is
+    /// delegated (none: no limits).
+    public static var rootless: Bool { geteuid() != 0 }
     public static let defaultPath = Defaults.path
 
     public init(id: String, root: Root, command: [String], hostname: String? = nil) {
@@ -154,7 +165,11 @@ public struct ContainerSpec: Sendable {
         if let pids = limits.pids { resources.append(("pids", .object([("limit", .int(Int64(pids)))]))) }
         var linux: [(String, JSON)] = [("cgroupsPath", .string("/\(ContainerRuntime.cgroupParent)/\(id)"))]
         var namespaces = Defaults.namespaces
-        if userNamespace {
+        if Self.rootless {
+            namespaces.append("user")
+            func own(_ id: UInt32) -> JSON { .array([.object([("containerID", .int(0)), ("hostID", .int(Int64(id))), ("size", .int(1))])]) }
+            linux += [("uidMappings", own(geteuid())), ("gidMappings", own(getegid()))]
+        } else if userNamespace {
             namespaces.append("user")
             let mapping = JSON.array([.object([("containerID", .int(0)), ("hostID", .int(Int64(idMapBase))), ("size", .int(Int64(idMapCount)))])])
             linux += [("uidMappings", mapping), ("gidMappings", mapping)]
@@ -170,7 +185,7 @@ public struct ContainerSpec: Sendable {
         ]
         return Defaults.config(args: command, env: environment, terminal: false, capabilities: Defaults.dockerCapabilities, rlimits: [],
                                rootPath: rootPath, readonly: readOnly, hostname: hostname, extraMounts: mounts, resources: resources,
-                               namespaces: namespaces, linuxExtras: linux, annotations: annotations)
+                               namespaces: namespaces, linuxExtras: linux, annotations: annotations, rootless: Self.rootless)
     }
 }
 

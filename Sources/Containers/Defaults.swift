@@ -67,7 +67,7 @@ package enum Defaults {
 
     /// `spec --rootless`: the defaults for a user other than root, whose own uid and gid become
     /// root in the container's user namespace; no cgroup settings (a user has no cgroup of its
-    /// own unless one is delegated).
+    /// own unless one is delegated). (`rootless: true` in `config`: its mounts, no device rules.)
     package static func rootlessConfig(uid: UInt32, gid: UInt32) -> JSON {
         func mapping(_ id: UInt32) -> JSON { .array([.object([("containerID", .int(0)), ("hostID", .int(Int64(id))), ("size", .int(1))])]) }
         return config(namespaces: rootlessNamespaces, linuxExtras: [("uidMappings", mapping(uid)), ("gidMappings", mapping(gid))],
@@ -95,7 +95,9 @@ package enum Defaults {
             ("root", .object([("path", .string(rootPath)), ("readonly", .bool(readonly))])),
             ("hostname", .string(hostname)),
             ("mounts", .array((rootless ? rootlessMounts : mounts) + extraMounts)),
-            ("linux", .object((rootless ? [] : [
+            // Rootless: no device rules (a user namespace cannot mknod; without a delegated
+            // cgroup there is nowhere to write them), and no resources unless asked for.
+            ("linux", .object((rootless ? (resources.isEmpty ? [] : [("resources", .object(resources))]) : [
                 ("resources", .object([("devices", .array([.object([("allow", .bool(false)), ("access", .string("rwm"))])]))] + resources)),
             ]) + [
                 ("namespaces", .array(namespaces.map { .object([("type", .string($0))]) })),

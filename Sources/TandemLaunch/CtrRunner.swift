@@ -88,6 +88,9 @@ public enum CtrRunner {
         var spec = ContainerSpec(id: id, root: root, command: command, hostname: options.hostname)
         spec.name = options.name
         if let stateRoot = options.stateRoot { spec.stateRoot = stateRoot }
+        if options.userns && ContainerSpec.rootless {
+            return .failure(ContainerError("--userns: not as uid \(geteuid()): a rootless container has a user namespace anyway (your uid is root in it); the shifted image copy --userns makes needs root"))
+        }
         spec.userNamespace = options.userns
         spec.readOnly = options.readOnly
         if let net = options.net {

@@ -173,6 +173,42 @@ struct RootlessTests {
     }
 }
 
+@Suite("tandem ctr rootless, as a real unprivileged user", .serialized,
+       .enabled(if: Containers.available && Rootless.toolsPresent, "needs root (to make the user), the image rootfs (make image), useradd and runuser"))
+struct CtrRootlessTests {
+    @Test("run: the user's uid is root inside, the root is writable (the user's own copy of the image), -d, ps, exec, rm; limits and --userns refused naming the option; nothing left but the image copy")
+    func run() throws {
+        let user = try RootlessTests.User()
+        defer { user.remove() }
+        func ctr(_ arguments: [String]) throws -> OCI.Result { try user.run([Tandem.path, "ctr"] + arguments) }
+        let first = try ctr(["run", "--", "/bin/sh", "-c", "id -u; cat /proc/self/uid_map; echo written > /etc/probe && cat /etc/probe; stat -c %u /init"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let lines = first.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+        #expect(lines == ["0", "0 \(user.uid) 1", "written", "0"], "\(first.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: Containers.rootfs + "/etc/probe"), "the image itself is untouched")
+
+        let detached = try ctr(["run", "-d", "--name", "svc", "--", "/bin/sleep", "30"])
+        #expect(detached.status == 0, "\(detached.stderr)")
+        let ps = try ctr(["ps"])
+        #expect(ps.stdout.contains("svc") && ps.stdout.contains("running"), "\(ps.stdout) \(ps.stderr)")
+        let exec = try ctr(["exec", "svc", "--", "/bin/sh", "-c", "id -u"])
+        #expect(exec.status == 0 && exec.stdout == "0\n", "\(exec.stdout) \(exec.stderr)")
+        #expect(try ctr(["rm", "-f", "svc"]).status == 0)
+
+        let limited = try ctr(["run", "--memory", "64m", "--", "/bin/true"])
+        #expect(limited.status == 125 && limited.stderr.contains("--memory") && limited.stderr.contains("rootless"), "\(limited.stderr)")
+        let shifted = try ctr(["run", "--userns", "--", "/bin/true"])
+        #expect(shifted.status == 125 && shifted.stderr.contains("--userns"), "\(shifted.stderr)")
+
+        let state = user.runtimeDirectory + "/tandem"
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: state)) ?? []).filter { ![".images", ".names"].contains($0) }
+        #expect(left.isEmpty, "nothing left in \(state): \(left)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: state + "/.names")) ?? []).isEmpty)
+        let processes = try OCI.exec(["/bin/ps", "-u", user.name, "-o", "stat=,args="]).stdout.split(separator: "\n").filter { !$0.hasPrefix("Z") }
+        #expect(processes.isEmpty, "\(processes)")
+    }
+}
+
 enum Rootless {
     static let toolsPresent = ["/usr/sbin/useradd", "/usr/sbin/userdel", "/usr/sbin/runuser", "/usr/bin/newuidmap", "/usr/bin/newgidmap"]
         .allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
