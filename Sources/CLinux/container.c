@@ -139,9 +139,6 @@ static void apply_limits(const struct clinux_process *p, int error_fd) {
     if (p->personality >= 0 && personality((unsigned long)p->personality) < 0) fail(error_fd, "personality", NULL);
 }
 
-/* The last steps before exec, shared by a container's first process and `exec`: terminal,
- * limits, capabilities, ids, seccomp. Order as runc's: the bounding set shrinks while we are still
- * root; KEEPCAPS keeps the permitted set across setuid; capset after it. */
 /* Writes `prefix value` to the first of `paths` (NULL-terminated) that exists: a security
  * module's label for our next exec, through the container's /proc (runc's and crun's way). */
 static void set_exec_attribute(int error_fd, const char *const *paths, const char *prefix, const char *value) {
@@ -174,6 +171,9 @@ static void set_security_labels(const struct clinux_process *p, int error_fd) {
     }
 }
 
+/* The last steps before exec, shared by a container's first process and `exec`: terminal,
+ * limits, capabilities, ids, seccomp. Order as runc's: the bounding set shrinks while we are still
+ * root; KEEPCAPS keeps the permitted set across setuid; capset after it. */
 static void become(const struct clinux_process *p, int error_fd) {
     if (p->console_fd >= 0) {
         if (setsid() < 0) fail(error_fd, "setsid", NULL);
