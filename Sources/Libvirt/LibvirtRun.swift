@@ -48,7 +48,7 @@ public struct LibvirtRun {
         public var created: UInt64
         public var ready: UInt64?
         public var ended: UInt64
-        /// Peak resident set of the QEMU process (VmHWM), sampled at the result line.
+        /// Peak resident set of the QEMU process (VmHWM), sampled while it runs and at the result line.
         public var qemuPeakRSSBytes: UInt64?
         public var guestCPUNanoseconds: UInt64?
         public var consoleTail: String
@@ -102,7 +102,16 @@ public struct LibvirtRun {
         var qemuPeak: UInt64?
         var cpu: UInt64?
         let deadline = options.timeoutSeconds > 0 ? createStart + UInt64(options.timeoutSeconds * 1e9) : UInt64.max
-        let qemuPID = (Files.readText("/run/libvirt/qemu/\(definition.name).pid")).flatMap { pid_t($0.split(separator: "\n").first ?? "") }
+        // QEMU's pid, from the file libvirt writes (read again at the result line if it was not
+        // there yet: under load the daemon may write it after create returns).
+        func readQEMUPID() -> pid_t? { Files.readText("/run/libvirt/qemu/\(definition.name).pid").flatMap { pid_t($0.split(separator: "\n").first ?? "") } }
+        var qemuPID = readQEMUPID()
+        // VmHWM only grows: sampled on every turn of the loop as well as at the result line, so a
+        // QEMU that is gone by the time a loaded host reads that line still has a figure.
+        func samplePeak() {
+            if qemuPID == nil { qemuPID = readQEMUPID() }
+            if let qemuPID, let peak = ProcessInfoLite.peakRSS(qemuPID) { qemuPeak = max(qemuPeak ?? 0, peak) }
+        }
         var buffer = [UInt8](repeating: 0, count: 65536)
         while outcome == nil {
             // New console bytes (the file grows as the guest writes).
@@ -115,7 +124,7 @@ public struct LibvirtRun {
                     for line in tail.append(buffer[0..<count]) {
                         if ready == nil, line.hasPrefix("TANDEM-READY") { ready = Clock.monotonicNanoseconds() }
                         if line.hasPrefix("TANDEM-RESULT "), let status = resultStatus(line) {
-                            if let qemuPID { qemuPeak = ProcessInfoLite.peakRSS(qemuPID) }
+                            samplePeak()
                             cpu = domain.info()?.cpuTimeNanoseconds
                             outcome = .exited(status: status)
                         }
@@ -123,6 +132,7 @@ public struct LibvirtRun {
                 }
             }
             if outcome != nil { break }
+            samplePeak()
             if !domain.isActive { outcome = .endedWithoutResult; break }
             if Clock.monotonicNanoseconds() >= deadline { outcome = .timedOut; break }
             var fds = [pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0)]
