@@ -344,6 +344,10 @@ static int child_main(void *argument) {
     }
     await(c->sync_fd);
     umask(0);
+    /* The namespaces clone left to us (see CLINUX_UNSHARED_LATER): made here, after the joins
+     * (owned by a joined user namespace, as with runc) and while the parent makes our cgroups. */
+    int later = c->clone_flags & CLINUX_UNSHARED_LATER;
+    if (later && unshare(later) != 0) fail(c->error_fd, "unshare", "CLONE_NEWNS|CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS (those asked for)");
 
     /* Ids: root in the container (with a new user namespace, the parent has mapped 0 by now). */
     if (in_user_namespace) {
@@ -496,7 +500,7 @@ pid_t clinux_container_spawn(const struct clinux_container *c) {
         }
         close(target);
     }
-    int flags = (c->clone_flags & ~CLONE_NEWCGROUP) | SIGCHLD;
+    int flags = (c->clone_flags & ~(CLONE_NEWCGROUP | CLINUX_UNSHARED_LATER)) | SIGCHLD;
     pid_t pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE, flags, (void *)c);
     int saved = errno;
     if (own_pid_ns >= 0) {

@@ -125,12 +125,15 @@ public enum ContainerRuntime {
             do { try Files.write(directory + "/config.json", Array(json.serialized().utf8), mode: 0o600) } catch {
                 throw ContainerError(error.description)
             }
+            running.mark("bundle written")
             do { try running.start() } catch { throw ContainerError(error.description) }
+            running.mark("running (exec'd)")
             let startedAt = Clock.monotonicNanoseconds()
             started(running.record)
 
             let (waitStatus, interruptedBy) = waitForExit(running.child, cgroup: running.cgroup, interactive: interactive)
             let exitedAt = Clock.monotonicNanoseconds()
+            running.mark("exited")
             var statistics = CgroupStatistics()
             if let cgroup = running.cgroup {
                 if collect { statistics = cgroup.statistics() } else { statistics.oomKills = cgroup.oomKills() }
@@ -139,8 +142,10 @@ public enum ContainerRuntime {
             let signal: Int32? = (waitStatus & 0x7f) != 0 ? waitStatus & 0x7f : nil
             let status = running.finish(waitStatus: waitStatus, oomKilled: statistics.oomKills > 0, keepRecord: detached)
                 ?? WaitStatus.exitCode(waitStatus)
+            running.mark("cgroups removed")
             supervisor = nil
             if !detached { store.remove(spec.id, name: spec.name, unnamed: spec.name == nil) }
+            running.mark("state removed")
             return ContainerResult(status: status, signal: signal, oomKilled: statistics.oomKills > 0, statistics: statistics,
                                    limits: spec.limits, cgroupVersion: version, clonedNanoseconds: cloned,
                                    startedNanoseconds: startedAt, exitedNanoseconds: exitedAt, interruptedBy: interruptedBy)

@@ -85,8 +85,8 @@ package final class Supervisor {
         }
     }
 
-    /// `--debug`: milliseconds since the monitor started, per step of a create.
-    private func mark(_ step: String) {
+    /// `--debug`: milliseconds since the monitor started, per step of a create (and of a run's end).
+    package func mark(_ step: String) {
         guard log.debugEnabled else { return }
         log.debug(String(format3: Double(Clock.monotonicNanoseconds() - began) / 1e6) + " ms: " + step)
     }
