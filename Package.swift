@@ -33,6 +33,12 @@ let package = Package(
         .target(name: "MicroVM", dependencies: ["KVM", "GuestMemory", "BootLoader", "Devices", "HostOS", "GuestABI"]),
         .target(name: "HostFacts", dependencies: ["KVM", "HostOS"]),
         .target(name: "GuestImages", dependencies: ["HostOS"]),
+        // C: zlib's inflateInit2 is a macro Swift cannot import, and OpenSSL's SHA-256 uses the
+        // CPU's SHA extensions (every blob and layer is hashed on import).
+        .target(name: "CArchive", linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z")]),
+        // OCI images: import (OCI layout, oci-archive, docker-archive), a content-addressed
+        // store, hostile-tar-safe layer unpacking; hands containers a layer list.
+        .target(name: "Images", dependencies: ["CArchive", "CLinux", "HostOS"]),
         // cgroups v1 and v2 behind one manager protocol (root injectable: v2 is tested on a fixture too).
         .target(name: "Cgroups", dependencies: ["HostOS", "CLinux"]),
         // The container runtime: spec, rootfs layers, namespaces (through CLinux's clone trampoline), state.
@@ -49,11 +55,11 @@ let package = Package(
         .target(name: "Report", dependencies: ["Bench", "HostOS"]),
         // The launch path: what `tandem vm run` needs, and nothing that costs start time (no
         // ArgumentParser, no Foundation). `tandem` is this plus main.swift.
-        .target(name: "TandemLaunch", dependencies: ["MicroVM", "BootLoader", "HostFacts", "HostOS", "Containers", "Cgroups", "CLinux"]),
+        .target(name: "TandemLaunch", dependencies: ["MicroVM", "BootLoader", "HostFacts", "HostOS", "Containers", "Cgroups", "CLinux", "Images"]),
         // `tandem lab nested`: an emulated L1 with SVM, for hosts without hardware virtualisation.
         .target(name: "NestedLab", dependencies: ["GuestImages", "HostOS", "TandemLaunch"]),
         .target(name: "TandemCLI", dependencies: [
-            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups", "Libvirt", "Bench", "Report",
+            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups", "Libvirt", "Bench", "Report", "Images",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tandem", dependencies: ["TandemLaunch"]),
@@ -69,6 +75,7 @@ let package = Package(
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"], exclude: ["Golden"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "HostOS"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts", "HostOS", "CLinux"]),
     ]
 )

@@ -1,4 +1,6 @@
 #define _GNU_SOURCE
+#include <sys/xattr.h>
+#include <sys/sysmacros.h>
 #include <linux/keyctl.h>
 #include "clinux.h"
 
@@ -122,3 +124,19 @@ int clinux_open_pty(int *master, int *slave, char *name, size_t name_size, unsig
     return 0;
 }
 
+
+int clinux_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
+    return lsetxattr(path, name, value, size, 0);
+}
+
+int clinux_fsetxattr(int fd, const char *name, const void *value, size_t size) {
+    return fsetxattr(fd, name, value, size, 0);
+}
+
+int clinux_overlay_opaque(int fd) {
+    char value[8];
+    ssize_t length = fgetxattr(fd, "trusted.overlay.opaque", value, sizeof value);
+    return length >= 1 ? (unsigned char)value[0] : -1;
+}
+
+dev_t clinux_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }

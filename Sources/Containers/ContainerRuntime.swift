@@ -98,6 +98,11 @@ public enum ContainerRuntime {
                     // to make or remove on the host, and what it writes is charged to its cgroup.
                     options.layers = (image, nil, nil)
                 }
+            case .layers(let layers):
+                // An image from the store: its layers under a scratch tmpfs (as for .image).
+                rootPath = directory + "/root"
+                guard mkdir(rootPath, 0o755) == 0 else { throw ContainerError(SystemError("mkdir", rootPath).description) }
+                options.layers = (layers.joined(separator: ":"), nil, nil)
             case .rootfs(let rootfs):
                 // The engine takes the root's canonical path only (what is checked is what is used).
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)

@@ -19,6 +19,9 @@ public struct ContainerSpec: Sendable {
         case image(String)
         /// A directory used as is (bind-mounted; writable unless `readOnly`).
         case rootfs(String)
+        /// An image from the store: its layer directories, top first (overlay's lowerdir order),
+        /// under the container's own writable layer.
+        case layers([String])
     }
     public enum Network: String, Sendable { case none, loopback }
 
@@ -51,6 +54,15 @@ public struct ContainerSpec: Sendable {
     /// Where container state lives (`/run/tandem`): the engine's store, the same layout
     /// `tandem-runtime --root /run/tandem` reads.
     public var stateRoot = ContainerSpec.defaultStateRoot
+    /// The program's path inside the root, when the front end found it (a layered image's files
+    /// are looked up across its layers, `LayeredRoot`); else `validate` looks in the root.
+    public var program: String?
+    /// The process's working directory and ids (an image's WorkingDir and User).
+    public var workingDirectory = "/"
+    public var user: (uid: UInt32, gid: UInt32, additionalGids: [UInt32]) = (0, 0, [])
+    /// The store image it runs from (for `tandem image rm`, and ps) and what the user called it.
+    public var imageID: String?
+    public var imageName: String?
 
     /// `/run/tandem` for root; for another user (rootless) `$XDG_RUNTIME_DIR/tandem`, or, with
     /// that unset, `/run/user/UID/tandem` (where systemd-logind puts it).
@@ -78,6 +90,7 @@ public struct ContainerSpec: Sendable {
     public var rootDirectory: String {
         switch root {
         case .image(let path), .rootfs(let path): path
+        case .layers(let layers): layers.first ?? ""
         }
     }
 
@@ -92,13 +105,24 @@ public struct ContainerSpec: Sendable {
     /// the root. Each error names the input.
     public func validate() throws(ContainerError) -> String {
         let rootDirectory = rootDirectory
-        let flag = { if case .image = root { "--image" } else { "--rootfs" } }()
-        guard Files.kind(rootDirectory) == .directory else {
-            throw ContainerError("\(flag) \(rootDirectory): \(Files.kind(rootDirectory) == .missing ? "does not exist" : "is not a directory")")
+        let flag = { if case .rootfs = root { "--rootfs" } else { "--image" } }()
+        let directories: [String] = if case .layers(let layers) = root { layers } else { [rootDirectory] }
+        for directory in directories where Files.kind(directory) != .directory {
+            throw ContainerError("\(flag) \(directory): \(Files.kind(directory) == .missing ? "does not exist" : "is not a directory")")
+        }
+        if case .layers(let layers) = root {
+            if userNamespace || Self.rootless {
+                throw ContainerError("an image from the store: not yet with \(userNamespace ? "--userns" : "rootless containers") (its layers are owned by host root)")
+            }
+            // overlay's options fit in one page: lowerdir's list with them.
+            guard layers.joined(separator: ":").utf8.count < 3800 else {
+                throw ContainerError("the image has \(layers.count) layers, whose paths exceed what overlay's mount options can hold (a shorter --store path helps)")
+            }
         }
         guard let program = command.first, !program.isEmpty else { throw ContainerError("no command to run") }
-        guard let path = Self.resolve(program, in: rootDirectory, path: environmentValue("PATH") ?? Self.defaultPath) else {
-            throw ContainerError("\(flag) \(rootDirectory) has no executable \(program)\(program.contains("/") ? "" : " on PATH")")
+        let found = self.program ?? Self.resolve(program, in: rootDirectory, path: environmentValue("PATH") ?? Self.defaultPath)
+        guard let path = found else {
+            throw ContainerError("\(flag) \(imageName ?? rootDirectory) has no executable \(program)\(program.contains("/") ? "" : " on PATH")")
         }
         if let name {
             // Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]* (the name is a file name in the store too).
@@ -147,6 +171,8 @@ public struct ContainerSpec: Sendable {
         public static let network = "org.tandem.ctr.network"
         public static let userNamespace = "org.tandem.ctr.userns"
         public static let readOnly = "org.tandem.ctr.read-only"
+        /// The store image a container runs from (its id, sha256:HEX): `tandem image rm` keeps it while the container runs.
+        public static let imageID = "org.tandem.image.id"
     }
 
     /// The runtime-spec config.json this container is: `Defaults.config` with Docker's
@@ -178,14 +204,15 @@ public struct ContainerSpec: Sendable {
             Defaults.mount(volume.container, "bind", Files.absolute(volume.host), ["rbind", volume.readOnly ? "ro" : "rw"])
         }
         let annotations: [(String, String)] = [
-            (Annotation.image, rootDirectory), (Annotation.limits, limits.described.joined(separator: " ")),
+            (Annotation.image, imageName ?? rootDirectory), (Annotation.limits, limits.described.joined(separator: " ")),
             (Annotation.volumes, volumes.map { "\($0.host):\($0.container)" + ($0.readOnly ? ":ro" : "") }.joined(separator: " ")),
             (Annotation.network, network.rawValue), (Annotation.userNamespace, userNamespace ? "true" : "false"),
             (Annotation.readOnly, readOnly ? "true" : "false"),
-        ]
+        ] + (imageID.map { [(Annotation.imageID, $0)] } ?? [])
         return Defaults.config(args: command, env: environment, terminal: false, capabilities: Defaults.dockerCapabilities, rlimits: [],
                                rootPath: rootPath, readonly: readOnly, hostname: hostname, extraMounts: mounts, resources: resources,
-                               namespaces: namespaces, linuxExtras: linux, annotations: annotations, rootless: Self.rootless)
+                               namespaces: namespaces, linuxExtras: linux, annotations: annotations, rootless: Self.rootless,
+                               cwd: workingDirectory, user: user)
     }
 }
 

@@ -80,14 +80,15 @@ package enum Defaults {
                                capabilities: [String] = specCapabilities, rlimits: [JSON]? = nil, rootPath: String = "rootfs",
                                readonly: Bool = true, hostname: String = "tandem", extraMounts: [JSON] = [],
                                resources: [(String, JSON)] = [], namespaces: [String] = namespaces, linuxExtras: [(String, JSON)] = [], annotations: [(String, String)] = [],
-                               rootless: Bool = false) -> JSON {
+                               rootless: Bool = false, cwd: String = "/", user: (uid: UInt32, gid: UInt32, additionalGids: [UInt32]) = (0, 0, [])) -> JSON {
         let caps = JSON.array(capabilities.map(JSON.string))
         let limits = rlimits ?? [.object([("type", .string("RLIMIT_NOFILE")), ("hard", .int(1024)), ("soft", .int(1024))])]
         var top: [(String, JSON)] = [
             ("ociVersion", .string(ociVersion)),
             ("process", .object([
-                ("terminal", .bool(terminal)), ("user", .object([("uid", .int(0)), ("gid", .int(0))])), ("args", .array(args.map(JSON.string))),
-                ("env", .array(env.map(JSON.string))), ("cwd", .string("/")),
+                ("terminal", .bool(terminal)), ("user", .object([("uid", .int(Int64(user.uid))), ("gid", .int(Int64(user.gid)))]
+                                  + (user.additionalGids.isEmpty ? [] : [("additionalGids", .array(user.additionalGids.map { .int(Int64($0)) }))]))),
+                ("args", .array(args.map(JSON.string))), ("env", .array(env.map(JSON.string))), ("cwd", .string(cwd)),
                 ("capabilities", .object([("bounding", caps), ("effective", caps), ("permitted", caps), ("ambient", caps)])),
                 ("rlimits", .array(limits)),
                 ("noNewPrivileges", .bool(true)),

@@ -19,6 +19,29 @@ struct CtrRunCommand: ParsableCommand {
     var image: String?
     @Option(name: .long, help: ArgumentHelp("A root directory used as is instead of an image.", valueName: "dir"))
     var rootfs: String?
+    @Option(name: .long, help: "The workload tandem-init runs (without a command).")
+    var workload: String?
+    @OptionGroup var container: ContainerRunOptions
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The program and its arguments, after --.", valueName: "command"))
+    var command: [String] = []
+
+    var options: CtrRunOptions {
+        var options = container.options
+        options.image = image
+        options.rootfs = rootfs
+        options.workload = workload
+        options.command = command
+        return options
+    }
+
+    func run() throws {
+        let status = CtrRunner.run(options, processStart: nil)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// The container options `tandem ctr run` and `tandem run IMAGE` share.
+struct ContainerRunOptions: ParsableArguments {
     @Option(name: .long, help: "A name for the container (ps, top, exec, stop accept it).")
     var name: String?
     @Option(name: [.customShort("m"), .long], help: ArgumentHelp("Memory limit (6m at least; k, m, g units).", valueName: "size"))
@@ -41,8 +64,6 @@ struct CtrRunCommand: ParsableCommand {
     var volume: [String] = []
     @Option(name: [.customShort("e"), .long], help: ArgumentHelp("Environment variable.", valueName: "name=value"))
     var env: [String] = []
-    @Option(name: .long, help: "The workload tandem-init runs (without a command).")
-    var workload: String?
     @Flag(name: [.customShort("d"), .long], help: "Run in the background; print the container's id.")
     var detach = false
     @Option(name: .long, help: ArgumentHelp("Write a JSON report (schema tandem.ctr-run/1) here when it ends.", valueName: "file"))
@@ -51,13 +72,10 @@ struct CtrRunCommand: ParsableCommand {
     var stateRoot: String?
     @Option(name: .customLong("monitor-id"), help: .hidden)
     var monitorID: String?
-    @Argument(parsing: .postTerminator, help: ArgumentHelp("The program and its arguments, after --.", valueName: "command"))
-    var command: [String] = []
 
+    /// These options as the engine's (the root and the command are the command's own).
     var options: CtrRunOptions {
         var options = CtrRunOptions()
-        options.image = image
-        options.rootfs = rootfs
         options.name = name
         options.memory = memory
         options.memorySwap = memorySwap
@@ -69,17 +87,10 @@ struct CtrRunCommand: ParsableCommand {
         options.readOnly = readOnly
         options.volumes = volume
         options.env = env
-        options.workload = workload
         options.detach = detach
         options.report = report
         options.stateRoot = stateRoot
         options.monitorID = monitorID
-        options.command = command
         return options
-    }
-
-    func run() throws {
-        let status = CtrRunner.run(options, processStart: nil)
-        if status != 0 { throw ExitCode(status) }
     }
 }

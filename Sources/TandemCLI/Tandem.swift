@@ -9,7 +9,7 @@ public struct Tandem: ParsableCommand {
         commandName: "tandem",
         abstract: "Run one workload as a KVM microVM, a libvirt guest and a container, and measure them side by side.",
         version: version,
-        subcommands: [HostCommand.self, VMCommand.self, CtrCommand.self, BenchCommand.self, ReportCommand.self, ImageCommand.self, LabCommand.self]
+        subcommands: [HostCommand.self, RunCommand.self, VMCommand.self, CtrCommand.self, BenchCommand.self, ReportCommand.self, ImageCommand.self, LabCommand.self]
     )
 
     public init() {}

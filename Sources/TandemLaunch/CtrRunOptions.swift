@@ -24,6 +24,9 @@ public struct CtrRunOptions: Equatable, Sendable {
     public var command: [String] = []
     /// Internal: this process is the monitor of a detached container with this id.
     public var monitorID: String?
+    /// `tandem run IMAGE`: an image in the store (NAME[:TAG] or id), and the store.
+    public var imageReference: String?
+    public var store: String?
 
     public init() {}
 }
@@ -77,6 +80,6 @@ public enum FastCtrRunParser {
         "--image": \.image, "--rootfs": \.rootfs, "--name": \.name, "--memory": \.memory, "-m": \.memory,
         "--memory-swap": \.memorySwap, "--cpus": \.cpus, "--pids": \.pids, "--hostname": \.hostname,
         "--net": \.net, "--workload": \.workload, "--report": \.report, "--state-root": \.stateRoot,
-        "--monitor-id": \.monitorID,
+        "--monitor-id": \.monitorID, "--store": \.store,
     ]
 }

@@ -61,6 +61,14 @@ public enum CtrRunner {
     /// The spec from the options; every error names the option and what is wrong.
     public static func makeSpec(_ options: CtrRunOptions) -> Result<ContainerSpec, ContainerError> {
         if options.image != nil && options.rootfs != nil { return .failure(ContainerError("--image and --rootfs exclude each other")) }
+        if options.imageReference != nil {
+            guard options.image == nil, options.rootfs == nil, options.workload == nil else {
+                return .failure(ContainerError("an image from the store excludes --image, --rootfs and --workload"))
+            }
+            let made: ContainerSpec
+            do { made = try StoreImage.spec(options) } catch { return .failure(error) }
+            return applyOptions(options, to: made)
+        }
         let root: ContainerSpec.Root
         if let rootfs = options.rootfs {
             root = .rootfs(rootfs)
@@ -85,7 +93,12 @@ public enum CtrRunner {
             return .failure(ContainerError("--workload and a command after -- exclude each other"))
         }
         let id = options.monitorID ?? ContainerSpec.newID()
-        var spec = ContainerSpec(id: id, root: root, command: command, hostname: options.hostname)
+        return applyOptions(options, to: ContainerSpec(id: id, root: root, command: command, hostname: options.hostname))
+    }
+
+    /// The options every root shares: name, state, user namespace, network, env, volumes, limits.
+    static func applyOptions(_ options: CtrRunOptions, to made: ContainerSpec) -> Result<ContainerSpec, ContainerError> {
+        var spec = made
         spec.name = options.name
         if let stateRoot = options.stateRoot { spec.stateRoot = stateRoot }
         if options.userns && ContainerSpec.rootless {
@@ -143,6 +156,7 @@ public enum CtrRunner {
     static func rootDirectory(_ root: ContainerSpec.Root) -> String {
         switch root {
         case .image(let path), .rootfs(let path): path
+        case .layers(let layers): layers.first ?? ""
         }
     }
 
@@ -161,7 +175,8 @@ public enum CtrRunner {
         let reader = FileDescriptor(adopting: pipe[0], label: "monitor notification")
         var writer: FileDescriptor? = FileDescriptor(adopting: pipe[1], label: "monitor notification")
 
-        var arguments = ["tandem", "ctr", "run", "--monitor-id", spec.id]
+        var arguments = options.imageReference.map { ["tandem", "run", $0, "--monitor-id", spec.id] } ?? ["tandem", "ctr", "run", "--monitor-id", spec.id]
+        if let store = options.store { arguments.append("--store=\(store)") }
         if let image = options.image { arguments += ["--image", image] }
         if let rootfs = options.rootfs { arguments += ["--rootfs", rootfs] }
         for (flag, value) in [("--name", options.name), ("--memory", options.memory), ("--memory-swap", options.memorySwap),

@@ -31,6 +31,18 @@ public enum Launcher {
            let options = FastCtrRunParser.parse(arguments.dropFirst(3)) {
             exit(CtrRunner.run(options, processStart: processStart))
         }
+        // `tandem run IMAGE [--as container] [options] [-- CMD]`: the image first, as documented.
+        if arguments.count > 2, arguments[1] == "run", !arguments[2].hasPrefix("-") {
+            var rest = Array(arguments.dropFirst(3))
+            let end = rest.firstIndex(of: "--") ?? rest.count
+            if let at = rest[..<end].firstIndex(of: "--as"), at + 1 < end, rest[at + 1] == "container" { rest.removeSubrange(at...(at + 1)); }
+            else if let at = rest[..<end].firstIndex(of: "--as=container") { rest.remove(at: at) }
+            if !rest.prefix(while: { $0 != "--" }).contains(where: { $0 == "--as" || $0.hasPrefix("--as=") }),
+               var options = FastCtrRunParser.parse(rest[...]), options.image == nil, options.rootfs == nil, options.workload == nil {
+                options.imageReference = arguments[2]
+                exit(CtrRunner.run(options, processStart: processStart))
+            }
+        }
         execFullCLI(arguments)
     }
 

@@ -16,6 +16,19 @@
 #include <sys/vfs.h>
 #include "clinux_container.h"
 
+/** O_PATH (GNU-only in <fcntl.h>): a descriptor that names a file without opening it (the image
+ * store's layer unpacker walks a layer's directories with it). */
+#define CLINUX_O_PATH 010000000
+/** lsetxattr: <sys/xattr.h> is not in Swift's Glibc module. Sets an extended attribute on `path`
+ * itself (a symlink is not followed). */
+int clinux_lsetxattr(const char *path, const char *name, const void *value, size_t size);
+/** fsetxattr: the same, on an open file. */
+int clinux_fsetxattr(int fd, const char *name, const void *value, size_t size);
+/** fgetxattr(fd, "trusted.overlay.opaque"): the first byte of the value (overlay's opaque marker is "y"), or -1 when unset. */
+int clinux_overlay_opaque(int fd);
+/** makedev is a macro: the device number of major:minor (a layer's device nodes, overlay's 0:0 whiteouts). */
+dev_t clinux_makedev(unsigned int major, unsigned int minor);
+
 /** pipe2(fds, O_CLOEXEC): a pipe whose ends do not leak into spawned programs. */
 int clinux_pipe_cloexec(int fds[2]);
 /** pthread_setname_np: names a thread as `ps -L` and `top -H` show it (15 characters). */

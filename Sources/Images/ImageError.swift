@@ -1,0 +1,11 @@
+import HostOS
+
+/// An image failure in one line: the input (image, blob, tar entry) and what is wrong with it.
+public struct ImageError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+    init(_ error: SystemError) { description = error.description }
+
+    /// The same failure with its context in front ("image X: blob Y: " + ...).
+    func within(_ context: String) -> ImageError { ImageError(context + ": " + description) }
+}

@@ -1,0 +1,447 @@
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An image in the store: its id (the config's digest, as Docker and podman use), the manifest
+/// it came with, its names, and its layers bottom first.
+public struct ImageRecord: Sendable {
+    public struct Layer: Sendable, Equatable {
+        public var diffID: Digest
+        /// The blob it came as (compressed or not), its media type and size.
+        public var blob: Digest
+        public var mediaType: String
+        public var size: Int64
+    }
+    public var id: Digest
+    public var manifest: Digest?
+    public var names: [String]
+    /// CLOCK_REALTIME ns of the import.
+    public var imported: UInt64
+    /// What it was imported from (format).
+    public var source: String
+    public var layers: [Layer]
+
+    func json() -> JSON {
+        .object([
+            ("id", .string(id.description)), ("manifest", manifest.map { .string($0.description) } ?? .null),
+            ("names", .array(names.map(JSON.string))), ("imported", .uint(imported)), ("source", .string(source)),
+            ("layers", .array(layers.map { .object([("diffID", .string($0.diffID.description)), ("blob", .string($0.blob.description)),
+                                                    ("mediaType", .string($0.mediaType)), ("size", .int($0.size))]) })),
+        ])
+    }
+
+    init(id: Digest, manifest: Digest?, names: [String], imported: UInt64, source: String, layers: [Layer]) {
+        self.id = id
+        self.manifest = manifest
+        self.names = names
+        self.imported = imported
+        self.source = source
+        self.layers = layers
+    }
+
+    init(_ json: JSON, what: String) throws(ImageError) {
+        guard let id = json["id"]?.string.flatMap({ Digest($0) }) else { throw ImageError("\(what): no id") }
+        self.id = id
+        manifest = json["manifest"]?.string.flatMap({ Digest($0) })
+        names = json["names"]?.strings ?? []
+        imported = UInt64(json["imported"]?.int64 ?? 0)
+        source = json["source"]?.string ?? ""
+        layers = []
+        for item in json["layers"]?.array ?? [] {
+            guard let diffID = item["diffID"]?.string.flatMap({ Digest($0) }), let blob = item["blob"]?.string.flatMap({ Digest($0) }) else {
+                throw ImageError("\(what): a layer without diffID or blob")
+            }
+            layers.append(Layer(diffID: diffID, blob: blob, mediaType: item["mediaType"]?.string ?? "", size: item["size"]?.int64 ?? 0))
+        }
+    }
+
+    /// The first name, or <none> (an image whose names moved to another), as docker images shows it.
+    public var displayName: String { names.first ?? "<none>" }
+}
+
+/// What the store keeps about one unpacked layer.
+public struct LayerRecord: Sendable {
+    public var diffID: Digest
+    public var usage: DiskUsage
+    public var entries: Int
+    public var contentBytes: Int64
+
+    func json() -> JSON {
+        .object([("diffID", .string(diffID.description)), ("apparent", .int(usage.apparent)), ("allocated", .int(usage.allocated)),
+                 ("inodes", .int(Int64(usage.inodes))), ("entries", .int(Int64(entries))), ("contentBytes", .int(contentBytes))])
+    }
+
+    init(diffID: Digest, usage: DiskUsage, entries: Int, contentBytes: Int64) {
+        self.diffID = diffID
+        self.usage = usage
+        self.entries = entries
+        self.contentBytes = contentBytes
+    }
+
+    init?(_ json: JSON) {
+        guard let diffID = json["diffID"]?.string.flatMap({ Digest($0) }) else { return nil }
+        self.diffID = diffID
+        usage = DiskUsage(apparent: json["apparent"]?.int64 ?? 0, allocated: json["allocated"]?.int64 ?? 0, inodes: Int(json["inodes"]?.int64 ?? 0))
+        entries = Int(json["entries"]?.int64 ?? 0)
+        contentBytes = json["contentBytes"]?.int64 ?? 0
+    }
+}
+
+/// The content-addressed image store (default /var/lib/tandem):
+///
+///     blobs/sha256/HEX        manifests and configs, by digest
+///     layers/HEX/diff/        each layer unpacked once, by its uncompressed digest (diff ID):
+///     layers/HEX/layer.json   two images with a layer in common share its directory
+///     images/HEX.json         one per image, by config digest (its id): names, manifest, layers
+///     tmp/                    imports in progress (cleared by the next writer)
+///     lock                    writers (import, rm, prune) hold it exclusively
+///
+/// Nothing is visible until it is whole: a layer is unpacked under tmp/ and renamed into
+/// layers/ once its digests check out; an image's record is written (by rename) after all its
+/// layers and blobs. An import that fails or is killed leaves nothing `ls` shows.
+public final class ImageStore {
+    public let root: String
+
+    public init(root: String = ImageStore.defaultRoot) {
+        self.root = root
+    }
+
+    /// /var/lib/tandem for root; for another user $XDG_DATA_HOME/tandem (or ~/.local/share/tandem).
+    public static var defaultRoot: String {
+        if geteuid() == 0 { return "/var/lib/tandem" }
+        if let data = getenv("XDG_DATA_HOME").map({ String(cString: $0) }), data.hasPrefix("/") { return data + "/tandem" }
+        if let home = getenv("HOME").map({ String(cString: $0) }), home.hasPrefix("/") { return home + "/.local/share/tandem" }
+        return "/tmp/tandem-\(geteuid())"
+    }
+
+    var blobsDirectory: String { root + "/blobs/sha256" }
+    var layersDirectory: String { root + "/layers" }
+    var imagesDirectory: String { root + "/images" }
+    var temporaryDirectory: String { root + "/tmp" }
+
+    /// Where a layer's files are (the overlay lower directory).
+    public func layerPath(_ diffID: Digest) -> String { layersDirectory + "/" + diffID.hex + "/diff" }
+
+    // MARK: - Locking
+
+    /// Runs `body` holding the store's lock (exclusively); what a killed writer left in tmp/ is
+    /// cleared first (nobody else can be writing there).
+    func writing<T>(_ body: () throws(ImageError) -> T) throws(ImageError) -> T {
+        try prepare()
+        let fd = open(root + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ImageError(SystemError("open", root + "/lock")) }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw ImageError(SystemError("flock", root + "/lock")) }
+        let temporary = Self.openDirectory(temporaryDirectory)
+        for name in Files.list(temporaryDirectory) { try? LayerUnpacker.removeTree(temporary, Array(name.utf8)) }
+        close(temporary)
+        return try body()
+    }
+
+    func prepare() throws(ImageError) {
+        // The store path becomes part of overlay mount options: ',' and ':' would split them.
+        guard root.hasPrefix("/"), !root.contains(","), !root.contains(":") else {
+            throw ImageError("--store \(root): must be an absolute path without ',' or ':' (it becomes part of overlay's mount options)")
+        }
+        for directory in [root, root + "/blobs", blobsDirectory, layersDirectory, imagesDirectory, temporaryDirectory] {
+            if mkdir(directory, directory == temporaryDirectory ? 0o700 : 0o755) != 0 && errno != EEXIST {
+                throw ImageError(SystemError("mkdir", directory))
+            }
+        }
+    }
+
+    static func openDirectory(_ path: String) -> Int32 { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+
+    // MARK: - Import
+
+    /// What an import reports as it goes (for the CLI).
+    public enum Progress { case layer(index: Int, count: Int, diffID: Digest, reused: Bool, stats: LayerUnpacker.Stats?) }
+
+    /// Imports the image at `path` (an OCI layout directory, an oci-archive or a docker-archive;
+    /// `reference` picks one of several), naming it `tags` (else the names the source gives).
+    /// Every blob is checked against its digest and every layer against its diff ID.
+    @discardableResult
+    public func importImage(from path: String, reference: String? = nil, tags: [String] = [],
+                            progress: (Progress) -> Void = { _ in }) throws(ImageError) -> ImageRecord {
+        for tag in tags { _ = try Self.normalize(name: tag) }
+        let source = try ImageSource(path: path)
+        let image = try source.image(reference: reference)
+        let imageName = "\(path)\(reference.map { ":" + $0 } ?? "")"
+        let config = try ImageConfig(image.config.bytes, what: "\(imageName): config \(image.config.digest)")
+        guard config.diffIDs.count == image.layers.count else {
+            throw ImageError("\(imageName): config \(image.config.digest) lists \(config.diffIDs.count) diff IDs for \(image.layers.count) layers")
+        }
+        var names: [String] = []
+        for name in tags.isEmpty ? image.names : tags {
+            // An OCI ref.name that is a bare tag ("latest", as skopeo's oci:DIR:TAG writes) names no repository.
+            guard tags.isEmpty ? (name.contains(":") || name.contains("/")) : true else { continue }
+            if let normalized = try? Self.normalize(name: name), !names.contains(normalized) { names.append(normalized) }
+        }
+        return try writing { () throws(ImageError) -> ImageRecord in
+            var layers: [ImageRecord.Layer] = []
+            for (index, descriptor) in image.layers.enumerated() {
+                let diffID = config.diffIDs[index]
+                let what = "\(imageName): layer \(descriptor.digest)"
+                let reused = Files.kind(layersDirectory + "/" + diffID.hex + "/layer.json") == .regular
+                var stats: LayerUnpacker.Stats?
+                do throws(ImageError) {
+                    if reused {
+                        try verifyBlob(source, descriptor)
+                    } else {
+                        stats = try unpackLayer(source, descriptor, diffID: diffID)
+                    }
+                } catch { throw error.within(what) }
+                layers.append(.init(diffID: diffID, blob: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size))
+                progress(.layer(index: index, count: image.layers.count, diffID: diffID, reused: reused, stats: stats))
+            }
+            try writeBlob(image.config.bytes, image.config.digest)
+            if let manifest = image.manifest { try writeBlob(manifest.bytes, manifest.descriptor.digest) }
+            var record = ImageRecord(id: image.config.digest, manifest: image.manifest?.descriptor.digest, names: [],
+                                     imported: Clock.realtimeNanoseconds(), source: source.format.rawValue, layers: layers)
+            if let existing = try? load(image.config.digest) { record.names = existing.names }
+            // A name moves to the image imported under it (the old one keeps its other names, or none).
+            for other in try list() where other.id != record.id && other.names.contains(where: names.contains) {
+                var moved = other
+                moved.names.removeAll(where: names.contains)
+                try save(moved)
+            }
+            for name in names where !record.names.contains(name) { record.names.append(name) }
+            try save(record)
+            return record
+        }
+    }
+
+    /// Streams a layer blob through its digest check, gunzip, its diff-ID check and the
+    /// unpacker, into tmp/; renamed into layers/ only when both digests and the size match.
+    private func unpackLayer(_ source: ImageSource, _ descriptor: Descriptor, diffID: Digest) throws(ImageError) -> LayerUnpacker.Stats {
+        let compression = try MediaType.layerCompression(descriptor.mediaType)
+        let scratch = temporaryDirectory + "/" + diffID.hex + "." + String(getpid())
+        guard mkdir(scratch, 0o700) == 0, mkdir(scratch + "/diff", 0o755) == 0 else { throw ImageError(SystemError("mkdir", scratch)) }
+        do throws(ImageError) {
+            let blob = HashingStream(try source.openBlob(descriptor))
+            let plain: HashingStream = compression == .gzip ? HashingStream(try GunzipStream(blob, name: "gzip")) : HashingStream(blob)
+            let stats = try LayerUnpacker.unpack(TarReader(plain, name: "tar"), into: scratch + "/diff")
+            // What follows the end-of-archive blocks is part of both digests.
+            try plain.drain()
+            try blob.drain()
+            guard blob.count == descriptor.size else { throw ImageError("\(blob.count) bytes, the manifest says \(descriptor.size)") }
+            let actual = blob.finish()
+            guard actual == descriptor.digest else { throw ImageError("does not match its digest (its bytes hash to \(actual))") }
+            let uncompressed = plain.finish()
+            guard uncompressed == diffID else { throw ImageError("uncompressed, does not match the config's diff ID \(diffID) (it hashes to \(uncompressed))") }
+            let record = LayerRecord(diffID: diffID, usage: DiskUsage.measure(scratch + "/diff"), entries: stats.entries, contentBytes: stats.bytes)
+            try Self.writeAtomically(scratch + "/layer.json", Array(record.json().serialized(indent: 2).utf8))
+            guard rename(scratch, layersDirectory + "/" + diffID.hex) == 0 else { throw ImageError(SystemError("rename", scratch)) }
+            return stats
+        } catch {
+            let temporary = Self.openDirectory(temporaryDirectory)
+            try? LayerUnpacker.removeTree(temporary, Array("\(diffID.hex).\(getpid())".utf8))
+            close(temporary)
+            throw error
+        }
+    }
+
+    /// A layer already in the store: its blob is still read through once, so a blob that does
+    /// not match its digest fails the import whatever the store holds.
+    private func verifyBlob(_ source: ImageSource, _ descriptor: Descriptor) throws(ImageError) {
+        let blob = HashingStream(try source.openBlob(descriptor))
+        try blob.drain()
+        guard blob.count == descriptor.size else { throw ImageError("\(blob.count) bytes, the manifest says \(descriptor.size)") }
+        let actual = blob.finish()
+        guard actual == descriptor.digest else { throw ImageError("does not match its digest (its bytes hash to \(actual))") }
+    }
+
+    private func writeBlob(_ bytes: [UInt8], _ digest: Digest) throws(ImageError) {
+        let path = blobsDirectory + "/" + digest.hex
+        guard Files.kind(path) != .regular else { return }
+        try Self.writeAtomically(path, bytes)
+    }
+
+    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(ImageError) {
+        let temporary = path + ".new." + String(getpid())
+        do { try Files.write(temporary, bytes, mode: 0o644) } catch { throw ImageError(error) }
+        guard rename(temporary, path) == 0 else {
+            let error = SystemError("rename", temporary)
+            unlink(temporary)
+            throw ImageError(error)
+        }
+    }
+
+    // MARK: - Records
+
+    func save(_ record: ImageRecord) throws(ImageError) {
+        try Self.writeAtomically(imagesDirectory + "/" + record.id.hex + ".json", Array(record.json().serialized(indent: 2).utf8))
+    }
+
+    func load(_ id: Digest) throws(ImageError) -> ImageRecord {
+        let path = imagesDirectory + "/" + id.hex + ".json"
+        guard let text = Files.readText(path) else { throw ImageError("image \(id.short): not in the store \(root)") }
+        do { return try ImageRecord(JSON.parse(text), what: path) } catch let error as JSONParseError {
+            throw ImageError("\(path): \(error.description)")
+        } catch let error as ImageError { throw error } catch { throw ImageError("\(path): \(error)") }
+    }
+
+    /// Every image, newest import first.
+    public func list() throws(ImageError) -> [ImageRecord] {
+        var records: [ImageRecord] = []
+        for name in Files.list(imagesDirectory) where name.hasSuffix(".json") {
+            guard let id = Digest(hex: String(name.dropLast(5))) else { continue }
+            records.append(try load(id))
+        }
+        return records.sorted { $0.imported > $1.imported }
+    }
+
+    /// The image's config (its blob, kept in the store).
+    public func config(of record: ImageRecord) throws(ImageError) -> ImageConfig {
+        let path = blobsDirectory + "/" + record.id.hex
+        let bytes: [UInt8]
+        do { bytes = try Files.read(path, limit: ImageSource.maximumMetadata) } catch { throw ImageError(error) }
+        return try ImageConfig(bytes, what: "image \(record.displayName): config")
+    }
+
+    /// The layer's record (sizes), if it is in the store.
+    public func layer(_ diffID: Digest) -> LayerRecord? {
+        Files.readText(layersDirectory + "/" + diffID.hex + "/layer.json").flatMap { try? JSON.parse($0) }.flatMap(LayerRecord.init)
+    }
+
+    /// An image by name (NAME[:TAG], TAG defaulting to latest), by id (sha256:HEX), or by an
+    /// unambiguous prefix of its id's hex digits.
+    public func find(_ reference: String) throws(ImageError) -> ImageRecord {
+        let records = try list()
+        if let name = try? Self.normalize(name: reference), let match = records.first(where: { $0.names.contains(name) }) { return match }
+        var prefix = reference
+        if prefix.hasPrefix("sha256:") { prefix = String(prefix.dropFirst(7)) }
+        if !prefix.isEmpty, prefix.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) {
+            let matches = records.filter { $0.id.hex.hasPrefix(prefix) }
+            if matches.count == 1 { return matches[0] }
+            if matches.count > 1 { throw ImageError("image \(reference): ambiguous (\(matches.count) images have ids starting so)") }
+        }
+        throw ImageError("image \(reference): not in the store \(root) (tandem image ls lists what is)")
+    }
+
+    /// NAME[:TAG] as stored: TAG defaults to latest. Names are Docker's reference grammar, simplified:
+    /// lowercase letters, digits and . _ - / (a registry host may have a :PORT); tags up to 128 of
+    /// A-Z a-z 0-9 _ . - not starting with . or -.
+    public static func normalize(name text: String) throws(ImageError) -> String {
+        var name = text, tag = "latest"
+        if let colon = text.lastIndex(of: ":"), !text[colon...].contains("/") {
+            name = String(text[..<colon])
+            tag = String(text[text.index(after: colon)...])
+        }
+        let nameOK = !name.isEmpty && name.utf8.count <= 255 && name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("0"..."9").contains($0) || "._-/:".unicodeScalars.contains($0)
+        } && !name.hasPrefix("/") && !name.hasSuffix("/") && !name.contains("//")
+        let tagOK = !tag.isEmpty && tag.utf8.count <= 128 && !tag.hasPrefix(".") && !tag.hasPrefix("-") && tag.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
+        }
+        // Docker's familiar form: docker.io/library/debian is debian (skopeo writes the long one).
+        for prefix in ["docker.io/library/", "docker.io/"] where name.hasPrefix(prefix) && name.count > prefix.count {
+            name = String(name.dropFirst(prefix.count))
+            break
+        }
+        guard nameOK, tagOK else {
+            throw ImageError("image name \(text): must be NAME[:TAG] (NAME: lowercase letters, digits, . _ - /; TAG: letters, digits, . _ -, up to 128)")
+        }
+        return name + ":" + tag
+    }
+
+    // MARK: - Removal
+
+    /// `rm REF`: a name is untagged (the image goes with its last name); an id removes the image
+    /// unless it has several names (`force` removes it anyway). `inUse` says whether a container
+    /// runs from an image (such an image is kept, as Docker keeps it). Layers and blobs no other
+    /// image uses go too. Returns what was done, a line each.
+    public func remove(_ reference: String, force: Bool = false, inUse: (Digest) -> Bool) throws(ImageError) -> [String] {
+        try writing { () throws(ImageError) -> [String] in
+            var record = try find(reference)
+            var said: [String] = []
+            let byName = (try? Self.normalize(name: reference)).map { record.names.contains($0) } ?? false
+            if byName {
+                let name = try Self.normalize(name: reference)
+                if record.names.count > 1 {
+                    record.names.removeAll { $0 == name }
+                    try save(record)
+                    return ["Untagged: \(name)"]
+                }
+                said.append("Untagged: \(name)")
+            } else if record.names.count > 1 && !force {
+                throw ImageError("image \(reference): has \(record.names.count) names (\(record.names.joined(separator: ", "))): remove them by name, or use --force")
+            }
+            if inUse(record.id) {
+                throw ImageError("image \(reference): a container runs from it (remove the container first)")
+            }
+            guard unlink(imagesDirectory + "/" + record.id.hex + ".json") == 0 else { throw ImageError(SystemError("unlink", record.id.description)) }
+            said.append("Deleted: \(record.id)")
+            said += try collectGarbage()
+            return said
+        }
+    }
+
+    /// `prune`: images without a name (dangling, as docker image prune removes), unless a
+    /// container runs from them, then layers and blobs no image uses. Returns what went.
+    public func prune(inUse: (Digest) -> Bool) throws(ImageError) -> [String] {
+        try writing { () throws(ImageError) -> [String] in
+            var said: [String] = []
+            for record in try list() where record.names.isEmpty && !inUse(record.id) {
+                guard unlink(imagesDirectory + "/" + record.id.hex + ".json") == 0 else { throw ImageError(SystemError("unlink", record.id.description)) }
+                said.append("Deleted: \(record.id)")
+            }
+            return said + (try collectGarbage())
+        }
+    }
+
+    /// Removes layers and blobs that no image refers to (under the lock).
+    private func collectGarbage() throws(ImageError) -> [String] {
+        let records = try list()
+        let layers = Set(records.flatMap { $0.layers.map(\.diffID) })
+        let blobs = Set(records.flatMap { [$0.id] + ($0.manifest.map { [$0] } ?? []) })
+        var said: [String] = []
+        let layersFD = Self.openDirectory(layersDirectory)
+        defer { close(layersFD) }
+        for name in Files.list(layersDirectory) {
+            guard let digest = Digest(hex: name), !layers.contains(digest) else { continue }
+            try LayerUnpacker.removeTree(layersFD, Array(name.utf8))
+            said.append("Deleted layer: \(digest)")
+        }
+        for name in Files.list(blobsDirectory) {
+            guard let digest = Digest(hex: name), !blobs.contains(digest) else { continue }
+            unlink(blobsDirectory + "/" + name)
+        }
+        return said
+    }
+
+    // MARK: - Disk use
+
+    /// `df`: every layer's size and which images use it.
+    public struct Usage: Sendable {
+        public struct Image: Sendable { public var record: ImageRecord; public var size: Int64; public var shared: Int64; public var unique: Int64 }
+        public struct Layer: Sendable { public var diffID: Digest; public var size: Int64; public var images: Int }
+        public var images: [Image]
+        public var layers: [Layer]
+        /// Bytes the layers take on disk, each once (allocated).
+        public var layersOnDisk: Int64
+        /// What the images would take if each had its own copy of every layer.
+        public var unshared: Int64
+        public var blobs: Int64
+    }
+
+    public func usage() throws(ImageError) -> Usage {
+        let records = try list()
+        var users: [Digest: Int] = [:]
+        for record in records { for diffID in Set(record.layers.map(\.diffID)) { users[diffID, default: 0] += 1 } }
+        var sizes: [Digest: Int64] = [:]
+        for diffID in users.keys { sizes[diffID] = layer(diffID)?.usage.allocated ?? 0 }
+        var images: [Usage.Image] = []
+        for record in records {
+            let own = Set(record.layers.map(\.diffID))
+            let size = own.reduce(Int64(0)) { $0 + (sizes[$1] ?? 0) }
+            let shared = own.filter { (users[$0] ?? 0) > 1 }.reduce(Int64(0)) { $0 + (sizes[$1] ?? 0) }
+            images.append(.init(record: record, size: size, shared: shared, unique: size - shared))
+        }
+        let layers = users.map { Usage.Layer(diffID: $0.key, size: sizes[$0.key] ?? 0, images: $0.value) }.sorted { $0.size > $1.size }
+        let blobs = Files.list(blobsDirectory).reduce(Int64(0)) { $0 + Int64(Files.size(blobsDirectory + "/" + $1) ?? 0) }
+        return Usage(images: images, layers: layers, layersOnDisk: layers.reduce(0) { $0 + $1.size },
+                     unshared: images.reduce(0) { $0 + $1.size }, blobs: blobs)
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import TandemLaunch
+
+/// `tandem run IMAGE`: a user's image from the store, in the backend asked for.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run an image from the store (tandem image import/pull) as a container.",
+        discussion: """
+        The image config is honoured as Docker and podman honour it: Entrypoint, then the command after -- \
+        (else Cmd), Env (--env on top), WorkingDir and User (from the image's /etc/passwd and /etc/group). \
+        The root is an overlay of the image's layers and a writable layer of the container's own. \
+        Exit status: the program's (128+N when signal N ended it), or 125 when Tandem failed. \
+        --as container is Tandem's own runtime; the microVM and libvirt backends, and crun and runc \
+        on a bundle made from the image, are not there yet.
+        """
+    )
+
+    @Argument(help: ArgumentHelp("NAME[:TAG], an image id or a prefix of one.", valueName: "image"))
+    var image: String
+    @Option(name: .customLong("as"), help: ArgumentHelp("The backend: container (Tandem's runtime).", valueName: "backend"))
+    var backend = "container"
+    @OptionGroup var storeOption: StoreOption
+    @OptionGroup var container: ContainerRunOptions
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command, after -- (replaces the image's Cmd; its Entrypoint stays).", valueName: "command"))
+    var command: [String] = []
+
+    func run() throws {
+        switch backend {
+        case "container": break
+        case "microvm", "libvirt", "crun", "runc":
+            throw fail("run --as \(backend): not supported yet (the image runs as a container only: --as container)")
+        default:
+            throw fail("run --as \(backend): must be container, microvm, libvirt, crun or runc")
+        }
+        var options = container.options
+        options.imageReference = image
+        options.store = storeOption.store
+        options.command = command
+        let status = CtrRunner.run(options, processStart: nil)
+        if status != 0 { throw ExitCode(status) }
+    }
+}

@@ -1,0 +1,47 @@
+import Containers
+import HostOS
+import Images
+
+/// A container spec for an image in the store, with the image config honoured as Docker and
+/// podman honour it: Entrypoint + (the command after `--`, else Cmd), Env (the user's --env on
+/// top), WorkingDir, User (looked up in the image's own /etc/passwd and /etc/group), HOME from
+/// the user's passwd entry unless Env sets it. The root is the image's layers (top first) under
+/// the container's scratch layer.
+enum StoreImage {
+    static func spec(_ options: CtrRunOptions) throws(ContainerError) -> ContainerSpec {
+        let reference = options.imageReference ?? ""
+        let store = ImageStore(root: options.store.map(Files.absolute) ?? ImageStore.defaultRoot)
+        let record: ImageRecord, config: ImageConfig
+        do {
+            record = try store.find(reference)
+            config = try store.config(of: record)
+        } catch { throw ContainerError(error.description) }
+        let name = record.names.first ?? record.id.short
+        if !config.architecture.isEmpty && config.architecture != ImageStore.hostArchitecture {
+            throw ContainerError("image \(reference): built for \(config.os)/\(config.architecture), this host is linux/\(ImageStore.hostArchitecture)")
+        }
+        let layers = record.layers.reversed().map { store.layerPath($0.diffID) }
+        let root = LayeredRoot(layers: layers)
+        let command = config.command(overriding: options.command)
+        guard let first = command.first, !first.isEmpty else {
+            throw ContainerError("image \(name) has no Entrypoint or Cmd: give the command after --")
+        }
+        let user: ImageUser
+        do { user = try ImageUser.resolve(config.user, in: root) } catch { throw ContainerError("image \(name): \(error.description)") }
+        var environment = config.env
+        if !environment.contains(where: { $0.hasPrefix("PATH=") }) { environment.insert("PATH=\(ContainerSpec.defaultPath)", at: 0) }
+        if !environment.contains(where: { $0.hasPrefix("HOME=") }) { environment.append("HOME=\(user.home)") }
+        let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ContainerSpec.defaultPath
+        guard let program = root.executable(first, searchPath: path) else {
+            throw ContainerError("image \(name) has no executable \(first)\(first.contains("/") ? "" : " on PATH \(path)")")
+        }
+        var spec = ContainerSpec(id: options.monitorID ?? ContainerSpec.newID(), root: .layers(layers), command: command, hostname: options.hostname)
+        spec.environment = environment
+        spec.program = program
+        spec.workingDirectory = config.workingDir ?? "/"
+        spec.user = (user.uid, user.gid, user.additionalGids)
+        spec.imageID = record.id.description
+        spec.imageName = name
+        return spec
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+/// Users' images: imported with `tandem image import`, run with `tandem run IMAGE`, the image
+/// config honoured as Docker honours it, nothing left behind.
+@Suite("tandem run IMAGE: a user's image as a container", .enabled(if: getuid() == 0, "needs root (layers with owners, overlay, namespaces)"))
+struct ImageRunTests {
+    /// A store with the sample image imported, and a state directory; both removed after.
+    final class Setup {
+        let directory: URL
+        var store: String { directory.appendingPathComponent("store").path }
+        let state = Containers.stateRoot()
+        init() throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-run-\(UUID().uuidString.prefix(8))")
+            _ = try SampleImage.layout(at: directory.appendingPathComponent("layout"), second: "sample:2")
+            let imported = try Tandem.run(["image", "import", "--store", store, directory.appendingPathComponent("layout").path + ":sample:1"])
+            precondition(imported.status == 0, imported.stderr)
+        }
+        deinit {
+            try? FileManager.default.removeItem(at: directory)
+            Containers.cleanUp(state)
+        }
+        func run(_ arguments: [String]) throws -> Tandem.Result {
+            try Tandem.run(["run"] + [arguments[0], "--store", store, "--state-root", state] + arguments.dropFirst())
+        }
+    }
+
+    @Test("Entrypoint + Cmd by default; -- replaces Cmd; Env, WorkingDir, User and its groups, HOME; whiteouts and the opaque directory hold")
+    func config() throws {
+        let setup = try Setup()
+        let plain = try setup.run(["sample:1"])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(plain.stdout == "default cmd\n")
+        let probe = try setup.run(["sample:1", "-e", "EXTRA=1", "--", "id; pwd; echo $FROM_IMAGE $EXTRA $HOME; ls /opaque; ls /gone 2>&1; cat /data/new; cat /data/keep"])
+        #expect(probe.status == 0, "\(probe.stderr)")
+        let lines = probe.stdout.split(separator: "\n").map(String.init)
+        // Supplementary groups: those listing the user (as Docker takes them from libcontainer/user); busybox id prints getgroups().
+        #expect(lines.first == "uid=1000(app) gid=1000(app) groups=2000(extra)")
+        #expect(lines.dropFirst(1).first == "/data")
+        #expect(lines.dropFirst(2).first == "yes 1 /home/app")
+        #expect(lines.dropFirst(3).first == "new", "the opaque directory hides the lower layer's files")
+        #expect(lines.dropFirst(4).first?.contains("No such file") == true, "the whiteout deletes /gone")
+        #expect(Array(lines.dropFirst(5)) == ["layer 2", "kept"])
+        let overridden = try setup.run(["sample:1", "-e", "FROM_IMAGE=no", "--", "echo $FROM_IMAGE"])
+        #expect(overridden.stdout == "no\n")
+    }
+
+    @Test("writes go to the container's own layer: the store's layers are unchanged; the exit status passes through; nothing is left")
+    func isolationAndLeftovers() throws {
+        let setup = try Setup()
+        let layers = try FileManager.default.contentsOfDirectory(atPath: setup.store + "/layers")
+        let before = try layers.flatMap { try FileManager.default.subpathsOfDirectory(atPath: setup.store + "/layers/" + $0) }.sorted()
+        let keep = try layers.map { setup.store + "/layers/" + $0 + "/diff/data/keep" }.first { FileManager.default.fileExists(atPath: $0) }.map { try String(contentsOfFile: $0, encoding: .utf8) }
+        let write = try setup.run(["sample:1", "--", "echo changed > /data/keep; touch /data/created; cat /data/keep; exit 7"])
+        #expect(write.status == 7, "the program's exit status: \(write.stderr)")
+        #expect(write.stdout == "changed\n")
+        let after = try layers.flatMap { try FileManager.default.subpathsOfDirectory(atPath: setup.store + "/layers/" + $0) }.sorted()
+        #expect(after == before)
+        #expect(try layers.map { setup.store + "/layers/" + $0 + "/diff/data/keep" }.first { FileManager.default.fileExists(atPath: $0) }.map { try String(contentsOfFile: $0, encoding: .utf8) } == keep)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: setup.state).filter { !$0.hasPrefix(".") }.isEmpty, "state left")
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        #expect(!mounts.contains(setup.store), "a mount of the store's layers is left")
+    }
+
+    @Test("bad input: an image not in the store, a command not in the image, another backend — exit 125, named")
+    func refusals() throws {
+        let setup = try Setup()
+        let cases: [([String], String)] = [
+            (["nosuch:1"], "image nosuch:1: not in the store"),
+            (["sample:1", "--entrypoint-is-not-an-option"], "entrypoint-is-not-an-option"),
+            (["sample:1", "--as", "libvirt"], "run --as libvirt: not supported yet"),
+            (["sample:1", "--as", "nonsense"], "run --as nonsense: must be"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try setup.run(arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+        }
+        // An Entrypoint that is not in the image: named by the image.
+        let missing = try Tandem.run(["run", "sample:1", "--store", setup.store, "--state-root", setup.state, "--", "x"])
+        #expect(missing.status == 0 || missing.status == 127, "sh -c x: the shell's own not-found")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: setup.state).filter { !$0.hasPrefix(".") }.isEmpty)
+    }
+
+    @Test("image rm refuses an image a detached container runs from; ls, inspect and df show it")
+    func inUse() throws {
+        let setup = try Setup()
+        let list = try Tandem.run(["image", "ls", "--store", setup.store])
+        #expect(list.stdout.contains("sample:1"), "\(list.stdout)")
+        let inspect = try Tandem.run(["image", "inspect", "--store", setup.store, "sample:1"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any])
+        #expect((json["config"] as? [String: Any])?["User"] as? String == "app")
+        #expect((json["layers"] as? [Any])?.count == 2)
+        let started = try Tandem.run(["run", "sample:1", "-d", "--store", setup.store, "--", "sleep 100"])
+        #expect(started.status == 0, "\(started.stderr)")
+        let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? Tandem.run(["ctr", "rm", "-f", id]) }
+        let refused = try Tandem.run(["image", "rm", "--store", setup.store, "sample:1"])
+        #expect(refused.status != 0 && refused.stderr.contains("a container runs from it"), "\(refused.stderr)")
+        _ = try Tandem.run(["ctr", "rm", "-f", id])
+        let removed = try Tandem.run(["image", "rm", "--store", setup.store, "sample:1"])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(removed.stdout.contains("Deleted layer"), "\(removed.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: setup.store + "/layers").isEmpty)
+    }
+}
