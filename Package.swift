@@ -36,9 +36,12 @@ let package = Package(
         // C: zlib's inflateInit2 is a macro Swift cannot import, and OpenSSL's SHA-256 uses the
         // CPU's SHA extensions (every blob and layer is hashed on import).
         .target(name: "CArchive", linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z")]),
-        // OCI images: import (OCI layout, oci-archive, docker-archive), a content-addressed
-        // store, hostile-tar-safe layer unpacking; hands containers a layer list.
-        .target(name: "Images", dependencies: ["CArchive", "CLinux", "HostOS"]),
+        // OCI images: the content-addressed store (records, layers, names), read on the launch
+        // path by `tandem run IMAGE` (no crypto or zlib there); hands containers a layer list.
+        .target(name: "Images", dependencies: ["CLinux", "HostOS"]),
+        // Writing to it: import (OCI layout, oci-archive, docker-archive), digests checked,
+        // hostile-tar-safe layer unpacking. Only tandem-cli links it.
+        .target(name: "ImageImport", dependencies: ["Images", "CArchive", "CLinux", "HostOS"]),
         // cgroups v1 and v2 behind one manager protocol (root injectable: v2 is tested on a fixture too).
         .target(name: "Cgroups", dependencies: ["HostOS", "CLinux"]),
         // The container runtime: spec, rootfs layers, namespaces (through CLinux's clone trampoline), state.
@@ -59,7 +62,7 @@ let package = Package(
         // `tandem lab nested`: an emulated L1 with SVM, for hosts without hardware virtualisation.
         .target(name: "NestedLab", dependencies: ["GuestImages", "HostOS", "TandemLaunch"]),
         .target(name: "TandemCLI", dependencies: [
-            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups", "Libvirt", "Bench", "Report", "Images",
+            "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups", "Libvirt", "Bench", "Report", "Images", "ImageImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "tandem", dependencies: ["TandemLaunch"]),
@@ -75,7 +78,7 @@ let package = Package(
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"], exclude: ["Golden"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
-        .testTarget(name: "ImagesTests", dependencies: ["Images", "HostOS"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "ImageImport", "HostOS"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts", "HostOS", "CLinux"]),
     ]
 )

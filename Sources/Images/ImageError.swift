@@ -4,8 +4,8 @@ import HostOS
 public struct ImageError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
-    init(_ error: SystemError) { description = error.description }
+    package init(_ error: SystemError) { description = error.description }
 
     /// The same failure with its context in front ("image X: blob Y: " + ...).
-    func within(_ context: String) -> ImageError { ImageError(context + ": " + description) }
+    package func within(_ context: String) -> ImageError { ImageError(context + ": " + description) }
 }

@@ -7,6 +7,12 @@ import Glibc
 /// it came with, its names, and its layers bottom first.
 public struct ImageRecord: Sendable {
     public struct Layer: Sendable, Equatable {
+        package init(diffID: Digest, blob: Digest, mediaType: String, size: Int64) {
+            self.diffID = diffID
+            self.blob = blob
+            self.mediaType = mediaType
+            self.size = size
+        }
         public var diffID: Digest
         /// The blob it came as (compressed or not), its media type and size.
         public var blob: Digest
@@ -22,7 +28,7 @@ public struct ImageRecord: Sendable {
     public var source: String
     public var layers: [Layer]
 
-    func json() -> JSON {
+    package func json() -> JSON {
         .object([
             ("id", .string(id.description)), ("manifest", manifest.map { .string($0.description) } ?? .null),
             ("names", .array(names.map(JSON.string))), ("imported", .uint(imported)), ("source", .string(source)),
@@ -31,7 +37,7 @@ public struct ImageRecord: Sendable {
         ])
     }
 
-    init(id: Digest, manifest: Digest?, names: [String], imported: UInt64, source: String, layers: [Layer]) {
+    package init(id: Digest, manifest: Digest?, names: [String], imported: UInt64, source: String, layers: [Layer]) {
         self.id = id
         self.manifest = manifest
         self.names = names
@@ -67,12 +73,12 @@ public struct LayerRecord: Sendable {
     public var entries: Int
     public var contentBytes: Int64
 
-    func json() -> JSON {
+    package func json() -> JSON {
         .object([("diffID", .string(diffID.description)), ("apparent", .int(usage.apparent)), ("allocated", .int(usage.allocated)),
                  ("inodes", .int(Int64(usage.inodes))), ("entries", .int(Int64(entries))), ("contentBytes", .int(contentBytes))])
     }
 
-    init(diffID: Digest, usage: DiskUsage, entries: Int, contentBytes: Int64) {
+    package init(diffID: Digest, usage: DiskUsage, entries: Int, contentBytes: Int64) {
         self.diffID = diffID
         self.usage = usage
         self.entries = entries
@@ -103,6 +109,9 @@ public struct LayerRecord: Sendable {
 public final class ImageStore {
     public let root: String
 
+    /// The most bytes a manifest, index or config may have (containerd's limit too).
+    public static let maximumMetadata = 4 << 20
+
     public init(root: String = ImageStore.defaultRoot) {
         self.root = root
     }
@@ -115,10 +124,21 @@ public final class ImageStore {
         return "/tmp/tandem-\(geteuid())"
     }
 
-    var blobsDirectory: String { root + "/blobs/sha256" }
-    var layersDirectory: String { root + "/layers" }
-    var imagesDirectory: String { root + "/images" }
-    var temporaryDirectory: String { root + "/tmp" }
+    /// This host's architecture as OCI names it (GOARCH style).
+    public static var hostArchitecture: String {
+        #if arch(x86_64)
+        "amd64"
+        #elseif arch(arm64)
+        "arm64"
+        #else
+        "unknown"
+        #endif
+    }
+
+    package var blobsDirectory: String { root + "/blobs/sha256" }
+    package var layersDirectory: String { root + "/layers" }
+    package var imagesDirectory: String { root + "/images" }
+    package var temporaryDirectory: String { root + "/tmp" }
 
     /// Where a layer's files are (the overlay lower directory).
     public func layerPath(_ diffID: Digest) -> String { layersDirectory + "/" + diffID.hex + "/diff" }
@@ -127,19 +147,19 @@ public final class ImageStore {
 
     /// Runs `body` holding the store's lock (exclusively); what a killed writer left in tmp/ is
     /// cleared first (nobody else can be writing there).
-    func writing<T>(_ body: () throws(ImageError) -> T) throws(ImageError) -> T {
+    package func writing<T>(_ body: () throws(ImageError) -> T) throws(ImageError) -> T {
         try prepare()
         let fd = open(root + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ImageError(SystemError("open", root + "/lock")) }
         defer { close(fd) }
         guard flock(fd, LOCK_EX) == 0 else { throw ImageError(SystemError("flock", root + "/lock")) }
         let temporary = Self.openDirectory(temporaryDirectory)
-        for name in Files.list(temporaryDirectory) { try? LayerUnpacker.removeTree(temporary, Array(name.utf8)) }
+        for name in Files.list(temporaryDirectory) { try? FileTree.remove(temporary, Array(name.utf8)) }
         close(temporary)
         return try body()
     }
 
-    func prepare() throws(ImageError) {
+    package func prepare() throws(ImageError) {
         // The store path becomes part of overlay mount options: ',' and ':' would split them.
         guard root.hasPrefix("/"), !root.contains(","), !root.contains(":") else {
             throw ImageError("--store \(root): must be an absolute path without ',' or ':' (it becomes part of overlay's mount options)")
@@ -151,114 +171,11 @@ public final class ImageStore {
         }
     }
 
-    static func openDirectory(_ path: String) -> Int32 { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+    package static func openDirectory(_ path: String) -> Int32 { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
 
-    // MARK: - Import
+    // MARK: - Records
 
-    /// What an import reports as it goes (for the CLI).
-    public enum Progress { case layer(index: Int, count: Int, diffID: Digest, reused: Bool, stats: LayerUnpacker.Stats?) }
-
-    /// Imports the image at `path` (an OCI layout directory, an oci-archive or a docker-archive;
-    /// `reference` picks one of several), naming it `tags` (else the names the source gives).
-    /// Every blob is checked against its digest and every layer against its diff ID.
-    @discardableResult
-    public func importImage(from path: String, reference: String? = nil, tags: [String] = [],
-                            progress: (Progress) -> Void = { _ in }) throws(ImageError) -> ImageRecord {
-        for tag in tags { _ = try Self.normalize(name: tag) }
-        let source = try ImageSource(path: path)
-        let image = try source.image(reference: reference)
-        let imageName = "\(path)\(reference.map { ":" + $0 } ?? "")"
-        let config = try ImageConfig(image.config.bytes, what: "\(imageName): config \(image.config.digest)")
-        guard config.diffIDs.count == image.layers.count else {
-            throw ImageError("\(imageName): config \(image.config.digest) lists \(config.diffIDs.count) diff IDs for \(image.layers.count) layers")
-        }
-        var names: [String] = []
-        for name in tags.isEmpty ? image.names : tags {
-            // An OCI ref.name that is a bare tag ("latest", as skopeo's oci:DIR:TAG writes) names no repository.
-            guard tags.isEmpty ? (name.contains(":") || name.contains("/")) : true else { continue }
-            if let normalized = try? Self.normalize(name: name), !names.contains(normalized) { names.append(normalized) }
-        }
-        return try writing { () throws(ImageError) -> ImageRecord in
-            var layers: [ImageRecord.Layer] = []
-            for (index, descriptor) in image.layers.enumerated() {
-                let diffID = config.diffIDs[index]
-                let what = "\(imageName): layer \(descriptor.digest)"
-                let reused = Files.kind(layersDirectory + "/" + diffID.hex + "/layer.json") == .regular
-                var stats: LayerUnpacker.Stats?
-                do throws(ImageError) {
-                    if reused {
-                        try verifyBlob(source, descriptor)
-                    } else {
-                        stats = try unpackLayer(source, descriptor, diffID: diffID)
-                    }
-                } catch { throw error.within(what) }
-                layers.append(.init(diffID: diffID, blob: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size))
-                progress(.layer(index: index, count: image.layers.count, diffID: diffID, reused: reused, stats: stats))
-            }
-            try writeBlob(image.config.bytes, image.config.digest)
-            if let manifest = image.manifest { try writeBlob(manifest.bytes, manifest.descriptor.digest) }
-            var record = ImageRecord(id: image.config.digest, manifest: image.manifest?.descriptor.digest, names: [],
-                                     imported: Clock.realtimeNanoseconds(), source: source.format.rawValue, layers: layers)
-            if let existing = try? load(image.config.digest) { record.names = existing.names }
-            // A name moves to the image imported under it (the old one keeps its other names, or none).
-            for other in try list() where other.id != record.id && other.names.contains(where: names.contains) {
-                var moved = other
-                moved.names.removeAll(where: names.contains)
-                try save(moved)
-            }
-            for name in names where !record.names.contains(name) { record.names.append(name) }
-            try save(record)
-            return record
-        }
-    }
-
-    /// Streams a layer blob through its digest check, gunzip, its diff-ID check and the
-    /// unpacker, into tmp/; renamed into layers/ only when both digests and the size match.
-    private func unpackLayer(_ source: ImageSource, _ descriptor: Descriptor, diffID: Digest) throws(ImageError) -> LayerUnpacker.Stats {
-        let compression = try MediaType.layerCompression(descriptor.mediaType)
-        let scratch = temporaryDirectory + "/" + diffID.hex + "." + String(getpid())
-        guard mkdir(scratch, 0o700) == 0, mkdir(scratch + "/diff", 0o755) == 0 else { throw ImageError(SystemError("mkdir", scratch)) }
-        do throws(ImageError) {
-            let blob = HashingStream(try source.openBlob(descriptor))
-            let plain: HashingStream = compression == .gzip ? HashingStream(try GunzipStream(blob, name: "gzip")) : HashingStream(blob)
-            let stats = try LayerUnpacker.unpack(TarReader(plain, name: "tar"), into: scratch + "/diff")
-            // What follows the end-of-archive blocks is part of both digests.
-            try plain.drain()
-            try blob.drain()
-            guard blob.count == descriptor.size else { throw ImageError("\(blob.count) bytes, the manifest says \(descriptor.size)") }
-            let actual = blob.finish()
-            guard actual == descriptor.digest else { throw ImageError("does not match its digest (its bytes hash to \(actual))") }
-            let uncompressed = plain.finish()
-            guard uncompressed == diffID else { throw ImageError("uncompressed, does not match the config's diff ID \(diffID) (it hashes to \(uncompressed))") }
-            let record = LayerRecord(diffID: diffID, usage: DiskUsage.measure(scratch + "/diff"), entries: stats.entries, contentBytes: stats.bytes)
-            try Self.writeAtomically(scratch + "/layer.json", Array(record.json().serialized(indent: 2).utf8))
-            guard rename(scratch, layersDirectory + "/" + diffID.hex) == 0 else { throw ImageError(SystemError("rename", scratch)) }
-            return stats
-        } catch {
-            let temporary = Self.openDirectory(temporaryDirectory)
-            try? LayerUnpacker.removeTree(temporary, Array("\(diffID.hex).\(getpid())".utf8))
-            close(temporary)
-            throw error
-        }
-    }
-
-    /// A layer already in the store: its blob is still read through once, so a blob that does
-    /// not match its digest fails the import whatever the store holds.
-    private func verifyBlob(_ source: ImageSource, _ descriptor: Descriptor) throws(ImageError) {
-        let blob = HashingStream(try source.openBlob(descriptor))
-        try blob.drain()
-        guard blob.count == descriptor.size else { throw ImageError("\(blob.count) bytes, the manifest says \(descriptor.size)") }
-        let actual = blob.finish()
-        guard actual == descriptor.digest else { throw ImageError("does not match its digest (its bytes hash to \(actual))") }
-    }
-
-    private func writeBlob(_ bytes: [UInt8], _ digest: Digest) throws(ImageError) {
-        let path = blobsDirectory + "/" + digest.hex
-        guard Files.kind(path) != .regular else { return }
-        try Self.writeAtomically(path, bytes)
-    }
-
-    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(ImageError) {
+    package static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(ImageError) {
         let temporary = path + ".new." + String(getpid())
         do { try Files.write(temporary, bytes, mode: 0o644) } catch { throw ImageError(error) }
         guard rename(temporary, path) == 0 else {
@@ -268,13 +185,12 @@ public final class ImageStore {
         }
     }
 
-    // MARK: - Records
 
-    func save(_ record: ImageRecord) throws(ImageError) {
+    package func save(_ record: ImageRecord) throws(ImageError) {
         try Self.writeAtomically(imagesDirectory + "/" + record.id.hex + ".json", Array(record.json().serialized(indent: 2).utf8))
     }
 
-    func load(_ id: Digest) throws(ImageError) -> ImageRecord {
+    package func load(_ id: Digest) throws(ImageError) -> ImageRecord {
         let path = imagesDirectory + "/" + id.hex + ".json"
         guard let text = Files.readText(path) else { throw ImageError("image \(id.short): not in the store \(root)") }
         do { return try ImageRecord(JSON.parse(text), what: path) } catch let error as JSONParseError {
@@ -296,7 +212,7 @@ public final class ImageStore {
     public func config(of record: ImageRecord) throws(ImageError) -> ImageConfig {
         let path = blobsDirectory + "/" + record.id.hex
         let bytes: [UInt8]
-        do { bytes = try Files.read(path, limit: ImageSource.maximumMetadata) } catch { throw ImageError(error) }
+        do { bytes = try Files.read(path, limit: ImageStore.maximumMetadata) } catch { throw ImageError(error) }
         return try ImageConfig(bytes, what: "image \(record.displayName): config")
     }
 
@@ -401,7 +317,7 @@ public final class ImageStore {
         defer { close(layersFD) }
         for name in Files.list(layersDirectory) {
             guard let digest = Digest(hex: name), !layers.contains(digest) else { continue }
-            try LayerUnpacker.removeTree(layersFD, Array(name.utf8))
+            try FileTree.remove(layersFD, Array(name.utf8))
             said.append("Deleted layer: \(digest)")
         }
         for name in Files.list(blobsDirectory) {

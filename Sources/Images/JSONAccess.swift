@@ -3,10 +3,10 @@ import HostOS
 /// Typed reads of parsed JSON (manifests and configs are outside data: every field is checked
 /// for its type where it is read).
 extension JSON {
-    var string: String? { if case .string(let value) = self { value } else { nil } }
-    var array: [JSON]? { if case .array(let value) = self { value } else { nil } }
-    var members: [(String, JSON)]? { if case .object(let value) = self { value } else { nil } }
-    var int64: Int64? {
+    package var string: String? { if case .string(let value) = self { value } else { nil } }
+    package var array: [JSON]? { if case .array(let value) = self { value } else { nil } }
+    package var members: [(String, JSON)]? { if case .object(let value) = self { value } else { nil } }
+    package var int64: Int64? {
         switch self {
         case .int(let value): value
         case .uint(let value): value <= UInt64(Int64.max) ? Int64(value) : nil
@@ -14,7 +14,7 @@ extension JSON {
         }
     }
     /// An array of strings (nil when absent or null; an error is the caller's when it is something else).
-    var strings: [String]? {
+    package var strings: [String]? {
         guard let items = array else { return nil }
         let texts = items.compactMap(\.string)
         return texts.count == items.count ? texts : nil

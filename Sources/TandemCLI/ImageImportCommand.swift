@@ -1,5 +1,6 @@
 import ArgumentParser
 import HostOS
+import ImageImport
 import Images
 
 /// `tandem image import PATH[:REF]`: an OCI image layout, an oci-archive or a docker-archive into the store.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HostOS
+import ImageImport
 import Images
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import Foundation
 import HostOS
+import ImageImport
 import Images
 import Testing
 

@@ -1,3 +1,4 @@
+import Images
 /// One tar entry's header, as POSIX ustar, GNU (long names) and PAX (long names, big numbers,
 /// SCHILY.xattr.*) write it — the three formats layers come in (Go's archive/tar, GNU tar,
 /// Docker, buildah). Names are bytes: a path in a layer need not be UTF-8.

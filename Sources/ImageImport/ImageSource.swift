@@ -1,4 +1,5 @@
 import HostOS
+import Images
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,7 +84,7 @@ final class ImageSource {
     /// docker-archive: layer digests → member names.
     private var dockerLayers: [Digest: String] = [:]
 
-    static let maximumMetadata = 4 << 20
+    static let maximumMetadata = ImageStore.maximumMetadata
 
     init(path: String) throws(ImageError) {
         self.path = path
@@ -226,15 +227,7 @@ final class ImageSource {
         return reference
     }
 
-    public static var hostArchitecture: String {
-        #if arch(x86_64)
-        "amd64"
-        #elseif arch(arm64)
-        "arm64"
-        #else
-        "unknown"
-        #endif
-    }
+    static var hostArchitecture: String { ImageStore.hostArchitecture }
 
     private func manifestImage(_ descriptor: Descriptor, _ bytes: [UInt8], names: [String]) throws(ImageError) -> SourceImage {
         let what = "\(path): manifest \(descriptor.digest)"
@@ -313,9 +306,4 @@ final class CountingStream: ByteStream {
         count += Int64(got)
         return got
     }
-}
-
-extension ImageStore {
-    /// This host's architecture as OCI names it (GOARCH style).
-    public static var hostArchitecture: String { ImageSource.hostArchitecture }
 }

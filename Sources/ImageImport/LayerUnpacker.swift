@@ -1,5 +1,6 @@
 import CLinux
 import HostOS
+import Images
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -246,38 +247,10 @@ public struct LayerUnpacker {
         if isDirectory {
             // The cached parent may lie below what goes: drop it.
             closeCached()
-            try Self.removeTree(parent, name)
+            try FileTree.remove(parent, name)
         } else {
             try Self.call("unlink", name) { name.withCString { unlinkat(parent, $0, 0) } }
         }
-    }
-
-    /// Removes `name` under `parent` and everything below it, never following a symlink.
-    static func removeTree(_ parent: Int32, _ name: [UInt8]) throws(ImageError) {
-        let fd = name.withCString { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-        if fd >= 0 {
-            guard let directory = fdopendir(fd) else { close(fd); throw ImageError(SystemError("fdopendir", text([name]))) }
-            var children: [[UInt8]] = []
-            while let item = readdir(directory) {
-                let child = withUnsafeBytes(of: item.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
-                if child == [46] || child == [46, 46] { continue }
-                children.append(child)
-            }
-            let inner = dirfd(directory)
-            for child in children {
-                var info = stat()
-                guard child.withCString({ fstatat(inner, $0, &info, AT_SYMLINK_NOFOLLOW) }) == 0 else { continue }
-                if info.st_mode & S_IFMT == S_IFDIR {
-                    do throws(ImageError) { try removeTree(inner, child) } catch { closedir(directory); throw error }
-                } else if child.withCString({ unlinkat(inner, $0, 0) }) != 0 {
-                    let error = SystemError("unlink", text([child]))
-                    closedir(directory)
-                    throw ImageError(error)
-                }
-            }
-            closedir(directory)
-        }
-        try call("rmdir", name) { name.withCString { unlinkat(parent, $0, AT_REMOVEDIR) } }
     }
 
     // MARK: - Metadata
@@ -327,12 +300,5 @@ public struct LayerUnpacker {
 
     static func text<C: Collection>(_ path: C) -> String where C.Element == [UInt8] {
         path.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// The bytes as a NUL-terminated C string (a path component from a tar is not always UTF-8).
-    func withCString<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
-        (self + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) } }
     }
 }

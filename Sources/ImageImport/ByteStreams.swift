@@ -1,4 +1,5 @@
 import HostOS
+import Images
 import CArchive
 #if canImport(Glibc)
 import Glibc
