@@ -9,7 +9,7 @@
 #   make guests the guest programs (guest-images/build)
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
-#   make fuzz   the libFuzzer targets in Fuzz/ (the JSON reader, the OCI config reader), FUZZ_SECONDS each (default 60)
+#   make fuzz   the libFuzzer targets in Fuzz/ (the JSON reader, the OCI config reader, layer unpacking), FUZZ_SECONDS each (default 60)
 #   make bench  tandem bench with 10 trials (reports/latest), then the launch benchmark (50 runs:
 #               tiny microVM, tandem ctr run vs crun and runc, idle-container density), then the OCI
 #               runtime's create+start+delete vs crun and runc (50 runs back to back, 30 after idle
@@ -99,6 +99,15 @@ fuzz: deps-core
 	    $(FUZZ_SPM)/CLinux.build/*.o $(FUZZ_SPM)/CSeccomp.build/*.o -lseccomp -o .build/fuzz/config
 	cp Fuzz/corpus/config/* .build/fuzz/corpus-config/
 	SWIFT_BACKTRACE=enable=no .build/fuzz/config -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -artifact_prefix=.build/fuzz/config- .build/fuzz/corpus-config
+	$(SWIFT) build -c release --build-path .build/fuzz/spm --target ImageImport -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library
+	$(SWIFTC) -O -sanitize=fuzzer -parse-as-library Fuzz/LayerFuzz.swift -I $(FUZZ_SPM)/Modules \
+	    -Xcc -fmodule-map-file=$(FUZZ_SPM)/CLinux.build/module.modulemap -Xcc -fmodule-map-file=$(FUZZ_SPM)/CArchive.build/module.modulemap \
+	    -Xcc -ISources/CLinux/include -Xcc -ISources/CArchive/include \
+	    $(FUZZ_SPM)/HostOS.build/*.o $(FUZZ_SPM)/Images.build/*.o $(FUZZ_SPM)/ImageImport.build/*.o \
+	    $(FUZZ_SPM)/CLinux.build/*.o $(FUZZ_SPM)/CArchive.build/*.o -lcrypto -lz -o .build/fuzz/layer
+	mkdir -p .build/fuzz/corpus-layer && cp Fuzz/corpus/layer/* .build/fuzz/corpus-layer/
+	SWIFT_BACKTRACE=enable=no .build/fuzz/layer -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -artifact_prefix=.build/fuzz/layer- .build/fuzz/corpus-layer; \
+	    status=$$?; rm -rf /tmp/tandem-fuzz-layer-*; exit $$status
 
 clean:
 	rm -rf .build guest-images/build examples/build

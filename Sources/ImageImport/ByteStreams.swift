@@ -110,7 +110,7 @@ public final class GunzipStream: ByteStream {
     private var inputFinished = false
     private var done = false
 
-    init(_ source: any ByteStream, name: String) throws(ImageError) {
+    public init(_ source: any ByteStream, name: String) throws(ImageError) {
         guard let stream = carchive_gunzip_new() else { throw ImageError("\(name): gzip: out of memory") }
         self.source = source
         self.name = name
@@ -144,3 +144,17 @@ public final class GunzipStream: ByteStream {
 
 /// Whether bytes start as gzip does (1f 8b).
 func looksGzipped(_ head: [UInt8]) -> Bool { head.count >= 2 && head[0] == 0x1f && head[1] == 0x8b }
+
+/// Bytes in memory as a stream (the fuzz target's input; small blobs).
+public final class BytesStream: ByteStream {
+    private let bytes: [UInt8]
+    private var offset = 0
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(ImageError) -> Int {
+        let count = min(buffer.count, bytes.count - offset)
+        guard count > 0 else { return 0 }
+        bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: count) }
+        offset += count
+        return count
+    }
+}

@@ -5,7 +5,10 @@ import Glibc
 
 /// Removing a tree inside the store (a layer, an import's scratch directory) without ever
 /// following a symlink: a layer's symlinks point wherever its author liked.
-package enum FileTree {
+public enum FileTree {
+    /// `remove` for the fuzz target (a separate build that cannot see package symbols).
+    public static func removeForFuzzing(_ parent: Int32, _ name: String) throws(ImageError) { try remove(parent, Array(name.utf8)) }
+
     /// Removes `name` under `parent` and everything below it, never following a symlink.
     package static func remove(_ parent: Int32, _ name: [UInt8]) throws(ImageError) {
         let fd = name.withCString { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
