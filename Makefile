@@ -14,7 +14,9 @@
 #               tiny microVM, tandem ctr run vs crun and runc, idle-container density), then the OCI
 #               runtime's create+start+delete vs crun and runc (50 runs back to back, 30 after idle
 #               spells), the bare cgroup move under both, then signals at every step of create, run
-#               and delete (30 runs each; every leftover count must be 0)
+#               and delete (30 runs each; every leftover count must be 0); then a Debian 12 image
+#               (mmdebstrap + umoci) imported against skopeo + umoci unpack, two images sharing its
+#               layer, and a program's start in it with tandem run, crun and runc (10 runs)
 
 SWIFT       ?= swift
 RELEASE_BIN := .build/release/tandem
@@ -78,6 +80,8 @@ bench: deps guests build image
 	python3 scripts/bench_runtime.py --runs 30 --gap 150
 	python3 scripts/bench_cgroup_join.py --runs 30
 	python3 scripts/signal_leftovers.py --runs 30
+	scripts/debian-image.sh
+	python3 scripts/bench_images.py --runs 10
 
 # Parsers of outside data, fuzzed with libFuzzer (SwiftPM executables need a main; a fuzzer's is
 # libFuzzer's), seeded from Fuzz/corpus and, for JSON, JSONTestSuite (read only: new inputs go to

@@ -15,13 +15,17 @@ profile=${1:-all}
 #         manager-kill measurement). jq: the README's examples pipe a report through it (a test runs them).
 # strace: a test checks which system call moves a container's process into its cgroups.
 # uidmap: rootless tandem-runtime maps a user's /etc/subuid ranges with newuidmap/newgidmap (tested).
+# libssl-dev + zlib1g-dev: the image store hashes blobs with OpenSSL's SHA-256 and gunzips layers with zlib.
+# skopeo: tandem image pull, and the tests copy their images into oci-archive and docker-archive with it.
 core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-tools pkg-config libvirt-dev
-      libvirt-daemon-system libvirt-clients qemu-system-x86 e2fsprogs libseccomp-dev runc procps podman jq strace uidmap)
+      libvirt-daemon-system libvirt-clients qemu-system-x86 e2fsprogs libseccomp-dev runc procps podman jq strace uidmap
+      libssl-dev zlib1g-dev skopeo)
 # containerd: a test runs tandem-runtime as containerd's runc binary (ctr run --runc-binary). A
 # host with Docker's containerd.io package has a containerd already, and Debian's would replace it
 # (and with it Docker): the one installed is kept.
 command -v containerd >/dev/null 2>&1 || core+=(containerd)
-bench=(crun runc hyperfine qemu-system-x86)
+# umoci: the image import is measured against skopeo + umoci unpack; mmdebstrap builds the Debian image.
+bench=(crun runc hyperfine qemu-system-x86 umoci mmdebstrap)
 # Ubuntu packages its kernels under other names; the Debian cloud kernel is what Tandem is verified with.
 if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then bench+=(linux-image-cloud-amd64); fi
 case "$profile" in
