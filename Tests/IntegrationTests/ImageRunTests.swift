@@ -104,3 +104,44 @@ struct ImageRunTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: setup.store + "/layers").isEmpty)
     }
 }
+
+@Suite("tandem image import killed at any point: nothing ls shows, and the next import clears what it left",
+       .enabled(if: getuid() == 0, "needs root (layer owners)"))
+struct ImageImportKillTests {
+    @Test("SIGKILL at 20 moments during an import of 3,000 files")
+    func killed() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-kill-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var tar = TarBuilder()
+        for index in 0..<3000 { tar.file("files/\(index / 100)/\(index)", String(repeating: "x", count: index % 700)) }
+        var layout = try OCILayoutBuilder(directory.appendingPathComponent("layout"))
+        try layout.image([.init(tar: try SampleImage.base().archive), .init(tar: tar.archive)], config: SampleImage.config, name: "big:1")
+        let store = directory.appendingPathComponent("store").path
+        var moments: [Double] = []
+        var interrupted = 0
+        for step in 0..<20 {
+            let delay = 0.005 + Double(step) * 0.02
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Tandem.path)
+            process.arguments = ["image", "import", "--quiet", "--store", store, directory.appendingPathComponent("layout").path]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: delay)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            if process.terminationReason == .uncaughtSignal { interrupted += 1; moments.append(delay) }
+            let list = try Tandem.run(["image", "ls", "--json", "--store", store])
+            let images = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [Any] ?? []
+            #expect(images.isEmpty || process.terminationReason == .exit, "killed at \(delay) s, ls shows \(images)")
+            if !images.isEmpty { _ = try Tandem.run(["image", "rm", "--store", store, "big:1"]) }
+        }
+        #expect(interrupted >= 5, "the import was killed mid-way only \(interrupted) times (at \(moments))")
+        let finished = try Tandem.run(["image", "import", "--quiet", "--store", store, directory.appendingPathComponent("layout").path])
+        #expect(finished.status == 0, "\(finished.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store + "/tmp").isEmpty, "the next import clears tmp/")
+        let pruned = try Tandem.run(["image", "prune", "--store", store])
+        #expect(pruned.status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store + "/layers").count == 2)
+    }
+}
