@@ -11,14 +11,15 @@ struct RunCommand: ParsableCommand {
         (else Cmd), Env (--env on top), WorkingDir and User (from the image's /etc/passwd and /etc/group). \
         The root is an overlay of the image's layers and a writable layer of the container's own. \
         Exit status: the program's (128+N when signal N ended it), or 125 when Tandem failed. \
-        --as container is Tandem's own runtime; the microVM and libvirt backends, and crun and runc \
-        on a bundle made from the image, are not there yet.
+        --as container is Tandem's own runtime; --as crun and --as runc run the same config.json \
+        (made from the image) through crun or runc, on an overlay of the image's layers mounted in \
+        a mount namespace of tandem's own. The microVM and libvirt backends are not there yet.
         """
     )
 
     @Argument(help: ArgumentHelp("NAME[:TAG], an image id or a prefix of one.", valueName: "image"))
     var image: String
-    @Option(name: .customLong("as"), help: ArgumentHelp("The backend: container (Tandem's runtime).", valueName: "backend"))
+    @Option(name: .customLong("as"), help: ArgumentHelp("The backend: container (Tandem's runtime), crun or runc.", valueName: "backend"))
     var backend = "container"
     @OptionGroup var storeOption: StoreOption
     @OptionGroup var container: ContainerRunOptions
@@ -26,17 +27,22 @@ struct RunCommand: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        switch backend {
-        case "container": break
-        case "microvm", "libvirt", "crun", "runc":
-            throw fail("run --as \(backend): not supported yet (the image runs as a container only: --as container)")
-        default:
-            throw fail("run --as \(backend): must be container, microvm, libvirt, crun or runc")
-        }
         var options = container.options
         options.imageReference = image
         options.store = storeOption.store
         options.command = command
+        switch backend {
+        case "container": break
+        case "crun", "runc":
+            let status: Int32
+            do { status = try PeerRun.run(options, runtime: backend) } catch { throw fail(error.description) }
+            if status != 0 { throw ExitCode(status) }
+            return
+        case "microvm", "libvirt":
+            throw fail("run --as \(backend): not supported yet (an image runs as a container: --as container, crun or runc)")
+        default:
+            throw fail("run --as \(backend): must be container, crun, runc, microvm or libvirt")
+        }
         let status = CtrRunner.run(options, processStart: nil)
         if status != 0 { throw ExitCode(status) }
     }

@@ -62,6 +62,24 @@ struct ImageRunTests {
         #expect(!mounts.contains(setup.store), "a mount of the store's layers is left")
     }
 
+    @Test("--as crun and --as runc: the same config.json through the peers, the same output and status; no bundle or mount left",
+          arguments: ["crun", "runc"])
+    func peers(_ runtime: String) throws {
+        let setup = try Setup()
+        let probe = "id; pwd; echo $FROM_IMAGE $HOME; ls /opaque; cat /data/new; echo changed > /data/keep; exit 7"
+        let ours = try setup.run(["sample:1", "--", probe])
+        let peer = try setup.run(["sample:1", "--as", runtime, "--", probe])
+        #expect(ours.status == 7 && peer.status == 7, "\(runtime): \(peer.stderr)")
+        #expect(peer.stdout == ours.stdout, "\(runtime) saw another image")
+        #expect(peer.stdout.hasPrefix("uid=1000(app)"), "\(peer.stdout)")
+        let bundles = (try? FileManager.default.contentsOfDirectory(atPath: setup.state + "/.bundles")) ?? []
+        #expect(bundles.isEmpty, "bundle left: \(bundles)")
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        #expect(!mounts.contains(setup.state), "a bundle mount reached the host's mount table")
+        let detached = try setup.run(["sample:1", "--as", runtime, "-d", "--", "true"])
+        #expect(detached.status == 125 && detached.stderr.contains("-d is for --as container only"), "\(detached.stderr)")
+    }
+
     @Test("bad input: an image not in the store, a command not in the image, another backend — exit 125, named")
     func refusals() throws {
         let setup = try Setup()
@@ -69,6 +87,7 @@ struct ImageRunTests {
             (["nosuch:1"], "image nosuch:1: not in the store"),
             (["sample:1", "--entrypoint-is-not-an-option"], "entrypoint-is-not-an-option"),
             (["sample:1", "--as", "libvirt"], "run --as libvirt: not supported yet"),
+            (["sample:1", "--as", "microvm"], "run --as microvm: not supported yet"),
             (["sample:1", "--as", "nonsense"], "run --as nonsense: must be"),
         ]
         for (arguments, expected) in cases {
