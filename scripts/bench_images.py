@@ -8,7 +8,8 @@ sharing its base layer). In one run, interleaved:
             archive: wall time, and bytes on disk (allocated, du) of the store / layout + bundle
   sharing   the Debian image and the app image in one store: bytes on disk against the sum of
             the two images' sizes (what they would take without sharing)
-  start     `/bin/echo TANDEM-READY` in the Debian image: tandem run (container), and crun and
+  start     `/bin/echo TANDEM-READY` in the Debian image: tandem run --as container, crun and
+            runc (tandem's bundle: config from the image, overlay of its layers), and crun and
             runc on the bundle umoci unpacked (its config: no terminal, that command): exec ->
             the marker line and -> exit (lab-time, as bench_launch.py times containers)
 Run it a few minutes after anything deleted many files on the same ext4 file system (see main).
@@ -90,14 +91,16 @@ def main():
         with open(os.path.join(bundle, "config.json"), "w") as handle:
             json.dump(config, handle)
         commands = {
-            "tandem run (container)": [args.tandem, "run", "debian:12", "--store", store, "--", "/bin/echo", "TANDEM-READY"],
+            "tandem run --as container": [args.tandem, "run", "debian:12", "--store", store, "--", "/bin/echo", "TANDEM-READY"],
+            "tandem run --as crun": [args.tandem, "run", "debian:12", "--as", "crun", "--store", store, "--", "/bin/echo", "TANDEM-READY"],
+            "tandem run --as runc": [args.tandem, "run", "debian:12", "--as", "runc", "--store", store, "--", "/bin/echo", "TANDEM-READY"],
             "crun run (umoci bundle)": [shutil.which("crun"), "run", "--bundle", bundle, "bench-images-crun"],
             "runc run (umoci bundle)": [shutil.which("runc"), "run", "--bundle", bundle, "bench-images-runc"],
         }
         samples = {name: {"ready": [], "exit": [], "rss": []} for name in commands}
         for _ in range(args.runs):
             for name, argv in commands.items():
-                status, ready, exit_ms, rss = bench_launch.timed(name.split()[0], argv)
+                status, ready, exit_ms, rss = bench_launch.timed(name.replace(" ", "_"), argv)
                 if status != 0 or ready is None:
                     sys.exit(f"bench_images: {name} failed (status {status})")
                 samples[name]["ready"].append(ready)
