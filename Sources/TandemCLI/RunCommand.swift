@@ -13,13 +13,14 @@ struct RunCommand: ParsableCommand {
         Exit status: the program's (128+N when signal N ended it), or 125 when Tandem failed. \
         --as container is Tandem's own runtime; --as crun and --as runc run the same config.json \
         (made from the image) through crun or runc, on an overlay of the image's layers mounted in \
-        a mount namespace of tandem's own. The microVM and libvirt backends are not there yet.
+        a mount namespace of tandem's own; --as libvirt boots the image as a libvirt guest's root \
+        disk (ext4, virtio-blk) with tandem-init as PID 1. --as microvm is not there yet.
         """
     )
 
     @Argument(help: ArgumentHelp("NAME[:TAG], an image id or a prefix of one.", valueName: "image"))
     var image: String
-    @Option(name: .customLong("as"), help: ArgumentHelp("The backend: container (Tandem's runtime), crun or runc.", valueName: "backend"))
+    @Option(name: .customLong("as"), help: ArgumentHelp("The backend: container (Tandem's runtime), crun, runc or libvirt.", valueName: "backend"))
     var backend = "container"
     @OptionGroup var storeOption: StoreOption
     @OptionGroup var container: ContainerRunOptions
@@ -38,8 +39,13 @@ struct RunCommand: ParsableCommand {
             do { status = try PeerRun.run(options, runtime: backend) } catch { throw fail(error.description) }
             if status != 0 { throw ExitCode(status) }
             return
-        case "microvm", "libvirt":
-            throw fail("run --as \(backend): not supported yet (an image runs as a container: --as container, crun or runc)")
+        case "libvirt":
+            let status: Int32
+            do { status = try ImageVMRun.run(options) } catch { throw fail(error.description) }
+            if status != 0 { throw ExitCode(status) }
+            return
+        case "microvm":
+            throw fail("run --as microvm: not supported yet (Tandem's VMM has no block device yet; an image runs as a container, through crun or runc, or as a libvirt guest)")
         default:
             throw fail("run --as \(backend): must be container, crun, runc, microvm or libvirt")
         }

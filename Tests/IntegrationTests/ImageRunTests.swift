@@ -6,7 +6,7 @@ import Testing
 @Suite("tandem run IMAGE: a user's image as a container", .enabled(if: getuid() == 0, "needs root (layers with owners, overlay, namespaces)"))
 struct ImageRunTests {
     /// A store with the sample image imported, and a state directory; both removed after.
-    final class Setup {
+    final class Setup: @unchecked Sendable {
         let directory: URL
         var store: String { directory.appendingPathComponent("store").path }
         let state = Containers.stateRoot()
@@ -162,5 +162,36 @@ struct ImageImportKillTests {
         let pruned = try Tandem.run(["image", "prune", "--store", store])
         #expect(pruned.status == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: store + "/layers").count == 2)
+    }
+}
+
+@Suite("tandem run IMAGE --as libvirt: the image as a libvirt guest's root disk", .serialized,
+       .enabled(if: getuid() == 0 && LibvirtLab.ready, "needs root, a running libvirt daemon (scripts/libvirtd.sh up), the cloud kernel and make image"))
+struct ImageLibvirtTests {
+    @Test("the same program, env, working directory, user, whiteouts as in the container; the status passes out; nothing left")
+    func sameAsContainer() throws {
+        let setup = try ImageRunTests.Setup()
+        let probe = "id; pwd; echo $FROM_IMAGE $HOME; ls /opaque; ls /gone 2>&1; cat /data/new; exit 7"
+        let container = try setup.run(["sample:1", "--", probe])
+        let vm = try setup.run(["sample:1", "--as", "libvirt", "--", probe])
+        #expect(vm.status == 7, "\(vm.stderr.suffix(1500))")
+        // The console also carries the kernel's lines: the container's output is there, in order.
+        // (The serial console ends lines with \r\n, one Character in Swift: split on scalars.)
+        let lines = vm.stdout.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n").map(String.init)
+        let expected = container.stdout.split(separator: "\n").map(String.init)
+        let found = lines.filter { expected.contains($0) }
+        #expect(found == expected, "guest console: \(vm.stdout.suffix(1500))")
+        #expect(vm.stdout.contains("TANDEM-READY") && vm.stdout.contains("TANDEM-RESULT workload=image status=7"))
+        #expect(LibvirtLab.tandemDomains().isEmpty, "a domain is left")
+        #expect(LibvirtLab.consoleDirectories().isEmpty, "a console directory is left")
+    }
+
+    @Test("a root disk that cannot be mounted fails the run (125), never falls back to the initramfs")
+    func rootNotMounted() throws {
+        let result = try Tandem.run(["vm", "run", "--backend", "libvirt", "--workload", "hello", "--cmdline", "quiet tandem.root=/dev/vdz", "--timeout", "120"])
+        #expect(result.status == 125, "\(result.stdout.suffix(1000)) \(result.stderr.suffix(1000))")
+        let console = result.stdout + result.stderr
+        #expect(console.contains("the root disk /dev/vdz could not be mounted"))
+        #expect(!console.contains("hello from tandem-init"), "the workload ran from the initramfs")
     }
 }

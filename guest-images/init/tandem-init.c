@@ -5,10 +5,13 @@
  *      runtime has usually mounted them; a VM's initramfs has not); with `tandem.root=DEVICE` on
  *      the kernel command line (a disk guest), it loads the modules listed in
  *      /lib/modules/tandem.load, mounts DEVICE (ext4) and switches root to it, then runs the
- *      disk's own /init — the same program — as PID 1 there, as a distro's initramfs does;
+ *      disk's own /.tandem/init or /init — the same program — as PID 1 there, as a distro's
+ *      initramfs does; a root that cannot be mounted ends the run (status 125), it is never
+ *      replaced by the initramfs;
  *   2. prints the ready marker line and, in a Tandem microVM, writes the READY port;
  *   3. runs the workload: argv[1] (a container: `tandem-init compute 100000`), else
- *      `tandem.workload=NAME` and `tandem.args=A,B` from /proc/cmdline (a VM), else a shell;
+ *      `tandem.workload=NAME` and `tandem.args=A,B` from /proc/cmdline (a VM), else — a user's
+ *      image as a VM's root — what /.tandem/run says (see run_image), else a shell;
  *   4. prints its result line: `TANDEM-RESULT workload=NAME status=N ms=T`;
  *   5. hands the status to the EXIT port (microVM), then powers off (VM) or exits with it.
  *
@@ -30,6 +33,7 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,7 +108,12 @@ static void load_modules(const char *list) {
         path[strcspn(path, "\n")] = 0;
         if (!path[0]) continue;
         int module = open(path, O_RDONLY | O_CLOEXEC);
-        if (module < 0 || (syscall(SYS_finit_module, module, "", 0) != 0 && errno != EEXIST))
+        /* A compressed module (.ko.xz, .ko.zst: Debian's newer kernels) is decompressed by the
+         * kernel itself (MODULE_INIT_COMPRESSED_FILE, Linux 5.17+ with CONFIG_MODULE_DECOMPRESS). */
+        size_t length = strlen(path);
+        int compressed = length > 3 && (strcmp(path + length - 3, ".xz") == 0 || strcmp(path + length - 4, ".zst") == 0
+                                        || strcmp(path + length - 3, ".gz") == 0);
+        if (module < 0 || (syscall(SYS_finit_module, module, "", compressed ? 4 : 0) != 0 && errno != EEXIST))
             say("tandem-init: loading %s: %s\n", path, strerror(errno));
         if (module >= 0) close(module);
     }
@@ -131,8 +140,76 @@ static void switch_root(const char *device, char **argv) {
         say("tandem-init: switching root to %s: %s\n", device, strerror(errno));
         return;
     }
-    execv("/init", argv);
-    say("tandem-init: exec /init on %s: %s\n", device, strerror(errno));
+    /* A user's image keeps its own /init, if it has one: Tandem's is /.tandem/init there. */
+    const char *next = access("/.tandem/init", X_OK) == 0 ? "/.tandem/init" : "/init";
+    execv(next, argv);
+    say("tandem-init: exec %s on %s: %s\n", next, device, strerror(errno));
+}
+
+/* The end of a run that could not start: the result line with status 125 (Tandem could not do
+ * what was asked, docs/exit-status.md), the EXIT port, power off. */
+static void fail_run(const char *what, int ports) {
+    say(RESULT_PREFIX " workload=%s status=125 ms=0\n", what);
+    if (ports) outl(125u, TANDEM_PORT_EXIT);
+    sync();
+    reboot(RB_POWER_OFF);
+    _exit(125);
+}
+
+/* A user's image as the root: /.tandem/run, written by the host, says what to run as NUL-ended
+ * `key=value` entries — path= (the program, found on the host in the image), arg= (each argv
+ * entry, in order), env= (each), cwd=, uid=, gid=, group= (each supplementary gid). Runs it
+ * (forked: PID 1 stays to reap) and returns its status; -1 when there is no such file. */
+static int run_image(double *started) {
+    static char spec[65536];
+    int fd = open("/.tandem/run", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t length = read(fd, spec, sizeof spec - 1);
+    close(fd);
+    if (length <= 0) return -1;
+    spec[length] = 0;
+    char *args[256], *env[256], *path = NULL, *cwd = "/";
+    gid_t groups[64];
+    int arg_count = 0, env_count = 0, group_count = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    for (char *entry = spec, *next; entry < spec + length; entry = next) {
+        next = entry + strlen(entry) + 1;  /* before the '=' below is cut */
+        char *equals = strchr(entry, '=');
+        if (!equals) continue;
+        *equals = 0;
+        char *value = equals + 1;
+        if (strcmp(entry, "path") == 0) path = value;
+        else if (strcmp(entry, "arg") == 0 && arg_count < 255) args[arg_count++] = value;
+        else if (strcmp(entry, "env") == 0 && env_count < 255) env[env_count++] = value;
+        else if (strcmp(entry, "cwd") == 0) cwd = value;
+        else if (strcmp(entry, "uid") == 0) uid = (uid_t)strtoul(value, NULL, 10);
+        else if (strcmp(entry, "gid") == 0) gid = (gid_t)strtoul(value, NULL, 10);
+        else if (strcmp(entry, "group") == 0 && group_count < 64) groups[group_count++] = (gid_t)strtoul(value, NULL, 10);
+    }
+    args[arg_count] = NULL;
+    env[env_count] = NULL;
+    if (!path || arg_count == 0) { say("tandem-init: /.tandem/run names no program\n"); return 125; }
+    *started = now_ms();
+    pid_t child = fork();
+    if (child == 0) {
+        if (setgroups((size_t)group_count, groups) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+            say("tandem-init: switching to uid %u gid %u: %s\n", (unsigned)uid, (unsigned)gid, strerror(errno));
+            _exit(125);
+        }
+        if (chdir(cwd) != 0) { say("tandem-init: chdir %s: %s\n", cwd, strerror(errno)); _exit(125); }
+        execve(path, args, env);
+        say("tandem-init: exec %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    if (child < 0) { say("tandem-init: fork: %s\n", strerror(errno)); return 125; }
+    for (;;) {
+        int wait_status;
+        pid_t done = wait(&wait_status);
+        if (done < 0 && errno == EINTR) continue;
+        if (done < 0) return 125;
+        if (done == child) return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -151,14 +228,17 @@ int main(int argc, char **argv) {
     /* Still in the initramfs (its root is rootfs/tmpfs, not a block device): go to the disk. */
     char root_device[128];
     struct stat root_info;
-    if (pid1 && cmdline_value("tandem.root", root_device, sizeof root_device) && stat("/", &root_info) == 0
-        && major(root_info.st_dev) == 0) {
-        switch_root(root_device, argv);
-    }
-
     char value[256];
     int ports = pid1 && cmdline_value("tandem.ports", value, sizeof value) && strcmp(value, "1") == 0
         && ioperm(TANDEM_PORT_READY, 8, 1) == 0 && inb(TANDEM_PORT_READY) == TANDEM_PORT_SIGNATURE;
+    if (pid1 && cmdline_value("tandem.root", root_device, sizeof root_device) && stat("/", &root_info) == 0
+        && major(root_info.st_dev) == 0) {
+        switch_root(root_device, argv);
+        /* Only back here when the disk could not be the root: the run fails, said, never
+         * silently in the initramfs instead. */
+        say("tandem-init: the root disk %s could not be mounted: the run stops\n", root_device);
+        fail_run("root", ports);
+    }
 
     /* The workload and its arguments. */
     char workload[64] = "";
@@ -179,6 +259,17 @@ int main(int argc, char **argv) {
 
     say(READY_MARKER "\n");
     if (ports) outb(1, TANDEM_PORT_READY);
+
+    /* A user's image: its own program, as the host wrote it down. */
+    double image_started = 0;
+    int image_status = pid1 && !workload[0] ? run_image(&image_started) : -1;
+    if (image_status >= 0) {
+        say(RESULT_PREFIX " workload=image status=%d ms=%.3f\n", image_status, now_ms() - image_started);
+        if (ports) outl((unsigned)image_status, TANDEM_PORT_EXIT);
+        sync();
+        reboot(RB_POWER_OFF);
+        return image_status;
+    }
 
     if (!workload[0]) {
         if (!pid1) return 0;

@@ -1,0 +1,102 @@
+import Containers
+import GuestImages
+import HostFacts
+import HostOS
+import Images
+import Libvirt
+import TandemLaunch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tandem run IMAGE --as libvirt`: the user's image as a libvirt guest's root disk. The disk is
+/// the image as its container sees it — an overlay of its layers, mounted read-only in tandem's
+/// own mount namespace — copied into ext4 by `mke2fs -d`, plus `/.tandem/init` (tandem-init) and
+/// `/.tandem/run` (what to run: the same command, env, working directory and user a container
+/// of the image gets). The first stage is the guest image's initramfs with the modules that
+/// reach the disk (from the kernel's modules.dep); tandem-init switches root to the disk, prints
+/// the ready marker, runs the program and passes its status out, as in every backend.
+enum ImageVMRun {
+    static func run(_ options: CtrRunOptions, memoryMiB: Int = 512) throws(ContainerError) -> Int32 {
+        guard getuid() == 0 else { throw ContainerError("run --as libvirt: needs root (the image's layers are mounted to be copied)") }
+        for (given, flag) in [(options.detach, "-d"), (options.report != nil, "--report"), (!options.volumes.isEmpty, "--volume"),
+                              (options.memory != nil, "--memory"), (options.cpus != nil, "--cpus"), (options.pids != nil, "--pids"),
+                              (options.userns, "--userns"), (options.name != nil, "--name")] where given {
+            throw ContainerError("run --as libvirt: \(flag) is for --as container (a VM has its own memory and CPUs)")
+        }
+        try PeerRun.enterPrivateMountNamespace()
+        let spec: ContainerSpec
+        switch CtrRunner.makeSpec(options) {
+        case .success(let made): spec = made
+        case .failure(let error): throw error
+        }
+        guard case .layers(let layers) = spec.root, let program = spec.program ?? spec.command.first else {
+            throw ContainerError("run --as libvirt: an image from the store only")
+        }
+        guard let kernel = LinuxDefaults.kernel() else {
+            throw ContainerError("run --as libvirt: no kernel: install Debian's linux-image-cloud-amd64 (make deps)")
+        }
+        guard let programs = TinyGuests.buildDirectory(named: "bin"), Files.kind(programs + "/tandem-init") == .regular else {
+            throw ContainerError("run --as libvirt: tandem-init is not built (make guests)")
+        }
+        let hostMode = HostFacts.probeKVMMode(kvmPath: "/dev/kvm")
+        let accelerator: DomainDefinition.Accelerator = hostMode == .hardware ? .kvm : .qemu
+        StandardError.line("tandem: \(spec.imageName ?? "image") as a libvirt guest (root disk from its layers), accelerator "
+            + (accelerator == .kvm ? "kvm" : "tcg (QEMU emulates the guest: this host has no hardware virtualisation)"))
+
+        let directory: String
+        do { directory = try LibvirtRun.makeDirectory() } catch { throw ContainerError(error.description) }
+        var keepDirectory = false
+        defer { if !keepDirectory { Files.removeTree(directory) } }
+        let initramfs: String, disk = directory + "/root.ext4"
+        do {
+            initramfs = try DiskGuest.firstStage(kernel: kernel, directory: directory)
+            try writeDisk(spec: spec, program: program, layers: layers, tandemInit: programs + "/tandem-init", directory: directory, disk: disk)
+        } catch { throw ContainerError("run --as libvirt: \(error)") }
+
+        var line = ""
+        if accelerator == .qemu, let clock = GuestCommandLine.emulatedClock() { line = clock }
+        var run = LibvirtRun.Options(accelerator: accelerator, kernel: kernel, initrd: initramfs, commandLine: line)
+        run.machine = .pc
+        run.memoryMiB = memoryMiB
+        run.disk = disk
+        run.directory = directory
+        keepDirectory = true  // LibvirtRun removes it
+        let report: LibvirtRun.Report
+        do { report = try LibvirtRun.run(run) { bytes in _ = write(1, bytes.baseAddress, bytes.count) } } catch {
+            throw ContainerError(error.description)
+        }
+        switch report.outcome {
+        case .exited(let code): return code
+        case .timedOut: return 124
+        case .interrupted(let signal): return 128 + signal
+        case .endedWithoutResult:
+            StandardError.line("tandem: guest ended without tandem-init's result line; its last console lines:")
+            StandardError.write(report.consoleTail.split(separator: "\n").suffix(8).map { "  | \($0)\n" }.joined())
+            return 126
+        }
+    }
+
+    /// The image's files (overlay of `layers`, read-only, in this mount namespace only) plus
+    /// /.tandem, as an ext4 image sized for them.
+    static func writeDisk(spec: ContainerSpec, program: String, layers: [String], tandemInit: String, directory: String, disk: String) throws(ContainerError) {
+        let extra = directory + "/tandem-layer", merged = directory + "/merged"
+        for path in [extra, extra + "/.tandem", merged] where mkdir(path, 0o755) != 0 {
+            throw ContainerError(SystemError("mkdir", path).description)
+        }
+        var entries = ["path=" + program] + spec.command.map { "arg=" + $0 } + spec.environment.map { "env=" + $0 }
+        entries += ["cwd=" + spec.workingDirectory, "uid=\(spec.user.uid)", "gid=\(spec.user.gid)"] + spec.user.additionalGids.map { "group=\($0)" }
+        do {
+            try Files.write(extra + "/.tandem/run", Array(entries.joined(separator: "\0").utf8) + [0], mode: 0o644)
+            try Files.write(extra + "/.tandem/init", try Files.read(tandemInit), mode: 0o755)
+        } catch { throw ContainerError(error.description) }
+        let options = "ro,lowerdir=" + ([extra] + layers).joined(separator: ":")
+        guard mount("overlay", merged, "overlay", UInt(MS_RDONLY), options) == 0 else {
+            throw ContainerError(SystemError("mount overlay", merged).description)
+        }
+        defer { umount2(merged, Int32(MNT_DETACH)) }
+        let bytes = layers.reduce(Int64(0)) { $0 + DiskUsage.measure($1).allocated }
+        let mebibytes = Int(bytes * 5 / 4 / (1 << 20)) + 64
+        do { try DiskGuest.makeExt4(from: merged, to: disk, mebibytes: mebibytes) } catch { throw ContainerError(error.description) }
+    }
+}
