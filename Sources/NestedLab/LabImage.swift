@@ -39,12 +39,18 @@ extension NestedLab {
         for library in Set(libraries).sorted() where !paths.contains(String(library.dropFirst())) {
             try file(String(library.dropFirst()), from: library, mode: 0o755)
         }
-        entries.append(ImageEntry(path: "init", kind: .file(Array(initScript(options, qemu: inputs.qemu != nil).utf8)), permissions: 0o755))
+        entries.append(ImageEntry(path: "init", kind: .file(Array(initScript(options, qemu: inputs.qemu != nil, modules: inputs.modules.map { String($0.split(separator: "/").last ?? "") }).utf8)), permissions: 0o755))
         return CpioWriter.sorted(entries)
     }
 
     /// L1's /init: mount, load kvm-amd, then boot L2 `runs` times per VMM, interleaved.
-    static func initScript(_ options: LabOptions, qemu: Bool) -> String {
+    /// `modules`: the file names under /lab, in load order (kvm-amd last, with nested SVM on).
+    static func initScript(_ options: LabOptions, qemu: Bool, modules: [String]) -> String {
+        let loads = modules.map { name in
+            name.hasPrefix("kvm-amd.") || name.hasPrefix("kvm_amd.")
+                ? "insmod /lab/\(name) nested=1 npt=1 || echo \"LAB-ERROR insmod \(name) failed (is L1's CPU an EPYC with SVM?)\""
+                : "insmod /lab/\(name) || echo \"LAB-ERROR insmod \(name) failed\""
+        }.joined(separator: "\n")
         var extra = options.commandLine
         if let arguments = options.arguments { extra += (extra.isEmpty ? "" : " ") + "tandem.args=\(arguments)" }
         let tandem = "/lab/lab-time tandem /lab/tandem vm run --kernel /lab/vmlinuz --initrd /lab/l2.cpio"
@@ -58,10 +64,7 @@ extension NestedLab {
             #!/bin/sh
             # L1's init, written by `tandem lab nested`.
             mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-            for module in irqbypass kvm; do
-              insmod /lab/$module.ko || echo "LAB-ERROR insmod $module.ko failed"
-            done
-            insmod /lab/kvm-amd.ko nested=1 npt=1 || echo "LAB-ERROR insmod kvm-amd.ko failed (is L1's CPU an EPYC with SVM?)"
+            \(loads)
             [ -c /dev/kvm ] || echo "LAB-ERROR no /dev/kvm in L1"
             echo "LAB-L1-READY $(cut -d' ' -f1 /proc/uptime)"
             run=1

@@ -36,7 +36,7 @@ public struct LabOptions: Sendable {
 struct LabInputs {
     var kernel: String
     var release: String
-    /// irqbypass, kvm, kvm-amd, in load order.
+    /// kvm-amd and its dependencies, in load order (modules.dep).
     var modules: [String]
     /// The `tandem` launcher that runs `vm run` in L1 (beside tandem-cli).
     var tandem: String
@@ -58,8 +58,13 @@ struct LabInputs {
         let base = kernel.split(separator: "/").last.map(String.init) ?? kernel
         guard base.hasPrefix("vmlinuz-") else { throw LabError("kernel \(kernel): the lab needs a /boot/vmlinuz-RELEASE whose modules are in /lib/modules/RELEASE") }
         let release = String(base.dropFirst("vmlinuz-".count))
-        let moduleRoot = "/lib/modules/\(release)/kernel"
-        let modules = ["virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "arch/x86/kvm/kvm-amd.ko"].map { moduleRoot + "/" + $0 }
+        // kvm-amd and what it needs, from the kernel's own modules.dep (Debian's standard kernel
+        // adds ccp to the cloud kernel's irqbypass and kvm).
+        let modulesDirectory = "/lib/modules/\(release)"
+        let modules: [String]
+        do { modules = try KernelModules.loadOrder(["kvm_amd"], modulesDirectory: modulesDirectory).map { modulesDirectory + "/" + $0 } } catch {
+            throw LabError("\(error.description) (the lab loads kvm-amd in L1 from the kernel's own modules)")
+        }
         for module in modules where Files.kind(module) != .regular {
             throw LabError("missing kernel module \(module) (the lab loads kvm-amd in L1 from the kernel's own modules)")
         }
