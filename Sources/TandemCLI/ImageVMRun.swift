@@ -49,10 +49,12 @@ enum ImageVMRun {
         var keepDirectory = false
         defer { if !keepDirectory { Files.removeTree(directory) } }
         let initramfs: String, disk = directory + "/root.ext4"
+        let began = Clock.monotonicNanoseconds()
         do {
             initramfs = try DiskGuest.firstStage(kernel: kernel, directory: directory)
             try writeDisk(spec: spec, program: program, layers: layers, tandemInit: programs + "/tandem-init", directory: directory, disk: disk)
         } catch { throw ContainerError("run --as libvirt: \(error)") }
+        StandardError.line("tandem: root disk (\((Files.size(disk) ?? 0) >> 20) MiB ext4) and first stage made in \((Clock.monotonicNanoseconds() - began) / 1_000_000) ms")
 
         var line = ""
         if accelerator == .qemu, let clock = GuestCommandLine.emulatedClock() { line = clock }
