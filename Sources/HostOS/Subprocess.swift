@@ -33,6 +33,12 @@ public enum Subprocess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, writer.rawValue, 1)
         if mergeStandardError { posix_spawn_file_actions_adddup2(&actions, writer.rawValue, 2) }
+        return (try spawn(path, arguments, actions: &actions, defaultSignals: defaultSignals), reader)
+    }
+
+    /// posix_spawn with `actions` (nil: the caller's stdio); `defaultSignals`: no signal blocked in the child.
+    static func spawn(_ path: String, _ arguments: [String], actions: UnsafeMutablePointer<posix_spawn_file_actions_t>?,
+                      defaultSignals: Bool) throws(SystemError) -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -45,9 +51,26 @@ public enum Subprocess {
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawnError = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        let spawnError = posix_spawn(&pid, path, actions, &attributes, argv, environ)
         guard spawnError == 0 else { throw SystemError("posix_spawn", path, errno: spawnError) }
-        return (pid, reader)
+        return pid
+    }
+
+    /// Runs `path` in the foreground with our stdin, stdout and stderr, and returns its exit
+    /// status (128+N when signal N ended it). SIGTERM and SIGHUP sent to us are passed on; SIGINT
+    /// is not (Ctrl-C reaches it directly, in the same foreground process group), and we wait.
+    public static func foreground(_ path: String, _ arguments: [String]) throws(SystemError) -> Int32 {
+        var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
+        defer { blocked.restore() }
+        let signals = try SignalFD([SIGINT, SIGTERM, SIGHUP])
+        let pid = try spawn(path, arguments, actions: nil, defaultSignals: true)
+        while true {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
+            var fds = [pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&fds, 1, 20)
+            if fds[0].revents != 0, let signal = signals.next(), signal != SIGINT { kill(pid, signal) }
+        }
     }
 
     /// waitpid, as an exit status (128+N when signal N ended it).

@@ -79,34 +79,8 @@ enum PeerRun {
         do { try Files.write(bundle + "/config.json", Array(config.serialized(indent: 2).utf8), mode: 0o600) } catch {
             throw ContainerError(error.description)
         }
-        return try spawnAndWait(binary, ["run", "--bundle", bundle, spec.id])
-    }
-
-    /// The runtime in the foreground, with our stdio; SIGTERM and SIGHUP to us are passed on
-    /// (Ctrl-C reaches it directly, as one foreground process group). Returns its exit status.
-    static func spawnAndWait(_ path: String, _ arguments: [String]) throws(ContainerError) -> Int32 {
-        var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
-        defer { blocked.restore() }
-        let signals = try? SignalFD([SIGINT, SIGTERM, SIGHUP])
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let failed = posix_spawn(&pid, path, nil, &attributes, argv, environ)
-        guard failed == 0 else { throw ContainerError(SystemError("posix_spawn", path, errno: failed).description) }
-        while true {
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid { return WaitStatus.exitCode(status) }
-            var fds = [pollfd(fd: signals?.fd.rawValue ?? -1, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&fds, 1, 20)
-            if fds[0].revents != 0, let signal = signals?.next(), signal != SIGINT { kill(pid, signal) }
-        }
+        // In the foreground with our stdio: Ctrl-C reaches it directly, SIGTERM and SIGHUP are passed on.
+        do { return try Subprocess.foreground(binary, ["run", "--bundle", bundle, spec.id]) } catch { throw ContainerError(error.description) }
     }
 
     /// Removes bundle directories whose run is gone (nobody holds their lock).
