@@ -272,3 +272,40 @@ public enum Backends {
     }
 }
 
+
+/// `tandem bench --image IMAGE`: the user's image in each way `tandem run --as` runs it
+/// (container, crun, runc, libvirt), its program the workload; ready is the program's own line
+/// (`--ready TEXT`, lab-time's marker), as the user's app says it is ready in every backend alike.
+public struct ImageSandbox: Sandbox {
+    public static let backends = ["container", "crun", "runc", "libvirt"]
+    let environment: BenchEnvironment
+    let backend: String
+    let image: String
+    let store: String?
+    public init(environment: BenchEnvironment, backend: String, image: String, store: String?) {
+        self.environment = environment
+        self.backend = backend
+        self.image = image
+        self.store = store
+    }
+    public var name: String { backend }
+    public var info: BackendInfo {
+        var reason: String?
+        if getuid() != 0 { reason = "needs root" }
+        if backend == "crun" || backend == "runc", Files.which(backend) == nil { reason = "\(backend) is not installed" }
+        if backend == "libvirt", Files.kind("/run/libvirt/libvirt-sock") == .missing { reason = "no libvirt daemon (scripts/libvirtd.sh up)" }
+        if backend == "libvirt", environment.kernel == nil { reason = "no guest kernel (linux-image-cloud-amd64)" }
+        let vm = backend == "libvirt"
+        let execution = vm ? (environment.virtualisation == "hardware" ? "hardware KVM" : "TCG (QEMU emulates the guest)") : "native (host kernel)"
+        let description = switch backend {
+        case "container": "tandem run --as container: Tandem's runtime, an overlay of the image's layers"
+        case "libvirt": "tandem run --as libvirt: the image as the guest's ext4 root disk (made each run), tandem-init as PID 1"
+        default: "tandem run --as \(backend): \(backend) on a bundle made from the image (overlay of its layers)"
+        }
+        return BackendInfo(name: name, kind: backend == "crun" || backend == "runc" ? "peer" : "ours", kindOfSandbox: vm ? "VM" : "container",
+                           available: reason == nil, reason: reason, execution: execution, description: description)
+    }
+    public func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
+        .success([environment.tandem, "run", image, "--as", backend] + (store.map { ["--store", $0] } ?? []) + (workload.arguments.isEmpty ? [] : ["--"] + workload.arguments))
+    }
+}

@@ -3,6 +3,7 @@ import Bench
 import FoundationEssentials
 import HostFacts
 import HostOS
+import Images
 import Report
 import TandemLaunch
 #if canImport(Glibc)
@@ -41,19 +42,42 @@ struct BenchCommand: ParsableCommand {
     var quick = false
     @Option(name: .long, help: ArgumentHelp("Comma-separated counts of idle sandboxes at once (e.g. 1,10,50): host memory per sandbox.", valueName: "list"))
     var density: String?
+    @Option(name: .long, help: ArgumentHelp("Bench a user's image from the store instead of the guest image's workloads: in each way `tandem run --as` runs it (\(ImageSandbox.backends.joined(separator: ", "))).", valueName: "image"))
+    var image: String?
+    @Option(name: .long, help: ArgumentHelp("With --image: the image store (default /var/lib/tandem).", valueName: "dir"))
+    var store: String?
+    @Option(name: .long, help: ArgumentHelp("With --image: the line (its start) the program prints when it is ready; without, only start → exit is timed.", valueName: "text"))
+    var ready: String?
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("With --image: the command, after -- (else the image's Entrypoint and Cmd).", valueName: "command"))
+    var command: [String] = []
     @Flag(name: .long, inversion: .prefixedNo, help: "After the trials, SIGKILL each container runtime's manager while its container runs (tandem ctr, tandem-runtime, crun, runc, podman where installed): does the container survive, is its exit status still collected?")
     var managerKill = true
 
     func run() throws {
-        let wanted = backends.map { $0.split(separator: ",").map(String.init) } ?? Self.allBackends
-        for name in wanted where !Self.allBackends.contains(name) {
-            throw fail("--backends: unknown backend \(name) (known: \(Self.allBackends.joined(separator: ", ")))")
+        let known = image == nil ? Self.allBackends : ImageSandbox.backends
+        let wanted = backends.map { $0.split(separator: ",").map(String.init) } ?? known
+        for name in wanted where !known.contains(name) {
+            throw fail("--backends: unknown backend \(name)\(image == nil ? "" : " for --image") (known: \(known.joined(separator: ", ")))")
         }
         var chosen: [Workload] = []
-        for name in workloads.map({ $0.split(separator: ",").map(String.init) }) ?? Workload.defaults {
+        if let image {
+            guard workloads == nil else { throw fail("--workloads: not with --image (the image's program is the workload)") }
+            guard density == nil else { throw fail("--density: not with --image yet") }
+            if let ready, ready.isEmpty || ready.contains("\n") { throw fail("--ready: one line of text") }
+            do {
+                let record = try ImageStore(root: store.map(Files.absolute) ?? ImageStore.defaultRoot).find(image)
+                chosen = [Workload("app", command)]
+                _ = record
+            } catch { throw fail("bench --image: \(error.description)") }
+        } else {
+            guard store == nil, ready == nil, command.isEmpty else { throw fail("--store, --ready and a command are for --image") }
+        }
+        for name in image != nil ? [] : workloads.map({ $0.split(separator: ",").map(String.init) }) ?? Workload.defaults {
             guard let workload = Workload.named(name) else { throw fail("--workloads: unknown workload \(name) (known: \(Workload.catalog.map(\.name).joined(separator: ", ")))") }
             chosen.append(workload)
         }
+        // lab-time takes the user's ready line as its marker (the environment reaches it through the runner).
+        if let ready { setenv("LAB_TIME_MARKER", ready, 1) }
         if let baseline, !wanted.contains(baseline) {
             throw fail("--baseline \(baseline): not among the backends run (\(wanted.joined(separator: ", ")))")
         }
@@ -89,10 +113,15 @@ struct BenchCommand: ParsableCommand {
             tandem: here + "/tandem", tandemCLI: here + "/tandem-cli", labTime: programs, kernel: LinuxDefaults.kernel(),
             initramfs: LinuxDefaults.initramfs(), rootfs: CtrRunner.defaultImage(), tinyDirectory: TinyGuests.buildDirectory(named: "tiny"),
             virtualisation: facts.virtualisation.rawValue, workDirectory: work)
-        let sandboxes = BenchSetup.sandboxes(wanted, environment)
+        let sandboxes: [any Sandbox] = if let image {
+            wanted.map { ImageSandbox(environment: environment, backend: $0, image: image, store: store.map(Files.absolute)) }
+        } else {
+            BenchSetup.sandboxes(wanted, environment)
+        }
         var results = BenchResults(startedAt: BenchSetup.now(), host: BenchSetup.summary(facts), trials: trials, warmup: warmup,
                                    backends: sandboxes.map(\.info), workloads: chosen.map(\.name))
-        results.footprint = BenchSetup.footprint(environment)
+        results.footprint = image.map { BenchSetup.imageFootprint($0, store: store, backends: wanted) } ?? BenchSetup.footprint(environment)
+        if let image { results.notes.append("the workload is image \(image)'s program\(command.isEmpty ? "" : " (" + command.joined(separator: " ") + ")"); ready = \(ready.map { "its line starting \"\($0)\"" } ?? "not timed (no --ready)")") }
         results.host.canary = canary.nonce
         switch canary.key {
         case .success: results.host.canaryInKeyring = true
@@ -119,7 +148,7 @@ struct BenchCommand: ParsableCommand {
             let counts = density.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             do { try runner.runDensity(counts) { StandardError.line($0) } } catch { throw fail("bench: \(error)") }
         }
-        if finished, managerKill, getuid() == 0 {
+        if finished, managerKill, getuid() == 0, image == nil {
             var runtimes: [String] = []
             if wanted.contains("container") { runtimes += ["tandem ctr", "tandem-runtime"] }
             runtimes += ["crun", "runc"].filter { wanted.contains($0) }

@@ -2,6 +2,7 @@ import Bench
 import FoundationEssentials
 import HostFacts
 import HostOS
+import Images
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -60,6 +61,24 @@ enum BenchSetup {
         }
         if let tiny = environment.tinyDirectory, let size = Files.size(tiny + "/hello.bin") {
             artifacts.append(Artifact(name: "tiny guest hello.bin", bytes: UInt64(size), usedBy: ["tiny-microvm"], note: "a flat binary, no OS"))
+        }
+        return artifacts
+    }
+
+    /// `--image`: the image's layers (stored once, shared by every container backend) and the VM's
+    /// root disk made from them (each run; its size as `tandem run --as libvirt` makes it).
+    static func imageFootprint(_ reference: String, store root: String?, backends: [String]) -> [Artifact] {
+        let store = ImageStore(root: root.map(Files.absolute) ?? ImageStore.defaultRoot)
+        guard let record = try? store.find(reference) else { return [] }
+        let layers = record.layers.map(\.diffID)
+        let allocated = layers.reduce(Int64(0)) { $0 + (store.layer($1)?.usage.allocated ?? 0) }
+        var artifacts = [Artifact(name: "image layers (\(layers.count), in the store)", bytes: UInt64(allocated),
+                                  usedBy: backends.filter { $0 != "libvirt" },
+                                  note: "stored once, shared by every container of the image and every image with the same layers; each container writes to its own scratch layer, gone with it")]
+        if backends.contains("libvirt") {
+            let mebibytes = ImageVMRun.diskMebibytes(layers.map(store.layerPath))
+            artifacts.append(Artifact(name: "VM root disk (ext4, from the layers)", bytes: UInt64(mebibytes) << 20, usedBy: ["libvirt"],
+                                      note: "made for each run and removed after it (apparent size; allocated is about the layers' size)"))
         }
         return artifacts
     }

@@ -194,3 +194,39 @@ struct ImageLibvirtTests {
         #expect(!console.contains("hello from tandem-init"), "the workload ran from the initramfs")
     }
 }
+
+@Suite("tandem bench --image: a user's image in each backend, ready at the program's own line",
+       .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/crun"), "needs root and crun"))
+struct ImageBenchTests {
+    @Test("container, crun and runc: every trial reaches the program's ready line; the footprint has the image's layers")
+    func bench() throws {
+        let setup = try ImageRunTests.Setup()
+        let out = setup.directory.appendingPathComponent("report").path
+        let result = try Tandem.run(["bench", "--image", "sample:1", "--store", setup.store, "--backends", "container,crun,runc",
+                                     "--trials", "2", "--warmup", "0", "--ready", "APP-UP", "--out", out, "--", "echo APP-UP; id -u"])
+        #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
+        let samples = try #require(json["samples"] as? [[String: Any]])
+        #expect(Set(samples.compactMap { $0["backend"] as? String }) == ["container", "crun", "runc"])
+        #expect(samples.count == 6)
+        for sample in samples {
+            #expect(sample["status"] as? Int == 0, "\(sample)")
+            #expect(sample["readyMs"] as? Double != nil, "no ready line timed: \(sample)")
+        }
+        let footprint = try #require(json["footprint"] as? [[String: Any]])
+        #expect(footprint.contains { ($0["name"] as? String)?.hasPrefix("image layers") == true && ($0["bytes"] as? Int ?? 0) > 1_000_000 })
+        #expect(try String(contentsOfFile: out + "/report.md", encoding: .utf8).contains("## Workload `app`"))
+    }
+
+    @Test("bad combinations are refused, named")
+    func refusals() throws {
+        let setup = try ImageRunTests.Setup()
+        for (arguments, expected) in [(["--image", "sample:1", "--workloads", "hello"], "--workloads: not with --image"),
+                                      (["--image", "sample:1", "--backends", "tiny-microvm"], "unknown backend tiny-microvm for --image"),
+                                      (["--image", "nosuch:1"], "image nosuch:1: not in the store"),
+                                      (["--ready", "X"], "--store, --ready and a command are for --image")] {
+            let result = try Tandem.run(["bench", "--store", setup.store, "--out", setup.directory.appendingPathComponent("r").path] + arguments)
+            #expect(result.status != 0 && result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+        }
+    }
+}

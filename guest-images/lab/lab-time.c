@@ -10,7 +10,8 @@
  *
  *   LAB-TIME label=LABEL status=N ready_ms=R exit_ms=E maxrss_kib=K start_ns=S cpu_ms=C
  *
- * (ready_ms=-1 when the marker never came). maxrss_kib is wait4's ru_maxrss of CMD: its own peak
+ * (ready_ms=-1 when the marker never came). LAB_TIME_MARKER=TEXT in the environment makes TEXT the
+ * marker instead (`tandem bench --image --ready TEXT`: a user's program says when it is ready). maxrss_kib is wait4's ru_maxrss of CMD: its own peak
  * resident set or that of a descendant it waited for. Being a small static program matters here:
  * Linux carries the spawning process's peak across exec into ru_maxrss, so a Python or shell
  * harness would report its own size instead. start_ns is the CLOCK_MONOTONIC reading at spawn, so
@@ -23,6 +24,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -79,7 +81,9 @@ int main(int argc, char **argv) {
     if (error != 0) { fprintf(stderr, "lab-time: posix_spawn(%s): %s\n", argv[2], strerror(error)); return 2; }
 
     /* Scan for the marker at line starts while passing the bytes through. */
-    static const char marker[] = "TANDEM-READY";
+    const char *given = getenv("LAB_TIME_MARKER");
+    const char *marker = given && *given ? given : "TANDEM-READY";
+    size_t marker_length = strlen(marker);
     size_t matched = 0;
     int at_line_start = 1;
     char buffer[4096];
@@ -89,7 +93,7 @@ int main(int argc, char **argv) {
             char c = buffer[i];
             if (at_line_start || matched > 0) {
                 if (c == marker[matched]) {
-                    if (++matched == sizeof marker - 1) ready = now_ms();
+                    if (++matched == marker_length) ready = now_ms();
                     at_line_start = 0;
                     continue;
                 }
