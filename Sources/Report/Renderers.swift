@@ -36,7 +36,7 @@ extension ReportModel {
     public func markdown() -> String {
         var out = "# Tandem: VMs and containers, side by side\n\n"
         out += honesty + (results.complete ? "" : " **This run was interrupted: the figures below are what was measured before.**") + "\n\n"
-        out += "Started \(results.startedAt). Baseline for ratios: `\(baseline)`. Times run from the launcher's spawn to tandem-init's ready marker (ready) and to the launcher's exit (total).\n\n"
+        out += "Started \(results.startedAt). Baseline for ratios: `\(baseline)`. Times run from the launcher's spawn to \(results.workloads == ["app"] ? "the image's program's ready line (see the notes)" : "tandem-init's ready marker") (ready) and to the launcher's exit (total).\n\n"
         out += "## Backends\n\n| backend | | sandbox | runs guest code | ran? |\n|---|---|---|---|---|\n"
         for backend in results.backends {
             out += "| `\(backend.name)` | \(backend.kind) | \(backend.kindOfSandbox) | \(backend.execution) | \(backend.available ? "yes" : "no — \(backend.reason ?? "")") |\n"
