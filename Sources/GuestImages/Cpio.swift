@@ -6,6 +6,8 @@ public struct ImageEntry: Equatable, Sendable {
         /// A symbolic link; Tandem's images use relative targets so they work in any root.
         case symlink(String)
         case characterDevice(major: UInt32, minor: UInt32)
+        case blockDevice(major: UInt32, minor: UInt32)
+        case fifo
     }
 
     /// Path inside the image, without a leading slash ("bin/sh").
@@ -13,11 +15,16 @@ public struct ImageEntry: Equatable, Sendable {
     public var kind: Kind
     /// Permission bits (0o755); the file-type bits come from `kind`.
     public var permissions: UInt32
+    /// Owner (root for Tandem's own image; a user's image keeps its layers' owners).
+    public var uid: UInt32
+    public var gid: UInt32
 
-    public init(path: String, kind: Kind, permissions: UInt32) {
+    public init(path: String, kind: Kind, permissions: UInt32, uid: UInt32 = 0, gid: UInt32 = 0) {
         self.path = path
         self.kind = kind
         self.permissions = permissions
+        self.uid = uid
+        self.gid = gid
     }
 
     /// st_mode: type bits (S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR) and permissions.
@@ -28,6 +35,8 @@ public struct ImageEntry: Equatable, Sendable {
         case .file: type = 0o100000
         case .symlink: type = 0o120000
         case .characterDevice: type = 0o020000
+        case .blockDevice: type = 0o060000
+        case .fifo: type = 0o010000
         }
         return type | (permissions & 0o7777)
     }
@@ -38,8 +47,8 @@ public struct ImageEntry: Equatable, Sendable {
 /// ASCII header of 13 eight-digit hex fields, the NUL-terminated name padded to 4 bytes, then the
 /// data padded to 4 bytes; a `TRAILER!!!` entry ends the archive.
 ///
-/// Output is reproducible: entries sorted by path, inode numbers assigned in that order, owner
-/// root, and one fixed modification time for everything.
+/// Output is reproducible: entries sorted by path, inode numbers assigned in that order, owners
+/// as given (root unless said), and one fixed modification time for everything.
 public enum CpioWriter {
     public static let magic = "070701"
     public static let trailer = "TRAILER!!!"
@@ -57,15 +66,16 @@ public enum CpioWriter {
             case .directory: data = []
             case .file(let bytes): data = bytes
             case .symlink(let target): data = Array(target.utf8)
-            case .characterDevice(let major, let minor): data = []; rdev = (major, minor)
+            case .characterDevice(let major, let minor), .blockDevice(let major, let minor): data = []; rdev = (major, minor)
+            case .fifo: data = []
             }
             let nlink: UInt32 = entry.kind == .directory ? 2 : 1
-            appendHeader(to: &out, inode: UInt32(index + 1), mode: entry.mode, nlink: nlink, mtime: modificationTime,
-                         size: UInt32(data.count), rdev: rdev, name: entry.path)
+            appendHeader(to: &out, inode: UInt32(index + 1), mode: entry.mode, uid: entry.uid, gid: entry.gid, nlink: nlink,
+                         mtime: modificationTime, size: UInt32(data.count), rdev: rdev, name: entry.path)
             out.append(contentsOf: data)
             pad(&out)
         }
-        appendHeader(to: &out, inode: 0, mode: 0, nlink: 1, mtime: 0, size: 0, rdev: (0, 0), name: trailer)
+        appendHeader(to: &out, inode: 0, mode: 0, uid: 0, gid: 0, nlink: 1, mtime: 0, size: 0, rdev: (0, 0), name: trailer)
         return out
     }
 
@@ -76,11 +86,11 @@ public enum CpioWriter {
         }
     }
 
-    static func appendHeader(to out: inout [UInt8], inode: UInt32, mode: UInt32, nlink: UInt32, mtime: UInt32,
+    static func appendHeader(to out: inout [UInt8], inode: UInt32, mode: UInt32, uid: UInt32, gid: UInt32, nlink: UInt32, mtime: UInt32,
                              size: UInt32, rdev: (UInt32, UInt32), name: String) {
         out.append(contentsOf: magic.utf8)
         let nameBytes = Array(name.utf8)
-        for field in [inode, mode, 0, 0, nlink, mtime, size, 0, 0, rdev.0, rdev.1, UInt32(nameBytes.count + 1), 0] {
+        for field in [inode, mode, uid, gid, nlink, mtime, size, 0, 0, rdev.0, rdev.1, UInt32(nameBytes.count + 1), 0] {
             out.append(contentsOf: hex8(field))
         }
         out.append(contentsOf: nameBytes)

@@ -98,7 +98,7 @@ extension GuestImage {
                     chmod(target, mode_t(entry.permissions))
                 case .symlink(let destination):
                     guard symlink(destination, target) == 0 else { throw SystemError("symlink", target) }
-                case .characterDevice:
+                case .characterDevice, .blockDevice, .fifo:
                     continue
                 }
             }

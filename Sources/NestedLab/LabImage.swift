@@ -55,11 +55,11 @@ extension NestedLab {
         if let arguments = options.arguments { extra += (extra.isEmpty ? "" : " ") + "tandem.args=\(arguments)" }
         let tandem = "/lab/lab-time tandem /lab/tandem vm run --kernel /lab/vmlinuz --initrd /lab/l2.cpio"
             + " --memory \(options.memoryMiB) --vcpus \(options.vcpus) --timeout \(Int(options.bootTimeoutSeconds)) --json"
-            + " --workload \(options.workload)" + (extra.isEmpty ? "" : " --cmdline '\(extra)'")
+            + (options.workload.isEmpty ? "" : " --workload \(options.workload)") + (extra.isEmpty ? "" : " --cmdline '\(extra)'")
         let qemuLine = "/lab/lab-time qemu /lab/qemu-system-x86_64 -L /lab/qemu -M microvm -enable-kvm -cpu host"
             + " -m \(options.memoryMiB) -smp \(options.vcpus) -nodefaults -no-user-config -display none -serial stdio"
             + " -monitor none -no-reboot -kernel /lab/vmlinuz -initrd /lab/l2.cpio"
-            + " -append '\(qemuBaseCommandLine) tandem.workload=\(options.workload)\(extra.isEmpty ? "" : " " + extra)'"
+            + " -append '\(qemuBaseCommandLine)\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
         return """
             #!/bin/sh
             # L1's init, written by `tandem lab nested`.

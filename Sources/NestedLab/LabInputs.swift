@@ -29,6 +29,11 @@ public struct LabOptions: Sendable {
     public var labTimeoutSeconds = 1800.0
     /// The L2 (and L1) kernel; default: the newest /boot/vmlinuz-*-cloud-amd64.
     public var kernel: String?
+    /// L2's initramfs instead of the guest image (a user's image, `tandem lab nested --image`);
+    /// with an empty `workload`, no tandem.workload= is given: the initramfs says what runs.
+    public var initramfs: String?
+    /// What the report calls L2's initramfs.
+    public var l2Description = "Tandem's guest image"
     public init() {}
 }
 
@@ -80,9 +85,10 @@ struct LabInputs {
         }
         let labTime = labDirectory + "/lab-time"
         guard Files.kind(labTime) == .regular else { throw LabError("\(labTime) is missing: run `make guests`") }
-        guard let image = LinuxDefaults.initramfs() else {
+        guard let image = options.initramfs ?? LinuxDefaults.initramfs() else {
             throw LabError("no guest image: run `make image` (tandem image build)")
         }
+        guard Files.kind(image) == .regular else { throw LabError("L2's initramfs \(image) does not exist") }
         var qemu: String?
         if options.compareQEMU {
             qemu = Files.which("qemu-system-x86_64")

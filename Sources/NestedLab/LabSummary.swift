@@ -34,7 +34,7 @@ public struct LabSummary {
     }
 
     public func text() -> String {
-        var out = "nested lab: L2 = \(outcome.kernel) + Tandem's guest image, on L1's kvm-amd; L1 = the same kernel under QEMU TCG (emulated)\n"
+        var out = "nested lab: L2 = \(outcome.kernel) + \(outcome.l2), on L1's kvm-amd; L1 = the same kernel under QEMU TCG (emulated)\n"
         for vmm in vmms {
             let (ready, exit) = figures(vmm)
             out += "  \(vmm.padded(7)) n=\(exit.count)  ready median \(Self.median(ready).map(Self.seconds) ?? "-")"
@@ -58,6 +58,7 @@ public struct LabSummary {
         return .object([
             ("schema", .string("tandem.lab/1")),
             ("lab", .string("nested: L1 QEMU TCG -cpu EPYC + kvm-amd; L2 on L1's /dev/kvm")),
+            ("l2", .string(outcome.l2)),
             ("kernel", .string(outcome.kernel)),
             ("workload", .string(options.workload)),
             ("vcpus", .int(Int64(options.vcpus))),

@@ -33,6 +33,8 @@ public enum NestedLab {
         public var l1Status: Int32
         public var interruptedBy: Int32?
         public var kernel: String
+        /// What L2 booted besides the kernel ("Tandem's guest image", or a user's image).
+        public var l2: String = "Tandem's guest image"
         public var consoleTail: [String]
         /// Errors L1's init reported (module load failures and the like).
         public var errors: [String]
@@ -86,7 +88,7 @@ public enum NestedLab {
         } catch { throw LabError("cannot start L1: \(error)") }
         buffer.flush().forEach(take)
         return Outcome(boots: boots, completed: completed, l1Status: ending.status, interruptedBy: ending.interruptedBy,
-                       kernel: inputs.kernel, consoleTail: tail, errors: errors)
+                       kernel: inputs.kernel, l2: options.l2Description, consoleTail: tail, errors: errors)
     }
 
     static func validate(_ options: LabOptions) throws(LabError) {
@@ -97,7 +99,9 @@ public enum NestedLab {
         guard options.memoryMiB >= 64, options.memoryMiB <= 8192 else {
             throw LabError("--memory \(options.memoryMiB): the lab boots L2 with 64 to 8192 MiB")
         }
-        guard !options.workload.isEmpty, options.workload.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+        // (Empty only with a user's initramfs, which says itself what runs.)
+        guard !options.workload.isEmpty || options.initramfs != nil,
+              options.workload.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
             throw LabError("--workload \(options.workload): a workload is a program name in the guest image's /bin")
         }
         for (name, text) in [("--cmdline", options.commandLine), ("--args", options.arguments ?? "")] where text.contains("'") || text.contains("\n") {
@@ -110,7 +114,9 @@ public enum NestedLab {
     /// kernel messages (kvm's "Unhandled WRMSR" warnings) must not cut into the lines the lab
     /// parses — with 2 CPUs in L1 they did.
     static func l1Arguments(_ inputs: LabInputs, _ options: LabOptions, initrd: String) -> [String] {
-        let memory = max(2048, options.memoryMiB + 1024)
+        // L1 holds L2's initramfs twice (its own initramfs's copy, and L2's RAM): a user's image can be large.
+        let l2Image = (Files.size(inputs.image) ?? 0) >> 20
+        let memory = max(2048, options.memoryMiB + 1024 + 2 * l2Image)
         return ["-M", "microvm", "-accel", "tcg", "-cpu", "EPYC", "-smp", String(options.vcpus), "-m", "\(memory)M",
                 "-nographic", "-no-reboot", "-kernel", inputs.kernel, "-initrd", initrd,
                 "-append", "console=ttyS0 panic=-1 quiet loglevel=1 tsc_early_khz=\(HostClock.kilohertz() ?? 0)"]

@@ -82,6 +82,15 @@ enum ImageVMRun {
     /// The image's files (overlay of `layers`, read-only, in this mount namespace only) plus
     /// /.tandem, as an ext4 image sized for them.
     static func writeDisk(spec: ContainerSpec, program: String, layers: [String], tandemInit: String, directory: String, disk: String) throws(ContainerError) {
+        let merged = try mountMerged(spec: spec, program: program, layers: layers, tandemInit: tandemInit, directory: directory)
+        defer { umount2(merged, Int32(MNT_DETACH)) }
+        do { try DiskGuest.makeExt4(from: merged, to: disk, mebibytes: diskMebibytes(layers)) } catch { throw ContainerError(error.description) }
+    }
+
+    /// The image as a VM's root: its layers under a layer of Tandem's own holding /.tandem/init
+    /// (tandem-init) and /.tandem/run (what to run), overlaid read-only at DIRECTORY/merged (in
+    /// this private mount namespace). Returns the mount point; the caller unmounts it.
+    static func mountMerged(spec: ContainerSpec, program: String, layers: [String], tandemInit: String, directory: String) throws(ContainerError) -> String {
         let extra = directory + "/tandem-layer", merged = directory + "/merged"
         for path in [extra, extra + "/.tandem", merged] where mkdir(path, 0o755) != 0 {
             throw ContainerError(SystemError("mkdir", path).description)
@@ -96,8 +105,7 @@ enum ImageVMRun {
         guard mount("overlay", merged, "overlay", UInt(MS_RDONLY), options) == 0 else {
             throw ContainerError(SystemError("mount overlay", merged).description)
         }
-        defer { umount2(merged, Int32(MNT_DETACH)) }
-        do { try DiskGuest.makeExt4(from: merged, to: disk, mebibytes: diskMebibytes(layers)) } catch { throw ContainerError(error.description) }
+        return merged
     }
 
     /// The root disk's size for an image's layers: 5/4 of what they take, plus 64 MiB.

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Containers
 import HostOS
 import NestedLab
+import TandemLaunch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,6 +49,12 @@ struct LabNestedCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Stop the whole lab after this long.", valueName: "seconds"))
     var timeout: Double = 1800
 
+    @Option(name: .long, help: ArgumentHelp("Boot a user's image from the store as L2 (its initramfs, as tandem run --as microvm makes it) instead of the guest image's workload.", valueName: "image"))
+    var image: String?
+    @Option(name: .long, help: ArgumentHelp("With --image: the image store (default /var/lib/tandem).", valueName: "dir"))
+    var store: String?
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("With --image: the command, after -- (else the image's Entrypoint and Cmd).", valueName: "command"))
+    var command: [String] = []
     @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
     var verbose = false
 
@@ -73,6 +81,36 @@ struct LabNestedCommand: ParsableCommand {
         options.compareQEMU = compareQemu
         options.kernel = kernel
         options.labTimeoutSeconds = timeout
+        // A user's image: its initramfs made here (in a mount namespace of our own), L2 runs what it says.
+        var scratch: String?
+        defer { if let scratch { Files.removeTree(scratch) } }
+        if let image {
+            guard args == nil, workload == "hello" else { throw fail("--workload and --args are for the guest image, not --image") }
+            do {
+                try PeerRun.enterPrivateMountNamespace()
+                var run = CtrRunOptions()
+                run.imageReference = image
+                run.store = store
+                run.command = command
+                let spec: ContainerSpec
+                switch CtrRunner.makeSpec(run) {
+                case .success(let made): spec = made
+                case .failure(let error): throw error
+                }
+                guard case .layers(let layers) = spec.root, let program = spec.program else { throw ContainerError("an image from the store only") }
+                let directory = try ImageMicroVMRun.temporaryDirectory()
+                scratch = directory
+                let (initramfs, size) = try ImageMicroVMRun.writeInitramfs(spec: spec, program: program, layers: layers, directory: directory)
+                options.initramfs = initramfs
+                options.workload = ""
+                options.commandLine = ImageMicroVMRun.commandLine + (cmdline.isEmpty ? "" : " " + cmdline)
+                options.memoryMiB = max(memory, ImageMicroVMRun.memoryMiB(initramfsBytes: size))
+                options.l2Description = "image \(spec.imageName ?? image) as its initramfs (\(size >> 20) MiB, \(options.memoryMiB) MiB of RAM)"
+                (json ? StandardError.line : { StandardOutput.write($0 + "\n") })("lab: L2 = " + options.l2Description)
+            } catch { throw fail("lab nested --image \(image): \(error)") }
+        } else {
+            guard store == nil, command.isEmpty else { throw fail("--store and a command are for --image") }
+        }
         let outcome: NestedLab.Outcome
         switch Result(catching: { () throws(LabError) in try NestedLab.run(options, line: progress) }) {
         case .success(let value): outcome = value

@@ -14,14 +14,17 @@ struct RunCommand: ParsableCommand {
         --as container is Tandem's own runtime; --as crun and --as runc run the same config.json \
         (made from the image) through crun or runc, on an overlay of the image's layers mounted in \
         a mount namespace of tandem's own; --as libvirt boots the image as a libvirt guest's root \
-        disk (ext4, virtio-blk) with tandem-init as PID 1. --as microvm is not there yet.
+        disk (ext4, virtio-blk) with tandem-init as PID 1; --as microvm boots it in Tandem's own VMM \
+        as the guest's initramfs (hardware KVM; on other hosts, `tandem lab nested --image`).
         """
     )
 
     @Argument(help: ArgumentHelp("NAME[:TAG], an image id or a prefix of one.", valueName: "image"))
     var image: String
-    @Option(name: .customLong("as"), help: ArgumentHelp("The backend: container (Tandem's runtime), crun, runc or libvirt.", valueName: "backend"))
+    @Option(name: .customLong("as"), help: ArgumentHelp("The backend: container (Tandem's runtime), crun, runc, libvirt or microvm.", valueName: "backend"))
     var backend = "container"
+    @Flag(name: .customLong("allow-emulated"), help: "--as microvm: boot even where /dev/kvm has no hardware virtualisation (a Linux guest then takes minutes).")
+    var allowEmulated = false
     @OptionGroup var storeOption: StoreOption
     @OptionGroup var container: ContainerRunOptions
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command, after -- (replaces the image's Cmd; its Entrypoint stays).", valueName: "command"))
@@ -45,7 +48,10 @@ struct RunCommand: ParsableCommand {
             if status != 0 { throw ExitCode(status) }
             return
         case "microvm":
-            throw fail("run --as microvm: not supported yet (Tandem's VMM has no block device yet; an image runs as a container, through crun or runc, or as a libvirt guest)")
+            let status: Int32
+            do { status = try ImageMicroVMRun.run(options, allowEmulated: allowEmulated) } catch { throw fail(error.description) }
+            if status != 0 { throw ExitCode(status) }
+            return
         default:
             throw fail("run --as \(backend): must be container, crun, runc, microvm or libvirt")
         }

@@ -10,6 +10,15 @@ import Glibc
 /// the machine, run it, report. Returns the process exit status (docs/exit-status.md); every
 /// failure prints one line on stderr first.
 public enum VMRunner {
+    /// Why a Linux guest is not started on this host (emulated KVM: ~1M instructions/s), or nil
+    /// where /dev/kvm has hardware virtualisation. Said before the long silence a boot would be.
+    public static func emulatedRefusal(kvmDevice: String = "/dev/kvm") -> String? {
+        let mode = HostFacts.probeKVMMode(kvmPath: kvmDevice)
+        guard mode != .hardware else { return nil }
+        return "this host's virtualisation is \(mode.rawValue) (\(mode.explanation)): a Linux guest would take minutes to boot, "
+            + "if it boots at all. Run it in the nested lab (`tandem lab nested`), or pass --allow-emulated to try anyway"
+    }
+
     public static func run(_ options: VMRunOptions, processStart: UInt64?) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         guard options.timeout >= 0, options.timeout.isFinite else {
@@ -22,13 +31,7 @@ public enum VMRunner {
         case .failure(let message): return fail(message.text)
         }
         // A Linux guest on emulated KVM runs ~1M instructions/s: say so before the long silence.
-        if options.tiny == nil, !options.allowEmulated {
-            let mode = HostFacts.probeKVMMode(kvmPath: options.kvmDevice)
-            if mode != .hardware {
-                return fail("this host's virtualisation is \(mode.rawValue) (\(mode.explanation)): a Linux guest would take minutes to boot, "
-                    + "if it boots at all. Run it in the nested lab (`tandem lab nested`), or pass --allow-emulated to try anyway")
-            }
-        }
+        if options.tiny == nil, !options.allowEmulated, let refusal = emulatedRefusal(kvmDevice: options.kvmDevice) { return fail(refusal) }
         // Keys typed on a terminal go to the guest's console (an interactive shell works); the
         // terminal is raw for the run only.
         var terminal = RawTerminal(fd: machine.config.consoleInput ?? -1)

@@ -230,3 +230,40 @@ struct ImageBenchTests {
         }
     }
 }
+
+@Suite("tandem lab nested --image: a user's image in Tandem's own VMM (as its initramfs), L2 of the nested lab",
+       .enabled(if: getuid() == 0 && Lab.kernel != nil && Lab.qemu && Lab.imageBuilt && Lab.labTimeBuilt,
+                "needs root, linux-image-cloud-amd64, qemu-system-x86, make guests and make image"))
+struct ImageMicroVMTests {
+    @Test("the same program, user, directory and whiteouts as in the container; its exit status is the lab's")
+    func nested() throws {
+        let setup = try ImageRunTests.Setup()
+        let probe = "id; pwd; echo $FROM_IMAGE $HOME; ls /opaque; ls /gone 2>&1; cat /data/new; exit 3"
+        let container = try setup.run(["sample:1", "--", probe])
+        let lab = try Tandem.run(["lab", "nested", "--image", "sample:1", "--store", setup.store, "--verbose", "--", probe])
+        #expect(lab.status == 3, "\(lab.stdout.suffix(1500)) \(lab.stderr.suffix(500))")
+        let lines = lab.stdout.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n").map(String.init)
+        let expected = container.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.filter { expected.contains($0) } == expected, "\(lab.stdout.suffix(2000))")
+        #expect(lab.stdout.contains("TANDEM-RESULT workload=image status=3"))
+        #expect(lab.stdout.contains("L2 = image sample:1 as its initramfs"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("tandem-microvm.") }
+        #expect(left.isEmpty, "the initramfs's directory is left")
+    }
+
+    @Test("--as microvm: boots where /dev/kvm has hardware virtualisation; elsewhere refused before anything is built, naming the lab")
+    func refusedWhenEmulated() throws {
+        let setup = try ImageRunTests.Setup()
+        let host = try Tandem.run(["host", "--json"])
+        let facts = try JSONSerialization.jsonObject(with: Data(host.stdout.utf8)) as? [String: Any]
+        let mode = (facts?["virtualisation"] as? [String: Any])?["mode"] as? String
+        let result = try setup.run(["sample:1", "--as", "microvm", "--", "exit 4"])
+        if mode == "hardware" {
+            // Where /dev/kvm has VT-x/AMD-V it boots in Tandem's VMM, and the status comes back.
+            #expect(result.status == 4, "\(result.stderr.suffix(1500))")
+        } else {
+            #expect(result.status == 125 && result.stderr.contains("tandem lab nested"), "\(result.stderr)")
+            #expect(!result.stderr.contains("as the microVM's initramfs"), "the initramfs was built before the refusal")
+        }
+    }
+}
