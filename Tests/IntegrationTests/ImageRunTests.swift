@@ -267,3 +267,23 @@ struct ImageMicroVMTests {
         }
     }
 }
+
+@Suite("tandem image pull", .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/skopeo"), "needs root and skopeo"))
+struct ImagePullTests {
+    @Test("from a registry where one is reachable; where none is, it says so (125) and the store is unchanged")
+    func pull() throws {
+        let store = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-pull-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let result = try Tandem.run(["image", "pull", "--store", store, "busybox:1.36"])
+        let list = try Tandem.run(["image", "ls", "--json", "--store", store])
+        let images = (try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]) ?? []
+        if result.status == 0 {
+            #expect(images.contains { ($0["names"] as? [String])?.contains("busybox:1.36") == true }, "\(list.stdout)")
+        } else {
+            #expect(result.status == 125)
+            #expect(result.stderr.contains("no registry is reachable from this host"), "\(result.stderr)")
+            #expect(images.isEmpty)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("tandem-pull-") && !store.hasSuffix($0) }.isEmpty)
+        }
+    }
+}
