@@ -87,13 +87,13 @@ public struct ContainerControl: Sendable {
         guard Glibc.kill(record.pid, signal) == 0 else { throw ContainerError(SystemError("kill", "\(record.pid)").description) }
     }
 
-    /// SIGTERM, then after `grace` seconds SIGKILL to everything in its cgroups; waits until its
-    /// monitor has recorded the exit.
+    /// SIGTERM (or its image's StopSignal), then after `grace` seconds SIGKILL to everything in
+    /// its cgroups; waits until its monitor has recorded the exit.
     public func stop(_ reference: String, grace: Double) throws(ContainerError) -> Record {
         var record = try find(reference)
         guard [.running, .paused, .created].contains(record.currentStatus) else { return record }
         if record.currentStatus == .paused { try? CgroupFreezer.set(false, directories: record.cgroupProcs.map(Files.directory)) }
-        Glibc.kill(record.pid, SIGTERM)
+        Glibc.kill(record.pid, record.annotation(ContainerSpec.Annotation.stopSignal).flatMap(Signals.number) ?? SIGTERM)
         let deadline = Clock.monotonicNanoseconds() + UInt64(max(0, grace) * 1e9)
         while record.isProcessAlive, Clock.monotonicNanoseconds() < deadline { usleep(10_000) }
         if record.isProcessAlive { for pid in record.processes() { Glibc.kill(pid, SIGKILL) } }

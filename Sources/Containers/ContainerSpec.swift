@@ -63,6 +63,8 @@ public struct ContainerSpec: Sendable {
     /// The store image it runs from (for `tandem image rm`, and ps) and what the user called it.
     public var imageID: String?
     public var imageName: String?
+    /// The image's StopSignal (`tandem ctr stop` sends it instead of SIGTERM, as docker stop does).
+    public var stopSignal: String?
 
     /// `/run/tandem` for root; for another user (rootless) `$XDG_RUNTIME_DIR/tandem`, or, with
     /// that unset, `/run/user/UID/tandem` (where systemd-logind puts it).
@@ -173,6 +175,8 @@ public struct ContainerSpec: Sendable {
         public static let readOnly = "org.tandem.ctr.read-only"
         /// The store image a container runs from (its id, sha256:HEX): `tandem image rm` keeps it while the container runs.
         public static let imageID = "org.tandem.image.id"
+        /// The image config's StopSignal, under the key the image spec's conversion to a runtime config gives it.
+        public static let stopSignal = "org.opencontainers.image.stopSignal"
     }
 
     /// The runtime-spec config.json this container is: `Defaults.config` with Docker's
@@ -208,7 +212,7 @@ public struct ContainerSpec: Sendable {
             (Annotation.volumes, volumes.map { "\($0.host):\($0.container)" + ($0.readOnly ? ":ro" : "") }.joined(separator: " ")),
             (Annotation.network, network.rawValue), (Annotation.userNamespace, userNamespace ? "true" : "false"),
             (Annotation.readOnly, readOnly ? "true" : "false"),
-        ] + (imageID.map { [(Annotation.imageID, $0)] } ?? [])
+        ] + (imageID.map { [(Annotation.imageID, $0)] } ?? []) + (stopSignal.map { [(Annotation.stopSignal, $0)] } ?? [])
         return Defaults.config(args: command, env: environment, terminal: false, capabilities: Defaults.dockerCapabilities, rlimits: [],
                                rootPath: rootPath, readonly: readOnly, hostname: hostname, extraMounts: mounts, resources: resources,
                                namespaces: namespaces, linuxExtras: linux, annotations: annotations, rootless: Self.rootless,

@@ -7,23 +7,10 @@ import Glibc
 /// `kill [--all] ID [SIGNAL]`: a signal to the container's process (or, with --all, to every
 /// process in its cgroup). Signals by name (KILL, SIGKILL) or number; TERM by default.
 enum KillCommand {
-    static let names: [String: Int32] = [
-        "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "ILL": SIGILL, "TRAP": SIGTRAP, "ABRT": SIGABRT, "IOT": SIGABRT, "BUS": SIGBUS,
-        "FPE": SIGFPE, "KILL": SIGKILL, "USR1": SIGUSR1, "SEGV": SIGSEGV, "USR2": SIGUSR2, "PIPE": SIGPIPE, "ALRM": SIGALRM,
-        "TERM": SIGTERM, "STKFLT": SIGSTKFLT, "CHLD": SIGCHLD, "CONT": SIGCONT, "STOP": SIGSTOP, "TSTP": SIGTSTP, "TTIN": SIGTTIN,
-        "TTOU": SIGTTOU, "URG": SIGURG, "XCPU": SIGXCPU, "XFSZ": SIGXFSZ, "VTALRM": SIGVTALRM, "PROF": SIGPROF, "WINCH": SIGWINCH,
-        "IO": SIGIO, "POLL": SIGIO, "PWR": SIGPWR, "SYS": SIGSYS,
-    ]
-
     static func signal(_ text: String) throws(OCIError) -> Int32 {
-        if let number = Int32(text) {
-            guard number > 0, number <= 64 else { throw OCIError("kill: \(text) is not a signal number (1-64)") }
-            return number
+        guard let number = Signals.number(text) else {
+            throw OCIError(Int32(text) != nil ? "kill: \(text) is not a signal number (1-64)" : "kill: unknown signal \"\(text)\"")
         }
-        var name = text.uppercased()
-        if name.hasPrefix("SIG") { name = String(name.dropFirst(3)) }
-        if name.hasPrefix("RTMIN+"), let offset = Int32(name.dropFirst(6)), offset >= 0, offset <= 30 { return 34 + offset }
-        guard let number = names[name] else { throw OCIError("kill: unknown signal \"\(text)\"") }
         return number
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Containers
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -13,16 +14,7 @@ struct CtrKillCommand: ParsableCommand {
     @Argument(help: "Container id (or a unique prefix) or name.")
     var container: String
 
-    static let names: [String: Int32] = [
-        "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1, "USR2": SIGUSR2,
-        "TERM": SIGTERM, "CONT": SIGCONT, "STOP": SIGSTOP, "ALRM": SIGALRM, "WINCH": SIGWINCH,
-    ]
-
-    static func parse(_ text: String) -> Int32? {
-        if let number = Int32(text), number > 0, number < 65 { return number }
-        let name = text.uppercased().hasPrefix("SIG") ? String(text.uppercased().dropFirst(3)) : text.uppercased()
-        return names[name]
-    }
+    static func parse(_ text: String) -> Int32? { Signals.number(text) }
 
     func run() throws {
         guard let number = Self.parse(signal) else { throw fail("--signal \(signal): not a signal name or number") }

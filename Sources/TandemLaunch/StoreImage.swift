@@ -42,6 +42,10 @@ enum StoreImage {
         spec.user = (user.uid, user.gid, user.additionalGids)
         spec.imageID = record.id.description
         spec.imageName = name
+        if let signal = config.stopSignal {
+            guard Signals.number(signal) != nil else { throw ContainerError("image \(name): config.StopSignal \(signal): not a signal") }
+            spec.stopSignal = signal
+        }
         return spec
     }
 }

@@ -99,6 +99,23 @@ struct ImageRunTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: setup.state).filter { !$0.hasPrefix(".") }.isEmpty)
     }
 
+    @Test("ctr stop sends the image's StopSignal (SIGUSR1 here): a PID 1 that traps it exits 0 at once; SIGTERM would be ignored and end in SIGKILL")
+    func stopSignal() throws {
+        let setup = try ImageRunTests.Setup()
+        let started = try setup.run(["sample:1", "-d", "--", "trap 'exit 0' USR1; while true; do sleep 0.1; done"])
+        #expect(started.status == 0, "\(started.stderr)")
+        let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? Tandem.run(["ctr", "rm", "-f", "--state-root", setup.state, id]) }
+        Thread.sleep(forTimeInterval: 0.3)  // the trap is set
+        let began = Date()
+        let stopped = try Tandem.run(["ctr", "stop", "--state-root", setup.state, "--time", "5", id])
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        #expect(Date().timeIntervalSince(began) < 4, "stop waited for the grace period: the signal was not the image's")
+        let inspect = try Tandem.run(["ctr", "inspect", "--state-root", setup.state, id])
+        let json = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]]
+        #expect((json?.first?["state"] as? [String: Any])?["exit_status"] as? Int == 0, "\(inspect.stdout)")
+    }
+
     @Test("image rm refuses an image a detached container runs from; ls, inspect and df show it")
     func inUse() throws {
         let setup = try Setup()
