@@ -26,8 +26,10 @@ core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-
 command -v containerd >/dev/null 2>&1 || core+=(containerd)
 # umoci: the image import is measured against skopeo + umoci unpack; mmdebstrap builds the Debian image.
 bench=(crun runc hyperfine qemu-system-x86 umoci mmdebstrap)
-# Ubuntu packages its kernels under other names; the Debian cloud kernel is what Tandem is verified with.
-if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then bench+=(linux-image-cloud-amd64); fi
+# Ubuntu packages its kernels under other names; the Debian cloud kernel is what Tandem is verified
+# with, and Debian's standard kernel (its drivers are modules: the first stages load them from its
+# modules.dep) is tested in the libvirt disk guest and the nested lab.
+if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then bench+=(linux-image-cloud-amd64 linux-image-amd64); fi
 case "$profile" in
   core) wanted=("${core[@]}") ;;
   bench) wanted=("${bench[@]}") ;;

@@ -1,7 +1,7 @@
 import HostOS
 
 /// Which module files a guest's initramfs needs, in load order, from the kernel's own
-/// `modules.dep` and `modules.builtin` (what modprobe reads) — never from a list written for one
+/// `modules.dep`, `modules.builtin`, `modules.softdep` and `modules.alias` (what modprobe reads) — never from a list written for one
 /// kernel build: Debian's cloud kernel has ext4 built in and virtio as modules, its standard
 /// `linux-image-amd64` builds other things as modules, and other distributions differ again.
 public enum KernelModules {
@@ -20,16 +20,50 @@ public enum KernelModules {
             let needs = line[line.index(after: colon)...].split(separator: " ").map(String.init)
             dependencies[moduleName(path)] = (path, needs)
         }
-        var order: [String] = []
-        for name in names {
-            let key = moduleName(name)
-            if builtin.contains(key) { continue }
-            guard let entry = dependencies[key] else {
-                throw ImageError(description: "kernel module \(name): neither in \(modulesDirectory)/modules.dep nor built in")
+        // modules.softdep: "softdep ext4 pre: crypto-crc32c" — what a module asks for at run time
+        // (through request_module, which has no modprobe to call in a first stage): loaded before
+        // it. Its names may be aliases (modules.alias: "alias crypto-crc32c crc32c_generic").
+        var softPre: [String: [String]] = [:]
+        for line in (Files.readText(modulesDirectory + "/modules.softdep") ?? "").split(separator: "\n") {
+            let words = line.split(separator: " ").map(String.init)
+            guard words.count >= 3, words[0] == "softdep" else { continue }
+            var pre: [String] = [], inPre = false
+            for word in words.dropFirst(2) {
+                if word.hasSuffix(":") { inPre = word == "pre:"; continue }
+                if inPre { pre.append(word) }
             }
-            // modules.dep lists every dependency, each after the ones that need it: load from the end.
-            for path in entry.needs.reversed() + [entry.path] where !order.contains(path) { order.append(path) }
+            softPre[moduleName(words[1]), default: []] += pre
         }
+        var aliases: [String: [String]] = [:]
+        for line in (Files.readText(modulesDirectory + "/modules.alias") ?? "").split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard words.count == 3, words[0] == "alias" else { continue }
+            aliases[moduleName(String(words[1])), default: []].append(moduleName(String(words[2])))
+        }
+        var order: [String] = []
+        var visiting: Set<String> = []
+        func add(_ name: String, required: Bool) throws(ImageError) {
+            let key = moduleName(name)
+            if builtin.contains(key) || visiting.contains(key) { return }
+            visiting.insert(key)
+            guard let entry = dependencies[key] else {
+                // An alias (softdeps name them): the portable implementation if there is one.
+                let candidates = aliases[key] ?? []
+                if let chosen = candidates.first(where: { $0.hasSuffix("_generic") }) ?? candidates.first(where: { dependencies[$0] != nil || builtin.contains($0) }) {
+                    try add(chosen, required: required)
+                    return
+                }
+                if required { throw ImageError(description: "kernel module \(name): neither in \(modulesDirectory)/modules.dep nor built in") }
+                return
+            }
+            // modules.dep lists every dependency, each after the ones that need it: load from the end,
+            // each with what it asks for first.
+            for path in entry.needs.reversed() + [entry.path] {
+                for soft in softPre[moduleName(path)] ?? [] { try add(soft, required: false) }
+                if !order.contains(path) { order.append(path) }
+            }
+        }
+        for name in names { try add(name, required: true) }
         return order
     }
 

@@ -31,6 +31,25 @@ struct KernelModulesTests {
                           "kernel/drivers/block/virtio_blk.ko"])
     }
 
+    @Test("softdeps come first, through modules.alias, preferring the generic implementation (Debian's standard kernel: ext4 needs crc32c)")
+    func softdeps() throws {
+        let directory = try fixture()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try """
+        kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
+        kernel/lib/crc16.ko:
+        kernel/fs/mbcache.ko:
+        kernel/fs/jbd2/jbd2.ko:
+        kernel/crypto/crc32c_generic.ko:
+        kernel/arch/x86/crypto/crc32c-intel.ko:
+        """.write(toFile: directory + "/modules.dep", atomically: true, encoding: .utf8)
+        try "".write(toFile: directory + "/modules.builtin", atomically: true, encoding: .utf8)
+        try "softdep ext4 pre: crypto-crc32c\nsoftdep jbd2 pre: crypto-crc32c\n".write(toFile: directory + "/modules.softdep", atomically: true, encoding: .utf8)
+        try "alias crypto-crc32c crc32c_intel\nalias crypto-crc32c crc32c_generic\n".write(toFile: directory + "/modules.alias", atomically: true, encoding: .utf8)
+        let order = try KernelModules.loadOrder(["ext4"], modulesDirectory: directory)
+        #expect(order == ["kernel/crypto/crc32c_generic.ko", "kernel/fs/jbd2/jbd2.ko", "kernel/fs/mbcache.ko", "kernel/lib/crc16.ko", "kernel/fs/ext4/ext4.ko"])
+    }
+
     @Test("an unknown module and a missing modules.dep are named")
     func errors() throws {
         let directory = try fixture()

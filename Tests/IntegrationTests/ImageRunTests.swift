@@ -202,6 +202,14 @@ extension LibvirtGuestTests {
         #expect(LibvirtLab.consoleDirectories().isEmpty, "a console directory is left")
     }
 
+    @Test("Debian's standard kernel (linux-image-amd64): the disk guest's first stage loads what its modules.dep and softdeps say (ext4, crc32c) and boots",
+          .enabled(if: StandardKernel.path != nil, "needs Debian's linux-image-amd64 (make deps)"))
+    func standardKernelDisk() throws {
+        let result = try Tandem.run(["vm", "run", "--backend", "libvirt", "--disk", "--kernel", StandardKernel.path!, "--workload", "hello", "--timeout", "200"])
+        #expect(result.status == 0, "\(result.stdout.suffix(1500)) \(result.stderr.suffix(500))")
+        #expect((result.stdout + result.stderr).contains("hello from tandem-init"))
+    }
+
     @Test("a root disk that cannot be mounted fails the run (125), never falls back to the initramfs")
     func rootNotMounted() throws {
         let result = try Tandem.run(["vm", "run", "--backend", "libvirt", "--workload", "hello", "--cmdline", "quiet tandem.root=/dev/vdz", "--timeout", "120"])
@@ -302,5 +310,21 @@ struct ImagePullTests {
             #expect(images.isEmpty)
             #expect(try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("tandem-pull-") && !store.hasSuffix($0) }.isEmpty)
         }
+    }
+}
+
+/// Debian's standard kernel, beside the cloud one: its drivers are modules (ext4 too), kvm-amd needs ccp.
+enum StandardKernel {
+    static let path: String? = ((try? FileManager.default.contentsOfDirectory(atPath: "/boot")) ?? [])
+        .filter { $0.hasPrefix("vmlinuz-") && $0.hasSuffix("-amd64") && !$0.hasSuffix("-cloud-amd64") }.sorted().last.map { "/boot/" + $0 }
+}
+
+extension ImageMicroVMTests {
+    @Test("Debian's standard kernel in the nested lab: L1 loads kvm-amd with ccp (modules.dep) and L2 boots",
+          .enabled(if: StandardKernel.path != nil, "needs Debian's linux-image-amd64 (make deps)"))
+    func standardKernelLab() throws {
+        let result = try Tandem.run(["lab", "nested", "--kernel", StandardKernel.path!])
+        #expect(result.status == 0, "\(result.stdout.suffix(1500)) \(result.stderr.suffix(500))")
+        #expect(result.stdout.contains("kvm-amd loaded") && !result.stdout.contains("LAB-ERROR"), "\(result.stdout)")
     }
 }
