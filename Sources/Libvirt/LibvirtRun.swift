@@ -61,12 +61,16 @@ public struct LibvirtRun {
         GuestCommandLine.base(reboot: "t", pciOff: machine == .microvm)
     }
 
-    /// Runs the guest, streaming its console to `console`.
+    /// Runs the guest, streaming its console to `console`. A directory given in `options` is
+    /// removed afterwards (unless `keep`) whatever happens, a failed connection included.
     public static func run(_ options: Options, console: (UnsafeRawBufferPointer) -> Void) throws(LibvirtError) -> Report {
+        var given = options.directory
+        defer { if let given, !options.keep { Files.removeTree(given) } }
         for path in [options.kernel] + (options.initrd.map { [$0] } ?? []) where access(path, R_OK) != 0 {
             throw LibvirtError("cannot read \(path)")
         }
         let connection = try LibvirtConnection(uri: options.uri)
+        given = nil  // from here on the directory's own cleanup below has it
         sweep(connection)
 
         var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
