@@ -10,10 +10,13 @@ socket=/run/libvirt/libvirt-sock
 marker=/run/tandem/libvirtd-started-by-tandem
 case "${1:-up}" in
   up)
-    if [ -S "$socket" ] && virsh -c qemu:///system version >/dev/null 2>&1; then exit 0; fi
     command -v libvirtd >/dev/null || { echo "libvirtd.sh: libvirtd is not installed (apt-get install libvirt-daemon-system)" >&2; exit 1; }
     mkdir -p /run/tandem
-    if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; touch "$marker.virtlogd"; fi
+    # virtlogd by its socket, not by pgrep (a virtlogd that is exiting, or a zombie PID 1 has not
+    # reaped, matches pgrep), and before the early exit below: a running libvirtd without
+    # virtlogd cannot start a guest ("Failed to connect socket to .../virtlogd-sock").
+    if [ ! -S /run/libvirt/virtlogd-sock ]; then virtlogd -d; touch "$marker.virtlogd"; fi
+    if [ -S "$socket" ] && virsh -c qemu:///system version >/dev/null 2>&1; then exit 0; fi
     setsid python3 - >/dev/null 2>&1 <<'PY' &
 import ctypes, os, signal
 PR_SET_CHILD_SUBREAPER = 36
@@ -46,7 +49,12 @@ PY
       for _ in $(seq 1 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
       rm -f "$marker"
     fi
-    if [ -f "$marker.virtlogd" ]; then pkill -TERM -x virtlogd || true; rm -f "$marker.virtlogd"; fi
+    if [ -f "$marker.virtlogd" ]; then
+      pkill -TERM -x virtlogd || true
+      # Gone (zombies aside) before an `up` that follows at once starts another.
+      for _ in $(seq 1 50); do pgrep -x virtlogd -r R,S,D >/dev/null || break; sleep 0.1; done
+      rm -f "$marker.virtlogd" /run/libvirt/virtlogd-sock
+    fi
     ;;
   *) echo "usage: scripts/libvirtd.sh up|down" >&2; exit 2 ;;
 esac
