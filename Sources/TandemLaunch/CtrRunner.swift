@@ -61,6 +61,9 @@ public enum CtrRunner {
     /// The spec from the options; every error names the option and what is wrong.
     public static func makeSpec(_ options: CtrRunOptions) -> Result<ContainerSpec, ContainerError> {
         if options.image != nil && options.rootfs != nil { return .failure(ContainerError("--image and --rootfs exclude each other")) }
+        if options.store != nil && options.imageReference == nil {
+            return .failure(ContainerError("--store: for `tandem run IMAGE` (an image from the store), not with --image DIR or --rootfs"))
+        }
         if options.imageReference != nil {
             guard options.image == nil, options.rootfs == nil, options.workload == nil else {
                 return .failure(ContainerError("an image from the store excludes --image, --rootfs and --workload"))

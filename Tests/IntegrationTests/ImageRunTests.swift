@@ -93,6 +93,9 @@ struct ImageRunTests {
             #expect(result.status != 0, "\(arguments)")
             #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
         }
+        // --store means a store image: with ctr run's own roots it is refused, not ignored.
+        let store = try Tandem.run(["ctr", "run", "--store", setup.store, "--state-root", setup.state, "--", "/bin/true"])
+        #expect(store.status == 125 && store.stderr.contains("--store: for `tandem run IMAGE`"), "\(store.stderr)")
         // An Entrypoint that is not in the image: named by the image.
         let missing = try Tandem.run(["run", "sample:1", "--store", setup.store, "--state-root", setup.state, "--", "x"])
         #expect(missing.status == 0 || missing.status == 127, "sh -c x: the shell's own not-found")
