@@ -425,6 +425,13 @@ static int child_main(void *argument) {
         }
     }
 
+    if (c->make_cwd && c->process.cwd) {
+        int root = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int made = root < 0 ? -1 : clinux_mkdir_in_root(root, c->process.cwd, 0755);
+        if (made < 0) fail(c->error_fd, "mkdir (process.cwd)", c->process.cwd);
+        close(made);
+        close(root);
+    }
     if (chdir(c->root) != 0) fail(c->error_fd, "chdir", c->root);
     if (c->host_mount_namespace) {
         if (chroot(".") != 0) fail(c->error_fd, "chroot", c->root);

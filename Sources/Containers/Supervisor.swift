@@ -178,6 +178,7 @@ package final class Supervisor {
             c.overlay_userxattr = options.overlayUserXattr ? 1 : 0
         }
         c.loopback_up = options.loopbackUp && config.newNamespace("network") ? 1 : 0
+        c.make_cwd = 1  // a missing process.cwd is made, as runc makes it (and Docker an image's WorkingDir)
         let (mounts, firstCgroupMount) = launch.mounts(layout: layout, console: console?.path) { controller in
             withCgroups ? layout.plannedDirectory(for: controller, parent: parent, name: name, extra: extra) : nil
         }

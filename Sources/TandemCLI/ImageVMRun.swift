@@ -101,6 +101,14 @@ enum ImageVMRun {
             try Files.write(extra + "/.tandem/run", Array(entries.joined(separator: "\0").utf8) + [0], mode: 0o644)
             try Files.write(extra + "/.tandem/init", try Files.read(tandemInit), mode: 0o755)
         } catch { throw ContainerError(error.description) }
+        // The image's WorkingDir, where it lacks it, as Docker makes it (not over a symlink or a file).
+        if spec.workingDirectory != "/", LayeredRoot(layers: layers).lookup(spec.workingDirectory) == .missing {
+            var path = extra
+            for part in spec.workingDirectory.split(separator: "/") where part != "." && part != ".." {
+                path += "/" + part
+                if mkdir(path, 0o755) != 0 && errno != EEXIST { throw ContainerError(SystemError("mkdir", path).description) }
+            }
+        }
         let options = "ro,lowerdir=" + ([extra] + layers).joined(separator: ":")
         guard mount("overlay", merged, "overlay", UInt(MS_RDONLY), options) == 0 else {
             throw ContainerError(SystemError("mount overlay", merged).description)

@@ -45,6 +45,23 @@ struct ImageRunTests {
         #expect(overridden.stdout == "no\n")
     }
 
+    @Test("a WorkingDir the image lacks is made (root, 0755), as Docker makes it; the store's layers stay as they were")
+    func missingWorkingDirectory() throws {
+        let setup = try ImageRunTests.Setup()
+        var layout = try OCILayoutBuilder(setup.directory.appendingPathComponent("wd"))
+        var config = SampleImage.config
+        config["WorkingDir"] = "/srv/app/work"
+        config["User"] = "app"
+        try layout.image([.init(tar: try SampleImage.base().archive)], config: config, name: "wd:1")
+        let imported = try Tandem.run(["image", "import", "--store", setup.store, setup.directory.appendingPathComponent("wd").path])
+        try #require(imported.status == 0, "\(imported.stderr)")
+        let run = try setup.run(["wd:1", "--", "pwd; stat -c '%u %a' .; id -u"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout == "/srv/app/work\n0 755\n1000\n", "\(run.stdout)")
+        let layers = try FileManager.default.contentsOfDirectory(atPath: setup.store + "/layers")
+        #expect(layers.allSatisfy { !FileManager.default.fileExists(atPath: setup.store + "/layers/\($0)/diff/srv") })
+    }
+
     @Test("writes go to the container's own layer: the store's layers are unchanged; the exit status passes through; nothing is left")
     func isolationAndLeftovers() throws {
         let setup = try Setup()

@@ -217,6 +217,31 @@ struct OCIDifferentialTests {
         #expect(tandem.contains("lo flags 0x9"), "a new network namespace has lo up (IFF_UP|IFF_LOOPBACK), as with runc")
     }
 
+    @Test("a process.cwd the rootfs lacks is made (root, 0755), as runc makes it, on the rootfs itself")
+    func missingCwd() throws {
+        var outputs: [String: String] = [:]
+        for runtime in OCI.Runtime.both() {
+            defer { runtime.cleanUp() }
+            let bundle = try OCI.Bundle { config in
+                var process = config["process"] as! [String: Any]
+                process["args"] = ["sh", "-c", "pwd; stat -c '%u %a' ."]
+                process["cwd"] = "/made/by/the/runtime"
+                config["process"] = process
+                var root = config["root"] as! [String: Any]
+                root["readonly"] = false
+                config["root"] = root
+            }
+            let id = OCI.unique("cwd")
+            let result = try runtime("run", "--bundle", bundle.path, id)
+            #expect(result.status == 0, "\(runtime): \(result.stderr)")
+            outputs[runtime.name] = result.stdout
+            #expect(FileManager.default.fileExists(atPath: bundle.path + "/rootfs/made/by/the/runtime"), "\(runtime)")
+            OCI.expectNothingLeft(id, root: runtime.root)
+        }
+        #expect(outputs["tandem-runtime"] == outputs["runc"], "\(outputs)")
+        #expect(outputs["tandem-runtime"] == "/made/by/the/runtime\n0 755\n")
+    }
+
     @Test("a user namespace with mappings: the same ids and maps inside")
     func userNamespace() throws {
         let bundle = try OCI.Bundle { config in

@@ -117,6 +117,9 @@ struct clinux_container {
     const char *const *readonly_paths; /* after pivot_root: remounted read-only */
     int readonly_count;
     int loopback_up;               /* bring `lo` up in the new network namespace */
+    int make_cwd;                  /* process.cwd made (0755, root) inside the root when missing, before
+                                    * pivot_root: runc does so (MkdirAll in the jail), and Docker for an
+                                    * image's WorkingDir */
     struct clinux_process process;
     /* The cgroup files the second go-ahead carries open (SCM_RIGHTS), named here for messages:
      * the child writes "0" to each, which moves only the writing thread. On cgroup v1 (the "tasks"
