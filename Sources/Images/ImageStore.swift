@@ -262,11 +262,31 @@ public final class ImageStore {
         return name + ":" + tag
     }
 
+    // MARK: - In use
+
+    /// Marks image `id` in use for as long as this process lives (a shared flock on
+    /// images/HEX.lock, close-on-exec: the run's tandem process or a detached container's monitor
+    /// holds it, the container's own process does not). `rm` and `prune` keep an image someone
+    /// holds, whichever backend runs it.
+    public func holdInUse(_ id: Digest) {
+        let fd = open(imagesDirectory + "/" + id.hex + ".lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
+        if fd >= 0 { flock(fd, LOCK_SH) }  // kept open on purpose: released when the process ends
+    }
+
+    /// Whether a live process holds image `id` (see `holdInUse`).
+    public func isHeld(_ id: Digest) -> Bool {
+        let fd = open(imagesDirectory + "/" + id.hex + ".lock", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK
+    }
+
     // MARK: - Removal
 
     /// `rm REF`: a name is untagged (the image goes with its last name); an id removes the image
-    /// unless it has several names (`force` removes it anyway). `inUse` says whether a container
-    /// runs from an image (such an image is kept, as Docker keeps it). Layers and blobs no other
+    /// unless it has several names (`force` removes it anyway). An image in use — `inUse` says so
+    /// (a container record naming it), or a live process holds it (`holdInUse`) — is kept, as
+    /// Docker keeps it. Layers and blobs no other
     /// image uses go too. Returns what was done, a line each.
     public func remove(_ reference: String, force: Bool = false, inUse: (Digest) -> Bool) throws(ImageError) -> [String] {
         try writing { () throws(ImageError) -> [String] in
@@ -284,10 +304,11 @@ public final class ImageStore {
             } else if record.names.count > 1 && !force {
                 throw ImageError("image \(reference): has \(record.names.count) names (\(record.names.joined(separator: ", "))): remove them by name, or use --force")
             }
-            if inUse(record.id) {
-                throw ImageError("image \(reference): a container runs from it (remove the container first)")
+            if inUse(record.id) || isHeld(record.id) {
+                throw ImageError("image \(reference): a container or VM runs from it (stop it first)")
             }
             guard unlink(imagesDirectory + "/" + record.id.hex + ".json") == 0 else { throw ImageError(SystemError("unlink", record.id.description)) }
+            unlink(imagesDirectory + "/" + record.id.hex + ".lock")
             said.append("Deleted: \(record.id)")
             said += try collectGarbage()
             return said
@@ -299,8 +320,9 @@ public final class ImageStore {
     public func prune(inUse: (Digest) -> Bool) throws(ImageError) -> [String] {
         try writing { () throws(ImageError) -> [String] in
             var said: [String] = []
-            for record in try list() where record.names.isEmpty && !inUse(record.id) {
+            for record in try list() where record.names.isEmpty && !inUse(record.id) && !isHeld(record.id) {
                 guard unlink(imagesDirectory + "/" + record.id.hex + ".json") == 0 else { throw ImageError(SystemError("unlink", record.id.description)) }
+                unlink(imagesDirectory + "/" + record.id.hex + ".lock")
                 said.append("Deleted: \(record.id)")
             }
             return said + (try collectGarbage())

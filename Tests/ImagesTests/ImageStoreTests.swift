@@ -20,7 +20,7 @@ final class Scratch {
         let root = directory.appendingPathComponent("store").path
         let images = (try? store.list().map { "\($0.id) \($0.names)" }) ?? []
         let listing = ["layers", "blobs/sha256", "tmp", "images"].flatMap { sub in
-            ((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + sub)) ?? []).sorted().map { sub + "/" + $0 }
+            ((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + sub)) ?? []).filter { !$0.hasSuffix(".lock") }.sorted().map { sub + "/" + $0 }
         }
         return images + listing
     }

@@ -136,6 +136,24 @@ struct ImageRunTests {
         #expect((json?.first?["state"] as? [String: Any])?["exit_status"] as? Int == 0, "\(inspect.stdout)")
     }
 
+    @Test("image rm and prune keep an image a run through a peer uses (runc here), and let it go when the run ends")
+    func inUseByPeer() throws {
+        let setup = try ImageRunTests.Setup()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tandem.path)
+        process.arguments = ["run", "sample:1", "--as", "runc", "--store", setup.store, "--state-root", setup.state, "--", "sleep 3"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        let refused = try Tandem.run(["image", "rm", "--store", setup.store, "sample:1"])
+        #expect(refused.status != 0 && refused.stderr.contains("a container or VM runs from it"), "\(refused.stderr)")
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let removed = try Tandem.run(["image", "rm", "--store", setup.store, "sample:1"])
+        #expect(removed.status == 0, "\(removed.stderr)")
+    }
+
     @Test("image rm refuses an image a detached container runs from; ls, inspect and df show it")
     func inUse() throws {
         let setup = try Setup()
@@ -150,7 +168,7 @@ struct ImageRunTests {
         let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         defer { _ = try? Tandem.run(["ctr", "rm", "-f", id]) }
         let refused = try Tandem.run(["image", "rm", "--store", setup.store, "sample:1"])
-        #expect(refused.status != 0 && refused.stderr.contains("a container runs from it"), "\(refused.stderr)")
+        #expect(refused.status != 0 && refused.stderr.contains("a container or VM runs from it"), "\(refused.stderr)")
         _ = try Tandem.run(["ctr", "rm", "-f", id])
         let removed = try Tandem.run(["image", "rm", "--store", setup.store, "sample:1"])
         #expect(removed.status == 0, "\(removed.stderr)")
