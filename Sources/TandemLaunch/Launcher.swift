@@ -35,8 +35,12 @@ public enum Launcher {
         if arguments.count > 2, arguments[1] == "run", !arguments[2].hasPrefix("-") {
             var rest = Array(arguments.dropFirst(3))
             let end = rest.firstIndex(of: "--") ?? rest.count
-            if let at = rest[..<end].firstIndex(of: "--as"), at + 1 < end, rest[at + 1] == "container" { rest.removeSubrange(at...(at + 1)); }
-            else if let at = rest[..<end].firstIndex(of: "--as=container") { rest.remove(at: at) }
+            if let at = rest[..<end].firstIndex(of: "--as"), at + 1 < end, rest[at + 1] == "container" {
+                rest.removeSubrange(at...(at + 1))
+            } else if let at = rest[..<end].firstIndex(of: "--as=container") {
+                rest.remove(at: at)
+            }
+            // Another backend (or a second --as) is tandem-cli's.
             if !rest.prefix(while: { $0 != "--" }).contains(where: { $0 == "--as" || $0.hasPrefix("--as=") }),
                var options = FastCtrRunParser.parse(rest[...]), options.image == nil, options.rootfs == nil, options.workload == nil {
                 options.imageReference = arguments[2]
