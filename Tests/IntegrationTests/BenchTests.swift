@@ -66,6 +66,15 @@ struct BenchEndToEndTests {
         #expect(!left.stdout.contains("tandem-mk-"), "no container of the measurement is left")
         let cgroups = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/memory")) ?? []
         #expect(!cgroups.contains { $0.hasPrefix("tandem-mk-") }, "no cgroup of the measurement is left")
+        // podman, its conmon killed, never has runc delete its container: no such state is left.
+        let orphans = ((try? FileManager.default.contentsOfDirectory(atPath: "/run/runc")) ?? []).filter { id in
+            guard let data = FileManager.default.contents(atPath: "/run/runc/\(id)/state.json"),
+                  let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let labels = (state["config"] as? [String: Any])?["labels"] as? [String] else { return false }
+            guard labels.contains("io.container.manager=libpod"), let bundle = labels.first(where: { $0.hasPrefix("bundle=") }) else { return false }
+            return !FileManager.default.fileExists(atPath: String(bundle.dropFirst("bundle=".count)))
+        }
+        #expect(orphans.isEmpty, "runc states of removed podman containers are left: \(orphans)")
     }
 
     @Test("Ctrl-C keeps what was measured: results.json (complete: false) and the report, status 130, nothing left")
