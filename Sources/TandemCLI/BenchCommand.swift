@@ -46,7 +46,7 @@ struct BenchCommand: ParsableCommand {
     var image: String?
     @Option(name: .long, help: ArgumentHelp("With --image: the image store (default /var/lib/tandem).", valueName: "dir"))
     var store: String?
-    @Option(name: .long, help: ArgumentHelp("With --image: the line (its start) the program prints when it is ready; without, only start → exit is timed.", valueName: "text"))
+    @Option(name: .long, help: ArgumentHelp("With --image: a regular expression (POSIX extended) for the line the program prints when it is ready; without, only start → exit is timed.", valueName: "regex"))
     var ready: String?
     @Argument(parsing: .postTerminator, help: ArgumentHelp("With --image: the command, after -- (else the image's Entrypoint and Cmd).", valueName: "command"))
     var command: [String] = []
@@ -63,7 +63,13 @@ struct BenchCommand: ParsableCommand {
         if let image {
             guard workloads == nil else { throw fail("--workloads: not with --image (the image's program is the workload)") }
             guard density == nil else { throw fail("--density: not with --image yet") }
-            if let ready, ready.isEmpty || ready.contains("\n") { throw fail("--ready: one line of text") }
+            if let ready {
+                var compiled = regex_t()
+                guard !ready.isEmpty, !ready.contains("\n"), regcomp(&compiled, ready, REG_EXTENDED | REG_NOSUB) == 0 else {
+                    throw fail("--ready \(ready): not a regular expression (POSIX extended) for one line")
+                }
+                regfree(&compiled)
+            }
             do {
                 let record = try ImageStore(root: store.map(Files.absolute) ?? ImageStore.defaultRoot).find(image)
                 chosen = [Workload("app", command)]
@@ -76,8 +82,8 @@ struct BenchCommand: ParsableCommand {
             guard let workload = Workload.named(name) else { throw fail("--workloads: unknown workload \(name) (known: \(Workload.catalog.map(\.name).joined(separator: ", ")))") }
             chosen.append(workload)
         }
-        // lab-time takes the user's ready line as its marker (the environment reaches it through the runner).
-        if let ready { setenv("LAB_TIME_MARKER", ready, 1) }
+        // lab-time takes the user's ready expression (the environment reaches it through the runner).
+        if let ready { setenv("LAB_TIME_READY_REGEX", ready, 1) }
         if let baseline, !wanted.contains(baseline) {
             throw fail("--baseline \(baseline): not among the backends run (\(wanted.joined(separator: ", ")))")
         }
@@ -121,7 +127,7 @@ struct BenchCommand: ParsableCommand {
         var results = BenchResults(startedAt: BenchSetup.now(), host: BenchSetup.summary(facts), trials: trials, warmup: warmup,
                                    backends: sandboxes.map(\.info), workloads: chosen.map(\.name))
         results.footprint = image.map { BenchSetup.imageFootprint($0, store: store, backends: wanted) } ?? BenchSetup.footprint(environment)
-        if let image { results.notes.append("the workload is image \(image)'s program\(command.isEmpty ? "" : " (" + command.joined(separator: " ") + ")"); ready = \(ready.map { "its line starting \"\($0)\"" } ?? "not timed (no --ready)")") }
+        if let image { results.notes.append("the workload is image \(image)'s program\(command.isEmpty ? "" : " (" + command.joined(separator: " ") + ")"); ready = \(ready.map { "its first line matching /\($0)/" } ?? "not timed (no --ready)")") }
         results.host.canary = canary.nonce
         switch canary.key {
         case .success: results.host.canaryInKeyring = true

@@ -266,7 +266,7 @@ struct ImageBenchTests {
         let setup = try ImageRunTests.Setup()
         let out = setup.directory.appendingPathComponent("report").path
         let result = try Tandem.run(["bench", "--image", "sample:1", "--store", setup.store, "--backends", "container,crun,runc",
-                                     "--trials", "2", "--warmup", "0", "--ready", "APP-UP", "--out", out, "--", "echo APP-UP; id -u"])
+                                     "--trials", "2", "--warmup", "0", "--ready", "^APP-UP [0-9]+$", "--out", out, "--", "echo APP-UP now; echo APP-UP 42; id -u"])
         #expect(result.status == 0, "\(result.stderr.suffix(2000))")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
         let samples = try #require(json["samples"] as? [[String: Any]])
@@ -279,6 +279,14 @@ struct ImageBenchTests {
         let footprint = try #require(json["footprint"] as? [[String: Any]])
         #expect(footprint.contains { ($0["name"] as? String)?.hasPrefix("image layers") == true && ($0["bytes"] as? Int ?? 0) > 1_000_000 })
         #expect(try String(contentsOfFile: out + "/report.md", encoding: .utf8).contains("## Workload `app`"))
+        // A whole-line expression no line matches: not ready, although lines start with its text.
+        let strict = setup.directory.appendingPathComponent("strict").path
+        let none = try Tandem.run(["bench", "--image", "sample:1", "--store", setup.store, "--backends", "container", "--trials", "1",
+                                   "--warmup", "0", "--ready", "^APP-UP$", "--out", strict, "--", "echo APP-UP now"])
+        #expect(none.status == 0, "\(none.stderr.suffix(1000))")
+        let strictJSON = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: strict + "/results.json"))) as? [String: Any])
+        let strictSamples = try #require(strictJSON["samples"] as? [[String: Any]])
+        #expect(strictSamples.count == 1 && strictSamples.allSatisfy { $0["readyMs"] == nil || $0["readyMs"] is NSNull }, "\(strictSamples)")
     }
 
     @Test("bad combinations are refused, named")
@@ -287,7 +295,8 @@ struct ImageBenchTests {
         for (arguments, expected) in [(["--image", "sample:1", "--workloads", "hello"], "--workloads: not with --image"),
                                       (["--image", "sample:1", "--backends", "tiny-microvm"], "unknown backend tiny-microvm for --image"),
                                       (["--image", "nosuch:1"], "image nosuch:1: not in the store"),
-                                      (["--ready", "X"], "--store, --ready and a command are for --image")] {
+                                      (["--ready", "X"], "--store, --ready and a command are for --image"),
+                                      (["--image", "sample:1", "--ready", "(unclosed"], "--ready (unclosed: not a regular expression")] {
             let result = try Tandem.run(["bench", "--store", setup.store, "--out", setup.directory.appendingPathComponent("r").path] + arguments)
             #expect(result.status != 0 && result.stderr.contains(expected), "\(arguments): \(result.stderr)")
         }

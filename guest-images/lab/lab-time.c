@@ -11,7 +11,8 @@
  *   LAB-TIME label=LABEL status=N ready_ms=R exit_ms=E maxrss_kib=K start_ns=S cpu_ms=C
  *
  * (ready_ms=-1 when the marker never came). LAB_TIME_MARKER=TEXT in the environment makes TEXT the
- * marker instead (`tandem bench --image --ready TEXT`: a user's program says when it is ready). maxrss_kib is wait4's ru_maxrss of CMD: its own peak
+ * marker instead; LAB_TIME_READY_REGEX=RE makes ready the first line matching RE (POSIX extended):
+ * `tandem bench --image --ready RE`, a user's program saying when it is ready. maxrss_kib is wait4's ru_maxrss of CMD: its own peak
  * resident set or that of a descendant it waited for. Being a small static program matters here:
  * Linux carries the spawning process's peak across exec into ru_maxrss, so a Python or shell
  * harness would report its own size instead. start_ns is the CLOCK_MONOTONIC reading at spawn, so
@@ -24,6 +25,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -84,12 +86,32 @@ int main(int argc, char **argv) {
     const char *given = getenv("LAB_TIME_MARKER");
     const char *marker = given && *given ? given : "TANDEM-READY";
     size_t marker_length = strlen(marker);
+    /* LAB_TIME_READY_REGEX: ready is the first line (without its newline; lines are cut at 4 KiB)
+     * that matches this POSIX extended regular expression, instead of the marker. */
+    const char *pattern = getenv("LAB_TIME_READY_REGEX");
+    regex_t regex;
+    int use_regex = pattern && *pattern;
+    if (use_regex && regcomp(&regex, pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+        fprintf(stderr, "lab-time: LAB_TIME_READY_REGEX %s: not a regular expression\n", pattern);
+        use_regex = 0;
+    }
+    char line[4097];
+    size_t line_length = 0;
     size_t matched = 0;
     int at_line_start = 1;
     char buffer[4096];
     ssize_t n;
     while ((n = read(fds[0], buffer, sizeof buffer)) > 0) {
-        for (ssize_t i = 0; i < n && ready < 0; i++) {
+        for (ssize_t i = 0; i < n && ready < 0 && use_regex; i++) {
+            if (buffer[i] != '\n' && buffer[i] != '\r') {
+                if (line_length < sizeof line - 1) line[line_length++] = buffer[i];
+                continue;
+            }
+            line[line_length] = 0;
+            if (regexec(&regex, line, 0, NULL, 0) == 0) ready = now_ms();
+            line_length = 0;
+        }
+        for (ssize_t i = 0; i < n && ready < 0 && !use_regex; i++) {
             char c = buffer[i];
             if (at_line_start || matched > 0) {
                 if (c == marker[matched]) {
