@@ -63,6 +63,8 @@ public struct ContainerSpec: Sendable {
     /// The store image it runs from (for `tandem image rm`, and ps) and what the user called it.
     public var imageID: String?
     public var imageName: String?
+    /// The store it is in (an id is the same in every store that has the image).
+    public var imageStore: String?
     /// The image's StopSignal (`tandem ctr stop` sends it instead of SIGTERM, as docker stop does).
     public var stopSignal: String?
 
@@ -175,6 +177,7 @@ public struct ContainerSpec: Sendable {
         public static let readOnly = "org.tandem.ctr.read-only"
         /// The store image a container runs from (its id, sha256:HEX): `tandem image rm` keeps it while the container runs.
         public static let imageID = "org.tandem.image.id"
+        public static let imageStore = "org.tandem.image.store"
         /// The image config's StopSignal, under the key the image spec's conversion to a runtime config gives it.
         public static let stopSignal = "org.opencontainers.image.stopSignal"
     }
@@ -207,12 +210,15 @@ public struct ContainerSpec: Sendable {
         let mounts: [JSON] = volumes.map { volume in
             Defaults.mount(volume.container, "bind", Files.absolute(volume.host), ["rbind", volume.readOnly ? "ro" : "rw"])
         }
-        let annotations: [(String, String)] = [
+        var annotations: [(String, String)] = [
             (Annotation.image, imageName ?? rootDirectory), (Annotation.limits, limits.described.joined(separator: " ")),
             (Annotation.volumes, volumes.map { "\($0.host):\($0.container)" + ($0.readOnly ? ":ro" : "") }.joined(separator: " ")),
             (Annotation.network, network.rawValue), (Annotation.userNamespace, userNamespace ? "true" : "false"),
             (Annotation.readOnly, readOnly ? "true" : "false"),
-        ] + (imageID.map { [(Annotation.imageID, $0)] } ?? []) + (stopSignal.map { [(Annotation.stopSignal, $0)] } ?? [])
+        ]
+        if let imageID { annotations.append((Annotation.imageID, imageID)) }
+        if let imageStore { annotations.append((Annotation.imageStore, imageStore)) }
+        if let stopSignal { annotations.append((Annotation.stopSignal, stopSignal)) }
         return Defaults.config(args: command, env: environment, terminal: false, capabilities: Defaults.dockerCapabilities, rlimits: [],
                                rootPath: rootPath, readonly: readOnly, hostname: hostname, extraMounts: mounts, resources: resources,
                                namespaces: namespaces, linuxExtras: linux, annotations: annotations, rootless: Self.rootless,

@@ -22,10 +22,14 @@ struct StoreOption: ParsableArguments {
 }
 
 enum ImageUsage {
-    /// Whether a live container (in the default state directory) runs from image `id`.
-    static func inUse(_ id: Digest) -> Bool {
-        ContainerControl(stateRoot: ContainerSpec.defaultStateRoot).all().contains { record in
-            record.annotation(ContainerSpec.Annotation.imageID) == id.description && record.isProcessAlive
+    /// Whether a live container (in the default state directory) runs from image `id` of `store`
+    /// (its monitor holds the image too; this covers a container whose monitor was killed).
+    static func inUse(_ store: ImageStore) -> (Digest) -> Bool {
+        { id in
+            ContainerControl(stateRoot: ContainerSpec.defaultStateRoot).all().contains { record in
+                record.annotation(ContainerSpec.Annotation.imageID) == id.description
+                    && record.annotation(ContainerSpec.Annotation.imageStore) == store.root && record.isProcessAlive
+            }
         }
     }
 

@@ -9,7 +9,8 @@ struct ImagePruneCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let said = try storeOption.imageStore.prune(inUse: ImageUsage.inUse)
+            let store = storeOption.imageStore
+            let said = try store.prune(inUse: ImageUsage.inUse(store))
             for line in said { StandardOutput.write(line + "\n") }
             if said.isEmpty { StandardOutput.write("nothing to remove\n") }
         } catch { throw fail("image prune: \(error.description)") }

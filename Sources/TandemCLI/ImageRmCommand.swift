@@ -19,7 +19,7 @@ struct ImageRmCommand: ParsableCommand {
         var failed: [String] = []
         for image in images {
             do {
-                for line in try store.remove(image, force: force, inUse: ImageUsage.inUse) { StandardOutput.write(line + "\n") }
+                for line in try store.remove(image, force: force, inUse: ImageUsage.inUse(store)) { StandardOutput.write(line + "\n") }
             } catch { failed.append("image rm \(image): \(error.description)") }
         }
         if !failed.isEmpty { throw fail(failed.joined(separator: "\n")) }

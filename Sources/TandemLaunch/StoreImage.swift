@@ -43,6 +43,7 @@ enum StoreImage {
         spec.workingDirectory = config.workingDir ?? "/"
         spec.user = (user.uid, user.gid, user.additionalGids)
         spec.imageID = record.id.description
+        spec.imageStore = store.root
         spec.imageName = name
         if let signal = config.stopSignal {
             guard Signals.number(signal) != nil else { throw ContainerError("image \(name): config.StopSignal \(signal): not a signal") }
