@@ -97,6 +97,13 @@ enum ImageVMRun {
         }
         var entries = ["path=" + program] + spec.command.map { "arg=" + $0 } + spec.environment.map { "env=" + $0 }
         entries += ["cwd=" + spec.workingDirectory, "uid=\(spec.user.uid)", "gid=\(spec.user.gid)"] + spec.user.additionalGids.map { "group=\($0)" }
+        // What tandem-init reads (guest-images/init/tandem-init.c, run_image): at most 255 args and
+        // env entries, 64 groups, 64 KiB in all; more is refused here, never cut there.
+        let size = entries.reduce(0) { $0 + $1.utf8.count + 1 }
+        guard spec.command.count <= 255, spec.environment.count <= 255, spec.user.additionalGids.count <= 64, size < 65536 else {
+            throw ContainerError("the program's command (\(spec.command.count) words), environment (\(spec.environment.count)) and groups (\(spec.user.additionalGids.count)) take \(size) bytes: a VM's tandem-init takes at most 255, 255 and 64, in 64 KiB")
+        }
+        guard !entries.contains(where: { $0.utf8.contains(0) }) else { throw ContainerError("a NUL byte in the command or the environment") }
         do {
             try Files.write(extra + "/.tandem/run", Array(entries.joined(separator: "\0").utf8) + [0], mode: 0o644)
             try Files.write(extra + "/.tandem/init", try Files.read(tandemInit), mode: 0o755)
