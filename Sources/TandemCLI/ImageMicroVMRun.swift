@@ -14,21 +14,8 @@ import Glibc
 /// without hardware virtualisation Tandem's VMM refuses a Linux guest, as `tandem vm run` does.
 enum ImageMicroVMRun {
     static func run(_ options: CtrRunOptions, allowEmulated: Bool) throws(ContainerError) -> Int32 {
-        guard getuid() == 0 else { throw ContainerError("run --as microvm: needs root (the image's layers are mounted to be copied)") }
-        for (given, flag) in [(options.detach, "-d"), (options.report != nil, "--report"), (!options.volumes.isEmpty, "--volume"),
-                              (options.memory != nil, "--memory"), (options.cpus != nil, "--cpus"), (options.pids != nil, "--pids"),
-                              (options.userns, "--userns"), (options.name != nil, "--name")] where given {
-            throw ContainerError("run --as microvm: \(flag) is for --as container (a VM has its own memory and CPUs)")
-        }
-        if !allowEmulated, let refusal = VMRunner.emulatedRefusal() { throw ContainerError("run --as microvm: " + refusal) }
-        try PeerRun.enterPrivateMountNamespace()
-        let spec: ContainerSpec
-        switch CtrRunner.makeSpec(options) {
-        case .success(let made): spec = made
-        case .failure(let error): throw error
-        }
-        guard case .layers(let layers) = spec.root, let program = spec.program ?? spec.command.first else {
-            throw ContainerError("run --as microvm: an image from the store only")
+        let (spec, program, layers) = try ImageVMRun.imageSpec(options, backend: "microvm") { () throws(ContainerError) in
+            if !allowEmulated, let refusal = VMRunner.emulatedRefusal() { throw ContainerError("run --as microvm: " + refusal) }
         }
         let directory = try temporaryDirectory()
         defer { Files.removeTree(directory) }

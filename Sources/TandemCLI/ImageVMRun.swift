@@ -18,21 +18,7 @@ import Glibc
 /// the ready marker, runs the program and passes its status out, as in every backend.
 enum ImageVMRun {
     static func run(_ options: CtrRunOptions, memoryMiB: Int = 512) throws(ContainerError) -> Int32 {
-        guard getuid() == 0 else { throw ContainerError("run --as libvirt: needs root (the image's layers are mounted to be copied)") }
-        for (given, flag) in [(options.detach, "-d"), (options.report != nil, "--report"), (!options.volumes.isEmpty, "--volume"),
-                              (options.memory != nil, "--memory"), (options.cpus != nil, "--cpus"), (options.pids != nil, "--pids"),
-                              (options.userns, "--userns"), (options.name != nil, "--name")] where given {
-            throw ContainerError("run --as libvirt: \(flag) is for --as container (a VM has its own memory and CPUs)")
-        }
-        try PeerRun.enterPrivateMountNamespace()
-        let spec: ContainerSpec
-        switch CtrRunner.makeSpec(options) {
-        case .success(let made): spec = made
-        case .failure(let error): throw error
-        }
-        guard case .layers(let layers) = spec.root, let program = spec.program ?? spec.command.first else {
-            throw ContainerError("run --as libvirt: an image from the store only")
-        }
+        let (spec, program, layers) = try imageSpec(options, backend: "libvirt")
         guard let kernel = LinuxDefaults.kernel() else {
             throw ContainerError("run --as libvirt: no kernel: install Debian's linux-image-cloud-amd64 (make deps)")
         }
@@ -77,6 +63,30 @@ enum ImageVMRun {
             StandardError.write(report.consoleTail.split(separator: "\n").suffix(8).map { "  | \($0)\n" }.joined())
             return 126
         }
+    }
+
+    /// What both VM backends need first: root, no container-only option, a mount namespace of our
+    /// own (the layers are mounted there to be copied), and the image's spec, program and layers.
+    /// `beforeMounting` runs once the options are checked (the microVM's refusal on emulated KVM).
+    static func imageSpec(_ options: CtrRunOptions, backend: String, beforeMounting: () throws(ContainerError) -> Void = {})
+        throws(ContainerError) -> (spec: ContainerSpec, program: String, layers: [String]) {
+        guard getuid() == 0 else { throw ContainerError("run --as \(backend): needs root (the image's layers are mounted to be copied)") }
+        for (given, flag) in [(options.detach, "-d"), (options.report != nil, "--report"), (!options.volumes.isEmpty, "--volume"),
+                              (options.memory != nil, "--memory"), (options.cpus != nil, "--cpus"), (options.pids != nil, "--pids"),
+                              (options.userns, "--userns"), (options.name != nil, "--name")] where given {
+            throw ContainerError("run --as \(backend): \(flag) is for --as container (a VM has its own memory and CPUs)")
+        }
+        try beforeMounting()
+        try PeerRun.enterPrivateMountNamespace()
+        let spec: ContainerSpec
+        switch CtrRunner.makeSpec(options) {
+        case .success(let made): spec = made
+        case .failure(let error): throw error
+        }
+        guard case .layers(let layers) = spec.root, let program = spec.program ?? spec.command.first else {
+            throw ContainerError("run --as \(backend): an image from the store only")
+        }
+        return (spec, program, layers)
     }
 
     /// The image's files (overlay of `layers`, read-only, in this mount namespace only) plus
