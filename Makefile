@@ -108,7 +108,7 @@ fuzz: deps-core
 	    -Xcc -fmodule-map-file=$(FUZZ_SPM)/CLinux.build/module.modulemap -Xcc -fmodule-map-file=$(FUZZ_SPM)/CArchive.build/module.modulemap \
 	    -Xcc -ISources/CLinux/include -Xcc -ISources/CArchive/include \
 	    $(FUZZ_SPM)/HostOS.build/*.o $(FUZZ_SPM)/Images.build/*.o $(FUZZ_SPM)/ImageImport.build/*.o \
-	    $(FUZZ_SPM)/CLinux.build/*.o $(FUZZ_SPM)/CArchive.build/*.o -lcrypto -lz -o .build/fuzz/layer
+	    $(FUZZ_SPM)/CLinux.build/*.o $(FUZZ_SPM)/CArchive.build/*.o -lcrypto -lz -lzstd -o .build/fuzz/layer
 	mkdir -p .build/fuzz/corpus-layer && cp Fuzz/corpus/layer/* .build/fuzz/corpus-layer/
 	SWIFT_BACKTRACE=enable=no .build/fuzz/layer -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -artifact_prefix=.build/fuzz/layer- .build/fuzz/corpus-layer; \
 	    status=$$?; rm -rf /tmp/tandem-fuzz-layer-*; exit $$status

@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "GuestImages", dependencies: ["HostOS"]),
         // C: zlib's inflateInit2 is a macro Swift cannot import, and OpenSSL's SHA-256 uses the
         // CPU's SHA extensions (every blob and layer is hashed on import).
-        .target(name: "CArchive", linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z")]),
+        .target(name: "CArchive", linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]),
         // OCI images: the content-addressed store (records, layers, names), read on the launch
         // path by `tandem run IMAGE` (no crypto or zlib there); hands containers a layer list.
         .target(name: "Images", dependencies: ["CLinux", "HostOS"]),

@@ -1,5 +1,5 @@
-// libFuzzer target for layer unpacking (a layer is attacker-controlled): gunzip (when the input
-// starts as gzip does), the tar reader and the unpacker, into a scratch directory. Any input
+// libFuzzer target for layer unpacking (a layer is attacker-controlled): gunzip or zstd (when the
+// input starts as gzip or a zstd frame does), the tar reader and the unpacker, into a scratch directory. Any input
 // must unpack or fail with a message — never crash or hang — and nothing may appear outside the
 // scratch root: its parent holds only the root and an empty sentinel directory after every run.
 // Built by `make fuzz` against the ImageImport module compiled with -sanitize=fuzzer.
@@ -21,7 +21,8 @@ public func fuzzLayer(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     do {
         var stream: any ByteStream = BytesStream(bytes)
-        if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { stream = try GunzipStream(stream, name: "gzip") }
+        let compression = Compression.sniff(Array(bytes.prefix(4)))
+        if compression != .none { stream = try DecompressingStream(stream, compression, name: compression.rawValue) }
         _ = try LayerUnpacker.unpack(TarReader(stream, name: "fuzz"), into: root)
     } catch {
         precondition(!error.description.isEmpty, "an error without a message")

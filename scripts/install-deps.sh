@@ -15,11 +15,12 @@ profile=${1:-all}
 #         manager-kill measurement). jq: the README's examples pipe a report through it (a test runs them).
 # strace: a test checks which system call moves a container's process into its cgroups.
 # uidmap: rootless tandem-runtime maps a user's /etc/subuid ranges with newuidmap/newgidmap (tested).
-# libssl-dev + zlib1g-dev: the image store hashes blobs with OpenSSL's SHA-256 and gunzips layers with zlib.
+# libssl-dev + zlib1g-dev + libzstd-dev: the image store hashes blobs with OpenSSL's SHA-256 and
+#   decompresses layers and archives with zlib and libzstd; zstd: the tests make zstd layers with it.
 # skopeo: tandem image pull, and the tests copy their images into oci-archive and docker-archive with it.
 core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-tools pkg-config libvirt-dev
       libvirt-daemon-system libvirt-clients qemu-system-x86 e2fsprogs libseccomp-dev runc procps podman jq strace uidmap
-      libssl-dev zlib1g-dev skopeo)
+      libssl-dev zlib1g-dev libzstd-dev zstd skopeo)
 # containerd: a test runs tandem-runtime as containerd's runc binary (ctr run --runc-binary). A
 # host with Docker's containerd.io package has a containerd already, and Debian's would replace it
 # (and with it Docker): the one installed is kept.

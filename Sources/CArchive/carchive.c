@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <zstd.h>
 
 struct carchive_sha256 { EVP_MD_CTX *context; };
 
@@ -36,34 +37,37 @@ void carchive_sha256_free(carchive_sha256 *hash) {
     free(hash);
 }
 
-struct carchive_gunzip {
-    z_stream z;
-    int in_member;   /* between a member's header and its trailer */
+struct carchive_decoder {
+    int format;
+    int in_member;       /* between a gzip member's header and its trailer, or inside a zstd frame */
+    z_stream z;          /* gzip */
+    ZSTD_DCtx *zstd;     /* zstd */
 };
 
-carchive_gunzip *carchive_gunzip_new(void) {
-    carchive_gunzip *stream = calloc(1, sizeof *stream);
-    if (!stream) return NULL;
-    /* 16 + MAX_WBITS: a gzip header and trailer (CRC-32 and length checked by zlib). */
-    if (inflateInit2(&stream->z, 16 + MAX_WBITS) != Z_OK) { free(stream); return NULL; }
-    return stream;
+carchive_decoder *carchive_decoder_new(int format) {
+    carchive_decoder *decoder = calloc(1, sizeof *decoder);
+    if (!decoder) return NULL;
+    decoder->format = format;
+    if (format == CARCHIVE_GZIP) {
+        /* 16 + MAX_WBITS: a gzip header and trailer (CRC-32 and length checked by zlib). */
+        if (inflateInit2(&decoder->z, 16 + MAX_WBITS) == Z_OK) return decoder;
+    } else if (format == CARCHIVE_ZSTD) {
+        decoder->zstd = ZSTD_createDCtx();
+        /* A window of at most 128 MiB (zstd's --long=27; the format's default limit): a frame
+         * asking for more is refused instead of allocating what a hostile header says. */
+        if (decoder->zstd && !ZSTD_isError(ZSTD_DCtx_setParameter(decoder->zstd, ZSTD_d_windowLogMax, 27))) return decoder;
+        ZSTD_freeDCtx(decoder->zstd);
+    }
+    free(decoder);
+    return NULL;
 }
 
-long carchive_gunzip_step(carchive_gunzip *stream, const void *input, size_t input_size, int finished_input,
-                          void *output, size_t output_size, size_t *consumed, int *done, const char **message) {
-    z_stream *z = &stream->z;
-    *consumed = 0;
-    *done = 0;
-    *message = NULL;
-    /* zlib counts in uInt: feed at most 1 GiB at a time. */
-    if (input_size > (1u << 30)) input_size = 1u << 30;
-    if (output_size > (1u << 30)) output_size = 1u << 30;
-    z->next_in = (Bytef *)input;
-    z->avail_in = (uInt)input_size;
-    z->next_out = output;
-    z->avail_out = (uInt)output_size;
+/* zlib's loop: inflate until the output is full or the input is used up. */
+static long gzip_step(carchive_decoder *decoder, size_t input_size, int finished_input, size_t output_size,
+                      size_t *consumed, int *done, const char **message) {
+    z_stream *z = &decoder->z;
     while (z->avail_out > 0) {
-        if (z->avail_in == 0 && !stream->in_member) {
+        if (z->avail_in == 0 && !decoder->in_member) {
             if (finished_input) *done = 1;
             break;
         }
@@ -71,11 +75,11 @@ long carchive_gunzip_step(carchive_gunzip *stream, const void *input, size_t inp
             if (finished_input) { *consumed = input_size; return -2; }
             break;
         }
-        stream->in_member = 1;
+        decoder->in_member = 1;
         int result = inflate(z, Z_NO_FLUSH);
         if (result == Z_STREAM_END) {
             /* A member ended: another may follow (gzip -c a b > c makes two). */
-            stream->in_member = 0;
+            decoder->in_member = 0;
             if (inflateReset(z) != Z_OK) { *message = "inflateReset failed"; return -1; }
             continue;
         }
@@ -89,8 +93,50 @@ long carchive_gunzip_step(carchive_gunzip *stream, const void *input, size_t inp
     return (long)(output_size - z->avail_out);
 }
 
-void carchive_gunzip_free(carchive_gunzip *stream) {
-    if (!stream) return;
-    inflateEnd(&stream->z);
-    free(stream);
+/* libzstd's loop: ZSTD_decompressStream returns 0 exactly when a frame is complete and flushed. */
+static long zstd_step(carchive_decoder *decoder, const void *input, size_t input_size, int finished_input,
+                      void *output, size_t output_size, size_t *consumed, int *done, const char **message) {
+    ZSTD_inBuffer in = { input, input_size, 0 };
+    ZSTD_outBuffer out = { output, output_size, 0 };
+    while (out.pos < out.size) {
+        if (in.pos == in.size && !decoder->in_member) {
+            if (finished_input) *done = 1;
+            break;
+        }
+        size_t before_in = in.pos, before_out = out.pos;
+        size_t result = ZSTD_decompressStream(decoder->zstd, &out, &in);
+        if (ZSTD_isError(result)) { *message = ZSTD_getErrorName(result); return -1; }
+        decoder->in_member = result != 0;
+        if (in.pos == before_in && out.pos == before_out) {
+            /* No progress: more input is needed (or, with none left, the frame was cut short). */
+            if (in.pos == in.size && finished_input && decoder->in_member) { *consumed = in.pos; return -2; }
+            break;
+        }
+    }
+    *consumed = in.pos;
+    return (long)out.pos;
+}
+
+long carchive_decoder_step(carchive_decoder *decoder, const void *input, size_t input_size, int finished_input,
+                           void *output, size_t output_size, size_t *consumed, int *done, const char **message) {
+    *consumed = 0;
+    *done = 0;
+    *message = NULL;
+    /* zlib counts in uInt: feed at most 1 GiB at a time. */
+    if (input_size > (1u << 30)) input_size = 1u << 30;
+    if (output_size > (1u << 30)) output_size = 1u << 30;
+    if (decoder->format == CARCHIVE_ZSTD)
+        return zstd_step(decoder, input, input_size, finished_input, output, output_size, consumed, done, message);
+    decoder->z.next_in = (Bytef *)input;
+    decoder->z.avail_in = (uInt)input_size;
+    decoder->z.next_out = output;
+    decoder->z.avail_out = (uInt)output_size;
+    return gzip_step(decoder, input_size, finished_input, output_size, consumed, done, message);
+}
+
+void carchive_decoder_free(carchive_decoder *decoder) {
+    if (!decoder) return;
+    if (decoder->format == CARCHIVE_GZIP) inflateEnd(&decoder->z);
+    ZSTD_freeDCtx(decoder->zstd);
+    free(decoder);
 }

@@ -100,24 +100,45 @@ public final class HashingStream: ByteStream {
     }
 }
 
-/// gzip decompression (zlib, through CArchive) of another stream.
-public final class GunzipStream: ByteStream {
+/// How a blob or an archive is compressed: what its media type says, or its first bytes show.
+public enum Compression: String, Sendable {
+    case none, gzip, zstd
+
+    /// From a blob's first bytes: gzip starts 1f 8b, a zstd frame 28 b5 2f fd (RFC 8878 3.1.1).
+    public static func sniff(_ head: [UInt8]) -> Compression {
+        if head.count >= 2 && head[0] == 0x1f && head[1] == 0x8b { return .gzip }
+        if head.count >= 4 && head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd { return .zstd }
+        return .none
+    }
+
+    /// Formats `docker load` also reads that Tandem does not: named in the refusal.
+    static func unsupported(_ head: [UInt8]) -> String? {
+        if head.starts(with: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) { return "xz" }
+        if head.starts(with: [0x42, 0x5a, 0x68]) { return "bzip2" }
+        return nil
+    }
+}
+
+/// Decompression (zlib or libzstd, through CArchive) of another stream.
+public final class DecompressingStream: ByteStream {
     let source: any ByteStream
     let name: String
-    private let stream: OpaquePointer
+    private let decoder: OpaquePointer
     private let input = ByteBuffer(1 << 17)
     private var inputStart = 0, inputEnd = 0
     private var inputFinished = false
     private var done = false
 
-    public init(_ source: any ByteStream, name: String) throws(ImageError) {
-        guard let stream = carchive_gunzip_new() else { throw ImageError("\(name): gzip: out of memory") }
+    /// `compression` is .gzip or .zstd; `name` prefixes every error.
+    public init(_ source: any ByteStream, _ compression: Compression, name: String) throws(ImageError) {
+        let format: Int32 = compression == .zstd ? Int32(CARCHIVE_ZSTD.rawValue) : Int32(CARCHIVE_GZIP.rawValue)
+        guard compression != .none, let decoder = carchive_decoder_new(format) else { throw ImageError("\(name): \(compression.rawValue): out of memory") }
         self.source = source
         self.name = name
-        self.stream = stream
+        self.decoder = decoder
     }
 
-    deinit { carchive_gunzip_free(stream) }
+    deinit { carchive_decoder_free(decoder) }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(ImageError) -> Int {
         while !done {
@@ -130,20 +151,17 @@ public final class GunzipStream: ByteStream {
             var consumed = 0
             var finished: Int32 = 0
             var message: UnsafePointer<CChar>?
-            let written = carchive_gunzip_step(stream, input.all.baseAddress! + inputStart, inputEnd - inputStart, inputFinished ? 1 : 0,
-                                               buffer.baseAddress, buffer.count, &consumed, &finished, &message)
+            let written = carchive_decoder_step(decoder, input.all.baseAddress! + inputStart, inputEnd - inputStart, inputFinished ? 1 : 0,
+                                                buffer.baseAddress, buffer.count, &consumed, &finished, &message)
             inputStart += consumed
-            if written == -1 { throw ImageError("\(name): not valid gzip data (\(message.map { String(cString: $0) } ?? "corrupt"))") }
-            if written == -2 { throw ImageError("\(name): truncated (the gzip stream ends early)") }
+            if written == -1 { throw ImageError("\(name): not valid data (\(message.map { String(cString: $0) } ?? "corrupt"))") }
+            if written == -2 { throw ImageError("\(name): truncated (the compressed stream ends early)") }
             if finished != 0 { done = true }
             if written > 0 { return written }
         }
         return 0
     }
 }
-
-/// Whether bytes start as gzip does (1f 8b).
-func looksGzipped(_ head: [UInt8]) -> Bool { head.count >= 2 && head[0] == 0x1f && head[1] == 0x8b }
 
 /// Bytes in memory as a stream (the fuzz target's input; small blobs).
 public final class BytesStream: ByteStream {

@@ -1,3 +1,4 @@
+import CLinux
 import HostOS
 import Images
 #if canImport(Glibc)
@@ -41,8 +42,6 @@ enum MediaType {
     static let ociConfig = "application/vnd.oci.image.config.v1+json"
     static let dockerConfig = "application/vnd.docker.container.image.v1+json"
 
-    enum Compression: String, Sendable { case none, gzip }
-
     /// A layer's compression from its media type; unknown and unsupported ones are errors.
     static func layerCompression(_ type: String) throws(ImageError) -> Compression {
         switch type {
@@ -52,8 +51,8 @@ enum MediaType {
         case "application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
              "application/vnd.docker.image.rootfs.diff.tar.gzip":
             return .gzip
-        case "application/vnd.oci.image.layer.v1.tar+zstd":
-            throw ImageError("media type \(type): zstd layers are not supported yet (skopeo copy --dest-compress-format gzip converts them)")
+        case "application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd":
+            return .zstd
         case "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
             throw ImageError("media type \(type): a foreign layer (its bytes are not in the image)")
         default:
@@ -86,7 +85,9 @@ final class ImageSource {
 
     static let maximumMetadata = ImageStore.maximumMetadata
 
-    init(path: String) throws(ImageError) {
+    /// `scratch`: a directory on the store's file system where a compressed archive (gzip or zstd,
+    /// as `docker save | gzip` makes) is decompressed, into an unnamed file, before it is read.
+    init(path: String, scratch: String) throws(ImageError) {
         self.path = path
         switch Files.kind(path) {
         case .missing: throw ImageError("\(path): does not exist")
@@ -96,7 +97,7 @@ final class ImageSource {
             }
             format = .ociLayout
         case .regular:
-            try indexArchive()
+            try indexArchive(scratch: scratch)
             if members["oci-layout"] != nil && members["index.json"] != nil {
                 format = .ociArchive
             } else if members["manifest.json"] != nil {
@@ -109,14 +110,16 @@ final class ImageSource {
     }
 
     /// Reads the outer tar's headers once, keeping where each member's bytes are.
-    private func indexArchive() throws(ImageError) {
-        let file = try FileRange(path: path)
-        archive = file.fd
-        var head = [UInt8](repeating: 0, count: 2)
-        _ = pread(file.fd.rawValue, &head, 2, 0)
-        if looksGzipped(head) {
-            throw ImageError("\(path): a gzip-compressed archive: decompress it first (gunzip), as `docker load` reads it")
+    private func indexArchive(scratch: String) throws(ImageError) {
+        var file = try FileRange(path: path)
+        var head = [UInt8](repeating: 0, count: 6)
+        _ = pread(file.fd.rawValue, &head, 6, 0)
+        if let format = Compression.unsupported(head) {
+            throw ImageError("\(path): an archive compressed with \(format): decompress it first, or recompress it with gzip or zstd")
         }
+        let compression = Compression.sniff(head)
+        if compression != .none { file = try decompress(file, compression, scratch: scratch) }
+        archive = file.fd
         let counter = CountingStream(file)
         let tar = TarReader(counter, name: path)
         while let entry = try tar.next() {
@@ -124,6 +127,31 @@ final class ImageSource {
             guard let name = Self.memberName(entry.path) else { throw ImageError("\(path): member \(entry.name): a path with '..' or an absolute path") }
             members[name] = (counter.count, entry.size)
         }
+    }
+
+    /// The whole archive decompressed into an unnamed file in `scratch` (members are then read in
+    /// place, as from an uncompressed archive), watched by a `SpaceGuard`.
+    private func decompress(_ file: FileRange, _ compression: Compression, scratch: String) throws(ImageError) -> FileRange {
+        let fd = Glibc.open(scratch, CLINUX_O_TMPFILE | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ImageError(SystemError("open (O_TMPFILE)", scratch)) }
+        let temporary = FileDescriptor(adopting: fd, label: "\(path), decompressed")
+        var space = try SpaceGuard(directory: fd, name: scratch)
+        let stream = try DecompressingStream(file, compression, name: "\(path): \(compression.rawValue)")
+        let chunk = ByteBuffer(1 << 17)
+        var size: Int64 = 0
+        while true {
+            let got = try stream.read(into: chunk.all)
+            if got == 0 { break }
+            try space.wrote(got)
+            var offset = 0
+            while offset < got {
+                let wrote = write(fd, chunk.all.baseAddress! + offset, got - offset)
+                guard wrote > 0 else { throw ImageError(SystemError("write", "\(path), decompressed into \(scratch)")) }
+                offset += wrote
+            }
+            size += Int64(got)
+        }
+        return FileRange(fd: temporary, name: path, offset: 0, length: size)
     }
 
     /// A member's name as looked up: "./" and leading slashes dropped; nil for ".." anywhere.
@@ -285,9 +313,13 @@ final class ImageSource {
             let hash = HashingStream(stream)
             try hash.drain()
             let digest = hash.finish()
-            var head = [UInt8](repeating: 0, count: 2)
-            _ = pread(stream.fd.rawValue, &head, 2, off_t(members[Self.memberName(Array(name.utf8)) ?? ""]?.offset ?? 0))
-            let type = looksGzipped(head) ? "application/vnd.docker.image.rootfs.diff.tar.gzip" : "application/vnd.docker.image.rootfs.diff.tar"
+            var head = [UInt8](repeating: 0, count: 4)
+            _ = pread(stream.fd.rawValue, &head, 4, off_t(members[Self.memberName(Array(name.utf8)) ?? ""]?.offset ?? 0))
+            let type = switch Compression.sniff(head) {
+            case .gzip: "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            case .zstd: "application/vnd.oci.image.layer.v1.tar+zstd"
+            case .none: "application/vnd.docker.image.rootfs.diff.tar"
+            }
             if layers.contains(where: { $0.digest == digest }) { throw ImageError("\(path): layer \(name) is listed twice") }
             layers.append(Descriptor(mediaType: type, digest: digest, size: size))
             dockerLayers[digest] = name

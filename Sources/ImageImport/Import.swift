@@ -17,20 +17,21 @@ extension ImageStore {
     public func importImage(from path: String, reference: String? = nil, tags: [String] = [],
                             progress: (Progress) -> Void = { _ in }) throws(ImageError) -> ImageRecord {
         for tag in tags { _ = try Self.normalize(name: tag) }
-        let source = try ImageSource(path: path)
-        let image = try source.image(reference: reference)
-        let imageName = "\(path)\(reference.map { ":" + $0 } ?? "")"
-        let config = try ImageConfig(image.config.bytes, what: "\(imageName): config \(image.config.digest)")
-        guard config.diffIDs.count == image.layers.count else {
-            throw ImageError("\(imageName): config \(image.config.digest) lists \(config.diffIDs.count) diff IDs for \(image.layers.count) layers")
-        }
-        var names: [String] = []
-        for name in tags.isEmpty ? image.names : tags {
-            // An OCI ref.name that is a bare tag ("latest", as skopeo's oci:DIR:TAG writes) names no repository.
-            guard tags.isEmpty ? (name.contains(":") || name.contains("/")) : true else { continue }
-            if let normalized = try? Self.normalize(name: name), !names.contains(normalized) { names.append(normalized) }
-        }
+        // Inside the lock: a compressed archive is decompressed into tmp/, which writers sweep.
         return try writing { () throws(ImageError) -> ImageRecord in
+            let source = try ImageSource(path: path, scratch: temporaryDirectory)
+            let image = try source.image(reference: reference)
+            let imageName = "\(path)\(reference.map { ":" + $0 } ?? "")"
+            let config = try ImageConfig(image.config.bytes, what: "\(imageName): config \(image.config.digest)")
+            guard config.diffIDs.count == image.layers.count else {
+                throw ImageError("\(imageName): config \(image.config.digest) lists \(config.diffIDs.count) diff IDs for \(image.layers.count) layers")
+            }
+            var names: [String] = []
+            for name in tags.isEmpty ? image.names : tags {
+                // An OCI ref.name that is a bare tag ("latest", as skopeo's oci:DIR:TAG writes) names no repository.
+                guard tags.isEmpty ? (name.contains(":") || name.contains("/")) : true else { continue }
+                if let normalized = try? Self.normalize(name: name), !names.contains(normalized) { names.append(normalized) }
+            }
             var layers: [ImageRecord.Layer] = []
             for (index, descriptor) in image.layers.enumerated() {
                 let diffID = config.diffIDs[index]
@@ -72,7 +73,7 @@ extension ImageStore {
         guard mkdir(scratch, 0o700) == 0, mkdir(scratch + "/diff", 0o755) == 0 else { throw ImageError(SystemError("mkdir", scratch)) }
         do throws(ImageError) {
             let blob = HashingStream(try source.openBlob(descriptor))
-            let plain: HashingStream = compression == .gzip ? HashingStream(try GunzipStream(blob, name: "gzip")) : HashingStream(blob)
+            let plain = compression == .none ? HashingStream(blob) : HashingStream(try DecompressingStream(blob, compression, name: compression.rawValue))
             let stats = try LayerUnpacker.unpack(TarReader(plain, name: "tar"), into: scratch + "/diff")
             // What follows the end-of-archive blocks is part of both digests.
             try plain.drain()

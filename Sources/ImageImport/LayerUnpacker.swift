@@ -15,7 +15,8 @@ import Glibc
 /// for shape): every path is resolved from the layer's root one component at a time with
 /// O_NOFOLLOW, so nothing is ever written through a symlink; an absolute path, a `..`, a write
 /// through a symlink, a hard link to anything outside the layer, a device node when not root, and
-/// xattrs in overlay's own namespace are refused with the entry named.
+/// xattrs in overlay's own namespace are refused with the entry named; a layer that would fill
+/// the file system (a decompression bomb) is stopped by a `SpaceGuard`.
 public struct LayerUnpacker {
     public struct Stats: Sendable {
         public var entries = 0
@@ -29,8 +30,9 @@ public struct LayerUnpacker {
     public static func unpack(_ tar: TarReader, into directory: String, asRoot: Bool = geteuid() == 0) throws(ImageError) -> Stats {
         let root = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else { throw ImageError(SystemError("open", directory)) }
-        var unpacker = LayerUnpacker(root: root, tar: tar, asRoot: asRoot)
-        defer { unpacker.closeCached(); close(root) }
+        defer { close(root) }
+        var unpacker = LayerUnpacker(root: root, tar: tar, asRoot: asRoot, space: try SpaceGuard(directory: root, name: directory))
+        defer { unpacker.closeCached() }
         try unpacker.run()
         return unpacker.stats
     }
@@ -38,6 +40,7 @@ public struct LayerUnpacker {
     let root: Int32
     let tar: TarReader
     let asRoot: Bool
+    var space: SpaceGuard
     var stats = Stats()
     /// The last parent directory opened (entries come grouped by directory).
     var cached: (path: [[UInt8]], fd: Int32)?
@@ -53,7 +56,10 @@ public struct LayerUnpacker {
     mutating func run() throws(ImageError) {
         while let entry = try tar.next() {
             stats.entries += 1
-            do throws(ImageError) { try place(entry) } catch { throw ImageError("\(tar.name): \(entry.name): \(error.description)") }
+            do throws(ImageError) {
+                try space.created()
+                try place(entry)
+            } catch { throw ImageError("\(tar.name): \(entry.name): \(error.description)") }
         }
         closeCached()
         // Deepest first: a directory's mode never stops the walk to one below it.
@@ -106,6 +112,7 @@ public struct LayerUnpacker {
             while true {
                 let got = try tar.readContent(into: buffer.all)
                 if got == 0 { break }
+                try space.wrote(got)
                 var offset = 0
                 while offset < got {
                     let wrote = write(fd, buffer.all.baseAddress! + offset, got - offset)

@@ -268,9 +268,35 @@ public final class ImageStore {
     /// images/HEX.lock, close-on-exec: the run's tandem process or a detached container's monitor
     /// holds it, the container's own process does not). `rm` and `prune` keep an image someone
     /// holds, whichever backend runs it.
-    public func holdInUse(_ id: Digest) {
+    ///
+    /// Use `findAndHold`: between a lookup and a hold, `rm` could remove the image.
+    func holdInUse(_ id: Digest) {
         let fd = open(imagesDirectory + "/" + id.hex + ".lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
         if fd >= 0 { flock(fd, LOCK_SH) }  // kept open on purpose: released when the process ends
+    }
+
+    /// `find(reference)` and `holdInUse` of what it found, with `rm` and `prune` kept out in
+    /// between: they take users.lock exclusively around their check and unlink of a record, a
+    /// run takes it shared around its lookup and hold (an import, which only adds, never takes it,
+    /// so a run does not wait for one). Without the lock a `rm` could delete the image after the
+    /// run found it and before it held it; the run would then fail at its overlay mount.
+    public func findAndHold(_ reference: String) throws(ImageError) -> ImageRecord {
+        let lock = open(root + "/users.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // A store this user cannot write (another user's): nobody can rm from it as this user either.
+        if lock >= 0 { flock(lock, LOCK_SH) }
+        defer { if lock >= 0 { close(lock) } }
+        let record = try find(reference)
+        holdInUse(record.id)
+        return record
+    }
+
+    /// Runs `body` with users.lock held exclusively (see `findAndHold`).
+    private func excludingUsers<T>(_ body: () throws(ImageError) -> T) throws(ImageError) -> T {
+        let lock = open(root + "/users.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw ImageError(SystemError("open", root + "/users.lock")) }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX) == 0 else { throw ImageError(SystemError("flock", root + "/users.lock")) }
+        return try body()
     }
 
     /// Whether a live process holds image `id` (see `holdInUse`).
@@ -304,11 +330,12 @@ public final class ImageStore {
             } else if record.names.count > 1 && !force {
                 throw ImageError("image \(reference): has \(record.names.count) names (\(record.names.joined(separator: ", "))): remove them by name, or use --force")
             }
-            if inUse(record.id) || isHeld(record.id) {
-                throw ImageError("image \(reference): a container or VM runs from it (stop it first)")
+            try excludingUsers { () throws(ImageError) in
+                if inUse(record.id) || isHeld(record.id) {
+                    throw ImageError("image \(reference): a container or VM runs from it (stop it first)")
+                }
+                try unlinkRecord(record.id)
             }
-            guard unlink(imagesDirectory + "/" + record.id.hex + ".json") == 0 else { throw ImageError(SystemError("unlink", record.id.description)) }
-            unlink(imagesDirectory + "/" + record.id.hex + ".lock")
             said.append("Deleted: \(record.id)")
             said += try collectGarbage()
             return said
@@ -320,13 +347,19 @@ public final class ImageStore {
     public func prune(inUse: (Digest) -> Bool) throws(ImageError) -> [String] {
         try writing { () throws(ImageError) -> [String] in
             var said: [String] = []
-            for record in try list() where record.names.isEmpty && !inUse(record.id) && !isHeld(record.id) {
-                guard unlink(imagesDirectory + "/" + record.id.hex + ".json") == 0 else { throw ImageError(SystemError("unlink", record.id.description)) }
-                unlink(imagesDirectory + "/" + record.id.hex + ".lock")
-                said.append("Deleted: \(record.id)")
+            try excludingUsers { () throws(ImageError) in
+                for record in try list() where record.names.isEmpty && !inUse(record.id) && !isHeld(record.id) {
+                    try unlinkRecord(record.id)
+                    said.append("Deleted: \(record.id)")
+                }
             }
             return said + (try collectGarbage())
         }
+    }
+
+    private func unlinkRecord(_ id: Digest) throws(ImageError) {
+        guard unlink(imagesDirectory + "/" + id.hex + ".json") == 0 else { throw ImageError(SystemError("unlink", id.description)) }
+        unlink(imagesDirectory + "/" + id.hex + ".lock")
     }
 
     /// Removes layers and blobs that no image refers to (under the lock).

@@ -13,12 +13,11 @@ enum StoreImage {
         let store = ImageStore(root: options.store.map(Files.absolute) ?? ImageStore.defaultRoot)
         let record: ImageRecord, config: ImageConfig
         do {
-            record = try store.find(reference)
+            // Held while this process lives: the run's tandem, or a detached container's monitor.
+            record = try store.findAndHold(reference)
             config = try store.config(of: record)
         } catch { throw ContainerError(error.description) }
         let name = record.names.first ?? record.id.short
-        // Held while this process lives: the run's tandem, or a detached container's monitor.
-        store.holdInUse(record.id)
         if !config.architecture.isEmpty && config.architecture != ImageStore.hostArchitecture {
             throw ContainerError("image \(reference): built for \(config.os)/\(config.architecture), this host is linux/\(ImageStore.hostArchitecture)")
         }

@@ -107,6 +107,53 @@ struct ImageStoreTests {
         #expect(try store.find(String(fromLayout.id.hex.prefix(8))).id == fromLayout.id)
     }
 
+    @Test("zstd layers, and archives compressed whole (gzip, zstd) as `docker save | gzip` makes them: one image, nothing left in tmp/; xz named and refused")
+    func compressed() throws {
+        let scratch = try Scratch()
+        var layout = try OCILayoutBuilder(scratch.directory.appendingPathComponent("layout"))
+        let base = OCILayoutBuilder.Layer(tar: try SampleImage.base().archive, zstd: true)
+        try layout.image([base, .init(tar: SampleImage.changes().archive)], config: SampleImage.config, name: "zstd:1")
+        let store = scratch.store
+        let record = try store.importImage(from: scratch.path("layout"))
+        #expect(record.layers[0].mediaType == "application/vnd.oci.image.layer.v1.tar+zstd")
+        let busybox = try #require(Probe.stat(store.layerPath(record.layers[0].diffID) + "/bin/busybox"))
+        #expect(busybox.st_size == (try #require(Probe.stat("/bin/busybox"))).st_size, "the zstd layer's file, whole")
+        // The layout as an oci-archive (a tar of the directory), then compressed whole.
+        let archive = scratch.path("image.oci.tar")
+        let tar = try TestTools.run("/bin/tar", ["-C", scratch.path("layout"), "-cf", archive, "."])
+        try #require(tar.status == 0, "\(tar.stderr)")
+        let plain = try Data(contentsOf: URL(fileURLWithPath: archive))
+        for (suffix, bytes) in [("gz", try TestTools.gzip(plain)), ("zst", try TestTools.zstd(plain))] {
+            let file = archive + "." + suffix
+            try bytes.write(to: URL(fileURLWithPath: file))
+            let again = try store.importImage(from: file, tags: ["zstd:\(suffix)"])
+            #expect(again.id == record.id, "\(suffix): one config, one id")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path("store/tmp")).isEmpty, "\(suffix): the decompressed copy is gone")
+        }
+        #expect(Set(try store.find("zstd:1").names) == ["zstd:1", "zstd:gz", "zstd:zst"])
+        // xz (which docker load reads too): named, not taken for a tar.
+        let xz = try TestTools.run("/usr/bin/python3", ["-c", "import lzma,sys; open(sys.argv[2],'wb').write(lzma.compress(open(sys.argv[1],'rb').read()))", archive, archive + ".xz"])
+        try #require(xz.status == 0, "\(xz.stderr)")
+        #expect {
+            try store.importImage(from: archive + ".xz")
+        } throws: { error in
+            "\(error)".contains("image.oci.tar.xz: an archive compressed with xz")
+        }
+        // A truncated zstd layer (into a store without it): refused as truncated, named.
+        var cut = try OCILayoutBuilder(scratch.directory.appendingPathComponent("cut"))
+        try cut.image([base], config: SampleImage.config, name: "cut:1")
+        let blob = try #require(try FileManager.default.contentsOfDirectory(atPath: scratch.path("cut/blobs/sha256")).first { name in
+            (try? Data(contentsOf: URL(fileURLWithPath: scratch.path("cut/blobs/sha256/" + name))).starts(with: [0x28, 0xb5, 0x2f, 0xfd])) == true
+        })
+        let full = try Data(contentsOf: URL(fileURLWithPath: scratch.path("cut/blobs/sha256/" + blob)))
+        try full.prefix(full.count / 2).write(to: URL(fileURLWithPath: scratch.path("cut/blobs/sha256/" + blob)))
+        #expect {
+            try ImageStore(root: scratch.path("other")).importImage(from: scratch.path("cut"))
+        } throws: { error in
+            "\(error)".contains("sha256:\(blob)") && "\(error)".contains("zstd: truncated")
+        }
+    }
+
     @Test("two images sharing two layers store them once: df counts them shared")
     func sharing() throws {
         let scratch = try Scratch()

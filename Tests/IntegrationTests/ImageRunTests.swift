@@ -45,6 +45,34 @@ struct ImageRunTests {
         #expect(overridden.stdout == "no\n")
     }
 
+    @Test("a run looks its image up and holds it with rm kept out (users.lock): while rm holds that lock, the run waits; then it runs")
+    func lookupExcludesRemoval() throws {
+        let setup = try Setup()
+        // What `image rm` does around its check and unlink, held by another process until told.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["--exclusive", setup.store + "/users.lock", "/bin/sh", "-c", "echo held; read line"]
+        let holderIn = Pipe(), holderOut = Pipe()
+        holder.standardInput = holderIn
+        holder.standardOutput = holderOut
+        try holder.run()
+        _ = holderOut.fileHandleForReading.availableData  // "held"
+        let run = Process()
+        run.executableURL = URL(fileURLWithPath: Tandem.path)
+        run.arguments = ["run", "sample:1", "--store", setup.store, "--state-root", setup.state, "--", "echo ran"]
+        let runOut = Pipe()
+        run.standardOutput = runOut
+        run.standardError = FileHandle.nullDevice
+        try run.run()
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(run.isRunning, "the run went ahead while rm held users.lock")
+        try holderIn.fileHandleForWriting.write(contentsOf: Data("go\n".utf8))
+        holder.waitUntilExit()
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0)
+        #expect(String(decoding: runOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "ran\n")
+    }
+
     @Test("a WorkingDir the image lacks is made (root, 0755), as Docker makes it; the store's layers stay as they were")
     func missingWorkingDirectory() throws {
         let setup = try ImageRunTests.Setup()
@@ -373,5 +401,58 @@ extension ImageMicroVMTests {
         let result = try Tandem.run(["lab", "nested", "--kernel", StandardKernel.path!])
         #expect(result.status == 0, "\(result.stdout.suffix(1500)) \(result.stderr.suffix(500))")
         #expect(result.stdout.contains("kvm-amd loaded") && !result.stdout.contains("LAB-ERROR"), "\(result.stdout)")
+    }
+}
+
+@Suite("tandem image import stops before it fills the disk: a decompression bomb, too many files",
+       .enabled(if: getuid() == 0, "needs root (a small tmpfs store, mounted in a mount namespace of its own)"))
+struct ImageImportSpaceTests {
+    /// Imports `source` into a store on a tmpfs of `size` (and `inodes`) that only the import's
+    /// own mount namespace sees; returns its result and what was left in the store's directories.
+    static func importOnSmallDisk(_ source: String, store: String, options: String) throws -> (result: Tandem.Result, left: String) {
+        try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+        let script = "mount -t tmpfs -o \(options) tmpfs \"$0\" || exit 99; \"$@\"; status=$?; echo LEFT $(find \"$0/tmp\" \"$0/layers\" \"$0/images\" -mindepth 1) >&2; exit $status"
+        let result = try Tandem.run(["image", "import", "--quiet", "--store", store, source],
+                                    prefix: ["/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, store])
+        return (result, result.stderr.components(separatedBy: "LEFT").last ?? "")
+    }
+
+    @Test("a 96 MiB layer (100 KiB of gzip) into a 32 MiB store: stopped by name, nothing kept; the same as a gzip'd archive")
+    func bomb() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bomb-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var tar = TarBuilder()
+        tar.file("zeros", Data(count: 96 << 20))
+        var layout = try OCILayoutBuilder(directory.appendingPathComponent("layout"))
+        try layout.image([.init(tar: tar.archive)], config: SampleImage.config, name: "bomb:1")
+        let (layer, left) = try Self.importOnSmallDisk(directory.appendingPathComponent("layout").path, store: directory.appendingPathComponent("store").path, options: "size=32m")
+        #expect(layer.status != 0)
+        #expect(layer.stderr.contains("layer sha256:") && layer.stderr.contains("zeros: stopped: the file system under") && layer.stderr.contains("decompression bomb"), "\(layer.stderr)")
+        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "left in the store: \(left)")
+        // The same bytes as an uncompressed layer in an archive gzip'd whole: stopped while the
+        // archive is decompressed.
+        var plain = try OCILayoutBuilder(directory.appendingPathComponent("plain"))
+        try plain.image([.init(tar: tar.archive, gzip: false)], config: SampleImage.config, name: "bomb:2")
+        let archive = directory.appendingPathComponent("bomb.tar").path
+        #expect(try TestTools.run("/bin/tar", ["-C", directory.appendingPathComponent("plain").path, "-cf", archive, "."]).status == 0)
+        #expect(try TestTools.run("/bin/gzip", ["-1", archive]).status == 0)
+        let (whole, leftWhole) = try Self.importOnSmallDisk(archive + ".gz", store: directory.appendingPathComponent("store2").path, options: "size=32m")
+        #expect(whole.status != 0)
+        #expect(whole.stderr.contains("bomb.tar.gz") && whole.stderr.contains("stopped: the file system under"), "\(whole.stderr)")
+        #expect(leftWhole.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "left in the store: \(leftWhole)")
+    }
+
+    @Test("a layer of 6,000 empty files into a store of 4,000 inodes: stopped by name, nothing kept")
+    func inodes() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-inodes-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var tar = TarBuilder()
+        for index in 0..<6000 { tar.file("many/\(index)", "") }
+        var layout = try OCILayoutBuilder(directory.appendingPathComponent("layout"))
+        try layout.image([.init(tar: tar.archive)], config: SampleImage.config, name: "many:1")
+        let (result, left) = try Self.importOnSmallDisk(directory.appendingPathComponent("layout").path, store: directory.appendingPathComponent("store").path, options: "size=64m,nr_inodes=4000")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("layer sha256:") && result.stderr.contains("free inodes"), "\(result.stderr)")
+        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "left in the store: \(left)")
     }
 }

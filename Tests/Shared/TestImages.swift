@@ -105,14 +105,19 @@ enum TestTools {
         return String(result.stdout.prefix(64))
     }
 
-    static func gzip(_ data: Data) throws -> Data {
+    static func gzip(_ data: Data) throws -> Data { try compress(data, "/bin/gzip", ["-n"], ".gz") }
+    static func zstd(_ data: Data) throws -> Data { try compress(data, "/usr/bin/zstd", ["-q", "--rm"], ".zst") }
+
+    /// `data` through a compressor that replaces FILE with FILE`suffix`.
+    static func compress(_ data: Data, _ program: String, _ options: [String], _ suffix: String) throws -> Data {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gz-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("layer")
         try data.write(to: file)
-        try run("/bin/gzip", ["-n", file.path])
-        return try Data(contentsOf: file.appendingPathExtension("gz"))
+        let result = try run(program, options + [file.path])
+        guard result.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "\(program): \(result.stderr)"]) }
+        return try Data(contentsOf: URL(fileURLWithPath: file.path + suffix))
     }
 }
 
@@ -138,6 +143,8 @@ struct OCILayoutBuilder {
     struct Layer {
         var tar: Data
         var gzip = true
+        /// zstd instead of gzip (application/vnd.oci.image.layer.v1.tar+zstd).
+        var zstd = false
         /// Overrides for hostile tests.
         var mediaType: String?
         var digest: String?
@@ -151,11 +158,12 @@ struct OCILayoutBuilder {
         var descriptors: [[String: Any]] = []
         var diffIDs: [String] = []
         for layer in layers {
-            let bytes = try layer.gzip ? TestTools.gzip(layer.tar) : layer.tar
+            let bytes = try layer.zstd ? TestTools.zstd(layer.tar) : layer.gzip ? TestTools.gzip(layer.tar) : layer.tar
             let (digest, size) = try blob(bytes)
             let plainDigest = try "sha256:" + TestTools.sha256(layer.tar)
             diffIDs.append(layer.diffID ?? plainDigest)
-            descriptors.append(["mediaType": layer.mediaType ?? (layer.gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar"),
+            let type = layer.zstd ? "application/vnd.oci.image.layer.v1.tar+zstd" : layer.gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar"
+            descriptors.append(["mediaType": layer.mediaType ?? type,
                                 "digest": layer.digest ?? digest, "size": size])
         }
         if duplicateLayer, let first = descriptors.first { descriptors.append(first); diffIDs.append(diffIDs[0]) }

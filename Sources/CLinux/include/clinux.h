@@ -19,6 +19,10 @@
 /** O_PATH (GNU-only in <fcntl.h>): a descriptor that names a file without opening it (the image
  * store's layer unpacker walks a layer's directories with it). */
 #define CLINUX_O_PATH 010000000
+/** O_TMPFILE (GNU-only too; __O_TMPFILE | O_DIRECTORY): an unnamed file in a directory, gone when
+ * closed, so a killed import leaves nothing (a compressed archive is decompressed into one). One
+ * literal: Swift imports no macro that is an expression. */
+#define CLINUX_O_TMPFILE 020200000
 /** lsetxattr: <sys/xattr.h> is not in Swift's Glibc module. Sets an extended attribute on `path`
  * itself (a symlink is not followed). */
 int clinux_lsetxattr(const char *path, const char *name, const void *value, size_t size);
