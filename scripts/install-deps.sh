@@ -9,6 +9,7 @@ set -euo pipefail
 profile=${1:-all}
 # acpica-tools: the tests disassemble the microVM's ACPI tables with Intel's iasl.
 # libvirt-dev + pkg-config: tandem-cli links libvirt's C API; the daemon runs the libvirt guests.
+# qemu-utils: qemu-img makes the qcow2 overlay each libvirt run of a user's image writes to.
 # libseccomp-dev: tandem-runtime compiles OCI seccomp profiles with it (linked statically).
 # runc + procps: tandem-runtime's differential tests run the same bundles through runc; its ps uses ps.
 # podman: the tests drive tandem-runtime through it, and the bench kills its conmon (the
@@ -19,7 +20,7 @@ profile=${1:-all}
 #   decompresses layers and archives with zlib and libzstd; zstd: the tests make zstd layers with it.
 # skopeo: tandem image pull, and the tests copy their images into oci-archive and docker-archive with it.
 core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-tools pkg-config libvirt-dev
-      libvirt-daemon-system libvirt-clients qemu-system-x86 e2fsprogs libseccomp-dev runc procps podman jq strace uidmap
+      libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils e2fsprogs libseccomp-dev runc procps podman jq strace uidmap
       libssl-dev zlib1g-dev libzstd-dev zstd skopeo)
 # containerd: a test runs tandem-runtime as containerd's runc binary (ctr run --runc-binary). A
 # host with Docker's containerd.io package has a containerd already, and Debian's would replace it

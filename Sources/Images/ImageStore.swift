@@ -100,6 +100,7 @@ public struct LayerRecord: Sendable {
 ///     layers/HEX/diff/        each layer unpacked once, by its uncompressed digest (diff ID):
 ///     layers/HEX/layer.json   two images with a layer in common share its directory
 ///     images/HEX.json         one per image, by config digest (its id): names, manifest, layers
+///     vm/KEY.ext4, KEY.layers VM root disks made from layers (libvirt guests), shared by runs
 ///     tmp/                    imports in progress (cleared by the next writer)
 ///     lock                    writers (import, rm, prune) hold it exclusively
 ///
@@ -139,6 +140,8 @@ public final class ImageStore {
     package var layersDirectory: String { root + "/layers" }
     package var imagesDirectory: String { root + "/images" }
     package var temporaryDirectory: String { root + "/tmp" }
+    /// VM root disks made from images' layers (see `vmDisk`).
+    package var vmDirectory: String { root + "/vm" }
 
     /// Where a layer's files are (the overlay lower directory).
     public func layerPath(_ diffID: Digest) -> String { layersDirectory + "/" + diffID.hex + "/diff" }
@@ -164,7 +167,7 @@ public final class ImageStore {
         guard root.hasPrefix("/"), !root.contains(","), !root.contains(":") else {
             throw ImageError("--store \(root): must be an absolute path without ',' or ':' (it becomes part of overlay's mount options)")
         }
-        for directory in [root, root + "/blobs", blobsDirectory, layersDirectory, imagesDirectory, temporaryDirectory] {
+        for directory in [root, root + "/blobs", blobsDirectory, layersDirectory, imagesDirectory, temporaryDirectory, vmDirectory] {
             if mkdir(directory, directory == temporaryDirectory ? 0o700 : 0o755) != 0 && errno != EEXIST {
                 throw ImageError(SystemError("mkdir", directory))
             }
@@ -379,8 +382,70 @@ public final class ImageStore {
             guard let digest = Digest(hex: name), !blobs.contains(digest) else { continue }
             unlink(blobsDirectory + "/" + name)
         }
+        // A VM disk goes with the last image whose layers it holds.
+        let stacks = Set(records.map { Self.layerList($0.layers.map(\.diffID)) })
+        for disk in vmDisks() where !stacks.contains(disk.layers) {
+            unlink(disk.path)
+            unlink(disk.path.dropLast(".ext4".count) + ".layers")
+            said.append("Deleted VM disk: \(disk.path)")
+        }
         return said
     }
+
+    // MARK: - VM disks
+
+    /// A VM root disk made from layers: `vm/KEY.ext4`, the image's files as its containers see them
+    /// plus what the guest needs to run them (the caller's KEY says which version of that), with
+    /// `vm/KEY.layers` listing the layers (diff IDs, bottom first, a line each). Runs attach it
+    /// read-only under a copy-on-write overlay of their own. It goes with the last image that has
+    /// those layers (`rm`, `prune`), and a disk for the same layers under another KEY is replaced.
+    public struct VMDisk: Sendable {
+        public var path: String
+        public var layers: String
+    }
+
+    /// The disk for `layers` under `key`, made by `make(temporaryPath)` when missing (under the
+    /// store's lock: two runs never make it twice; written in tmp/ and renamed in, so a killed
+    /// maker leaves nothing a run would take for a disk). Returns its path and whether it was made.
+    public func vmDisk(layers: [Digest], key: String, make: (String) throws(ImageError) -> Void) throws(ImageError) -> (path: String, made: Bool) {
+        guard !key.isEmpty, key.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+            throw ImageError("VM disk key \(key): not lowercase hex")
+        }
+        let path = vmDirectory + "/" + key + ".ext4"
+        if Files.kind(path) == .regular { return (path, false) }
+        return try writing { () throws(ImageError) -> (path: String, made: Bool) in
+            if Files.kind(path) == .regular { return (path, false) }
+            let list = Self.layerList(layers)
+            let temporary = temporaryDirectory + "/" + key + ".ext4"
+            do throws(ImageError) { try make(temporary) } catch {
+                unlink(temporary)
+                throw error
+            }
+            do throws(SystemError) { try Files.write(vmDirectory + "/" + key + ".layers", Array(list.utf8), mode: 0o644) } catch { throw ImageError(error) }
+            guard chmod(temporary, 0o644) == 0, rename(temporary, path) == 0 else { throw ImageError(SystemError("rename", temporary)) }
+            for disk in vmDisks() where disk.layers == list && disk.path != path {
+                unlink(disk.path)
+                unlink(disk.path.dropLast(".ext4".count) + ".layers")
+            }
+            return (path, true)
+        }
+    }
+
+    /// The VM disks in the store, with the layers each holds.
+    public func vmDisks() -> [VMDisk] {
+        Files.list(vmDirectory).filter { $0.hasSuffix(".ext4") }.map { name in
+            let path = vmDirectory + "/" + name
+            return VMDisk(path: path, layers: Files.readText(path.dropLast(".ext4".count) + ".layers") ?? "")
+        }
+    }
+
+    /// The VM disk made from exactly `layers`, if there is one.
+    public func vmDisk(for layers: [Digest]) -> VMDisk? {
+        let list = Self.layerList(layers)
+        return vmDisks().first { $0.layers == list }
+    }
+
+    static func layerList(_ layers: [Digest]) -> String { layers.map { $0.description + "\n" }.joined() }
 
     // MARK: - Disk use
 
@@ -395,6 +460,9 @@ public final class ImageStore {
         /// What the images would take if each had its own copy of every layer.
         public var unshared: Int64
         public var blobs: Int64
+        /// VM root disks (`vmDisk`): allocated bytes, and how many.
+        public var vmDisks: Int64 = 0
+        public var vmDiskCount = 0
     }
 
     public func usage() throws(ImageError) -> Usage {
@@ -412,7 +480,14 @@ public final class ImageStore {
         }
         let layers = users.map { Usage.Layer(diffID: $0.key, size: sizes[$0.key] ?? 0, images: $0.value) }.sorted { $0.size > $1.size }
         let blobs = Files.list(blobsDirectory).reduce(Int64(0)) { $0 + Int64(Files.size(blobsDirectory + "/" + $1) ?? 0) }
-        return Usage(images: images, layers: layers, layersOnDisk: layers.reduce(0) { $0 + $1.size },
-                     unshared: images.reduce(0) { $0 + $1.size }, blobs: blobs)
+        var usage = Usage(images: images, layers: layers, layersOnDisk: layers.reduce(0) { $0 + $1.size },
+                          unshared: images.reduce(0) { $0 + $1.size }, blobs: blobs)
+        for disk in vmDisks() {
+            var info = stat()
+            guard stat(disk.path, &info) == 0 else { continue }
+            usage.vmDisks += Int64(info.st_blocks) * 512
+            usage.vmDiskCount += 1
+        }
+        return usage
     }
 }

@@ -17,8 +17,13 @@ public struct DomainDefinition: Equatable, Sendable {
     public var commandLine: String
     /// The serial console goes to this file (libvirt makes it, owned by the QEMU user).
     public var consoleFile: String
-    /// A raw disk image attached as virtio-blk (vda), or nil.
+    /// A disk image attached as virtio-blk (vda), or nil.
     public var disk: String?
+    /// Its format: raw, or qcow2 (a copy-on-write overlay whose backing file libvirt and QEMU
+    /// open read-only; its header names the backing file and that file's format).
+    public var diskFormat = DiskFormat.raw
+
+    public enum DiskFormat: String, Sendable { case raw, qcow2 }
     public var emulator: String?
     /// Tandem's mark: who made the domain (XML namespace `metadataNamespace`), so a later run can
     /// tell Tandem's domains — and stale ones — from everyone else's.
@@ -78,7 +83,7 @@ public struct DomainDefinition: Equatable, Sendable {
         if let emulator { lines.append("    <emulator>\(escape(emulator))</emulator>") }
         if let disk {
             lines.append("    <disk type='file' device='disk'>")
-            lines.append("      <driver name='qemu' type='raw'/>")
+            lines.append("      <driver name='qemu' type='\(diskFormat.rawValue)'/>")
             lines.append("      <source file=\(attribute(disk))/>")
             lines.append("      <target dev='vda' bus='virtio'/>")
             lines.append("    </disk>")

@@ -22,6 +22,8 @@ public struct LibvirtRun {
         public var keep = false
         /// Boot from this ext4 image (virtio-blk, vda) instead of the initramfs alone.
         public var disk: String?
+        /// The disk's format (a raw ext4 image, or a qcow2 overlay on one).
+        public var diskFormat = DomainDefinition.DiskFormat.raw
         /// Where the console file goes (a directory the QEMU user can traverse).
         public var directory: String?
         public init(accelerator: DomainDefinition.Accelerator, kernel: String, initrd: String?, commandLine: String) {
@@ -87,12 +89,13 @@ public struct LibvirtRun {
         }
 
         let suffix = String(UInt64(getpid()) << 20 ^ Clock.monotonicNanoseconds() & 0xfffff, radix: 16)
-        let definition = DomainDefinition(
+        var definition = DomainDefinition(
             name: DomainDefinition.namePrefix + suffix, accelerator: options.accelerator, machine: options.machine,
             memoryMiB: options.memoryMiB, vcpus: options.vcpus, kernel: options.kernel, initrd: options.initrd,
             commandLine: baseCommandLine(machine: options.machine) + (options.disk == nil ? "" : " tandem.root=/dev/vda")
                 + (options.commandLine.isEmpty ? "" : " " + options.commandLine),
             consoleFile: consoleFile, disk: options.disk, owner: .init(pid: getpid(), startTime: ownStartTime()))
+        definition.diskFormat = options.diskFormat
 
         let createStart = Clock.monotonicNanoseconds()
         let domain = try connection.createTransient(definition.xml)

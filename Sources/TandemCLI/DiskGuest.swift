@@ -32,8 +32,9 @@ enum DiskGuest {
     }
 
     /// The first stage: the guest image (tandem-init as /init) plus the modules that reach an
-    /// ext4 root on virtio-blk, and the list tandem-init loads them by. Returns its path.
-    static func firstStage(kernel: String, directory: String) throws(ImageError) -> String {
+    /// ext4 root on virtio-blk, and the list tandem-init loads them by, plus `adding` (a user's
+    /// image's /.tandem/run, which tandem-init copies to the disk). Returns its path.
+    static func firstStage(kernel: String, directory: String, adding: [ImageEntry] = []) throws(ImageError) -> String {
         guard let programs = TinyGuests.buildDirectory(named: "bin") else {
             throw ImageError(description: "a disk guest needs the guest programs: run `make guests`")
         }
@@ -51,11 +52,23 @@ enum DiskGuest {
             list += "/lib/modules/tandem/\(name)\n"
         }
         entries.append(ImageEntry(path: "lib/modules/tandem.load", kind: .file(Array(list.utf8)), permissions: 0o644))
+        entries += adding
         let initramfs = directory + "/initramfs-disk.cpio"
         do { try Files.write(initramfs, CpioWriter.archive(CpioWriter.sorted(entries))) } catch {
             throw ImageError(description: "cannot write \(initramfs): \(error)")
         }
         return initramfs
+    }
+
+    /// A qcow2 overlay at `path` on the raw disk `base` (`qemu-img create -b`, qemu-utils): the
+    /// guest writes into the overlay, `base` is only read (QEMU opens a backing file read-only).
+    static func overlay(on base: String, at path: String) throws(ImageError) {
+        guard let qemuImg = Files.which("qemu-img") else { throw ImageError(description: "a run from a shared disk needs qemu-img (apt-get install qemu-utils)") }
+        let result: Subprocess.Result
+        do { result = try Subprocess.run(qemuImg, ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, path]) } catch {
+            throw ImageError(description: "qemu-img: \(error)")
+        }
+        guard result.status == 0 else { throw ImageError(description: "qemu-img create -b \(base) \(path) failed: \(result.output)") }
     }
 
     /// An ext4 image of `directory` (mke2fs -d, e2fsprogs).

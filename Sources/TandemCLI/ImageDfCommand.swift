@@ -20,7 +20,8 @@ struct ImageDfCommand: ParsableCommand {
                                                             ("size", .int($0.size)), ("shared", .int($0.shared)), ("unique", .int($0.unique))]) }
             let layers: [JSON] = usage.layers.map { .object([("diffID", .string($0.diffID.description)), ("size", .int($0.size)), ("images", .int(Int64($0.images)))]) }
             StandardOutput.write(JSON.object([("images", .array(images)), ("layers", .array(layers)), ("layersOnDisk", .int(usage.layersOnDisk)),
-                                              ("withoutSharing", .int(usage.unshared)), ("blobs", .int(usage.blobs))]).serialized(indent: 2) + "\n")
+                                              ("withoutSharing", .int(usage.unshared)), ("blobs", .int(usage.blobs)),
+                                              ("vmDisks", .int(usage.vmDisks)), ("vmDiskCount", .int(Int64(usage.vmDiskCount)))]).serialized(indent: 2) + "\n")
             return
         }
         var rows = [["IMAGE", "IMAGE ID", "SIZE", "SHARED", "UNIQUE"]]
@@ -31,6 +32,7 @@ struct ImageDfCommand: ParsableCommand {
         var layerRows = [["LAYER (DIFF ID)", "SIZE", "IMAGES"]]
         for layer in usage.layers { layerRows.append([layer.diffID.short, ImageUsage.bytes(layer.size), String(layer.images)]) }
         StandardOutput.write("Layers:\n" + Table.render(layerRows) + "\n")
-        StandardOutput.write("On disk: \(ImageUsage.bytes(usage.layersOnDisk)) of layers (each once; \(ImageUsage.bytes(usage.unshared)) if every image had its own copy), \(ImageUsage.bytes(usage.blobs)) of manifests and configs\n")
+        StandardOutput.write("On disk: \(ImageUsage.bytes(usage.layersOnDisk)) of layers (each once; \(ImageUsage.bytes(usage.unshared)) if every image had its own copy), \(ImageUsage.bytes(usage.blobs)) of manifests and configs"
+            + (usage.vmDiskCount == 0 ? "" : ", \(ImageUsage.bytes(usage.vmDisks)) of VM root disks (\(usage.vmDiskCount), for `run --as libvirt`)") + "\n")
     }
 }

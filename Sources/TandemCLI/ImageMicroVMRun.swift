@@ -49,7 +49,8 @@ enum ImageMicroVMRun {
         }
         let initramfs = directory + "/image.cpio"
         do {
-            let merged = try ImageVMRun.mountMerged(spec: spec, program: program, layers: layers, tandemInit: programs + "/tandem-init", directory: directory)
+            let files = [("init", try Files.read(programs + "/tandem-init"), mode_t(0o755)), ("run", try ImageVMRun.runFile(spec: spec, program: program), mode_t(0o644))]
+            let merged = try ImageVMRun.mountMerged(layers: layers, files: files, directory: directory)
             defer { umount2(merged, Int32(MNT_DETACH)) }
             let archive = CpioWriter.archive(try entries(of: merged))
             try Files.write(initramfs, archive)

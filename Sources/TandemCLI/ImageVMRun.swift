@@ -11,11 +11,15 @@ import Glibc
 
 /// `tandem run IMAGE --as libvirt`: the user's image as a libvirt guest's root disk. The disk is
 /// the image as its container sees it — an overlay of its layers, mounted read-only in tandem's
-/// own mount namespace — copied into ext4 by `mke2fs -d`, plus `/.tandem/init` (tandem-init) and
-/// `/.tandem/run` (what to run: the same command, env, working directory and user a container
-/// of the image gets). The first stage is the guest image's initramfs with the modules that
-/// reach the disk (from the kernel's modules.dep); tandem-init switches root to the disk, prints
-/// the ready marker, runs the program and passes its status out, as in every backend.
+/// own mount namespace — copied into ext4 by `mke2fs -d`, plus `/.tandem/init` (tandem-init). It
+/// is made once per image (and tandem-init) and kept in the store (`ImageStore.vmDisk`); each run
+/// attaches it under a qcow2 overlay of its own (`qemu-img create -b`, the way virt-install and
+/// cloud images are used), so the disk is never written and runs do not pay for making it. What
+/// to run — the same command, env, working directory and user a container of the image gets —
+/// is the run's `/.tandem/run`, in the first stage (the guest image's initramfs with the modules
+/// that reach the disk, from the kernel's modules.dep); tandem-init copies it into the run's
+/// overlay, switches root to the disk, prints the ready marker, runs the program and passes its
+/// status out, as in every backend.
 enum ImageVMRun {
     static func run(_ options: CtrRunOptions, memoryMiB: Int = 512) throws(ContainerError) -> Int32 {
         let (spec, program, layers) = try imageSpec(options, backend: "libvirt")
@@ -34,20 +38,27 @@ enum ImageVMRun {
         do { directory = try LibvirtRun.makeDirectory() } catch { throw ContainerError(error.description) }
         var keepDirectory = false
         defer { if !keepDirectory { Files.removeTree(directory) } }
-        let initramfs: String, disk = directory + "/root.ext4"
+        let initramfs: String, overlay = directory + "/root.qcow2"
         let began = Clock.monotonicNanoseconds()
+        let base: (path: String, made: Bool)
         do {
-            initramfs = try DiskGuest.firstStage(kernel: kernel, directory: directory)
-            try writeDisk(spec: spec, program: program, layers: layers, tandemInit: programs + "/tandem-init", directory: directory, disk: disk)
+            let run = try runFile(spec: spec, program: program)
+            base = try baseDisk(options: options, layers: layers, tandemInit: programs + "/tandem-init", directory: directory)
+            try DiskGuest.overlay(on: base.path, at: overlay)
+            let runEntries = [ImageEntry(path: ".tandem", kind: .directory, permissions: 0o755),
+                              ImageEntry(path: ".tandem/run", kind: .file(run), permissions: 0o644)]
+            initramfs = try DiskGuest.firstStage(kernel: kernel, directory: directory, adding: runEntries)
         } catch { throw ContainerError("run --as libvirt: \(error)") }
-        StandardError.line("tandem: root disk (\((Files.size(disk) ?? 0) >> 20) MiB ext4) and first stage made in \((Clock.monotonicNanoseconds() - began) / 1_000_000) ms")
+        StandardError.line("tandem: root disk \(base.made ? "made" : "reused") (\((Files.size(base.path) ?? 0) >> 20) MiB ext4, \(base.path)), "
+            + "its overlay and the first stage in \((Clock.monotonicNanoseconds() - began) / 1_000_000) ms")
 
         var line = ""
         if accelerator == .qemu, let clock = GuestCommandLine.emulatedClock() { line = clock }
         var run = LibvirtRun.Options(accelerator: accelerator, kernel: kernel, initrd: initramfs, commandLine: line)
         run.machine = .pc
         run.memoryMiB = memoryMiB
-        run.disk = disk
+        run.disk = overlay
+        run.diskFormat = .qcow2
         run.directory = directory
         keepDirectory = true  // LibvirtRun removes it
         let report: LibvirtRun.Report
@@ -89,43 +100,58 @@ enum ImageVMRun {
         return (spec, program, layers)
     }
 
-    /// The image's files (overlay of `layers`, read-only, in this mount namespace only) plus
-    /// /.tandem, as an ext4 image sized for them.
-    static func writeDisk(spec: ContainerSpec, program: String, layers: [String], tandemInit: String, directory: String, disk: String) throws(ContainerError) {
-        let merged = try mountMerged(spec: spec, program: program, layers: layers, tandemInit: tandemInit, directory: directory)
-        defer { umount2(merged, Int32(MNT_DETACH)) }
-        do { try DiskGuest.makeExt4(from: merged, to: disk, mebibytes: diskMebibytes(layers)) } catch { throw ContainerError(error.description) }
+    /// The image's root disk from the store (made when missing): the merged layers plus
+    /// /.tandem/init, as ext4. Keyed by the layers and tandem-init's bytes, so a rebuilt
+    /// tandem-init makes a new disk (which replaces the old one).
+    static func baseDisk(options: CtrRunOptions, layers: [String], tandemInit: String, directory: String) throws(ContainerError) -> (path: String, made: Bool) {
+        let store = ImageStore(root: options.store.map(Files.absolute) ?? ImageStore.defaultRoot)
+        let initBytes: [UInt8]
+        do { initBytes = try Files.read(tandemInit) } catch { throw ContainerError(error.description) }
+        // The layer directories are STORE/layers/DIFFID/diff: their diff IDs, bottom first.
+        let diffIDs = layers.reversed().compactMap { Digest(hex: String($0.split(separator: "/").dropLast().last ?? "")) }
+        let key = Digest.of(Array(diskFormatVersion.utf8) + Array(diffIDs.map(\.description).joined(separator: "\n").utf8) + [0] + initBytes).hex
+        do {
+            return try store.vmDisk(layers: diffIDs, key: key) { (temporary) throws(Images.ImageError) in
+                StandardError.line("tandem: making the image's root disk (once per image; later runs reuse it)")
+                let merged: String
+                do { merged = try mountMerged(layers: layers, files: [("init", initBytes, 0o755)], directory: directory) } catch {
+                    throw Images.ImageError("\(error)")
+                }
+                defer { umount2(merged, Int32(MNT_DETACH)) }
+                do { try DiskGuest.makeExt4(from: merged, to: temporary, mebibytes: diskMebibytes(layers)) } catch { throw Images.ImageError("\(error)") }
+            }
+        } catch { throw ContainerError("\(error)") }
     }
 
-    /// The image as a VM's root: its layers under a layer of Tandem's own holding /.tandem/init
-    /// (tandem-init) and /.tandem/run (what to run), overlaid read-only at DIRECTORY/merged (in
-    /// this private mount namespace). Returns the mount point; the caller unmounts it.
-    static func mountMerged(spec: ContainerSpec, program: String, layers: [String], tandemInit: String, directory: String) throws(ContainerError) -> String {
-        let extra = directory + "/tandem-layer", merged = directory + "/merged"
-        for path in [extra, extra + "/.tandem", merged] where mkdir(path, 0o755) != 0 {
-            throw ContainerError(SystemError("mkdir", path).description)
-        }
+    /// Changes when what a root disk holds changes shape (part of its key).
+    static let diskFormatVersion = "tandem-vm-disk/1"
+
+    /// What tandem-init reads as /.tandem/run (guest-images/init/tandem-init.c, run_image):
+    /// NUL-ended entries — path, arg each, env each, cwd, uid, gid, group each. At most 255 args
+    /// and env entries, 64 groups, 64 KiB in all: more is refused here, never cut there.
+    static func runFile(spec: ContainerSpec, program: String) throws(ContainerError) -> [UInt8] {
         var entries = ["path=" + program] + spec.command.map { "arg=" + $0 } + spec.environment.map { "env=" + $0 }
         entries += ["cwd=" + spec.workingDirectory, "uid=\(spec.user.uid)", "gid=\(spec.user.gid)"] + spec.user.additionalGids.map { "group=\($0)" }
-        // What tandem-init reads (guest-images/init/tandem-init.c, run_image): at most 255 args and
-        // env entries, 64 groups, 64 KiB in all; more is refused here, never cut there.
         let size = entries.reduce(0) { $0 + $1.utf8.count + 1 }
         guard spec.command.count <= 255, spec.environment.count <= 255, spec.user.additionalGids.count <= 64, size < 65536 else {
             throw ContainerError("the program's command (\(spec.command.count) words), environment (\(spec.environment.count)) and groups (\(spec.user.additionalGids.count)) take \(size) bytes: a VM's tandem-init takes at most 255, 255 and 64, in 64 KiB")
         }
         guard !entries.contains(where: { $0.utf8.contains(0) }) else { throw ContainerError("a NUL byte in the command or the environment") }
-        do {
-            try Files.write(extra + "/.tandem/run", Array(entries.joined(separator: "\0").utf8) + [0], mode: 0o644)
-            try Files.write(extra + "/.tandem/init", try Files.read(tandemInit), mode: 0o755)
-        } catch { throw ContainerError(error.description) }
-        // The image's WorkingDir, where it lacks it, as Docker makes it (not over a symlink or a file).
-        if spec.workingDirectory != "/", LayeredRoot(layers: layers).lookup(spec.workingDirectory) == .missing {
-            var path = extra
-            for part in spec.workingDirectory.split(separator: "/") where part != "." && part != ".." {
-                path += "/" + part
-                if mkdir(path, 0o755) != 0 && errno != EEXIST { throw ContainerError(SystemError("mkdir", path).description) }
-            }
+        return Array(entries.joined(separator: "\0").utf8) + [0]
+    }
+
+    /// The image as a VM's root: its layers under a layer of Tandem's own holding `files` in
+    /// /.tandem (init: tandem-init; run: what to run), overlaid read-only at DIRECTORY/merged (in
+    /// this private mount namespace). A WorkingDir the image lacks is made by tandem-init in the
+    /// guest. Returns the mount point; the caller unmounts it.
+    static func mountMerged(layers: [String], files: [(name: String, bytes: [UInt8], mode: mode_t)], directory: String) throws(ContainerError) -> String {
+        let extra = directory + "/tandem-layer", merged = directory + "/merged"
+        for path in [extra, extra + "/.tandem", merged] where mkdir(path, 0o755) != 0 {
+            throw ContainerError(SystemError("mkdir", path).description)
         }
+        do {
+            for file in files { try Files.write(extra + "/.tandem/" + file.name, file.bytes, mode: file.mode) }
+        } catch { throw ContainerError(error.description) }
         let options = "ro,lowerdir=" + ([extra] + layers).joined(separator: ":")
         guard mount("overlay", merged, "overlay", UInt(MS_RDONLY), options) == 0 else {
             throw ContainerError(SystemError("mount overlay", merged).description)

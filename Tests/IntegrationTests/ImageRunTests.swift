@@ -276,6 +276,35 @@ extension LibvirtGuestTests {
         #expect((result.stdout + result.stderr).contains("hello from tandem-init"))
     }
 
+    @Test("--as libvirt: the image's root disk is made once and shared by later runs, which write only to their own overlay; a missing WorkingDir is made in the guest; rm takes the disk",
+          .enabled(if: getuid() == 0, "needs root (the image's layers are mounted)"))
+    func sharedRootDisk() throws {
+        let setup = try ImageRunTests.Setup()
+        var layout = try OCILayoutBuilder(setup.directory.appendingPathComponent("wd"))
+        var config = SampleImage.config
+        config["WorkingDir"] = "/srv/app/work"
+        try layout.image([.init(tar: try SampleImage.base().archive)], config: config, name: "wd:1")
+        try #require(try Tandem.run(["image", "import", "--store", setup.store, setup.directory.appendingPathComponent("wd").path]).status == 0)
+        let first = try setup.run(["wd:1", "--as", "libvirt", "--", "pwd; stat -c '%u %a' .; id -u; echo written > /data/run-file; ls /data"])
+        #expect(first.status == 0, "\(first.stderr.suffix(1500))")
+        #expect(first.stderr.contains("root disk made"), "\(first.stderr)")
+        let lines = first.stdout.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n").map(String.init)
+        #expect(lines.contains("/srv/app/work") && lines.contains("0 755") && lines.contains("1000"), "the WorkingDir, made by root 0755; the image's user: \(first.stdout.suffix(800))")
+        let disks = try FileManager.default.contentsOfDirectory(atPath: setup.store + "/vm").filter { $0.hasSuffix(".ext4") }
+        try #require(disks.count == 1, "\(disks)")
+        let disk = setup.store + "/vm/" + disks[0]
+        let before = try TestTools.sha256(Data(contentsOf: URL(fileURLWithPath: disk)))
+        let second = try setup.run(["wd:1", "--as", "libvirt", "--", "ls /data; cat /data/run-file 2>&1; exit 4"])
+        #expect(second.status == 4, "\(second.stderr.suffix(1500))")
+        #expect(second.stderr.contains("root disk reused"), "\(second.stderr)")
+        #expect(!second.stdout.contains("written"), "the first run's write reached the shared disk: \(second.stdout.suffix(800))")
+        #expect(try TestTools.sha256(Data(contentsOf: URL(fileURLWithPath: disk))) == before, "the shared disk changed")
+        let removed = try Tandem.run(["image", "rm", "--store", setup.store, "wd:1"])
+        #expect(removed.status == 0 && removed.stdout.contains("Deleted VM disk"), "\(removed.stdout) \(removed.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: setup.store + "/vm").isEmpty)
+        #expect(LibvirtLab.tandemDomains().isEmpty, "a domain is left")
+    }
+
     @Test("a root disk that cannot be mounted fails the run (125), never falls back to the initramfs")
     func rootNotMounted() throws {
         let result = try Tandem.run(["vm", "run", "--backend", "libvirt", "--workload", "hello", "--cmdline", "quiet tandem.root=/dev/vdz", "--timeout", "120"])

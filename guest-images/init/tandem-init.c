@@ -120,6 +120,24 @@ static void load_modules(const char *list) {
     fclose(file);
 }
 
+/* What to run, when the host put it in the initramfs (a libvirt guest of a user's image: its root
+ * disk is shared by every run of the image, so the run's own /.tandem/run travels with the first
+ * stage): copied to the new root, into the run's copy-on-write layer of the disk. */
+static int copy_run_file(void) {
+    static char bytes[65536];
+    int in = open("/.tandem/run", O_RDONLY | O_CLOEXEC);
+    if (in < 0) return 0;
+    ssize_t length = read(in, bytes, sizeof bytes);
+    close(in);
+    mkdir("/newroot/.tandem", 0755);
+    int out = open("/newroot/.tandem/run", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (length < 0 || out < 0 || write(out, bytes, (size_t)length) != length || close(out) != 0) {
+        say("tandem-init: copying /.tandem/run to the disk: %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* A disk guest: mount `device` and make it the root, keeping /dev, /proc and /sys; then exec its
  * /init. Returns only on failure (the caller goes on in the initramfs and says so). */
 static void switch_root(const char *device, char **argv) {
@@ -128,6 +146,7 @@ static void switch_root(const char *device, char **argv) {
     for (int i = 0; i < 500 && stat(device, &info) != 0; i++) usleep(10000);  /* the driver probes asynchronously */
     mkdir("/newroot", 0755);
     if (mount(device, "/newroot", "ext4", 0, NULL) != 0) { say("tandem-init: mount %s: %s\n", device, strerror(errno)); return; }
+    if (copy_run_file() != 0) return;
     const char *keep[] = { "/dev", "/proc", "/sys" };
     for (int i = 0; i < 3; i++) {
         char target[64];
@@ -154,6 +173,20 @@ static void fail_run(const char *what, int ports) {
     sync();
     reboot(RB_POWER_OFF);
     _exit(125);
+}
+
+/* mkdir -p `path` (absolute), each missing directory 0755 and owned by whoever runs this. */
+static int make_directories(const char *path) {
+    char partial[4096];
+    size_t length = strlen(path);
+    if (length >= sizeof partial) { errno = ENAMETOOLONG; return -1; }
+    for (size_t i = 1; i <= length; i++) {
+        if (path[i] != '/' && path[i] != 0) continue;
+        memcpy(partial, path, i);
+        partial[i] = 0;
+        if (mkdir(partial, 0755) != 0 && errno != EEXIST) return -1;
+    }
+    return 0;
 }
 
 /* A user's image as the root: /.tandem/run, written by the host, says what to run as NUL-ended
@@ -193,6 +226,11 @@ static int run_image(double *started) {
     *started = now_ms();
     pid_t child = fork();
     if (child == 0) {
+        /* The image's WorkingDir where the image lacks it, as Docker makes it: by root, 0755. */
+        if (access(cwd, F_OK) != 0 && make_directories(cwd) != 0) {
+            say("tandem-init: making the working directory %s: %s\n", cwd, strerror(errno));
+            _exit(125);
+        }
         if (setgroups((size_t)group_count, groups) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
             say("tandem-init: switching to uid %u gid %u: %s\n", (unsigned)uid, (unsigned)gid, strerror(errno));
             _exit(125);
