@@ -142,13 +142,7 @@ final class ImageSource {
         while true {
             let got = try stream.read(into: chunk.all)
             if got == 0 { break }
-            try space.wrote(got)
-            var offset = 0
-            while offset < got {
-                let wrote = write(fd, chunk.all.baseAddress! + offset, got - offset)
-                guard wrote > 0 else { throw ImageError(SystemError("write", "\(path), decompressed into \(scratch)")) }
-                offset += wrote
-            }
+            try space.write(fd, chunk[0..<got], what: "\(self.path), decompressed into \(scratch)")
             size += Int64(got)
         }
         return FileRange(fd: temporary, name: path, offset: 0, length: size)

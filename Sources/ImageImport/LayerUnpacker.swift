@@ -112,13 +112,7 @@ public struct LayerUnpacker {
             while true {
                 let got = try tar.readContent(into: buffer.all)
                 if got == 0 { break }
-                try space.wrote(got)
-                var offset = 0
-                while offset < got {
-                    let wrote = write(fd, buffer.all.baseAddress! + offset, got - offset)
-                    guard wrote > 0 else { throw ImageError(SystemError("write", String(decoding: name, as: UTF8.self))) }
-                    offset += wrote
-                }
+                try space.write(fd, buffer[0..<got], what: String(decoding: name, as: UTF8.self))
                 written += Int64(got)
             }
             stats.bytes += written

@@ -45,6 +45,19 @@ struct SpaceGuard {
         if bytesSinceCheck >= checkEveryBytes { try check() }
     }
 
+    /// Writes all of `bytes` to `fd` (a file on the watched file system), counted first;
+    /// `what` names the file in errors.
+    mutating func write(_ fd: Int32, _ bytes: UnsafeMutableRawBufferPointer, what: @autoclosure () -> String) throws(ImageError) {
+        try wrote(bytes.count)
+        var offset = 0
+        while offset < bytes.count {
+            let wrote = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if wrote < 0 && errno == EINTR { continue }
+            guard wrote > 0 else { throw ImageError(SystemError("write", what())) }
+            offset += wrote
+        }
+    }
+
     /// Counts a new entry (file, directory, link); checks every `checkEveryEntries`.
     mutating func created() throws(ImageError) {
         entriesSinceCheck += 1

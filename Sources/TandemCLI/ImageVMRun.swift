@@ -63,7 +63,12 @@ enum ImageVMRun {
         keepDirectory = true  // LibvirtRun removes it
         let report: LibvirtRun.Report
         do { report = try LibvirtRun.run(run) { bytes in _ = write(1, bytes.baseAddress, bytes.count) } } catch {
-            throw ContainerError(error.description)
+            // QEMU runs as its own user (libvirt-qemu on Debian): libvirt hands it the disk but not
+            // the directories above it.
+            let hint = error.description.contains("Cannot access backing file")
+                ? " (the image's root disk is in the store: QEMU's user must be able to reach it; keep the store under directories others may enter, as the default \(ImageStore.defaultRoot) is, or chmod o+x the directory that is not)"
+                : ""
+            throw ContainerError(error.description + hint)
         }
         switch report.outcome {
         case .exited(let code): return code
