@@ -34,6 +34,14 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 
+/* move_mount, where the C library has no names for it yet (glibc before 2.36). */
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+
 /* Writes "step(argument): ERRNAME" to the error pipe and ends the child. */
 static void fail(int error_fd, const char *step, const char *argument) {
     int saved = errno;
@@ -285,14 +293,14 @@ static void await(int fd) {
     if (got != 1) _exit(127);  /* the parent gave up: nothing to report to */
 }
 
-/* The second go-ahead: one byte with the cgroup files attached (see `cgroup_joins`). Writing "0"
- * moves this (single-threaded) process into each. */
-static void join_cgroups(const struct clinux_container *c) {
+/* A go-ahead byte from the parent with up to `max` descriptors attached; returns how many came.
+ * `what` names them in errors. */
+static int receive_fds(const struct clinux_container *c, int *fds, int max, const char *what) {
     char go;
-    int fds[CLINUX_MAX_CGROUP_JOINS];
     struct iovec vector = { .iov_base = &go, .iov_len = 1 };
-    union { char buffer[CMSG_SPACE(sizeof fds)]; struct cmsghdr align; } control;
-    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    union { char buffer[CMSG_SPACE(sizeof(int) * CLINUX_MAX_IDMAPPED)]; struct cmsghdr align; } control;
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.buffer,
+                              .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)max) };
     ssize_t got;
     do { got = recvmsg(c->sync_fd, &message, MSG_CMSG_CLOEXEC); } while (got < 0 && errno == EINTR);
     if (got != 1) _exit(127);  /* the parent gave up */
@@ -302,7 +310,15 @@ static void join_cgroups(const struct clinux_container *c) {
         count = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
         memcpy(fds, CMSG_DATA(h), (size_t)count * sizeof(int));
     }
-    if (message.msg_flags & MSG_CTRUNC) { errno = EMSGSIZE; fail(c->error_fd, "recvmsg", "cgroup files"); }
+    if (message.msg_flags & MSG_CTRUNC) { errno = EMSGSIZE; fail(c->error_fd, "recvmsg", what); }
+    return count;
+}
+
+/* The second go-ahead: one byte with the cgroup files attached (see `cgroup_joins`). Writing "0"
+ * moves this (single-threaded) process into each. */
+static void join_cgroups(const struct clinux_container *c) {
+    int fds[CLINUX_MAX_CGROUP_JOINS];
+    int count = receive_fds(c, fds, CLINUX_MAX_CGROUP_JOINS, "cgroup files");
     for (int i = 0; i < count; i++) {
         if (write(fds[i], "0", 1) != 1) fail(c->error_fd, "write 0", i < c->cgroup_join_count ? c->cgroup_joins[i] : "a cgroup file");
         close(fds[i]);
@@ -342,7 +358,16 @@ static int child_main(void *argument) {
         close(fd);
         if (c->joins[i].type == CLONE_NEWUSER) in_user_namespace = 1;
     }
-    await(c->sync_fd);
+    /* The first go-ahead; with an idmapped root, the layers' mounts come with it. */
+    int lowers[CLINUX_MAX_IDMAPPED];
+    if (c->idmapped_lower_count > 0) {
+        if (receive_fds(c, lowers, CLINUX_MAX_IDMAPPED, "the image's layers") != c->idmapped_lower_count) {
+            errno = EPROTO;
+            fail(c->error_fd, "recvmsg", "the image's layers (fewer than announced)");
+        }
+    } else {
+        await(c->sync_fd);
+    }
     umask(0);
     /* The namespaces clone left to us (see CLINUX_UNSHARED_LATER): made here, after the joins
      * (owned by a joined user namespace, as with runc) and while the parent makes our cgroups. */
@@ -366,14 +391,18 @@ static int child_main(void *argument) {
 
     if (c->host_mount_namespace) {
         /* The host's mount namespace: its mounts are not ours to change. */
-    } else if (c->lower) {
-        char options[4096];
+    } else if (c->lower || c->idmapped_lower_count > 0) {
+        char options[4096], lower[4096];
         const char *upper = c->upper, *work = c->work;
         char scratch_upper[4096], scratch_work[4096];
-        if (!upper) {
-            /* A scratch layer: a tmpfs in this mount namespace only, under the overlay at the same
-             * point. Nothing is made on the host, and it ends with the namespace. */
+        if (!upper || c->idmapped_lower_count > 0) {
+            /* A scratch tmpfs in this mount namespace only, under the overlay at the same point:
+             * the container's own layer (when it has none on the host) and the points the
+             * idmapped layers are attached at. Nothing is made on the host; it ends with the
+             * namespace. */
             if (mount("tmpfs", c->root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") != 0) fail(c->error_fd, "mount tmpfs", c->root);
+        }
+        if (!upper) {
             snprintf(scratch_upper, sizeof scratch_upper, "%s/upper", c->root);
             snprintf(scratch_work, sizeof scratch_work, "%s/work", c->root);
             if (mkdir(scratch_upper, 0755) != 0) fail(c->error_fd, "mkdir", scratch_upper);
@@ -381,7 +410,26 @@ static int child_main(void *argument) {
             upper = scratch_upper;
             work = scratch_work;
         }
-        snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s%s", c->lower, upper, work,
+        if (c->idmapped_lower_count > 0) {
+            /* lowerdir=ROOT/l/0:ROOT/l/1:... (top first), each an idmapped layer moved here. */
+            size_t used = 0;
+            char point[4096];
+            snprintf(point, sizeof point, "%s/l", c->root);
+            if (mkdir(point, 0755) != 0) fail(c->error_fd, "mkdir", point);
+            for (int i = 0; i < c->idmapped_lower_count; i++) {
+                snprintf(point, sizeof point, "%s/l/%d", c->root, i);
+                if (mkdir(point, 0755) != 0) fail(c->error_fd, "mkdir", point);
+                if (syscall(SYS_move_mount, lowers[i], "", AT_FDCWD, point, MOVE_MOUNT_F_EMPTY_PATH) != 0) fail(c->error_fd, "move_mount (an idmapped layer)", point);
+                close(lowers[i]);
+                int wrote = snprintf(lower + used, sizeof lower - used, "%s%s", i ? ":" : "", point);
+                if (wrote < 0 || (size_t)wrote >= sizeof lower - used) { errno = E2BIG; fail(c->error_fd, "lowerdir", "too many layers for overlay's options"); }
+                used += (size_t)wrote;
+            }
+        } else if ((size_t)snprintf(lower, sizeof lower, "%s", c->lower) >= sizeof lower) {
+            errno = E2BIG;
+            fail(c->error_fd, "lowerdir", c->lower);
+        }
+        snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s%s", lower, upper, work,
                  c->overlay_userxattr ? ",userxattr" : "");
         if (mount("overlay", c->root, "overlay", 0, options) != 0) fail(c->error_fd, "mount overlay", c->root);
     } else if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) {

@@ -77,10 +77,7 @@ public enum ContainerRuntime {
                 if spec.userNamespace {
                     // The writable layer on the host, owned by the container's root: a tmpfs
                     // keeps overlay's user.* xattrs only from Linux 6.6 on.
-                    for part in ["upper", "work"] {
-                        guard mkdir("\(directory)/\(part)", 0o755) == 0 else { throw ContainerError(SystemError("mkdir", "\(directory)/\(part)").description) }
-                        chown("\(directory)/\(part)", spec.idMapBase, spec.idMapBase)
-                    }
+                    try makeUpperLayer(directory, owner: spec.idMapBase)
                     let lower = try ShiftedImage.path(for: image, base: spec.idMapBase, count: spec.idMapCount, stateRoot: spec.stateRoot)
                     options.overlayUserXattr = true
                     options.layers = (lower, directory + "/upper", directory + "/work")
@@ -102,7 +99,18 @@ public enum ContainerRuntime {
                 // An image from the store: its layers under a scratch tmpfs (as for .image).
                 rootPath = directory + "/root"
                 guard mkdir(rootPath, 0o755) == 0 else { throw ContainerError(SystemError("mkdir", rootPath).description) }
-                options.layers = (layers.joined(separator: ":"), nil, nil)
+                if spec.userNamespace {
+                    // The layers belong to host root, which the namespace does not map: each is
+                    // attached idmapped (host root's files as the container's root's, no copy),
+                    // and the writable layer is on the host, owned by the container's root, as
+                    // for --userns from the guest image.
+                    try makeUpperLayer(directory, owner: spec.idMapBase)
+                    options.idmappedLayers = layers
+                    options.overlayUserXattr = true
+                    options.layers = ("", directory + "/upper", directory + "/work")
+                } else {
+                    options.layers = (layers.joined(separator: ":"), nil, nil)
+                }
             case .rootfs(let rootfs):
                 // The engine takes the root's canonical path only (what is checked is what is used).
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -163,6 +171,15 @@ public enum ContainerRuntime {
 
     /// The engine's error, in `tandem ctr`'s words where they differ: a config field the user
     /// set through an option is named by that option.
+    /// DIRECTORY/upper and /work for a user-namespaced container's overlay, owned by the host id
+    /// its root maps to (a tmpfs keeps overlay's user.* xattrs only from Linux 6.6 on).
+    static func makeUpperLayer(_ directory: String, owner: UInt32) throws(ContainerError) {
+        for part in ["upper", "work"] {
+            guard mkdir("\(directory)/\(part)", 0o755) == 0 else { throw ContainerError(SystemError("mkdir", "\(directory)/\(part)").description) }
+            chown("\(directory)/\(part)", owner, owner)
+        }
+    }
+
     static func describe(_ error: OCIError, _ limits: CgroupLimits) -> String {
         let text = error.description
         for (field, option) in [("linux.resources.memory.limit", "--memory"), ("linux.resources.memory.swap", "--memory-swap"),

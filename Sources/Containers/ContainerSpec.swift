@@ -115,8 +115,8 @@ public struct ContainerSpec: Sendable {
             throw ContainerError("\(flag) \(directory): \(Files.kind(directory) == .missing ? "does not exist" : "is not a directory")")
         }
         if case .layers(let layers) = root {
-            if userNamespace || Self.rootless {
-                throw ContainerError("an image from the store: not yet with \(userNamespace ? "--userns" : "rootless containers") (its layers are owned by host root)")
+            if Self.rootless {
+                throw ContainerError("an image from the store: not yet in rootless containers (its layers are owned by host root; --userns as root maps them)")
             }
             // overlay's options fit in one page: lowerdir's list with them.
             guard layers.joined(separator: ":").utf8.count < 3800 else {

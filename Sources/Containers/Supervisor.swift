@@ -36,6 +36,9 @@ package final class Supervisor {
         package var layers: (lower: String, upper: String?, work: String?)?
         /// The overlay's xattrs in user.* (its upper layer is written from a user namespace).
         package var overlayUserXattr = false
+        /// With a new user namespace: the image's layer directories (top first), attached as
+        /// idmapped mounts (see clinux_idmapped_tree) in place of `layers.lower`.
+        package var idmappedLayers: [String] = []
         /// A new network namespace gets `lo` up, as runc and crun do; `tandem ctr --net none` leaves it down.
         package var loopbackUp = true
         /// process.args[0] as the front end already found it inside the root (not looked up twice).
@@ -177,6 +180,13 @@ package final class Supervisor {
             c.work = layers.work.map(arena.string)
             c.overlay_userxattr = options.overlayUserXattr ? 1 : 0
         }
+        if !options.idmappedLayers.isEmpty {
+            guard config.newNamespace("user"), options.layers != nil, options.idmappedLayers.count <= Int(CLINUX_MAX_IDMAPPED) else {
+                throw OCIError("idmapped layers: a new user namespace, an overlay and at most \(CLINUX_MAX_IDMAPPED) layers are needed")
+            }
+            c.lower = nil
+            c.idmapped_lower_count = Int32(options.idmappedLayers.count)
+        }
         c.loopback_up = options.loopbackUp && config.newNamespace("network") ? 1 : 0
         c.make_cwd = 1  // a missing process.cwd is made, as runc makes it (and Docker an image's WorkingDir)
         let (mounts, firstCgroupMount) = launch.mounts(layout: layout, console: console?.path) { controller in
@@ -238,7 +248,11 @@ package final class Supervisor {
         // and waits for a third; without, and for a caller that starts it next (without
         // startContainer hooks), the go-ahead to exec goes along: the child runs straight through
         // instead of waiting for our answers to its reports.
-        try poke(syncWrite!, "sync")
+        if options.idmappedLayers.isEmpty {
+            try poke(syncWrite!, "sync")
+        } else {
+            try sendIdmappedLayers()
+        }
         // Written down before they exist: a monitor killed while making them (Ctrl-C on create,
         // SIGKILL) leaves a record that delete and the creator's cleanup remove them by.
         try store.save(record)
@@ -305,6 +319,24 @@ package final class Supervisor {
         }
         let result = files.map(\.rawValue).withUnsafeBufferPointer { clinux_send_fds(syncWrite!.rawValue, $0.baseAddress, Int32($0.count), 1) }
         guard result == 0 else { throw failure(SystemError("sendmsg", "sync socket", errno: -result).description) }
+    }
+
+    /// The first go-ahead with the image's layers attached: each an idmapped, read-only, detached
+    /// mount made here (host root may make them; the child may not), mapped through the child's
+    /// user namespace, whose ids are written by now.
+    private func sendIdmappedLayers() throws(OCIError) {
+        let namespace: FileDescriptor
+        do { namespace = try FileDescriptor.open("/proc/\(child)/ns/user", O_RDONLY) } catch { throw failure(error.description) }
+        var mounts: [FileDescriptor] = []
+        for layer in options.idmappedLayers {
+            let fd = clinux_idmapped_tree(layer, namespace.rawValue)
+            guard fd >= 0 else {
+                throw failure(SystemError("open_tree + mount_setattr (an idmapped mount; Linux 5.12+, and overlay over it 5.19+)", layer, errno: -fd).description)
+            }
+            mounts.append(FileDescriptor(adopting: fd, label: layer))
+        }
+        let result = mounts.map(\.rawValue).withUnsafeBufferPointer { clinux_send_fds(syncWrite!.rawValue, $0.baseAddress, Int32($0.count), 1) }
+        guard result == 0 else { throw failure(SystemError("sendmsg", "sync socket (the image's layers)", errno: -result).description) }
     }
 
     private func poke(_ fd: FileDescriptor, _ label: String) throws(OCIError) {

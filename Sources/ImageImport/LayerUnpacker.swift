@@ -81,7 +81,10 @@ public struct LayerUnpacker {
         if name.starts(with: Self.whiteoutPrefix) {
             let parent = try openParent(parentPath)
             if name == Self.opaqueMarker {
+                // Both namespaces: overlay mounted by root reads trusted.*; mounted in a user
+                // namespace (`--userns`, its layers idmapped) it reads user.* (userxattr).
                 try setXattr(parent, nil, "trusted.overlay.opaque", Array("y".utf8))
+                try setXattr(parent, nil, "user.overlay.opaque", Array("y".utf8))
             } else if !name.starts(with: Self.metadataPrefix) {
                 // (Other .wh..wh. names are AUFS bookkeeping: skipped, as Docker does.)
                 let hidden = Array(name.dropFirst(Self.whiteoutPrefix.count))

@@ -72,17 +72,23 @@ public struct LayerRecord: Sendable {
     public var usage: DiskUsage
     public var entries: Int
     public var contentBytes: Int64
+    /// Whether its opaque directories carry user.overlay.opaque beside trusted.overlay.opaque, as
+    /// an overlay mounted in a user namespace (`--userns`) reads them. Layers imported before
+    /// Tandem wrote both lack it.
+    public var userOverlayXattrs: Bool
 
     package func json() -> JSON {
         .object([("diffID", .string(diffID.description)), ("apparent", .int(usage.apparent)), ("allocated", .int(usage.allocated)),
-                 ("inodes", .int(Int64(usage.inodes))), ("entries", .int(Int64(entries))), ("contentBytes", .int(contentBytes))])
+                 ("inodes", .int(Int64(usage.inodes))), ("entries", .int(Int64(entries))), ("contentBytes", .int(contentBytes)),
+                 ("userOverlayXattrs", .bool(userOverlayXattrs))])
     }
 
-    package init(diffID: Digest, usage: DiskUsage, entries: Int, contentBytes: Int64) {
+    package init(diffID: Digest, usage: DiskUsage, entries: Int, contentBytes: Int64, userOverlayXattrs: Bool = true) {
         self.diffID = diffID
         self.usage = usage
         self.entries = entries
         self.contentBytes = contentBytes
+        self.userOverlayXattrs = userOverlayXattrs
     }
 
     init?(_ json: JSON) {
@@ -91,6 +97,7 @@ public struct LayerRecord: Sendable {
         usage = DiskUsage(apparent: json["apparent"]?.int64 ?? 0, allocated: json["allocated"]?.int64 ?? 0, inodes: Int(json["inodes"]?.int64 ?? 0))
         entries = Int(json["entries"]?.int64 ?? 0)
         contentBytes = json["contentBytes"]?.int64 ?? 0
+        userOverlayXattrs = json["userOverlayXattrs"]?.bool ?? false
     }
 }
 

@@ -4,6 +4,7 @@ import HostOS
 /// for its type where it is read).
 extension JSON {
     package var string: String? { if case .string(let value) = self { value } else { nil } }
+    package var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
     package var array: [JSON]? { if case .array(let value) = self { value } else { nil } }
     package var members: [(String, JSON)]? { if case .object(let value) = self { value } else { nil } }
     package var int64: Int64? {

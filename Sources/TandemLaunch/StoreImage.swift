@@ -21,6 +21,10 @@ enum StoreImage {
         if !config.architecture.isEmpty && config.architecture != ImageStore.hostArchitecture {
             throw ContainerError("image \(reference): built for \(config.os)/\(config.architecture), this host is linux/\(ImageStore.hostArchitecture)")
         }
+        if options.userns, let old = record.layers.first(where: { store.layer($0.diffID)?.userOverlayXattrs != true }) {
+            // Its opaque directories would not be opaque to an overlay in a user namespace.
+            throw ContainerError("image \(name): --userns: layer \(old.diffID.short) was imported before Tandem marked opaque directories for user namespaces: import the image again (tandem image rm \(name), then tandem image import)")
+        }
         let layers = record.layers.reversed().map { store.layerPath($0.diffID) }
         let root = LayeredRoot(layers: layers)
         let command = config.command(overriding: options.command)

@@ -66,6 +66,7 @@ struct ImageStoreTests {
         #expect(whiteout.st_mode & S_IFMT == S_IFCHR && whiteout.st_rdev == 0)
         #expect(!FileManager.default.fileExists(atPath: changes + "/.wh.gone"))
         #expect(Probe.xattr(changes + "/opaque", "trusted.overlay.opaque") == "y")
+        #expect(Probe.xattr(changes + "/opaque", "user.overlay.opaque") == "y", "for an overlay in a user namespace (--userns)")
         #expect(!FileManager.default.fileExists(atPath: changes + "/opaque/.wh..wh..opq"))
         // The merged view, as a container sees it (mounted in a mount namespace of its own: other
         // tests compare the host's mount table meanwhile).

@@ -107,6 +107,35 @@ struct ImageRunTests {
         #expect(!mounts.contains(setup.store), "a mount of the store's layers is left")
     }
 
+    @Test("--userns: the layers attached idmapped (no copy): the same files, owners, whiteouts and opaque directory as without; host ids from 100000; writes in the container's own layer; nothing left")
+    func userNamespace() throws {
+        let setup = try Setup()
+        let probe = "id; ls /opaque; ls /gone 2>&1; cat /data/new; stat -c '%u:%g %n' /data/keep /bin/busybox /home/app; echo changed > /data/keep; cat /data/keep; cat /proc/self/uid_map; exit 5"
+        let plain = try setup.run(["sample:1", "--", probe])
+        let mapped = try setup.run(["sample:1", "--userns", "--", probe])
+        #expect(mapped.status == 5, "\(mapped.stderr)")
+        let plainLines = plain.stdout.split(separator: "\n").map(String.init), mappedLines = mapped.stdout.split(separator: "\n").map(String.init)
+        #expect(Array(mappedLines.dropLast()) == Array(plainLines.dropLast()), "another view of the image with --userns: \(mapped.stdout) vs \(plain.stdout)")
+        #expect(mappedLines.contains("1000:1000 /data/keep") && mappedLines.contains("0:0 /bin/busybox"), "owners as the image says: \(mapped.stdout)")
+        #expect(mappedLines.contains("new"), "the opaque directory hides the lower layer's file: \(mapped.stdout)")
+        let map = mappedLines.last?.split(separator: " ").map(String.init) ?? []
+        #expect(map == ["0", "100000", "65536"], "the container's ids start at host 100000: \(mapped.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: setup.state).filter { !$0.hasPrefix(".") }.isEmpty, "state left")
+        let keep = try FileManager.default.contentsOfDirectory(atPath: setup.store + "/layers").map { setup.store + "/layers/" + $0 + "/diff/data/keep" }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        #expect(try keep.map { try String(contentsOfFile: $0, encoding: .utf8) } == ["kept\n"], "the store's layer was written")
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        #expect(!mounts.contains(setup.store), "a mount of the store's layers is left")
+        // A layer recorded before opaque directories got user.overlay.opaque: refused, named.
+        for layer in try FileManager.default.contentsOfDirectory(atPath: setup.store + "/layers") {
+            let record = setup.store + "/layers/" + layer + "/layer.json"
+            let text = try String(contentsOfFile: record, encoding: .utf8).replacingOccurrences(of: "\"userOverlayXattrs\": true", with: "\"userOverlayXattrs\": false")
+            try text.write(toFile: record, atomically: true, encoding: .utf8)
+        }
+        let old = try setup.run(["sample:1", "--userns", "--", "true"])
+        #expect(old.status == 125 && old.stderr.contains("was imported before Tandem marked opaque directories"), "\(old.stderr)")
+    }
+
     @Test("--as crun and --as runc: the same config.json through the peers, the same output and status; no bundle or mount left",
           arguments: ["crun", "runc"])
     func peers(_ runtime: String) throws {

@@ -23,6 +23,13 @@
  * closed, so a killed import leaves nothing (a compressed archive is decompressed into one). One
  * literal: Swift imports no macro that is an expression. */
 #define CLINUX_O_TMPFILE 020200000
+/** An idmapped, read-only, detached copy of the mount at `path` (open_tree OPEN_TREE_CLONE, then
+ * mount_setattr MOUNT_ATTR_IDMAP with the user namespace `userns_fd`): a file owned on disk by
+ * host id N shows as owned by whatever that namespace maps N to — host root's image layers as the
+ * container's root's. Called by the parent (host root); the child attaches it (move_mount). No
+ * glibc wrapper on older systems and constants Swift cannot import: hence C. Returns the mount's
+ * descriptor (close-on-exec), or -errno. */
+int clinux_idmapped_tree(const char *path, int userns_fd);
 /** lsetxattr: <sys/xattr.h> is not in Swift's Glibc module. Sets an extended attribute on `path`
  * itself (a symlink is not followed). */
 int clinux_lsetxattr(const char *path, const char *name, const void *value, size_t size);

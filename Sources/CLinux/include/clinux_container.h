@@ -80,6 +80,9 @@ struct clinux_process {
     int console_fd;                /* a pty's slave: new session, controlling terminal, stdio; -1: keep stdio */
 };
 
+/** The most layers an idmapped root takes (one SCM_RIGHTS message; Docker's limit is 125). */
+#define CLINUX_MAX_IDMAPPED 128
+
 struct clinux_container {
     int clone_flags;               /* CLONE_NEW* (the child unshares CLINUX_UNSHARED_LATER after the first go-ahead,
                                     * CLONE_NEWCGROUP once in its cgroups);
@@ -95,6 +98,12 @@ struct clinux_container {
     const char *root;
     const char *lower, *upper, *work;
     int overlay_userxattr;         /* overlay in a user namespace keeps its xattrs in user.* */
+    /* With a user namespace of its own, instead of `lower`: this many idmapped, detached copies
+     * of the image's layers (top first; see clinux_idmapped_tree), made by the parent once the
+     * namespace's ids are mapped and sent with the first go-ahead. The child attaches them under
+     * a tmpfs at `root` (move_mount) and overlays them there: host root's files show as the
+     * container's root's without a shifted copy of the image. At most CLINUX_MAX_IDMAPPED. */
+    int idmapped_lower_count;
     unsigned long root_propagation; /* rootfsPropagation: (r)slave applied to / first, (r)shared,
                                     * (r)private, (r)unbindable to the new root last; 0: all private */
     int no_pivot;                  /* MS_MOVE + chroot instead of pivot_root (runc --no-pivot) */
