@@ -97,18 +97,22 @@ int clinux_send_fds(int sock, const int *fds, int count, char byte) {
 
 int clinux_seqpacket_pair(int fds[2]) { return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds); }
 
-int clinux_receive_fd(int sock) {
+static int receive_one_fd(int sock, int flags) {
     char payload[256];
     struct iovec vector = { .iov_base = payload, .iov_len = sizeof payload };
     union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
     struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
-    if (recvmsg(sock, &message, MSG_CMSG_CLOEXEC) < 0) return -errno;
+    if (recvmsg(sock, &message, MSG_CMSG_CLOEXEC | flags) < 0) return -errno;
     struct cmsghdr *header = CMSG_FIRSTHDR(&message);
     if (!header || header->cmsg_type != SCM_RIGHTS) return -EBADMSG;
     int fd;
     memcpy(&fd, CMSG_DATA(header), sizeof(int));
     return fd;
 }
+
+int clinux_receive_fd(int sock) { return receive_one_fd(sock, 0); }
+
+int clinux_take_fd(int sock) { return receive_one_fd(sock, MSG_DONTWAIT); }
 
 int clinux_open_pty(int *master, int *slave, char *name, size_t name_size, unsigned short rows, unsigned short columns) {
     int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);

@@ -409,6 +409,14 @@ static int child_main(void *argument) {
             if (mkdir(scratch_work, 0755) != 0) fail(c->error_fd, "mkdir", scratch_work);
             upper = scratch_upper;
             work = scratch_work;
+            /* The parent measures what the container wrote once it has ended (the namespace, and
+             * with it this tmpfs, is gone by then; a descriptor in the parent keeps it): the tmpfs
+             * goes to it now, queued on the sync socket until it asks. Only a measurement. */
+            int scratch = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (scratch >= 0) {
+                clinux_send_fds(c->sync_fd, &scratch, 1, 'u');
+                close(scratch);
+            }
         }
         if (c->idmapped_lower_count > 0) {
             /* lowerdir=ROOT/l/0:ROOT/l/1:... (top first), each an idmapped layer moved here. */

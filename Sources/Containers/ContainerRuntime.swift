@@ -21,6 +21,8 @@ public struct ContainerResult: Sendable {
     public var exitedNanoseconds: UInt64
     /// A host signal that made Tandem stop the container.
     public var interruptedBy: Int32?
+    /// What it wrote to its own layer, in bytes (measured when statistics are collected).
+    public var writableLayerBytes: UInt64?
 }
 
 /// `tandem ctr run` on the engine: the spec becomes a config.json (`ContainerSpec.ociConfig`),
@@ -151,6 +153,7 @@ public enum ContainerRuntime {
             if let cgroup = running.cgroup {
                 if collect { statistics = cgroup.statistics() } else { statistics.oomKills = cgroup.oomKills() }
             }
+            let written = collect ? running.writableLayerBytes() : nil
             let version = running.cgroup?.version ?? .v2
             let signal: Int32? = (waitStatus & 0x7f) != 0 ? waitStatus & 0x7f : nil
             let status = running.finish(waitStatus: waitStatus, oomKilled: statistics.oomKills > 0, keepRecord: detached)
@@ -161,7 +164,8 @@ public enum ContainerRuntime {
             running.mark("state removed")
             return ContainerResult(status: status, signal: signal, oomKilled: statistics.oomKills > 0, statistics: statistics,
                                    limits: spec.limits, cgroupVersion: version, clonedNanoseconds: cloned,
-                                   startedNanoseconds: startedAt, exitedNanoseconds: exitedAt, interruptedBy: interruptedBy)
+                                   startedNanoseconds: startedAt, exitedNanoseconds: exitedAt, interruptedBy: interruptedBy,
+                                   writableLayerBytes: written)
         } catch {
             supervisor?.destroy()
             store.remove(spec.id, name: spec.name, unnamed: spec.name == nil)
@@ -169,8 +173,6 @@ public enum ContainerRuntime {
         }
     }
 
-    /// The engine's error, in `tandem ctr`'s words where they differ: a config field the user
-    /// set through an option is named by that option.
     /// DIRECTORY/upper and /work for a user-namespaced container's overlay, owned by the host id
     /// its root maps to (a tmpfs keeps overlay's user.* xattrs only from Linux 6.6 on).
     static func makeUpperLayer(_ directory: String, owner: UInt32) throws(ContainerError) {
@@ -180,6 +182,8 @@ public enum ContainerRuntime {
         }
     }
 
+    /// The engine's error, in `tandem ctr`'s words where they differ: a config field the user
+    /// set through an option is named by that option.
     static func describe(_ error: OCIError, _ limits: CgroupLimits) -> String {
         let text = error.description
         for (field, option) in [("linux.resources.memory.limit", "--memory"), ("linux.resources.memory.swap", "--memory-swap"),

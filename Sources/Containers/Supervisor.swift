@@ -299,7 +299,8 @@ package final class Supervisor {
         }
         mark("mounts done, hooks run")
         if createHooks { try poke(syncWrite!, "sync") }
-        syncWrite = nil
+        // (The sync socket stays open: the child has queued its scratch layer on it for
+        // `writableLayerBytes`. It has read its last go-ahead; after exec it holds no end.)
         try awaitReport("r")
         mark("at its entry point")
     }
@@ -319,6 +320,30 @@ package final class Supervisor {
         }
         let result = files.map(\.rawValue).withUnsafeBufferPointer { clinux_send_fds(syncWrite!.rawValue, $0.baseAddress, Int32($0.count), 1) }
         guard result == 0 else { throw failure(SystemError("sendmsg", "sync socket", errno: -result).description) }
+    }
+
+    /// Bytes the container wrote to its own layer (the overlay's upper), measured after it has
+    /// ended: a scratch tmpfs through the descriptor the child queued (statfs: its used pages);
+    /// an upper directory on the host by its allocated blocks. Nil without an overlay.
+    package func writableLayerBytes() -> UInt64? {
+        guard let layers = options.layers else { return nil }
+        if let upper = layers.upper { return Self.allocatedBytes(upper) }
+        guard let syncWrite else { return nil }
+        let fd = clinux_take_fd(syncWrite.rawValue)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = statfs()
+        guard fstatfs(fd, &info) == 0 else { return nil }
+        return UInt64(info.f_blocks - info.f_bfree) * UInt64(info.f_bsize)
+    }
+
+    /// Blocks allocated under `path` (symlinks not followed), in bytes.
+    static func allocatedBytes(_ path: String) -> UInt64 {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return 0 }
+        var total = UInt64(info.st_blocks) * 512
+        if info.st_mode & S_IFMT == S_IFDIR { for name in Files.list(path) { total += allocatedBytes(path + "/" + name) } }
+        return total
     }
 
     /// The first go-ahead with the image's layers attached: each an idmapped, read-only, detached

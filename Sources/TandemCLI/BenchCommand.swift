@@ -126,7 +126,8 @@ struct BenchCommand: ParsableCommand {
         }
         var results = BenchResults(startedAt: BenchSetup.now(), host: BenchSetup.summary(facts), trials: trials, warmup: warmup,
                                    backends: sandboxes.map(\.info), workloads: chosen.map(\.name))
-        results.footprint = image.map { BenchSetup.imageFootprint($0, store: store, backends: wanted) } ?? BenchSetup.footprint(environment)
+        results.footprint = image.map { BenchSetup.imageFootprint($0, store: store, backends: wanted, command: command, environment: environment) }
+            ?? BenchSetup.footprint(environment)
         if let image { results.notes.append("the workload is image \(image)'s program\(command.isEmpty ? "" : " (" + command.joined(separator: " ") + ")"); ready = \(ready.map { "its first line matching /\($0)/" } ?? "not timed (no --ready)")") }
         results.host.canary = canary.nonce
         switch canary.key {

@@ -68,7 +68,8 @@ enum BenchSetup {
     /// `--image`: the image's layers (stored once, shared by every container backend) and the VM's
     /// root disk made from them (once per image, kept in the store and shared by its runs; until
     /// one is made, its size as `tandem run --as libvirt` would make it).
-    static func imageFootprint(_ reference: String, store root: String?, backends: [String]) -> [Artifact] {
+    static func imageFootprint(_ reference: String, store root: String?, backends: [String], command: [String] = [],
+                               environment: BenchEnvironment? = nil) -> [Artifact] {
         let store = ImageStore(root: root.map(Files.absolute) ?? ImageStore.defaultRoot)
         guard let record = try? store.find(reference) else { return [] }
         let layers = record.layers.map(\.diffID)
@@ -76,6 +77,22 @@ enum BenchSetup {
         var artifacts = [Artifact(name: "image layers (\(layers.count), in the store)", bytes: UInt64(allocated),
                                   usedBy: backends.filter { $0 != "libvirt" },
                                   note: "stored once, shared by every container of the image and every image with the same layers; each container writes to its own scratch layer, gone with it")]
+        if backends.contains("container"), let environment {
+            // One run of the program (not a trial) with a report: what it wrote to its own layer.
+            let report = environment.workDirectory + "/footprint-run.json"
+            let arguments = ["run", reference, "--store", store.root, "--state-root", environment.workDirectory + "/footprint-state",
+                             "--report", report] + (command.isEmpty ? [] : ["--"] + command)
+            let written: UInt64? = switch (try? Subprocess.run(environment.tandem, arguments, outputFile: "/dev/null")) == 0
+                ? Files.readText(report).flatMap({ try? JSON.parse($0) })?["writable_layer_bytes"] : nil {
+            case .uint(let bytes)?: bytes
+            case .int(let bytes)? where bytes >= 0: UInt64(bytes)
+            default: nil
+            }
+            if let bytes = written {
+                artifacts.append(Artifact(name: "the container's own layer after a run", bytes: bytes, usedBy: ["container"],
+                                          note: "what the program wrote (the overlay's upper layer, a tmpfs in the container's mount namespace, gone with the container; measured on one run of it)"))
+            }
+        }
         if backends.contains("libvirt") {
             var info = stat()
             if let disk = store.vmDisk(for: layers), stat(disk.path, &info) == 0 {

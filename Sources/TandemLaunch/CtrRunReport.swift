@@ -37,6 +37,8 @@ struct CtrRunReport {
             ("throttled_periods", optional(stats.throttledPeriods)),
             ("throttled_ns", optional(stats.throttledNanoseconds)),
             ("oom_kills", .int(Int64(stats.oomKills))),
+            // What the container wrote to its own (overlay upper) layer, measured after it ended.
+            ("writable_layer_bytes", optional(result.writableLayerBytes)),
         ])
     }
 }

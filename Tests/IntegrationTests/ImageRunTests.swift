@@ -107,6 +107,24 @@ struct ImageRunTests {
         #expect(!mounts.contains(setup.store), "a mount of the store's layers is left")
     }
 
+    @Test("--report: what the container wrote to its own layer (a scratch tmpfs, or the host upper directory with --userns), measured after it ended; 0 when it wrote nothing")
+    func writableLayer() throws {
+        let setup = try Setup()
+        let busybox = try #require(FileManager.default.attributesOfItem(atPath: "/bin/busybox")[.size] as? Int)
+        for (options, command, expectWritten) in [([String](), "cat /bin/busybox > /home/app/copy", true), (["--userns"], "cat /bin/busybox > /home/app/copy", true), ([], "true", false)] {
+            let report = setup.directory.appendingPathComponent("report.json").path
+            let run = try setup.run(["sample:1", "--report", report] + options + ["--", command])
+            try #require(run.status == 0, "\(run.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+            let bytes = try #require(json["writable_layer_bytes"] as? Int, "\(json)")
+            if expectWritten {
+                #expect(bytes >= busybox && bytes < busybox + 1_000_000, "\(options): \(bytes) bytes for a \(busybox)-byte copy")
+            } else {
+                #expect(bytes == 0, "wrote nothing, measured \(bytes)")
+            }
+        }
+    }
+
     @Test("--userns: the layers attached idmapped (no copy): the same files, owners, whiteouts and opaque directory as without; host ids from 100000; writes in the container's own layer; nothing left")
     func userNamespace() throws {
         let setup = try Setup()
@@ -352,7 +370,7 @@ struct ImageBenchTests {
         let setup = try ImageRunTests.Setup()
         let out = setup.directory.appendingPathComponent("report").path
         let result = try Tandem.run(["bench", "--image", "sample:1", "--store", setup.store, "--backends", "container,crun,runc",
-                                     "--trials", "2", "--warmup", "0", "--ready", "^APP-UP [0-9]+$", "--out", out, "--", "echo APP-UP now; echo APP-UP 42; id -u"])
+                                     "--trials", "2", "--warmup", "0", "--ready", "^APP-UP [0-9]+$", "--out", out, "--", "echo APP-UP now; echo APP-UP 42; id -u; cat /bin/busybox > /home/app/copy"])
         #expect(result.status == 0, "\(result.stderr.suffix(2000))")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
         let samples = try #require(json["samples"] as? [[String: Any]])
@@ -364,6 +382,10 @@ struct ImageBenchTests {
         }
         let footprint = try #require(json["footprint"] as? [[String: Any]])
         #expect(footprint.contains { ($0["name"] as? String)?.hasPrefix("image layers") == true && ($0["bytes"] as? Int ?? 0) > 1_000_000 })
+        // What the program wrote (a copy of busybox): the container's own layer after a run.
+        let busybox = try #require(FileManager.default.attributesOfItem(atPath: "/bin/busybox")[.size] as? Int)
+        let written = footprint.first { ($0["name"] as? String) == "the container's own layer after a run" }?["bytes"] as? Int
+        #expect(written.map { $0 >= busybox && $0 < busybox + 1_000_000 } == true, "the container's layer: \(String(describing: written)) bytes for a \(busybox)-byte copy")
         #expect(try String(contentsOfFile: out + "/report.md", encoding: .utf8).contains("## Workload `app`"))
         // A whole-line expression no line matches: not ready, although lines start with its text.
         let strict = setup.directory.appendingPathComponent("strict").path

@@ -78,6 +78,9 @@ int clinux_send_fd(int sock, int fd, const char *name);
 /** Sends the byte `byte` with `count` descriptors attached (SCM_RIGHTS, at most
  * CLINUX_MAX_CGROUP_JOINS): a container's go-ahead carrying the cgroup files it joins. 0 or -errno. */
 int clinux_send_fds(int sock, const int *fds, int count, char byte);
+/** A descriptor already queued on `sock`, without waiting (MSG_DONTWAIT): -EAGAIN when none is.
+ * The parent takes the scratch layer the child queued (container.c) this way. */
+int clinux_take_fd(int sock);
 /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): a go-ahead channel that keeps message
  * boundaries and can carry descriptors. */
 int clinux_seqpacket_pair(int fds[2]);
