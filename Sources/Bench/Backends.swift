@@ -299,12 +299,23 @@ public struct ImageSandbox: Sandbox {
         let execution = vm ? (environment.virtualisation == "hardware" ? "hardware KVM" : "TCG (QEMU emulates the guest)") : "native (host kernel)"
         let description = switch backend {
         case "container": "tandem run --as container: Tandem's runtime, an overlay of the image's layers"
-        case "libvirt": "tandem run --as libvirt: the image as the guest's ext4 root disk (made each run), tandem-init as PID 1"
+        case "libvirt": "tandem run --as libvirt: the image as the guest's ext4 root disk (made once per image, a qcow2 overlay per run), tandem-init as PID 1"
         default: "tandem run --as \(backend): \(backend) on a bundle made from the image (overlay of its layers)"
         }
         return BackendInfo(name: name, kind: backend == "crun" || backend == "runc" ? "peer" : "ours", kindOfSandbox: vm ? "VM" : "container",
                            available: reason == nil, reason: reason, execution: execution, description: description)
     }
+    /// How `tandem run --as libvirt` says what QEMU's peak resident set was (its last line on
+    /// stderr; the stopwatch keeps lines that start so).
+    public static let qemuPeakLine = "tandem: the guest's QEMU peaked at"
+
+    /// QEMU is libvirt's child, not the launcher's: add the peak RSS `tandem run --as libvirt` says it had.
+    public func refine(_ sample: inout Sample, output: [String], startNanoseconds: UInt64) {
+        guard backend == "libvirt", let line = output.last(where: { $0.hasPrefix(Self.qemuPeakLine) }),
+              let bytes = line.split(separator: "=").last.flatMap({ UInt64($0.prefix { $0.isNumber }) }) else { return }
+        sample.peakRSSBytes = (sample.peakRSSBytes ?? 0) + bytes
+    }
+
     public func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
         .success([environment.tandem, "run", image, "--as", backend] + (store.map { ["--store", $0] } ?? []) + (workload.arguments.isEmpty ? [] : ["--"] + workload.arguments))
     }

@@ -117,6 +117,13 @@ public final class BenchRunner {
         try save()
     }
 
+    /// The footprint measured after the trials (an image bench's VM disk exists once a libvirt
+    /// trial made it; the container's own layer is measured from a run of the program).
+    public func setFootprint(_ footprint: [Artifact]) throws {
+        results.footprint = footprint
+        try save()
+    }
+
     func save() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

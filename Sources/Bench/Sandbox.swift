@@ -82,7 +82,7 @@ public enum Stopwatch {
         public var interruptedBy: Int32?
     }
 
-    static let interesting = ["TANDEM-", "compute ", "memory ", "io ", "{\"schema\":"]
+    static let interesting = ["TANDEM-", "compute ", "memory ", "io ", "{\"schema\":", ImageSandbox.qemuPeakLine]
 
     public static func measure(_ argv: [String], labTime: String, timeoutSeconds: Double) throws(SystemError) -> Measurement {
         var lines: [String] = []

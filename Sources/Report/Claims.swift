@@ -99,23 +99,28 @@ extension ReportModel {
     /// "crun, runc" / "no VM backend".
     func list(_ names: [String]) -> String { names.joined(separator: ", ") }
 
+    /// The workload the start and memory claims read: `hello`, or in an image bench (where the
+    /// user's program is the only workload) `app`.
+    var claimWorkload: String { rows["hello"] == nil && rows["app"] != nil ? "app" : "hello" }
+
     // MARK: 1. Containers start faster than VMs.
 
-    static let startRule = "Compares the median time from the launcher's spawn to the ready marker in `hello` (the total time where a backend has no marker). Confirmed when every VM backend that ran was slower than the fastest container backend; contradicted when every VM backend was faster; partly when some were. Not measured without a container and a VM backend that ran `hello`. Where the host has no hardware virtualisation the VM figures are emulated, and the verdict holds for this host only."
+    static let startRule = "Compares the median time from the launcher's spawn to the ready marker in `hello` (the total time where a backend has no marker; in an image bench, the image's program `app` and its ready line). Confirmed when every VM backend that ran was slower than the fastest container backend; contradicted when every VM backend was faster; partly when some were. Not measured without a container and a VM backend that ran `hello` (or `app`). Where the host has no hardware virtualisation the VM figures are emulated, and the verdict holds for this host only."
 
     var startClaim: Claim {
         var claim = Claim(id: "start", claim: "Containers start faster than virtual machines (\"no need for boot up\")", source: "seed 002",
                           rule: Self.startRule, measurement: "—", verdict: .notMeasured, why: "")
-        let helloRows = rows["hello"] ?? []
+        let workload = claimWorkload
+        let helloRows = rows[workload] ?? []
         func ready(_ row: Row) -> Double { row.ready?.median ?? row.total.median }
         let containers = helloRows.filter { SandboxClass($0.backend) == .container }
         let vms = helloRows.filter { SandboxClass($0.backend) == .vm }
         guard let fastest = containers.min(by: { ready($0) < ready($1) }), !vms.isEmpty else {
-            claim.why = (containers.isEmpty ? "no container backend" : "no VM backend") + " ran `hello`"
+            claim.why = (containers.isEmpty ? "no container backend" : "no VM backend") + " ran `\(workload)`"
             return claim
         }
         let sooner = vms.filter { ready($0) < ready(fastest) }
-        claim.measurement = "hello, spawn → ready (median): \(fastest.backend.name) \(ms(ready(fastest))) (the fastest container); "
+        claim.measurement = "\(workload), spawn → ready (median): \(fastest.backend.name) \(ms(ready(fastest))) (the fastest container); "
             + vms.map { "\($0.backend.name) \(ms(ready($0))) (\($0.backend.execution))" }.joined(separator: "; ")
         claim.verdict = sooner.isEmpty ? .confirmed : sooner.count == vms.count ? .contradicted : .partly
         var why = sooner.isEmpty ? "every VM backend was slower to ready than \(fastest.backend.name)"
@@ -160,20 +165,21 @@ extension ReportModel {
 
     // MARK: 3. VMs take a lot of memory.
 
-    static let memoryRule = "Compares the median peak RSS in `hello` (the launcher and what it waited for; QEMU too under libvirt) of each VM backend with the largest container backend's. Confirmed when every VM backend used at least 10× that; contradicted when none did; partly when some did. Not measured without the figure for a container and a VM backend."
+    static let memoryRule = "Compares the median peak RSS in `hello` (in an image bench, `app`; the launcher and what it waited for; QEMU too under libvirt) of each VM backend with the largest container backend's. Confirmed when every VM backend used at least 10× that; contradicted when none did; partly when some did. Not measured without the figure for a container and a VM backend."
 
     var memoryClaim: Claim {
         var claim = Claim(id: "memory", claim: "VMs take a lot of memory; containers little", source: "seeds 001, 002",
                           rule: Self.memoryRule, measurement: "—", verdict: .notMeasured, why: "")
-        let helloRows = (rows["hello"] ?? []).filter { $0.peakRSS != nil }
+        let workload = claimWorkload
+        let helloRows = (rows[workload] ?? []).filter { $0.peakRSS != nil }
         let containers = helloRows.filter { SandboxClass($0.backend) == .container }
         let vms = helloRows.filter { SandboxClass($0.backend) == .vm }
         guard let largest = containers.max(by: { $0.peakRSS!.median < $1.peakRSS!.median }), !vms.isEmpty else {
-            claim.why = "no peak RSS from " + (containers.isEmpty ? "a container backend" : "a VM backend") + " in `hello`"
+            claim.why = "no peak RSS from " + (containers.isEmpty ? "a container backend" : "a VM backend") + " in `\(workload)`"
             return claim
         }
         let reference = largest.peakRSS!.median
-        claim.measurement = "hello, peak RSS (median): \(largest.backend.name) \(Format.bytes(reference)) (the largest container); "
+        claim.measurement = "\(workload), peak RSS (median): \(largest.backend.name) \(Format.bytes(reference)) (the largest container); "
             + vms.map { "\($0.backend.name) \(Format.bytes($0.peakRSS!.median)) (\(Format.fixed($0.peakRSS!.median / reference, 1))×)" }.joined(separator: "; ")
         let big = vms.filter { $0.peakRSS!.median >= 10 * reference }
         claim.verdict = big.isEmpty ? .contradicted : big.count == vms.count ? .confirmed : .partly
@@ -189,20 +195,26 @@ extension ReportModel {
     static let kernelArtifact = "guest kernel (bzImage)"
     static let initramfsArtifact = "initramfs (the same image, for VMs)"
     static let rootfsArtifact = "image rootfs (containers' shared lower layer)"
-    static let spaceRule = "From the disk footprint: what a VM needs to run the image (the guest kernel and the initramfs) against what a container needs (the image rootfs). Two parts: the VM's artifacts take at least 10× the container's, and the container image is 100–200 MB (10^8 to 2·10^8 bytes). Confirmed when both hold, partly when one does, contradicted when neither does. Not measured when the footprint lacks the rootfs, the kernel or the initramfs."
+    static let imageLayersArtifact = "image layers"
+    static let vmDiskArtifact = "VM root disk (ext4, from the layers)"
+    static let spaceRule = "From the disk footprint: what a VM needs to run the image (the guest kernel and the initramfs; in an image bench, the guest kernel and the VM's root disk made from the image) against what a container needs (the image rootfs; in an image bench, the image's layers). Two parts: the VM's artifacts take at least 10× the container's, and the container image is 100–200 MB (10^8 to 2·10^8 bytes). Confirmed when both hold, partly when one does, contradicted when neither does. Not measured when the footprint lacks the container's part, the kernel or the VM's image."
 
     var spaceClaim: Claim {
         var claim = Claim(id: "space", claim: "VMs take a lot of space; a container image is 100–200 MB", source: "seeds 002, 004",
                           rule: Self.spaceRule, measurement: "—", verdict: .notMeasured, why: "")
-        let artifacts = Dictionary(results.footprint.map { ($0.name, Double($0.bytes)) }, uniquingKeysWith: { a, _ in a })
-        let missing = [Self.rootfsArtifact, Self.kernelArtifact, Self.initramfsArtifact].filter { artifacts[$0] == nil }
+        var artifacts = Dictionary(results.footprint.map { ($0.name, Double($0.bytes)) }, uniquingKeysWith: { a, _ in a })
+        // An image bench: the image's layers for containers, its root disk for the VM.
+        let imageBench = results.footprint.first { $0.name.hasPrefix(Self.imageLayersArtifact) }
+        if let imageBench { artifacts[Self.rootfsArtifact] = Double(imageBench.bytes) }
+        let vmImage = imageBench == nil ? Self.initramfsArtifact : Self.vmDiskArtifact
+        let missing = [Self.rootfsArtifact, Self.kernelArtifact, vmImage].filter { artifacts[$0] == nil }
         guard missing.isEmpty else {
             claim.why = "the footprint has no \(list(missing))"
             return claim
         }
         let rootfs = artifacts[Self.rootfsArtifact]!
-        let vm = artifacts[Self.kernelArtifact]! + artifacts[Self.initramfsArtifact]!
-        claim.measurement = "the same image: \(Format.bytes(rootfs)) as a container's rootfs; \(Format.bytes(vm)) for a VM (kernel \(Format.bytes(artifacts[Self.kernelArtifact]!)) + initramfs \(Format.bytes(artifacts[Self.initramfsArtifact]!))), \(Format.fixed(vm / rootfs, 1))× the rootfs"
+        let vm = artifacts[Self.kernelArtifact]! + artifacts[vmImage]!
+        claim.measurement = "the same image: \(Format.bytes(rootfs)) as a container's \(imageBench == nil ? "rootfs" : "layers"); \(Format.bytes(vm)) for a VM (kernel \(Format.bytes(artifacts[Self.kernelArtifact]!)) + \(imageBench == nil ? "initramfs" : "root disk") \(Format.bytes(artifacts[vmImage]!))), \(Format.fixed(vm / rootfs, 1))× the \(imageBench == nil ? "rootfs" : "layers")"
         let vmsLarge = vm >= 10 * rootfs
         let imageSized = rootfs >= 100e6 && rootfs <= 200e6
         claim.verdict = vmsLarge && imageSized ? .confirmed : vmsLarge || imageSized ? .partly : .contradicted

@@ -126,8 +126,8 @@ struct BenchCommand: ParsableCommand {
         }
         var results = BenchResults(startedAt: BenchSetup.now(), host: BenchSetup.summary(facts), trials: trials, warmup: warmup,
                                    backends: sandboxes.map(\.info), workloads: chosen.map(\.name))
-        results.footprint = image.map { BenchSetup.imageFootprint($0, store: store, backends: wanted, command: command, environment: environment) }
-            ?? BenchSetup.footprint(environment)
+        // (An image bench's footprint is measured after its trials, below.)
+        if image == nil { results.footprint = BenchSetup.footprint(environment) }
         if let image { results.notes.append("the workload is image \(image)'s program\(command.isEmpty ? "" : " (" + command.joined(separator: " ") + ")"); ready = \(ready.map { "its first line matching /\($0)/" } ?? "not timed (no --ready)")") }
         results.host.canary = canary.nonce
         switch canary.key {
@@ -151,6 +151,12 @@ struct BenchCommand: ParsableCommand {
             throw fail("bench: \(error)")
         }
         progress.finish()
+        if let image {
+            let available = sandboxes.filter(\.info.available).map(\.name)
+            do { try runner.setFootprint(BenchSetup.imageFootprint(image, store: store, backends: available, command: command, environment: environment)) } catch {
+                throw fail("bench: \(error)")
+            }
+        }
         if finished, let density {
             let counts = density.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             do { try runner.runDensity(counts) { StandardError.line($0) } } catch { throw fail("bench: \(error)") }

@@ -94,6 +94,9 @@ enum BenchSetup {
             }
         }
         if backends.contains("libvirt") {
+            if let kernel = environment?.kernel, let size = Files.size(kernel) {
+                artifacts.append(Artifact(name: "guest kernel (bzImage)", bytes: UInt64(size), usedBy: ["libvirt"], note: "the distribution's kernel the guest boots (its first stage, a few MiB with the modules that reach the disk, is made per run)"))
+            }
             var info = stat()
             if let disk = store.vmDisk(for: layers), stat(disk.path, &info) == 0 {
                 artifacts.append(Artifact(name: "VM root disk (ext4, from the layers)", bytes: UInt64(info.st_blocks) * 512, usedBy: ["libvirt"],

@@ -1,3 +1,4 @@
+import Bench
 import Containers
 import GuestImages
 import HostFacts
@@ -70,6 +71,8 @@ enum ImageVMRun {
                 : ""
             throw ContainerError(error.description + hint)
         }
+        // QEMU is libvirt's child, not ours: its peak resident set, for the user and for the bench.
+        if let peak = report.qemuPeakRSSBytes { StandardError.line("\(ImageSandbox.qemuPeakLine) \(peak >> 20) MiB resident (qemu_peak_rss_bytes=\(peak))") }
         switch report.outcome {
         case .exited(let code): return code
         case .timedOut: return 124

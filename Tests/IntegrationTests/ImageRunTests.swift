@@ -352,6 +352,28 @@ extension LibvirtGuestTests {
         #expect(LibvirtLab.tandemDomains().isEmpty, "a domain is left")
     }
 
+    @Test("bench --image with libvirt: QEMU's peak RSS is in the libvirt trial's; the footprint has the kernel and the root disk; start, memory and space claims answered",
+          .enabled(if: getuid() == 0, "needs root (the image's layers are mounted)"))
+    func imageBenchWithLibvirt() throws {
+        let setup = try ImageRunTests.Setup()
+        let out = setup.directory.appendingPathComponent("report").path
+        let result = try Tandem.run(["bench", "--image", "sample:1", "--store", setup.store, "--backends", "container,libvirt",
+                                     "--trials", "1", "--warmup", "0", "--ready", "^UP$", "--out", out, "--", "echo UP"])
+        #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
+        let samples = try #require(json["samples"] as? [[String: Any]])
+        let libvirt = try #require(samples.first { $0["backend"] as? String == "libvirt" })
+        #expect((libvirt["peakRSSBytes"] as? Int ?? 0) > 100 << 20, "QEMU's resident set (hundreds of MiB) is not in the libvirt trial's: \(libvirt)")
+        let footprint = try #require(json["footprint"] as? [[String: Any]]).compactMap { $0["name"] as? String }
+        #expect(footprint.contains("guest kernel (bzImage)") && footprint.contains("VM root disk (ext4, from the layers)"), "\(footprint)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as? [String: Any])
+        let claims = try #require(summary["claims"] as? [[String: Any]])
+        for id in ["start", "memory", "space"] {
+            let verdict = claims.first { $0["id"] as? String == id }?["verdict"] as? String
+            #expect(verdict != nil && verdict != "not measured here", "\(id): \(String(describing: verdict))")
+        }
+    }
+
     @Test("a root disk that cannot be mounted fails the run (125), never falls back to the initramfs")
     func rootNotMounted() throws {
         let result = try Tandem.run(["vm", "run", "--backend", "libvirt", "--workload", "hello", "--cmdline", "quiet tandem.root=/dev/vdz", "--timeout", "120"])

@@ -70,6 +70,36 @@ struct ResultsFixture {
 
 @Suite("The seeds' claims: each verdict from the figures, by its rule")
 struct ClaimsTests {
+    @Test("an image bench (the user's program `app`, the image's layers and the VM's root disk): start, memory and space answered from it")
+    func imageBench() throws {
+        var fixture = ResultsFixture()
+        fixture.results.workloads = ["app"]
+        for (name, ready, rss) in [("container", 6.0, 6.0), ("libvirt", 2100.0, 250.0)] {
+            fixture.add(name)
+            for trial in 0..<fixture.results.trials {
+                fixture.results.samples.append(Sample(backend: name, workload: "app", trial: trial, status: 0, readyMs: ready, totalMs: ready * 1.2,
+                                                      peakRSSBytes: UInt64(rss * 1_048_576), launcherCPUMs: 1, result: nil, probe: nil))
+            }
+        }
+        fixture.results.footprint = [
+            Artifact(name: "image layers (2, in the store)", bytes: 186_000_000, usedBy: ["container"], note: ""),
+            Artifact(name: "guest kernel (bzImage)", bytes: 8_000_000, usedBy: ["libvirt"], note: ""),
+            Artifact(name: "VM root disk (ext4, from the layers)", bytes: 190_000_000, usedBy: ["libvirt"], note: ""),
+        ]
+        let start = try fixture.claim("start")
+        #expect(start.verdict == .confirmed && start.measurement.hasPrefix("app, spawn → ready"), "\(start)")
+        let memory = try fixture.claim("memory")
+        #expect(memory.verdict == .confirmed && memory.measurement.hasPrefix("app, peak RSS"), "\(memory)")
+        let space = try fixture.claim("space")
+        // 198 MB for the VM against 186 MB of layers (not 10×); the image is within 100–200 MB.
+        #expect(space.verdict == .partly, "\(space)")
+        #expect(space.measurement.contains("as a container's layers") && space.measurement.contains("root disk"), "\(space.measurement)")
+        // Without the root disk (no libvirt trial made it): not measured, and says what is missing.
+        fixture.results.footprint.removeLast()
+        let missing = try fixture.claim("space")
+        #expect(missing.verdict == .notMeasured && missing.why.contains("VM root disk"), "\(missing)")
+    }
+
     @Test("every claim is present, and without any input every one is 'not measured here' with the reason")
     func nothingMeasured() throws {
         let claims = ReportModel(ResultsFixture().results, baseline: nil).claims
