@@ -277,7 +277,7 @@ public enum Backends {
 /// (container, crun, runc, libvirt), its program the workload; ready is the program's own line
 /// (`--ready TEXT`, lab-time's marker), as the user's app says it is ready in every backend alike.
 public struct ImageSandbox: Sandbox {
-    public static let backends = ["container", "crun", "runc", "libvirt"]
+    public static let backends = ["container", "crun", "runc", "libvirt", "microvm"]
     let environment: BenchEnvironment
     let backend: String
     let image: String
@@ -295,14 +295,23 @@ public struct ImageSandbox: Sandbox {
         if backend == "crun" || backend == "runc", Files.which(backend) == nil { reason = "\(backend) is not installed" }
         if backend == "libvirt", Files.kind("/run/libvirt/libvirt-sock") == .missing { reason = "no libvirt daemon (scripts/libvirtd.sh up)" }
         if backend == "libvirt", environment.kernel == nil { reason = "no guest kernel (linux-image-cloud-amd64)" }
-        let vm = backend == "libvirt"
-        let execution = vm ? (environment.virtualisation == "hardware" ? "hardware KVM" : "TCG (QEMU emulates the guest)") : "native (host kernel)"
+        if backend == "microvm" {
+            // Tandem's VMM runs guest code at hardware speed only; an emulated /dev/kvm would take
+            // minutes per Linux boot (the nested lab runs it there: `tandem lab nested --image`).
+            if environment.virtualisation != "hardware" { reason = "Tandem's microVM needs hardware virtualisation (this host's /dev/kvm is \(environment.virtualisation)); here it runs inside the nested lab: tandem lab nested --image IMAGE --runs N" }
+            if environment.kernel == nil { reason = "no guest kernel (linux-image-cloud-amd64)" }
+        }
+        let vm = backend == "libvirt" || backend == "microvm"
+        let execution = !vm ? "native (host kernel)" : environment.virtualisation == "hardware" ? "hardware KVM"
+            : backend == "microvm" ? "emulated KVM (not run)" : "TCG (QEMU emulates the guest)"
         let description = switch backend {
         case "container": "tandem run --as container: Tandem's runtime, an overlay of the image's layers"
         case "libvirt": "tandem run --as libvirt: the image as the guest's ext4 root disk (made once per image, a qcow2 overlay per run), tandem-init as PID 1"
+        case "microvm": "tandem run --as microvm: Tandem's own VMM, the image as the guest's initramfs, tandem-init as PID 1"
         default: "tandem run --as \(backend): \(backend) on a bundle made from the image (overlay of its layers)"
         }
-        return BackendInfo(name: name, kind: backend == "crun" || backend == "runc" ? "peer" : "ours", kindOfSandbox: vm ? "VM" : "container",
+        return BackendInfo(name: name, kind: backend == "crun" || backend == "runc" ? "peer" : "ours",
+                           kindOfSandbox: backend == "microvm" ? "microVM (Linux, Tandem's VMM)" : vm ? "VM" : "container",
                            available: reason == nil, reason: reason, execution: execution, description: description)
     }
     /// How `tandem run --as libvirt` says what QEMU's peak resident set was (its last line on

@@ -387,6 +387,27 @@ extension LibvirtGuestTests {
 @Suite("tandem bench --image: a user's image in each backend, ready at the program's own line",
        .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/crun"), "needs root and crun"))
 struct ImageBenchTests {
+    @Test("the microVM backend: run where /dev/kvm has hardware virtualisation; elsewhere listed as not run, naming the nested lab")
+    func microVMBackend() throws {
+        let setup = try ImageRunTests.Setup()
+        let out = setup.directory.appendingPathComponent("report").path
+        let result = try Tandem.run(["bench", "--image", "sample:1", "--store", setup.store, "--backends", "container,microvm",
+                                     "--trials", "1", "--warmup", "0", "--out", out, "--", "echo UP"])
+        #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
+        let backends = try #require(json["backends"] as? [[String: Any]])
+        let microvm = try #require(backends.first { $0["name"] as? String == "microvm" })
+        let hardware = (json["host"] as? [String: Any])?["virtualisation"] as? String == "hardware"
+        let samples = (json["samples"] as? [[String: Any]] ?? []).filter { $0["backend"] as? String == "microvm" }
+        if hardware {
+            #expect(microvm["available"] as? Bool == true && samples.first?["status"] as? Int == 0, "\(microvm) \(samples)")
+        } else {
+            #expect(microvm["available"] as? Bool == false && (microvm["reason"] as? String ?? "").contains("tandem lab nested --image"), "\(microvm)")
+            #expect(samples.isEmpty)
+            #expect(result.stderr.contains("microvm: not run"), "\(result.stderr.suffix(500))")
+        }
+    }
+
     @Test("container, crun and runc: every trial reaches the program's ready line; the footprint has the image's layers")
     func bench() throws {
         let setup = try ImageRunTests.Setup()
