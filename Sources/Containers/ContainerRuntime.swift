@@ -111,6 +111,10 @@ public enum ContainerRuntime {
                     options.overlayUserXattr = true
                     options.layers = ("", directory + "/upper", directory + "/work")
                 } else {
+                    // Rootless (a store of the user's own, its ranges mapped): overlay in the
+                    // container's user namespace keeps its xattrs in user.* (the scratch tmpfs
+                    // takes them from Linux 6.6 on).
+                    options.overlayUserXattr = ContainerSpec.rootless
                     options.layers = (layers.joined(separator: ":"), nil, nil)
                 }
             case .rootfs(let rootfs):

@@ -48,6 +48,10 @@ public struct ContainerSpec: Sendable {
     public var userNamespace = false
     public var idMapBase: UInt32 = 100_000
     public var idMapCount: UInt32 = 65_536
+    /// Rootless: the ranges the container's user namespace maps (containerID, hostID, size), for
+    /// an image from a rootless store (`ImageStore.idMapping`: the user and its /etc/subuid
+    /// range); nil maps only the user's own uid and gid.
+    public var rootlessMappings: (uid: [(UInt32, UInt32, UInt32)], gid: [(UInt32, UInt32, UInt32)])?
     public var readOnly = false
     public var volumes: [Volume] = []
     public var limits = CgroupLimits()
@@ -115,8 +119,8 @@ public struct ContainerSpec: Sendable {
             throw ContainerError("\(flag) \(directory): \(Files.kind(directory) == .missing ? "does not exist" : "is not a directory")")
         }
         if case .layers(let layers) = root {
-            if Self.rootless {
-                throw ContainerError("an image from the store: not yet in rootless containers (its layers are owned by host root; --userns as root maps them)")
+            if Self.rootless && rootlessMappings == nil {
+                throw ContainerError("an image from the store, rootless: the store must be one of your own (tandem image import as this user), whose id ranges the container maps")
             }
             // overlay's options fit in one page: lowerdir's list with them.
             guard layers.joined(separator: ":").utf8.count < 3800 else {
@@ -201,7 +205,14 @@ public struct ContainerSpec: Sendable {
         if Self.rootless {
             namespaces.append("user")
             func own(_ id: UInt32) -> JSON { .array([.object([("containerID", .int(0)), ("hostID", .int(Int64(id))), ("size", .int(1))])]) }
-            linux += [("uidMappings", own(geteuid())), ("gidMappings", own(getegid()))]
+            func ranges(_ list: [(UInt32, UInt32, UInt32)]) -> JSON {
+                .array(list.map { .object([("containerID", .int(Int64($0.0))), ("hostID", .int(Int64($0.1))), ("size", .int(Int64($0.2)))]) })
+            }
+            if let mappings = rootlessMappings {
+                linux += [("uidMappings", ranges(mappings.uid)), ("gidMappings", ranges(mappings.gid))]
+            } else {
+                linux += [("uidMappings", own(geteuid())), ("gidMappings", own(getegid()))]
+            }
         } else if userNamespace {
             namespaces.append("user")
             let mapping = JSON.array([.object([("containerID", .int(0)), ("hostID", .int(Int64(idMapBase))), ("size", .int(Int64(idMapCount)))])])

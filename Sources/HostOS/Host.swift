@@ -4,6 +4,13 @@ import Glibc
 
 /// /proc facts about processes, without Foundation.
 public enum ProcessInfoLite {
+    /// Whether this process is in the initial user namespace (its uid_map maps every id to
+    /// itself): not so inside `unshare --user`, where being uid 0 is not being host root.
+    public static var inInitialUserNamespace: Bool {
+        guard let map = Files.readText("/proc/self/uid_map") else { return true }
+        return map.split(whereSeparator: { $0 == " " || $0 == "\n" }) == ["0", "0", "4294967295"]
+    }
+
     /// Field 22 of /proc/PID/stat (start time in clock ticks since boot), or nil if gone: with
     /// the pid it names one process, even after the pid is reused.
     public static func startTime(_ pid: pid_t) -> UInt64? {

@@ -23,15 +23,25 @@ public struct LayerUnpacker {
         public var files = 0
         public var directories = 0
         public var bytes: Int64 = 0
+        /// Device nodes under /dev left out of a rootless store (see `place`).
+        public var skippedDeviceNodes = 0
     }
 
     /// Unpacks `tar` into `directory` (which must exist and be empty). `asRoot`: owners and device
     /// nodes as the tar says (root only); otherwise owners are left as the caller's.
-    public static func unpack(_ tar: TarReader, into directory: String, asRoot: Bool = geteuid() == 0) throws(ImageError) -> Stats {
+    ///
+    /// In a user namespace (a rootless store: `unshare --user --map-root-user --map-auto`, as
+    /// podman's rootless storage works) uid 0 owns within the user's /etc/subuid range and may
+    /// make whiteouts (0/0 devices, Linux 5.8+) but no other device node, and no trusted.* xattr:
+    /// opaque directories get user.overlay.opaque only, other device nodes are refused as for a
+    /// user, and a layer's own trusted.* xattrs are left out.
+    public static func unpack(_ tar: TarReader, into directory: String, asRoot: Bool = geteuid() == 0,
+                              inUserNamespace: Bool = !ProcessInfoLite.inInitialUserNamespace) throws(ImageError) -> Stats {
         let root = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else { throw ImageError(SystemError("open", directory)) }
         defer { close(root) }
-        var unpacker = LayerUnpacker(root: root, tar: tar, asRoot: asRoot, space: try SpaceGuard(directory: root, name: directory))
+        var unpacker = LayerUnpacker(root: root, tar: tar, asRoot: asRoot, inUserNamespace: inUserNamespace,
+                                     space: try SpaceGuard(directory: root, name: directory))
         defer { unpacker.closeCached() }
         try unpacker.run()
         return unpacker.stats
@@ -40,6 +50,7 @@ public struct LayerUnpacker {
     let root: Int32
     let tar: TarReader
     let asRoot: Bool
+    let inUserNamespace: Bool
     var space: SpaceGuard
     var stats = Stats()
     /// The last parent directory opened (entries come grouped by directory).
@@ -83,7 +94,7 @@ public struct LayerUnpacker {
             if name == Self.opaqueMarker {
                 // Both namespaces: overlay mounted by root reads trusted.*; mounted in a user
                 // namespace (`--userns`, its layers idmapped) it reads user.* (userxattr).
-                try setXattr(parent, nil, "trusted.overlay.opaque", Array("y".utf8))
+                if !inUserNamespace { try setXattr(parent, nil, "trusted.overlay.opaque", Array("y".utf8)) }
                 try setXattr(parent, nil, "user.overlay.opaque", Array("y".utf8))
             } else if !name.starts(with: Self.metadataPrefix) {
                 // (Other .wh..wh. names are AUFS bookkeeping: skipped, as Docker does.)
@@ -148,8 +159,16 @@ public struct LayerUnpacker {
             stats.files += 1
         case .characterDevice, .blockDevice, .fifo:
             let type: mode_t = entry.kind == .fifo ? S_IFIFO : entry.kind == .characterDevice ? S_IFCHR : S_IFBLK
-            if entry.kind != .fifo && !asRoot {
-                throw ImageError("a device node (\(entry.deviceMajor):\(entry.deviceMinor)): device nodes are refused when not root (rootless)")
+            if entry.kind != .fifo && (!asRoot || inUserNamespace) {
+                // Under /dev, which every runtime mounts its own /dev over (Docker, podman, runc,
+                // Tandem), a node is never seen: left out, counted (distribution trees made by
+                // debootstrap or mmdebstrap carry /dev/null, /dev/console, ...). Anywhere else it
+                // is refused, as the store cannot hold it and the image would run without it.
+                if parentPath.first == Array("dev".utf8) {
+                    stats.skippedDeviceNodes += 1
+                    return
+                }
+                throw ImageError("a device node (\(entry.deviceMajor):\(entry.deviceMinor)): device nodes are refused when not root (rootless), except under /dev")
             }
             let device = clinux_makedev(entry.deviceMajor, entry.deviceMinor)
             try Self.call("mknod", name) { name.withCString { mknodat(parent, $0, type | 0o600, device) } }
@@ -276,6 +295,8 @@ public struct LayerUnpacker {
             if key.hasPrefix("trusted.overlay.") || key.hasPrefix("user.overlay.") {
                 throw ImageError("the extended attribute \(key) (overlay's own namespace) is refused in a layer")
             }
+            // (A rootless store cannot hold them: only host root may set trusted.* attributes.)
+            if inUserNamespace && key.hasPrefix("trusted.") { continue }
             try setXattr(parent, name, key, value)
         }
     }

@@ -109,6 +109,7 @@ public struct LayerRecord: Sendable {
 ///     images/HEX.json         one per image, by config digest (its id): names, manifest, layers
 ///     vm/KEY.ext4, KEY.layers VM root disks made from layers (libvirt guests), shared by runs
 ///     tmp/                    imports in progress (cleared by the next writer)
+///     idmap                   a rootless store's id ranges (see `IDRange`); none for root's
 ///     lock                    writers (import, rm, prune) hold it exclusively
 ///
 /// Nothing is visible until it is whole: a layer is unpacked under tmp/ and renamed into
@@ -163,6 +164,7 @@ public final class ImageStore {
         guard fd >= 0 else { throw ImageError(SystemError("open", root + "/lock")) }
         defer { close(fd) }
         guard flock(fd, LOCK_EX) == 0 else { throw ImageError(SystemError("flock", root + "/lock")) }
+        try checkIDMapping()
         let temporary = Self.openDirectory(temporaryDirectory)
         for name in Files.list(temporaryDirectory) { try? FileTree.remove(temporary, Array(name.utf8)) }
         close(temporary)
@@ -397,6 +399,69 @@ public final class ImageStore {
             said.append("Deleted VM disk: \(disk.path)")
         }
         return said
+    }
+
+    // MARK: - Rootless stores
+
+    /// One line of a user namespace's uid_map or gid_map: ids from `containerID` are host ids
+    /// from `hostID`, `size` of them.
+    public struct IDRange: Sendable, Equatable {
+        public var containerID: UInt32
+        public var hostID: UInt32
+        public var size: UInt32
+    }
+
+    /// A rootless store is written from a user namespace (`unshare --user --map-root-user
+    /// --map-auto`: uid 0 is the user, 1… its /etc/subuid range), so its files are owned by
+    /// those host ids; a container of its images must map the same ranges to see its owners.
+    /// The first import from a namespace records them (`idmap`); later writers must match.
+    public var idMapPath: String { root + "/idmap" }
+
+    /// The ranges a rootless store was written with (nil: root's store, owners as they are).
+    public func idMapping() -> (uid: [IDRange], gid: [IDRange])? {
+        guard let text = Files.readText(idMapPath) else { return nil }
+        var uid: [IDRange] = [], gid: [IDRange] = []
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 4, let a = UInt32(fields[1]), let b = UInt32(fields[2]), let c = UInt32(fields[3]) else { continue }
+            if fields[0] == "uid" { uid.append(IDRange(containerID: a, hostID: b, size: c)) }
+            if fields[0] == "gid" { gid.append(IDRange(containerID: a, hostID: b, size: c)) }
+        }
+        return uid.isEmpty || gid.isEmpty ? nil : (uid, gid)
+    }
+
+    /// This process's user namespace's ranges as `idmap` holds them, or nil in the initial one.
+    static func currentIDMapText() -> String? {
+        guard !ProcessInfoLite.inInitialUserNamespace else { return nil }
+        var text = ""
+        for kind in ["uid", "gid"] {
+            for line in (Files.readText("/proc/self/\(kind)_map") ?? "").split(separator: "\n") {
+                text += kind + " " + line.split(separator: " ").joined(separator: " ") + "\n"
+            }
+        }
+        return text
+    }
+
+    /// A writer's check (under the lock): a rootless store takes writes from the same ranges only;
+    /// root's store none from a namespace (its files would belong to the namespace's ids).
+    package func checkIDMapping() throws(ImageError) {
+        let recorded = Files.readText(idMapPath)
+        let current = Self.currentIDMapText()
+        switch (recorded, current) {
+        case (nil, nil): return
+        case (nil, let current?):
+            // Empty store or not: a store with layers and no idmap is root's.
+            guard Files.list(layersDirectory).isEmpty else {
+                throw ImageError("store \(root): written by root (no idmap); a rootless writer would mix owners into it: use a store of your own")
+            }
+            do { try Self.writeAtomically(idMapPath, Array(current.utf8)) }
+        case (_?, nil):
+            throw ImageError("store \(root): a rootless store (its files belong to the id ranges in \(idMapPath)): write to it as its user, whose tandem runs in those ranges")
+        case (let recorded?, let current?):
+            guard recorded == current else {
+                throw ImageError("store \(root): made with the id ranges in \(idMapPath), not this namespace's (\(current.split(separator: "\n").joined(separator: "; "))): /etc/subuid or /etc/subgid changed?")
+            }
+        }
     }
 
     // MARK: - VM disks

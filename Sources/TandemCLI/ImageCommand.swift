@@ -18,7 +18,14 @@ struct StoreOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The image store (default /var/lib/tandem; not root: ~/.local/share/tandem).", valueName: "dir"))
     var store: String?
 
-    var imageStore: ImageStore { ImageStore(root: store.map(Files.absolute) ?? ImageStore.defaultRoot) }
+    var imageStore: ImageStore { ImageStore(root: RootlessStore.store ?? store.map(Files.absolute) ?? ImageStore.defaultRoot) }
+
+    /// For the commands that write the store: not as root, run again in the user's namespace
+    /// (`RootlessStore`); then the store as chosen outside.
+    func writableStore() throws(ImageError) -> ImageStore {
+        try RootlessStore.enterIfNeeded(store: imageStore.root)
+        return imageStore
+    }
 }
 
 enum ImageUsage {
@@ -26,7 +33,7 @@ enum ImageUsage {
     /// (its monitor holds the image too; this covers a container whose monitor was killed).
     static func inUse(_ store: ImageStore) -> (Digest) -> Bool {
         { id in
-            ContainerControl(stateRoot: ContainerSpec.defaultStateRoot).all().contains { record in
+            ContainerControl(stateRoot: RootlessStore.stateRoot).all().contains { record in
                 record.annotation(ContainerSpec.Annotation.imageID) == id.description
                     && record.annotation(ContainerSpec.Annotation.imageStore) == store.root && record.isProcessAlive
             }

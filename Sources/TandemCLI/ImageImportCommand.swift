@@ -28,9 +28,12 @@ struct ImageImportCommand: ParsableCommand {
         }
         let began = Clock.monotonicNanoseconds()
         do {
-            let record = try storeOption.imageStore.importImage(from: source, reference: reference, tags: tag) { event in
+            let record = try storeOption.writableStore().importImage(from: source, reference: reference, tags: tag) { event in
                 guard !quiet, case .layer(let index, let count, let diffID, let reused, let stats) = event else { return }
-                let what = reused ? "already in the store" : stats.map { "\($0.entries) entries, \(ImageUsage.bytes($0.bytes))" } ?? ""
+                let what = reused ? "already in the store" : stats.map {
+                    "\($0.entries) entries, \(ImageUsage.bytes($0.bytes))"
+                        + ($0.skippedDeviceNodes == 0 ? "" : "; \($0.skippedDeviceNodes) device nodes under /dev left out (a rootless store; a container's /dev is its own)")
+                } ?? ""
                 StandardOutput.write("layer \(index + 1)/\(count) \(diffID.short): \(what)\n")
             }
             if quiet { StandardOutput.write(record.id.description + "\n"); return }

@@ -9,7 +9,7 @@ struct ImagePruneCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let store = storeOption.imageStore
+            let store = try storeOption.writableStore()
             let said = try store.prune(inUse: ImageUsage.inUse(store))
             for line in said { StandardOutput.write(line + "\n") }
             if said.isEmpty { StandardOutput.write("nothing to remove\n") }

@@ -21,7 +21,8 @@ struct ImagePullCommand: ParsableCommand {
         guard let skopeo = Files.which("skopeo") else { throw fail("image pull \(reference): skopeo is not installed (apt-get install skopeo)") }
         let name: String
         do { name = try ImageStore.normalize(name: reference) } catch { throw fail("image pull: \(error.description)") }
-        let store = storeOption.imageStore
+        let store: ImageStore
+        do { store = try storeOption.writableStore() } catch { throw fail("image pull \(reference): \(error.description)") }
         let scratch = "/tmp/tandem-pull-\(getpid())"
         defer { _ = Subprocess.runQuietly("/bin/rm", ["-rf", scratch]) }
         let source = name.contains("/") && name.split(separator: "/").first!.contains(".") ? name : "docker.io/" + (name.contains("/") ? name : "library/" + name)

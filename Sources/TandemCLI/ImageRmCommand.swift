@@ -15,7 +15,8 @@ struct ImageRmCommand: ParsableCommand {
     var images: [String]
 
     func run() throws {
-        let store = storeOption.imageStore
+        let store: ImageStore
+        do { store = try storeOption.writableStore() } catch { throw fail("image rm: \(error.description)") }
         var failed: [String] = []
         for image in images {
             do {

@@ -45,6 +45,9 @@ enum StoreImage {
         spec.program = program
         spec.workingDirectory = config.workingDir ?? "/"
         spec.user = (user.uid, user.gid, user.additionalGids)
+        if ContainerSpec.rootless, let mapping = store.idMapping() {
+            spec.rootlessMappings = (mapping.uid.map { ($0.containerID, $0.hostID, $0.size) }, mapping.gid.map { ($0.containerID, $0.hostID, $0.size) })
+        }
         spec.imageID = record.id.description
         spec.imageStore = store.root
         spec.imageName = name

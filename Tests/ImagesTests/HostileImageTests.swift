@@ -112,4 +112,32 @@ struct HostileImageTests {
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: target) == ["pipe"])
     }
+
+    @Test("in a user namespace (a rootless store): device nodes under /dev are left out and counted, others refused; opaque directories get user.overlay.opaque only")
+    func userNamespace() throws {
+        let scratch = try Scratch()
+        var tar = TarBuilder()
+        tar.directory("dev")
+        tar.device("dev/null", major: 1, minor: 3)
+        tar.directory("d")
+        tar.file("d/.wh..wh..opq", "")
+        try tar.archive.write(to: scratch.directory.appendingPathComponent("layer.tar"))
+        let target = scratch.path("unpacked")
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        let stats = try LayerUnpacker.unpack(TarReader(FileRange(path: scratch.path("layer.tar")), name: "layer.tar"), into: target, asRoot: true, inUserNamespace: true)
+        #expect(stats.skippedDeviceNodes == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: target + "/dev").isEmpty)
+        #expect(Probe.xattr(target + "/d", "user.overlay.opaque") == "y")
+        #expect(Probe.xattr(target + "/d", "trusted.overlay.opaque") == nil, "a rootless store cannot hold trusted.*")
+        var outside = TarBuilder()
+        outside.device("null", major: 1, minor: 3)
+        try outside.archive.write(to: scratch.directory.appendingPathComponent("outside.tar"))
+        let other = scratch.path("other")
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        #expect {
+            _ = try LayerUnpacker.unpack(TarReader(FileRange(path: scratch.path("outside.tar")), name: "outside.tar"), into: other, asRoot: true, inUserNamespace: true)
+        } throws: { error in
+            "\(error)".contains("null: a device node (1:3): device nodes are refused when not root (rootless), except under /dev")
+        }
+    }
 }

@@ -579,3 +579,45 @@ struct ImageImportSpaceTests {
         #expect(left.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "left in the store: \(left)")
     }
 }
+
+/// A user's own image store, rootless: written from the user's namespace (its /etc/subuid range),
+/// run from in a container mapping the same ranges.
+@Suite("Rootless images: a user imports, runs and removes images in a store of its own",
+       .enabled(if: getuid() == 0 && Rootless.toolsPresent, "needs root (to make the user), useradd, runuser and newuidmap (package uidmap)"))
+struct RootlessImageTests {
+    @Test("import (owners within the user's ranges, whiteouts, user.overlay.opaque), run with the image's view, root kept out of the store, rm")
+    func importRunRemove() throws {
+        let user = try RootlessTests.User()
+        defer { user.remove() }
+        let layout = user.base + "/layout", store = user.base + "/store"
+        _ = try SampleImage.layout(at: URL(fileURLWithPath: layout))
+        _ = try OCI.exec(["/bin/chmod", "-R", "a+rX", layout])
+        let imported = try user.run([Tandem.path, "image", "import", "--store", store, layout])
+        try #require(imported.status == 0, "\(imported.stderr)")
+        // Owners: the layer's uid 1000 is the user's subordinate uid 999 past its range's start.
+        let range = try #require(user.subordinate("/etc/subuid"))
+        let keep = try #require(try FileManager.default.contentsOfDirectory(atPath: store + "/layers").map { store + "/layers/" + $0 + "/diff/data/keep" }
+            .first { FileManager.default.fileExists(atPath: $0) })
+        var info = stat()
+        try #require(lstat(keep, &info) == 0)
+        #expect(Int(info.st_uid) == range.start + 999, "owner \(info.st_uid), range from \(range.start)")
+        // The container: the same view as root's run of the same image.
+        let probe = "id; ls /opaque; ls /gone 2>&1; cat /data/new /data/keep; stat -c '%u:%g' /data/keep; echo w > /home/app/w && cat /home/app/w; exit 3"
+        let rootStore = user.base + "/root-store"
+        try #require(try Tandem.run(["image", "import", "--store", rootStore, layout]).status == 0)
+        let asRoot = try Tandem.run(["run", "sample:1", "--store", rootStore, "--", probe])
+        let asUser = try user.run([Tandem.path, "run", "sample:1", "--store", store, "--", probe])
+        #expect(asUser.status == 3, "\(asUser.stderr)")
+        #expect(asUser.stdout == asRoot.stdout, "the rootless container saw another image: \(asUser.stdout) vs \(asRoot.stdout)")
+        #expect(asUser.stdout.hasPrefix("uid=1000(app)") && asUser.stdout.contains("1000:1000"), "\(asUser.stdout)")
+        // Root does not write into the user's store (its files would belong to root).
+        let intruder = try Tandem.run(["image", "import", "--store", store, layout])
+        #expect(intruder.status != 0 && intruder.stderr.contains("a rootless store"), "\(intruder.stderr)")
+        let removed = try user.run([Tandem.path, "image", "rm", "--store", store, "sample:1"])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store + "/layers").isEmpty, "layers left")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: user.runtimeDirectory).filter { !$0.hasPrefix(".") }.allSatisfy { name in
+            (try? FileManager.default.contentsOfDirectory(atPath: user.runtimeDirectory + "/" + name).filter { !$0.hasPrefix(".") }.isEmpty) ?? true
+        }, "container state left")
+    }
+}
