@@ -36,7 +36,7 @@ public enum Density {
             _ = fcntl(child.reader.rawValue, F_SETFL, O_NONBLOCK)
             children.append((child.pid, child.reader, false, []))
         }
-        let deadline = start + UInt64(timeoutSeconds * 1e9)
+        let deadline = start + Clock.nanoseconds(seconds: timeoutSeconds)
         var lastReady = start
         var buffer = [UInt8](repeating: 0, count: 65536)
         while children.contains(where: { !$0.ready }), Clock.monotonicNanoseconds() < deadline {

@@ -224,7 +224,7 @@ public enum ManagerKill {
 
     /// Polls `probe` every 20 ms for up to `seconds`.
     static func waitFor<T>(seconds: Double, _ probe: () -> T?) -> T? {
-        let deadline = Clock.monotonicNanoseconds() + UInt64(seconds * 1e9)
+        let deadline = Clock.deadline(after: seconds)
         repeat {
             if let value = probe() { return value }
             usleep(20_000)

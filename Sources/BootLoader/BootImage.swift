@@ -46,11 +46,15 @@ public final class FileImage: BootImage, @unchecked Sendable {
         switch Files.kind(path) {
         case .missing: throw .unreadable(image: path, reason: "\(what) \(path) does not exist")
         case .directory: throw .unreadable(image: path, reason: "\(what) \(path) is a directory, not a file")
-        case .regular, .other: break
+        // A FIFO would block the open (and --timeout never starts); a device has no size to check.
+        case .other: throw .unreadable(image: path, reason: "\(what) \(path) is not a regular file (a FIFO, a device or a socket)")
+        case .regular: break
         }
-        do { fd = try FileDescriptor.open(path, O_RDONLY) } catch { throw .unreadable(image: path, reason: "cannot read \(what): \(error)") }
+        do { fd = try FileDescriptor.open(path, O_RDONLY | O_NONBLOCK) } catch { throw .unreadable(image: path, reason: "cannot read \(what): \(error)") }
         var status = stat()
         guard fstat(fd.rawValue, &status) == 0 else { throw .unreadable(image: path, reason: "cannot read \(what): \(SystemError("fstat", path))") }
+        // (Checked again on what was opened: the path may have been replaced meanwhile.)
+        guard status.st_mode & S_IFMT == S_IFREG else { throw .unreadable(image: path, reason: "\(what) \(path) is not a regular file") }
         count = Int(status.st_size)
         guard count > 0 else { throw .unreadable(image: path, reason: "\(what) \(path) is empty") }
     }

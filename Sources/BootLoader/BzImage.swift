@@ -6,6 +6,8 @@ public struct BzImageHeader: Equatable, Sendable {
     /// Offsets into the bzImage file (equal to those in boot_params: the header is copied over).
     public enum Offset {
         public static let setupSects = 0x1f1
+        /// The protected-mode payload's size in 16-byte units (protocol 2.04+: 32 bits).
+        public static let sysSize = 0x1f4
         public static let bootFlag = 0x1fe
         public static let jump = 0x200          // a short jump; its byte at 0x201 gives the header's length
         public static let magic = 0x202
@@ -94,7 +96,16 @@ public struct BzImageHeader: Equatable, Sendable {
             throw .not64Bit(image: name)
         }
         guard fileSize > header.setupBytes else {
-            throw .notBzImage(image: name, reason: "it is truncated: \(fileSize) bytes, but its setup alone is \(header.setupBytes)")
+            throw .notBzImage(image: name, reason: "it is truncated: \(fileSize) bytes, but its setup alone is \(header.setupBytes) (setup_sects \(u8(Offset.setupSects)) at 0x1f1)")
+        }
+        // The payload the header announces must be there: a file cut short (or a setup_sects that
+        // puts the payload's start in the wrong place) would otherwise boot into garbage.
+        let payload = fileSize - header.setupBytes
+        let announced = Int(u32(Offset.sysSize)) * 16
+        guard announced > 0, payload + 15 >= announced else {
+            throw .notBzImage(image: name, reason: announced == 0
+                ? "syssize (0x1f4) is 0: no protected-mode payload"
+                : "it is truncated or inconsistent: \(payload) bytes follow its \(header.setupBytes)-byte setup (setup_sects \(u8(Offset.setupSects)) at 0x1f1), but syssize (0x1f4) says \(announced)")
         }
         return header
     }

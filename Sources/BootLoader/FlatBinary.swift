@@ -4,6 +4,8 @@ import GuestMemory
 public enum BootLoaderError: Error, CustomStringConvertible, Equatable {
     case empty(image: String)
     case tooLarge(image: String, size: Int, available: Int, loadAddress: GuestAddress)
+    /// Larger than the addresses its CPU mode reaches (real mode: below 0xa0000), whatever the RAM.
+    case beyondModeLimit(image: String, size: Int, available: Int, loadAddress: GuestAddress, limit: UInt64)
     case notBzImage(image: String, reason: String)
     case protocolTooOld(image: String, version: String)
     case not64Bit(image: String)
@@ -20,6 +22,9 @@ public enum BootLoaderError: Error, CustomStringConvertible, Equatable {
         case .tooLarge(let image, let size, let available, let loadAddress):
             return "guest image \(image) is \(size) bytes, but only \(available) bytes of guest memory lie above its "
                 + "load address \(loadAddress): raise --memory or shrink the image"
+        case .beyondModeLimit(let image, let size, let available, let loadAddress, let limit):
+            return "guest image \(image) is \(size) bytes, but a real-mode guest loaded at \(loadAddress) reaches only up to "
+                + "0x\(String(limit, radix: 16)) (the legacy video hole): \(available) bytes; more --memory cannot help: shrink the image or build it for long mode"
         case .notBzImage(let image, let reason):
             return "kernel \(image) is not a bzImage: \(reason)"
         case .protocolTooOld(let image, let version):
@@ -51,6 +56,7 @@ public enum FlatBinaryLoader {
         let end = min(ramEnd, limit)
         let available = end > address.value ? Int(end - address.value) : 0
         guard image.count <= available else {
+            if limit < ramEnd { throw .beyondModeLimit(image: name, size: image.count, available: available, loadAddress: address, limit: limit) }
             throw .tooLarge(image: name, size: image.count, available: available, loadAddress: address)
         }
         do { try memory.write(image, at: address) } catch {

@@ -94,7 +94,7 @@ public struct ContainerControl: Sendable {
         guard [.running, .paused, .created].contains(record.currentStatus) else { return record }
         if record.currentStatus == .paused { try? CgroupFreezer.set(false, directories: record.cgroupProcs.map(Files.directory)) }
         Glibc.kill(record.pid, record.annotation(ContainerSpec.Annotation.stopSignal).flatMap(Signals.number) ?? SIGTERM)
-        let deadline = Clock.monotonicNanoseconds() + UInt64(max(0, grace) * 1e9)
+        let deadline = Clock.deadline(after: grace)
         while record.isProcessAlive, Clock.monotonicNanoseconds() < deadline { usleep(10_000) }
         if record.isProcessAlive { for pid in record.processes() { Glibc.kill(pid, SIGKILL) } }
         // The monitor records the exit and removes the cgroups; give it a moment.

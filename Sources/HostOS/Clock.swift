@@ -5,6 +5,21 @@ import Glibc
 /// Host clocks. Every latency Tandem reports is CLOCK_MONOTONIC nanoseconds, so a timestamp taken
 /// in the VMM and one taken by a benchmark harness in another process can be subtracted.
 public enum Clock {
+    /// `seconds` as nanoseconds, saturating: negative and NaN give 0, more than UInt64 holds gives
+    /// UInt64.max (a time never reached). `UInt64(seconds * 1e9)` traps instead — `--timeout 2e10`
+    /// crashed `tandem vm run` with SIGILL.
+    public static func nanoseconds(seconds: Double) -> UInt64 {
+        guard seconds > 0 else { return 0 }
+        let value = seconds * 1e9
+        return value < 18_446_744_073_709_549_568 ? UInt64(value) : .max
+    }
+
+    /// CLOCK_MONOTONIC `seconds` from now, saturating at UInt64.max (never).
+    public static func deadline(after seconds: Double) -> UInt64 {
+        let (sum, overflow) = monotonicNanoseconds().addingReportingOverflow(nanoseconds(seconds: seconds))
+        return overflow ? .max : sum
+    }
+
     public static func monotonicNanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)

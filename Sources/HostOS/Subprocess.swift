@@ -124,7 +124,7 @@ extension Subprocess {
         let signals = try SignalFD([SIGINT, SIGTERM])
         let (pid, reader) = try spawnPiped(path, arguments, mergeStandardError: true, defaultSignals: true)
 
-        let deadline = timeoutSeconds > 0 ? Clock.monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9) : UInt64.max
+        let deadline = timeoutSeconds > 0 ? Clock.deadline(after: timeoutSeconds) : UInt64.max
         var interruptedBy: Int32?
         var terminatedAt: UInt64?
         var buffer = [UInt8](repeating: 0, count: 65536)

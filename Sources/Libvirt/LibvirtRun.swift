@@ -85,7 +85,8 @@ public struct LibvirtRun {
         if let given = options.directory { directory = given } else { directory = try makeDirectory() }
         let consoleFile = directory + "/console.log"
         defer {
-            if !options.keep { Files.removeTree(directory) }
+            // Kept: the user's from now on (no owner, so no later run sweeps it).
+            if options.keep { unlink(directory + "/" + ownerFile) } else { Files.removeTree(directory) }
         }
 
         let suffix = String(UInt64(getpid()) << 20 ^ Clock.monotonicNanoseconds() & 0xfffff, radix: 16)
@@ -108,7 +109,8 @@ public struct LibvirtRun {
         var ready: UInt64?
         var qemuPeak: UInt64?
         var cpu: UInt64?
-        let deadline = options.timeoutSeconds > 0 ? createStart + UInt64(options.timeoutSeconds * 1e9) : UInt64.max
+        let (end, overflow) = createStart.addingReportingOverflow(Clock.nanoseconds(seconds: options.timeoutSeconds))
+        let deadline = options.timeoutSeconds > 0 && !overflow ? end : UInt64.max
         // QEMU's pid, from the file libvirt writes (read again at the result line if it was not
         // there yet: under load the daemon may write it after create returns).
         func readQEMUPID() -> pid_t? { Files.readText("/run/libvirt/qemu/\(definition.name).pid").flatMap { pid_t($0.split(separator: "\n").first ?? "") } }
@@ -158,11 +160,29 @@ public struct LibvirtRun {
 
     /// A private directory for a run's files (console, disk), traversable by the QEMU user.
     public static func makeDirectory() throws(LibvirtError) -> String {
-        var template = Array("/tmp/tandem-libvirt.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw LibvirtError(SystemError("mkdtemp", "/tmp/tandem-libvirt.XXXXXX").description) }
+        sweepDirectories()
+        var template = Array("\(directoryPrefix)XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw LibvirtError(SystemError("mkdtemp", "\(directoryPrefix)XXXXXX").description) }
         let directory = String(cString: made)
         chmod(directory, 0o711)
+        // Who made it: a run killed before its cleanup leaves it to the next run's sweep.
+        try? Files.write(directory + "/" + ownerFile, Array("\(getpid()) \(ownStartTime())\n".utf8), mode: 0o600)
         return directory
+    }
+
+    static let directoryPrefix = "/tmp/tandem-libvirt."
+    static let ownerFile = "owner"
+
+    /// Removes run directories whose owner (pid and start time, in `owner`) is gone: a run
+    /// SIGKILLed before it could remove its own. One without an owner file — kept with `--keep`,
+    /// whose run gives it up at the end — is the user's and stays.
+    public static func sweepDirectories() {
+        for name in Files.list("/tmp") where name.hasPrefix(String(directoryPrefix.dropFirst("/tmp/".count))) {
+            let directory = "/tmp/" + name
+            guard let owner = Files.readText(directory + "/" + ownerFile)?.split(separator: " "), owner.count == 2,
+                  let pid = pid_t(owner[0]), let start = UInt64(owner[1].filter(\.isNumber)) else { continue }
+            if ProcessInfoLite.startTime(pid) != start { Files.removeTree(directory) }
+        }
     }
 
     /// Destroys Tandem's domains whose owning tandem is gone (killed before it could clean up).

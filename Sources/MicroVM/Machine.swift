@@ -109,6 +109,9 @@ public final class Machine: @unchecked Sendable {
                 throw .invalidVCPUs(requested: config.vcpus, reason: "must be between 1 and this host's \(hostCPUs) CPUs")
             }
         case .flat:
+            guard config.vcpus == 1 else {
+                throw .invalidVCPUs(requested: config.vcpus, reason: "a tiny guest runs on one vCPU (--vcpus is for Linux guests)")
+            }
             guard requested >= VMConfig.minimumTinyMemoryMiB else {
                 throw .invalidMemory(requestedMiB: requested, reason: "a tiny guest needs at least \(VMConfig.minimumTinyMemoryMiB) MiB")
             }

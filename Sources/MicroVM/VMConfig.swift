@@ -59,6 +59,9 @@ public struct VMConfig: Sendable {
         return false
     }
 
+    /// The longest --timeout taken: a year. (More is a typo, or "never", which is 0.)
+    public static let maximumTimeoutSeconds: Double = 365 * 86_400
+
     /// Default RAM of a Linux guest (Firecracker's default is 128 MiB; the cloud kernel wants a bit more).
     public static let defaultLinuxMemoryMiB = 256
     /// Below this the cloud kernel cannot unpack itself and an initramfs.

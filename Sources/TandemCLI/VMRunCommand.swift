@@ -35,19 +35,20 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The workload tandem-init runs in a Linux guest (tandem.workload=NAME).", valueName: "name"))
     var workload: String?
 
-    @Option(name: .long, help: "Virtual CPUs of a Linux guest.")
+    // (.unconditional: "--vcpus -3" is a value, refused with its reason, not "a missing value".)
+    @Option(name: .long, parsing: .unconditional, help: "Virtual CPUs of a Linux guest.")
     var vcpus: Int = 1
 
     @Option(name: .long, help: "CPU mode a flat binary starts in (the built-in guests know their own).")
     var mode: CPUModeArgument?
 
-    @Option(name: .long, help: ArgumentHelp("Guest RAM in MiB (tiny guests: \(VMConfig.minimumTinyMemoryMiB)-\(VMConfig.maximumTinyMemoryMiB), default \(VMConfig.defaultTinyMemoryMiB); Linux: default \(VMConfig.defaultLinuxMemoryMiB)).", valueName: "MiB"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Guest RAM in MiB (tiny guests: \(VMConfig.minimumTinyMemoryMiB)-\(VMConfig.maximumTinyMemoryMiB), default \(VMConfig.defaultTinyMemoryMiB); Linux: default \(VMConfig.defaultLinuxMemoryMiB)).", valueName: "MiB"))
     var memory: Int?
 
-    @Option(name: .long, help: ArgumentHelp("A number handed to the tiny guest in RDI (compute: the sieve size, default \(TinyGuests.defaultComputeSize); exit: the status).", valueName: "n"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("A number handed to the tiny guest in RDI (compute: the sieve size, default \(TinyGuests.defaultComputeSize); exit: the status).", valueName: "n"))
     var arg: UInt64?
 
-    @Option(name: .long, help: ArgumentHelp("Stop the guest after this many seconds (0: never).", valueName: "seconds"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Stop the guest after this many seconds (0: never; at most a year).", valueName: "seconds"))
     var timeout: Double = 0
 
     @Flag(name: .long, help: "Print a JSON report (schema tandem.vm-run/1) on stdout; the guest console goes to stderr.")

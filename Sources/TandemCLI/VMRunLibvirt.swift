@@ -14,12 +14,18 @@ enum VMRunLibvirt {
             return VMRunner.fail("no kernel: pass --kernel PATH, or install Debian's linux-image-cloud-amd64 (make deps)")
         }
         for (flag, path) in [("--kernel", Optional(kernel)), ("--initrd", command.initrd)] {
-            if let path, Files.kind(path) != .regular { return VMRunner.fail("\(flag) \(path): no such file") }
+            guard let path else { continue }
+            switch Files.kind(path) {
+            case .regular: continue
+            case .missing: return VMRunner.fail("\(flag) \(path): does not exist")
+            case .directory: return VMRunner.fail("\(flag) \(path): is a directory, not a file")
+            case .other: return VMRunner.fail("\(flag) \(path): is not a regular file (a FIFO, a device or a socket)")
+            }
         }
         guard command.vcpus >= 1, command.vcpus <= 64 else { return VMRunner.fail("--vcpus \(command.vcpus): must be between 1 and 64") }
         let memory = command.memory ?? 256
         guard memory >= 64 else { return VMRunner.fail("--memory \(memory): a Linux guest needs at least 64 MiB") }
-        guard command.timeout >= 0 else { return VMRunner.fail("--timeout \(command.timeout): must be 0 (no limit) or positive") }
+        if let problem = VMRunOptions.timeoutProblem(command.timeout) { return VMRunner.fail(problem) }
 
         // The accelerator: kvm only where the host has hardware virtualisation; said and stamped.
         let hostMode = HostFacts.probeKVMMode(kvmPath: command.kvmDevice)

@@ -36,6 +36,16 @@ public struct VMRunOptions: Equatable, Sendable {
         self.kvmDevice = kvmDevice
         self.allowEmulated = allowEmulated
     }
+
+    /// What is wrong with a timeout, for every backend: nil when it is 0 (no limit) or a
+    /// positive number of seconds up to `VMConfig.maximumTimeoutSeconds`.
+    public static func timeoutProblem(_ seconds: Double) -> String? {
+        guard seconds.isFinite, seconds >= 0 else { return "--timeout \(seconds): must be 0 (no limit) or a positive number of seconds" }
+        guard seconds <= VMConfig.maximumTimeoutSeconds else {
+            return "--timeout \(seconds): at most \(Int(VMConfig.maximumTimeoutSeconds)) seconds (a year); 0 means no limit"
+        }
+        return nil
+    }
 }
 
 /// The launch path's own parser for `tandem vm run` (see `Launcher`). It accepts the well-formed

@@ -21,9 +21,7 @@ public enum VMRunner {
 
     public static func run(_ options: VMRunOptions, processStart: UInt64?) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
-        guard options.timeout >= 0, options.timeout.isFinite else {
-            return fail("--timeout \(options.timeout): must be 0 (no limit) or a positive number of seconds")
-        }
+        if let problem = VMRunOptions.timeoutProblem(options.timeout) { return fail(problem) }
         let console = FileConsoleSink(fd: options.json ? 2 : 1)
         let machine: Machine
         switch buildMachine(options, console: console, processStart: processStart) {
@@ -65,7 +63,7 @@ public enum VMRunner {
         var config = VMConfig(boot: boot,
                               memoryMiB: options.memory ?? (options.tiny != nil ? VMConfig.defaultTinyMemoryMiB : VMConfig.defaultLinuxMemoryMiB),
                               vcpus: options.vcpus,
-                              timeoutNanoseconds: options.timeout > 0 ? UInt64(options.timeout * 1e9) : nil)
+                              timeoutNanoseconds: options.timeout > 0 ? Clock.nanoseconds(seconds: options.timeout) : nil)
         if isatty(0) == 1 { config.consoleInput = 0 }
         do {
             return .success(try Machine.build(config, console: console, processStart: processStart, kvmPath: options.kvmDevice))
@@ -115,7 +113,12 @@ public enum VMRunner {
         switch Files.kind(path) {
         case .missing: return .failure(Message(text: "\(what) \(path) does not exist"))
         case .directory: return .failure(Message(text: "\(what) \(path) is a directory, not a \(what == "guest image" ? "flat binary" : "file")"))
-        case .regular, .other: break
+        // A FIFO would block the read for ever; /dev/zero would fill memory before failing.
+        case .other: return .failure(Message(text: "\(what) \(path) is not a regular file (a FIFO, a device or a socket)"))
+        case .regular: break
+        }
+        if let size = Files.size(path), size > VMConfig.maximumTinyMemoryMiB << 20 {
+            return .failure(Message(text: "\(what) \(path) is \(size >> 20) MiB: more than a tiny guest's largest RAM (\(VMConfig.maximumTinyMemoryMiB) MiB) holds"))
         }
         do {
             let bytes = try Files.read(path, limit: VMConfig.maximumTinyMemoryMiB << 20)

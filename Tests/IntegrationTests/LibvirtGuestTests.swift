@@ -45,6 +45,35 @@ struct LibvirtGuestTests {
         #expect(LibvirtLab.tandemDomains().isEmpty)
     }
 
+    @Test("a run SIGKILLed mid-boot leaves its domain and directory; the next run removes both; a kept directory (no owner) stays")
+    func killedRunSwept() throws {
+        let kept = "/tmp/tandem-libvirt.kept-by-test"
+        try FileManager.default.createDirectory(atPath: kept, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: kept) }
+        let before = Set(LibvirtLab.consoleDirectories())
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tandem.path)
+        process.arguments = ["vm", "run", "--backend", "libvirt", "--workload", "sleep", "--cmdline", "quiet tandem.args=600", "--timeout", "300"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var left: [String] = []
+        let deadline = Date().addingTimeInterval(30)
+        while (left.isEmpty || LibvirtLab.tandemDomains().isEmpty) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            left = LibvirtLab.consoleDirectories().filter { !before.contains($0) }
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try #require(left.count == 1 && !LibvirtLab.tandemDomains().isEmpty, "the killed run had no directory or domain yet: \(left)")
+        #expect(FileManager.default.fileExists(atPath: "/tmp/" + left[0]), "the killed run's directory is there to sweep")
+        let next = try Tandem.run(["vm", "run", "--backend", "libvirt", "--workload", "hello", "--cmdline", "quiet", "--timeout", "120"])
+        #expect(next.status == 0, "\(next.stderr.suffix(1500))")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/" + left[0]), "the next run did not sweep the killed run's directory")
+        #expect(LibvirtLab.tandemDomains().isEmpty, "the killed run's domain is left")
+        #expect(FileManager.default.fileExists(atPath: kept), "a directory without an owner (kept with --keep) was swept")
+    }
+
     @Test("the workload's exit status 3 comes back as 3")
     func exitStatus() throws {
         let result = try Tandem.run(["vm", "run", "--backend", "libvirt", "--workload", "sh", "--cmdline", "quiet tandem.args=-c,exit${IFS}3", "--timeout", "120"])

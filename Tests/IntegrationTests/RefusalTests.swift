@@ -18,6 +18,41 @@ struct RefusalTests {
         #expect(own.status == 0, "hello16 is a real-mode guest: \(own.stderr)")
     }
 
+    /// Inputs a hostile or careless user gives `vm run` (issue 16's list): each refused at once by
+    /// name (under `timeout 20`: a hang fails as 124), never a crash (SIGILL was 132), a hang or a
+    /// 4 GiB read.
+    static let badInputs: [(arguments: [String], status: Int32, says: String)] = [
+        (["--tiny", "hello", "--timeout", "2e10"], 125, "--timeout 20000000000.0: at most 31536000 seconds"),
+        (["--tiny", "hello", "--timeout", "inf"], 125, "--timeout inf: must be 0 (no limit) or a positive number"),
+        (["--tiny", "hello", "--timeout", "-1"], 125, "--timeout -1.0: must be 0 (no limit) or a positive number"),
+        (["--tiny", "hello", "--memory", "-1"], 125, "--memory -1: guest memory must be at least 1 MiB"),
+        (["--tiny", "hello", "--vcpus", "-3"], 125, "--vcpus -3: a tiny guest runs on one vCPU"),
+        (["--tiny", "hello", "--vcpus", "2"], 125, "--vcpus 2: a tiny guest runs on one vCPU"),
+        (["--tiny", "hello", "--arg", "-1"], 64, "The value '-1' is invalid for '--arg <n>'"),
+        (["--tiny", "FIFO"], 125, "guest image FIFO is not a regular file"),
+        (["--tiny", "/dev/zero"], 125, "guest image /dev/zero is not a regular file"),
+        (["--kernel", "FIFO", "--allow-emulated", "--timeout", "5"], 125, "kernel FIFO is not a regular file"),
+        (["--initrd", "/dev/zero", "--allow-emulated", "--timeout", "5"], 125, "initrd /dev/zero is not a regular file"),
+        (["--backend", "libvirt", "--timeout", "2e10"], 125, "--timeout 20000000000.0: at most 31536000 seconds"),
+        (["--backend", "libvirt", "--kernel", "FIFO"], 125, "--kernel FIFO: is not a regular file"),
+    ]
+
+    @Test("bad options and files are refused at once, by name: no crash, no hang, no endless read",
+          .enabled(if: Tandem.kvmUsable, "needs /dev/kvm"))
+    func badInputs() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-refuse-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fifo = directory.appendingPathComponent("fifo").path
+        try #require(mkfifo(fifo, 0o600) == 0)
+        for (arguments, status, says) in Self.badInputs {
+            let argv = arguments.map { $0 == "FIFO" ? fifo : $0 }
+            let result = try Tandem.run(["vm", "run"] + argv, prefix: ["/usr/bin/timeout", "20"])
+            let expected = says.replacingOccurrences(of: "FIFO", with: fifo)
+            #expect(result.status == status && result.stderr.contains(expected), "\(argv): status \(result.status), \(result.stderr)")
+        }
+    }
+
     @Test("a Linux guest on emulated KVM is refused at once, naming the mode and the nested lab",
           .enabled(if: mode == .emulated && Lab.kernel != nil, "needs an emulated /dev/kvm (no VT-x/AMD-V) and linux-image-cloud-amd64"))
     func linuxOnEmulatedKVM() throws {

@@ -27,6 +27,7 @@ func syntheticBzImage(setupSectors: UInt8 = 4, version: UInt16 = 0x020f, payload
     put(cmdlineSize, O.cmdlineSize)
     put(UInt64(0x100_0000), O.prefAddress)
     put(initSize, O.initSize)
+    put(UInt32((payload + 15) / 16), O.sysSize)
     for index in setupBytes..<image.count { image[index] = UInt8(truncatingIfNeeded: index) }
     return image
 }
@@ -51,6 +52,9 @@ struct BzImageHeaderTests {
         ("no 64-bit entry", 4),
         ("zImage", 5),
         ("setup longer than the file", 6),
+        ("payload shorter than syssize (a file cut short)", 7),
+        ("setup_sects 0xff (the payload's start misplaced)", 8),
+        ("syssize 0", 9),
     ])
     func malformed(label: String, kind: Int) {
         var image = syntheticBzImage()
@@ -61,7 +65,10 @@ struct BzImageHeaderTests {
         case 3: image[0x206] = 0; image[0x207] = 2
         case 4: image[0x236] = 0
         case 5: image[0x211] = 0
-        default: image = Array(image.prefix(0x300)); image[0x1f1] = 60
+        case 6: image = Array(image.prefix(0x300)); image[0x1f1] = 60
+        case 7: image = Array(image.prefix(image.count - 100))
+        case 8: image = syntheticBzImage(payload: 200_000); image[0x1f1] = 0xff
+        default: image[0x1f4] = 0; image[0x1f5] = 0
         }
         #expect(throws: BootLoaderError.self, "\(label)") { try BzImageHeader.parse(image, name: "bad") }
     }
@@ -82,6 +89,12 @@ struct BzImageHeaderTests {
         #expect(throws: BootLoaderError.not64Bit(image: "vmlinuz")) { try BzImageHeader.parse(image, name: "vmlinuz") }
         #expect(BootLoaderError.not64Bit(image: "vmlinuz").description.contains("build it for x86_64"))
         #expect(BootLoaderError.protocolTooOld(image: "k", version: "2.2").description.contains("2.12 or later"))
+        let cut = Array(syntheticBzImage().dropLast(4096))
+        #expect {
+            try BzImageHeader.parse(cut, name: "vmlinuz")
+        } throws: { error in
+            "\(error)".contains("vmlinuz") && "\(error)".contains("syssize (0x1f4) says 8192") && "\(error)".contains("setup_sects 4 at 0x1f1")
+        }
     }
 
     static let cloudKernel: String? = {
