@@ -86,7 +86,8 @@ bench: deps guests build image
 # Parsers of outside data, fuzzed with libFuzzer (SwiftPM executables need a main; a fuzzer's is
 # libFuzzer's), seeded from Fuzz/corpus and, for JSON, JSONTestSuite (read only: new inputs go to
 # .build/fuzz). json: swiftc on the parser's own sources. config: the OCI config reader, linked
-# against the Containers module built with coverage (-sanitize=fuzzer) in its own build directory.
+# against the Containers module built with coverage (-sanitize=fuzzer) in its own build directory;
+# layer and boot likewise (layer unpacking; the bzImage parser and Linux loader).
 FUZZ_SECONDS ?= 60
 SWIFTC       ?= swiftc
 FUZZ_SPM     := .build/fuzz/spm/release
@@ -112,6 +113,13 @@ fuzz: deps-core
 	mkdir -p .build/fuzz/corpus-layer && cp Fuzz/corpus/layer/* .build/fuzz/corpus-layer/
 	SWIFT_BACKTRACE=enable=no .build/fuzz/layer -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -artifact_prefix=.build/fuzz/layer- .build/fuzz/corpus-layer; \
 	    status=$$?; rm -rf /tmp/tandem-fuzz-layer-*; exit $$status
+	$(SWIFT) build -c release --build-path .build/fuzz/spm --target BootLoader -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library
+	$(SWIFTC) -O -sanitize=fuzzer -parse-as-library Fuzz/BootFuzz.swift -I $(FUZZ_SPM)/Modules \
+	    -Xcc -fmodule-map-file=$(FUZZ_SPM)/CLinux.build/module.modulemap -Xcc -ISources/CLinux/include \
+	    $(FUZZ_SPM)/HostOS.build/*.o $(FUZZ_SPM)/GuestMemory.build/*.o $(FUZZ_SPM)/BootLoader.build/*.o \
+	    $(FUZZ_SPM)/CLinux.build/*.o -o .build/fuzz/boot
+	mkdir -p .build/fuzz/corpus-boot && cp Fuzz/corpus/boot/* .build/fuzz/corpus-boot/
+	SWIFT_BACKTRACE=enable=no .build/fuzz/boot -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 -timeout=10 -artifact_prefix=.build/fuzz/boot- .build/fuzz/corpus-boot
 
 clean:
 	rm -rf .build guest-images/build examples/build
