@@ -87,7 +87,8 @@ bench: deps guests build image
 # libFuzzer's), seeded from Fuzz/corpus and, for JSON, JSONTestSuite (read only: new inputs go to
 # .build/fuzz). json: swiftc on the parser's own sources. config: the OCI config reader, linked
 # against the Containers module built with coverage (-sanitize=fuzzer) in its own build directory;
-# layer and boot likewise (layer unpacking; the bzImage parser and Linux loader).
+# layer, boot and virtio likewise (layer unpacking; the bzImage parser and Linux loader; the
+# virtio-mmio transport, virtqueue walker and virtio-blk).
 FUZZ_SECONDS ?= 60
 SWIFTC       ?= swiftc
 FUZZ_SPM     := .build/fuzz/spm/release
@@ -120,6 +121,15 @@ fuzz: deps-core
 	    $(FUZZ_SPM)/CLinux.build/*.o -o .build/fuzz/boot
 	mkdir -p .build/fuzz/corpus-boot && cp Fuzz/corpus/boot/* .build/fuzz/corpus-boot/
 	SWIFT_BACKTRACE=enable=no .build/fuzz/boot -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=4096 -timeout=10 -artifact_prefix=.build/fuzz/boot- .build/fuzz/corpus-boot
+	$(SWIFT) build -c release --build-path .build/fuzz/spm --target Virtio -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library
+	$(SWIFTC) -O -sanitize=fuzzer -parse-as-library Fuzz/VirtioFuzz.swift -I $(FUZZ_SPM)/Modules \
+	    -Xcc -fmodule-map-file=$(FUZZ_SPM)/CLinux.build/module.modulemap -Xcc -fmodule-map-file=$(FUZZ_SPM)/GuestABI.build/module.modulemap \
+	    -Xcc -ISources/CLinux/include -Xcc -ISources/GuestABI/include \
+	    $(FUZZ_SPM)/HostOS.build/*.o $(FUZZ_SPM)/GuestMemory.build/*.o $(FUZZ_SPM)/Devices.build/*.o $(FUZZ_SPM)/Virtio.build/*.o \
+	    $(FUZZ_SPM)/CLinux.build/*.o -o .build/fuzz/virtio
+	mkdir -p .build/fuzz/corpus-virtio && cp Fuzz/corpus/virtio/* .build/fuzz/corpus-virtio/
+	SWIFT_BACKTRACE=enable=no .build/fuzz/virtio -max_total_time=$(FUZZ_SECONDS) -max_len=40000 -timeout=10 -artifact_prefix=.build/fuzz/virtio- .build/fuzz/corpus-virtio; \
+	    status=$$?; rm -f /tmp/tandem-fuzz-virtio-*.img; exit $$status
 
 clean:
 	rm -rf .build guest-images/build examples/build

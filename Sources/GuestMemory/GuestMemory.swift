@@ -8,7 +8,13 @@ public struct GuestAddress: Hashable, Comparable, Sendable, CustomStringConverti
     public var value: UInt64
     public init(_ value: UInt64) { self.value = value }
     public static func < (lhs: GuestAddress, rhs: GuestAddress) -> Bool { lhs.value < rhs.value }
-    public static func + (lhs: GuestAddress, rhs: UInt64) -> GuestAddress { GuestAddress(lhs.value + rhs) }
+    /// Saturating: addresses come from the guest (descriptors, rings), and one near 2^64 plus an
+    /// offset must not trap the VMM; the saturated address lies outside every region, so the
+    /// access it is for fails as out of bounds.
+    public static func + (lhs: GuestAddress, rhs: UInt64) -> GuestAddress {
+        let (sum, overflow) = lhs.value.addingReportingOverflow(rhs)
+        return GuestAddress(overflow ? .max : sum)
+    }
     public var description: String { "0x" + String(value, radix: 16) }
 }
 

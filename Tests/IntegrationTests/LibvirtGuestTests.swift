@@ -105,7 +105,7 @@ struct LibvirtGuestTests {
     func errors() throws {
         for (arguments, message) in [(["--machine", "virt"], "--machine virt: must be microvm, q35, pc"),
                                      (["--accel", "hvf"], "--accel hvf: must be auto, kvm or tcg"),
-                                     (["--kernel", "/no/vmlinuz"], "--kernel /no/vmlinuz: no such file"),
+                                     (["--kernel", "/no/vmlinuz"], "--kernel /no/vmlinuz: does not exist"),
                                      (["--tiny", "hello"], "--tiny guests run only on Tandem's own VMM (--backend microvm)")] {
             let result = try Tandem.run(["vm", "run", "--backend", "libvirt"] + arguments)
             #expect(result.status == 125)

@@ -1,0 +1,161 @@
+import GuestMemory
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// virtio-blk (virtio 1.x 5.2) on a raw file: read, write, flush and get-id, the requests
+/// Firecracker serves. The request's bytes are read and written as streams across the chain's
+/// buffers (any layout, as VERSION_1 allows): 16 header bytes (type, reserved, sector) and a
+/// write's data from the readable buffers; a read's data and the one status byte, last, into the
+/// writable ones. A request the disk cannot serve — past its end, a write to a read-only disk, a
+/// length that is not whole sectors, an unknown type — completes with an error status; only a
+/// chain without room for the status breaks the rules (the transport then resets the device).
+public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
+    public static let sectorSize: UInt64 = 512
+    /// Request types and status values (5.2.6).
+    enum RequestType { static let read: UInt32 = 0, write: UInt32 = 1, flush: UInt32 = 4, getID: UInt32 = 8 }
+    enum RequestStatus { static let ok: UInt8 = 0, ioError: UInt8 = 1, unsupported: UInt8 = 2 }
+    /// Feature bits (5.2.3).
+    public static let featureReadOnly: UInt64 = 1 << 5
+    public static let featureFlush: UInt64 = 1 << 9
+    static let idLength = 20
+
+    public let path: String
+    public let readOnly: Bool
+    let fd: FileDescriptor
+    /// The disk's size in sectors (a partial last sector is not offered).
+    public let capacity: UInt64
+    /// What GET_ID answers (at most 20 bytes).
+    let serial: [UInt8]
+
+    /// Opens the raw disk at `path` (read-only on the host when `readOnly`): a regular file,
+    /// named in every error.
+    public init(path: String, readOnly: Bool, serial: String = "tandem") throws(SystemError) {
+        let file = try FileDescriptor.open(path, (readOnly ? O_RDONLY : O_RDWR) | O_NONBLOCK)
+        var info = stat()
+        guard fstat(file.rawValue, &info) == 0 else { throw SystemError("fstat", path) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw SystemError("open (not a regular file)", path, errno: EINVAL) }
+        self.path = path
+        self.readOnly = readOnly
+        fd = file
+        capacity = UInt64(info.st_size) / Self.sectorSize
+        self.serial = Array(serial.utf8.prefix(Self.idLength))
+    }
+
+    public var deviceID: UInt32 { 2 }
+    public var features: UInt64 { Self.featureFlush | (readOnly ? Self.featureReadOnly : 0) }
+    public var queueCount: Int { 1 }
+    public func reset() {}
+
+    /// virtio_blk_config: capacity (le64) first; the rest (size_max, seg_max, geometry, blk_size)
+    /// belongs to features not offered and reads as 0.
+    public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
+        for index in 0..<data.count {
+            let byte = offset + index
+            data[index] = byte >= 0 && byte < 8 ? UInt8(truncatingIfNeeded: capacity >> (8 * UInt64(byte))) : 0
+        }
+    }
+
+    public func handle(_ chain: DescriptorChain, queue: Int, memory: GuestMemory) throws(VirtqueueError) -> UInt32 {
+        let readable = chain.buffers.filter { !$0.writable }
+        let writable = chain.buffers.filter(\.writable)
+        let room = writable.reduce(UInt64(0)) { $0 + UInt64($1.length) }
+        guard room >= 1 else { throw VirtqueueError("block request at \(chain.head): no writable byte for its status") }
+        let dataIn = room - 1
+        let readableBytes = readable.reduce(UInt64(0)) { $0 + UInt64($1.length) }
+        var status = RequestStatus.ok
+        var written: UInt64 = 0
+        if readableBytes < 16 {
+            status = RequestStatus.ioError
+        } else {
+            let header = try Self.gather(readable, from: 0, count: 16, memory)
+            let type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
+            let sector = (0..<8).reduce(UInt64(0)) { $0 | UInt64(header[8 + $1]) << (8 * UInt64($1)) }
+            let dataOut = readableBytes - 16
+            switch type {
+            case RequestType.read:
+                status = transfer(write: false, sector: sector, length: dataIn, buffers: writable, skip: 0, memory)
+                if status == RequestStatus.ok { written = dataIn }
+            case RequestType.write:
+                status = readOnly ? RequestStatus.ioError : transfer(write: true, sector: sector, length: dataOut, buffers: readable, skip: 16, memory)
+            case RequestType.flush:
+                status = readOnly || fdatasync(fd.rawValue) == 0 ? RequestStatus.ok : RequestStatus.ioError
+            case RequestType.getID:
+                let id = serial + [UInt8](repeating: 0, count: Self.idLength - serial.count)
+                let count = Int(min(UInt64(Self.idLength), dataIn))
+                try Self.scatter(Array(id.prefix(count)), into: writable, at: 0, memory)
+                written = UInt64(count)
+            default:
+                status = RequestStatus.unsupported
+            }
+        }
+        try Self.scatter([status], into: writable, at: dataIn, memory)
+        return UInt32(written + 1)
+    }
+
+    /// Moves `length` bytes between the disk at `sector` and `buffers` (after their first `skip`
+    /// bytes): whole sectors inside the disk, else an I/O error status.
+    private func transfer(write: Bool, sector: UInt64, length: UInt64, buffers: [VirtqueueBuffer], skip: UInt64, _ memory: GuestMemory) -> UInt8 {
+        guard length % Self.sectorSize == 0, sector <= capacity, length / Self.sectorSize <= capacity - sector else { return RequestStatus.ioError }
+        var offset = off_t(sector * Self.sectorSize)
+        var skip = skip, remaining = length
+        for buffer in buffers where remaining > 0 {
+            var bufferLength = UInt64(buffer.length)
+            var address = buffer.address
+            if skip > 0 {
+                let skipped = min(skip, bufferLength)
+                skip -= skipped
+                bufferLength -= skipped
+                address = address + skipped
+            }
+            let count = Int(min(bufferLength, remaining))
+            guard count > 0 else { continue }
+            guard let host = try? memory.hostPointer(address, length: count) else { return RequestStatus.ioError }
+            var done = 0
+            while done < count {
+                let moved = write ? pwrite(fd.rawValue, host + done, count - done, offset + off_t(done))
+                                  : pread(fd.rawValue, host + done, count - done, offset + off_t(done))
+                if moved < 0 && errno == EINTR { continue }
+                guard moved > 0 else { return RequestStatus.ioError }
+                done += moved
+            }
+            offset += off_t(count)
+            remaining -= UInt64(count)
+        }
+        return remaining == 0 ? RequestStatus.ok : RequestStatus.ioError
+    }
+
+    /// `count` bytes from the readable stream at `from`.
+    static func gather(_ buffers: [VirtqueueBuffer], from start: UInt64, count: Int, _ memory: GuestMemory) throws(VirtqueueError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var position: UInt64 = 0
+        for buffer in buffers where bytes.count < count {
+            let end = position + UInt64(buffer.length)
+            defer { position = end }
+            guard end > start else { continue }
+            let begin = max(start, position) - position
+            let take = min(UInt64(count - bytes.count), UInt64(buffer.length) - begin)
+            do { bytes += try memory.read(Int(take), at: buffer.address + begin) } catch {
+                throw VirtqueueError("a buffer at \(buffer.address + begin) (\(take) bytes): outside guest RAM")
+            }
+        }
+        return bytes
+    }
+
+    /// Writes `bytes` into the writable stream at `at`.
+    static func scatter(_ bytes: [UInt8], into buffers: [VirtqueueBuffer], at start: UInt64, _ memory: GuestMemory) throws(VirtqueueError) {
+        var position: UInt64 = 0, done = 0
+        for buffer in buffers where done < bytes.count {
+            let end = position + UInt64(buffer.length)
+            defer { position = end }
+            guard end > start + UInt64(done) else { continue }
+            let begin = start + UInt64(done) - position
+            let take = Int(min(UInt64(bytes.count - done), UInt64(buffer.length) - begin))
+            do { try memory.write(bytes[done..<(done + take)], at: buffer.address + begin) } catch {
+                throw VirtqueueError("a buffer at \(buffer.address + begin) (\(take) bytes): outside guest RAM")
+            }
+            done += take
+        }
+    }
+}
