@@ -5,11 +5,10 @@
 // register writes (offset, value), between a normal initialisation and a final notification.
 // Nothing may crash or hang, and while the device works every chain it took goes back used.
 // Built by `make fuzz` against the Virtio module compiled with -sanitize=fuzzer.
+import Devices
 import Glibc
 import GuestMemory
 import Virtio
-
-final class Line: InterruptLine, @unchecked Sendable { func trigger() {} }
 
 nonisolated(unsafe) var memory: GuestMemory?
 nonisolated(unsafe) var diskPath = ""
@@ -31,7 +30,7 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     try! memory.write([UInt8](repeating: 0, count: 1 << 16), at: GuestAddress(0))
     try! memory.write(image, at: GuestAddress(0))
     let disk = try! VirtioBlock(path: diskPath, readOnly: bytes[0] & 0x80 != 0)
-    let transport = MMIOTransport(device: disk, memory: memory, interrupt: Line())
+    let transport = MMIOTransport(device: disk, memory: memory, interrupt: DisconnectedInterruptLine())
     func set(_ offset: Int, _ value: UInt32) {
         var value = value
         withUnsafeBytes(of: &value) { transport.write(offset: UInt64(offset), from: $0) }

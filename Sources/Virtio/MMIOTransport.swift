@@ -22,14 +22,10 @@ public protocol VirtioDevice: AnyObject {
     func reset()
 }
 
-/// The line a transport raises to interrupt the guest (an irqfd or KVM_IRQ_LINE in the VMM; a
-/// counter in tests). Devices never see KVM.
-public protocol InterruptLine: AnyObject, Sendable {
-    func trigger()
-}
-
 /// virtio-mmio, version 2 ("modern", virtio 1.x 4.2): the register file the guest driver programs
-/// at the device's MMIO window. Queue notifications are served at once, on the caller's thread
+/// at the device's MMIO window. Its interrupt is a level-triggered line (`Devices.InterruptLine`,
+/// KVM_IRQ_LINE in the VMM, as for the UART): high while InterruptStatus has a bit set, low once
+/// the driver has acknowledged them all. Queue notifications are served at once, on the caller's thread
 /// (the vCPU's, today; issue 16 asks for ioeventfd and a device thread). Whatever the driver
 /// writes, the transport stays consistent: a queue set up wrong, a notification before DRIVER_OK or
 /// a chain that breaks the rules sets DEVICE_NEEDS_RESET and raises a configuration interrupt,
@@ -131,7 +127,9 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
             case Register.queueDeviceHigh: updateQueue { $0.usedRing.value = $0.usedRing.value & 0xffff_ffff | UInt64(value) << 32 }
             case Register.queueReady: setQueueReady(value == 1)
             case Register.queueNotify: notify(queue: Int(value))
-            case Register.interruptACK: interruptStatus &= ~value
+            case Register.interruptACK:
+                interruptStatus &= ~value
+                interrupt.set(high: interruptStatus != 0)
             case Register.status: setStatus(value)
             default: break
             }
@@ -164,6 +162,7 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
             status = 0
             driverFeatures = 0
             interruptStatus = 0
+            interrupt.set(high: false)
             failure = nil
             for index in queues.indices { queues[index].reset() }
             device.reset()
@@ -192,7 +191,7 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
             }
             if served {
                 interruptStatus |= Self.interruptUsed
-                interrupt.trigger()
+                interrupt.set(high: true)
             }
         } catch {
             stop("queue \(index): \(error.description)")
@@ -204,7 +203,7 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
         failure = reason
         status |= Status.needsReset
         interruptStatus |= Self.interruptConfig
-        interrupt.trigger()
+        interrupt.set(high: true)
     }
 
     private func fill(_ data: UnsafeMutableRawBufferPointer, _ value: UInt32) {
