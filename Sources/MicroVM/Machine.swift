@@ -1,6 +1,7 @@
 import BootLoader
 import CKVM
 import Devices
+import Virtio
 import GuestABI
 import GuestMemory
 import HostOS
@@ -24,6 +25,8 @@ public final class Machine: @unchecked Sendable {
     var phases: PhaseTimes
     /// COM1, which receives the console input.
     var serial: Serial8250?
+    /// The virtio-mmio transports of the drives (the buses hold them too; kept for the log).
+    var drives: [MMIOTransport] = []
 
     /// Where KVM may put the three pages Intel VMX needs for real-mode emulation: just below the
     /// 4 GiB boundary, outside any RAM a guest is given (QEMU and Firecracker use the same address).
@@ -139,6 +142,26 @@ public final class Machine: @unchecked Sendable {
                 try portBus.register(CMOS(), base: CMOS.base, length: CMOS.length, name: "cmos rtc")
             }
         } catch { throw .bus(error) }
+        try attachDrives()
+    }
+
+    /// Each drive as virtio-blk on virtio-mmio, opened now (a disk that cannot be opened fails the
+    /// build, before anything runs), on a level-triggered line (none for a tiny guest: it polls).
+    private func attachDrives() throws(MicroVMError) {
+        guard config.drives.count <= Int(TANDEM_VIRTIO_MMIO_MAX) else {
+            throw .system(SystemError("--drive", "\(config.drives.count) drives: at most \(TANDEM_VIRTIO_MMIO_MAX)", errno: E2BIG))
+        }
+        for (index, drive) in config.drives.enumerated() {
+            let disk: VirtioBlock
+            do { disk = try VirtioBlock(path: drive.path, readOnly: drive.readOnly, serial: "tandem-\(index)") } catch { throw .system(error) }
+            let line: InterruptLine = config.isLinux ? KVMInterruptLine(vm: vm, gsi: UInt32(TANDEM_VIRTIO_IRQ_BASE) + UInt32(index)) : DisconnectedInterruptLine()
+            let transport = MMIOTransport(device: disk, memory: memory, interrupt: line)
+            do {
+                try mmioBus.register(transport, base: UInt64(TANDEM_VIRTIO_MMIO_BASE) + UInt64(index) * UInt64(TANDEM_VIRTIO_MMIO_STRIDE),
+                                     length: UInt64(TANDEM_VIRTIO_MMIO_STRIDE), name: "virtio-blk \(index) (\(drive.path))")
+            } catch { throw .bus(error) }
+            drives.append(transport)
+        }
     }
 
     private func loadBootSource(_ boot: BootSource) throws(MicroVMError) {

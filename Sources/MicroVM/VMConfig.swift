@@ -32,6 +32,18 @@ public struct VMConfig: Sendable {
     /// A host file descriptor whose bytes the guest receives on its serial console (the user's
     /// terminal, already in raw mode), or nil. Ctrl-A x read from it stops the VM.
     public var consoleInput: Int32?
+    /// Raw disk images attached as virtio-blk over virtio-mmio (`--drive PATH[,ro]`), in order:
+    /// drive N at TANDEM_VIRTIO_MMIO_BASE + N * TANDEM_VIRTIO_MMIO_STRIDE, IRQ TANDEM_VIRTIO_IRQ_BASE + N.
+    public var drives: [Drive] = []
+
+    public struct Drive: Equatable, Sendable {
+        public var path: String
+        public var readOnly: Bool
+        public init(path: String, readOnly: Bool) {
+            self.path = path
+            self.readOnly = readOnly
+        }
+    }
 
     public init(boot: BootSource, memoryMiB: Int, vcpus: Int = 1, timeoutNanoseconds: UInt64? = nil) {
         self.boot = boot

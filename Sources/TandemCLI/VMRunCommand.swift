@@ -75,13 +75,16 @@ struct VMRunCommand: ParsableCommand {
     @Flag(name: .long, help: "libvirt: boot from an ext4 root disk (virtio-blk) made from the same image, as a distro guest does.")
     var disk = false
 
+    @Option(name: .long, help: ArgumentHelp("microvm: a raw disk image as virtio-blk over virtio-mmio (repeatable; ,ro: read-only, also on the host). Firecracker calls them drives; libvirt's --disk above is its root disk.", valueName: "path[,ro]"))
+    var drive: [String] = []
+
     @Flag(name: .long, help: "libvirt: keep the console file afterwards.")
     var keep = false
 
     var options: VMRunOptions {
         VMRunOptions(tiny: tiny, mode: mode?.value, memory: memory, kernel: kernel, initrd: initrd, cmdline: cmdline,
                      workload: workload, vcpus: vcpus, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice,
-                     allowEmulated: allowEmulated)
+                     allowEmulated: allowEmulated, drives: drive)
     }
 
     func run() throws {

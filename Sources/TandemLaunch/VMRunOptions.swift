@@ -1,3 +1,4 @@
+import HostOS
 import MicroVM
 
 /// What `tandem vm run` was asked to do, independent of how the command line was parsed.
@@ -18,10 +19,12 @@ public struct VMRunOptions: Equatable, Sendable {
     public var kvmDevice = "/dev/kvm"
     /// Boot Linux even where /dev/kvm emulates guest instructions (it takes minutes, or hangs).
     public var allowEmulated = false
+    /// `--drive PATH[,ro]`, in order: raw disks as virtio-blk (Firecracker calls them drives).
+    public var drives: [String] = []
 
     public init(tiny: String? = nil, mode: CPUMode? = nil, memory: Int? = nil, kernel: String? = nil, initrd: String? = nil,
                 cmdline: String? = nil, workload: String? = nil, vcpus: Int = 1, arg: UInt64? = nil,
-                timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm", allowEmulated: Bool = false) {
+                timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm", allowEmulated: Bool = false, drives: [String] = []) {
         self.tiny = tiny
         self.kernel = kernel
         self.initrd = initrd
@@ -35,6 +38,28 @@ public struct VMRunOptions: Equatable, Sendable {
         self.json = json
         self.kvmDevice = kvmDevice
         self.allowEmulated = allowEmulated
+        self.drives = drives
+    }
+
+    /// The drives as the VM takes them; an error names the `--drive` that does not parse.
+    public func parsedDrives() -> Result<[VMConfig.Drive], VMRunner.Message> {
+        var drives: [VMConfig.Drive] = []
+        for text in self.drives {
+            var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            var readOnly = false
+            if parts.count > 1, parts.last == "ro" { readOnly = true; parts.removeLast() }
+            guard parts.count == 1, let path = parts.first, !path.isEmpty else {
+                return .failure(VMRunner.Message(text: "--drive \(text): must be PATH or PATH,ro"))
+            }
+            switch Files.kind(path) {
+            case .regular: break
+            case .missing: return .failure(VMRunner.Message(text: "--drive \(text): \(path) does not exist"))
+            case .directory: return .failure(VMRunner.Message(text: "--drive \(text): \(path) is a directory, not a disk image"))
+            case .other: return .failure(VMRunner.Message(text: "--drive \(text): \(path) is not a regular file (a FIFO, a device or a socket)"))
+            }
+            drives.append(VMConfig.Drive(path: path, readOnly: readOnly))
+        }
+        return .success(drives)
     }
 
     /// What is wrong with a timeout, for every backend: nil when it is 0 (no limit) or a
@@ -98,6 +123,9 @@ public enum FastVMRunParser {
             case "--timeout":
                 guard let text = take(), let seconds = Double(text) else { return nil }
                 options.timeout = seconds
+            case "--drive":
+                guard let text = take() else { return nil }
+                options.drives.append(text)
             case "--kvm-device":
                 guard let text = take() else { return nil }
                 options.kvmDevice = text

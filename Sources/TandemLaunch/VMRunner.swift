@@ -50,7 +50,7 @@ public enum VMRunner {
         return ExitStatus.tandemError
     }
 
-    struct Message: Error { let text: String }
+    public struct Message: Error { public let text: String }
 
     /// Reads the images and builds the machine. The image bytes live only inside this call: once
     /// they are in guest RAM they are released, not held for the whole run.
@@ -65,6 +65,10 @@ public enum VMRunner {
                               vcpus: options.vcpus,
                               timeoutNanoseconds: options.timeout > 0 ? Clock.nanoseconds(seconds: options.timeout) : nil)
         if isatty(0) == 1 { config.consoleInput = 0 }
+        switch options.parsedDrives() {
+        case .success(let drives): config.drives = drives
+        case .failure(let message): return .failure(message)
+        }
         do {
             return .success(try Machine.build(config, console: console, processStart: processStart, kvmPath: options.kvmDevice))
         } catch {

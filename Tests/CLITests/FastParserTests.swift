@@ -19,6 +19,7 @@ struct FastParserTests {
         ["--kernel", "/boot/vmlinuz", "--initrd", "i.cpio", "--workload", "compute", "--vcpus", "1", "--cmdline", "quiet"],
         ["--workload=hello", "--memory", "512"],
         ["--workload", "hello", "--allow-emulated"],
+        ["--tiny", "blk", "--drive", "a.img", "--drive=b.img,ro"],
     ]
 
     static let handedOver: [[String]] = [

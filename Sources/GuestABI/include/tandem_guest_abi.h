@@ -50,4 +50,14 @@
 #define TANDEM_TINY_PD_ADDR     0x4000  /* four 4 KiB page directories, one per GiB: 0x4000..0x7fff */
 #define TANDEM_TINY_MAX_RAM_MIB 3072    /* RAM ends below 0xc0000000 */
 
+/*
+ * virtio-mmio devices (virtio 1.x 4.2, version 2): disk N (the Nth --disk, from 0) has its
+ * register window at TANDEM_VIRTIO_MMIO_BASE + N * TANDEM_VIRTIO_MMIO_STRIDE, in the 32-bit hole
+ * above RAM, and interrupt line TANDEM_VIRTIO_IRQ_BASE + N (level-triggered).
+ */
+#define TANDEM_VIRTIO_MMIO_BASE    0xd0000000
+#define TANDEM_VIRTIO_MMIO_STRIDE  0x1000
+#define TANDEM_VIRTIO_MMIO_MAX     8
+#define TANDEM_VIRTIO_IRQ_BASE     5
+
 #endif
