@@ -28,15 +28,16 @@ public enum ACPITables {
     public static let madtPCATCompatible: UInt32 = 1
 
     /// Every table with its guest-physical address; the first is the RSDP at `rsdpAddress`.
-    public static func build(cpus: Int) -> [(address: GuestAddress, bytes: [UInt8])] {
+    /// `virtio`: the virtio-mmio devices (register window, interrupt line), described in the DSDT
+    /// so that a kernel without VIRTIO_MMIO_CMDLINE_DEVICES (Debian's) finds them.
+    public static func build(cpus: Int, virtio: [AML.VirtioMMIO] = []) -> [(address: GuestAddress, bytes: [UInt8])] {
         precondition((1...254).contains(cpus), "one MADT local-APIC entry per vCPU, APIC ids below 0xff")
         // 16-byte aligned, one after another: RSDP (36), XSDT, DSDT, FADT, MADT.
+        let dsdt = table(signature: "DSDT", revision: 2, body: AML.devices(virtio: virtio))
         let xsdtAddress = rsdpAddress + 0x40
         let dsdtAddress = xsdtAddress + 0x40
-        let fadtAddress = dsdtAddress + 0x100
+        let fadtAddress = dsdtAddress + UInt64(max(0x100, (dsdt.count + 15) & ~15))
         let madtAddress = fadtAddress + 0x120
-        precondition(dsdtAddress.value + UInt64(AML.legacyDevices().count + 36) <= fadtAddress.value, "the DSDT outgrew its slot")
-        let dsdt = table(signature: "DSDT", revision: 2, body: AML.legacyDevices())
         let fadt = table(signature: "FACP", revision: 6, body: fadtBody(dsdt: dsdtAddress))
         let madt = table(signature: "APIC", revision: 5, body: madtBody(cpus: cpus))
         let xsdt = table(signature: "XSDT", revision: 1, body: [fadtAddress.value, madtAddress.value].flatMap { littleEndian($0) })
@@ -101,7 +102,8 @@ public enum ACPITables {
 /// kernel has no legacy PIC and maps no ISA interrupt on its own: each device that uses one must be
 /// described with its ports and IRQ, or its driver cannot get the interrupt (the serial console
 /// would stall as soon as userspace writes to it). So the DSDT lists, under \_SB, the devices
-/// Tandem emulates: COM1 (PNP0501), the i8042 keyboard controller (PNP0303) and the CMOS RTC (PNP0B00).
+/// Tandem emulates: COM1 (PNP0501), the i8042 keyboard controller (PNP0303) and the CMOS RTC
+/// (PNP0B00), and the virtio-mmio devices of `--drive` (LNRO0005).
 public enum AML {
     static let nameOp: UInt8 = 0x08
     static let scopeOp: UInt8 = 0x10
@@ -113,22 +115,61 @@ public enum AML {
     static let deviceOp: UInt8 = 0x82
     static let rootPrefix = UInt8(ascii: "\\")
 
-    public static func legacyDevices() -> [UInt8] {
-        let devices = device("COM1", hid: "PNP0501", resources: io(0x3f8, length: 8) + irq(4))
-            + device("KBD0", hid: "PNP0303", resources: io(0x60, length: 1) + io(0x64, length: 1) + irq(1))
-            + device("RTC0", hid: "PNP0B00", resources: io(0x70, length: 2) + irq(8))
+    /// A virtio-mmio device as the DSDT describes it: its register window and its interrupt line.
+    public struct VirtioMMIO: Equatable, Sendable {
+        public var base: UInt32
+        public var length: UInt32
+        public var irq: UInt32
+        public init(base: UInt32, length: UInt32, irq: UInt32) {
+            self.base = base
+            self.length = length
+            self.irq = irq
+        }
+    }
+
+    /// The ACPI id Linux's virtio_mmio driver matches (drivers/virtio/virtio_mmio.c, as QEMU's
+    /// arm virt machine and Firecracker on aarch64 describe their devices).
+    static let virtioMMIOHID = "LNRO0005"
+
+    /// \_SB with the legacy devices and, after them, the virtio-mmio ones (VR00, VR01, ...).
+    public static func devices(virtio: [VirtioMMIO] = []) -> [UInt8] {
+        var devices = device("COM1", hid: eisaIDValue("PNP0501"), resources: io(0x3f8, length: 8) + irq(4))
+            + device("KBD0", hid: eisaIDValue("PNP0303"), resources: io(0x60, length: 1) + io(0x64, length: 1) + irq(1))
+            + device("RTC0", hid: eisaIDValue("PNP0B00"), resources: io(0x70, length: 2) + irq(8))
+        for (index, mmio) in virtio.enumerated() {
+            let name = "VR" + (index < 10 ? "0" : "") + String(index)
+            devices += device(name, hid: string(virtioMMIOHID), uid: index,
+                              resources: memory32Fixed(mmio.base, length: mmio.length) + levelInterrupt(mmio.irq))
+        }
         return [scopeOp] + packageLength(1 + 4 + devices.count) + [rootPrefix] + Array("_SB_".utf8) + devices
     }
 
-    /// Device(NAME) { Name(_HID, EisaId(hid)) Name(_UID, 0) Name(_CRS, ResourceTemplate() { ... }) }
-    static func device(_ name: String, hid: String, resources: [UInt8]) -> [UInt8] {
+    /// Device(NAME) { Name(_HID, hid) Name(_UID, uid) Name(_CRS, ResourceTemplate() { ... }) }
+    static func device(_ name: String, hid: [UInt8], uid: Int = 0, resources: [UInt8]) -> [UInt8] {
         let template = resources + [0x79, 0x00]  // end tag; checksum 0 means "not checked"
         let buffer = [bufferOp] + packageLength(2 + template.count) + [bytePrefix, UInt8(template.count)] + template
         let body = Array(name.utf8)
-            + [nameOp] + Array("_HID".utf8) + [dwordPrefix] + ACPITables.littleEndian(eisaID(hid))
-            + [nameOp] + Array("_UID".utf8) + [zeroOp]
+            + [nameOp] + Array("_HID".utf8) + hid
+            + [nameOp] + Array("_UID".utf8) + (uid == 0 ? [zeroOp] : [bytePrefix, UInt8(uid)])
             + [nameOp] + Array("_CRS".utf8) + buffer
         return [extendedOpPrefix, deviceOp] + packageLength(body.count) + body
+    }
+
+    /// EisaId(...) as a DWord constant.
+    static func eisaIDValue(_ id: String) -> [UInt8] { [dwordPrefix] + ACPITables.littleEndian(eisaID(id)) }
+
+    /// A string constant (StringPrefix, the bytes, NUL).
+    static func string(_ text: String) -> [UInt8] { [0x0d] + Array(text.utf8) + [0] }
+
+    /// Memory32Fixed(ReadWrite, base, length) (large resource descriptor 0x86).
+    static func memory32Fixed(_ base: UInt32, length: UInt32) -> [UInt8] {
+        [0x86, 0x09, 0x00, 0x01] + ACPITables.littleEndian(base) + ACPITables.littleEndian(length)
+    }
+
+    /// Interrupt(ResourceConsumer, Level, ActiveHigh, Exclusive) { irq } (extended interrupt
+    /// descriptor 0x89): the line stays high while the device has something to say.
+    static func levelInterrupt(_ irq: UInt32) -> [UInt8] {
+        [0x89, 0x06, 0x00, 0x01, 0x01] + ACPITables.littleEndian(irq)
     }
 
     /// A 16-bit-decoded fixed I/O range (small resource descriptor 0x47).

@@ -209,9 +209,13 @@ final class LinuxImageLoad: @unchecked Sendable {
         guard case .linux(let kernel, let initrd, let commandLine) = config.boot else { return nil }
         let load = LinuxImageLoad()
         let vcpus = config.vcpus
+        let virtio = config.drives.indices.map { index in
+            AML.VirtioMMIO(base: UInt32(TANDEM_VIRTIO_MMIO_BASE) + UInt32(index) * UInt32(TANDEM_VIRTIO_MMIO_STRIDE),
+                           length: UInt32(TANDEM_VIRTIO_MMIO_STRIDE), irq: UInt32(TANDEM_VIRTIO_IRQ_BASE) + UInt32(index))
+        }
         do {
             load.thread = try HostThread(name: "image loader") {
-                load.result = LinuxImageLoad.load(kernel: kernel, initrd: initrd, commandLine: commandLine, vcpus: vcpus, into: memory)
+                load.result = LinuxImageLoad.load(kernel: kernel, initrd: initrd, commandLine: commandLine, vcpus: vcpus, virtio: virtio, into: memory)
             }
         } catch { throw .system(error) }
         return load
@@ -224,11 +228,11 @@ final class LinuxImageLoad: @unchecked Sendable {
         return try result.get()
     }
 
-    static func load(kernel: any BootImage, initrd: (any BootImage)?, commandLine: String, vcpus: Int,
+    static func load(kernel: any BootImage, initrd: (any BootImage)?, commandLine: String, vcpus: Int, virtio: [AML.VirtioMMIO] = [],
                      into memory: GuestMemory) -> Result<LinuxBoot, MicroVMError> {
         // ACPI tables describe the vCPUs and the IOAPIC (the cloud kernel ignores MP tables).
         do {
-            for table in ACPITables.build(cpus: vcpus) { try memory.write(table.bytes, at: table.address) }
+            for table in ACPITables.build(cpus: vcpus, virtio: virtio) { try memory.write(table.bytes, at: table.address) }
         } catch { return .failure(.memory(error)) }
         do {
             return .success(try LinuxLoader.load(kernel: kernel, initrd: initrd,

@@ -28,6 +28,7 @@ extension NestedLab {
         try file("lab/lab-time", from: inputs.labTime, mode: 0o755)
         try file("lab/vmlinuz", from: inputs.kernel)
         try file("lab/l2.cpio", from: inputs.image)
+        if let drive = options.drive { try file("lab/drive.img", from: drive) }
         for module in inputs.modules { try file("lab/" + (module.split(separator: "/").last.map(String.init) ?? module), from: module) }
         // The launcher may be a dynamic build (swift build without -static-executable): bring its libraries.
         var libraries = try LabInputs.sharedLibraries(of: inputs.tandem)
@@ -56,9 +57,11 @@ extension NestedLab {
         let tandem = "/lab/lab-time tandem /lab/tandem vm run --kernel /lab/vmlinuz --initrd /lab/l2.cpio"
             + " --memory \(options.memoryMiB) --vcpus \(options.vcpus) --timeout \(Int(options.bootTimeoutSeconds)) --json"
             + (options.workload.isEmpty ? "" : " --workload \(options.workload)") + (extra.isEmpty ? "" : " --cmdline '\(extra)'")
+            + (options.drive == nil ? "" : " --drive /lab/drive.img")
         let qemuLine = "/lab/lab-time qemu /lab/qemu-system-x86_64 -L /lab/qemu -M microvm -enable-kvm -cpu host"
             + " -m \(options.memoryMiB) -smp \(options.vcpus) -nodefaults -no-user-config -display none -serial stdio"
             + " -monitor none -no-reboot -kernel /lab/vmlinuz -initrd /lab/l2.cpio"
+            + (options.drive == nil ? "" : " -drive file=/lab/drive.img,format=raw,if=none,id=drive0 -device virtio-blk-device,drive=drive0")
             + " -append '\(qemuBaseCommandLine)\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
         return """
             #!/bin/sh

@@ -34,6 +34,9 @@ public struct LabOptions: Sendable {
     public var initramfs: String?
     /// What the report calls L2's initramfs.
     public var l2Description = "Tandem's guest image"
+    /// A raw disk image L2 gets as `--drive` (virtio-blk on Tandem's VMM, a virtio-blk-device on
+    /// QEMU microvm): carried into L1 as /lab/drive.img.
+    public var drive: String?
     public init() {}
 }
 

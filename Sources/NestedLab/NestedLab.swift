@@ -116,7 +116,8 @@ public enum NestedLab {
     static func l1Arguments(_ inputs: LabInputs, _ options: LabOptions, initrd: String) -> [String] {
         // L1 holds L2's initramfs twice (its own initramfs's copy, and L2's RAM): a user's image can be large.
         let l2Image = (Files.size(inputs.image) ?? 0) >> 20
-        let memory = max(2048, options.memoryMiB + 1024 + 2 * l2Image)
+        let drive = options.drive.flatMap { Files.size($0) }.map { $0 >> 20 } ?? 0
+        let memory = max(2048, options.memoryMiB + 1024 + 2 * l2Image + drive)
         return ["-M", "microvm", "-accel", "tcg", "-cpu", "EPYC", "-smp", String(options.vcpus), "-m", "\(memory)M",
                 "-nographic", "-no-reboot", "-kernel", inputs.kernel, "-initrd", initrd,
                 "-append", "console=ttyS0 panic=-1 quiet loglevel=1 tsc_early_khz=\(HostClock.kilohertz() ?? 0)"]

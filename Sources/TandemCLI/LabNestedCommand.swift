@@ -55,7 +55,9 @@ struct LabNestedCommand: ParsableCommand {
     var store: String?
     @Argument(parsing: .postTerminator, help: ArgumentHelp("With --image: the command, after -- (else the image's Entrypoint and Cmd).", valueName: "command"))
     var command: [String] = []
-    @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
+    @Flag(name: .long, help: "L2 boots from a root disk on virtio-blk (--drive in Tandem's VMM): the guest image as ext4, a first stage that loads virtio_mmio, virtio_blk and ext4 and switches root, as the libvirt disk guest does.")
+    var rootDisk = false
+        @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
     var verbose = false
 
     @Flag(name: .long, help: "Print a JSON report (schema tandem.lab/1) on stdout; progress goes to stderr.")
@@ -110,6 +112,19 @@ struct LabNestedCommand: ParsableCommand {
             } catch { throw fail("lab nested --image \(image): \(error)") }
         } else {
             guard store == nil, command.isEmpty else { throw fail("--store and a command are for --image") }
+        }
+        if rootDisk {
+            guard image == nil else { throw fail("--root-disk: with the guest image only (not --image)") }
+            guard let kernelPath = kernel ?? LinuxDefaults.kernel() else { throw fail("--root-disk: no kernel (linux-image-cloud-amd64)") }
+            do {
+                let directory = try ImageMicroVMRun.temporaryDirectory()
+                scratch = directory
+                let prepared = try DiskGuest.prepare(kernel: kernelPath, directory: directory)
+                options.initramfs = prepared.initramfs
+                options.drive = prepared.disk
+                options.commandLine = "tandem.root=/dev/vda" + (cmdline.isEmpty ? "" : " " + cmdline)
+                options.l2Description = "the guest image as an ext4 root disk on virtio-blk (\((Files.size(prepared.disk) ?? 0) >> 20) MiB), a first stage with the virtio modules"
+            } catch { throw fail("lab nested --root-disk: \(error)") }
         }
         let outcome: NestedLab.Outcome
         switch Result(catching: { () throws(LabError) in try NestedLab.run(options, line: progress) }) {

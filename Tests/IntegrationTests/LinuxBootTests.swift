@@ -76,6 +76,16 @@ struct NestedLabTests {
         #expect(lab.status == 1)
     }
 
+    @Test("--root-disk: L2 finds Tandem's virtio-blk through the DSDT, mounts its ext4 root from it and reads the disk's marker")
+    func rootDisk() throws {
+        let lab = try Lab.run(["--root-disk", "--workload", "cat", "--args", "/etc/tandem-disk"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let lines = lab.console.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let ready = try #require(lines.firstIndex(of: "TANDEM-READY"), "\(lab.console.suffix(3000))")
+        #expect(lines.dropFirst(ready + 1).first == "root=disk", "the workload read another root: \(lines.dropFirst(ready).prefix(3))")
+        #expect(lab.console.contains("TANDEM-RESULT workload=cat status=0"))
+    }
+
     @Test("--vcpus 2: the MADT brings up both vCPUs and the guest counts 2")
     func twoVCPUs() throws {
         let lab = try Lab.run(["--workload", "nproc", "--vcpus", "2"])

@@ -75,8 +75,32 @@ struct ACPITests {
     @Test("iasl disassembles the DSDT to COM1, KBD0 and RTC0 with their ports and IRQs",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/iasl"), "needs iasl (apt-get install acpica-tools)"))
     func disassemble() throws {
-        let dsdt = try #require(ACPITables.build(cpus: 1).first { Self.signature($0.bytes) == "DSDT" }?.bytes)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-acpi-\(getpid())")
+        let source = try Self.disassembled(ACPITables.build(cpus: 1))
+        for expected in ["Device (COM1)", "EisaId (\"PNP0501\")", "0x03F8,", "IRQNoFlags ()\n                    {4}",
+                         "Device (KBD0)", "EisaId (\"PNP0303\")", "{1}", "Device (RTC0)", "EisaId (\"PNP0B00\")", "{8}"] {
+            #expect(source.contains(expected), "\(expected) in\n\(source)")
+        }
+        #expect(!source.contains("LNRO0005"), "no drive, no virtio device")
+    }
+
+    @Test("--drive's virtio-mmio devices are in the DSDT as LNRO0005 with their window and a level-triggered interrupt (iasl)",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/iasl"), "needs iasl (apt-get install acpica-tools)"))
+    func virtioDevices() throws {
+        let virtio = [AML.VirtioMMIO(base: 0xd000_0000, length: 0x1000, irq: 5), AML.VirtioMMIO(base: 0xd000_1000, length: 0x1000, irq: 6)]
+        let tables = ACPITables.build(cpus: 2, virtio: virtio)
+        for table in tables.dropFirst() { #expect(ACPITables.checksum(table.bytes[...]) == 0, "\(Self.signature(table.bytes)) checksum") }
+        let source = try Self.disassembled(tables)
+        for expected in ["Device (VR00)", "Device (VR01)", "Name (_HID, \"LNRO0005\")", "Name (_UID, 0x01)",
+                         "Memory32Fixed (ReadWrite,\n                    0xD0000000,", "0xD0001000,", "0x00001000,",
+                         "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )", "0x00000005,", "0x00000006,", "Device (COM1)"] {
+            #expect(source.contains(expected), "\(expected) in\n\(source)")
+        }
+    }
+
+    /// The DSDT of `tables`, as iasl disassembles it.
+    static func disassembled(_ tables: [(address: GuestAddress, bytes: [UInt8])]) throws -> String {
+        let dsdt = try #require(tables.first { Self.signature($0.bytes) == "DSDT" }?.bytes)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-acpi-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let aml = directory.appendingPathComponent("dsdt.aml")
@@ -90,10 +114,6 @@ struct ACPITests {
         try process.run()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
-        let source = try String(contentsOf: directory.appendingPathComponent("dsdt.dsl"), encoding: .utf8)
-        for expected in ["Device (COM1)", "EisaId (\"PNP0501\")", "0x03F8,", "IRQNoFlags ()\n                    {4}",
-                         "Device (KBD0)", "EisaId (\"PNP0303\")", "{1}", "Device (RTC0)", "EisaId (\"PNP0B00\")", "{8}"] {
-            #expect(source.contains(expected), "\(expected) in\n\(source)")
-        }
+        return try String(contentsOf: directory.appendingPathComponent("dsdt.dsl"), encoding: .utf8)
     }
 }
