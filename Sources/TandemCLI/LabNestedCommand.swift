@@ -1,5 +1,6 @@
 import ArgumentParser
 import Containers
+import GuestImages
 import HostOS
 import NestedLab
 import TandemLaunch
@@ -55,7 +56,7 @@ struct LabNestedCommand: ParsableCommand {
     var store: String?
     @Argument(parsing: .postTerminator, help: ArgumentHelp("With --image: the command, after -- (else the image's Entrypoint and Cmd).", valueName: "command"))
     var command: [String] = []
-    @Flag(name: .long, help: "L2 boots from a root disk on virtio-blk (--drive in Tandem's VMM): the guest image as ext4, a first stage that loads virtio_mmio, virtio_blk and ext4 and switches root, as the libvirt disk guest does.")
+    @Flag(name: .long, help: "L2 boots from a root disk on virtio-blk (--drive in Tandem's VMM): the guest image (or --image's, made once and kept in the store) as ext4, a first stage that loads virtio_mmio, virtio_blk and ext4 and switches root, as the libvirt disk guest does.")
     var rootDisk = false
         @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
     var verbose = false
@@ -102,19 +103,36 @@ struct LabNestedCommand: ParsableCommand {
                 guard case .layers(let layers) = spec.root, let program = spec.program else { throw ContainerError("an image from the store only") }
                 let directory = try ImageMicroVMRun.temporaryDirectory()
                 scratch = directory
-                let (initramfs, size) = try ImageMicroVMRun.writeInitramfs(spec: spec, program: program, layers: layers, directory: directory)
-                options.initramfs = initramfs
                 options.workload = ""
-                options.commandLine = ImageMicroVMRun.commandLine + (cmdline.isEmpty ? "" : " " + cmdline)
-                options.memoryMiB = max(memory, ImageMicroVMRun.memoryMiB(initramfsBytes: size))
-                options.l2Description = "image \(spec.imageName ?? image) as its initramfs (\(size >> 20) MiB, \(options.memoryMiB) MiB of RAM)"
+                if rootDisk {
+                    // The image's root disk from the store (made once, as for libvirt) on --drive:
+                    // L1 carries a copy in its RAM, so L2's writes never reach the store's disk.
+                    guard let kernelPath = kernel ?? LinuxDefaults.kernel() else { throw ContainerError("no kernel (linux-image-cloud-amd64)") }
+                    guard let programs = TinyGuests.buildDirectory(named: "bin"), Files.kind(programs + "/tandem-init") == .regular else {
+                        throw ContainerError("tandem-init is not built (make guests)")
+                    }
+                    let base = try ImageVMRun.baseDisk(options: run, layers: layers, tandemInit: programs + "/tandem-init", directory: directory)
+                    let runEntries = [ImageEntry(path: ".tandem", kind: .directory, permissions: 0o755),
+                                      ImageEntry(path: ".tandem/run", kind: .file(try ImageVMRun.runFile(spec: spec, program: program)), permissions: 0o644)]
+                    do { options.initramfs = try DiskGuest.firstStage(kernel: kernelPath, directory: directory, adding: runEntries) } catch {
+                        throw ContainerError("\(error)")
+                    }
+                    options.drive = base.path
+                    options.commandLine = "tandem.root=/dev/vda" + (cmdline.isEmpty ? "" : " " + cmdline)
+                    options.l2Description = "image \(spec.imageName ?? image) from its root disk on virtio-blk (\((Files.size(base.path) ?? 0) >> 20) MiB ext4)"
+                } else {
+                    let (initramfs, size) = try ImageMicroVMRun.writeInitramfs(spec: spec, program: program, layers: layers, directory: directory)
+                    options.initramfs = initramfs
+                    options.commandLine = ImageMicroVMRun.commandLine + (cmdline.isEmpty ? "" : " " + cmdline)
+                    options.memoryMiB = max(memory, ImageMicroVMRun.memoryMiB(initramfsBytes: size))
+                    options.l2Description = "image \(spec.imageName ?? image) as its initramfs (\(size >> 20) MiB, \(options.memoryMiB) MiB of RAM)"
+                }
                 (json ? StandardError.line : { StandardOutput.write($0 + "\n") })("lab: L2 = " + options.l2Description)
             } catch { throw fail("lab nested --image \(image): \(error)") }
         } else {
             guard store == nil, command.isEmpty else { throw fail("--store and a command are for --image") }
         }
-        if rootDisk {
-            guard image == nil else { throw fail("--root-disk: with the guest image only (not --image)") }
+        if rootDisk && image == nil {
             guard let kernelPath = kernel ?? LinuxDefaults.kernel() else { throw fail("--root-disk: no kernel (linux-image-cloud-amd64)") }
             do {
                 let directory = try ImageMicroVMRun.temporaryDirectory()

@@ -474,6 +474,25 @@ struct ImageMicroVMTests {
         #expect(left.isEmpty, "the initramfs's directory is left")
     }
 
+    @Test("--root-disk: the same from the image's root disk on Tandem's virtio-blk (made once in the store, which L2's writes never reach)")
+    func nestedRootDisk() throws {
+        let setup = try ImageRunTests.Setup()
+        let probe = "id; pwd; echo $FROM_IMAGE $HOME; ls /opaque; ls /gone 2>&1; cat /data/new; echo w > /home/app/w && cat /home/app/w; exit 3"
+        let container = try setup.run(["sample:1", "--", probe])
+        let lab = try Tandem.run(["lab", "nested", "--image", "sample:1", "--store", setup.store, "--root-disk", "--verbose", "--", probe])
+        #expect(lab.status == 3, "\(lab.stdout.suffix(1500)) \(lab.stderr.suffix(500))")
+        let lines = lab.stdout.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n").map(String.init)
+        let expected = container.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.filter { expected.contains($0) } == expected, "\(lab.stdout.suffix(2000))")
+        #expect(lab.stdout.contains("EXT4-fs (vda): mounted"), "not from the disk: \(lab.stdout.suffix(1500))")
+        #expect(lab.stdout.contains("L2 = image sample:1 from its root disk on virtio-blk"))
+        // The store's disk is the one made for the image, untouched by L2 (it wrote to L1's copy).
+        let disks = try FileManager.default.contentsOfDirectory(atPath: setup.store + "/vm").filter { $0.hasSuffix(".ext4") }
+        try #require(disks.count == 1)
+        let mounted = try TestTools.run("/sbin/debugfs", ["-R", "stat /home/app/w", setup.store + "/vm/" + disks[0]])
+        #expect(mounted.stderr.contains("File not found") || mounted.stdout.isEmpty, "L2's write reached the store's disk: \(mounted.stdout)")
+    }
+
     @Test("--as microvm: boots where /dev/kvm has hardware virtualisation; elsewhere refused before anything is built, naming the lab")
     func refusedWhenEmulated() throws {
         let setup = try ImageRunTests.Setup()
