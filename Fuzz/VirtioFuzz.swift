@@ -30,7 +30,7 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     try! memory.write([UInt8](repeating: 0, count: 1 << 16), at: GuestAddress(0))
     try! memory.write(image, at: GuestAddress(0))
     let disk = try! VirtioBlock(path: diskPath, readOnly: bytes[0] & 0x80 != 0)
-    let transport = MMIOTransport(device: disk, memory: memory, interrupt: DisconnectedInterruptLine())
+    let transport = MMIOTransport(device: disk, memory: memory, interrupt: DisconnectedInterruptTrigger())
     func set(_ offset: Int, _ value: UInt32) {
         var value = value
         withUnsafeBytes(of: &value) { transport.write(offset: UInt64(offset), from: $0) }

@@ -139,7 +139,7 @@ public enum AML {
         for (index, mmio) in virtio.enumerated() {
             let name = "VR" + (index < 10 ? "0" : "") + String(index)
             devices += device(name, hid: string(virtioMMIOHID), uid: index,
-                              resources: memory32Fixed(mmio.base, length: mmio.length) + levelInterrupt(mmio.irq))
+                              resources: memory32Fixed(mmio.base, length: mmio.length) + edgeInterrupt(mmio.irq))
         }
         return [scopeOp] + packageLength(1 + 4 + devices.count) + [rootPrefix] + Array("_SB_".utf8) + devices
     }
@@ -166,10 +166,11 @@ public enum AML {
         [0x86, 0x09, 0x00, 0x01] + ACPITables.littleEndian(base) + ACPITables.littleEndian(length)
     }
 
-    /// Interrupt(ResourceConsumer, Level, ActiveHigh, Exclusive) { irq } (extended interrupt
-    /// descriptor 0x89): the line stays high while the device has something to say.
-    static func levelInterrupt(_ irq: UInt32) -> [UInt8] {
-        [0x89, 0x06, 0x00, 0x01, 0x01] + ACPITables.littleEndian(irq)
+    /// Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { irq } (extended interrupt
+    /// descriptor 0x89; flags bit 0 consumer, bit 1 edge): one edge per completion, which the VMM
+    /// sends through an irqfd, as Firecracker does.
+    static func edgeInterrupt(_ irq: UInt32) -> [UInt8] {
+        [0x89, 0x06, 0x00, 0x03, 0x01] + ACPITables.littleEndian(irq)
     }
 
     /// A 16-bit-decoded fixed I/O range (small resource descriptor 0x47).

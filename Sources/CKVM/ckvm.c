@@ -33,6 +33,25 @@ int ckvm_irq_line(int vm_fd, uint32_t irq, uint32_t level) {
     struct kvm_irq_level line = { .irq = irq, .level = level };
     return ioctl(vm_fd, KVM_IRQ_LINE, &line);
 }
+int ckvm_ioeventfd(int vm_fd, uint64_t addr, uint32_t len, int fd, int has_datamatch, uint64_t datamatch) {
+    struct kvm_ioeventfd event;
+    memset(&event, 0, sizeof event);
+    event.addr = addr;
+    event.len = len;
+    event.fd = fd;
+    if (has_datamatch) {
+        event.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+        event.datamatch = datamatch;
+    }
+    return ioctl(vm_fd, KVM_IOEVENTFD, &event);
+}
+int ckvm_irqfd(int vm_fd, int fd, uint32_t gsi) {
+    struct kvm_irqfd irqfd;
+    memset(&irqfd, 0, sizeof irqfd);
+    irqfd.fd = (uint32_t)fd;
+    irqfd.gsi = gsi;
+    return ioctl(vm_fd, KVM_IRQFD, &irqfd);
+}
 int ckvm_create_vcpu(int vm_fd, unsigned long id) { return ioctl(vm_fd, KVM_CREATE_VCPU, id); }
 
 int ckvm_run(int vcpu_fd) { return ioctl(vcpu_fd, KVM_RUN, 0); }

@@ -5,18 +5,6 @@ public protocol ConsoleSink: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer)
 }
 
-/// An interrupt line a device can raise and lower. The VMM connects it to KVM's irqchip; devices
-/// never see KVM, and a machine without an irqchip simply gives them a line that goes nowhere.
-public protocol InterruptLine: AnyObject {
-    func set(high: Bool)
-}
-
-/// A line that goes nowhere (machines without an interrupt controller, and tests).
-public final class DisconnectedInterruptLine: InterruptLine {
-    public init() {}
-    public func set(high: Bool) {}
-}
-
 /// An 8250/16550A-compatible UART, as a PC has at COM1 (0x3f8, IRQ 4): enough for a polling
 /// bare-metal driver and for Linux's 8250 driver in interrupt mode (loopback probe, THR-empty
 /// and receive interrupts, FIFO bits). Register map: PC16550D data sheet, table 2.

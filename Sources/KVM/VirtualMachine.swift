@@ -56,6 +56,24 @@ public final class VirtualMachine: @unchecked Sendable {
         }
     }
 
+    /// KVM_IOEVENTFD: the guest's `length`-byte MMIO writes of `value` at `address` signal `eventFD`
+    /// in the kernel; the vCPU does not leave KVM_RUN for them (a virtio queue notification costs
+    /// no exit to userspace, and the device's thread picks it up). The registration lasts as long
+    /// as the VM.
+    public func registerIOEventFD(_ eventFD: Int32, address: UInt64, length: UInt32, value: UInt64) throws(KVMError) {
+        guard ckvm_ioeventfd(fd.rawValue, address, length, eventFD, 1, value) == 0 else {
+            throw .system(SystemError("ioctl KVM_IOEVENTFD", "0x\(String(address, radix: 16)) value \(value)"))
+        }
+    }
+
+    /// KVM_IRQFD: each write to `eventFD` injects an edge on `gsi` of the in-kernel irqchip, from
+    /// any thread and without an ioctl. Lasts as long as the VM.
+    public func registerIRQFD(_ eventFD: Int32, gsi: UInt32) throws(KVMError) {
+        guard ckvm_irqfd(fd.rawValue, eventFD, gsi) == 0 else {
+            throw .system(SystemError("ioctl KVM_IRQFD", "gsi \(gsi)"))
+        }
+    }
+
     /// KVM_CREATE_VCPU with `id` (the vCPU's APIC id) and its `kvm_run` mapping.
     public func createVCPU(id: Int) throws(KVMError) -> VCPU {
         let raw = ckvm_create_vcpu(fd.rawValue, UInt(id))

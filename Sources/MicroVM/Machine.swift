@@ -25,8 +25,8 @@ public final class Machine: @unchecked Sendable {
     var phases: PhaseTimes
     /// COM1, which receives the console input.
     var serial: Serial8250?
-    /// The virtio-mmio transports of the drives (the buses hold them too; kept for the log).
-    var drives: [MMIOTransport] = []
+    /// Serves the virtio queues (started by `run`, stopped after the vCPUs).
+    var deviceThread: DeviceThread?
 
     /// Where KVM may put the three pages Intel VMX needs for real-mode emulation: just below the
     /// 4 GiB boundary, outside any RAM a guest is given (QEMU and Firecracker use the same address).
@@ -146,22 +146,41 @@ public final class Machine: @unchecked Sendable {
     }
 
     /// Each drive as virtio-blk on virtio-mmio, opened now (a disk that cannot be opened fails the
-    /// build, before anything runs), on a level-triggered line (none for a tiny guest: it polls).
+    /// build, before anything runs). Its queue notifications are ioeventfds the device thread
+    /// serves; its interrupt an irqfd on GSI 5 + N (none for a tiny guest: it polls).
     private func attachDrives() throws(MicroVMError) {
         guard config.drives.count <= Int(TANDEM_VIRTIO_MMIO_MAX) else {
             throw .system(SystemError("--drive", "\(config.drives.count) drives: at most \(TANDEM_VIRTIO_MMIO_MAX)", errno: E2BIG))
         }
+        var notifiers: [DeviceThread.Notifier] = []
         for (index, drive) in config.drives.enumerated() {
-            let disk: VirtioBlock
-            do { disk = try VirtioBlock(path: drive.path, readOnly: drive.readOnly, serial: "tandem-\(index)") } catch { throw .system(error) }
-            let line: InterruptLine = config.isLinux ? KVMInterruptLine(vm: vm, gsi: UInt32(TANDEM_VIRTIO_IRQ_BASE) + UInt32(index)) : DisconnectedInterruptLine()
-            let transport = MMIOTransport(device: disk, memory: memory, interrupt: line)
+            let base = UInt64(TANDEM_VIRTIO_MMIO_BASE) + UInt64(index) * UInt64(TANDEM_VIRTIO_MMIO_STRIDE)
             do {
-                try mmioBus.register(transport, base: UInt64(TANDEM_VIRTIO_MMIO_BASE) + UInt64(index) * UInt64(TANDEM_VIRTIO_MMIO_STRIDE),
-                                     length: UInt64(TANDEM_VIRTIO_MMIO_STRIDE), name: "virtio-blk \(index) (\(drive.path))")
-            } catch { throw .bus(error) }
-            drives.append(transport)
+                let disk = try VirtioBlock(path: drive.path, readOnly: drive.readOnly, serial: "tandem-\(index)")
+                var interrupt: InterruptTrigger = DisconnectedInterruptTrigger()
+                if config.isLinux {
+                    let event = try EventFD()
+                    try vm.registerIRQFD(event.fd.rawValue, gsi: UInt32(TANDEM_VIRTIO_IRQ_BASE) + UInt32(index))
+                    interrupt = IRQFDTrigger(event)
+                }
+                let transport = MMIOTransport(device: disk, memory: memory, interrupt: interrupt)
+                for queue in 0..<disk.queueCount {
+                    let event = try EventFD()
+                    try vm.registerIOEventFD(event.fd.rawValue, address: base + MMIOTransport.queueNotifyOffset, length: 4, value: UInt64(queue))
+                    notifiers.append(DeviceThread.Notifier(transport: transport, queue: queue, event: event))
+                }
+                try mmioBus.register(transport, base: base, length: UInt64(TANDEM_VIRTIO_MMIO_STRIDE), name: "virtio-blk \(index) (\(drive.path))")
+            } catch let error as SystemError {
+                throw .system(error)
+            } catch let error as KVMError {
+                throw .kvm(error)
+            } catch let error as BusOverlapError {
+                throw .bus(error)
+            } catch {
+                throw .system(SystemError("--drive", "\(error)", errno: EINVAL))
+            }
         }
+        do { deviceThread = try DeviceThread(notifiers) } catch { throw .system(error) }
     }
 
     private func loadBootSource(_ boot: BootSource) throws(MicroVMError) {

@@ -1,6 +1,7 @@
 import Devices
 import HostOS
 import KVM
+import Virtio
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -86,6 +87,11 @@ extension Machine {
         statistics.initialize(repeating: VCPUStatistics())
         defer { statistics.deallocate() }
 
+        // The device thread first (the guest may notify a queue as soon as it runs), stopped
+        // after the vCPUs have left (nothing notifies it then).
+        do { try deviceThread?.start() } catch {
+            return RunReport(outcome: .vmmFailed(error.description), phases: phases, memoryMiB: config.memoryMiB, vcpus: vcpus.count)
+        }
         var threads: [HostThread] = []
         for (index, vcpu) in vcpus.enumerated() {
             do {
@@ -102,6 +108,7 @@ extension Machine {
         waitForStop(signals: signals, start: start)
         stopVCPUs(threads)
         for thread in threads { thread.join() }
+        deviceThread?.stop()
         console.finish()
 
         var outcome = stop.outcome ?? .halted
@@ -119,6 +126,11 @@ extension Machine {
             report.unknownMMIOAccesses += entry.unknownMMIO
             report.firstUnknownPort = report.firstUnknownPort ?? entry.firstUnknownPort
             report.firstUnknownMMIO = report.firstUnknownMMIO ?? entry.firstUnknownMMIO
+        }
+        report.devices = mmioBus.entries.compactMap { entry in
+            (entry.device as? MMIOTransport).map {
+                DeviceReport(name: entry.name, requests: $0.completedRequests, notifyExits: $0.notifyExits, failure: $0.failure)
+            }
         }
         report.consoleBytes = console.totalBytes
         report.consoleTail = console.tail

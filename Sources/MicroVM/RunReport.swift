@@ -62,6 +62,8 @@ public struct RunReport: Sendable {
     /// and how much of it is guest RAM the guest touched: overhead = peak - guest RAM touched.
     public var memory = ResidentMemory()
     public var guestRAMTouchedBytes: UInt64 = 0
+    /// The virtio devices, as the run left them.
+    public var devices: [DeviceReport] = []
 
     /// The process exit status this outcome maps to (see docs/exit-status.md).
     public var exitStatus: Int32 {
@@ -126,8 +128,27 @@ public struct RunReport: Sendable {
         members.append(("rss_file_bytes", .uint(memory.file)))
         members.append(("guest_ram_touched_bytes", .uint(guestRAMTouchedBytes)))
         members.append(("vmm_overhead_bytes", .uint(overhead)))
+        members.append(("devices", .array(devices.map(\.json))))
         members.append(("console_tail", .string(consoleTail)))
         return .object(members)
+    }
+}
+
+/// One virtio device after the run: what it served and whether the guest's driver broke it.
+public struct DeviceReport: Equatable, Sendable {
+    /// As on the bus: "virtio-blk 0 (PATH)".
+    public var name: String
+    /// Requests completed (chains returned on a used ring).
+    public var requests: UInt64
+    /// Queue notifications that exited to the VMM instead of going through the queue's ioeventfd
+    /// (0 when the wiring works: each would cost a vCPU exit).
+    public var notifyExits: UInt64
+    /// Why the device waits for a reset (DEVICE_NEEDS_RESET), or nil.
+    public var failure: String?
+
+    var json: JSON {
+        .object([("name", .string(name)), ("requests", .uint(requests)), ("notify_exits", .uint(notifyExits)),
+                 ("failure", failure.map { .string($0) } ?? .null)])
     }
 }
 

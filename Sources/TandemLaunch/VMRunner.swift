@@ -37,6 +37,9 @@ public enum VMRunner {
         let report = machine.run()
         terminal.restore()
         describe(report.outcome)
+        for device in report.devices {
+            if let failure = device.failure { StandardError.line("tandem: the guest's driver broke \(device.name): \(failure); the device waits for a reset") }
+        }
         if options.json {
             let mode = HostFacts.probeKVMMode(kvmPath: options.kvmDevice)
             StandardOutput.write(report.json(hostMode: mode.rawValue).serialized() + "\n")

@@ -23,13 +23,22 @@ public protocol VirtioDevice: AnyObject {
 }
 
 /// virtio-mmio, version 2 ("modern", virtio 1.x 4.2): the register file the guest driver programs
-/// at the device's MMIO window. Its interrupt is a level-triggered line (`Devices.InterruptLine`,
-/// KVM_IRQ_LINE in the VMM, as for the UART): high while InterruptStatus has a bit set, low once
-/// the driver has acknowledged them all. Queue notifications are served at once, on the caller's thread
-/// (the vCPU's, today; issue 16 asks for ioeventfd and a device thread). Whatever the driver
-/// writes, the transport stays consistent: a queue set up wrong, a notification before DRIVER_OK or
-/// a chain that breaks the rules sets DEVICE_NEEDS_RESET and raises a configuration interrupt,
-/// and the device does nothing more until the driver resets it (writes 0 to Status).
+/// at the device's MMIO window. Its interrupt is edge-triggered (`Devices.InterruptTrigger`, an
+/// irqfd in the VMM, as Firecracker's): one edge each time InterruptStatus gains a bit; the driver
+/// reads InterruptStatus and acknowledges what it saw, and a later completion sends a new edge.
+///
+/// Queue work runs on whichever thread calls `serve(queue:)`: in the VMM the device thread, woken
+/// by the queue's ioeventfd (the guest's QueueNotify write never leaves the kernel); a QueueNotify
+/// that does reach `write` (no ioeventfd: tests, an index with no queue) is served on the caller's
+/// thread. Two locks keep a vCPU from waiting on the device's I/O: `registers` guards the register
+/// file and is held only briefly; `service` is held for a whole pass over a queue, which works on
+/// a copy of the queue's state. Only what can pull a queue from under that pass — a reset (Status
+/// 0) and QueueReady — takes `service` too (always `service` before `registers`), so it waits for
+/// the pass to end and the device never touches a queue after the driver took it back.
+///
+/// Whatever the driver writes, the transport stays consistent: a queue set up wrong, a notification
+/// before DRIVER_OK or a chain that breaks the rules sets DEVICE_NEEDS_RESET and raises a
+/// configuration interrupt, and the device does nothing more until the driver resets it.
 public final class MMIOTransport: BusDevice, @unchecked Sendable {
     public static let magic: UInt32 = 0x7472_6976  // "virt"
     public static let version: UInt32 = 2
@@ -38,6 +47,8 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
     /// The window one device takes (the spec's register block plus configuration space).
     public static let windowSize: UInt64 = 0x200
     public static let featureVersion1: UInt64 = 1 << 32
+    /// QueueNotify's offset: where the VMM places each queue's ioeventfd.
+    public static let queueNotifyOffset = UInt64(Register.queueNotify)
 
     /// Registers (virtio 1.x, 4.2.2), by offset.
     enum Register {
@@ -59,8 +70,11 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
 
     public let device: VirtioDevice
     let memory: GuestMemory
-    let interrupt: InterruptLine
+    let interrupt: InterruptTrigger
+    /// Guards the register file, the queues' state and InterruptStatus; never held during I/O.
     private let lock = Lock()
+    /// Held by a pass over a queue, and by the writes that take queues back (reset, QueueReady).
+    private let service = Lock()
     public private(set) var status: UInt32 = 0
     private var deviceFeaturesSelect: UInt32 = 0
     private var driverFeaturesSelect: UInt32 = 0
@@ -70,8 +84,12 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
     public private(set) var interruptStatus: UInt32 = 0
     /// Why the device stopped (DEVICE_NEEDS_RESET), for the VMM's log; nil while it works.
     public private(set) var failure: String?
+    /// Chains completed, and QueueNotify writes that reached `write` (a VMM exit each: with the
+    /// queue's ioeventfd in place there are none). For the run report.
+    public private(set) var completedRequests: UInt64 = 0
+    public private(set) var notifyExits: UInt64 = 0
 
-    public init(device: VirtioDevice, memory: GuestMemory, interrupt: InterruptLine) {
+    public init(device: VirtioDevice, memory: GuestMemory, interrupt: InterruptTrigger) {
         self.device = device
         self.memory = memory
         self.interrupt = interrupt
@@ -106,33 +124,40 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
         }
     }
 
+    /// QueueNotify is served outside the register lock (`serve` takes the locks itself); Status and
+    /// QueueReady wait for a pass in progress; every other register is a short update.
     public func write(offset: UInt64, from data: UnsafeRawBufferPointer) {
-        lock.withLock {
-            guard offset < UInt64(Register.config), data.count == 4 else { return }  // the config space is read-only here
-            let value = data.loadUnaligned(as: UInt32.self)
-            switch Int(offset) {
-            case Register.deviceFeaturesSel: deviceFeaturesSelect = value
-            case Register.driverFeaturesSel: driverFeaturesSelect = value
-            case Register.driverFeatures:
-                guard driverFeaturesSelect < 2, status & Status.featuresOK == 0 else { return }
-                let shift = 32 * UInt64(driverFeaturesSelect)
-                driverFeatures = driverFeatures & ~(0xffff_ffff << shift) | UInt64(value) << shift
-            case Register.queueSel: queueSelect = value
-            case Register.queueNum: updateQueue { $0.size = UInt16(truncatingIfNeeded: min(value, 0xffff)) }
-            case Register.queueDescLow: updateQueue { $0.descriptorTable.value = $0.descriptorTable.value & ~0xffff_ffff | UInt64(value) }
-            case Register.queueDescHigh: updateQueue { $0.descriptorTable.value = $0.descriptorTable.value & 0xffff_ffff | UInt64(value) << 32 }
-            case Register.queueDriverLow: updateQueue { $0.availableRing.value = $0.availableRing.value & ~0xffff_ffff | UInt64(value) }
-            case Register.queueDriverHigh: updateQueue { $0.availableRing.value = $0.availableRing.value & 0xffff_ffff | UInt64(value) << 32 }
-            case Register.queueDeviceLow: updateQueue { $0.usedRing.value = $0.usedRing.value & ~0xffff_ffff | UInt64(value) }
-            case Register.queueDeviceHigh: updateQueue { $0.usedRing.value = $0.usedRing.value & 0xffff_ffff | UInt64(value) << 32 }
-            case Register.queueReady: setQueueReady(value == 1)
-            case Register.queueNotify: notify(queue: Int(value))
-            case Register.interruptACK:
-                interruptStatus &= ~value
-                interrupt.set(high: interruptStatus != 0)
-            case Register.status: setStatus(value)
-            default: break
-            }
+        guard offset < UInt64(Register.config), data.count == 4 else { return }  // the config space is read-only here
+        let value = data.loadUnaligned(as: UInt32.self)
+        switch Int(offset) {
+        case Register.queueNotify:
+            lock.withLock { notifyExits += 1 }
+            serve(queue: Int(value))
+        case Register.status, Register.queueReady: service.withLock { lock.withLock { writeRegister(Int(offset), value) } }
+        default: lock.withLock { writeRegister(Int(offset), value) }
+        }
+    }
+
+    private func writeRegister(_ offset: Int, _ value: UInt32) {
+        switch offset {
+        case Register.deviceFeaturesSel: deviceFeaturesSelect = value
+        case Register.driverFeaturesSel: driverFeaturesSelect = value
+        case Register.driverFeatures:
+            guard driverFeaturesSelect < 2, status & Status.featuresOK == 0 else { return }
+            let shift = 32 * UInt64(driverFeaturesSelect)
+            driverFeatures = driverFeatures & ~(0xffff_ffff << shift) | UInt64(value) << shift
+        case Register.queueSel: queueSelect = value
+        case Register.queueNum: updateQueue { $0.size = UInt16(truncatingIfNeeded: min(value, 0xffff)) }
+        case Register.queueDescLow: updateQueue { $0.descriptorTable.value = $0.descriptorTable.value & ~0xffff_ffff | UInt64(value) }
+        case Register.queueDescHigh: updateQueue { $0.descriptorTable.value = $0.descriptorTable.value & 0xffff_ffff | UInt64(value) << 32 }
+        case Register.queueDriverLow: updateQueue { $0.availableRing.value = $0.availableRing.value & ~0xffff_ffff | UInt64(value) }
+        case Register.queueDriverHigh: updateQueue { $0.availableRing.value = $0.availableRing.value & 0xffff_ffff | UInt64(value) << 32 }
+        case Register.queueDeviceLow: updateQueue { $0.usedRing.value = $0.usedRing.value & ~0xffff_ffff | UInt64(value) }
+        case Register.queueDeviceHigh: updateQueue { $0.usedRing.value = $0.usedRing.value & 0xffff_ffff | UInt64(value) << 32 }
+        case Register.queueReady: setQueueReady(value == 1)
+        case Register.interruptACK: interruptStatus &= ~value
+        case Register.status: setStatus(value)
+        default: break
         }
     }
 
@@ -162,7 +187,6 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
             status = 0
             driverFeatures = 0
             interruptStatus = 0
-            interrupt.set(high: false)
             failure = nil
             for index in queues.indices { queues[index].reset() }
             device.reset()
@@ -177,33 +201,47 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
         status = value & ~Status.needsReset | status & Status.needsReset
     }
 
-    private func notify(queue index: Int) {
-        guard index < queues.count else { return }
-        guard status & Status.needsReset == 0 else { return }
-        guard status & Status.driverOK != 0 else { return stop("queue \(index) notified before DRIVER_OK") }
-        guard queues[index].ready else { return }
-        do throws(VirtqueueError) {
-            var served = false
-            for chain in try queues[index].takeAvailable(memory) {
-                let written = try device.handle(chain, queue: index, memory: memory)
-                try queues[index].putUsed(head: chain.head, length: written, memory)
-                served = true
+    /// Serves what the driver made available on queue `index` (its notification): every chain goes
+    /// to the device, back on the used ring, and one used-buffer interrupt follows the pass. The
+    /// device's I/O runs under `service` only, on a copy of the queue, so the vCPUs keep reading
+    /// and writing registers meanwhile. An index with no queue is ignored, as the spec allows.
+    public func serve(queue index: Int) {
+        service.withLock {
+            let start: Virtqueue? = lock.withLock {
+                guard index >= 0, index < queues.count, status & Status.needsReset == 0 else { return nil }
+                guard status & Status.driverOK != 0 else { stop("queue \(index) notified before DRIVER_OK"); return nil }
+                return queues[index].ready ? queues[index] : nil
             }
-            if served {
-                interruptStatus |= Self.interruptUsed
-                interrupt.set(high: true)
+            guard var queue = start else { return }
+            var served: UInt64 = 0
+            var broken: VirtqueueError?
+            do throws(VirtqueueError) {
+                for chain in try queue.takeAvailable(memory) {
+                    let written = try device.handle(chain, queue: index, memory: memory)
+                    try queue.putUsed(head: chain.head, length: written, memory)
+                    served += 1
+                }
+            } catch {
+                broken = error
             }
-        } catch {
-            stop("queue \(index): \(error.description)")
+            lock.withLock {
+                queues[index] = queue
+                completedRequests += served
+                if let broken { return stop("queue \(index): \(broken.description)") }
+                if served > 0 {
+                    interruptStatus |= Self.interruptUsed
+                    interrupt.trigger()
+                }
+            }
         }
     }
 
-    /// DEVICE_NEEDS_RESET and a configuration interrupt (virtio 1.x 2.1.2).
+    /// DEVICE_NEEDS_RESET and a configuration interrupt (virtio 1.x 2.1.2). Called under `lock`.
     private func stop(_ reason: String) {
         failure = reason
         status |= Status.needsReset
         interruptStatus |= Self.interruptConfig
-        interrupt.set(high: true)
+        interrupt.trigger()
     }
 
     private func fill(_ data: UnsafeMutableRawBufferPointer, _ value: UInt32) {

@@ -1,4 +1,5 @@
 import GuestMemory
+import Synchronization
 
 /// Why a queue cannot be used: the driver (the guest) broke the split-ring rules. The transport
 /// answers with DEVICE_NEEDS_RESET; nothing the guest writes can make the VMM crash, hang or touch
@@ -89,6 +90,8 @@ public struct Virtqueue: Sendable {
         guard pending <= size else {
             throw VirtqueueError("available index \(available) is \(pending) ahead of the device's \(nextAvailable), more than the queue's \(size)")
         }
+        // The driver wrote the ring slots before the index (it runs on another CPU): read them after.
+        atomicMemoryFence(ordering: .acquiring)
         var chains: [DescriptorChain] = []
         chains.reserveCapacity(Int(pending))
         for _ in 0..<pending {
@@ -136,7 +139,8 @@ public struct Virtqueue: Sendable {
         try write(UInt32(head), at: usedRing + 4 + 8 * slot, memory, "used ring slot \(slot)")
         try write(length, at: usedRing + 8 + 8 * slot, memory, "used ring slot \(slot)")
         nextUsed &+= 1
-        // The index last: the driver must never see a slot before its contents.
+        // The index last: the driver (on another CPU) must never see a slot before its contents.
+        atomicMemoryFence(ordering: .releasing)
         try write(nextUsed, at: usedRing + 2, memory, "the used ring's index")
     }
 

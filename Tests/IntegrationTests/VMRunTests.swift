@@ -153,7 +153,8 @@ struct VMRunTests {
 
 /// `--drive`: a raw disk as virtio-blk over virtio-mmio on Tandem's VMM, driven by the tiny `blk`
 /// guest (a driver written from the virtio spec, polling): the whole path — the guest's MMIO
-/// exits, the bus, the transport, the queue and the disk file — on real /dev/kvm, no Linux needed.
+/// exits, the bus, the transport, the queue's ioeventfd, the device thread and the disk file — on
+/// real /dev/kvm, no Linux needed.
 @Suite("tandem vm run --drive: virtio-blk through the VMM's MMIO path",
        .enabled(if: Tandem.kvmUsable && Tandem.guestsBuilt, "needs /dev/kvm and make guests"))
 struct VMDriveTests {
@@ -169,9 +170,14 @@ struct VMDriveTests {
     func readWrite() throws {
         let disk = try Self.image("rw")
         defer { unlink(disk) }
-        let result = try Tandem.run(["vm", "run", "--tiny", "blk", "--drive", disk, "--timeout", "60"])
+        let result = try Tandem.run(["vm", "run", "--tiny", "blk", "--drive", disk, "--timeout", "60", "--json"])
         #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
-        #expect(result.stdout.contains("blk: capacity=64 id=tandem-0 write=0 read=0 sector0=cafebabe match=yes"), "\(result.stdout)")
+        #expect(result.stderr.contains("blk: capacity=64 id=tandem-0 write=0 read=0 sector0=cafebabe match=yes"), "\(result.stderr)")
+        // The four notifications went through the queue's ioeventfd to the device thread: none
+        // exited to the VMM's MMIO path.
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let device = try #require((report["devices"] as? [[String: Any]])?.first, "\(result.stdout)")
+        #expect(device["requests"] as? Int == 4 && device["notify_exits"] as? Int == 0 && device["failure"] is NSNull, "\(device)")
         let bytes = try Data(contentsOf: URL(fileURLWithPath: disk))
         #expect(Array(bytes[512..<1024]) == (0..<512).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }, "the guest's sector is not in the file")
     }

@@ -83,7 +83,7 @@ struct ACPITests {
         #expect(!source.contains("LNRO0005"), "no drive, no virtio device")
     }
 
-    @Test("--drive's virtio-mmio devices are in the DSDT as LNRO0005 with their window and a level-triggered interrupt (iasl)",
+    @Test("--drive's virtio-mmio devices are in the DSDT as LNRO0005 with their window and an edge-triggered interrupt (iasl)",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/iasl"), "needs iasl (apt-get install acpica-tools)"))
     func virtioDevices() throws {
         let virtio = [AML.VirtioMMIO(base: 0xd000_0000, length: 0x1000, irq: 5), AML.VirtioMMIO(base: 0xd000_1000, length: 0x1000, irq: 6)]
@@ -92,7 +92,7 @@ struct ACPITests {
         let source = try Self.disassembled(tables)
         for expected in ["Device (VR00)", "Device (VR01)", "Name (_HID, \"LNRO0005\")", "Name (_UID, 0x01)",
                          "Memory32Fixed (ReadWrite,\n                    0xD0000000,", "0xD0001000,", "0x00001000,",
-                         "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )", "0x00000005,", "0x00000006,", "Device (COM1)"] {
+                         "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )", "0x00000005,", "0x00000006,", "Device (COM1)"] {
             #expect(source.contains(expected), "\(expected) in\n\(source)")
         }
     }

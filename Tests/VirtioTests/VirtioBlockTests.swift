@@ -5,33 +5,48 @@ import HostOS
 import Testing
 @testable import Virtio
 
-/// The interrupt line as the interrupt controller sees it: its level, and how many times it rose.
-final class CountingLine: InterruptLine, @unchecked Sendable {
-    var high = false
-    var count = 0
-    func set(high: Bool) {
-        if high && !self.high { count += 1 }
-        self.high = high
+/// The interrupt as the interrupt controller sees it: how many edges arrived.
+final class CountingTrigger: InterruptTrigger, @unchecked Sendable {
+    private let lock = Lock()
+    private var edges = 0
+    var count: Int { lock.withLock { edges } }
+    func trigger() { lock.withLock { edges += 1 } }
+}
+
+/// A device whose requests take as long as the test says: `entered` is signalled when a request
+/// starts, and the request ends when the test signals `finish`.
+final class SlowDevice: VirtioDevice, @unchecked Sendable {
+    let entered = DispatchSemaphore(value: 0)
+    let finish = DispatchSemaphore(value: 0)
+    var deviceID: UInt32 { 2 }
+    var features: UInt64 { 0 }
+    var queueCount: Int { 1 }
+    func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) { data.initializeMemory(as: UInt8.self, repeating: 0) }
+    func handle(_ chain: DescriptorChain, queue: Int, memory: GuestMemory) throws(VirtqueueError) -> UInt32 {
+        entered.signal()
+        finish.wait()
+        return 0
     }
+    func reset() {}
 }
 
 /// A guest driver, written from the virtio 1.x spec's side: it programs the transport's registers
 /// and lays descriptors and rings out in guest memory, as Linux's virtio_mmio and virtio_blk do.
-final class Driver {
+final class Driver: @unchecked Sendable {
     static let descriptors: UInt64 = 0x1000, available: UInt64 = 0x2000, used: UInt64 = 0x3000, data: UInt64 = 0x10000
     let memory: GuestMemory
     let transport: MMIOTransport
-    let line = CountingLine()
+    let line = CountingTrigger()
     let disk: VirtioBlock
     let file: String
     var nextAvailable: UInt16 = 0
 
-    init(diskBytes: Int = 64 * 512, readOnly: Bool = false) throws {
+    init(diskBytes: Int = 64 * 512, readOnly: Bool = false, device: VirtioDevice? = nil) throws {
         memory = try GuestMemory(ranges: [(GuestAddress(0), 2 << 20)])
         file = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-virtio-\(UUID().uuidString.prefix(8)).img").path
         try Data(count: diskBytes).write(to: URL(fileURLWithPath: file))
         disk = try VirtioBlock(path: file, readOnly: readOnly, serial: "tandem-test")
-        transport = MMIOTransport(device: disk, memory: memory, interrupt: line)
+        transport = MMIOTransport(device: device ?? disk, memory: memory, interrupt: line)
     }
     deinit { unlink(file) }
 
@@ -72,12 +87,12 @@ final class Driver {
         try memory.write(next ?? 0, at: base + 14)
     }
 
-    /// Makes the chain at `head` available and notifies queue 0.
-    func submit(_ head: UInt16, size: UInt16 = 16) throws {
+    /// Makes the chain at `head` available and notifies queue 0 (unless `notify` is false).
+    func submit(_ head: UInt16, size: UInt16 = 16, notify: Bool = true) throws {
         try memory.write(head, at: GuestAddress(Self.available + 4 + 2 * UInt64(nextAvailable % size)))
         nextAvailable &+= 1
         try memory.write(nextAvailable, at: GuestAddress(Self.available + 2))
-        set(0x050, 0)
+        if notify { set(0x050, 0) }
     }
 
     /// A block request laid out as Linux does: header, data, status (three descriptors from `first`).
@@ -145,11 +160,12 @@ struct VirtioBlockTests {
         #expect(try driver.requestStatus(first: 6) == 0)
         try driver.request(type: 8, sector: 0, data: nil, dataLength: 20, dataWritable: true, first: 9)
         #expect(try driver.memory.read(11, at: GuestAddress(Driver.data)) == Array("tandem-test".utf8))
-        #expect(driver.line.high && driver.line.count == 1 && driver.register(0x060) & 1 == 1, "level-triggered: high until acknowledged")
+        #expect(driver.line.count == 4 && driver.register(0x060) & 1 == 1, "edge-triggered: one edge per completed pass, the status bit set")
         driver.set(0x064, 1)
-        #expect(driver.register(0x060) == 0 && !driver.line.high, "InterruptACK clears it and lowers the line")
+        #expect(driver.register(0x060) == 0 && driver.line.count == 4, "InterruptACK clears the status bit, and sends nothing")
         try driver.request(type: 4, sector: 0, data: nil, dataLength: 0, dataWritable: false, first: 12)
-        #expect(driver.line.high && driver.line.count == 2, "a new used buffer raises it again")
+        #expect(driver.line.count == 5 && driver.register(0x060) & 1 == 1, "a new used buffer sends a new edge")
+        #expect(driver.transport.completedRequests == 5 && driver.transport.notifyExits == 5)
         #expect(!driver.needsReset)
     }
 
@@ -267,6 +283,31 @@ struct VirtioBlockTests {
         #expect(!driver.needsReset && driver.transport.failure == nil, "\(label): the reset did not clear it")
         try driver.request(type: 0, sector: 0, data: nil, dataLength: 512, dataWritable: true)
         #expect(try driver.requestStatus() == 0 && driver.usedIndex == 1, "\(label): not usable after the reset")
+    }
+
+    @Test("a request in progress (on the device thread) leaves the registers free for the vCPUs; a reset waits for it to end")
+    func requestInProgress() throws {
+        let slow = SlowDevice()
+        let driver = try Driver(device: slow)
+        driver.start()
+        try driver.descriptor(0, address: 0x8000, length: 16, writable: false)
+        try driver.submit(0, notify: false)
+        let served = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { driver.transport.serve(queue: 0); served.signal() }
+        try #require(slow.entered.wait(timeout: .now() + 5) == .success, "the device thread never started the request")
+        // A vCPU reading and acknowledging registers meanwhile is not held up by the request.
+        let registers = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { _ = driver.register(0x060); _ = driver.status; driver.set(0x064, 1); registers.signal() }
+        #expect(registers.wait(timeout: .now() + 2) == .success, "register access waited for the device's I/O")
+        // A reset must not return while the device still works on the queue the driver takes back.
+        let reset = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { driver.set(0x070, 0); reset.signal() }
+        #expect(reset.wait(timeout: .now() + 0.3) == .timedOut, "the reset did not wait for the request in progress")
+        slow.finish.signal()
+        #expect(served.wait(timeout: .now() + 5) == .success && reset.wait(timeout: .now() + 5) == .success)
+        #expect(driver.usedIndex == 1 && driver.status == 0 && !driver.transport.queues[0].ready,
+                "the request completed before the reset took the queue back")
+        #expect(driver.transport.notifyExits == 0, "served through serve(queue:), as the device thread does")
     }
 
     @Test("a disk that cannot be opened, or is not a regular file, is an error naming it")

@@ -38,6 +38,11 @@ int ckvm_create_irqchip(int vm_fd);
 int ckvm_create_pit2(int vm_fd);
 /** KVM_IRQ_LINE: drive an interrupt line of the in-kernel irqchip. */
 int ckvm_irq_line(int vm_fd, uint32_t irq, uint32_t level);
+/** KVM_IOEVENTFD: a guest write of `len` bytes at `addr` (MMIO) signals eventfd `fd` inside the
+ * kernel instead of exiting to userspace; with `datamatch`, only writes of that value do. */
+int ckvm_ioeventfd(int vm_fd, uint64_t addr, uint32_t len, int fd, int has_datamatch, uint64_t datamatch);
+/** KVM_IRQFD: writing eventfd `fd` injects GSI `gsi` (an edge: raised and lowered) without an ioctl. */
+int ckvm_irqfd(int vm_fd, int fd, uint32_t gsi);
 /** KVM_CREATE_VCPU: returns the vCPU fd; `id` becomes its APIC id. */
 int ckvm_create_vcpu(int vm_fd, unsigned long id);
 
