@@ -19,15 +19,25 @@ public struct GuestImage {
         public var programs: String
         /// A static busybox (Debian's busybox-static installs /bin/busybox).
         public var busybox: String
+        /// Kernel modules to carry, by modprobe name, with the kernel's modules directory
+        /// (`/lib/modules/RELEASE`): they and what they need go to lib/modules/tandem/ with the
+        /// list tandem-init loads them by (lib/modules/tandem.load). None: the image has no modules.
+        public var modules: (names: [String], directory: String)?
 
-        public init(programs: String, busybox: String = "/bin/busybox") {
+        public init(programs: String, busybox: String = "/bin/busybox", modules: (names: [String], directory: String)? = nil) {
             self.programs = programs
             self.busybox = busybox
+            self.modules = modules
         }
     }
 
+    /// The modules the guest image carries for a distro kernel: virtio-mmio and virtio-blk, so a
+    /// microVM's `--drive` disks appear as /dev/vdX (tandem-init loads them when the VM has
+    /// virtio-mmio devices). A kernel with them built in needs none.
+    public static let virtioModules = ["virtio_mmio", "virtio_blk"]
+
     /// The workload programs an image carries (each a static binary in `programs`).
-    public static let workloads = ["compute", "probe", "memory", "io"]
+    public static let workloads = ["compute", "probe", "memory", "io", "blkio"]
 
     public var entries: [ImageEntry]
 
@@ -55,6 +65,7 @@ public struct GuestImage {
         entries.append(ImageEntry(path: "etc/passwd", kind: .file(Array("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n".utf8)), permissions: 0o644))
         entries.append(ImageEntry(path: "etc/group", kind: .file(Array("root:x:0:\nnogroup:x:65534:\n".utf8)), permissions: 0o644))
         entries.append(ImageEntry(path: "etc/hostname", kind: .file(Array("tandem\n".utf8)), permissions: 0o644))
+        if let modules = inputs.modules { entries += try KernelModules.imageEntries(modules.names, modulesDirectory: modules.directory) }
         return GuestImage(entries: CpioWriter.sorted(entries))
     }
 

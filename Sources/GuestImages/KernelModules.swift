@@ -5,6 +5,28 @@ import HostOS
 /// kernel build: Debian's cloud kernel has ext4 built in and virtio as modules, its standard
 /// `linux-image-amd64` builds other things as modules, and other distributions differ again.
 public enum KernelModules {
+    /// Where an image keeps its modules, and the list tandem-init loads them by, in order.
+    public static let imageDirectory = "lib/modules/tandem"
+    public static let imageLoadList = "lib/modules/tandem.load"
+
+    /// An image's entries for `names`: each module file they need, in load order, under
+    /// `imageDirectory`, and `imageLoadList` naming them (absolute paths, one per line). Built-in
+    /// modules need no file; a kernel with all of them built in gets an empty list.
+    public static func imageEntries(_ names: [String], modulesDirectory: String) throws(ImageError) -> [ImageEntry] {
+        var entries = ["lib", "lib/modules", imageDirectory].map { ImageEntry(path: $0, kind: .directory, permissions: 0o755) }
+        var list = ""
+        for relative in try loadOrder(names, modulesDirectory: modulesDirectory) {
+            let source = "\(modulesDirectory)/\(relative)"
+            let name = relative.split(separator: "/").last.map(String.init) ?? relative
+            do { entries.append(ImageEntry(path: "\(imageDirectory)/\(name)", kind: .file(try Files.read(source)), permissions: 0o644)) } catch {
+                throw ImageError(description: "cannot read kernel module \(source): \(error)")
+            }
+            list += "/\(imageDirectory)/\(name)\n"
+        }
+        entries.append(ImageEntry(path: imageLoadList, kind: .file(Array(list.utf8)), permissions: 0o644))
+        return entries
+    }
+
     /// The module files (paths relative to `/lib/modules/RELEASE`) to load, dependencies first,
     /// for `names` (as modprobe takes them: `virtio_blk`, `virtio-pci`); built-in ones need none.
     /// An unknown name is an error naming the kernel.

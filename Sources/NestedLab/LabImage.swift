@@ -28,7 +28,7 @@ extension NestedLab {
         try file("lab/lab-time", from: inputs.labTime, mode: 0o755)
         try file("lab/vmlinuz", from: inputs.kernel)
         try file("lab/l2.cpio", from: inputs.image)
-        if let drive = options.drive { try file("lab/drive.img", from: drive) }
+        for (index, drive) in options.drives.enumerated() { try file("lab/drive\(index).img", from: LabOptions.drivePath(drive)) }
         for module in inputs.modules { try file("lab/" + (module.split(separator: "/").last.map(String.init) ?? module), from: module) }
         // The launcher may be a dynamic build (swift build without -static-executable): bring its libraries.
         var libraries = try LabInputs.sharedLibraries(of: inputs.tandem)
@@ -57,11 +57,14 @@ extension NestedLab {
         let tandem = "/lab/lab-time tandem /lab/tandem vm run --kernel /lab/vmlinuz --initrd /lab/l2.cpio"
             + " --memory \(options.memoryMiB) --vcpus \(options.vcpus) --timeout \(Int(options.bootTimeoutSeconds)) --json"
             + (options.workload.isEmpty ? "" : " --workload \(options.workload)") + (extra.isEmpty ? "" : " --cmdline '\(extra)'")
-            + (options.drive == nil ? "" : " --drive /lab/drive.img")
+            + options.drives.enumerated().map { " --drive /lab/drive\($0).img" + (LabOptions.driveIsReadOnly($1) ? ",ro" : "") }.joined()
         let qemuLine = "/lab/lab-time qemu /lab/qemu-system-x86_64 -L /lab/qemu -M microvm -enable-kvm -cpu host"
             + " -m \(options.memoryMiB) -smp \(options.vcpus) -nodefaults -no-user-config -display none -serial stdio"
             + " -monitor none -no-reboot -kernel /lab/vmlinuz -initrd /lab/l2.cpio"
-            + (options.drive == nil ? "" : " -drive file=/lab/drive.img,format=raw,if=none,id=drive0 -device virtio-blk-device,drive=drive0")
+            + options.drives.enumerated().map { index, drive in
+                " -drive file=/lab/drive\(index).img,format=raw,if=none,id=drive\(index)\(LabOptions.driveIsReadOnly(drive) ? ",readonly=on" : "")"
+                    + " -device virtio-blk-device,drive=drive\(index),serial=tandem-\(index)"
+            }.joined()
             + " -append '\(qemuBaseCommandLine)\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
         return """
             #!/bin/sh
@@ -75,6 +78,7 @@ extension NestedLab {
               \(tandem) < /dev/null
             \(qemu ? "  " + qemuLine + " < /dev/null\n" : "")  run=$((run + 1))
             done
+            \(options.drives.indices.map { "echo \"LAB-DRIVE \($0) sha256=$(sha256sum /lab/drive\($0).img | cut -d' ' -f1)\"" }.joined(separator: "\n"))
             echo LAB-DONE
             poweroff -f
 

@@ -34,10 +34,15 @@ public struct LabOptions: Sendable {
     public var initramfs: String?
     /// What the report calls L2's initramfs.
     public var l2Description = "Tandem's guest image"
-    /// A raw disk image L2 gets as `--drive` (virtio-blk on Tandem's VMM, a virtio-blk-device on
-    /// QEMU microvm): carried into L1 as /lab/drive.img.
-    public var drive: String?
+    /// Raw disk images L2 gets, in order, as `--drive PATH[,ro]` (virtio-blk on Tandem's VMM, a
+    /// virtio-blk-device with the same serial, tandem-N, on QEMU microvm): carried into L1 as
+    /// /lab/driveN.img. A root disk (`--root-disk`) is the first.
+    public var drives: [String] = []
     public init() {}
+
+    /// A `--drive` value's file and whether it is read-only (`PATH` or `PATH,ro`).
+    public static func drivePath(_ drive: String) -> String { driveIsReadOnly(drive) ? String(drive.dropLast(3)) : drive }
+    public static func driveIsReadOnly(_ drive: String) -> Bool { drive.hasSuffix(",ro") }
 }
 
 /// Everything the L1 image is made of, found on this host.

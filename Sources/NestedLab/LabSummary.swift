@@ -42,7 +42,33 @@ public struct LabSummary {
                 + "  exit median \(Self.median(exit).map(Self.seconds) ?? "-")\n"
         }
         if let ratio = readyRatio() { out += "  tandem/qemu ready ratio (medians): \(String(Double(Int(ratio * 1000)) / 1000))\n" }
+        for key in figureKeys {
+            out += "  \(key):"
+            for vmm in vmms {
+                let values = figure(key, vmm)
+                guard let median = Self.median(values) else { continue }
+                out += "  \(vmm) \(Self.number(median)) [\(Self.number(values.min()!)) – \(Self.number(values.max()!))]"
+            }
+            if let ratio = figureRatio(key) { out += "  tandem/qemu \(String(Double(Int(ratio * 1000)) / 1000))" }
+            out += "\n"
+        }
+        for (index, hash) in outcome.driveHashes.sorted(by: { $0.key < $1.key }) { out += "  drive \(index) after the last boot: sha256 \(hash)\n" }
         return out
+    }
+
+    /// The workloads' figures any boot reported, sorted ("blkio.read_mib_s", ...).
+    public var figureKeys: [String] { Set(outcome.boots.flatMap(\.figures.keys)).sorted() }
+
+    func figure(_ key: String, _ vmm: String) -> [Double] { outcome.boots.filter { $0.vmm == vmm }.compactMap { $0.figures[key] } }
+
+    /// Tandem's median over QEMU's for a workload figure (higher is better for throughput).
+    public func figureRatio(_ key: String) -> Double? {
+        guard let ours = Self.median(figure(key, "tandem")), let theirs = Self.median(figure(key, "qemu")), theirs > 0 else { return nil }
+        return ours / theirs
+    }
+
+    static func number(_ value: Double) -> String {
+        value >= 100 ? String(Int(value.rounded())) : String(Double(Int((value * 10).rounded())) / 10)
     }
 
     public func readyRatio() -> Double? {
@@ -68,13 +94,17 @@ public struct LabSummary {
             ("boots", .array(outcome.boots.map { boot in
                 .object([("vmm", .string(boot.vmm)), ("run", .int(Int64(boot.index))), ("status", .int(Int64(boot.status))),
                          ("ready_ms", boot.readyMs.map { .double($0) } ?? .null), ("exit_ms", .double(boot.exitMs)),
+                         ("figures", .object(boot.figures.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
                          ("report", boot.report.map { .verbatim($0) } ?? .null)])
             })),
             ("summary", .object(vmms.map { vmm in
                 let (ready, exit) = figures(vmm)
-                return (vmm, .object([("ready_ms", stats(ready)), ("exit_ms", stats(exit))]))
+                return (vmm, .object([("ready_ms", stats(ready)), ("exit_ms", stats(exit)),
+                                      ("figures", .object(figureKeys.map { ($0, stats(figure($0, vmm))) }))]))
             })),
             ("tandem_over_qemu_ready", readyRatio().map { .double($0) } ?? .null),
+            ("tandem_over_qemu_figures", .object(figureKeys.compactMap { key in figureRatio(key).map { (key, .double($0)) } })),
+            ("drive_sha256", .object(outcome.driveHashes.sorted { $0.key < $1.key }.map { (String($0.key), .string($0.value)) })),
         ])
     }
 }

@@ -24,6 +24,9 @@ public enum NestedLab {
         public var exitMs: Double
         /// `tandem vm run --json`'s report of this boot (tandem only).
         public var report: String?
+        /// The numbers the workload printed between the ready marker and its result line, as
+        /// `WORD key=number` (blkio's `write_mib_s=...`): "WORD.key" → value.
+        public var figures: [String: Double] = [:]
     }
 
     public struct Outcome: Sendable {
@@ -38,6 +41,8 @@ public enum NestedLab {
         public var consoleTail: [String]
         /// Errors L1's init reported (module load failures and the like).
         public var errors: [String]
+        /// Each drive's sha256 in L1 after the last boot (what L2 left on it), by index.
+        public var driveHashes: [Int: String] = [:]
     }
 
     /// The ready marker tandem-init prints (docs/guest-abi.md).
@@ -64,6 +69,9 @@ public enum NestedLab {
         var completed = false
         var buffer = LineBuffer()
         var lastReport: String?
+        var figures: [String: Double] = [:]
+        var inWorkload = false
+        var driveHashes: [Int: String] = [:]
         func take(_ clean: String) {
             if clean.contains("TCG doesn't support requested feature") { return }
             tail.append(clean)
@@ -72,9 +80,15 @@ public enum NestedLab {
             if let report = clean.fromFirst("{\"schema\":\"tandem.vm-run/") { lastReport = String(report) }
             if clean.hasPrefix("LAB-ERROR ") { errors.append(String(clean.dropFirst(10))) }
             if clean == "LAB-DONE" { completed = true }
+            if clean == readyMarker { inWorkload = true; figures = [:] } else if clean.hasPrefix("TANDEM-RESULT ") { inWorkload = false }
+            else if inWorkload { figures.merge(parseFigures(clean)) { $1 } }
+            if clean.hasPrefix("LAB-DRIVE "), let (index, hash) = parseDrive(clean) { driveHashes[index] = hash }
             if clean.hasPrefix("LAB-TIME "), var boot = parseTime(clean) {
                 boot.index = boots.filter { $0.vmm == boot.vmm }.count + 1
                 if boot.vmm == "tandem" { boot.report = lastReport; lastReport = nil }
+                boot.figures = figures
+                figures = [:]
+                inWorkload = false
                 boots.append(boot)
             }
             line(clean)
@@ -88,7 +102,7 @@ public enum NestedLab {
         } catch { throw LabError("cannot start L1: \(error)") }
         buffer.flush().forEach(take)
         return Outcome(boots: boots, completed: completed, l1Status: ending.status, interruptedBy: ending.interruptedBy,
-                       kernel: inputs.kernel, l2: options.l2Description, consoleTail: tail, errors: errors)
+                       kernel: inputs.kernel, l2: options.l2Description, consoleTail: tail, errors: errors, driveHashes: driveHashes)
     }
 
     static func validate(_ options: LabOptions) throws(LabError) {
@@ -107,6 +121,16 @@ public enum NestedLab {
         for (name, text) in [("--cmdline", options.commandLine), ("--args", options.arguments ?? "")] where text.contains("'") || text.contains("\n") {
             throw LabError("\(name) \(text): quotes and newlines cannot pass through the lab's L1 shell")
         }
+        guard options.drives.count <= 8 else { throw LabError("--drive: \(options.drives.count) drives, at most 8 (the VMM's virtio-mmio slots)") }
+        for drive in options.drives {
+            let path = LabOptions.drivePath(drive)
+            guard !path.isEmpty, !path.contains(","), !drive.contains("'") else { throw LabError("--drive \(drive): must be PATH or PATH,ro") }
+            switch Files.kind(path) {
+            case .regular: break
+            case .missing: throw LabError("--drive \(drive): \(path) does not exist")
+            default: throw LabError("--drive \(drive): \(path) is not a regular file (a raw disk image)")
+            }
+        }
     }
 
     /// QEMU's arguments for L1 (see PLATFORM.md: TCG, an EPYC with SVM, one CPU per L2 vCPU,
@@ -116,11 +140,30 @@ public enum NestedLab {
     static func l1Arguments(_ inputs: LabInputs, _ options: LabOptions, initrd: String) -> [String] {
         // L1 holds L2's initramfs twice (its own initramfs's copy, and L2's RAM): a user's image can be large.
         let l2Image = (Files.size(inputs.image) ?? 0) >> 20
-        let drive = options.drive.flatMap { Files.size($0) }.map { $0 >> 20 } ?? 0
+        let drive = options.drives.compactMap { Files.size(LabOptions.drivePath($0)) }.reduce(0, +) >> 20
         let memory = max(2048, options.memoryMiB + 1024 + 2 * l2Image + drive)
         return ["-M", "microvm", "-accel", "tcg", "-cpu", "EPYC", "-smp", String(options.vcpus), "-m", "\(memory)M",
                 "-nographic", "-no-reboot", "-kernel", inputs.kernel, "-initrd", initrd,
                 "-append", "console=ttyS0 panic=-1 quiet loglevel=1 tsc_early_khz=\(HostClock.kilohertz() ?? 0)"]
+    }
+
+    /// A workload's figures: `WORD key=number ...` → ["WORD.key": number] (other words ignored).
+    public static func parseFigures(_ line: String) -> [String: Double] {
+        let words = line.split(separator: " ")
+        guard let first = words.first, !first.contains("=") else { return [:] }
+        var figures: [String: Double] = [:]
+        for word in words.dropFirst() {
+            let pair = word.split(separator: "=", maxSplits: 1)
+            if pair.count == 2, let value = Double(pair[1]), value.isFinite { figures["\(first).\(pair[0])"] = value }
+        }
+        return figures
+    }
+
+    /// `LAB-DRIVE N sha256=HEX`.
+    static func parseDrive(_ line: String) -> (Int, String)? {
+        let words = line.split(separator: " ")
+        guard words.count == 3, let index = Int(words[1]), words[2].hasPrefix("sha256="), words[2].count == 71 else { return nil }
+        return (index, String(words[2].dropFirst(7)))
     }
 
     /// `LAB-TIME label=L status=N ready_ms=R exit_ms=E`.

@@ -39,19 +39,7 @@ enum DiskGuest {
             throw ImageError(description: "a disk guest needs the guest programs: run `make guests`")
         }
         let release = String((kernel.split(separator: "/").last ?? "").dropFirst("vmlinuz-".count))
-        let modulesDirectory = "/lib/modules/\(release)"
-        var entries = try GuestImage.assemble(.init(programs: programs)).entries
-        entries += ["lib", "lib/modules", "lib/modules/tandem"].map { ImageEntry(path: $0, kind: .directory, permissions: 0o755) }
-        var list = ""
-        for relative in try KernelModules.loadOrder(modules, modulesDirectory: modulesDirectory) {
-            let source = "\(modulesDirectory)/\(relative)"
-            let name = relative.split(separator: "/").last.map(String.init)!
-            do { entries.append(ImageEntry(path: "lib/modules/tandem/\(name)", kind: .file(try Files.read(source)), permissions: 0o644)) } catch {
-                throw ImageError(description: "cannot read kernel module \(source): \(error)")
-            }
-            list += "/lib/modules/tandem/\(name)\n"
-        }
-        entries.append(ImageEntry(path: "lib/modules/tandem.load", kind: .file(Array(list.utf8)), permissions: 0o644))
+        var entries = try GuestImage.assemble(.init(programs: programs, modules: (modules, "/lib/modules/\(release)"))).entries
         entries += adding
         let initramfs = directory + "/initramfs-disk.cpio"
         do { try Files.write(initramfs, CpioWriter.archive(CpioWriter.sorted(entries))) } catch {

@@ -22,13 +22,26 @@ struct ImageBuildCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A static busybox.", valueName: "path"))
     var busybox = "/bin/busybox"
 
+    @Option(name: .long, help: ArgumentHelp("The kernel whose virtio modules (virtio_mmio, virtio_blk and what they need, from its modules.dep) the image carries for microVM disks (default: the newest /boot/vmlinuz-*-cloud-amd64; none installed: no modules).", valueName: "path"))
+    var kernel: String?
+
     func run() throws {
         guard let programs = programs ?? TinyGuests.buildDirectory(named: "bin") else {
             throw fail("guest programs not found: run `make guests` in the Tandem checkout, or pass --programs DIR")
         }
         let outDirectory = out ?? Files.directory(of: programs) + "/image"
+        var modules: (names: [String], directory: String)?
+        if let kernel = kernel ?? LinuxDefaults.kernel() {
+            let base = kernel.split(separator: "/").last.map(String.init) ?? kernel
+            guard Files.kind(kernel) == .regular, base.hasPrefix("vmlinuz-") else {
+                throw fail("--kernel \(kernel): must be an existing /boot/vmlinuz-RELEASE whose modules are in /lib/modules/RELEASE")
+            }
+            modules = (GuestImage.virtioModules, "/lib/modules/" + base.dropFirst("vmlinuz-".count))
+        } else {
+            StandardError.line("tandem: no Linux kernel in /boot: the image carries no virtio modules (microVM disks need a kernel with them built in)")
+        }
         let image: GuestImage
-        do { image = try GuestImage.assemble(.init(programs: programs, busybox: busybox)) } catch {
+        do { image = try GuestImage.assemble(.init(programs: programs, busybox: busybox, modules: modules)) } catch {
             throw fail(error.description)
         }
         if Files.kind(outDirectory) == .missing, mkdir(outDirectory, 0o755) != 0 {

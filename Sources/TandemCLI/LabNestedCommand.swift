@@ -58,7 +58,9 @@ struct LabNestedCommand: ParsableCommand {
     var command: [String] = []
     @Flag(name: .long, help: "L2 boots from a root disk on virtio-blk (--drive in Tandem's VMM): the guest image (or --image's, made once and kept in the store) as ext4, a first stage that loads virtio_mmio, virtio_blk and ext4 and switches root, as the libvirt disk guest does.")
     var rootDisk = false
-        @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
+    @Option(name: .long, help: ArgumentHelp("A raw disk image L2 gets as virtio-blk (repeatable; ,ro: read-only), in both VMMs with the serial tandem-N (the root disk of --root-disk is drive 0). L1 carries a copy: L2's writes never reach the file here; the lab prints each copy's sha256 at the end.", valueName: "path[,ro]"))
+    var drive: [String] = []
+    @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
     var verbose = false
 
     @Flag(name: .long, help: "Print a JSON report (schema tandem.lab/1) on stdout; progress goes to stderr.")
@@ -84,6 +86,7 @@ struct LabNestedCommand: ParsableCommand {
         options.compareQEMU = compareQemu
         options.kernel = kernel
         options.labTimeoutSeconds = timeout
+        options.drives = drive
         // A user's image: its initramfs made here (in a mount namespace of our own), L2 runs what it says.
         var scratch: String?
         defer { if let scratch { Files.removeTree(scratch) } }
@@ -117,7 +120,7 @@ struct LabNestedCommand: ParsableCommand {
                     do { options.initramfs = try DiskGuest.firstStage(kernel: kernelPath, directory: directory, adding: runEntries) } catch {
                         throw ContainerError("\(error)")
                     }
-                    options.drive = base.path
+                    options.drives = [base.path] + drive
                     options.commandLine = "tandem.root=/dev/vda" + (cmdline.isEmpty ? "" : " " + cmdline)
                     options.l2Description = "image \(spec.imageName ?? image) from its root disk on virtio-blk (\((Files.size(base.path) ?? 0) >> 20) MiB ext4)"
                 } else {
@@ -139,7 +142,7 @@ struct LabNestedCommand: ParsableCommand {
                 scratch = directory
                 let prepared = try DiskGuest.prepare(kernel: kernelPath, directory: directory)
                 options.initramfs = prepared.initramfs
-                options.drive = prepared.disk
+                options.drives = [prepared.disk] + drive
                 options.commandLine = "tandem.root=/dev/vda" + (cmdline.isEmpty ? "" : " " + cmdline)
                 options.l2Description = "the guest image as an ext4 root disk on virtio-blk (\((Files.size(prepared.disk) ?? 0) >> 20) MiB), a first stage with the virtio modules"
             } catch { throw fail("lab nested --root-disk: \(error)") }

@@ -169,6 +169,47 @@ struct VirtioBlockTests {
         #expect(!driver.needsReset)
     }
 
+    @Test("SEG_MAX offered (254); a request over many uneven data buffers moves every byte in order, both ways")
+    func scatterGather() throws {
+        let driver = try Driver()
+        #expect(driver.register(0x010) & UInt32(VirtioBlock.featureSegmentMax) != 0 && driver.register(0x10c) == 254)
+        driver.start(features: MMIOTransport.featureVersion1 | VirtioBlock.featureSegmentMax)
+        let pattern = (0..<2048).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+        try driver.memory.write(pattern, at: GuestAddress(Driver.data))
+        // Write: header, then the 2048 bytes in five buffers of 100, 412, 1000, 36 and 500 bytes.
+        let header = GuestAddress(0x8000)
+        try driver.memory.write(UInt32(1), at: header)
+        try driver.memory.write(UInt64(5), at: header + 8)
+        let writeSplit: [UInt64] = [100, 412, 1000, 36, 500]
+        try driver.descriptor(0, address: header.value, length: 16, writable: false, next: 1)
+        var offset: UInt64 = 0
+        for (index, length) in writeSplit.enumerated() {
+            try driver.descriptor(UInt16(1 + index), address: Driver.data + offset, length: UInt32(length), writable: false, next: UInt16(2 + index))
+            offset += length
+        }
+        try driver.descriptor(6, address: 0x9000, length: 1, writable: true)
+        try driver.submit(0)
+        #expect(try driver.requestStatus() == 0)
+        let onDisk = try Data(contentsOf: URL(fileURLWithPath: driver.file))
+        let fileMatches = Array(onDisk[(5 * 512)..<(5 * 512 + 2048)]) == pattern
+        #expect(fileMatches, "the file has the five buffers' bytes in order")
+        // Read them back into three other buffers, in another place.
+        try driver.memory.write(UInt32(0), at: header)
+        let readBase: UInt64 = 0x20000, readSplit: [UInt64] = [1, 1535, 512]
+        try driver.descriptor(7, address: header.value, length: 16, writable: false, next: 8)
+        offset = 0
+        for (index, length) in readSplit.enumerated() {
+            try driver.descriptor(UInt16(8 + index), address: readBase + offset, length: UInt32(length), writable: true, next: UInt16(9 + index))
+            offset += length
+        }
+        try driver.descriptor(11, address: 0x9001, length: 1, writable: true)
+        try driver.submit(7)
+        #expect(try driver.memory.read(UInt8.self, at: GuestAddress(0x9001)) == 0)
+        let readMatches = try driver.memory.read(2048, at: GuestAddress(readBase)) == pattern
+        #expect(readMatches, "the three buffers hold the sectors in order")
+        #expect(try driver.usedElement(1) == (7, 2049))
+    }
+
     @Test("a read-only disk: opened read-only on the host, RO offered, writes fail with IOERR and the file is unchanged")
     func readOnly() throws {
         let driver = try Driver(readOnly: true)

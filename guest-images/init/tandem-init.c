@@ -8,7 +8,9 @@
  *      disk's own /.tandem/init or /init — the same program — as PID 1 there, as a distro's
  *      initramfs does; a root that cannot be mounted ends the run (status 125), it is never
  *      replaced by the initramfs;
- *   2. prints the ready marker line and, in a Tandem microVM, writes the READY port;
+ *   2. in a VM with virtio-mmio devices, loads the modules in /lib/modules/tandem.load (the
+ *      image's virtio modules for a distro kernel); prints the ready marker line and, in a Tandem
+ *      microVM, writes the READY port;
  *   3. runs the workload: argv[1] (a container: `tandem-init compute 100000`), else
  *      `tandem.workload=NAME` and `tandem.args=A,B` from /proc/cmdline (a VM), else — a user's
  *      image as a VM's root — what /.tandem/run says (see run_image), else a shell;
@@ -21,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,7 +102,8 @@ static double now_ms(void) {
     return now.tv_sec * 1e3 + now.tv_nsec / 1e6;
 }
 
-/* Loads each module named (one path per line) in `list`, in order. */
+/* Loads each module named (one path per line) in `list`, in order. Without CAP_SYS_MODULE (a
+ * container) nothing is loaded and nothing said: the host's kernel is not ours to change. */
 static void load_modules(const char *list) {
     FILE *file = fopen(list, "r");
     if (!file) return;
@@ -113,11 +117,25 @@ static void load_modules(const char *list) {
         size_t length = strlen(path);
         int compressed = length > 3 && (strcmp(path + length - 3, ".xz") == 0 || strcmp(path + length - 4, ".zst") == 0
                                         || strcmp(path + length - 3, ".gz") == 0);
-        if (module < 0 || (syscall(SYS_finit_module, module, "", compressed ? 4 : 0) != 0 && errno != EEXIST))
-            say("tandem-init: loading %s: %s\n", path, strerror(errno));
+        int failed = module < 0 || (syscall(SYS_finit_module, module, "", compressed ? 4 : 0) != 0 && errno != EEXIST);
+        int error = errno;
         if (module >= 0) close(module);
+        if (failed && error == EPERM) break;
+        if (failed) say("tandem-init: loading %s: %s\n", path, strerror(error));
     }
     fclose(file);
+}
+
+/* Whether the VM has virtio-mmio devices: described in its DSDT (LNRO0005, Tandem's VMM) or on
+ * the command line (virtio_mmio.device=, kernels built with VIRTIO_MMIO_CMDLINE_DEVICES). */
+static int virtio_mmio_present(void) {
+    DIR *devices = opendir("/sys/bus/platform/devices");
+    if (!devices) return 0;
+    int found = 0;
+    for (struct dirent *entry; !found && (entry = readdir(devices));)
+        found = strncmp(entry->d_name, "LNRO0005", 8) == 0 || strncmp(entry->d_name, "virtio-mmio", 11) == 0;
+    closedir(devices);
+    return found;
 }
 
 /* What to run, when the host put it in the initramfs (a libvirt guest of a user's image: its root
@@ -294,6 +312,10 @@ int main(int argc, char **argv) {
         for (int i = 2; i < argc && count < MAX_ARGS; i++) workload_argv[1 + count++] = argv[i];
     }
     workload_argv[1 + count] = NULL;
+
+    /* A microVM's disks (--drive) need the virtio modules the image carries for a distro kernel;
+     * loaded before the ready marker, so a workload finds its /dev/vdX driver bound. */
+    if (pid1 && virtio_mmio_present()) load_modules("/lib/modules/tandem.load");
 
     say(READY_MARKER "\n");
     if (ports) outb(1, TANDEM_PORT_READY);
