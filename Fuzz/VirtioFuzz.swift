@@ -36,8 +36,9 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         withUnsafeBytes(of: &value) { transport.write(offset: UInt64(offset), from: $0) }
     }
     // A driver's initialisation (3.1.1), queue 0 at the fixed rings, of the size byte 0 asks for.
-    for (offset, value) in [(0x070, 1), (0x070, 3), (0x024, 1), (0x020, 1), (0x070, 11), (0x030, 0),
-                            (0x038, Int(bytes[0] & 0x7f) + 1), (0x080, 0x1000), (0x090, 0x2000), (0x0a0, 0x3000), (0x044, 1), (0x070, 15)] {
+    // Byte 0's bit 6 asks for indirect descriptors (bit 7: a read-only disk), so the fuzzer walks indirect tables too.
+    for (offset, value) in [(0x070, 1), (0x070, 3), (0x024, 0), (0x020, bytes[0] & 0x40 != 0 ? 1 << 28 : 0), (0x024, 1), (0x020, 1), (0x070, 11), (0x030, 0),
+                            (0x038, Int(bytes[0] & 0x3f) + 1), (0x080, 0x1000), (0x090, 0x2000), (0x0a0, 0x3000), (0x044, 1), (0x070, 15)] {
         set(offset, UInt32(value))
     }
     // The input's register writes: 6 bytes each, after the memory image.

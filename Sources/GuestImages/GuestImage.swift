@@ -32,9 +32,10 @@ public struct GuestImage {
     }
 
     /// The modules the guest image carries for a distro kernel: virtio-mmio and virtio-blk, so a
-    /// microVM's `--drive` disks appear as /dev/vdX (tandem-init loads them when the VM has
-    /// virtio-mmio devices). A kernel with them built in needs none.
-    public static let virtioModules = ["virtio_mmio", "virtio_blk"]
+    /// microVM's `--drive` disks appear as /dev/vdX, and ext4 for `--root-disk` (tandem-init loads
+    /// them when the VM has virtio-mmio devices). A kernel with them built in (Debian's cloud
+    /// kernel has ext4) needs none.
+    public static let virtioModules = ["virtio_mmio", "virtio_blk", "ext4"]
 
     /// The workload programs an image carries (each a static binary in `programs`).
     public static let workloads = ["compute", "probe", "memory", "io", "blkio"]

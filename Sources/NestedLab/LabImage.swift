@@ -57,7 +57,9 @@ extension NestedLab {
         let tandem = "/lab/lab-time tandem /lab/tandem vm run --kernel /lab/vmlinuz --initrd /lab/l2.cpio"
             + " --memory \(options.memoryMiB) --vcpus \(options.vcpus) --timeout \(Int(options.bootTimeoutSeconds)) --json"
             + (options.workload.isEmpty ? "" : " --workload \(options.workload)") + (extra.isEmpty ? "" : " --cmdline '\(extra)'")
-            + options.drives.enumerated().map { " --drive /lab/drive\($0).img" + (LabOptions.driveIsReadOnly($1) ? ",ro" : "") }.joined()
+            + options.drives.enumerated().map { index, drive in
+                (options.rootDisk && index == 0 ? " --root-disk" : " --drive") + " /lab/drive\(index).img" + (LabOptions.driveIsReadOnly(drive) ? ",ro" : "")
+            }.joined()
         let qemuLine = "/lab/lab-time qemu /lab/qemu-system-x86_64 -L /lab/qemu -M microvm -enable-kvm -cpu host"
             + " -m \(options.memoryMiB) -smp \(options.vcpus) -nodefaults -no-user-config -display none -serial stdio"
             + " -monitor none -no-reboot -kernel /lab/vmlinuz -initrd /lab/l2.cpio"
@@ -65,7 +67,8 @@ extension NestedLab {
                 " -drive file=/lab/drive\(index).img,format=raw,if=none,id=drive\(index)\(LabOptions.driveIsReadOnly(drive) ? ",readonly=on" : "")"
                     + " -device virtio-blk-device,drive=drive\(index),serial=tandem-\(index)"
             }.joined()
-            + " -append '\(qemuBaseCommandLine)\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
+            + " -append '\(qemuBaseCommandLine)\(options.rootDisk ? " tandem.root=/dev/vda" : "")"
+            + "\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
         return """
             #!/bin/sh
             # L1's init, written by `tandem lab nested`.

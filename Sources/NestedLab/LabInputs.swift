@@ -38,6 +38,9 @@ public struct LabOptions: Sendable {
     /// virtio-blk-device with the same serial, tandem-N, on QEMU microvm): carried into L1 as
     /// /lab/driveN.img. A root disk (`--root-disk`) is the first.
     public var drives: [String] = []
+    /// The first drive is L2's root disk: Tandem's VMM gets it as `--root-disk`, QEMU as its
+    /// first virtio-blk-device with `tandem.root=/dev/vda` on the command line.
+    public var rootDisk = false
     public init() {}
 
     /// A `--drive` value's file and whether it is read-only (`PATH` or `PATH,ro`).

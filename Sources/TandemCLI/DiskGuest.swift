@@ -12,23 +12,27 @@ enum DiskGuest {
     /// What the first stage needs to reach the disk, by modprobe name: the virtio transports for
     /// microvm (virtio-mmio) and for pc/q35 (virtio-pci), the block driver and ext4. Which of them
     /// are modules, and what each needs, comes from the kernel's modules.dep (`KernelModules`).
-    static let modules = ["virtio_mmio", "virtio_pci", "virtio_blk", "ext4"]
+    static let modules = GuestImage.virtioModules + ["virtio_pci"]
     /// What the disk has and the initramfs has not: a workload can tell where its root came from.
     static let marker = "etc/tandem-disk"
     static let diskMiB = 64
 
     /// Writes `root.ext4` (the guest image) and `initramfs-disk.cpio` into `directory`; returns their paths.
     static func prepare(kernel: String, directory: String) throws(ImageError) -> (disk: String, initramfs: String) {
-        guard let rootfs = CtrRunner.defaultImage() else { throw ImageError(description: "--disk needs the image: run `make image` (tandem image build)") }
         let initramfs = try firstStage(kernel: kernel, directory: directory)
-        // The disk: the same rootfs plus the marker, as ext4.
+        return (try rootDisk(directory: directory), initramfs)
+    }
+
+    /// Writes `root.ext4` into `directory`: the guest image plus `marker`, as ext4; returns its path.
+    static func rootDisk(directory: String) throws(ImageError) -> String {
+        guard let rootfs = CtrRunner.defaultImage() else { throw ImageError(description: "a root disk needs the image: run `make image` (tandem image build)") }
         let staging = directory + "/root"
         guard Subprocess.runQuietly("/bin/cp", ["-a", rootfs, staging]) == 0 else { throw ImageError(description: "cannot copy \(rootfs)") }
         defer { Files.removeTree(staging) }
         do { try Files.write(staging + "/" + marker, Array("root=disk\n".utf8)) } catch { throw ImageError(description: "\(error)") }
         let disk = directory + "/root.ext4"
         try makeExt4(from: staging, to: disk, mebibytes: diskMiB)
-        return (disk, initramfs)
+        return disk
     }
 
     /// The first stage: the guest image (tandem-init as /init) plus the modules that reach an

@@ -121,7 +121,7 @@ struct LabNestedCommand: ParsableCommand {
                         throw ContainerError("\(error)")
                     }
                     options.drives = [base.path] + drive
-                    options.commandLine = "tandem.root=/dev/vda" + (cmdline.isEmpty ? "" : " " + cmdline)
+                    options.rootDisk = true
                     options.l2Description = "image \(spec.imageName ?? image) from its root disk on virtio-blk (\((Files.size(base.path) ?? 0) >> 20) MiB ext4)"
                 } else {
                     let (initramfs, size) = try ImageMicroVMRun.writeInitramfs(spec: spec, program: program, layers: layers, directory: directory)
@@ -136,15 +136,14 @@ struct LabNestedCommand: ParsableCommand {
             guard store == nil, command.isEmpty else { throw fail("--store and a command are for --image") }
         }
         if rootDisk && image == nil {
-            guard let kernelPath = kernel ?? LinuxDefaults.kernel() else { throw fail("--root-disk: no kernel (linux-image-cloud-amd64)") }
             do {
                 let directory = try ImageMicroVMRun.temporaryDirectory()
                 scratch = directory
-                let prepared = try DiskGuest.prepare(kernel: kernelPath, directory: directory)
-                options.initramfs = prepared.initramfs
-                options.drives = [prepared.disk] + drive
-                options.commandLine = "tandem.root=/dev/vda" + (cmdline.isEmpty ? "" : " " + cmdline)
-                options.l2Description = "the guest image as an ext4 root disk on virtio-blk (\((Files.size(prepared.disk) ?? 0) >> 20) MiB), a first stage with the virtio modules"
+                // The guest image is its own first stage: it carries the virtio modules.
+                let disk = try DiskGuest.rootDisk(directory: directory)
+                options.drives = [disk] + drive
+                options.rootDisk = true
+                options.l2Description = "the guest image as an ext4 root disk on virtio-blk (\((Files.size(disk) ?? 0) >> 20) MiB), the guest image as first stage"
             } catch { throw fail("lab nested --root-disk: \(error)") }
         }
         let outcome: NestedLab.Outcome

@@ -78,13 +78,16 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("microvm: a raw disk image as virtio-blk over virtio-mmio (repeatable; ,ro: read-only, also on the host). Firecracker calls them drives; libvirt's --disk above is its root disk.", valueName: "path[,ro]"))
     var drive: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("microvm: boot with the root on this ext4 image (drive 0, /dev/vda; the --drive disks follow): the guest image is the first stage, tandem-init mounts the disk and switches root — the disk libvirt's --disk makes, or `tandem image` keeps per image.", valueName: "path"))
+    var rootDisk: String?
+
     @Flag(name: .long, help: "libvirt: keep the console file afterwards.")
     var keep = false
 
     var options: VMRunOptions {
         VMRunOptions(tiny: tiny, mode: mode?.value, memory: memory, kernel: kernel, initrd: initrd, cmdline: cmdline,
                      workload: workload, vcpus: vcpus, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice,
-                     allowEmulated: allowEmulated, drives: drive)
+                     allowEmulated: allowEmulated, drives: drive, rootDisk: rootDisk)
     }
 
     func run() throws {

@@ -21,10 +21,14 @@ public struct VMRunOptions: Equatable, Sendable {
     public var allowEmulated = false
     /// `--drive PATH[,ro]`, in order: raw disks as virtio-blk (Firecracker calls them drives).
     public var drives: [String] = []
+    /// `--root-disk PATH`: an ext4 disk image the guest's root is on — drive 0 (/dev/vda), with
+    /// `tandem.root=/dev/vda` on the command line (tandem-init mounts it and switches root).
+    public var rootDisk: String?
 
     public init(tiny: String? = nil, mode: CPUMode? = nil, memory: Int? = nil, kernel: String? = nil, initrd: String? = nil,
                 cmdline: String? = nil, workload: String? = nil, vcpus: Int = 1, arg: UInt64? = nil,
-                timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm", allowEmulated: Bool = false, drives: [String] = []) {
+                timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm", allowEmulated: Bool = false, drives: [String] = [],
+                rootDisk: String? = nil) {
         self.tiny = tiny
         self.kernel = kernel
         self.initrd = initrd
@@ -39,23 +43,31 @@ public struct VMRunOptions: Equatable, Sendable {
         self.kvmDevice = kvmDevice
         self.allowEmulated = allowEmulated
         self.drives = drives
+        self.rootDisk = rootDisk
     }
+
+    /// Every drive in bus order: the root disk first (read-write), then `--drive`s.
+    public var allDrives: [String] { (rootDisk.map { [$0] } ?? []) + drives }
 
     /// The drives as the VM takes them; an error names the `--drive` that does not parse.
     public func parsedDrives() -> Result<[VMConfig.Drive], VMRunner.Message> {
         var drives: [VMConfig.Drive] = []
-        for text in self.drives {
+        if let rootDisk, rootDisk.isEmpty || rootDisk.hasSuffix(",ro") {
+            return .failure(VMRunner.Message(text: "--root-disk \(rootDisk): must be the PATH of a writable ext4 image"))
+        }
+        for text in allDrives {
             var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             var readOnly = false
             if parts.count > 1, parts.last == "ro" { readOnly = true; parts.removeLast() }
+            let flag = drives.isEmpty && rootDisk != nil ? "--root-disk" : "--drive"
             guard parts.count == 1, let path = parts.first, !path.isEmpty else {
-                return .failure(VMRunner.Message(text: "--drive \(text): must be PATH or PATH,ro"))
+                return .failure(VMRunner.Message(text: "\(flag) \(text): must be PATH or PATH,ro"))
             }
             switch Files.kind(path) {
             case .regular: break
-            case .missing: return .failure(VMRunner.Message(text: "--drive \(text): \(path) does not exist"))
-            case .directory: return .failure(VMRunner.Message(text: "--drive \(text): \(path) is a directory, not a disk image"))
-            case .other: return .failure(VMRunner.Message(text: "--drive \(text): \(path) is not a regular file (a FIFO, a device or a socket)"))
+            case .missing: return .failure(VMRunner.Message(text: "\(flag) \(text): \(path) does not exist"))
+            case .directory: return .failure(VMRunner.Message(text: "\(flag) \(text): \(path) is a directory, not a disk image"))
+            case .other: return .failure(VMRunner.Message(text: "\(flag) \(text): \(path) is not a regular file (a FIFO, a device or a socket)"))
             }
             drives.append(VMConfig.Drive(path: path, readOnly: readOnly))
         }
@@ -126,6 +138,9 @@ public enum FastVMRunParser {
             case "--drive":
                 guard let text = take() else { return nil }
                 options.drives.append(text)
+            case "--root-disk":
+                guard options.rootDisk == nil, let text = take() else { return nil }
+                options.rootDisk = text
             case "--kvm-device":
                 guard let text = take() else { return nil }
                 options.kvmDevice = text

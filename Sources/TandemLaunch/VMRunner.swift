@@ -82,6 +82,7 @@ public enum VMRunner {
     /// What to boot: a tiny guest, or Linux with its kernel, initramfs and command line.
     static func bootSource(_ options: VMRunOptions) -> Result<BootSource, Message> {
         if let tiny = options.tiny {
+            if options.rootDisk != nil { return .failure(Message(text: "--root-disk boots Linux from the disk; a tiny guest takes its disks as --drive")) }
             let resolved: (path: String, mode: CPUMode?)
             switch TinyGuests.resolve(tiny) {
             case .success(let found): resolved = found
@@ -112,6 +113,7 @@ public enum VMRunner {
         }
         var commandLine = options.cmdline ?? ""
         if let workload = options.workload { commandLine = "tandem.workload=\(workload) " + commandLine }
+        if options.rootDisk != nil { commandLine = "tandem.root=/dev/vda " + commandLine }
         return .success(.linux(kernel: kernel, initrd: initrd, commandLine: commandLine.trimmingTrailingSpaces()))
     }
 

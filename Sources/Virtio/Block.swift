@@ -66,12 +66,15 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
     }
 
     public func handle(_ chain: DescriptorChain, queue: Int, memory: GuestMemory) throws(VirtqueueError) -> UInt32 {
-        let readable = chain.buffers.filter { !$0.writable }
-        let writable = chain.buffers.filter(\.writable)
-        let room = writable.reduce(UInt64(0)) { $0 + UInt64($1.length) }
+        // Readable buffers come first, writable ones after (the walker made sure): one pass finds
+        // where they split and how long each stream is.
+        var room: UInt64 = 0, readableBytes: UInt64 = 0, firstWritable = chain.buffers.count
+        for (index, buffer) in chain.buffers.enumerated() {
+            if buffer.writable { room += UInt64(buffer.length); firstWritable = min(firstWritable, index) } else { readableBytes += UInt64(buffer.length) }
+        }
         guard room >= 1 else { throw VirtqueueError("block request at \(chain.head): no writable byte for its status") }
+        let readable = chain.buffers[..<firstWritable], writable = chain.buffers[firstWritable...]
         let dataIn = room - 1
-        let readableBytes = readable.reduce(UInt64(0)) { $0 + UInt64($1.length) }
         var status = RequestStatus.ok
         var written: UInt64 = 0
         if readableBytes < 16 {
@@ -106,7 +109,7 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
     /// bytes): whole sectors inside the disk, else an I/O error status. The buffers go to the
     /// kernel as one iovec array (preadv/pwritev: one system call per request, however many
     /// segments the driver used), each checked to lie in guest RAM first.
-    private func transfer(write: Bool, sector: UInt64, length: UInt64, buffers: [VirtqueueBuffer], skip: UInt64, _ memory: GuestMemory) -> UInt8 {
+    private func transfer(write: Bool, sector: UInt64, length: UInt64, buffers: ArraySlice<VirtqueueBuffer>, skip: UInt64, _ memory: GuestMemory) -> UInt8 {
         guard length % Self.sectorSize == 0, sector <= capacity, length / Self.sectorSize <= capacity - sector else { return RequestStatus.ioError }
         var vectors: [iovec] = []
         vectors.reserveCapacity(buffers.count)
@@ -150,7 +153,7 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
     }
 
     /// `count` bytes from the readable stream at `from`.
-    static func gather(_ buffers: [VirtqueueBuffer], from start: UInt64, count: Int, _ memory: GuestMemory) throws(VirtqueueError) -> [UInt8] {
+    static func gather(_ buffers: ArraySlice<VirtqueueBuffer>, from start: UInt64, count: Int, _ memory: GuestMemory) throws(VirtqueueError) -> [UInt8] {
         var bytes: [UInt8] = []
         var position: UInt64 = 0
         for buffer in buffers where bytes.count < count {
@@ -167,7 +170,7 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
     }
 
     /// Writes `bytes` into the writable stream at `at`.
-    static func scatter(_ bytes: [UInt8], into buffers: [VirtqueueBuffer], at start: UInt64, _ memory: GuestMemory) throws(VirtqueueError) {
+    static func scatter(_ bytes: [UInt8], into buffers: ArraySlice<VirtqueueBuffer>, at start: UInt64, _ memory: GuestMemory) throws(VirtqueueError) {
         var position: UInt64 = 0, done = 0
         for buffer in buffers where done < bytes.count {
             let end = position + UInt64(buffer.length)

@@ -47,6 +47,9 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
     /// The window one device takes (the spec's register block plus configuration space).
     public static let windowSize: UInt64 = 0x200
     public static let featureVersion1: UInt64 = 1 << 32
+    /// VIRTIO_RING_F_INDIRECT_DESC: a request may sit in one ring slot, its descriptors in a table
+    /// of their own (a 1 MiB block request takes 256 descriptors: without it, one fills the queue).
+    public static let featureIndirectDescriptors: UInt64 = 1 << 28
     /// QueueNotify's offset: where the VMM places each queue's ioeventfd.
     public static let queueNotifyOffset = UInt64(Register.queueNotify)
 
@@ -96,7 +99,7 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
         queues = Array(repeating: Virtqueue(), count: device.queueCount)
     }
 
-    var offeredFeatures: UInt64 { device.features | Self.featureVersion1 }
+    var offeredFeatures: UInt64 { device.features | Self.featureVersion1 | Self.featureIndirectDescriptors }
 
     public func read(offset: UInt64, into data: UnsafeMutableRawBufferPointer) {
         lock.withLock {
@@ -175,6 +178,7 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
         if !ready { queues[index].ready = false; return }
         do throws(VirtqueueError) {
             try queues[index].validate(memory)
+            queues[index].indirectDescriptors = driverFeatures & Self.featureIndirectDescriptors != 0
             queues[index].ready = true
         } catch {
             stop("queue \(index): \(error.description)")

@@ -20,6 +20,7 @@ struct FastParserTests {
         ["--workload=hello", "--memory", "512"],
         ["--workload", "hello", "--allow-emulated"],
         ["--tiny", "blk", "--drive", "a.img", "--drive=b.img,ro"],
+        ["--root-disk", "root.ext4", "--drive", "data.img", "--workload", "blkio"],
     ]
 
     static let handedOver: [[String]] = [
@@ -27,6 +28,7 @@ struct FastParserTests {
         ["--tiny", "hello", "--memory", "lots"], ["--tiny", "hello", "--mode", "protected"],
         ["--tiny", "a", "--tiny", "b"], ["--json=yes", "--tiny", "hello"], ["hello"],
         ["--tiny", "hello", "--arg", "-3"], ["--tiny", "hello", "--memory", "-1"], ["--allow-emulated=yes"],
+        ["--root-disk", "a", "--root-disk", "b"],
     ]
 
     @Test("accepted lines parse identically", arguments: accepted)

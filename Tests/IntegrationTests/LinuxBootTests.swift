@@ -86,6 +86,30 @@ struct NestedLabTests {
         #expect(lab.console.contains("TANDEM-RESULT workload=cat status=0"))
     }
 
+    @Test("--drive: L2 writes blkio's pattern to a data disk through Tandem's virtio-blk and reads it back; L1's copy has the pattern's sha256, the host's file is untouched")
+    func dataDisk() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-lab-drive-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let disk = directory.appendingPathComponent("data.img").path, expected = directory.appendingPathComponent("expected.img").path
+        for path in [disk, expected] { try Data(count: 16 << 20).write(to: URL(fileURLWithPath: path)) }
+        let zeros = try TestTools.sha256(Data(count: 16 << 20))
+        // What the guest should leave: the same program writing the same 8 MiB into a host file.
+        let local = try TestTools.run(Tandem.repository.appendingPathComponent("guest-images/build/bin/blkio").path, [expected, "8", "0.1"])
+        #expect(local.status == 0, "\(local.stderr)")
+        let lab = try Lab.run(["--workload", "blkio", "--args", "serial=tandem-0,8,0.2", "--drive", disk])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let boot = try #require((lab.report["boots"] as? [[String: Any]])?.first)
+        let figures = try #require(boot["figures"] as? [String: Any])
+        #expect((figures["blkio.read_mib_s"] as? Double ?? 0) > 0 && (figures["blkio.randread_iops"] as? Double ?? 0) > 0, "\(figures)")
+        let hashes = try #require(lab.report["drive_sha256"] as? [String: Any])
+        #expect(hashes["0"] as? String == (try TestTools.sha256(Data(contentsOf: URL(fileURLWithPath: expected)))), "L1's copy of the disk is not what blkio writes")
+        #expect(try TestTools.sha256(Data(contentsOf: URL(fileURLWithPath: disk))) == zeros, "the host's file changed")
+        let report = try #require(boot["report"] as? [String: Any])
+        let device = try #require((report["devices"] as? [[String: Any]])?.first)
+        #expect(device["notify_exits"] as? Int == 0 && (device["requests"] as? Int ?? 0) > 0 && device["failure"] is NSNull, "\(device)")
+    }
+
     @Test("--vcpus 2: the MADT brings up both vCPUs and the guest counts 2")
     func twoVCPUs() throws {
         let lab = try Lab.run(["--workload", "nproc", "--vcpus", "2"])

@@ -35,6 +35,11 @@ struct RefusalTests {
         (["--initrd", "/dev/zero", "--allow-emulated", "--timeout", "5"], 125, "initrd /dev/zero is not a regular file"),
         (["--backend", "libvirt", "--timeout", "2e10"], 125, "--timeout 20000000000.0: at most 31536000 seconds"),
         (["--backend", "libvirt", "--kernel", "FIFO"], 125, "--kernel FIFO: is not a regular file"),
+        (["--backend", "libvirt", "--drive", "/tmp"], 125, "--drive and --root-disk are Tandem's VMM's (--backend microvm)"),
+        (["--backend", "libvirt", "--root-disk", "/tmp"], 125, "--drive and --root-disk are Tandem's VMM's (--backend microvm)"),
+        (["--tiny", "blk", "--root-disk", "/tmp"], 125, "--root-disk boots Linux from the disk; a tiny guest takes its disks as --drive"),
+        (["--root-disk", "FIFO", "--allow-emulated", "--timeout", "5"], 125, "--root-disk FIFO: FIFO is not a regular file"),
+        (["--root-disk", "/tmp/x.img,ro", "--allow-emulated", "--timeout", "5"], 125, "--root-disk /tmp/x.img,ro: must be the PATH of a writable ext4 image"),
     ]
 
     @Test("bad options and files are refused at once, by name: no crash, no hang, no endless read",

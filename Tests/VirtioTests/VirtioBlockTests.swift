@@ -87,6 +87,24 @@ final class Driver: @unchecked Sendable {
         try memory.write(next ?? 0, at: base + 14)
     }
 
+    /// Descriptor `index` of the queue's table, pointing to an indirect table.
+    func indirect(_ index: UInt16, table: UInt64, length: UInt32, next: UInt16? = nil) throws {
+        let base = GuestAddress(Self.descriptors + 16 * UInt64(index))
+        try memory.write(table, at: base)
+        try memory.write(length, at: base + 8)
+        try memory.write(UInt16(4 | (next != nil ? 1 : 0)), at: base + 12)
+        try memory.write(next ?? 0, at: base + 14)
+    }
+
+    /// Entry `index` of an indirect table at `table` (flags: 1 next, 2 write, 4 indirect).
+    func tableEntry(_ table: UInt64, _ index: UInt64, address: UInt64, length: UInt32, flags: UInt16, next: UInt16) throws {
+        let base = GuestAddress(table + 16 * index)
+        try memory.write(address, at: base)
+        try memory.write(length, at: base + 8)
+        try memory.write(flags, at: base + 12)
+        try memory.write(next, at: base + 14)
+    }
+
     /// Makes the chain at `head` available and notifies queue 0 (unless `notify` is false).
     func submit(_ head: UInt16, size: UInt16 = 16, notify: Bool = true) throws {
         try memory.write(head, at: GuestAddress(Self.available + 4 + 2 * UInt64(nextAvailable % size)))
@@ -210,6 +228,39 @@ struct VirtioBlockTests {
         #expect(try driver.usedElement(1) == (7, 2049))
     }
 
+    @Test("INDIRECT_DESC offered; a request in an indirect table (one ring slot) is served, both ways")
+    func indirectTable() throws {
+        let driver = try Driver()
+        #expect(driver.register(0x010) & (1 << 28) != 0, "INDIRECT_DESC offered")
+        driver.start(features: MMIOTransport.featureVersion1 | MMIOTransport.featureIndirectDescriptors)
+        let pattern = (0..<1024).map { UInt8(truncatingIfNeeded: $0 &* 3 &+ 1) }
+        try driver.memory.write(pattern, at: GuestAddress(Driver.data))
+        try driver.memory.write(UInt32(1), at: GuestAddress(0x8000))
+        try driver.memory.write(UInt64(2), at: GuestAddress(0x8008))
+        let table: UInt64 = 0x4000
+        try driver.tableEntry(table, 0, address: 0x8000, length: 16, flags: 1, next: 1)
+        try driver.tableEntry(table, 1, address: Driver.data, length: 512, flags: 1, next: 2)
+        try driver.tableEntry(table, 2, address: Driver.data + 512, length: 512, flags: 1, next: 3)
+        try driver.tableEntry(table, 3, address: 0x9000, length: 1, flags: 2, next: 0)
+        try driver.indirect(0, table: table, length: 64)
+        try driver.submit(0)
+        #expect(try driver.requestStatus() == 0 && !driver.needsReset, "\(driver.transport.failure ?? "")")
+        let onDisk = try Data(contentsOf: URL(fileURLWithPath: driver.file))
+        let written = Array(onDisk[1024..<2048]) == pattern
+        #expect(written, "the file has the table's two buffers")
+        // Read back through another table, in the same ring slot's successor.
+        try driver.memory.write(UInt32(0), at: GuestAddress(0x8000))
+        let other: UInt64 = 0x5000
+        try driver.tableEntry(other, 0, address: 0x8000, length: 16, flags: 1, next: 1)
+        try driver.tableEntry(other, 1, address: 0x20000, length: 1024, flags: 1 | 2, next: 2)
+        try driver.tableEntry(other, 2, address: 0x9001, length: 1, flags: 2, next: 0)
+        try driver.indirect(1, table: other, length: 48)
+        try driver.submit(1)
+        let read = try driver.memory.read(1024, at: GuestAddress(0x20000)) == pattern
+        let element = try driver.usedElement(1)
+        #expect(read && driver.usedIndex == 2 && element == (1, 1025))
+    }
+
     @Test("a read-only disk: opened read-only on the host, RO offered, writes fail with IOERR and the file is unchanged")
     func readOnly() throws {
         let driver = try Driver(readOnly: true)
@@ -240,11 +291,14 @@ struct VirtioBlockTests {
     /// Drivers that break the rules: DEVICE_NEEDS_RESET, a configuration interrupt, nothing
     /// served; a reset makes the device usable again.
     static let reasons = [
-        "a descriptor loop": "longer than the queue", "a head outside the queue": "chain head 40 is outside the queue",
-        "a next outside the queue": "points to 500, outside the queue", "a header outside guest RAM": "outside guest RAM",
+        "a descriptor loop": "longer than its table (16): a loop", "a head outside the queue": "chain head 40 is outside the queue",
+        "a next outside the queue": "points to 500, outside its table of 16", "a header outside guest RAM": "outside guest RAM",
         "a queue size not a power of two": "queue size 12: must be a power of two", "a used ring outside guest RAM": "used ring at 0x10000000000",
         "notified before DRIVER_OK": "notified before DRIVER_OK", "the available index far ahead": "available index 1000 is 1000 ahead",
-        "no writable byte for the status": "no writable byte for its status", "an indirect descriptor": "is indirect",
+        "no writable byte for the status": "no writable byte for its status", "an indirect descriptor not accepted": "is indirect, which the driver did not accept",
+        "an indirect table inside an indirect table": "inside an indirect table", "an indirect descriptor with a next": "is indirect and has a next",
+        "an indirect table of partial descriptors": "an indirect table of 24 bytes", "an indirect table outside guest RAM": "not aligned or outside guest RAM",
+        "a loop inside an indirect table": "longer than its table (2): a loop", "a next outside an indirect table": "points to 2, outside its table of 2",
         "a readable after a writable": "a readable buffer after a writable one", "a chain of 4 GiB": "4 GiB or more",
         "a buffer at the top of the address space": "outside guest RAM",
     ]
@@ -252,8 +306,10 @@ struct VirtioBlockTests {
     @Test("a hostile driver gets DEVICE_NEEDS_RESET, never a crash, the reason named; a reset recovers", arguments: [
         "a descriptor loop", "a head outside the queue", "a next outside the queue", "a header outside guest RAM",
         "a queue size not a power of two", "a used ring outside guest RAM", "notified before DRIVER_OK",
-        "the available index far ahead", "no writable byte for the status", "an indirect descriptor", "a readable after a writable",
-        "a chain of 4 GiB", "a buffer at the top of the address space",
+        "the available index far ahead", "no writable byte for the status", "an indirect descriptor not accepted", "a readable after a writable",
+        "a chain of 4 GiB", "a buffer at the top of the address space", "an indirect table inside an indirect table",
+        "an indirect descriptor with a next", "an indirect table of partial descriptors", "an indirect table outside guest RAM",
+        "a loop inside an indirect table", "a next outside an indirect table",
     ])
     func hostile(_ label: String) throws {
         let driver = try Driver()
@@ -290,9 +346,28 @@ struct VirtioBlockTests {
             driver.start()
             try driver.descriptor(0, address: 0x8000, length: 16, writable: false)
             try driver.submit(0)
-        case "an indirect descriptor":
+        case "an indirect descriptor not accepted":
             driver.start()
             try driver.memory.write(UInt16(4), at: GuestAddress(Driver.descriptors + 12))
+            try driver.submit(0)
+        case "an indirect table inside an indirect table", "an indirect descriptor with a next", "an indirect table of partial descriptors",
+             "an indirect table outside guest RAM", "a loop inside an indirect table", "a next outside an indirect table":
+            driver.start(features: MMIOTransport.featureVersion1 | MMIOTransport.featureIndirectDescriptors)
+            let table: UInt64 = 0x4000
+            let (address, length): (UInt64, UInt32) = switch label {
+            case "an indirect table of partial descriptors": (table, 24)
+            case "an indirect table outside guest RAM": (1 << 40, 32)
+            default: (table, 32)
+            }
+            try driver.indirect(0, table: address, length: length, next: label == "an indirect descriptor with a next" ? 1 : nil)
+            // Two descriptors in the table: header → second, which is what each case breaks.
+            try driver.tableEntry(table, 0, address: 0x8000, length: 16, flags: 1, next: 1)
+            switch label {
+            case "an indirect table inside an indirect table": try driver.tableEntry(table, 1, address: table, length: 32, flags: 4, next: 0)
+            case "a loop inside an indirect table": try driver.tableEntry(table, 1, address: 0x9000, length: 1, flags: 1 | 2, next: 0)
+            case "a next outside an indirect table": try driver.tableEntry(table, 1, address: 0x9000, length: 1, flags: 1 | 2, next: 2)
+            default: try driver.tableEntry(table, 1, address: 0x9000, length: 1, flags: 2, next: 0)
+            }
             try driver.submit(0)
         case "a buffer at the top of the address space":
             // (Found by the fuzz target: address + offset overflowed and trapped the VMM.)
