@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Devices", dependencies: ["GuestABI", "HostOS"]),
         // virtio 1.x: split virtqueues, the virtio-mmio transport and device models (blk); they see
         // guest memory and an interrupt line, never KVM, and are tested and fuzzed on their own.
-        .target(name: "Virtio", dependencies: ["GuestMemory", "Devices", "HostOS"]),
+        .target(name: "Virtio", dependencies: ["GuestMemory", "Devices", "HostOS", "CLinux"]),
         .target(name: "MicroVM", dependencies: ["KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "HostOS", "GuestABI"]),
         .target(name: "HostFacts", dependencies: ["KVM", "HostOS"]),
         .target(name: "GuestImages", dependencies: ["HostOS"]),

@@ -16,6 +16,11 @@
 #include <sys/mount.h>
 #include <sys/uio.h>
 #include <termios.h>
+#include <stdio.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <linux/if_tun.h>
 
 int clinux_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int clinux_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
@@ -177,4 +182,47 @@ int clinux_idmapped_tree(const char *path, int userns_fd) {
         return -error;
     }
     return tree;
+}
+
+int clinux_tap_open(const char *name) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return -errno;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    snprintf(request.ifr_name, IFNAMSIZ, "%s", name);
+    int header = 12;
+    if (ioctl(fd, TUNSETIFF, &request) != 0 || ioctl(fd, TUNSETVNETHDRSZ, &header) != 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+int clinux_tap_offload(int fd, unsigned int flags) { return ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags) == 0 ? 0 : -errno; }
+
+int clinux_interface_up(const char *name, const char *address, int prefix) {
+    if (prefix < 0 || prefix > 32 || strlen(name) >= IFNAMSIZ) return -EINVAL;
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) return -errno;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    snprintf(request.ifr_name, IFNAMSIZ, "%s", name);
+    struct sockaddr_in *in = (struct sockaddr_in *)&request.ifr_addr;
+    in->sin_family = AF_INET;
+    int error = 0;
+    if (inet_pton(AF_INET, address, &in->sin_addr) != 1) error = EINVAL;
+    else if (ioctl(sock, SIOCSIFADDR, &request) != 0) error = errno;
+    if (!error) {
+        in->sin_addr.s_addr = prefix == 0 ? 0 : htonl(0xffffffffu << (32 - prefix));
+        if (ioctl(sock, SIOCSIFNETMASK, &request) != 0) error = errno;
+    }
+    if (!error && ioctl(sock, SIOCGIFFLAGS, &request) != 0) error = errno;
+    if (!error) {
+        request.ifr_flags |= IFF_UP;
+        if (ioctl(sock, SIOCSIFFLAGS, &request) != 0) error = errno;
+    }
+    close(sock);
+    return -error;
 }

@@ -142,45 +142,58 @@ public final class Machine: @unchecked Sendable {
                 try portBus.register(CMOS(), base: CMOS.base, length: CMOS.length, name: "cmos rtc")
             }
         } catch { throw .bus(error) }
-        try attachDrives()
+        try attachVirtio()
     }
 
-    /// Each drive as virtio-blk on virtio-mmio, opened now (a disk that cannot be opened fails the
-    /// build, before anything runs). Its queue notifications are ioeventfds the device thread
-    /// serves; its interrupt an irqfd on GSI 5 + N (none for a tiny guest: it polls).
-    private func attachDrives() throws(MicroVMError) {
-        guard config.drives.count <= Int(TANDEM_VIRTIO_MMIO_MAX) else {
-            throw .system(SystemError("--drive", "\(config.drives.count) drives: at most \(TANDEM_VIRTIO_MMIO_MAX)", errno: E2BIG))
+    /// Each drive as virtio-blk and each net as virtio-net, on virtio-mmio slots in that order:
+    /// slot N at TANDEM_VIRTIO_MMIO_BASE + N * stride, GSI TANDEM_VIRTIO_IRQ_BASE + N. Disks are
+    /// opened now (one that cannot be opened fails the build, before anything runs). Queue
+    /// notifications are ioeventfds the device thread serves; interrupts are irqfds (none for a
+    /// tiny guest: it polls).
+    private func attachVirtio() throws(MicroVMError) {
+        guard config.virtioSlots <= Int(TANDEM_VIRTIO_MMIO_MAX) else {
+            throw .system(SystemError("--drive/--net", "\(config.virtioSlots) devices: at most \(TANDEM_VIRTIO_MMIO_MAX)", errno: E2BIG))
         }
-        var notifiers: [DeviceThread.Notifier] = []
-        for (index, drive) in config.drives.enumerated() {
-            let base = UInt64(TANDEM_VIRTIO_MMIO_BASE) + UInt64(index) * UInt64(TANDEM_VIRTIO_MMIO_STRIDE)
-            do {
-                let disk = try VirtioBlock(path: drive.path, readOnly: drive.readOnly, serial: "tandem-\(index)")
+        var sources: [DeviceThread.Source] = [], events: [EventFD] = []
+        do {
+            var devices: [(VirtioDevice, String)] = []
+            for (index, drive) in config.drives.enumerated() {
+                devices.append((try VirtioBlock(path: drive.path, readOnly: drive.readOnly, serial: "tandem-\(index)"), "virtio-blk \(index) (\(drive.path))"))
+            }
+            for (index, net) in config.nets.enumerated() {
+                devices.append((VirtioNet(tap: net.tap.fd, interfaceName: net.tap.name, mac: net.mac), "virtio-net \(index) (\(net.tap.name))"))
+            }
+            for (slot, (device, name)) in devices.enumerated() {
+                let base = UInt64(TANDEM_VIRTIO_MMIO_BASE) + UInt64(slot) * UInt64(TANDEM_VIRTIO_MMIO_STRIDE)
                 var interrupt: InterruptTrigger = DisconnectedInterruptTrigger()
                 if config.isLinux {
                     let event = try EventFD()
-                    try vm.registerIRQFD(event.fd.rawValue, gsi: UInt32(TANDEM_VIRTIO_IRQ_BASE) + UInt32(index))
+                    try vm.registerIRQFD(event.fd.rawValue, gsi: UInt32(TANDEM_VIRTIO_IRQ_BASE) + UInt32(slot))
                     interrupt = IRQFDTrigger(event)
                 }
-                let transport = MMIOTransport(device: disk, memory: memory, interrupt: interrupt)
-                for queue in 0..<disk.queueCount {
+                let transport = MMIOTransport(device: device, memory: memory, interrupt: interrupt)
+                for queue in 0..<device.queueCount {
                     let event = try EventFD()
                     try vm.registerIOEventFD(event.fd.rawValue, address: base + MMIOTransport.queueNotifyOffset, length: 4, value: UInt64(queue))
-                    notifiers.append(DeviceThread.Notifier(transport: transport, queue: queue, event: event))
+                    sources.append(DeviceThread.notifier(event, transport, queue: queue))
+                    events.append(event)
                 }
-                try mmioBus.register(transport, base: base, length: UInt64(TANDEM_VIRTIO_MMIO_STRIDE), name: "virtio-blk \(index) (\(drive.path))")
-            } catch let error as SystemError {
-                throw .system(error)
-            } catch let error as KVMError {
-                throw .kvm(error)
-            } catch let error as BusOverlapError {
-                throw .bus(error)
-            } catch {
-                throw .system(SystemError("--drive", "\(error)", errno: EINVAL))
+                if let net = device as? VirtioNet {
+                    net.transport = transport
+                    sources.append(DeviceThread.Source(fd: net.tapDescriptor, watched: { net.wantsFrames }, ready: { net.receive() }, isEventFD: false))
+                }
+                try mmioBus.register(transport, base: base, length: UInt64(TANDEM_VIRTIO_MMIO_STRIDE), name: name)
             }
+        } catch let error as SystemError {
+            throw .system(error)
+        } catch let error as KVMError {
+            throw .kvm(error)
+        } catch let error as BusOverlapError {
+            throw .bus(error)
+        } catch {
+            throw .system(SystemError("--drive/--net", "\(error)", errno: EINVAL))
         }
-        do { deviceThread = try DeviceThread(notifiers) } catch { throw .system(error) }
+        do { deviceThread = try DeviceThread(sources: sources, events: events) } catch { throw .system(error) }
     }
 
     private func loadBootSource(_ boot: BootSource) throws(MicroVMError) {
@@ -228,7 +241,7 @@ final class LinuxImageLoad: @unchecked Sendable {
         guard case .linux(let kernel, let initrd, let commandLine) = config.boot else { return nil }
         let load = LinuxImageLoad()
         let vcpus = config.vcpus
-        let virtio = config.drives.indices.map { index in
+        let virtio = (0..<config.virtioSlots).map { index in
             AML.VirtioMMIO(base: UInt32(TANDEM_VIRTIO_MMIO_BASE) + UInt32(index) * UInt32(TANDEM_VIRTIO_MMIO_STRIDE),
                            length: UInt32(TANDEM_VIRTIO_MMIO_STRIDE), irq: UInt32(TANDEM_VIRTIO_IRQ_BASE) + UInt32(index))
         }

@@ -36,6 +36,21 @@ public struct VMConfig: Sendable {
     /// drive N at TANDEM_VIRTIO_MMIO_BASE + N * TANDEM_VIRTIO_MMIO_STRIDE, IRQ TANDEM_VIRTIO_IRQ_BASE + N.
     public var drives: [Drive] = []
 
+    /// Network interfaces as virtio-net over virtio-mmio (`--net`), in the slots after the drives.
+    public var nets: [Net] = []
+
+    public struct Net: Sendable {
+        public var tap: Tap
+        public var mac: [UInt8]
+        public init(tap: Tap, mac: [UInt8]) {
+            self.tap = tap
+            self.mac = mac
+        }
+    }
+
+    /// How many virtio-mmio slots the VM uses (drives, then nets).
+    public var virtioSlots: Int { drives.count + nets.count }
+
     public struct Drive: Equatable, Sendable {
         public var path: String
         public var readOnly: Bool

@@ -40,9 +40,31 @@ extension NestedLab {
         for library in Set(libraries).sorted() where !paths.contains(String(library.dropFirst())) {
             try file(String(library.dropFirst()), from: library, mode: 0o755)
         }
+        if options.net {
+            // QEMU runs this with its tap's name once it has made it: the same host address Tandem gives tandem0.
+            directories(of: "lab/ifup")
+            entries.append(ImageEntry(path: "lab/ifup", kind: .file(Array("#!/bin/sh\nip addr add \(LabOptions.l1Address)/24 dev \"$1\" && ip link set \"$1\" up\n".utf8)), permissions: 0o755))
+        }
         entries.append(ImageEntry(path: "init", kind: .file(Array(initScript(options, qemu: inputs.qemu != nil, modules: inputs.modules.map { String($0.split(separator: "/").last ?? "") }).utf8)), permissions: 0o755))
         return CpioWriter.sorted(entries)
     }
+
+    /// With `net`: L1's side of netio around each boot (`netio sink` takes what comes to 5001;
+    /// `netio send` retries L2's 5002 for a minute and sends until L2 closes); what L1's own
+    /// programs print goes nowhere, so it cannot pass for L2's figures.
+    static let netPeer = """
+        peer_start() {
+          rm -f /tmp/net-rx.bin
+          netio sink 5001 > /tmp/net-rx.bin 2>/dev/null &
+          receiver=$!
+          netio send \(LabOptions.l2Address) 5002 4096 >/dev/null 2>&1 &
+          sender=$!
+        }
+        peer_end() {
+          kill $receiver $sender 2>/dev/null; wait $receiver $sender 2>/dev/null
+          echo "LAB-NET sha256=$(sha256sum < /tmp/net-rx.bin | cut -d' ' -f1) bytes=$(wc -c < /tmp/net-rx.bin)"
+        }
+        """
 
     /// L1's /init: mount, load kvm-amd, then boot L2 `runs` times per VMM, interleaved.
     /// `modules`: the file names under /lab, in load order (kvm-amd last, with nested SVM on).
@@ -60,6 +82,7 @@ extension NestedLab {
             + options.drives.enumerated().map { index, drive in
                 (options.rootDisk && index == 0 ? " --root-disk" : " --drive") + " /lab/drive\(index).img" + (LabOptions.driveIsReadOnly(drive) ? ",ro" : "")
             }.joined()
+            + (options.net ? " --net tap" : "")
         let qemuLine = "/lab/lab-time qemu /lab/qemu-system-x86_64 -L /lab/qemu -M microvm -enable-kvm -cpu host"
             + " -m \(options.memoryMiB) -smp \(options.vcpus) -nodefaults -no-user-config -display none -serial stdio"
             + " -monitor none -no-reboot -kernel /lab/vmlinuz -initrd /lab/l2.cpio"
@@ -67,7 +90,9 @@ extension NestedLab {
                 " -drive file=/lab/drive\(index).img,format=raw,if=none,id=drive\(index)\(LabOptions.driveIsReadOnly(drive) ? ",readonly=on" : "")"
                     + " -device virtio-blk-device,drive=drive\(index),serial=tandem-\(index)"
             }.joined()
+            + (options.net ? " -netdev tap,id=net0,ifname=tandemq,script=/lab/ifup,downscript=no -device virtio-net-device,netdev=net0" : "")
             + " -append '\(qemuBaseCommandLine)\(options.rootDisk ? " tandem.root=/dev/vda" : "")"
+            + (options.net ? " tandem.net=\(LabOptions.l2Address)/24,\(LabOptions.l1Address)" : "")
             + "\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
         return """
             #!/bin/sh
@@ -77,9 +102,12 @@ extension NestedLab {
             [ -c /dev/kvm ] || echo "LAB-ERROR no /dev/kvm in L1"
             echo "LAB-L1-READY $(cut -d' ' -f1 /proc/uptime)"
             run=1
+            \(options.net ? netPeer : "")
             while [ $run -le \(options.runs) ]; do
+              \(options.net ? "peer_start" : "")
               \(tandem) < /dev/null
-            \(qemu ? "  " + qemuLine + " < /dev/null\n" : "")  run=$((run + 1))
+              \(options.net ? "peer_end" : "")
+            \(qemu ? "  " + (options.net ? "peer_start; " : "") + qemuLine + " < /dev/null" + (options.net ? "; peer_end" : "") + "\n" : "")  run=$((run + 1))
             done
             \(options.drives.indices.map { "echo \"LAB-DRIVE \($0) sha256=$(sha256sum /lab/drive\($0).img | cut -d' ' -f1)\"" }.joined(separator: "\n"))
             echo LAB-DONE

@@ -41,6 +41,13 @@ public struct LabOptions: Sendable {
     /// The first drive is L2's root disk: Tandem's VMM gets it as `--root-disk`, QEMU as its
     /// first virtio-blk-device with `tandem.root=/dev/vda` on the command line.
     public var rootDisk = false
+    /// L2 gets a network interface on a tap in L1 (Tandem's VMM: `--net tap`, tandem0; QEMU: a
+    /// virtio-net-device on a tap with the same addresses): L1 is 172.30.0.1, L2 172.30.0.2. Around
+    /// each boot L1 runs netio's peer: it takes what L2 sends to port 5001 (and prints its sha256
+    /// as `LAB-NET`) and sends the workloads' pattern to L2's port 5002 until L2 closes.
+    public var net = false
+    /// The addresses the lab's network uses (Tandem's first tap, tandem0).
+    public static let l1Address = "172.30.0.1", l2Address = "172.30.0.2"
     public init() {}
 
     /// A `--drive` value's file and whether it is read-only (`PATH` or `PATH,ro`).
@@ -78,7 +85,7 @@ struct LabInputs {
         // adds ccp to the cloud kernel's irqbypass and kvm).
         let modulesDirectory = "/lib/modules/\(release)"
         let modules: [String]
-        do { modules = try KernelModules.loadOrder(["kvm_amd"], modulesDirectory: modulesDirectory).map { modulesDirectory + "/" + $0 } } catch {
+        do { modules = try KernelModules.loadOrder(["kvm_amd"] + (options.net ? ["tun"] : []), modulesDirectory: modulesDirectory).map { modulesDirectory + "/" + $0 } } catch {
             throw LabError("\(error.description) (the lab loads kvm-amd in L1 from the kernel's own modules)")
         }
         for module in modules where Files.kind(module) != .regular {

@@ -27,6 +27,8 @@ public enum NestedLab {
         /// The numbers the workload printed between the ready marker and its result line, as
         /// `WORD key=number` (blkio's `write_mib_s=...`): "WORD.key" → value.
         public var figures: [String: Double] = [:]
+        /// With `net`: the sha256 and size of what L2 sent L1 during this boot (`LAB-NET`).
+        public var netReceived: (sha256: String, bytes: Int)?
     }
 
     public struct Outcome: Sendable {
@@ -83,6 +85,7 @@ public enum NestedLab {
             if clean == readyMarker { inWorkload = true; figures = [:] } else if clean.hasPrefix("TANDEM-RESULT ") { inWorkload = false }
             else if inWorkload { figures.merge(parseFigures(clean)) { $1 } }
             if clean.hasPrefix("LAB-DRIVE "), let (index, hash) = parseDrive(clean) { driveHashes[index] = hash }
+            if clean.hasPrefix("LAB-NET "), !boots.isEmpty, let received = parseNet(clean) { boots[boots.count - 1].netReceived = received }
             if clean.hasPrefix("LAB-TIME "), var boot = parseTime(clean) {
                 boot.index = boots.filter { $0.vmm == boot.vmm }.count + 1
                 if boot.vmm == "tandem" { boot.report = lastReport; lastReport = nil }
@@ -157,6 +160,14 @@ public enum NestedLab {
             if pair.count == 2, let value = Double(pair[1]), value.isFinite { figures["\(first).\(pair[0])"] = value }
         }
         return figures
+    }
+
+    /// `LAB-NET sha256=HEX bytes=N`.
+    static func parseNet(_ line: String) -> (sha256: String, bytes: Int)? {
+        let words = line.split(separator: " ")
+        guard words.count == 3, words[1].hasPrefix("sha256="), words[1].count == 71, words[2].hasPrefix("bytes="),
+              let bytes = Int(words[2].dropFirst(6)) else { return nil }
+        return (String(words[1].dropFirst(7)), bytes)
     }
 
     /// `LAB-DRIVE N sha256=HEX`.

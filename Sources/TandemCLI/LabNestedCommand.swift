@@ -60,6 +60,8 @@ struct LabNestedCommand: ParsableCommand {
     var rootDisk = false
     @Option(name: .long, help: ArgumentHelp("A raw disk image L2 gets as virtio-blk (repeatable; ,ro: read-only), in both VMMs with the serial tandem-N (the root disk of --root-disk is drive 0). L1 carries a copy: L2's writes never reach the file here; the lab prints each copy's sha256 at the end.", valueName: "path[,ro]"))
     var drive: [String] = []
+    @Flag(name: .long, help: "L2 gets a network interface on a tap in L1 (Tandem: --net tap; QEMU: a tap with the same addresses), L1 172.30.0.1, L2 172.30.0.2; around each boot L1 takes what L2 sends to its port 5001 (sha256 reported) and sends the workloads' pattern to L2's port 5002: `--workload netio --args both,172.30.0.1,5001,32` measures TCP both ways.")
+    var net = false
     @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
     var verbose = false
 
@@ -87,6 +89,7 @@ struct LabNestedCommand: ParsableCommand {
         options.kernel = kernel
         options.labTimeoutSeconds = timeout
         options.drives = drive
+        options.net = net
         // A user's image: its initramfs made here (in a mount namespace of our own), L2 runs what it says.
         var scratch: String?
         defer { if let scratch { Files.removeTree(scratch) } }

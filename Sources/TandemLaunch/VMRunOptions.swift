@@ -24,11 +24,13 @@ public struct VMRunOptions: Equatable, Sendable {
     /// `--root-disk PATH`: an ext4 disk image the guest's root is on — drive 0 (/dev/vda), with
     /// `tandem.root=/dev/vda` on the command line (tandem-init mounts it and switches root).
     public var rootDisk: String?
+    /// `--net tap[=NAME]`, in order: network interfaces as virtio-net on a tap.
+    public var nets: [String] = []
 
     public init(tiny: String? = nil, mode: CPUMode? = nil, memory: Int? = nil, kernel: String? = nil, initrd: String? = nil,
                 cmdline: String? = nil, workload: String? = nil, vcpus: Int = 1, arg: UInt64? = nil,
                 timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm", allowEmulated: Bool = false, drives: [String] = [],
-                rootDisk: String? = nil) {
+                rootDisk: String? = nil, nets: [String] = []) {
         self.tiny = tiny
         self.kernel = kernel
         self.initrd = initrd
@@ -44,6 +46,23 @@ public struct VMRunOptions: Equatable, Sendable {
         self.allowEmulated = allowEmulated
         self.drives = drives
         self.rootDisk = rootDisk
+        self.nets = nets
+    }
+
+    /// The taps the `--net`s ask for, opened (a Tandem tap made and addressed); an error names
+    /// the `--net` and the failing call, and the taps opened before it close with the array.
+    public func openNets() -> Result<[VMConfig.Net], VMRunner.Message> {
+        var nets: [VMConfig.Net] = []
+        for text in self.nets {
+            let name: String?
+            if text == "tap" { name = nil } else if text.hasPrefix("tap=") { name = String(text.dropFirst(4)) } else {
+                return .failure(VMRunner.Message(text: "--net \(text): must be tap (Tandem makes and addresses one) or tap=NAME (an existing or new tap, addressed by you)"))
+            }
+            do { nets.append(VMConfig.Net(tap: try Tap.open(name: name), mac: Tap.randomMAC())) } catch {
+                return .failure(VMRunner.Message(text: "--net \(text): \(error)"))
+            }
+        }
+        return .success(nets)
     }
 
     /// Every drive in bus order: the root disk first (read-write), then `--drive`s.
@@ -138,6 +157,9 @@ public enum FastVMRunParser {
             case "--drive":
                 guard let text = take() else { return nil }
                 options.drives.append(text)
+            case "--net":
+                guard let text = take() else { return nil }
+                options.nets.append(text)
             case "--root-disk":
                 guard options.rootDisk == nil, let text = take() else { return nil }
                 options.rootDisk = text

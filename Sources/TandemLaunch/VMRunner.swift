@@ -58,8 +58,23 @@ public enum VMRunner {
     /// Reads the images and builds the machine. The image bytes live only inside this call: once
     /// they are in guest RAM they are released, not held for the whole run.
     static func buildMachine(_ options: VMRunOptions, console: FileConsoleSink, processStart: UInt64?) -> Result<Machine, Message> {
+        if options.tiny != nil, options.rootDisk != nil {
+            return .failure(Message(text: "--root-disk boots Linux from the disk; a tiny guest takes its disks as --drive"))
+        }
+        let drives: [VMConfig.Drive]
+        switch options.parsedDrives() {
+        case .success(let parsed): drives = parsed
+        case .failure(let message): return .failure(message)
+        }
+        // Taps first: the guest's address goes on its command line. They close (and a tap Tandem
+        // made disappears) on any failure below, when `nets` is released.
+        let nets: [VMConfig.Net]
+        switch options.openNets() {
+        case .success(let opened): nets = opened
+        case .failure(let message): return .failure(message)
+        }
         let boot: BootSource
-        switch bootSource(options) {
+        switch bootSource(options, netCommandLine: nets.first?.tap.guestCommandLine) {
         case .success(let source): boot = source
         case .failure(let message): return .failure(message)
         }
@@ -68,10 +83,8 @@ public enum VMRunner {
                               vcpus: options.vcpus,
                               timeoutNanoseconds: options.timeout > 0 ? Clock.nanoseconds(seconds: options.timeout) : nil)
         if isatty(0) == 1 { config.consoleInput = 0 }
-        switch options.parsedDrives() {
-        case .success(let drives): config.drives = drives
-        case .failure(let message): return .failure(message)
-        }
+        config.drives = drives
+        config.nets = nets
         do {
             return .success(try Machine.build(config, console: console, processStart: processStart, kvmPath: options.kvmDevice))
         } catch {
@@ -80,9 +93,8 @@ public enum VMRunner {
     }
 
     /// What to boot: a tiny guest, or Linux with its kernel, initramfs and command line.
-    static func bootSource(_ options: VMRunOptions) -> Result<BootSource, Message> {
+    static func bootSource(_ options: VMRunOptions, netCommandLine: String? = nil) -> Result<BootSource, Message> {
         if let tiny = options.tiny {
-            if options.rootDisk != nil { return .failure(Message(text: "--root-disk boots Linux from the disk; a tiny guest takes its disks as --drive")) }
             let resolved: (path: String, mode: CPUMode?)
             switch TinyGuests.resolve(tiny) {
             case .success(let found): resolved = found
@@ -114,6 +126,7 @@ public enum VMRunner {
         var commandLine = options.cmdline ?? ""
         if let workload = options.workload { commandLine = "tandem.workload=\(workload) " + commandLine }
         if options.rootDisk != nil { commandLine = "tandem.root=/dev/vda " + commandLine }
+        if let netCommandLine { commandLine = netCommandLine + " " + commandLine }
         return .success(.linux(kernel: kernel, initrd: initrd, commandLine: commandLine.trimmingTrailingSpaces()))
     }
 

@@ -80,7 +80,7 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
         if readableBytes < 16 {
             status = RequestStatus.ioError
         } else {
-            let header = try Self.gather(readable, from: 0, count: 16, memory)
+            let header = try HostBuffers.gather(readable, from: 0, count: 16, memory)
             let type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
             let sector = (0..<8).reduce(UInt64(0)) { $0 | UInt64(header[8 + $1]) << (8 * UInt64($1)) }
             let dataOut = readableBytes - 16
@@ -95,13 +95,13 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
             case RequestType.getID:
                 let id = serial + [UInt8](repeating: 0, count: Self.idLength - serial.count)
                 let count = Int(min(UInt64(Self.idLength), dataIn))
-                try Self.scatter(Array(id.prefix(count)), into: writable, at: 0, memory)
+                try HostBuffers.scatter(Array(id.prefix(count)), into: writable, at: 0, memory)
                 written = UInt64(count)
             default:
                 status = RequestStatus.unsupported
             }
         }
-        try Self.scatter([status], into: writable, at: dataIn, memory)
+        try HostBuffers.scatter([status], into: writable, at: dataIn, memory)
         return UInt32(written + 1)
     }
 
@@ -111,32 +111,14 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
     /// segments the driver used), each checked to lie in guest RAM first.
     private func transfer(write: Bool, sector: UInt64, length: UInt64, buffers: ArraySlice<VirtqueueBuffer>, skip: UInt64, _ memory: GuestMemory) -> UInt8 {
         guard length % Self.sectorSize == 0, sector <= capacity, length / Self.sectorSize <= capacity - sector else { return RequestStatus.ioError }
-        var vectors: [iovec] = []
-        vectors.reserveCapacity(buffers.count)
-        var skip = skip, remaining = length
-        for buffer in buffers where remaining > 0 {
-            var bufferLength = UInt64(buffer.length)
-            var address = buffer.address
-            if skip > 0 {
-                let skipped = min(skip, bufferLength)
-                skip -= skipped
-                bufferLength -= skipped
-                address = address + skipped
-            }
-            let count = Int(min(bufferLength, remaining))
-            guard count > 0 else { continue }
-            guard let host = try? memory.hostPointer(address, length: count) else { return RequestStatus.ioError }
-            vectors.append(iovec(iov_base: host, iov_len: count))
-            remaining -= UInt64(count)
-        }
-        guard remaining == 0 else { return RequestStatus.ioError }
+        guard var vectors = HostBuffers.vectors(buffers, skipping: skip, length: length, memory) else { return RequestStatus.ioError }
         var offset = off_t(sector * Self.sectorSize)
         var first = 0
         // A short transfer (a signal, a file system's limit) goes on from where it stopped.
         while first < vectors.count {
-            // At most a queue's 256 descriptors: under IOV_MAX (1024).
+            // An indirect table can hold more buffers than IOV_MAX (1024): at most that many per call.
             let moved: Int = vectors[first...].withUnsafeBufferPointer { slice -> Int in
-                let count = Int32(slice.count)
+                let count = Int32(min(slice.count, HostBuffers.maximumVectors))
                 return write ? pwritev(fd.rawValue, slice.baseAddress, count, offset) : preadv(fd.rawValue, slice.baseAddress, count, offset)
             }
             if moved < 0 && errno == EINTR { continue }
@@ -150,38 +132,5 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
             }
         }
         return RequestStatus.ok
-    }
-
-    /// `count` bytes from the readable stream at `from`.
-    static func gather(_ buffers: ArraySlice<VirtqueueBuffer>, from start: UInt64, count: Int, _ memory: GuestMemory) throws(VirtqueueError) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var position: UInt64 = 0
-        for buffer in buffers where bytes.count < count {
-            let end = position + UInt64(buffer.length)
-            defer { position = end }
-            guard end > start else { continue }
-            let begin = max(start, position) - position
-            let take = min(UInt64(count - bytes.count), UInt64(buffer.length) - begin)
-            do { bytes += try memory.read(Int(take), at: buffer.address + begin) } catch {
-                throw VirtqueueError("a buffer at \(buffer.address + begin) (\(take) bytes): outside guest RAM")
-            }
-        }
-        return bytes
-    }
-
-    /// Writes `bytes` into the writable stream at `at`.
-    static func scatter(_ bytes: [UInt8], into buffers: ArraySlice<VirtqueueBuffer>, at start: UInt64, _ memory: GuestMemory) throws(VirtqueueError) {
-        var position: UInt64 = 0, done = 0
-        for buffer in buffers where done < bytes.count {
-            let end = position + UInt64(buffer.length)
-            defer { position = end }
-            guard end > start + UInt64(done) else { continue }
-            let begin = start + UInt64(done) - position
-            let take = Int(min(UInt64(bytes.count - done), UInt64(buffer.length) - begin))
-            do { try memory.write(bytes[done..<(done + take)], at: buffer.address + begin) } catch {
-                throw VirtqueueError("a buffer at \(buffer.address + begin) (\(take) bytes): outside guest RAM")
-            }
-            done += take
-        }
     }
 }

@@ -20,6 +20,18 @@ public protocol VirtioDevice: AnyObject {
     func handle(_ chain: DescriptorChain, queue: Int, memory: GuestMemory) throws(VirtqueueError) -> UInt32
     /// The driver reset the device.
     func reset()
+    /// The driver set DRIVER_OK having accepted `features` (a device that tells the host what the
+    /// driver takes — a tap's offloads — does it here). Called under the transport's locks.
+    func activate(features: UInt64)
+    /// The driver notified `queue`. True: the transport serves its chains with `handle`. A
+    /// device whose queue is filled from the host side (a network receive queue) does its own
+    /// work here and answers false.
+    func notified(queue: Int) -> Bool
+}
+
+extension VirtioDevice {
+    public func notified(queue: Int) -> Bool { true }
+    public func activate(features: UInt64) {}
 }
 
 /// virtio-mmio, version 2 ("modern", virtio 1.x 4.2): the register file the guest driver programs
@@ -202,7 +214,9 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
             if driverFeatures & ~offeredFeatures != 0 || driverFeatures & Self.featureVersion1 == 0 { value &= ~Status.featuresOK }
         }
         // NEEDS_RESET is the device's to set, not the driver's.
+        let starting = value & Status.driverOK != 0 && status & Status.driverOK == 0
         status = value & ~Status.needsReset | status & Status.needsReset
+        if starting { device.activate(features: driverFeatures) }
     }
 
     /// Serves what the driver made available on queue `index` (its notification): every chain goes
@@ -210,33 +224,61 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
     /// device's I/O runs under `service` only, on a copy of the queue, so the vCPUs keep reading
     /// and writing registers meanwhile. An index with no queue is ignored, as the spec allows.
     public func serve(queue index: Int) {
+        // Before any lock: a device that fills this queue itself takes the locks through `deliver`.
+        guard device.notified(queue: index) else { return }
+        pass(queue: index, notified: true) { (queue: inout Virtqueue) throws(VirtqueueError) -> UInt64 in
+            var served: UInt64 = 0
+            for chain in try queue.takeAvailable(memory) {
+                let written = try device.handle(chain, queue: index, memory: memory)
+                try queue.putUsed(head: chain.head, length: written, memory)
+                served += 1
+            }
+            return served
+        }
+    }
+
+    /// Fills the next buffer the driver made available on queue `index` with `fill` (which
+    /// returns the bytes it wrote), returns it used and interrupts: for work that starts on the
+    /// host side, as a frame arriving for a network device's receive queue. False when the queue
+    /// has no buffer (nothing is taken: the caller keeps its data until the driver adds some) or
+    /// the device is not running.
+    public func deliver(queue index: Int, _ fill: (DescriptorChain) throws(VirtqueueError) -> UInt32) -> Bool {
+        pass(queue: index, notified: false) { (queue: inout Virtqueue) throws(VirtqueueError) -> UInt64 in
+            guard let chain = try queue.takeNext(memory) else { return 0 }
+            try queue.putUsed(head: chain.head, length: try fill(chain), memory)
+            return 1
+        } > 0
+    }
+
+    /// One pass over queue `index` by `work` (which returns the chains it completed), under
+    /// `service`, on a copy of the queue written back after; a broken rule stops the device, and
+    /// completed chains raise one used-buffer interrupt. A guest's notification (`notified`)
+    /// before DRIVER_OK breaks the rules; the host's own work then simply waits.
+    @discardableResult
+    private func pass(queue index: Int, notified: Bool, _ work: (inout Virtqueue) throws(VirtqueueError) -> UInt64) -> UInt64 {
         service.withLock {
             let start: Virtqueue? = lock.withLock {
                 guard index >= 0, index < queues.count, status & Status.needsReset == 0 else { return nil }
-                guard status & Status.driverOK != 0 else { stop("queue \(index) notified before DRIVER_OK"); return nil }
+                guard status & Status.driverOK != 0 else {
+                    if notified { stop("queue \(index) notified before DRIVER_OK") }
+                    return nil
+                }
                 return queues[index].ready ? queues[index] : nil
             }
-            guard var queue = start else { return }
-            var served: UInt64 = 0
+            guard var queue = start else { return 0 }
+            var completed: UInt64 = 0
             var broken: VirtqueueError?
-            do throws(VirtqueueError) {
-                for chain in try queue.takeAvailable(memory) {
-                    let written = try device.handle(chain, queue: index, memory: memory)
-                    try queue.putUsed(head: chain.head, length: written, memory)
-                    served += 1
-                }
-            } catch {
-                broken = error
-            }
+            do throws(VirtqueueError) { completed = try work(&queue) } catch { broken = error }
             lock.withLock {
                 queues[index] = queue
-                completedRequests += served
+                completedRequests += completed
                 if let broken { return stop("queue \(index): \(broken.description)") }
-                if served > 0 {
+                if completed > 0 {
                     interruptStatus |= Self.interruptUsed
                     interrupt.trigger()
                 }
             }
+            return broken == nil ? completed : 0
         }
     }
 

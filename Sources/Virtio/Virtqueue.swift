@@ -93,6 +93,16 @@ public struct Virtqueue: Sendable {
     /// call (they were checked to lie in RAM when the queue became ready), so each descriptor costs
     /// a few loads, not a lookup per field.
     public mutating func takeAvailable(_ memory: GuestMemory) throws(VirtqueueError) -> [DescriptorChain] {
+        try take(upTo: Int(size), memory)
+    }
+
+    /// The next chain the driver made available, or nil when there is none (a receive queue
+    /// takes one buffer per frame that arrived).
+    public mutating func takeNext(_ memory: GuestMemory) throws(VirtqueueError) -> DescriptorChain? {
+        try take(upTo: 1, memory).first
+    }
+
+    private mutating func take(upTo limit: Int, _ memory: GuestMemory) throws(VirtqueueError) -> [DescriptorChain] {
         guard ready else { return [] }
         let count = UInt64(size)
         let ring = try resolve(availableRing, 6 + 2 * count, memory, "available ring")
@@ -105,8 +115,8 @@ public struct Virtqueue: Sendable {
         // The driver wrote the ring slots before the index (it runs on another CPU): read them after.
         atomicMemoryFence(ordering: .acquiring)
         var chains: [DescriptorChain] = []
-        chains.reserveCapacity(Int(pending))
-        for _ in 0..<pending {
+        chains.reserveCapacity(min(Int(pending), limit))
+        for _ in 0..<min(Int(pending), limit) {
             let slot = Int(nextAvailable % size)
             let head = UInt16(littleEndian: ring.loadUnaligned(fromByteOffset: 4 + 2 * slot, as: UInt16.self))
             chains.append(try chain(from: head, table: table, memory))

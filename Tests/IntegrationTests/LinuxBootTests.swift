@@ -110,6 +110,27 @@ struct NestedLabTests {
         #expect(device["notify_exits"] as? Int == 0 && (device["requests"] as? Int ?? 0) > 0 && device["failure"] is NSNull, "\(device)")
     }
 
+    @Test("--net: L2 sends 8 MiB over TCP to L1 through Tandem's virtio-net and tap, and receives 8 MiB back, checked; L1 got the pattern's sha256",
+          .enabled(if: FileManager.default.fileExists(atPath: "/lib/modules/" + (Lab.kernel ?? "").replacingOccurrences(of: "/boot/vmlinuz-", with: "") + "/kernel/drivers/net/tun.ko"),
+                   "needs the kernel's tun module for L1"))
+    func network() throws {
+        let lab = try Lab.run(["--workload", "netio", "--args", "both,172.30.0.1,5001,8", "--net"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let boot = try #require((lab.report["boots"] as? [[String: Any]])?.first)
+        let figures = try #require(boot["figures"] as? [String: Any])
+        #expect((figures["netio.tx_mib_s"] as? Double ?? 0) > 0 && (figures["netio.rx_mib_s"] as? Double ?? 0) > 0, "\(figures)")
+        #expect(lab.console.contains("verified=yes"), "L2 did not get the pattern back")
+        // What L1 received is what netio sends: the same program makes the bytes here.
+        let netio = Tandem.repository.appendingPathComponent("guest-images/build/bin/netio").path
+        let pattern = try TestTools.run("/bin/sh", ["-c", "'\(netio)' pattern 8 | sha256sum"])
+        let received = try #require(boot["net_received"] as? [String: Any], "no LAB-NET line")
+        let expected = String(pattern.stdout.prefix(64))
+        #expect(received["bytes"] as? Int == 8 << 20 && received["sha256"] as? String == expected, "\(received)")
+        let report = try #require(boot["report"] as? [String: Any])
+        let device = try #require((report["devices"] as? [[String: Any]])?.first { ($0["name"] as? String ?? "").hasPrefix("virtio-net") }, "\(report)")
+        #expect(device["notify_exits"] as? Int == 0 && (device["requests"] as? Int ?? 0) > 100 && device["failure"] is NSNull, "\(device)")
+    }
+
     @Test("--vcpus 2: the MADT brings up both vCPUs and the guest counts 2")
     func twoVCPUs() throws {
         let lab = try Lab.run(["--workload", "nproc", "--vcpus", "2"])

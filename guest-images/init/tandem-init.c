@@ -9,8 +9,9 @@
  *      initramfs does; a root that cannot be mounted ends the run (status 125), it is never
  *      replaced by the initramfs;
  *   2. in a VM with virtio-mmio devices, loads the modules in /lib/modules/tandem.load (the
- *      image's virtio modules for a distro kernel); prints the ready marker line and, in a Tandem
- *      microVM, writes the READY port;
+ *      image's virtio modules for a distro kernel); with `tandem.net=ADDRESS/PREFIX[,GATEWAY]`
+ *      gives eth0 that address; prints the ready marker line and, in a Tandem microVM, writes
+ *      the READY port;
  *   3. runs the workload: argv[1] (a container: `tandem-init compute 100000`), else
  *      `tandem.workload=NAME` and `tandem.args=A,B` from /proc/cmdline (a VM), else — a user's
  *      image as a VM's root — what /.tandem/run says (see run_image), else a shell;
@@ -23,8 +24,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +161,59 @@ static int copy_run_file(void) {
         return -1;
     }
     return 0;
+}
+
+/* Sets `name`'s IPv4 address (and netmask, from `prefix`) and brings it up; a gateway, if any,
+ * becomes the default route. Returns 0, or -1 with errno. */
+static int configure_interface(const char *name, const char *address, int prefix, const char *gateway) {
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    snprintf(request.ifr_name, IFNAMSIZ, "%s", name);
+    struct sockaddr_in *in = (struct sockaddr_in *)&request.ifr_addr;
+    in->sin_family = AF_INET;
+    int ok = 1;
+    if (address) {
+        ok = inet_pton(AF_INET, address, &in->sin_addr) == 1 && ioctl(sock, SIOCSIFADDR, &request) == 0;
+        in->sin_addr.s_addr = prefix <= 0 ? 0 : htonl(0xffffffffu << (32 - prefix));
+        ok = ok && ioctl(sock, SIOCSIFNETMASK, &request) == 0;
+    }
+    ok = ok && ioctl(sock, SIOCGIFFLAGS, &request) == 0;
+    request.ifr_flags |= IFF_UP;
+    ok = ok && ioctl(sock, SIOCSIFFLAGS, &request) == 0;
+    if (ok && gateway && gateway[0]) {
+        struct rtentry route;
+        memset(&route, 0, sizeof route);
+        ((struct sockaddr_in *)&route.rt_dst)->sin_family = AF_INET;
+        ((struct sockaddr_in *)&route.rt_genmask)->sin_family = AF_INET;
+        struct sockaddr_in *via = (struct sockaddr_in *)&route.rt_gateway;
+        via->sin_family = AF_INET;
+        route.rt_flags = RTF_UP | RTF_GATEWAY;
+        ok = inet_pton(AF_INET, gateway, &via->sin_addr) == 1 && ioctl(sock, SIOCADDRT, &route) == 0;
+    }
+    int error = errno;
+    close(sock);
+    errno = error;
+    return ok ? 0 : -1;
+}
+
+/* A VM's network (`tandem.net=ADDRESS/PREFIX[,GATEWAY]`, Tandem's VMM with --net): loopback up,
+ * and the first Ethernet interface (eth0, which the virtio-net driver may bind a moment after
+ * its module loads) given that address. Said on failure; the run goes on without it. */
+static void configure_network(const char *spec) {
+    configure_interface("lo", NULL, 0, NULL);
+    char copy[256], *gateway = NULL;
+    snprintf(copy, sizeof copy, "%s", spec);
+    char *comma = strchr(copy, ',');
+    if (comma) { *comma = 0; gateway = comma + 1; }
+    char *slash = strchr(copy, '/');
+    int prefix = 24;
+    if (slash) { *slash = 0; prefix = atoi(slash + 1); }
+    struct stat info;
+    for (int i = 0; i < 500 && stat("/sys/class/net/eth0", &info) != 0; i++) usleep(10000);
+    if (configure_interface("eth0", copy, prefix, gateway) != 0)
+        say("tandem-init: configuring eth0 as %s: %s\n", spec, strerror(errno));
 }
 
 /* A disk guest: mount `device` and make it the root, keeping /dev, /proc and /sys; then exec its
@@ -316,6 +376,7 @@ int main(int argc, char **argv) {
     /* A microVM's disks (--drive) need the virtio modules the image carries for a distro kernel;
      * loaded before the ready marker, so a workload finds its /dev/vdX driver bound. */
     if (pid1 && virtio_mmio_present()) load_modules("/lib/modules/tandem.load");
+    if (pid1 && cmdline_value("tandem.net", value, sizeof value)) configure_network(value);
 
     say(READY_MARKER "\n");
     if (ports) outb(1, TANDEM_PORT_READY);

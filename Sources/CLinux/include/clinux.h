@@ -40,6 +40,19 @@ int clinux_overlay_opaque(int fd);
 /** makedev is a macro: the device number of major:minor (a layer's device nodes, overlay's 0:0 whiteouts). */
 dev_t clinux_makedev(unsigned int major, unsigned int minor);
 
+/** Opens the tap interface `name` (creating it, or attaching to a persistent one of that name):
+ * /dev/net/tun with TUNSETIFF (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR: each frame led by a 12-byte
+ * virtio_net_hdr, TUNSETVNETHDRSZ), close-on-exec and non-blocking. A tap made here goes when its
+ * last descriptor closes, also when the VMM is killed. TUNSETIFF and struct ifreq are macros and
+ * a union: hence C. Returns the descriptor, or -errno (EBUSY: another process holds that name). */
+int clinux_tap_open(const char *name);
+/** TUNSETOFFLOAD: which offloaded frames the tap may hand us (TUN_F_CSUM 1, TUN_F_TSO4 2,
+ * TUN_F_TSO6 4): what the guest's driver accepted. Returns 0, or -errno. */
+int clinux_tap_offload(int fd, unsigned int flags);
+/** Gives interface `name` the IPv4 address `address` with `prefix` bits of netmask and brings it
+ * up (SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFFLAGS with IFF_UP). Returns 0, or -errno. */
+int clinux_interface_up(const char *name, const char *address, int prefix);
+
 /** pipe2(fds, O_CLOEXEC): a pipe whose ends do not leak into spawned programs. */
 int clinux_pipe_cloexec(int fds[2]);
 /** pthread_setname_np: names a thread as `ps -L` and `top -H` show it (15 characters). */

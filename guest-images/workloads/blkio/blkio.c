@@ -14,9 +14,8 @@
  *   2. sequential read of the same MiB, checked against what was written (verified=yes|no);
  *   3. random 4 KiB reads over those MiB, one at a time, for SECONDS: IOPS.
  *
- * The data is a fixed pattern (xorshift64 from a fixed seed, each 1 MiB block starting from its
- * index), so the host can check the disk afterwards: running blkio on a host file of the same
- * size writes the same bytes. The device node may appear a moment after boot (the driver probes
+ * The data is the workloads' pattern (pattern.h), so the host can check the disk afterwards:
+ * running blkio on a host file of the same size writes the same bytes. The device node may appear a moment after boot (the driver probes
  * asynchronously): blkio waits for it up to 5 s.
  */
 #define _GNU_SOURCE
@@ -31,7 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BLOCK (1 << 20)
+#include "../pattern.h"
+
+#define BLOCK PATTERN_BLOCK
 #define SMALL 4096
 
 /* The /dev path of the disk whose serial is `serial`, waiting up to 5 s for the driver to probe. */
@@ -63,17 +64,6 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-/* Block `index` of the pattern. */
-static void pattern(uint64_t *block, long index) {
-    uint64_t state = 0x9e3779b97f4a7c15ull ^ (uint64_t)(index + 1) * 0xbf58476d1ce4e5b9ull;
-    for (size_t i = 0; i < BLOCK / sizeof *block; i++) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        block[i] = state;
-    }
-}
-
 int main(int argc, char **argv) {
     const char *device = argc > 1 ? argv[1] : "/dev/vda";
     char found[300];
@@ -95,7 +85,7 @@ int main(int argc, char **argv) {
      * (it costs a small fraction of a 1 MiB request). */
     double start = now();
     for (long i = 0; i < mib; i++) {
-        pattern(block, i);
+        pattern_block(block, i);
         if (pwrite(fd, block, BLOCK, (off_t)i * BLOCK) != BLOCK) { fprintf(stderr, "blkio: write %s: %s\n", device, strerror(errno)); return 1; }
     }
     if (fsync(fd) != 0) { fprintf(stderr, "blkio: fsync %s: %s\n", device, strerror(errno)); return 1; }
@@ -107,7 +97,7 @@ int main(int argc, char **argv) {
         double before = now();
         if (pread(fd, check, BLOCK, (off_t)i * BLOCK) != BLOCK) { fprintf(stderr, "blkio: read %s: %s\n", device, strerror(errno)); return 1; }
         reading += now() - before;
-        pattern(block, i);
+        pattern_block(block, i);
         if (memcmp(block, check, BLOCK) != 0) verified = 0;
     }
     uint64_t state = 88172645463325252ull;

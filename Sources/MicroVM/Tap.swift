@@ -1,0 +1,84 @@
+import CLinux
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A tap interface a microVM's virtio-net sends and receives through (`--net tap[=NAME]`).
+///
+/// Without a name Tandem makes its own, `tandemN` with the lowest N free, gives the host side
+/// 172.30.N.1/24 and the guest 172.30.N.2 (skipping a /24 the host already routes), so the host
+/// reaches the guest over it at once. The tap is not persistent: it disappears when its last
+/// descriptor closes — when the run ends, and also when the VMM is killed, so nothing is left
+/// to sweep. With a name, Tandem attaches to that tap (or makes it) and configures nothing: the
+/// network is the user's (a bridge, a router), and the guest's address comes from
+/// `--cmdline tandem.net=ADDRESS/PREFIX[,GATEWAY]`.
+public final class Tap: @unchecked Sendable {
+    public let name: String
+    public let fd: FileDescriptor
+    /// The host's and the guest's addresses on a tap Tandem made (nil on a user's tap).
+    public let hostAddress: String?
+    public let guestAddress: String?
+    public static let prefixLength = 24
+    /// The /24s Tandem numbers its taps in: 172.30.N.0/24 for tandemN.
+    static let subnetBase = "172.30"
+
+    init(name: String, fd: FileDescriptor, hostAddress: String?, guestAddress: String?) {
+        self.name = name
+        self.fd = fd
+        self.hostAddress = hostAddress
+        self.guestAddress = guestAddress
+    }
+
+    /// What tandem-init is told on the kernel command line: the guest's address, prefix and
+    /// gateway (nil on a user's tap).
+    public var guestCommandLine: String? {
+        guard let guestAddress, let hostAddress else { return nil }
+        return "tandem.net=\(guestAddress)/\(Self.prefixLength),\(hostAddress)"
+    }
+
+    /// Opens the tap `name`, or makes the next free `tandemN` and configures it. Errors name the
+    /// interface and the failing call (no /dev/net/tun, no CAP_NET_ADMIN, a bad name).
+    public static func open(name: String?) throws(SystemError) -> Tap {
+        if let name {
+            guard !name.isEmpty, name.utf8.count < 16, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                throw SystemError("interface name", "\(name): 1 to 15 letters, digits, '-', '_' or '.'", errno: EINVAL)
+            }
+            let raw = clinux_tap_open(name)
+            guard raw >= 0 else { throw SystemError("TUNSETIFF (tap)", name, errno: -raw) }
+            return Tap(name: name, fd: FileDescriptor(adopting: raw, label: "tap \(name)"), hostAddress: nil, guestAddress: nil)
+        }
+        let routed = routedSubnets()
+        for index in 0..<256 where !routed.contains("\(subnetBase).\(index).0") {
+            let candidate = "tandem\(index)"
+            let raw = clinux_tap_open(candidate)
+            if raw == -EBUSY || raw == -EPERM && Files.kind("/sys/class/net/\(candidate)") != .missing { continue }  // another VM's
+            guard raw >= 0 else { throw SystemError("TUNSETIFF (tap)", candidate, errno: -raw) }
+            let fd = FileDescriptor(adopting: raw, label: "tap \(candidate)")
+            let host = "\(subnetBase).\(index).1"
+            let result = clinux_interface_up(candidate, host, Int32(prefixLength))
+            guard result == 0 else { throw SystemError("SIOCSIFADDR/SIOCSIFFLAGS", "\(candidate) \(host)/\(prefixLength)", errno: -result) }
+            return Tap(name: candidate, fd: fd, hostAddress: host, guestAddress: "\(subnetBase).\(index).2")
+        }
+        throw SystemError("--net tap", "no free tandemN interface in \(subnetBase).0.0/16", errno: EADDRINUSE)
+    }
+
+    /// Destinations of the host's IPv4 routes (/proc/net/route, little-endian hex), dotted.
+    static func routedSubnets() -> Set<String> {
+        var subnets: Set<String> = []
+        for line in (Files.readText("/proc/net/route") ?? "").split(separator: "\n").dropFirst() {
+            let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
+            guard fields.count > 2, let destination = UInt32(fields[1], radix: 16) else { continue }
+            subnets.insert((0..<4).map { String(destination >> (8 * $0) & 0xff) }.joined(separator: "."))
+        }
+        return subnets
+    }
+
+    /// A MAC address for a guest: locally administered, unicast (02:...), the rest random.
+    public static func randomMAC() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (0..<6).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes[0] = 0x02
+        return bytes
+    }
+}
