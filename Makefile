@@ -82,6 +82,7 @@ bench: deps guests build image
 	python3 scripts/signal_leftovers.py --runs 30
 	scripts/debian-image.sh
 	python3 scripts/bench_images.py --runs 10
+	scripts/bench_virtio.sh reports/latest
 
 # Parsers of outside data, fuzzed with libFuzzer (SwiftPM executables need a main; a fuzzer's is
 # libFuzzer's), seeded from Fuzz/corpus and, for JSON, JSONTestSuite (read only: new inputs go to

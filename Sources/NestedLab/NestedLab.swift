@@ -82,7 +82,8 @@ public enum NestedLab {
             if let report = clean.fromFirst("{\"schema\":\"tandem.vm-run/") { lastReport = String(report) }
             if clean.hasPrefix("LAB-ERROR ") { errors.append(String(clean.dropFirst(10))) }
             if clean == "LAB-DONE" { completed = true }
-            if clean == readyMarker { inWorkload = true; figures = [:] } else if clean.hasPrefix("TANDEM-RESULT ") { inWorkload = false }
+            // (A kernel message may share the marker's line on the console: a suffix still counts.)
+            if clean.hasSuffix(readyMarker) { inWorkload = true; figures = [:] } else if clean.contains("TANDEM-RESULT ") { inWorkload = false }
             else if inWorkload { figures.merge(parseFigures(clean)) { $1 } }
             if clean.hasPrefix("LAB-DRIVE "), let (index, hash) = parseDrive(clean) { driveHashes[index] = hash }
             if clean.hasPrefix("LAB-NET "), !boots.isEmpty, let received = parseNet(clean) { boots[boots.count - 1].netReceived = received }

@@ -38,7 +38,7 @@ extension ReportModel {
         if !probes.isEmpty {
             body += "<h2 id=isolation>Isolation: what a workload sees from inside</h2>\n<p>The probe workload in each backend; <code>process</code> is the host's own view.</p>\n<table class=wide><tr><th>fact</th>"
             body += probes.map { "<th><code>\($0.backend.htmlEscaped())</code></th>" }.joined() + "<th>meaning</th></tr>\n"
-            for fact in probeFacts {
+            for fact in probeFacts where probes.contains(where: { $0.facts[fact.key] != nil }) {
                 body += "<tr><td>\(fact.title)</td>" + probes.map { "<td>\(probeValue($0.facts, fact.key).htmlEscaped())</td>" }.joined()
                     + "<td><small>\(fact.meaning.htmlEscaped())</small></td></tr>\n"
             }

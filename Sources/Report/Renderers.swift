@@ -9,6 +9,7 @@ let probeFacts: [(key: String, title: String, meaning: String)] = [
     ("kernel", "kernel release", "which kernel it runs on: a VM boots its own"),
     ("boot_id", "boot id = host's?", "yes: the host's kernel (a container); no: a kernel of its own (a VM)"),
     ("netifs", "network interfaces", "what it can send packets through"),
+    ("blockdevs", "block devices", "the disks it sees: a VM its own; a container the host's, where sysfs shows them"),
     ("uid_map", "uid map", "0:0:4294967295 = host ids; 0:100000:65536 = a user namespace"),
     ("cap_eff", "effective capabilities", "what root inside may do (host root: 1ff…; OCI default a80425fb)"),
     ("cpus", "CPUs it is told", "a VM's vCPUs; a container sees the host's"),
@@ -59,7 +60,8 @@ extension ReportModel {
         if !probes.isEmpty {
             out += "\n## Isolation: what a workload sees from inside\n\nThe probe workload in each backend; `process` is the host's own view.\n\n| fact | " + probes.map { "`\($0.backend)`" }.joined(separator: " | ") + " | meaning |\n"
             out += "|---|" + String(repeating: "---|", count: probes.count) + "---|\n"
-            for fact in probeFacts {
+            // A fact no backend reported (results from an older probe) is left out, not shown as dashes.
+            for fact in probeFacts where probes.contains(where: { $0.facts[fact.key] != nil }) {
                 out += "| \(fact.title) | " + probes.map { probeValue($0.facts, fact.key) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
             }
             let reaches = probes.map { reach($0.facts) }

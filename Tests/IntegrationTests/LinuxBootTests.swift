@@ -131,6 +131,22 @@ struct NestedLabTests {
         #expect(device["notify_exits"] as? Int == 0 && (device["requests"] as? Int ?? 0) > 100 && device["failure"] is NSNull, "\(device)")
     }
 
+    @Test("probe in L2 with a drive and a net: it sees its disk and eth0 (blockdevs=, netifs=)")
+    func probeDevices() throws {
+        let disk = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-lab-probe-\(UUID().uuidString.prefix(8)).img").path
+        try Data(count: 1 << 20).write(to: URL(fileURLWithPath: disk))
+        defer { unlink(disk) }
+        let lab = try Lab.run(["--workload", "probe", "--drive", disk, "--net"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let probe = try #require(lab.console.split(whereSeparator: \.isNewline).first { $0.hasPrefix("TANDEM-PROBE ") }, "\(lab.console.suffix(2000))")
+        let facts = Dictionary(probe.split(separator: " ").dropFirst().compactMap { word -> (String, String)? in
+            let pair = word.split(separator: "=", maxSplits: 1)
+            return pair.count == 2 ? (String(pair[0]), String(pair[1])) : nil
+        }, uniquingKeysWith: { first, _ in first })
+        #expect(facts["blockdevs"] == "vda", "\(probe)")
+        #expect(Set((facts["netifs"] ?? "").split(separator: ",")) == ["lo", "eth0"], "\(probe)")
+    }
+
     @Test("--vcpus 2: the MADT brings up both vCPUs and the guest counts 2")
     func twoVCPUs() throws {
         let lab = try Lab.run(["--workload", "nproc", "--vcpus", "2"])

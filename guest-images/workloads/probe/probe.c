@@ -2,7 +2,7 @@
  * probe: what a workload can see of the machine it runs in — the isolation facts Tandem's report
  * compares across VMs and containers. One line, machine-readable:
  *
- *   TANDEM-PROBE pids=N max_pid=N hostname=H kernel=R boot_id=B mounts=N netifs=lo,eth0
+ *   TANDEM-PROBE pids=N max_pid=N hostname=H kernel=R boot_id=B mounts=N netifs=lo,eth0 blockdevs=vda,vdb
  *                uid_map=0:0:4294967295 cap_eff=HEX cpus=N mem_mib=N pid1=CMD
  *                macs=M,M host_procs=yes|no host_file=TEXT|none keyring=TEXT|none kcore=K sys_write=W
  *
@@ -173,6 +173,18 @@ int main(int argc, char **argv) {
     }
     if (file) fclose(file);
 
+    /* Block devices as /sys/block lists them (loop and ram devices left out): a VM's own disks;
+     * a container with the host's sysfs sees the host's. */
+    char blockdevs[512] = "";
+    DIR *block = opendir("/sys/block");
+    for (struct dirent *entry; block && (entry = readdir(block));) {
+        const char *name = entry->d_name;
+        if (name[0] == '.' || strncmp(name, "loop", 4) == 0 || strncmp(name, "ram", 3) == 0) continue;
+        if (blockdevs[0]) strncat(blockdevs, ",", sizeof blockdevs - strlen(blockdevs) - 1);
+        strncat(blockdevs, name, sizeof blockdevs - strlen(blockdevs) - 1);
+    }
+    if (block) closedir(block);
+
     char cap_eff[64] = "unknown";
     file = fopen("/proc/self/status", "r");
     while (file && fgets(line, sizeof line, file)) {
@@ -191,9 +203,10 @@ int main(int argc, char **argv) {
     read_line("/proc/1/comm", pid1, sizeof pid1);
     struct sysinfo info;
     sysinfo(&info);
-    printf("TANDEM-PROBE pids=%d max_pid=%d hostname=%s kernel=%s boot_id=%s mounts=%d netifs=%s uid_map=%s cap_eff=%s cpus=%ld mem_mib=%lu pid1=%s"
+    printf("TANDEM-PROBE pids=%d max_pid=%d hostname=%s kernel=%s boot_id=%s mounts=%d netifs=%s blockdevs=%s uid_map=%s cap_eff=%s cpus=%ld mem_mib=%lu pid1=%s"
            " macs=%s host_procs=%s host_file=%s keyring=%s kcore=%s sys_write=%s\n",
-           pids, max_pid, hostname[0] ? hostname : "none", names.release, boot_id, mounts, netifs[0] ? netifs : "none", compact,
+           pids, max_pid, hostname[0] ? hostname : "none", names.release, boot_id, mounts, netifs[0] ? netifs : "none",
+           blockdevs[0] ? blockdevs : "none", compact,
            cap_eff, sysconf(_SC_NPROCESSORS_ONLN), (unsigned long)(info.totalram * info.mem_unit >> 20), pid1,
            macs[0] ? macs : "none", process_visible("lab-time") ? "yes" : "no", host_file, keyring, kcore_state(), sys_write_state());
     return 0;
