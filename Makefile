@@ -22,13 +22,20 @@ SWIFT       ?= swift
 RELEASE_BIN := .build/release/tandem
 DEBUG_BIN   := .build/debug/tandem
 
-.PHONY: demo test build guests image lab bench fuzz deps deps-core clean
+.PHONY: demo test build guests image lab bench fuzz deps deps-core deps-kernel kernel clean
 
 deps:
 	@scripts/install-deps.sh all
 
 deps-core:
 	@scripts/install-deps.sh core
+
+deps-kernel:
+	@scripts/install-deps.sh kernel
+
+# The microVM guest kernel (docs/virtio.md): a few minutes on 2 cores, cached.
+kernel: deps-kernel
+	@scripts/build-kernel.sh
 
 guests: deps-core
 	@$(MAKE) --no-print-directory -C guest-images

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Tandem needs on Debian 12 / Ubuntu 24.04, and only what is missing.
-# Usage: scripts/install-deps.sh [core|bench|all]   (default: all)
+# Usage: scripts/install-deps.sh [core|bench|kernel|all]   (default: all)
 #   core   compilers and tools to build Tandem and its guests
 #   bench  the peers Tandem is measured against (crun, runc), hyperfine, and on Debian the cloud
 #          kernel the Linux guests boot (linux-image-cloud-amd64, /boot/vmlinuz-*-cloud-amd64)
+#   kernel what `make kernel` builds the microVM guest kernel from (Debian's linux-source-6.1)
+#          and with (flex, bison, bc, libelf-dev for objtool)
 set -euo pipefail
 
 profile=${1:-all}
@@ -32,11 +34,13 @@ bench=(crun runc hyperfine qemu-system-x86 umoci mmdebstrap)
 # with, and Debian's standard kernel (its drivers are modules: the first stages load them from its
 # modules.dep) is tested in the libvirt disk guest and the nested lab.
 if grep -q '^ID=debian' /etc/os-release 2>/dev/null; then bench+=(linux-image-cloud-amd64 linux-image-amd64); fi
+kernel=(linux-source-6.1 flex bison bc libelf-dev libssl-dev)
 case "$profile" in
   core) wanted=("${core[@]}") ;;
+  kernel) wanted=("${kernel[@]}") ;;
   bench) wanted=("${bench[@]}") ;;
   all) wanted=("${core[@]}" "${bench[@]}") ;;
-  *) echo "install-deps: unknown profile '$profile' (core, bench or all)" >&2; exit 2 ;;
+  *) echo "install-deps: unknown profile '$profile' (core, bench, kernel or all)" >&2; exit 2 ;;
 esac
 
 missing=()

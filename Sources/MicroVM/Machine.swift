@@ -193,6 +193,8 @@ public final class Machine: @unchecked Sendable {
         } catch {
             throw .system(SystemError("--drive/--net", "\(error)", errno: EINVAL))
         }
+        // No device, no thread (a tiny guest's launch pays nothing for it).
+        guard !sources.isEmpty else { return }
         do { deviceThread = try DeviceThread(sources: sources, events: events) } catch { throw .system(error) }
     }
 
