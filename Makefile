@@ -74,7 +74,7 @@ lab: deps guests image
 
 # make test and make demo start libvirtd when it is not running and stop it again afterwards
 # (scripts/libvirtd.sh down stops only a daemon it started): the machine is left as it was found.
-test: deps guests image
+test: deps guests image kernel
 	@scripts/libvirtd.sh up
 	$(SWIFT) build --build-tests
 	@$(SWIFT) test; status=$$?; scripts/libvirtd.sh down; exit $$status

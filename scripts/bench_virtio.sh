@@ -6,6 +6,8 @@
 #         4 KiB random reads at queue depth 1 for 2 s
 #   net:  netio over the tap — 32 MiB L2->L1 and 32 MiB L1->L2, checked
 #   root: boot to ready with the root on virtio-blk (--root-disk)
+#   kernel-distro, kernel-microvm: boot to ready with the distro kernel and with Tandem's microVM
+#         kernel (make kernel; skipped where it is not built)
 # Where /dev/kvm is emulated (kvm_pvm) L1 runs under QEMU TCG: every figure is emulated, good for
 # comparing the two VMMs with each other, never as hardware speed.
 set -eu
@@ -42,6 +44,13 @@ print("  tandem/qemu: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(ratios.ite
 PY
 }
 
-lab blk --workload blkio --args serial=tandem-0,32,2 --drive "$disk"
-lab net --workload netio --args both,172.30.0.1,5001,32 --net
-lab root --root-disk
+# The device figures with the distro kernel (its virtio drivers are modules the image carries).
+distro=$(ls /boot/vmlinuz-*-cloud-amd64 | sort | tail -1)
+lab blk --workload blkio --args serial=tandem-0,32,2 --drive "$disk" --l2-kernel "$distro"
+lab net --workload netio --args both,172.30.0.1,5001,32 --net --l2-kernel "$distro"
+lab root --root-disk --l2-kernel "$distro"
+# Boot to ready: the distro kernel against Tandem's microVM kernel (make kernel), where it is built.
+lab kernel-distro --workload hello --l2-kernel "$distro"
+if [ -f guest-images/build/kernel/vmlinuz-tandem-microvm ]; then
+    lab kernel-microvm --workload hello --l2-kernel guest-images/build/kernel/vmlinuz-tandem-microvm
+fi

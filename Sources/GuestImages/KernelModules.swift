@@ -8,6 +8,8 @@ public enum KernelModules {
     /// Where an image keeps its modules, and the list tandem-init loads them by, in order.
     public static let imageDirectory = "lib/modules/tandem"
     public static let imageLoadList = "lib/modules/tandem.load"
+    /// The release the modules are for (`uname -r`): tandem-init loads none under another kernel.
+    public static let imageRelease = "lib/modules/tandem.release"
 
     /// An image's entries for `names`: each module file they need, in load order, under
     /// `imageDirectory`, and `imageLoadList` naming them (absolute paths, one per line). Built-in
@@ -24,6 +26,8 @@ public enum KernelModules {
             list += "/\(imageDirectory)/\(name)\n"
         }
         entries.append(ImageEntry(path: imageLoadList, kind: .file(Array(list.utf8)), permissions: 0o644))
+        let release = modulesDirectory.split(separator: "/").last.map(String.init) ?? ""
+        entries.append(ImageEntry(path: imageRelease, kind: .file(Array((release + "\n").utf8)), permissions: 0o644))
         return entries
     }
 

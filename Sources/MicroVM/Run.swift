@@ -127,6 +127,7 @@ extension Machine {
             report.firstUnknownPort = report.firstUnknownPort ?? entry.firstUnknownPort
             report.firstUnknownMMIO = report.firstUnknownMMIO ?? entry.firstUnknownMMIO
         }
+        if case .linux(let kernel, _, _) = config.boot { report.kernel = kernel.name }
         report.devices = mmioBus.entries.compactMap { entry in
             (entry.device as? MMIOTransport).map {
                 DeviceReport(name: entry.name, requests: $0.completedRequests, notifyExits: $0.notifyExits, failure: $0.failure)

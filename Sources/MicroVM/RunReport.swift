@@ -62,6 +62,8 @@ public struct RunReport: Sendable {
     /// and how much of it is guest RAM the guest touched: overhead = peak - guest RAM touched.
     public var memory = ResidentMemory()
     public var guestRAMTouchedBytes: UInt64 = 0
+    /// The kernel a Linux guest booted (its path), nil for a tiny guest.
+    public var kernel: String?
     /// The virtio devices, as the run left them.
     public var devices: [DeviceReport] = []
 
@@ -114,6 +116,7 @@ public struct RunReport: Sendable {
             ("exit_status", .int(Int64(exitStatus))),
             ("memory_mib", .int(Int64(memoryMiB))),
             ("vcpus", .int(Int64(vcpus))),
+            ("kernel", kernel.map { .string($0) } ?? .null),
             ("phases_ms", phasesMS),
             ("monotonic_ns", monotonic),
             ("exits", .uint(exits)),

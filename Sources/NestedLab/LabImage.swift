@@ -26,7 +26,7 @@ extension NestedLab {
 
         try file("lab/tandem", from: inputs.tandem, mode: 0o755)
         try file("lab/lab-time", from: inputs.labTime, mode: 0o755)
-        try file("lab/vmlinuz", from: inputs.kernel)
+        try file("lab/vmlinuz", from: inputs.l2Kernel)
         try file("lab/l2.cpio", from: inputs.image)
         for (index, drive) in options.drives.enumerated() { try file("lab/drive\(index).img", from: LabOptions.drivePath(drive)) }
         for module in inputs.modules { try file("lab/" + (module.split(separator: "/").last.map(String.init) ?? module), from: module) }

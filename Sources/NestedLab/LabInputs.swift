@@ -29,6 +29,9 @@ public struct LabOptions: Sendable {
     public var labTimeoutSeconds = 1800.0
     /// The L2 (and L1) kernel; default: the newest /boot/vmlinuz-*-cloud-amd64.
     public var kernel: String?
+    /// L2's kernel when it differs from L1's; default: Tandem's microVM kernel where `make kernel`
+    /// built it and `kernel` was not named, else L1's.
+    public var l2Kernel: String?
     /// L2's initramfs instead of the guest image (a user's image, `tandem lab nested --image`);
     /// with an empty `workload`, no tandem.workload= is given: the initramfs says what runs.
     public var initramfs: String?
@@ -58,6 +61,8 @@ public struct LabOptions: Sendable {
 /// Everything the L1 image is made of, found on this host.
 struct LabInputs {
     var kernel: String
+    /// What L2 boots (both VMMs).
+    var l2Kernel: String
     var release: String
     /// kvm-amd and its dependencies, in load order (modules.dep).
     var modules: [String]
@@ -114,7 +119,9 @@ struct LabInputs {
                 throw LabError("--compare-qemu needs /usr/share/qemu/\(file) (qemu-system-data)")
             }
         }
-        return LabInputs(kernel: kernel, release: release, modules: modules, tandem: tandem, labTime: labTime,
+        let l2Kernel = options.l2Kernel ?? (options.kernel == nil ? LinuxDefaults.microVMKernel() : nil) ?? kernel
+        guard Files.kind(l2Kernel) == .regular else { throw LabError("L2's kernel \(l2Kernel) does not exist") }
+        return LabInputs(kernel: kernel, l2Kernel: l2Kernel, release: release, modules: modules, tandem: tandem, labTime: labTime,
                          programs: programs, image: image, qemu: qemu)
     }
 

@@ -34,7 +34,8 @@ public struct LabSummary {
     }
 
     public func text() -> String {
-        var out = "nested lab: L2 = \(outcome.kernel) + \(outcome.l2), on L1's kvm-amd; L1 = the same kernel under QEMU TCG (emulated)\n"
+        let l1 = outcome.l1Kernel == outcome.kernel ? "the same kernel" : outcome.l1Kernel
+        var out = "nested lab: L2 = \(outcome.kernel) + \(outcome.l2), on L1's kvm-amd; L1 = \(l1) under QEMU TCG (emulated)\n"
         for vmm in vmms {
             let (ready, exit) = figures(vmm)
             out += "  \(vmm.padded(7)) n=\(exit.count)  ready median \(Self.median(ready).map(Self.seconds) ?? "-")"
@@ -86,6 +87,7 @@ public struct LabSummary {
             ("lab", .string("nested: L1 QEMU TCG -cpu EPYC + kvm-amd; L2 on L1's /dev/kvm")),
             ("l2", .string(outcome.l2)),
             ("kernel", .string(outcome.kernel)),
+            ("l1_kernel", .string(outcome.l1Kernel)),
             ("workload", .string(options.workload)),
             ("vcpus", .int(Int64(options.vcpus))),
             ("memory_mib", .int(Int64(options.memoryMiB))),

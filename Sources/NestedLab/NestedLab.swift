@@ -37,7 +37,9 @@ public enum NestedLab {
         public var completed: Bool
         public var l1Status: Int32
         public var interruptedBy: Int32?
+        /// L2's kernel, and L1's.
         public var kernel: String
+        public var l1Kernel: String = ""
         /// What L2 booted besides the kernel ("Tandem's guest image", or a user's image).
         public var l2: String = "Tandem's guest image"
         public var consoleTail: [String]
@@ -106,7 +108,7 @@ public enum NestedLab {
         } catch { throw LabError("cannot start L1: \(error)") }
         buffer.flush().forEach(take)
         return Outcome(boots: boots, completed: completed, l1Status: ending.status, interruptedBy: ending.interruptedBy,
-                       kernel: inputs.kernel, l2: options.l2Description, consoleTail: tail, errors: errors, driveHashes: driveHashes)
+                       kernel: inputs.l2Kernel, l1Kernel: inputs.kernel, l2: options.l2Description, consoleTail: tail, errors: errors, driveHashes: driveHashes)
     }
 
     static func validate(_ options: LabOptions) throws(LabError) {

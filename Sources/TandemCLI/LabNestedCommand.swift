@@ -44,8 +44,11 @@ struct LabNestedCommand: ParsableCommand {
     @Flag(name: .long, help: "Also boot L2 with QEMU's microvm machine and compare.")
     var compareQemu = false
 
-    @Option(name: .long, help: ArgumentHelp("L1 and L2 kernel (default: the newest /boot/vmlinuz-*-cloud-amd64).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("L1 and L2 kernel (default: the newest /boot/vmlinuz-*-cloud-amd64 for L1, and for L2 too unless `make kernel` built Tandem's microVM kernel).", valueName: "path"))
     var kernel: String?
+
+    @Option(name: .long, help: ArgumentHelp("L2's kernel, when it is not L1's (e.g. the distro's, where the microVM kernel is built).", valueName: "path"))
+    var l2Kernel: String?
 
     @Option(name: .long, help: ArgumentHelp("Stop the whole lab after this long.", valueName: "seconds"))
     var timeout: Double = 1800
@@ -87,6 +90,7 @@ struct LabNestedCommand: ParsableCommand {
         options.runs = runs
         options.compareQEMU = compareQemu
         options.kernel = kernel
+        options.l2Kernel = l2Kernel
         options.labTimeoutSeconds = timeout
         options.drives = drive
         options.net = net

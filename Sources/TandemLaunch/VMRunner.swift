@@ -111,7 +111,7 @@ public enum VMRunner {
             case .failure(let message): return .failure(message)
             }
         }
-        guard let kernelPath = options.kernel ?? LinuxDefaults.kernel() else {
+        guard let kernelPath = options.kernel ?? LinuxDefaults.guestKernel() else {
             return .failure(Message(text: "no kernel: pass --kernel PATH, or install Debian's linux-image-cloud-amd64 (make deps)"))
         }
         // Opened, not read: the loader copies them straight into guest RAM.
@@ -179,6 +179,16 @@ public enum LinuxDefaults {
         }
         return names.max().map { "/boot/" + $0 }
     }
+
+    /// Tandem's microVM guest kernel, where `make kernel` built it.
+    public static func microVMKernel() -> String? {
+        TinyGuests.buildDirectory(named: "kernel").map { $0 + "/vmlinuz-tandem-microvm" }.flatMap { Files.kind($0) == .regular ? $0 : nil }
+    }
+
+    /// The kernel Tandem's own VMM boots when none is named: the microVM kernel where it is
+    /// built, else the distro's cloud kernel. (Backends compared side by side, and L1 of the lab,
+    /// keep the distro's: the same kernel in every column.)
+    public static func guestKernel() -> String? { microVMKernel() ?? kernel() }
 
     /// The image `tandem image build` wrote.
     public static func initramfs() -> String? {

@@ -6,6 +6,7 @@ enum Lab {
         .filter { $0.hasPrefix("vmlinuz-") && $0.hasSuffix("-cloud-amd64") }.sorted().last.map { "/boot/" + $0 }
     static let qemu = FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64")
     static let imageBuilt = FileManager.default.fileExists(atPath: Tandem.repository.appendingPathComponent("guest-images/build/image/initramfs.cpio").path)
+    static let microVMKernel = Tandem.repository.appendingPathComponent("guest-images/build/kernel/vmlinuz-tandem-microvm").path
     static let labTimeBuilt = FileManager.default.fileExists(atPath: Tandem.repository.appendingPathComponent("guest-images/build/lab/lab-time").path)
 
     /// `tandem lab nested ... --verbose --json`: the report (stdout) and L1's console (stderr).
@@ -78,7 +79,8 @@ struct NestedLabTests {
 
     @Test("--root-disk: L2 finds Tandem's virtio-blk through the DSDT, mounts its ext4 root from it and reads the disk's marker")
     func rootDisk() throws {
-        let lab = try Lab.run(["--root-disk", "--workload", "cat", "--args", "/etc/tandem-disk"])
+        // The distro kernel: its virtio and ext4 come from the guest image's modules.
+        let lab = try Lab.run(["--root-disk", "--workload", "cat", "--args", "/etc/tandem-disk", "--l2-kernel", Lab.kernel!])
         #expect(lab.status == 0, "\(lab.console.suffix(3000))")
         let lines = lab.console.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         let ready = try #require(lines.firstIndex(of: "TANDEM-READY"), "\(lab.console.suffix(3000))")
@@ -136,7 +138,8 @@ struct NestedLabTests {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-lab-probe-\(UUID().uuidString.prefix(8)).img").path
         try Data(count: 1 << 20).write(to: URL(fileURLWithPath: disk))
         defer { unlink(disk) }
-        let lab = try Lab.run(["--workload", "probe", "--drive", disk, "--net"])
+        // The distro kernel: virtio_blk and virtio_net are modules, loaded by tandem-init.
+        let lab = try Lab.run(["--workload", "probe", "--drive", disk, "--net", "--l2-kernel", Lab.kernel!])
         #expect(lab.status == 0, "\(lab.console.suffix(3000))")
         let probe = try #require(lab.console.split(whereSeparator: \.isNewline).first { $0.hasPrefix("TANDEM-PROBE ") }, "\(lab.console.suffix(2000))")
         let facts = Dictionary(probe.split(separator: " ").dropFirst().compactMap { word -> (String, String)? in
@@ -145,6 +148,23 @@ struct NestedLabTests {
         }, uniquingKeysWith: { first, _ in first })
         #expect(facts["blockdevs"] == "vda", "\(probe)")
         #expect(Set((facts["netifs"] ?? "").split(separator: ",")) == ["lo", "eth0"], "\(probe)")
+    }
+
+    @Test("Tandem's microVM kernel (make kernel) is L2's by default: it boots to ready, with a drive and a net built in, and the report names it",
+          .enabled(if: FileManager.default.fileExists(atPath: Lab.microVMKernel), "needs the microVM kernel: make kernel"))
+    func microVMKernel() throws {
+        let disk = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-lab-kernel-\(UUID().uuidString.prefix(8)).img").path
+        try Data(count: 1 << 20).write(to: URL(fileURLWithPath: disk))
+        defer { unlink(disk) }
+        let lab = try Lab.run(["--workload", "probe", "--drive", disk, "--net"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        #expect(lab.report["kernel"] as? String == Lab.microVMKernel && lab.report["l1_kernel"] as? String == Lab.kernel)
+        let boot = try #require((lab.report["boots"] as? [[String: Any]])?.first)
+        let report = try #require(boot["report"] as? [String: Any])
+        #expect(report["kernel"] as? String == "/lab/vmlinuz")
+        let probe = try #require(lab.console.split(whereSeparator: \.isNewline).first { $0.hasPrefix("TANDEM-PROBE ") })
+        #expect(probe.contains("kernel=6.1") && probe.contains("-tandem-microvm") && probe.contains("blockdevs=vda"), "\(probe)")
+        #expect(!lab.console.contains("tandem-init: loading"), "no module loaded (or tried) under the microVM kernel")
     }
 
     @Test("--vcpus 2: the MADT brings up both vCPUs and the guest counts 2")
