@@ -96,7 +96,7 @@ bench: deps guests build image
 # .build/fuzz). json: swiftc on the parser's own sources. config: the OCI config reader, linked
 # against the Containers module built with coverage (-sanitize=fuzzer) in its own build directory;
 # layer, boot and virtio likewise (layer unpacking; the bzImage parser and Linux loader; the
-# virtio-mmio transport, virtqueue walker and virtio-blk).
+# virtio-mmio transport, virtqueue walker, virtio-blk and virtio-net).
 FUZZ_SECONDS ?= 60
 SWIFTC       ?= swiftc
 FUZZ_SPM     := .build/fuzz/spm/release

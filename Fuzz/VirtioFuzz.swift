@@ -1,5 +1,7 @@
-// libFuzzer target for the virtio-mmio transport, the split-virtqueue walker and virtio-blk: the
-// guest is hostile, and everything here is what it controls. The input's first bytes become the
+// libFuzzer target for the virtio-mmio transport, the split-virtqueue walker, virtio-blk and
+// virtio-net: the guest is hostile, and everything here is what it controls. Byte 1's low bit
+// picks virtio-net (its "tap" a datagram socket pair, a frame waiting to be received; queue 1,
+// transmit, at 0x4000/0x5000/0x6000) instead of virtio-blk. The input's first bytes become the
 // start of guest RAM (descriptor table at 0x1000, available ring at 0x2000, used ring at 0x3000,
 // request headers and data after); byte 0 picks the queue size the driver asks for; the rest are
 // register writes (offset, value), between a normal initialisation and a final notification.
@@ -8,10 +10,13 @@
 import Devices
 import Glibc
 import GuestMemory
+import HostOS
 import Virtio
 
 nonisolated(unsafe) var memory: GuestMemory?
 nonisolated(unsafe) var diskPath = ""
+/// The "tap" of the virtio-net case: the device's end and the host's.
+nonisolated(unsafe) var tapPair: [Int32] = [-1, -1]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -23,14 +28,26 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         ftruncate(fd, 64 * 512)
         close(fd)
         atexit { unlink(diskPath) }
+        _ = socketpair(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &tapPair)
     }
     let memory = memory!
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     let image = Array(bytes.prefix(1 << 15))
     try! memory.write([UInt8](repeating: 0, count: 1 << 16), at: GuestAddress(0))
     try! memory.write(image, at: GuestAddress(0))
-    let disk = try! VirtioBlock(path: diskPath, readOnly: bytes[0] & 0x80 != 0)
-    let transport = MMIOTransport(device: disk, memory: memory, interrupt: DisconnectedInterruptTrigger())
+    let net = size > 1 && bytes[1] & 1 == 1
+    let device: VirtioDevice
+    if net {
+        // The device's end is shared across inputs: a FileDescriptor that never closes it.
+        let tap = VirtioNet(tap: FileDescriptor(adopting: dup(tapPair[0]), label: "fuzz tap"), interfaceName: "fuzz", mac: [2, 0, 0, 0, 0, 1])
+        let frame = [UInt8](repeating: 0, count: 12) + Array(bytes.suffix(min(size, 1514)))
+        _ = frame.withUnsafeBytes { send(tapPair[1], $0.baseAddress, $0.count, 0) }
+        device = tap
+    } else {
+        device = try! VirtioBlock(path: diskPath, readOnly: bytes[0] & 0x80 != 0)
+    }
+    let transport = MMIOTransport(device: device, memory: memory, interrupt: DisconnectedInterruptTrigger())
+    (device as? VirtioNet)?.transport = transport
     func set(_ offset: Int, _ value: UInt32) {
         var value = value
         withUnsafeBytes(of: &value) { transport.write(offset: UInt64(offset), from: $0) }
@@ -41,6 +58,11 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
                             (0x038, Int(bytes[0] & 0x3f) + 1), (0x080, 0x1000), (0x090, 0x2000), (0x0a0, 0x3000), (0x044, 1), (0x070, 15)] {
         set(offset, UInt32(value))
     }
+    if net {
+        for (offset, value) in [(0x030, 1), (0x038, Int(bytes[0] & 0x3f) + 1), (0x080, 0x4000), (0x090, 0x5000), (0x0a0, 0x6000), (0x044, 1)] {
+            set(offset, UInt32(value))
+        }
+    }
     // The input's register writes: 6 bytes each, after the memory image.
     var index = min(size, 1 << 15)
     while index + 6 <= size {
@@ -50,10 +72,19 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         index += 6
     }
     set(0x050, 0)
+    if net {
+        set(0x050, 1)
+        // Drain what reached the "tap", and what the device left waiting, for the next input.
+        var sink = [UInt8](repeating: 0, count: 70000)
+        while sink.withUnsafeMutableBytes({ recv(tapPair[1], $0.baseAddress, $0.count, 0) }) > 0 {}
+        while sink.withUnsafeMutableBytes({ recv(tapPair[0], $0.baseAddress, $0.count, 0) }) > 0 {}
+    }
     // Every chain the device took went back to the driver (the used ring's contents are the
     // guest's to overwrite, even through the device's own writes for it: not checked).
-    if transport.status & MMIOTransport.Status.needsReset == 0, let queue = transport.queues.first {
-        precondition(queue.nextUsed == queue.nextAvailable, "took \(queue.nextAvailable) chains, returned \(queue.nextUsed)")
+    if transport.status & MMIOTransport.Status.needsReset == 0 {
+        for queue in transport.queues {
+            precondition(queue.nextUsed == queue.nextAvailable, "took \(queue.nextAvailable) chains, returned \(queue.nextUsed)")
+        }
     }
     return 0
 }

@@ -30,6 +30,19 @@ final class SlowDevice: VirtioDevice, @unchecked Sendable {
     func reset() {}
 }
 
+extension MMIOTransport {
+    /// A 32-bit register as a driver reads it, and a write of one.
+    func register(_ offset: Int) -> UInt32 {
+        var value: UInt32 = 0
+        withUnsafeMutableBytes(of: &value) { read(offset: UInt64(offset), into: $0) }
+        return value
+    }
+    func set(_ offset: Int, _ value: UInt32) {
+        var value = value
+        withUnsafeBytes(of: &value) { write(offset: UInt64(offset), from: $0) }
+    }
+}
+
 /// A guest driver, written from the virtio 1.x spec's side: it programs the transport's registers
 /// and lays descriptors and rings out in guest memory, as Linux's virtio_mmio and virtio_blk do.
 final class Driver: @unchecked Sendable {
@@ -50,15 +63,8 @@ final class Driver: @unchecked Sendable {
     }
     deinit { unlink(file) }
 
-    func register(_ offset: Int) -> UInt32 {
-        var value: UInt32 = 0
-        withUnsafeMutableBytes(of: &value) { transport.read(offset: UInt64(offset), into: $0) }
-        return value
-    }
-    func set(_ offset: Int, _ value: UInt32) {
-        var value = value
-        withUnsafeBytes(of: &value) { transport.write(offset: UInt64(offset), from: $0) }
-    }
+    func register(_ offset: Int) -> UInt32 { transport.register(offset) }
+    func set(_ offset: Int, _ value: UInt32) { transport.set(offset, value) }
     var status: UInt32 { register(0x070) }
 
     /// The initialisation sequence (3.1.1), with `features` accepted and queue 0 of `size`.

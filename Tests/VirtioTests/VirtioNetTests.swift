@@ -30,15 +30,8 @@ final class NetDriver: @unchecked Sendable {
     }
     deinit { close(host) }
 
-    func register(_ offset: Int) -> UInt32 {
-        var value: UInt32 = 0
-        withUnsafeMutableBytes(of: &value) { transport.read(offset: UInt64(offset), into: $0) }
-        return value
-    }
-    func set(_ offset: Int, _ value: UInt32) {
-        var value = value
-        withUnsafeBytes(of: &value) { transport.write(offset: UInt64(offset), from: $0) }
-    }
+    func register(_ offset: Int) -> UInt32 { transport.register(offset) }
+    func set(_ offset: Int, _ value: UInt32) { transport.set(offset, value) }
     var needsReset: Bool { register(0x070) & MMIOTransport.Status.needsReset != 0 }
 
     func start(features: UInt64 = MMIOTransport.featureVersion1 | VirtioNet.featureMAC) {
