@@ -193,6 +193,32 @@ struct VMDriveTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: disk)) == before)
     }
 
+    @Test("--net tap: the tap Tandem made is gone when the VMM is SIGKILLed mid-run (nothing for a later run to sweep)",
+          .enabled(if: FileManager.default.fileExists(atPath: "/dev/net/tun") && getuid() == 0, "needs /dev/net/tun and root"))
+    func tapGoneAfterKill() throws {
+        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? [])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tandem.path)
+        process.arguments = ["vm", "run", "--tiny", "spin", "--net", "tap", "--timeout", "60"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var made: String?
+        for _ in 0..<100 where made == nil {
+            Thread.sleep(forTimeInterval: 0.05)
+            made = Set((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).subtracting(before).first { $0.hasPrefix("tandem") }
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let tap = try #require(made, "the run made no tandemN interface")
+        var gone = false
+        for _ in 0..<40 where !gone {
+            gone = !FileManager.default.fileExists(atPath: "/sys/class/net/\(tap)")
+            if !gone { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(gone, "\(tap) outlived the killed VMM")
+    }
+
     @Test("no drive: the guest finds no device; a bad --drive is refused before the VM starts, named")
     func refusals() throws {
         let none = try Tandem.run(["vm", "run", "--tiny", "blk", "--timeout", "60"])
