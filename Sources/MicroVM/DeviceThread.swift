@@ -63,14 +63,19 @@ final class DeviceThread: @unchecked Sendable {
     private func loop() {
         var fds = sources.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         fds.append(pollfd(fd: quit.fd.rawValue, events: Int16(POLLIN), revents: 0))
+        // Host descriptors that failed for good (a tap whose interface was deleted under the VM
+        // reports POLLERR for ever): served once more, then no longer watched, so a broken tap
+        // cannot spin this thread.
+        var failed = Set<Int>()
         while true {
             for (index, source) in sources.enumerated() {
                 // A negative fd is skipped by poll(): how a source is left unwatched for a while.
-                fds[index].fd = source.watched() ? source.fd : -1
+                fds[index].fd = !failed.contains(index) && source.watched() ? source.fd : -1
             }
             guard poll(&fds, nfds_t(fds.count), -1) >= 0 || errno == EINTR else { return }
             if fds[fds.count - 1].revents != 0 { return }
             for (index, source) in sources.enumerated() where fds[index].fd >= 0 && fds[index].revents != 0 {
+                if !source.isEventFD && fds[index].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { failed.insert(index) }
                 if source.isEventFD {
                     // Reading the counter rearms the eventfd; a notification that lands after
                     // this read makes it readable again, so none is lost.
