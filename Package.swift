@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "Report", dependencies: ["Bench", "HostOS"]),
         // The launch path: what `tandem vm run` needs, and nothing that costs start time (no
         // ArgumentParser, no Foundation). `tandem` is this plus main.swift.
-        .target(name: "TandemLaunch", dependencies: ["MicroVM", "BootLoader", "HostFacts", "HostOS", "Containers", "Cgroups", "CLinux", "Images"]),
+        .target(name: "TandemLaunch", dependencies: ["MicroVM", "Virtio", "BootLoader", "HostFacts", "HostOS", "Containers", "Cgroups", "CLinux", "Images"]),
         // `tandem lab nested`: an emulated L1 with SVM, for hosts without hardware virtualisation.
         .target(name: "NestedLab", dependencies: ["GuestImages", "HostOS", "TandemLaunch"]),
         .target(name: "TandemCLI", dependencies: [

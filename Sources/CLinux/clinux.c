@@ -21,6 +21,8 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <linux/if_tun.h>
+#include <sys/epoll.h>
+#include <sys/un.h>
 
 int clinux_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int clinux_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
@@ -225,4 +227,69 @@ int clinux_interface_up(const char *name, const char *address, int prefix) {
     }
     close(sock);
     return -error;
+}
+
+int clinux_epoll_create(void) {
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int clinux_epoll_watch(int epoll_fd, int fd, unsigned int events, unsigned long long token, int modify) {
+    struct epoll_event event = { .events = events, .data.u64 = token };
+    return epoll_ctl(epoll_fd, modify ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &event) == 0 ? 0 : -errno;
+}
+
+int clinux_epoll_forget(int epoll_fd, int fd) { return epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, NULL) == 0 ? 0 : -errno; }
+
+int clinux_epoll_ready(int epoll_fd, unsigned long long *tokens, unsigned int *events, int count) {
+    struct epoll_event ready[64];
+    if (count > 64) count = 64;
+    int n = epoll_wait(epoll_fd, ready, count, 0);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) {
+        tokens[i] = ready[i].data.u64;
+        events[i] = ready[i].events;
+    }
+    return n;
+}
+
+static int unix_address(const char *path, struct sockaddr_un *address) {
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof address->sun_path) return -ENAMETOOLONG;
+    strcpy(address->sun_path, path);
+    return 0;
+}
+
+int clinux_unix_listen(const char *path, int backlog) {
+    struct sockaddr_un address;
+    int error = unix_address(path, &address);
+    if (error) return error;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -errno;
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, backlog) != 0) {
+        error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+int clinux_unix_connect(const char *path) {
+    struct sockaddr_un address;
+    int error = unix_address(path, &address);
+    if (error) return error;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -errno;
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+int clinux_unix_accept(int listener) {
+    int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return fd < 0 ? -errno : fd;
 }

@@ -145,14 +145,14 @@ public final class Machine: @unchecked Sendable {
         try attachVirtio()
     }
 
-    /// Each drive as virtio-blk and each net as virtio-net, on virtio-mmio slots in that order:
+    /// Each drive as virtio-blk, each net as virtio-net and the vsock, on virtio-mmio slots in that order:
     /// slot N at TANDEM_VIRTIO_MMIO_BASE + N * stride, GSI TANDEM_VIRTIO_IRQ_BASE + N. Disks are
     /// opened now (one that cannot be opened fails the build, before anything runs). Queue
     /// notifications are ioeventfds the device thread serves; interrupts are irqfds (none for a
     /// tiny guest: it polls).
     private func attachVirtio() throws(MicroVMError) {
         guard config.virtioSlots <= Int(TANDEM_VIRTIO_MMIO_MAX) else {
-            throw .system(SystemError("--drive/--net", "\(config.virtioSlots) devices: at most \(TANDEM_VIRTIO_MMIO_MAX)", errno: E2BIG))
+            throw .system(SystemError("--drive/--net/--vsock", "\(config.virtioSlots) devices: at most \(TANDEM_VIRTIO_MMIO_MAX)", errno: E2BIG))
         }
         var sources: [DeviceThread.Source] = [], events: [EventFD] = []
         do {
@@ -163,6 +163,7 @@ public final class Machine: @unchecked Sendable {
             for (index, net) in config.nets.enumerated() {
                 devices.append((VirtioNet(tap: net.tap.fd, interfaceName: net.tap.name, mac: net.mac), "virtio-net \(index) (\(net.tap.name))"))
             }
+            if let vsock = config.vsock { devices.append((vsock, "virtio-vsock (\(vsock.path))")) }
             for (slot, (device, name)) in devices.enumerated() {
                 let base = UInt64(TANDEM_VIRTIO_MMIO_BASE) + UInt64(slot) * UInt64(TANDEM_VIRTIO_MMIO_STRIDE)
                 var interrupt: InterruptTrigger = DisconnectedInterruptTrigger()
@@ -181,6 +182,11 @@ public final class Machine: @unchecked Sendable {
                 if let net = device as? VirtioNet {
                     net.transport = transport
                     sources.append(DeviceThread.Source(fd: net.tapDescriptor, watched: { net.wantsFrames }, ready: { net.receive() }, isEventFD: false))
+                }
+                if let vsock = device as? VirtioVsock {
+                    vsock.transport = transport
+                    // Its host sockets sit behind one epoll descriptor: readable when any has news.
+                    sources.append(DeviceThread.Source(fd: vsock.pollDescriptor, watched: { true }, ready: { vsock.process() }, isEventFD: false))
                 }
                 try mmioBus.register(transport, base: base, length: UInt64(TANDEM_VIRTIO_MMIO_STRIDE), name: name)
             }

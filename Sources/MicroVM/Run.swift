@@ -109,6 +109,8 @@ extension Machine {
         stopVCPUs(threads)
         for thread in threads { thread.join() }
         deviceThread?.stop()
+        // The vsock's socket file goes with the run (a killed VMM's is replaced by the next run).
+        config.vsock?.close()
         console.finish()
 
         var outcome = stop.outcome ?? .halted
@@ -130,7 +132,8 @@ extension Machine {
         if case .linux(let kernel, _, _) = config.boot { report.kernel = kernel.name }
         report.devices = mmioBus.entries.compactMap { entry in
             (entry.device as? MMIOTransport).map {
-                DeviceReport(name: entry.name, requests: $0.completedRequests, notifyExits: $0.notifyExits, failure: $0.failure)
+                DeviceReport(name: entry.name, requests: $0.completedRequests, notifyExits: $0.notifyExits, failure: $0.failure,
+                             connections: ($0.device as? VirtioVsock)?.connectionsOpened)
             }
         }
         report.consoleBytes = console.totalBytes

@@ -148,10 +148,20 @@ public struct DeviceReport: Equatable, Sendable {
     public var notifyExits: UInt64
     /// Why the device waits for a reset (DEVICE_NEEDS_RESET), or nil.
     public var failure: String?
+    /// vsock: the streams the guest accepted or opened.
+    public var connections: UInt64?
+
+    public init(name: String, requests: UInt64, notifyExits: UInt64, failure: String?, connections: UInt64? = nil) {
+        self.name = name
+        self.requests = requests
+        self.notifyExits = notifyExits
+        self.failure = failure
+        self.connections = connections
+    }
 
     var json: JSON {
         .object([("name", .string(name)), ("requests", .uint(requests)), ("notify_exits", .uint(notifyExits)),
-                 ("failure", failure.map { .string($0) } ?? .null)])
+                 ("failure", failure.map { .string($0) } ?? .null)] + (connections.map { [("connections", .uint($0))] } ?? []))
     }
 }
 

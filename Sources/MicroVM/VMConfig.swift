@@ -1,5 +1,6 @@
 import BootLoader
 import GuestABI
+import Virtio
 
 /// The CPU mode a flat guest starts in.
 public enum CPUMode: String, Sendable, CaseIterable {
@@ -48,8 +49,11 @@ public struct VMConfig: Sendable {
         }
     }
 
-    /// How many virtio-mmio slots the VM uses (drives, then nets).
-    public var virtioSlots: Int { drives.count + nets.count }
+    /// A vsock device (`--vsock PATH`), listening already, in the slot after the nets.
+    public var vsock: VirtioVsock?
+
+    /// How many virtio-mmio slots the VM uses (drives, then nets, then the vsock).
+    public var virtioSlots: Int { drives.count + nets.count + (vsock == nil ? 0 : 1) }
 
     public struct Drive: Equatable, Sendable {
         public var path: String

@@ -84,13 +84,16 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("microvm: boot with the root on this ext4 image (drive 0, /dev/vda; the --drive disks follow): the guest image is the first stage, tandem-init mounts the disk and switches root — the disk libvirt's --disk makes, or `tandem image` keeps per image.", valueName: "path"))
     var rootDisk: String?
 
+    @Option(name: .long, help: ArgumentHelp("microvm: a virtio-vsock device (guest CID 3) whose host side is a Unix socket Tandem makes at PATH and removes after the run, as Firecracker's: a host program connects to PATH and writes `CONNECT <port>\\n` to reach a guest port (answered `OK <host port>\\n`); the guest's connections to CID 2 port P reach the Unix socket PATH_P.", valueName: "path"))
+    var vsock: String?
+
     @Flag(name: .long, help: "libvirt: keep the console file afterwards.")
     var keep = false
 
     var options: VMRunOptions {
         VMRunOptions(tiny: tiny, mode: mode?.value, memory: memory, kernel: kernel, initrd: initrd, cmdline: cmdline,
                      workload: workload, vcpus: vcpus, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice,
-                     allowEmulated: allowEmulated, drives: drive, rootDisk: rootDisk, nets: net)
+                     allowEmulated: allowEmulated, drives: drive, rootDisk: rootDisk, nets: net, vsock: vsock)
     }
 
     func run() throws {

@@ -10,8 +10,8 @@ import Glibc
 enum VMRunLibvirt {
     static func run(_ command: VMRunCommand) -> Int32 {
         guard command.tiny == nil else { return VMRunner.fail("--tiny guests run only on Tandem's own VMM (--backend microvm)") }
-        guard command.drive.isEmpty, command.rootDisk == nil, command.net.isEmpty else {
-            return VMRunner.fail("--drive, --root-disk and --net are Tandem's VMM's (--backend microvm); a libvirt guest boots from a root disk with --disk")
+        guard command.drive.isEmpty, command.rootDisk == nil, command.net.isEmpty, command.vsock == nil else {
+            return VMRunner.fail("--drive, --root-disk, --net and --vsock are Tandem's VMM's (--backend microvm); a libvirt guest boots from a root disk with --disk")
         }
         guard let kernel = command.kernel ?? LinuxDefaults.kernel() else {
             return VMRunner.fail("no kernel: pass --kernel PATH, or install Debian's linux-image-cloud-amd64 (make deps)")

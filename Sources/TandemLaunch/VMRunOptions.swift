@@ -1,5 +1,6 @@
 import HostOS
 import MicroVM
+import Virtio
 
 /// What `tandem vm run` was asked to do, independent of how the command line was parsed.
 public struct VMRunOptions: Equatable, Sendable {
@@ -26,11 +27,15 @@ public struct VMRunOptions: Equatable, Sendable {
     public var rootDisk: String?
     /// `--net tap[=NAME]`, in order: network interfaces as virtio-net on a tap.
     public var nets: [String] = []
+    /// `--vsock PATH`: a virtio-vsock device whose host side is the Unix socket PATH
+    /// (Firecracker's model: `CONNECT <port>` there reaches a guest port; the guest's connections
+    /// to host port P reach `PATH_P`).
+    public var vsock: String?
 
     public init(tiny: String? = nil, mode: CPUMode? = nil, memory: Int? = nil, kernel: String? = nil, initrd: String? = nil,
                 cmdline: String? = nil, workload: String? = nil, vcpus: Int = 1, arg: UInt64? = nil,
                 timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm", allowEmulated: Bool = false, drives: [String] = [],
-                rootDisk: String? = nil, nets: [String] = []) {
+                rootDisk: String? = nil, nets: [String] = [], vsock: String? = nil) {
         self.tiny = tiny
         self.kernel = kernel
         self.initrd = initrd
@@ -47,6 +52,17 @@ public struct VMRunOptions: Equatable, Sendable {
         self.drives = drives
         self.rootDisk = rootDisk
         self.nets = nets
+        self.vsock = vsock
+    }
+
+    /// The vsock device, listening at its path; an error names the `--vsock` and the failing call.
+    /// Its socket file goes when the device does (on any failure below, too).
+    public func openVsock() -> Result<VirtioVsock?, VMRunner.Message> {
+        guard let vsock else { return .success(nil) }
+        guard !vsock.isEmpty else { return .failure(VMRunner.Message(text: "--vsock: must be the PATH of a Unix socket to make")) }
+        do { return .success(try VirtioVsock(path: vsock)) } catch {
+            return .failure(VMRunner.Message(text: "--vsock \(vsock): \(error)"))
+        }
     }
 
     /// The taps the `--net`s ask for, opened (a Tandem tap made and addressed); an error names
@@ -163,6 +179,9 @@ public enum FastVMRunParser {
             case "--root-disk":
                 guard options.rootDisk == nil, let text = take() else { return nil }
                 options.rootDisk = text
+            case "--vsock":
+                guard options.vsock == nil, let text = take() else { return nil }
+                options.vsock = text
             case "--kvm-device":
                 guard let text = take() else { return nil }
                 options.kvmDevice = text

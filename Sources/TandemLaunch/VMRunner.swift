@@ -2,6 +2,7 @@ import BootLoader
 import HostFacts
 import HostOS
 import MicroVM
+import Virtio
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,6 +74,11 @@ public enum VMRunner {
         case .success(let opened): nets = opened
         case .failure(let message): return .failure(message)
         }
+        let vsock: VirtioVsock?
+        switch options.openVsock() {
+        case .success(let opened): vsock = opened
+        case .failure(let message): return .failure(message)
+        }
         let boot: BootSource
         switch bootSource(options, netCommandLine: nets.first?.tap.guestCommandLine) {
         case .success(let source): boot = source
@@ -85,6 +91,7 @@ public enum VMRunner {
         if isatty(0) == 1 { config.consoleInput = 0 }
         config.drives = drives
         config.nets = nets
+        config.vsock = vsock
         do {
             return .success(try Machine.build(config, console: console, processStart: processStart, kvmPath: options.kvmDevice))
         } catch {

@@ -243,11 +243,28 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
     /// has no buffer (nothing is taken: the caller keeps its data until the driver adds some) or
     /// the device is not running.
     public func deliver(queue index: Int, _ fill: (DescriptorChain) throws(VirtqueueError) -> UInt32) -> Bool {
-        pass(queue: index, notified: false) { (queue: inout Virtqueue) throws(VirtqueueError) -> UInt64 in
-            guard let chain = try queue.takeNext(memory) else { return 0 }
-            try queue.putUsed(head: chain.head, length: try fill(chain), memory)
-            return 1
-        } > 0
+        process(queue: index, upTo: 1) { (chain: DescriptorChain) throws(VirtqueueError) -> UInt32? in try fill(chain) } > 0
+    }
+
+    /// Hands the chains the driver made available on queue `index` to `work`, one at a time, in one
+    /// pass with one interrupt: `work` returns the bytes it wrote into the chain (which then goes
+    /// back used), or nil when it has nothing for it (the chain stays available, untouched, and the
+    /// pass ends). At most `limit` chains. For a device that paces a queue itself: vsock fills its
+    /// receive queue while it has packets, and takes from its transmit queue only as many packets
+    /// as it has room to answer. Returns the chains used (0 when the device is not running).
+    public func process(queue index: Int, upTo limit: Int, _ work: (DescriptorChain) throws(VirtqueueError) -> UInt32?) -> Int {
+        Int(pass(queue: index, notified: false) { (queue: inout Virtqueue) throws(VirtqueueError) -> UInt64 in
+            var used: UInt64 = 0
+            while used < UInt64(max(limit, 0)), let chain = try queue.takeNext(memory) {
+                guard let written = try work(chain) else {
+                    queue.giveBack()
+                    break
+                }
+                try queue.putUsed(head: chain.head, length: written, memory)
+                used += 1
+            }
+            return used
+        })
     }
 
     /// One pass over queue `index` by `work` (which returns the chains it completed), under

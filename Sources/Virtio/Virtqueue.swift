@@ -102,6 +102,12 @@ public struct Virtqueue: Sendable {
         try take(upTo: 1, memory).first
     }
 
+    /// Puts back the chain `takeNext` just returned, as if it had not been taken (its descriptors
+    /// were only read): the device had nothing to put in it.
+    public mutating func giveBack() {
+        nextAvailable &-= 1
+    }
+
     private mutating func take(upTo limit: Int, _ memory: GuestMemory) throws(VirtqueueError) -> [DescriptorChain] {
         guard ready else { return [] }
         let count = UInt64(size)

@@ -53,6 +53,36 @@ int clinux_tap_offload(int fd, unsigned int flags);
  * up (SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFFLAGS with IFF_UP). Returns 0, or -errno. */
 int clinux_interface_up(const char *name, const char *address, int prefix);
 
+/** epoll for the vsock device, which watches a set of host sockets that changes as connections
+ * come and go: <sys/epoll.h> is not in Swift's Glibc module, and struct epoll_event is packed.
+ * The device thread polls the epoll descriptor like any other. Event bits as epoll's. */
+#define CLINUX_EPOLLIN 0x001u
+#define CLINUX_EPOLLOUT 0x004u
+#define CLINUX_EPOLLERR 0x008u
+#define CLINUX_EPOLLHUP 0x010u
+#define CLINUX_EPOLLRDHUP 0x2000u
+#define CLINUX_EPOLLET 0x80000000u
+/** epoll_create1(EPOLL_CLOEXEC): the descriptor, or -errno. */
+int clinux_epoll_create(void);
+/** Adds `fd` to `epoll_fd` (or changes it, with `modify`) with `events` and `token` as its data.
+ * Returns 0, or -errno. */
+int clinux_epoll_watch(int epoll_fd, int fd, unsigned int events, unsigned long long token, int modify);
+/** Removes `fd` from `epoll_fd`. Returns 0, or -errno. */
+int clinux_epoll_forget(int epoll_fd, int fd);
+/** epoll_wait without waiting: up to `count` ready descriptors as (token, events) pairs.
+ * Returns how many, or -errno. */
+int clinux_epoll_ready(int epoll_fd, unsigned long long *tokens, unsigned int *events, int count);
+
+/** A Unix stream socket listening at `path` (bind, listen), non-blocking and close-on-exec.
+ * struct sockaddr_un's path is a fixed char array Swift sees as a tuple: hence C. Returns the
+ * descriptor, or -errno (ENAMETOOLONG: the path does not fit sun_path's 108 bytes). */
+int clinux_unix_listen(const char *path, int backlog);
+/** A Unix stream socket connected to `path`, non-blocking and close-on-exec (the connect itself
+ * does not wait: a listener whose backlog is full answers EAGAIN). Returns it, or -errno. */
+int clinux_unix_connect(const char *path);
+/** accept4 (GNU-only) with SOCK_NONBLOCK | SOCK_CLOEXEC: the connection, or -errno. */
+int clinux_unix_accept(int listener);
+
 /** pipe2(fds, O_CLOEXEC): a pipe whose ends do not leak into spawned programs. */
 int clinux_pipe_cloexec(int fds[2]);
 /** pthread_setname_np: names a thread as `ps -L` and `top -H` show it (15 characters). */
