@@ -32,13 +32,14 @@ public struct GuestImage {
     }
 
     /// The modules the guest image carries for a distro kernel: virtio-mmio, virtio-blk (a
-    /// microVM's `--drive` disks appear as /dev/vdX), virtio-net (`--net`: eth0) and ext4 for
-    /// `--root-disk` (tandem-init loads them when the VM has virtio-mmio devices). A kernel with
-    /// them built in (Debian's cloud kernel has ext4) needs none.
-    public static let virtioModules = ["virtio_mmio", "virtio_blk", "virtio_net", "ext4"]
+    /// microVM's `--drive` disks appear as /dev/vdX), virtio-net (`--net`: eth0), the virtio
+    /// vsock transport (`--vsock`: AF_VSOCK) and ext4 for `--root-disk` (tandem-init loads them
+    /// when the VM has virtio-mmio devices). A kernel with them built in (Debian's cloud kernel
+    /// has ext4) needs none.
+    public static let virtioModules = ["virtio_mmio", "virtio_blk", "virtio_net", "vmw_vsock_virtio_transport", "ext4"]
 
     /// The workload programs an image carries (each a static binary in `programs`).
-    public static let workloads = ["compute", "probe", "memory", "io", "blkio", "netio"]
+    public static let workloads = ["compute", "probe", "memory", "io", "blkio", "netio", "vsockio"]
 
     public var entries: [ImageEntry]
 

@@ -66,6 +66,23 @@ extension NestedLab {
         }
         """
 
+    /// With `vsock`: L1's side of vsockio around each boot (`vsockio sink` takes what L2 sends to
+    /// host port 5001; `vsockio echo-peer` connects to L2's port 5002 through the VMM's socket,
+    /// retrying for a minute, and keeps what comes back); their sha256 as `LAB-VSOCK`.
+    static let vsockPeer = """
+        vsock_start() {
+          rm -f /tmp/vsock-rx.bin /tmp/vsock-echo.bin
+          vsockio sink \(LabOptions.vsockPath)_5001 > /tmp/vsock-rx.bin 2>/dev/null &
+          vsock_receiver=$!
+          vsockio echo-peer \(LabOptions.vsockPath) 5002 > /tmp/vsock-echo.bin 2>/dev/null &
+          vsock_echoer=$!
+        }
+        vsock_end() {
+          kill $vsock_receiver $vsock_echoer 2>/dev/null; wait $vsock_receiver $vsock_echoer 2>/dev/null
+          echo "LAB-VSOCK received_sha256=$(sha256sum < /tmp/vsock-rx.bin | cut -d' ' -f1) received_bytes=$(wc -c < /tmp/vsock-rx.bin) echoed_sha256=$(sha256sum < /tmp/vsock-echo.bin | cut -d' ' -f1) echoed_bytes=$(wc -c < /tmp/vsock-echo.bin)"
+        }
+        """
+
     /// L1's /init: mount, load kvm-amd, then boot L2 `runs` times per VMM, interleaved.
     /// `modules`: the file names under /lab, in load order (kvm-amd last, with nested SVM on).
     static func initScript(_ options: LabOptions, qemu: Bool, modules: [String]) -> String {
@@ -83,6 +100,7 @@ extension NestedLab {
                 (options.rootDisk && index == 0 ? " --root-disk" : " --drive") + " /lab/drive\(index).img" + (LabOptions.driveIsReadOnly(drive) ? ",ro" : "")
             }.joined()
             + (options.net ? " --net tap" : "")
+            + (options.vsock ? " --vsock \(LabOptions.vsockPath)" : "")
         let qemuLine = "/lab/lab-time qemu /lab/qemu-system-x86_64 -L /lab/qemu -M microvm -enable-kvm -cpu host"
             + " -m \(options.memoryMiB) -smp \(options.vcpus) -nodefaults -no-user-config -display none -serial stdio"
             + " -monitor none -no-reboot -kernel /lab/vmlinuz -initrd /lab/l2.cpio"
@@ -103,9 +121,12 @@ extension NestedLab {
             echo "LAB-L1-READY $(cut -d' ' -f1 /proc/uptime)"
             run=1
             \(options.net ? netPeer : "")
+            \(options.vsock ? vsockPeer : "")
             while [ $run -le \(options.runs) ]; do
               \(options.net ? "peer_start" : "")
+              \(options.vsock ? "vsock_start" : "")
               \(tandem) < /dev/null
+              \(options.vsock ? "vsock_end" : "")
               \(options.net ? "peer_end" : "")
             \(qemu ? "  " + (options.net ? "peer_start; " : "") + qemuLine + " < /dev/null" + (options.net ? "; peer_end" : "") + "\n" : "")  run=$((run + 1))
             done

@@ -49,6 +49,13 @@ public struct LabOptions: Sendable {
     /// each boot L1 runs netio's peer: it takes what L2 sends to port 5001 (and prints its sha256
     /// as `LAB-NET`) and sends the workloads' pattern to L2's port 5002 until L2 closes.
     public var net = false
+    /// L2 gets a vsock device (Tandem's VMM only: `--vsock` on a Unix socket in L1, Firecracker's
+    /// model). Around each boot L1 runs vsockio's peer: it takes what L2 sends to host port 5001
+    /// (the socket's `_5001`) and prints its sha256, and connects to L2's port 5002 through the
+    /// socket (`CONNECT 5002`), sending the workloads' pattern and keeping what L2 echoes (`LAB-VSOCK`).
+    public var vsock = false
+    /// Where L2's vsock socket is in L1.
+    public static let vsockPath = "/tmp/lab.vsock"
     /// The addresses the lab's network uses (Tandem's first tap, tandem0).
     public static let l1Address = "172.30.0.1", l2Address = "172.30.0.2"
     public init() {}

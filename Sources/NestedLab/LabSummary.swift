@@ -98,6 +98,8 @@ public struct LabSummary {
                          ("ready_ms", boot.readyMs.map { .double($0) } ?? .null), ("exit_ms", .double(boot.exitMs)),
                          ("figures", .object(boot.figures.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
                          ("net_received", boot.netReceived.map { .object([("sha256", .string($0.sha256)), ("bytes", .int(Int64($0.bytes)))]) } ?? .null),
+                         ("vsock_received", boot.vsockReceived.map { .object([("sha256", .string($0.sha256)), ("bytes", .int(Int64($0.bytes)))]) } ?? .null),
+                         ("vsock_echoed", boot.vsockEchoed.map { .object([("sha256", .string($0.sha256)), ("bytes", .int(Int64($0.bytes)))]) } ?? .null),
                          ("report", boot.report.map { .verbatim($0) } ?? .null)])
             })),
             ("summary", .object(vmms.map { vmm in

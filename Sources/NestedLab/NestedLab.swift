@@ -29,6 +29,9 @@ public enum NestedLab {
         public var figures: [String: Double] = [:]
         /// With `net`: the sha256 and size of what L2 sent L1 during this boot (`LAB-NET`).
         public var netReceived: (sha256: String, bytes: Int)?
+        /// With `vsock`: what L2 sent L1's host port 5001, and what it echoed to L1 (`LAB-VSOCK`).
+        public var vsockReceived: (sha256: String, bytes: Int)?
+        public var vsockEchoed: (sha256: String, bytes: Int)?
     }
 
     public struct Outcome: Sendable {
@@ -89,6 +92,10 @@ public enum NestedLab {
             else if inWorkload { figures.merge(parseFigures(clean)) { $1 } }
             if clean.hasPrefix("LAB-DRIVE "), let (index, hash) = parseDrive(clean) { driveHashes[index] = hash }
             if clean.hasPrefix("LAB-NET "), !boots.isEmpty, let received = parseNet(clean) { boots[boots.count - 1].netReceived = received }
+            if clean.hasPrefix("LAB-VSOCK "), !boots.isEmpty, let (received, echoed) = parseVsock(clean) {
+                boots[boots.count - 1].vsockReceived = received
+                boots[boots.count - 1].vsockEchoed = echoed
+            }
             if clean.hasPrefix("LAB-TIME "), var boot = parseTime(clean) {
                 boot.index = boots.filter { $0.vmm == boot.vmm }.count + 1
                 if boot.vmm == "tandem" { boot.report = lastReport; lastReport = nil }
@@ -171,6 +178,18 @@ public enum NestedLab {
         guard words.count == 3, words[1].hasPrefix("sha256="), words[1].count == 71, words[2].hasPrefix("bytes="),
               let bytes = Int(words[2].dropFirst(6)) else { return nil }
         return (String(words[1].dropFirst(7)), bytes)
+    }
+
+    /// `LAB-VSOCK received_sha256=HEX received_bytes=N echoed_sha256=HEX echoed_bytes=N`.
+    static func parseVsock(_ line: String) -> ((sha256: String, bytes: Int), (sha256: String, bytes: Int))? {
+        var fields: [String: String] = [:]
+        for word in line.split(separator: " ").dropFirst() {
+            let pair = word.split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
+        }
+        guard let received = fields["received_sha256"], received.count == 64, let receivedBytes = fields["received_bytes"].flatMap({ Int($0) }),
+              let echoed = fields["echoed_sha256"], echoed.count == 64, let echoedBytes = fields["echoed_bytes"].flatMap({ Int($0) }) else { return nil }
+        return ((received, receivedBytes), (echoed, echoedBytes))
     }
 
     /// `LAB-DRIVE N sha256=HEX`.

@@ -21,6 +21,8 @@ struct FastParserTests {
         ["--workload", "hello", "--allow-emulated"],
         ["--tiny", "blk", "--drive", "a.img", "--drive=b.img,ro"],
         ["--root-disk", "root.ext4", "--drive", "data.img", "--workload", "blkio"],
+        ["--workload", "vsockio", "--vsock", "/run/v.sock", "--net", "tap"],
+        ["--tiny", "hello", "--vsock=/tmp/v.sock"],
     ]
 
     static let handedOver: [[String]] = [
@@ -29,6 +31,7 @@ struct FastParserTests {
         ["--tiny", "a", "--tiny", "b"], ["--json=yes", "--tiny", "hello"], ["hello"],
         ["--tiny", "hello", "--arg", "-3"], ["--tiny", "hello", "--memory", "-1"], ["--allow-emulated=yes"],
         ["--root-disk", "a", "--root-disk", "b"],
+        ["--vsock", "a", "--vsock", "b"],
     ]
 
     @Test("accepted lines parse identically", arguments: accepted)

@@ -133,6 +133,26 @@ struct NestedLabTests {
         #expect(device["notify_exits"] as? Int == 0 && (device["requests"] as? Int ?? 0) > 100 && device["failure"] is NSNull, "\(device)")
     }
 
+    @Test("--vsock: L2 sends 8 MiB to L1's host port 5001 through Tandem's virtio-vsock and L1's Unix socket, then echoes 8 MiB L1 sends it through CONNECT 5002; L1 got the pattern's sha256 both times")
+    func vsock() throws {
+        let lab = try Lab.run(["--workload", "vsockio", "--args", "both,5001,8", "--vsock"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let boot = try #require((lab.report["boots"] as? [[String: Any]])?.first)
+        let figures = try #require(boot["figures"] as? [String: Any])
+        #expect((figures["vsockio.tx_mib_s"] as? Double ?? 0) > 0 && (figures["vsockio.echo_mib_s"] as? Double ?? 0) > 0, "\(figures)")
+        #expect(lab.console.contains("verified=yes"), "L2 did not get the pattern from L1")
+        let netio = Tandem.repository.appendingPathComponent("guest-images/build/bin/netio").path
+        let pattern = try TestTools.run("/bin/sh", ["-c", "'\(netio)' pattern 8 | sha256sum"])
+        let expected = String(pattern.stdout.prefix(64))
+        let received = try #require(boot["vsock_received"] as? [String: Any], "no LAB-VSOCK line")
+        let echoed = try #require(boot["vsock_echoed"] as? [String: Any], "no LAB-VSOCK line")
+        #expect(received["bytes"] as? Int == 8 << 20 && received["sha256"] as? String == expected, "guest to host: \(received)")
+        #expect(echoed["bytes"] as? Int == 8 << 20 && echoed["sha256"] as? String == expected, "the echo: \(echoed)")
+        let report = try #require(boot["report"] as? [String: Any])
+        let device = try #require((report["devices"] as? [[String: Any]])?.first { ($0["name"] as? String ?? "").hasPrefix("virtio-vsock") }, "\(report)")
+        #expect(device["notify_exits"] as? Int == 0 && device["connections"] as? Int == 2 && device["failure"] is NSNull, "\(device)")
+    }
+
     @Test("probe in L2 with a drive and a net: it sees its disk and eth0 (blockdevs=, netifs=)")
     func probeDevices() throws {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-lab-probe-\(UUID().uuidString.prefix(8)).img").path

@@ -219,6 +219,31 @@ struct VMDriveTests {
         #expect(gone, "\(tap) outlived the killed VMM")
     }
 
+    @Test("--vsock PATH: the socket is there while the VM runs and gone after; a SIGKILLed run's socket is replaced by the next run, which removes it")
+    func vsockSocketFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-vsock-\(UUID().uuidString.prefix(8)).sock").path
+        defer { unlink(path) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tandem.path)
+        process.arguments = ["vm", "run", "--tiny", "spin", "--vsock", path, "--timeout", "60"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var made = false
+        for _ in 0..<100 where !made {
+            Thread.sleep(forTimeInterval: 0.05)
+            made = FileManager.default.fileExists(atPath: path)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(made, "the run made no socket at \(path)")
+        // A killed VMM cannot remove its socket: the next run with the same path takes it over.
+        let next = try Tandem.run(["vm", "run", "--tiny", "hello", "--vsock", path, "--json"])
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(next.stdout.contains("\"virtio-vsock (\(path))\""), "the device is in the run report")
+        #expect(!FileManager.default.fileExists(atPath: path), "the socket outlived its run")
+    }
+
     @Test("no drive: the guest finds no device; a bad --drive is refused before the VM starts, named")
     func refusals() throws {
         let none = try Tandem.run(["vm", "run", "--tiny", "blk", "--timeout", "60"])

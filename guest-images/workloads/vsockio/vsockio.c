@@ -1,0 +1,221 @@
+/*
+ * vsockio: a guest's AF_VSOCK streams to and from its host, with the data checked — the vsock
+ * half of what netio does over TCP. The host side of a Tandem microVM's vsock is a Unix socket
+ * (Firecracker's model, `tandem vm run --vsock PATH`), so the host modes speak that protocol.
+ *
+ * In the guest:
+ *   vsockio both PORT [MiB]   send MiB (default 32) to the host's PORT (CID 2), then accept on
+ *                             PORT+1, read MiB, check them and echo every byte back:
+ *                             →  vsockio mib=N tx_mib_s=T echo_mib_s=E verified=yes
+ * On the host:
+ *   vsockio sink PATH         listen on the Unix socket PATH (the VMM's PATH_PORT for the
+ *                             guest's port), accept one connection, copy it to stdout
+ *   vsockio echo-peer PATH PORT
+ *                             connect to the VMM's socket PATH, `CONNECT PORT`, then send the
+ *                             pattern until the guest closes, copying what comes back to stdout
+ *                             (the guest echoes MiB: stdout is the pattern's first MiB)
+ *
+ * Connecting is retried for 60 s either way (the other side may start listening a moment later);
+ * accepting waits at most 30 s in the guest. A send counts from connect until the host closed its
+ * side after taking everything; the echo from accept to the last byte echoed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+#include "../pattern.h"
+
+static uint64_t block[PATTERN_BLOCK / 8], check[PATTERN_BLOCK / 8];
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int write_all(int fd, const void *data, size_t length) {
+    for (size_t done = 0; done < length;) {
+        ssize_t n = write(fd, (const char *)data + done, length - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Guest: sends `mib` MiB to the host's `port`; MiB/s, or -1. */
+static double send_to_host(unsigned port, long mib) {
+    struct sockaddr_vm address = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = port };
+    int sock = -1;
+    double start = now();
+    for (;;) {
+        sock = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (sock >= 0 && connect(sock, (struct sockaddr *)&address, sizeof address) == 0) break;
+        int error = errno;
+        if (sock >= 0) close(sock);
+        if (now() - start > 60) { fprintf(stderr, "vsockio: connect to host port %u: %s\n", port, strerror(error)); return -1; }
+        usleep(100000);
+    }
+    start = now();
+    for (long i = 0; i < mib; i++) {
+        pattern_block(block, i);
+        if (write_all(sock, block, sizeof block) != 0) { fprintf(stderr, "vsockio: send: %s\n", strerror(errno)); return -1; }
+    }
+    shutdown(sock, SHUT_WR);
+    char sink[256];
+    while (read(sock, sink, sizeof sink) > 0) { }
+    double seconds = now() - start;
+    close(sock);
+    return mib / seconds;
+}
+
+/* Guest: accepts one connection on `port`, reads `mib` MiB, checks them and echoes them; MiB/s, or -1. */
+static double echo_on(unsigned port, long mib, int *verified) {
+    int listener = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_vm address = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port };
+    if (listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 1) != 0) {
+        fprintf(stderr, "vsockio: listen on vsock port %u: %s\n", port, strerror(errno));
+        return -1;
+    }
+    struct pollfd wait = { .fd = listener, .events = POLLIN };
+    if (poll(&wait, 1, 30000) != 1) { fprintf(stderr, "vsockio: nobody connected to vsock port %u within 30 s\n", port); return -1; }
+    int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    close(listener);
+    if (sock < 0) { fprintf(stderr, "vsockio: accept: %s\n", strerror(errno)); return -1; }
+    double start = now();
+    *verified = 1;
+    for (long i = 0; i < mib; i++) {
+        size_t got = 0;
+        while (got < sizeof check) {
+            ssize_t n = read(sock, (char *)check + got, sizeof check - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) { fprintf(stderr, "vsockio: the host stopped after %ld MiB and %zu bytes\n", i, got); close(sock); return -1; }
+            if (write_all(sock, (char *)check + got, (size_t)n) != 0) { fprintf(stderr, "vsockio: echo: %s\n", strerror(errno)); close(sock); return -1; }
+            got += (size_t)n;
+        }
+        pattern_block(block, i);
+        if (memcmp(block, check, sizeof block) != 0) *verified = 0;
+    }
+    double seconds = now() - start;
+    close(sock);
+    return mib / seconds;
+}
+
+static int unix_socket(const char *path, struct sockaddr_un *address) {
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof address->sun_path) { fprintf(stderr, "vsockio: %s: path too long\n", path); return -1; }
+    strcpy(address->sun_path, path);
+    return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+/* Host: accepts one connection on the Unix socket `path` and copies it to stdout. */
+static int sink(const char *path) {
+    struct sockaddr_un address;
+    int listener = unix_socket(path, &address);
+    unlink(path);
+    if (listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 1) != 0) {
+        fprintf(stderr, "vsockio: listen at %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    close(listener);
+    unlink(path);
+    if (sock < 0) return 1;
+    for (;;) {
+        ssize_t n = read(sock, block, sizeof block);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (write_all(1, block, (size_t)n) != 0) return 1;
+    }
+    return 0;
+}
+
+/* Host: reads the VMM's one-line answer to CONNECT; 0 when it is "OK <port>". */
+static int read_ok(int sock) {
+    char line[64];
+    size_t length = 0;
+    while (length + 1 < sizeof line) {
+        ssize_t n = read(sock, line + length, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        if (line[length] == '\n') break;
+        length++;
+    }
+    line[length] = 0;
+    return strncmp(line, "OK ", 3) == 0 ? 0 : -1;
+}
+
+/* Host: CONNECT to the guest's `port` through the VMM's socket `path`, then send the pattern
+ * until the guest closes while copying its echo to stdout. */
+static int echo_peer(const char *path, unsigned port) {
+    int sock = -1;
+    double start = now();
+    for (;;) {
+        struct sockaddr_un address;
+        sock = unix_socket(path, &address);
+        if (sock >= 0 && connect(sock, (struct sockaddr *)&address, sizeof address) == 0) {
+            char command[32];
+            int length = snprintf(command, sizeof command, "CONNECT %u\n", port);
+            if (write_all(sock, command, (size_t)length) == 0 && read_ok(sock) == 0) break;
+        }
+        if (sock >= 0) close(sock);
+        if (now() - start > 60) { fprintf(stderr, "vsockio: no guest listener on vsock port %u through %s\n", port, path); return 1; }
+        usleep(100000);
+    }
+    fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
+    static uint64_t echo[PATTERN_BLOCK / 8];
+    long index = 0;
+    size_t offset = sizeof block;  /* the part of `block` sent: all, so the next is made */
+    int sending = 1;
+    for (;;) {
+        struct pollfd wait = { .fd = sock, .events = POLLIN | (sending ? POLLOUT : 0) };
+        if (poll(&wait, 1, 60000) <= 0) return 1;
+        if (wait.revents & POLLIN || wait.revents & (POLLHUP | POLLERR)) {
+            ssize_t n = read(sock, echo, sizeof echo);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
+            if (n > 0 && write_all(1, echo, (size_t)n) != 0) return 1;
+        }
+        if (sending && wait.revents & POLLOUT) {
+            if (offset == sizeof block) {
+                if (index == 4096) { sending = 0; continue; }
+                pattern_block(block, index++);
+                offset = 0;
+            }
+            ssize_t n = send(sock, (char *)block + offset, sizeof block - offset, MSG_NOSIGNAL);
+            if (n > 0) offset += (size_t)n;
+            else if (n < 0 && errno != EAGAIN && errno != EINTR) sending = 0;  /* the guest closed: its echo may still come */
+        }
+    }
+    close(sock);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (strcmp(mode, "sink") == 0 && argc > 2) return sink(argv[2]);
+    if (strcmp(mode, "echo-peer") == 0 && argc > 3) return echo_peer(argv[2], (unsigned)atoi(argv[3]));
+    if (strcmp(mode, "both") == 0 && argc > 2) {
+        unsigned port = (unsigned)atoi(argv[2]);
+        long mib = argc > 3 ? atol(argv[3]) : 32;
+        int verified = 0;
+        double tx = send_to_host(port, mib);
+        if (tx < 0) return 1;
+        double echo = echo_on(port + 1, mib, &verified);
+        if (echo < 0) return 1;
+        printf("vsockio mib=%ld tx_mib_s=%.1f echo_mib_s=%.1f verified=%s\n", mib, tx, echo, verified ? "yes" : "no");
+        return verified ? 0 : 1;
+    }
+    fprintf(stderr, "usage: vsockio both PORT [MiB] | sink PATH | echo-peer PATH PORT\n");
+    return 2;
+}
