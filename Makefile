@@ -137,7 +137,7 @@ fuzz: deps-core
 	    $(FUZZ_SPM)/CLinux.build/*.o -o .build/fuzz/virtio
 	mkdir -p .build/fuzz/corpus-virtio && cp Fuzz/corpus/virtio/* .build/fuzz/corpus-virtio/
 	SWIFT_BACKTRACE=enable=no .build/fuzz/virtio -max_total_time=$(FUZZ_SECONDS) -max_len=40000 -timeout=10 -artifact_prefix=.build/fuzz/virtio- .build/fuzz/corpus-virtio; \
-	    status=$$?; rm -f /tmp/tandem-fuzz-virtio-*.img; exit $$status
+	    status=$$?; rm -f /tmp/tandem-fuzz-virtio-*.img /tmp/tandem-fuzz-virtio-*.sock*; exit $$status
 
 clean:
 	rm -rf .build guest-images/build examples/build

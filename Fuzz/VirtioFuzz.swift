@@ -1,7 +1,9 @@
-// libFuzzer target for the virtio-mmio transport, the split-virtqueue walker, virtio-blk and
-// virtio-net: the guest is hostile, and everything here is what it controls. Byte 1's low bit
-// picks virtio-net (its "tap" a datagram socket pair, a frame waiting to be received; queue 1,
-// transmit, at 0x4000/0x5000/0x6000) instead of virtio-blk. The input's first bytes become the
+// libFuzzer target for the virtio-mmio transport, the split-virtqueue walker, virtio-blk,
+// virtio-net and virtio-vsock: the guest is hostile, and everything here is what it controls.
+// Byte 1's low bit picks virtio-net (its "tap" a datagram socket pair, a frame waiting to be
+// received; queue 1, transmit, at 0x4000/0x5000/0x6000), else its bit 1 virtio-vsock (a host
+// program connected to its socket with `CONNECT 5`, a listener for the guest's connections to host
+// port 1024; queue 1 as net's), else virtio-blk. The input's first bytes become the
 // start of guest RAM (descriptor table at 0x1000, available ring at 0x2000, used ring at 0x3000,
 // request headers and data after); byte 0 picks the queue size the driver asks for; the rest are
 // register writes (offset, value), between a normal initialisation and a final notification.
@@ -17,6 +19,24 @@ nonisolated(unsafe) var memory: GuestMemory?
 nonisolated(unsafe) var diskPath = ""
 /// The "tap" of the virtio-net case: the device's end and the host's.
 nonisolated(unsafe) var tapPair: [Int32] = [-1, -1]
+/// Where the vsock case's guest connections to host port 1024 go.
+nonisolated(unsafe) var listener: Int32 = -1
+
+func unixAddress(_ path: String) -> sockaddr_un {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { buffer in for (index, byte) in path.utf8.enumerated() { buffer[index] = byte } }
+    return address
+}
+func bindUnix(_ fd: Int32, _ path: String) {
+    var address = unixAddress(path)
+    unlink(path)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+}
+func connectUnix(_ fd: Int32, _ path: String) {
+    var address = unixAddress(path)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -36,8 +56,23 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     try! memory.write([UInt8](repeating: 0, count: 1 << 16), at: GuestAddress(0))
     try! memory.write(image, at: GuestAddress(0))
     let net = size > 1 && bytes[1] & 1 == 1
+    let vsock = !net && size > 1 && bytes[1] & 2 == 2
     let device: VirtioDevice
-    if net {
+    var host: Int32 = -1
+    if vsock {
+        let path = "/tmp/tandem-fuzz-virtio-\(getpid()).sock"
+        if listener < 0 {
+            listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            bindUnix(listener, path + "_1024")
+            listen(listener, 64)
+            atexit { unlink("/tmp/tandem-fuzz-virtio-\(getpid()).sock_1024") }
+        }
+        let made = try! VirtioVsock(path: path)
+        host = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        connectUnix(host, path)
+        _ = "CONNECT 5\n".withCString { send(host, $0, 10, 0) }
+        device = made
+    } else if net {
         // The device's end is shared across inputs: a FileDescriptor that never closes it.
         let tap = VirtioNet(tap: FileDescriptor(adopting: dup(tapPair[0]), label: "fuzz tap"), interfaceName: "fuzz", mac: [2, 0, 0, 0, 0, 1])
         let frame = [UInt8](repeating: 0, count: 12) + Array(bytes.suffix(min(size, 1514)))
@@ -48,6 +83,7 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     let transport = MMIOTransport(device: device, memory: memory, interrupt: DisconnectedInterruptTrigger())
     (device as? VirtioNet)?.transport = transport
+    (device as? VirtioVsock)?.transport = transport
     func set(_ offset: Int, _ value: UInt32) {
         var value = value
         withUnsafeBytes(of: &value) { transport.write(offset: UInt64(offset), from: $0) }
@@ -58,7 +94,7 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
                             (0x038, Int(bytes[0] & 0x3f) + 1), (0x080, 0x1000), (0x090, 0x2000), (0x0a0, 0x3000), (0x044, 1), (0x070, 15)] {
         set(offset, UInt32(value))
     }
-    if net {
+    if net || vsock {
         for (offset, value) in [(0x030, 1), (0x038, Int(bytes[0] & 0x3f) + 1), (0x080, 0x4000), (0x090, 0x5000), (0x0a0, 0x6000), (0x044, 1)] {
             set(offset, UInt32(value))
         }
@@ -72,6 +108,20 @@ public func fuzzVirtio(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         index += 6
     }
     set(0x050, 0)
+    if let vsock = device as? VirtioVsock {
+        vsock.process()
+        set(0x050, 1)
+        vsock.process()
+        set(0x050, 0)
+        vsock.close()
+        close(host)
+        // Take and drop what the guest's connections to port 1024 made.
+        while true {
+            let accepted = accept(listener, nil, nil)
+            if accepted < 0 { break }
+            close(accepted)
+        }
+    }
     if net {
         set(0x050, 1)
         // Drain what reached the "tap", and what the device left waiting, for the next input.

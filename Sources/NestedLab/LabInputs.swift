@@ -60,6 +60,34 @@ public struct LabOptions: Sendable {
     public static let l1Address = "172.30.0.1", l2Address = "172.30.0.2"
     public init() {}
 
+    /// Takes `tandem vm run` options for L2 (`tandem lab nested -- [vm run options]`): each
+    /// becomes the lab's own — files named are carried into L1, `--net tap` makes the lab's tap in
+    /// L1, `--vsock` the lab's socket there — so QEMU gets the same devices with --compare-qemu.
+    /// An option with no meaning for a Linux L2 is refused, named.
+    public mutating func apply(_ vm: VMRunOptions) throws(LabError) {
+        if vm.tiny != nil { throw LabError("-- --tiny: the lab boots Linux as L2 (tiny guests run with `tandem vm run --tiny` on any host)") }
+        if vm.mode != nil || vm.arg != nil { throw LabError("-- --mode/--arg: they are for tiny guests; the lab boots Linux as L2") }
+        if vm.kvmDevice != "/dev/kvm" { throw LabError("-- --kvm-device: L2 runs on L1's /dev/kvm") }
+        if vm.nets.count > 1 || vm.nets.contains(where: { $0 != "tap" }) {
+            throw LabError("-- --net \(vm.nets.joined(separator: " ")): the lab gives L2 one interface, --net tap (L1 172.30.0.1, L2 172.30.0.2)")
+        }
+        if vm.rootDisk != nil && rootDisk { throw LabError("-- --root-disk PATH and the lab's --root-disk: one root disk") }
+        if let memory = vm.memory { memoryMiB = memory }
+        if vm.vcpus != 1 { vcpus = vm.vcpus }
+        if let kernel = vm.kernel { l2Kernel = kernel }
+        if let initrd = vm.initrd { initramfs = initrd }
+        if let workload = vm.workload { self.workload = workload }
+        if let extra = vm.cmdline { commandLine += (commandLine.isEmpty ? "" : " ") + extra }
+        if vm.timeout > 0 { bootTimeoutSeconds = vm.timeout }
+        drives += vm.drives
+        if let root = vm.rootDisk {
+            drives.insert(root, at: 0)
+            rootDisk = true
+        }
+        if !vm.nets.isEmpty { net = true }
+        if vm.vsock != nil { vsock = true }
+    }
+
     /// A `--drive` value's file and whether it is read-only (`PATH` or `PATH,ro`).
     public static func drivePath(_ drive: String) -> String { driveIsReadOnly(drive) ? String(drive.dropLast(3)) : drive }
     public static func driveIsReadOnly(_ drive: String) -> Bool { drive.hasSuffix(",ro") }

@@ -57,7 +57,7 @@ struct LabNestedCommand: ParsableCommand {
     var image: String?
     @Option(name: .long, help: ArgumentHelp("With --image: the image store (default /var/lib/tandem).", valueName: "dir"))
     var store: String?
-    @Argument(parsing: .postTerminator, help: ArgumentHelp("With --image: the command, after -- (else the image's Entrypoint and Cmd).", valueName: "command"))
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("After --: `tandem vm run` options for L2 (--drive, --root-disk, --net tap, --vsock, --memory, --vcpus, --kernel, --initrd, --cmdline, --workload, --timeout): files are carried into L1, the tap and the vsock socket are made there, and --compare-qemu gives QEMU the same devices. With --image: the command instead (else the image's Entrypoint and Cmd).", valueName: "vm run options | command"))
     var command: [String] = []
     @Flag(name: .long, help: "L2 boots from a root disk on virtio-blk (--drive in Tandem's VMM): the guest image (or --image's, made once and kept in the store) as ext4, a first stage that loads virtio_mmio, virtio_blk and ext4 and switches root, as the libvirt disk guest does.")
     var rootDisk = false
@@ -97,7 +97,18 @@ struct LabNestedCommand: ParsableCommand {
         options.drives = drive
         options.net = net
         options.vsock = vsock
-        if vsock && compareQemu {
+        if image == nil && !command.isEmpty {
+            let vm: VMRunCommand
+            do { vm = try VMRunCommand.parse(command) } catch {
+                throw fail("lab nested -- \(command.joined(separator: " ")): \(VMRunCommand.message(for: error))")
+            }
+            guard !(rootDisk && vm.rootDisk != nil) else { throw fail("lab nested --root-disk and -- --root-disk PATH: one root disk") }
+            guard vm.backend == "microvm", !vm.disk, !vm.keep, vm.machine == nil else {
+                throw fail("lab nested -- : --backend, --disk, --machine and --keep are libvirt's; L2 runs on Tandem's VMM (and QEMU microvm with --compare-qemu)")
+            }
+            do { try options.apply(vm.options) } catch { throw fail("lab nested \(error.description)") }
+        }
+        if options.vsock && compareQemu {
             throw fail("--vsock with --compare-qemu: QEMU microvm's vsock is vhost-vsock (the host's own AF_VSOCK, not a Unix socket); the lab runs --vsock on Tandem's VMM only")
         }
         // A user's image: its initramfs made here (in a mount namespace of our own), L2 runs what it says.
@@ -133,7 +144,7 @@ struct LabNestedCommand: ParsableCommand {
                     do { options.initramfs = try DiskGuest.firstStage(kernel: kernelPath, directory: directory, adding: runEntries) } catch {
                         throw ContainerError("\(error)")
                     }
-                    options.drives = [base.path] + drive
+                    options.drives = [base.path] + options.drives
                     options.rootDisk = true
                     options.l2Description = "image \(spec.imageName ?? image) from its root disk on virtio-blk (\((Files.size(base.path) ?? 0) >> 20) MiB ext4)"
                 } else {
@@ -146,7 +157,7 @@ struct LabNestedCommand: ParsableCommand {
                 (json ? StandardError.line : { StandardOutput.write($0 + "\n") })("lab: L2 = " + options.l2Description)
             } catch { throw fail("lab nested --image \(image): \(error)") }
         } else {
-            guard store == nil, command.isEmpty else { throw fail("--store and a command are for --image") }
+            guard store == nil else { throw fail("--store is for --image") }
         }
         if rootDisk && image == nil {
             do {
@@ -154,7 +165,7 @@ struct LabNestedCommand: ParsableCommand {
                 scratch = directory
                 // The guest image is its own first stage: it carries the virtio modules.
                 let disk = try DiskGuest.rootDisk(directory: directory)
-                options.drives = [disk] + drive
+                options.drives = [disk] + options.drives
                 options.rootDisk = true
                 options.l2Description = "the guest image as an ext4 root disk on virtio-blk (\((Files.size(disk) ?? 0) >> 20) MiB), the guest image as first stage"
             } catch { throw fail("lab nested --root-disk: \(error)") }

@@ -153,6 +153,25 @@ struct NestedLabTests {
         #expect(device["notify_exits"] as? Int == 0 && device["connections"] as? Int == 2 && device["failure"] is NSNull, "\(device)")
     }
 
+    @Test("lab nested --compare-qemu -- [vm run options]: L2's drive, net and memory come from vm run's own options; both VMMs' L2 see the disk and eth0")
+    func passThrough() throws {
+        let disk = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-lab-pass-\(UUID().uuidString.prefix(8)).img").path
+        try Data(count: 1 << 20).write(to: URL(fileURLWithPath: disk))
+        defer { unlink(disk) }
+        let lab = try Lab.run(["--compare-qemu", "--", "--workload", "probe", "--drive", disk + ",ro", "--net", "tap", "--memory", "320"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        #expect(lab.report["memory_mib"] as? Int == 320, "\(lab.report["memory_mib"] ?? "none")")
+        let probes = lab.console.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("TANDEM-PROBE ") }
+        #expect(probes.count == 2, "one probe per VMM: \(probes)")
+        for probe in probes {
+            #expect(probe.contains(" blockdevs=vda ") && probe.contains("netifs=") && probe.contains("eth0"), "\(probe)")
+        }
+        let boots = try #require(lab.report["boots"] as? [[String: Any]])
+        let report = try #require(boots.first { $0["vmm"] as? String == "tandem" }?["report"] as? [String: Any])
+        let names = (report["devices"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(names.count == 2 && names[0].hasPrefix("virtio-blk 0") && names[1].hasPrefix("virtio-net 0"), "\(names)")
+    }
+
     @Test("probe in L2 with a drive and a net: it sees its disk and eth0 (blockdevs=, netifs=)")
     func probeDevices() throws {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-lab-probe-\(UUID().uuidString.prefix(8)).img").path
@@ -206,7 +225,13 @@ struct LabInputTests {
         for (arguments, message) in [(["--runs", "0"], "--runs 0: must be between 1 and 1000"),
                                      (["--vcpus", "0"], "--vcpus 0: the lab gives L1 one emulated CPU per L2 vCPU, between 1 and 8"),
                                      (["--workload", "a/b"], "--workload a/b: a workload is a program name in the guest image's /bin"),
-                                     (["--kernel", "/no/vmlinuz"], "kernel /no/vmlinuz does not exist")] {
+                                     (["--kernel", "/no/vmlinuz"], "kernel /no/vmlinuz does not exist"),
+                                     (["--", "--tiny", "hello"], "lab nested -- --tiny: the lab boots Linux as L2 (tiny guests run with `tandem vm run --tiny` on any host)"),
+                                     (["--", "--net", "tap=mine"], "lab nested -- --net tap=mine: the lab gives L2 one interface, --net tap (L1 172.30.0.1, L2 172.30.0.2)"),
+                                     (["--", "--backend", "libvirt"], "lab nested -- : --backend, --disk, --machine and --keep are libvirt's; L2 runs on Tandem's VMM (and QEMU microvm with --compare-qemu)"),
+                                     (["--root-disk", "--", "--root-disk", "/tmp/x"], "lab nested --root-disk and -- --root-disk PATH: one root disk"),
+                                     (["--", "--bogus"], "lab nested -- --bogus: Unknown option '--bogus'. Did you mean '--vcpus'?"),
+                                     (["--compare-qemu", "--vsock"], "--vsock with --compare-qemu: QEMU microvm's vsock is vhost-vsock (the host's own AF_VSOCK, not a Unix socket); the lab runs --vsock on Tandem's VMM only")] {
             let result = try Tandem.run(["lab", "nested"] + arguments)
             #expect(result.status == 125)
             #expect(result.stderr == "tandem: error: \(message)\n")
