@@ -259,8 +259,10 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         return true
     }
 
-    /// Drops a connection for good (its socket closes with it).
+    /// Drops a connection for good (its socket closes with the last reference: a pass in
+    /// progress may still hold one, so it is marked to be left alone).
     private func forget(_ connection: VsockConnection) {
+        connection.retire()
         _ = clinux_epoll_forget(epoll.rawValue, connection.socket.rawValue)
         byToken[connection.token] = nil
         if let key = connection.key, connections[key] === connection { connections[key] = nil }
@@ -327,9 +329,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         resets += 1
         if let key = connection.key, connections[key] === connection { connections[key] = nil }
         if keepOutgoing && !connection.outgoing.isEmpty {
-            connection.draining = true
-            connection.owesRequest = false; connection.owesResponse = false; connection.owesCreditUpdate = false
-            connection.owesCreditRequest = false; connection.owesShutdown = 0
+            connection.retire()
             return
         }
         forget(connection)

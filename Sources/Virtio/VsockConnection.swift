@@ -75,6 +75,18 @@ final class VsockConnection {
         self.state = state
     }
 
+    /// Over for the guest: nothing more is read from the host socket or owed to the guest (what
+    /// the guest sent may still be handed to the host socket).
+    func retire() {
+        draining = true
+        readable = false
+        owesRequest = false
+        owesResponse = false
+        owesCreditUpdate = false
+        owesCreditRequest = false
+        owesShutdown = 0
+    }
+
     /// What the guest's buffer still takes (0 when the guest shrank it below what is in flight).
     var peerCredit: UInt32 {
         let inFlight = sent &- peerForwardCount
