@@ -6,7 +6,7 @@
 #         4 KiB random reads at queue depth 1 for 2 s
 #   net:  netio over the tap — 32 MiB L2->L1 and 32 MiB L1->L2, checked
 #   vsock: vsockio over --vsock — 32 MiB L2->L1 (host port 5001) and 32 MiB L1->L2 echoed back,
-#         checked; Tandem only (QEMU microvm's vsock is vhost-vsock, a different host model)
+#         checked (QEMU: vhost-vsock-device, L1's own AF_VSOCK — the host model QEMU users have)
 #   root: boot to ready with the root on virtio-blk (--root-disk)
 #   kernel-distro, kernel-microvm: boot to ready with the distro kernel and with Tandem's microVM
 #         kernel (make kernel; skipped where it is not built)
@@ -25,7 +25,7 @@ lab() {
     name=$1; shift
     echo "== lab nested $*" >&2
     # quiet: kernel messages printed while the workload runs could split its result line.
-    "$tandem" lab nested --runs "$runs" ${compare---compare-qemu} --json --cmdline quiet "$@" > "$out/lab-$name.json"
+    "$tandem" lab nested --runs "$runs" --compare-qemu --json --cmdline quiet "$@" > "$out/lab-$name.json"
     python3 - "$out/lab-$name.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
@@ -53,9 +53,7 @@ PY
 distro=$(ls /boot/vmlinuz-*-cloud-amd64 | sort | tail -1)
 lab blk --workload blkio --args serial=tandem-0,32,2 --drive "$disk" --l2-kernel "$distro"
 lab net --workload netio --args both,172.30.0.1,5001,32 --net --l2-kernel "$distro"
-compare=""
 lab vsock --workload vsockio --args both,5001,32 --vsock --l2-kernel "$distro"
-unset compare
 lab root --root-disk --l2-kernel "$distro"
 # Boot to ready: the distro kernel against Tandem's microVM kernel (make kernel), where it is built.
 lab kernel-distro --workload hello --l2-kernel "$distro"

@@ -67,14 +67,22 @@ extension NestedLab {
         """
 
     /// With `vsock`: L1's side of vsockio around each boot (`vsockio sink` takes what L2 sends to
-    /// host port 5001; `vsockio echo-peer` connects to L2's port 5002 through the VMM's socket,
-    /// retrying for a minute, and keeps what comes back); their sha256 as `LAB-VSOCK`.
+    /// host port 5001; `vsockio echo-peer` connects to L2's port 5002, retrying for a minute, and
+    /// keeps what comes back) — through Tandem's Unix socket, or for QEMU's vhost-vsock through
+    /// L1's own AF_VSOCK (`vsock_start_qemu`); their sha256 as `LAB-VSOCK`.
     static let vsockPeer = """
         vsock_start() {
           rm -f /tmp/vsock-rx.bin /tmp/vsock-echo.bin
           vsockio sink \(LabOptions.vsockPath)_5001 > /tmp/vsock-rx.bin 2>/dev/null &
           vsock_receiver=$!
           vsockio echo-peer \(LabOptions.vsockPath) 5002 > /tmp/vsock-echo.bin 2>/dev/null &
+          vsock_echoer=$!
+        }
+        vsock_start_qemu() {
+          rm -f /tmp/vsock-rx.bin /tmp/vsock-echo.bin
+          vsockio vsock-sink 5001 > /tmp/vsock-rx.bin 2>/dev/null &
+          vsock_receiver=$!
+          vsockio vsock-echo-peer 3 5002 > /tmp/vsock-echo.bin 2>/dev/null &
           vsock_echoer=$!
         }
         vsock_end() {
@@ -109,6 +117,7 @@ extension NestedLab {
                     + " -device virtio-blk-device,drive=drive\(index),serial=tandem-\(index)"
             }.joined()
             + (options.net ? " -netdev tap,id=net0,ifname=tandemq,script=/lab/ifup,downscript=no -device virtio-net-device,netdev=net0" : "")
+            + (options.vsock ? " -device vhost-vsock-device,guest-cid=3" : "")
             + " -append '\(qemuBaseCommandLine)\(options.rootDisk ? " tandem.root=/dev/vda" : "")"
             + (options.net ? " tandem.net=\(LabOptions.l2Address)/24,\(LabOptions.l1Address)" : "")
             + "\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
@@ -128,7 +137,8 @@ extension NestedLab {
               \(tandem) < /dev/null
               \(options.vsock ? "vsock_end" : "")
               \(options.net ? "peer_end" : "")
-            \(qemu ? "  " + (options.net ? "peer_start; " : "") + qemuLine + " < /dev/null" + (options.net ? "; peer_end" : "") + "\n" : "")  run=$((run + 1))
+            \(qemu ? "  " + (options.net ? "peer_start; " : "") + (options.vsock ? "vsock_start_qemu; " : "") + qemuLine + " < /dev/null"
+                + (options.vsock ? "; vsock_end" : "") + (options.net ? "; peer_end" : "") + "\n" : "")  run=$((run + 1))
             done
             \(options.drives.indices.map { "echo \"LAB-DRIVE \($0) sha256=$(sha256sum /lab/drive\($0).img | cut -d' ' -f1)\"" }.joined(separator: "\n"))
             echo LAB-DONE

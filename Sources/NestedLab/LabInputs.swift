@@ -49,10 +49,11 @@ public struct LabOptions: Sendable {
     /// each boot L1 runs netio's peer: it takes what L2 sends to port 5001 (and prints its sha256
     /// as `LAB-NET`) and sends the workloads' pattern to L2's port 5002 until L2 closes.
     public var net = false
-    /// L2 gets a vsock device (Tandem's VMM only: `--vsock` on a Unix socket in L1, Firecracker's
-    /// model). Around each boot L1 runs vsockio's peer: it takes what L2 sends to host port 5001
-    /// (the socket's `_5001`) and prints its sha256, and connects to L2's port 5002 through the
-    /// socket (`CONNECT 5002`), sending the workloads' pattern and keeping what L2 echoes (`LAB-VSOCK`).
+    /// L2 gets a vsock device, CID 3 (Tandem's VMM: `--vsock` on a Unix socket in L1, Firecracker's
+    /// model; QEMU: a vhost-vsock-device, L1's own AF_VSOCK). Around each boot L1 runs vsockio's
+    /// peer: it takes what L2 sends to host port 5001 and prints its sha256, and connects to L2's
+    /// port 5002 (through the socket's `CONNECT 5002`, or AF_VSOCK), sending the workloads' pattern
+    /// and keeping what L2 echoes (`LAB-VSOCK`).
     public var vsock = false
     /// Where L2's vsock socket is in L1.
     public static let vsockPath = "/tmp/lab.vsock"
@@ -125,7 +126,9 @@ struct LabInputs {
         // adds ccp to the cloud kernel's irqbypass and kvm).
         let modulesDirectory = "/lib/modules/\(release)"
         let modules: [String]
-        do { modules = try KernelModules.loadOrder(["kvm_amd"] + (options.net ? ["tun"] : []), modulesDirectory: modulesDirectory).map { modulesDirectory + "/" + $0 } } catch {
+        // QEMU's vsock is vhost's: L1 needs vhost_vsock (and vsock) for it.
+        let wanted = ["kvm_amd"] + (options.net ? ["tun"] : []) + (options.vsock && options.compareQEMU ? ["vhost_vsock"] : [])
+        do { modules = try KernelModules.loadOrder(wanted, modulesDirectory: modulesDirectory).map { modulesDirectory + "/" + $0 } } catch {
             throw LabError("\(error.description) (the lab loads kvm-amd in L1 from the kernel's own modules)")
         }
         for module in modules where Files.kind(module) != .regular {

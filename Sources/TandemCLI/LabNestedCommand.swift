@@ -65,7 +65,7 @@ struct LabNestedCommand: ParsableCommand {
     var drive: [String] = []
     @Flag(name: .long, help: "L2 gets a network interface on a tap in L1 (Tandem: --net tap; QEMU: a tap with the same addresses), L1 172.30.0.1, L2 172.30.0.2; around each boot L1 takes what L2 sends to its port 5001 (sha256 reported) and sends the workloads' pattern to L2's port 5002: `--workload netio --args both,172.30.0.1,5001,32` measures TCP both ways.")
     var net = false
-    @Flag(name: .long, help: "L2 gets a vsock device (Tandem's VMM: --vsock on a Unix socket in L1, Firecracker's model; not with --compare-qemu, whose vsock is vhost's); around each boot L1 takes what L2 sends to host port 5001 and connects to L2's port 5002, sending the workloads' pattern and keeping L2's echo (both sha256 reported): `--workload vsockio --args both,5001,32`.")
+    @Flag(name: .long, help: "L2 gets a vsock device, CID 3 (Tandem's VMM: --vsock on a Unix socket in L1, Firecracker's model; QEMU: vhost-vsock-device, L1's own AF_VSOCK); around each boot L1 takes what L2 sends to host port 5001 and connects to L2's port 5002, sending the workloads' pattern and keeping L2's echo (both sha256 reported): `--workload vsockio --args both,5001,32`.")
     var vsock = false
     @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
     var verbose = false
@@ -107,9 +107,6 @@ struct LabNestedCommand: ParsableCommand {
                 throw fail("lab nested -- : --backend, --disk, --machine and --keep are libvirt's; L2 runs on Tandem's VMM (and QEMU microvm with --compare-qemu)")
             }
             do { try options.apply(vm.options) } catch { throw fail("lab nested \(error.description)") }
-        }
-        if options.vsock && compareQemu {
-            throw fail("--vsock with --compare-qemu: QEMU microvm's vsock is vhost-vsock (the host's own AF_VSOCK, not a Unix socket); the lab runs --vsock on Tandem's VMM only")
         }
         // A user's image: its initramfs made here (in a mount namespace of our own), L2 runs what it says.
         var scratch: String?

@@ -7,13 +7,17 @@
  *   vsockio both PORT [MiB]   send MiB (default 32) to the host's PORT (CID 2), then accept on
  *                             PORT+1, read MiB, check them and echo every byte back:
  *                             →  vsockio mib=N tx_mib_s=T echo_mib_s=E verified=yes
- * On the host:
+ * On the host of Tandem's VMM (`--vsock PATH`: Unix sockets, Firecracker's model):
  *   vsockio sink PATH         listen on the Unix socket PATH (the VMM's PATH_PORT for the
  *                             guest's port), accept one connection, copy it to stdout
  *   vsockio echo-peer PATH PORT
  *                             connect to the VMM's socket PATH, `CONNECT PORT`, then send the
  *                             pattern until the guest closes, copying what comes back to stdout
  *                             (the guest echoes MiB: stdout is the pattern's first MiB)
+ * On the host of a vhost-vsock guest (QEMU's vhost-vsock-device: the host's own AF_VSOCK):
+ *   vsockio vsock-sink PORT   the same as sink, listening on AF_VSOCK port PORT
+ *   vsockio vsock-echo-peer CID PORT
+ *                             the same as echo-peer, connecting to the guest CID's PORT
  *
  * Connecting is retried for 60 s either way (the other side may start listening a moment later);
  * accepting waits at most 30 s in the guest. A send counts from connect until the host closed its
@@ -119,6 +123,20 @@ static int unix_socket(const char *path, struct sockaddr_un *address) {
     return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 }
 
+/* Host: copies one accepted connection of `listener` to stdout. */
+static int copy_out(int listener) {
+    int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    close(listener);
+    if (sock < 0) return 1;
+    for (;;) {
+        ssize_t n = read(sock, block, sizeof block);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (write_all(1, block, (size_t)n) != 0) return 1;
+    }
+    return 0;
+}
+
 /* Host: accepts one connection on the Unix socket `path` and copies it to stdout. */
 static int sink(const char *path) {
     struct sockaddr_un address;
@@ -128,17 +146,20 @@ static int sink(const char *path) {
         fprintf(stderr, "vsockio: listen at %s: %s\n", path, strerror(errno));
         return 1;
     }
-    int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
-    close(listener);
+    int status = copy_out(listener);
     unlink(path);
-    if (sock < 0) return 1;
-    for (;;) {
-        ssize_t n = read(sock, block, sizeof block);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        if (write_all(1, block, (size_t)n) != 0) return 1;
+    return status;
+}
+
+/* Host of a vhost-vsock guest: accepts one AF_VSOCK connection on `port` and copies it to stdout. */
+static int vsock_sink(unsigned port) {
+    int listener = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_vm address = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port };
+    if (listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 1) != 0) {
+        fprintf(stderr, "vsockio: listen on vsock port %u: %s\n", port, strerror(errno));
+        return 1;
     }
-    return 0;
+    return copy_out(listener);
 }
 
 /* Host: reads the VMM's one-line answer to CONNECT; 0 when it is "OK <port>". */
@@ -155,6 +176,8 @@ static int read_ok(int sock) {
     line[length] = 0;
     return strncmp(line, "OK ", 3) == 0 ? 0 : -1;
 }
+
+static int pump(int sock);
 
 /* Host: CONNECT to the guest's `port` through the VMM's socket `path`, then send the pattern
  * until the guest closes while copying its echo to stdout. */
@@ -173,6 +196,26 @@ static int echo_peer(const char *path, unsigned port) {
         if (now() - start > 60) { fprintf(stderr, "vsockio: no guest listener on vsock port %u through %s\n", port, path); return 1; }
         usleep(100000);
     }
+    return pump(sock);
+}
+
+/* Host of a vhost-vsock guest: connects to `cid`:`port` (retrying), then as echo_peer. */
+static int vsock_echo_peer(unsigned cid, unsigned port) {
+    struct sockaddr_vm address = { .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
+    int sock = -1;
+    double start = now();
+    for (;;) {
+        sock = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (sock >= 0 && connect(sock, (struct sockaddr *)&address, sizeof address) == 0) break;
+        if (sock >= 0) close(sock);
+        if (now() - start > 60) { fprintf(stderr, "vsockio: no guest listener on vsock %u:%u\n", cid, port); return 1; }
+        usleep(100000);
+    }
+    return pump(sock);
+}
+
+/* Host: sends the pattern on `sock` until the guest closes, copying what comes back to stdout. */
+static int pump(int sock) {
     fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
     static uint64_t echo[PATTERN_BLOCK / 8];
     long index = 0;
@@ -205,6 +248,8 @@ int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     if (strcmp(mode, "sink") == 0 && argc > 2) return sink(argv[2]);
     if (strcmp(mode, "echo-peer") == 0 && argc > 3) return echo_peer(argv[2], (unsigned)atoi(argv[3]));
+    if (strcmp(mode, "vsock-sink") == 0 && argc > 2) return vsock_sink((unsigned)atoi(argv[2]));
+    if (strcmp(mode, "vsock-echo-peer") == 0 && argc > 3) return vsock_echo_peer((unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]));
     if (strcmp(mode, "both") == 0 && argc > 2) {
         unsigned port = (unsigned)atoi(argv[2]);
         long mib = argc > 3 ? atol(argv[3]) : 32;
@@ -216,6 +261,6 @@ int main(int argc, char **argv) {
         printf("vsockio mib=%ld tx_mib_s=%.1f echo_mib_s=%.1f verified=%s\n", mib, tx, echo, verified ? "yes" : "no");
         return verified ? 0 : 1;
     }
-    fprintf(stderr, "usage: vsockio both PORT [MiB] | sink PATH | echo-peer PATH PORT\n");
+    fprintf(stderr, "usage: vsockio both PORT [MiB] | sink PATH | echo-peer PATH PORT | vsock-sink PORT | vsock-echo-peer CID PORT\n");
     return 2;
 }
