@@ -43,8 +43,6 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     /// Per connection, the guest bytes the device holds for a host socket that is slow (the
     /// buf_alloc it advertises): Firecracker's 256 KiB, as Linux's default.
     public static let bufferSize: UInt32 = 256 << 10
-    /// A CREDIT_UPDATE goes to the guest once this much more was forwarded than it was told.
-    static let creditUpdateThreshold: UInt32 = 64 << 10
     /// The largest payload taken in one packet (VIRTIO_VSOCK_MAX_PKT_BUF_SIZE).
     static let maximumPayload: UInt32 = 64 << 10
     /// The most connections at once, draining ones included (Firecracker: 1023).
@@ -253,6 +251,10 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     }
 
     private func watch(_ connection: VsockConnection) -> Bool {
+        // Room for the guest's whole credit in the socket itself, so a host program that reads
+        // a moment late does not turn each packet into a copy into `outgoing` and an EPOLLOUT.
+        var size = Int32(Self.bufferSize)
+        _ = setsockopt(connection.socket.rawValue, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         let events = CLINUX_EPOLLIN | CLINUX_EPOLLOUT | CLINUX_EPOLLRDHUP | CLINUX_EPOLLET
         guard clinux_epoll_watch(epoll.rawValue, connection.socket.rawValue, events, connection.token, 0) == 0 else { return false }
         byToken[connection.token] = connection
@@ -311,15 +313,19 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         creditCheck(connection)
     }
 
-    /// Tells the guest its credit grew, once it grew by `creditUpdateThreshold` or the guest
-    /// has less than that left.
+    /// Tells the guest its credit grew once it believes less than half its room is left: early
+    /// enough that a sender never stops to wait for the update (at Linux's own threshold, a
+    /// packet's worth, a 64 KiB sender stalls every 256 KiB for a round trip), rarely enough that
+    /// updates cost nothing (one per 128 KiB). The guest counts the device's buffer as at most its
+    /// own (Linux caps the peer's buf_alloc at its buf_alloc): a guest with a small buffer is told
+    /// after every forward, or it would wait for ever.
     private func creditCheck(_ connection: VsockConnection) {
         guard connection.state == .established, !connection.draining else { return }
         let unannounced = connection.forwarded &- connection.advertisedForward
-        let guestView = Self.bufferSize &- (connection.received &- connection.advertisedForward)
-        if unannounced >= Self.creditUpdateThreshold || (unannounced > 0 && guestView < Self.creditUpdateThreshold) {
-            connection.owesCreditUpdate = true
-        }
+        let inFlight = connection.received &- connection.advertisedForward
+        let room = min(Self.bufferSize, connection.peerBufferAllocation)
+        let guestView = inFlight >= room ? 0 : room - inFlight
+        if unannounced > 0 && guestView < room / 2 { connection.owesCreditUpdate = true }
     }
 
     /// The guest's end is gone (or broke the rules): an RST for it, and the host socket closes

@@ -304,6 +304,23 @@ struct VirtioVsockTests {
         #expect(packets.filter { $0.header.op == Op.rw }.flatMap(\.payload) == Array(data[6000..<12000]))
     }
 
+    @Test("a guest with a small buffer (it counts the device's as no larger than its own, as Linux does) is told its credit grew after each forward, so it never waits for ever")
+    func smallGuestBuffer() throws {
+        let driver = try VsockDriver()
+        driver.start()
+        try driver.postReceive(16)
+        let listener = try HostListener(driver.path + "_6000")
+        try driver.send(driver.packet(Op.request, port: 700, hostPort: 6000, bufferAllocation: 16384))
+        #expect(try driver.received().map(\.header.op) == [Op.response])
+        let host = try #require(listener.accept())
+        // The guest's whole 16 KiB of credit, as it sees it.
+        let payload = Self.bytes(16384, seed: 8)
+        try driver.send(driver.packet(Op.rw, port: 700, hostPort: 6000, length: UInt32(payload.count), bufferAllocation: 16384), payload)
+        #expect(host.read(exactly: payload.count) == payload)
+        let update = try driver.received().first { $0.header.op == Op.creditUpdate }
+        #expect(update?.header.forwardCount == 16384, "a CREDIT_UPDATE with fwd_cnt 16384: \(String(describing: update?.header))")
+    }
+
     @Test("a guest sending beyond its credit while the host program does not read gets an RST; the device holds at most its buffer")
     func overrun() throws {
         let driver = try VsockDriver()
