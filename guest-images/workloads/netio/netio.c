@@ -29,25 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../pattern.h"
-
-static uint64_t block[PATTERN_BLOCK / 8], check[PATTERN_BLOCK / 8];
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static int write_all(int fd, const void *data, size_t length) {
-    for (size_t done = 0; done < length;) {
-        ssize_t n = write(fd, (const char *)data + done, length - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        done += (size_t)n;
-    }
-    return 0;
-}
+#include "../stream.h"
 
 /* Sends `mib` MiB to host:port; returns MiB/s, or -1. */
 static double send_to(const char *host, int port, long mib) {
@@ -63,17 +45,7 @@ static double send_to(const char *host, int port, long mib) {
         if (now() - start > 60) { fprintf(stderr, "netio: connect %s:%d: %s\n", host, port, strerror(error)); return -1; }
         usleep(100000);
     }
-    start = now();
-    for (long i = 0; i < mib; i++) {
-        pattern_block(block, i);
-        if (write_all(sock, block, sizeof block) != 0) { fprintf(stderr, "netio: send: %s\n", strerror(errno)); return -1; }
-    }
-    shutdown(sock, SHUT_WR);
-    char sink[256];
-    while (read(sock, sink, sizeof sink) > 0) { }
-    double seconds = now() - start;
-    close(sock);
-    return mib / seconds;
+    return stream_send(sock, mib, "netio");
 }
 
 /* Accepts one connection on `port` (waiting at most `wait_ms`); the socket, or -1. */
@@ -98,22 +70,7 @@ static int accept_on(int port, int wait_ms) {
 static double receive_on(int port, long mib, int *verified) {
     int sock = accept_on(port, 30000);
     if (sock < 0) return -1;
-    double start = now();
-    *verified = 1;
-    for (long i = 0; i < mib; i++) {
-        size_t got = 0;
-        while (got < sizeof check) {
-            ssize_t n = read(sock, (char *)check + got, sizeof check - got);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) { fprintf(stderr, "netio: the sender stopped after %ld MiB and %zu bytes\n", i, got); close(sock); return -1; }
-            got += (size_t)n;
-        }
-        pattern_block(block, i);
-        if (memcmp(block, check, sizeof block) != 0) *verified = 0;
-    }
-    double seconds = now() - start;
-    close(sock);
-    return mib / seconds;
+    return stream_receive(sock, mib, 0, verified, "netio");
 }
 
 int main(int argc, char **argv) {

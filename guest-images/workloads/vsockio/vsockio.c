@@ -37,50 +37,20 @@
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
-#include "../pattern.h"
+#include "../stream.h"
 
-static uint64_t block[PATTERN_BLOCK / 8], check[PATTERN_BLOCK / 8];
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static int write_all(int fd, const void *data, size_t length) {
-    for (size_t done = 0; done < length;) {
-        ssize_t n = write(fd, (const char *)data + done, length - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
-/* Guest: sends `mib` MiB to the host's `port`; MiB/s, or -1. */
-static double send_to_host(unsigned port, long mib) {
-    struct sockaddr_vm address = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = port };
-    int sock = -1;
+/* Guest or host: an AF_VSOCK stream to `cid`:`port`, connecting retried for 60 s; -1 after that. */
+static int vsock_connect(unsigned cid, unsigned port) {
+    struct sockaddr_vm address = { .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
     double start = now();
     for (;;) {
-        sock = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (sock >= 0 && connect(sock, (struct sockaddr *)&address, sizeof address) == 0) break;
+        int sock = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (sock >= 0 && connect(sock, (struct sockaddr *)&address, sizeof address) == 0) return sock;
         int error = errno;
         if (sock >= 0) close(sock);
-        if (now() - start > 60) { fprintf(stderr, "vsockio: connect to host port %u: %s\n", port, strerror(error)); return -1; }
+        if (now() - start > 60) { fprintf(stderr, "vsockio: connect to vsock %u:%u: %s\n", cid, port, strerror(error)); return -1; }
         usleep(100000);
     }
-    start = now();
-    for (long i = 0; i < mib; i++) {
-        pattern_block(block, i);
-        if (write_all(sock, block, sizeof block) != 0) { fprintf(stderr, "vsockio: send: %s\n", strerror(errno)); return -1; }
-    }
-    shutdown(sock, SHUT_WR);
-    char sink[256];
-    while (read(sock, sink, sizeof sink) > 0) { }
-    double seconds = now() - start;
-    close(sock);
-    return mib / seconds;
 }
 
 /* Guest: accepts one connection on `port`, reads `mib` MiB, checks them and echoes them; MiB/s, or -1. */
@@ -96,23 +66,7 @@ static double echo_on(unsigned port, long mib, int *verified) {
     int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
     close(listener);
     if (sock < 0) { fprintf(stderr, "vsockio: accept: %s\n", strerror(errno)); return -1; }
-    double start = now();
-    *verified = 1;
-    for (long i = 0; i < mib; i++) {
-        size_t got = 0;
-        while (got < sizeof check) {
-            ssize_t n = read(sock, (char *)check + got, sizeof check - got);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) { fprintf(stderr, "vsockio: the host stopped after %ld MiB and %zu bytes\n", i, got); close(sock); return -1; }
-            if (write_all(sock, (char *)check + got, (size_t)n) != 0) { fprintf(stderr, "vsockio: echo: %s\n", strerror(errno)); close(sock); return -1; }
-            got += (size_t)n;
-        }
-        pattern_block(block, i);
-        if (memcmp(block, check, sizeof block) != 0) *verified = 0;
-    }
-    double seconds = now() - start;
-    close(sock);
-    return mib / seconds;
+    return stream_receive(sock, mib, 1, verified, "vsockio");
 }
 
 static int unix_socket(const char *path, struct sockaddr_un *address) {
@@ -201,17 +155,8 @@ static int echo_peer(const char *path, unsigned port) {
 
 /* Host of a vhost-vsock guest: connects to `cid`:`port` (retrying), then as echo_peer. */
 static int vsock_echo_peer(unsigned cid, unsigned port) {
-    struct sockaddr_vm address = { .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
-    int sock = -1;
-    double start = now();
-    for (;;) {
-        sock = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (sock >= 0 && connect(sock, (struct sockaddr *)&address, sizeof address) == 0) break;
-        if (sock >= 0) close(sock);
-        if (now() - start > 60) { fprintf(stderr, "vsockio: no guest listener on vsock %u:%u\n", cid, port); return 1; }
-        usleep(100000);
-    }
-    return pump(sock);
+    int sock = vsock_connect(cid, port);
+    return sock < 0 ? 1 : pump(sock);
 }
 
 /* Host: sends the pattern on `sock` until the guest closes, copying what comes back to stdout. */
@@ -254,7 +199,8 @@ int main(int argc, char **argv) {
         unsigned port = (unsigned)atoi(argv[2]);
         long mib = argc > 3 ? atol(argv[3]) : 32;
         int verified = 0;
-        double tx = send_to_host(port, mib);
+        int sock = vsock_connect(VMADDR_CID_HOST, port);
+        double tx = sock < 0 ? -1 : stream_send(sock, mib, "vsockio");
         if (tx < 0) return 1;
         double echo = echo_on(port + 1, mib, &verified);
         if (echo < 0) return 1;
