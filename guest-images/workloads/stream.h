@@ -34,6 +34,19 @@ static int write_all(int fd, const void *data, size_t length) {
     return 0;
 }
 
+/* Copies `sock` to stdout until end of file (a host side's sink); closes `sock`. 0, or 1 when
+ * stdout fails. */
+static int stream_copy_out(int sock) {
+    for (;;) {
+        ssize_t n = read(sock, block, sizeof block);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (write_all(1, block, (size_t)n) != 0) { close(sock); return 1; }
+    }
+    close(sock);
+    return 0;
+}
+
 /* Sends `mib` MiB of the pattern on `sock`, shuts its write side and waits for the peer to close;
  * closes `sock`. MiB/s, or -1 (`who` names the program in the message). */
 static double stream_send(int sock, long mib, const char *who) {

@@ -85,14 +85,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(mode, "sink") == 0 && argc > 2) {
         int sock = accept_on(atoi(argv[2]), 600000);
-        if (sock < 0) return 1;
-        for (;;) {
-            ssize_t n = read(sock, block, sizeof block);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            if (write_all(1, block, (size_t)n) != 0) return 1;
-        }
-        return 0;
+        return sock < 0 ? 1 : stream_copy_out(sock);
     }
     int verified = 1;
     if (strcmp(mode, "send") == 0 && argc > 3) {

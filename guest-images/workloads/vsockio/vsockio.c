@@ -81,14 +81,7 @@ static int unix_socket(const char *path, struct sockaddr_un *address) {
 static int copy_out(int listener) {
     int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
     close(listener);
-    if (sock < 0) return 1;
-    for (;;) {
-        ssize_t n = read(sock, block, sizeof block);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        if (write_all(1, block, (size_t)n) != 0) return 1;
-    }
-    return 0;
+    return sock < 0 ? 1 : stream_copy_out(sock);
 }
 
 /* Host: accepts one connection on the Unix socket `path` and copies it to stdout. */
