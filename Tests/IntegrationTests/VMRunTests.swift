@@ -219,7 +219,7 @@ struct VMDriveTests {
         #expect(gone, "\(tap) outlived the killed VMM")
     }
 
-    @Test("--vsock PATH: the socket is there while the VM runs and gone after; a SIGKILLed run's socket is replaced by the next run, which removes it")
+    @Test("--vsock PATH: the socket is there while the VM runs and gone after; a SIGKILLed run's socket is replaced by the next run, which removes it; a run refused after making it leaves none")
     func vsockSocketFile() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-vsock-\(UUID().uuidString.prefix(8)).sock").path
         defer { unlink(path) }
@@ -242,6 +242,11 @@ struct VMDriveTests {
         #expect(next.status == 0, "\(next.stderr)")
         #expect(next.stdout.contains("\"virtio-vsock (\(path))\""), "the device is in the run report")
         #expect(!FileManager.default.fileExists(atPath: path), "the socket outlived its run")
+        // Refused after the socket was made (an unknown guest, too much memory): nothing left.
+        for arguments in [["--tiny", "nosuchguest"], ["--tiny", "hello", "--memory", "999999"]] {
+            let refused = try Tandem.run(["vm", "run"] + arguments + ["--vsock", path])
+            #expect(refused.status == 125 && !FileManager.default.fileExists(atPath: path), "\(arguments): \(refused.stderr)")
+        }
     }
 
     @Test("no drive: the guest finds no device; a bad --drive is refused before the VM starts, named")
