@@ -356,9 +356,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     /// Takes the guest's packets while replies have room for what they may cause.
     private func transmit() {
         guard let transport else { return }
-        let pending = replies.count + byToken.values.reduce(0) { $0 + ($1.owesControl ? 1 : 0) }
-        let room = max(0, Self.maximumReplies - pending)
-        let limit = min(room, Self.packetsPerPass)
+        let limit = min(max(0, Self.maximumReplies - pendingReplies), Self.packetsPerPass)
         let taken = transport.process(queue: Queue.transmit, upTo: limit) { (chain: DescriptorChain) throws(VirtqueueError) -> UInt32? in
             self.packet(chain, transport.memory)
             return 0
@@ -366,10 +364,11 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         transmitPending = taken == limit
     }
 
+    /// Packets owed to the guest that are not data: RSTs, and connections owing control packets.
+    private var pendingReplies: Int { replies.count + byToken.values.reduce(0) { $0 + ($1.owesControl ? 1 : 0) } }
+
     /// Whether replies have room for what more transmit packets may cause.
-    private var replyRoom: Bool {
-        replies.count + byToken.values.reduce(0) { $0 + ($1.owesControl ? 1 : 0) } < Self.maximumReplies
-    }
+    private var replyRoom: Bool { pendingReplies < Self.maximumReplies }
 
     /// One packet from the guest. Malformed ones are dropped and counted.
     private func packet(_ chain: DescriptorChain, _ memory: GuestMemory) {
