@@ -70,7 +70,8 @@ public enum ContainerRuntime {
             }
             var options = Supervisor.Options()
             options.program = program
-            options.loopbackUp = spec.network == .loopback
+            options.loopbackUp = spec.network != .none
+            if spec.network == .bridge { options.bridge = try BridgeNetwork.lease(for: spec.id, stateDirectory: directory) }
             let rootPath: String
             switch spec.root {
             case .image(let image):
@@ -165,6 +166,7 @@ public enum ContainerRuntime {
             running.mark("cgroups removed")
             supervisor = nil
             if !detached { store.remove(spec.id, name: spec.name, unnamed: spec.name == nil) }
+            if spec.network == .bridge { BridgeNetwork.release(id: spec.id) }
             running.mark("state removed")
             return ContainerResult(status: status, signal: signal, oomKilled: statistics.oomKills > 0, statistics: statistics,
                                    limits: spec.limits, cgroupVersion: version, clonedNanoseconds: cloned,
@@ -173,6 +175,7 @@ public enum ContainerRuntime {
         } catch {
             supervisor?.destroy()
             store.remove(spec.id, name: spec.name, unnamed: spec.name == nil)
+            if spec.network == .bridge { BridgeNetwork.release(id: spec.id) }
             throw error
         }
     }

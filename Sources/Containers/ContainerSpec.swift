@@ -23,7 +23,9 @@ public struct ContainerSpec: Sendable {
         /// under the container's own writable layer.
         case layers([String])
     }
-    public enum Network: String, Sendable { case none, loopback }
+    /// none: a network namespace with `lo` down; loopback: `lo` up; bridge: `lo` up and `eth0` on
+    /// Tandem's bridge (`BridgeNetwork`).
+    public enum Network: String, Sendable { case none, loopback, bridge }
 
     public struct Volume: Sendable, Equatable {
         public var host: String

@@ -116,5 +116,6 @@ package enum Cleanup {
             CgroupLeftovers.remove(record.cgroups)
         }
         store.remove(id, name: record?.name, unnamed: record != nil && record?.name == nil)
+        BridgeNetwork.release(id: id)
     }
 }

@@ -41,6 +41,9 @@ package final class Supervisor {
         package var idmappedLayers: [String] = []
         /// A new network namespace gets `lo` up, as runc and crun do; `tandem ctr --net none` leaves it down.
         package var loopbackUp = true
+        /// `tandem ctr --net bridge`: the address leased for it; its eth0 is made once the child
+        /// has its network namespace (where OCI's createRuntime hooks, CNI's place, would run).
+        package var bridge: BridgeNetwork.Lease?
         /// process.args[0] as the front end already found it inside the root (not looked up twice).
         package var program: String?
         package init() {}
@@ -221,7 +224,7 @@ package final class Supervisor {
         c.cgroup_joins = arena.constArray(plannedJoins)
         c.cgroup_join_count = Int32(plannedJoins.count)
         let createHooks = !(config.hooks.prestart.isEmpty && config.hooks.createRuntime.isEmpty && config.hooks.createContainer.isEmpty)
-        c.join_report = createHooks ? 1 : 0
+        c.join_report = createHooks || options.bridge != nil ? 1 : 0
         c.sync_fd = syncRead.rawValue
         c.ready_fd = readyWrite!.rawValue
         c.exec_fd = execRead.rawValue
@@ -290,15 +293,21 @@ package final class Supervisor {
             execSent = true
         }
         try awaitReport("h")
-        if createHooks {
+        if createHooks || options.bridge != nil {
             try awaitReport("j")
+        }
+        if let lease = options.bridge {
+            do { try BridgeNetwork.attach(lease, pid: child) } catch { throw OCIError(error.description) }
+            mark("eth0 on \(BridgeNetwork.bridge)")
+        }
+        if createHooks {
             let state = state(.creating)
             try HookRunner.run(config.hooks.prestart, kind: "prestart", state: state, place: .runtime)
             try HookRunner.run(config.hooks.createRuntime, kind: "createRuntime", state: state, place: .runtime)
             try HookRunner.run(config.hooks.createContainer, kind: "createContainer", state: state, place: .container(child))
         }
         mark("mounts done, hooks run")
-        if createHooks { try poke(syncWrite!, "sync") }
+        if createHooks || options.bridge != nil { try poke(syncWrite!, "sync") }
         // (The sync socket stays open: the child has queued its scratch layer on it for
         // `writableLayerBytes`. It has read its last go-ahead; after exec it holds no end.)
         try awaitReport("r")

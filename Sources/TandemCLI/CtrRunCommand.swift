@@ -54,7 +54,7 @@ struct ContainerRunOptions: ParsableArguments {
     var pids: String?
     @Option(name: .long, help: "Hostname inside (default: the id's first 12 digits).")
     var hostname: String?
-    @Option(name: .long, help: ArgumentHelp("none: no interface up; loopback: lo up (default).", valueName: "none|loopback"))
+    @Option(name: .long, help: ArgumentHelp("none: no interface up; loopback: lo up (default); bridge: lo, and eth0 on Tandem's bridge tandembr0 (172.29.0.0/24, the host 172.29.0.1; an address per container, released when it ends; root only; no NAT or published ports yet).", valueName: "none|loopback|bridge"))
     var net: String?
     @Flag(name: .long, help: "A user namespace: root inside is host uid 100000.")
     var userns = false

@@ -110,7 +110,10 @@ public enum CtrRunner {
         spec.userNamespace = options.userns
         spec.readOnly = options.readOnly
         if let net = options.net {
-            guard let mode = ContainerSpec.Network(rawValue: net) else { return .failure(ContainerError("--net \(net): must be none or loopback")) }
+            guard let mode = ContainerSpec.Network(rawValue: net) else { return .failure(ContainerError("--net \(net): must be none, loopback or bridge")) }
+            if mode == .bridge && ContainerSpec.rootless {
+                return .failure(ContainerError("--net bridge: not as uid \(geteuid()): the bridge and the container's veth are the host's, made by root"))
+            }
             spec.network = mode
         }
         for variable in options.env {

@@ -83,6 +83,20 @@ int clinux_unix_connect(const char *path);
 /** accept4 (GNU-only) with SOCK_NONBLOCK | SOCK_CLOEXEC: the connection, or -errno. */
 int clinux_unix_accept(int listener);
 
+/** `tandem ctr run --net bridge` (network.c). The bridge ioctls: make the bridge `name`, delete it
+ * (brought down first), attach `interface` to `bridge` and bring it up. 0, or -errno. */
+int clinux_bridge_add(const char *name);
+int clinux_bridge_delete(const char *name);
+int clinux_bridge_attach(const char *bridge, const char *interface);
+/** A veth pair: `host_name` here, its peer `peer_name` made straight in the network namespace of
+ * process `peer_pid` (rtnetlink RTM_NEWLINK; a name taken here does not matter there). 0, or
+ * -errno (EEXIST: `host_name` exists). */
+int clinux_veth_create(const char *host_name, const char *peer_name, pid_t peer_pid);
+/** In the network namespace of process `pid` (a thread setns()es there): gives `name`
+ * `address`/`prefix`, brings it up, and adds a default route through `gateway` (NULL: none).
+ * 0, or -errno. */
+int clinux_netns_interface_up(pid_t pid, const char *name, const char *address, int prefix, const char *gateway);
+
 /** pipe2(fds, O_CLOEXEC): a pipe whose ends do not leak into spawned programs. */
 int clinux_pipe_cloexec(int fds[2]);
 /** pthread_setname_np: names a thread as `ps -L` and `top -H` show it (15 characters). */
