@@ -107,19 +107,21 @@ public enum BridgeNetwork {
         }
     }
 
-    /// The bridge, up with the host's address (given when it is made: setting it again on a
-    /// bridge in use would flush its routes under the running containers); an interface of that
-    /// name that is not a bridge (not Tandem's) is an error.
+    /// The bridge, up with the host's address. The address is given by the first lease only:
+    /// setting it again on a bridge in use would flush its routes under the running containers,
+    /// while a bridge nobody leases (one a killed run made and never addressed) gets it again. An
+    /// interface of that name that is not a bridge (not Tandem's) is an error.
     static func ensureBridge() throws(ContainerError) {
         let sysfs = "/sys/class/net/" + bridge
         if Files.kind(sysfs) != .missing {
             guard Files.kind(sysfs + "/bridge") == .directory else {
                 throw ContainerError("--net bridge: \(bridge) exists and is not a bridge (not Tandem's): remove it or free the name")
             }
-            return
+            guard leases().isEmpty else { return }
+        } else {
+            let made = clinux_bridge_add(bridge)
+            guard made == 0 || made == -EEXIST else { throw ContainerError(SystemError("SIOCBRADDBR", bridge, errno: -made).description) }
         }
-        let made = clinux_bridge_add(bridge)
-        guard made == 0 || made == -EEXIST else { throw ContainerError(SystemError("SIOCBRADDBR", bridge, errno: -made).description) }
         let up = clinux_interface_up(bridge, gateway, prefixLength)
         guard up == 0 else {
             removeBridgeIfUnused()

@@ -72,6 +72,19 @@ struct ContainerNetworkTests {
         Self.expectNothingLeft()
     }
 
+    @Test("a bridge a killed run made and never addressed (nobody leases it) gets its address from the next lease: the host is reached")
+    func unaddressedBridgeRepaired() throws {
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        let made = try TestTools.run("/usr/sbin/ip", ["link", "add", Self.bridge, "type", "bridge"])
+        try #require(made.status == 0, "ip link add: \(made.stdout)")
+        let listener = Background { Self.accept(port: 7072, within: 10) }
+        let (result, _) = try Containers.run(["--net", "bridge", "--", "/bin/sh", "-c", Self.sendScript("repaired", to: "172.29.0.1", port: 7072)], state: state)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(listener.wait()?.line == "repaired")
+        Self.expectNothingLeft()
+    }
+
     @Test("two containers at once get two addresses and reach each other; the bridge goes with the second")
     func containersReachEachOther() throws {
         let state = Containers.stateRoot()
