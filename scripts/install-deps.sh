@@ -21,10 +21,11 @@ profile=${1:-all}
 # libssl-dev + zlib1g-dev + libzstd-dev: the image store hashes blobs with OpenSSL's SHA-256 and
 #   decompresses layers and archives with zlib and libzstd; zstd: the tests make zstd layers with it.
 # skopeo: tandem image pull, and the tests copy their images into oci-archive and docker-archive with it.
-# iproute2: the --net bridge tests squat on the bridge's name with `ip link` (Tandem itself does not use it).
+# iproute2: the --net bridge tests squat on the bridge's name and make a namespace with `ip` (Tandem itself does not use it).
+# nftables: --net bridge's outbound NAT and -p's published ports are nftables rules made with nft.
 core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-tools pkg-config libvirt-dev
       libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils e2fsprogs libseccomp-dev runc procps podman jq strace uidmap
-      libssl-dev zlib1g-dev libzstd-dev zstd skopeo iproute2)
+      libssl-dev zlib1g-dev libzstd-dev zstd skopeo iproute2 nftables)
 # containerd: a test runs tandem-runtime as containerd's runc binary (ctr run --runc-binary). A
 # host with Docker's containerd.io package has a containerd already, and Debian's would replace it
 # (and with it Docker): the one installed is kept.

@@ -8,21 +8,24 @@ import Glibc
 /// default network and podman's bridge give one — a veth pair whose host end is on the bridge
 /// `tandembr0` (172.29.0.1/24 on the host) and whose other end is made straight in the
 /// container's network namespace, an address from the bridge's /24 and a default route through
-/// the host's end. Containers on the bridge reach each other and the host by address.
+/// the host's end. Containers on the bridge reach each other and the host by address; what they
+/// send elsewhere leaves with the host's address (outbound NAT), and `-p HOST:CONTAINER` publishes
+/// a port on every host address (`BridgeFirewall`: nftables, made and deleted with the bridge).
+/// The host forwards IPv4 from then on (`ip_forward`, which Docker and podman turn on too and
+/// leave on: other networks may rely on it).
 ///
 /// Leases: one file per address in `directory` (O_EXCL: never handed out twice), holding the
-/// container's id, all changes under an flock; released when the container ends (its veth goes
+/// container's id, state directory and published ports, all changes under an flock; released when the container ends (its veth goes
 /// with its network namespace), the bridge with the last lease. A lease whose container's state
 /// directory is gone (its tandem was SIGKILLed and swept, or never finished making it) is stale
 /// and reclaimed by the next lease; `release(id:)` is what the sweep of a dead container calls.
-///
-/// Not yet (issue 17): outbound NAT and published ports (nftables), VMs on the same bridge.
 public enum BridgeNetwork {
     public static let bridge = "tandembr0"
     /// The bridge's /24: the host is .1, containers .2 to .254.
     public static let subnetPrefix = "172.29.0."
     public static let gateway = subnetPrefix + "1"
     public static let prefixLength: Int32 = 24
+    public static let subnet = subnetPrefix + "0/24"
     /// The leases and their lock (root only: the bridge is the host's).
     public static let directory = "/run/tandem-net"
 
@@ -30,16 +33,36 @@ public enum BridgeNetwork {
     public struct Lease: Sendable, Equatable {
         public var address: String
         public var hostInterface: String
+        public var ports: [PublishedPort] = []
     }
 
     /// The host end of container `id`'s veth: "tv" and the id's first 12 digits (15 at most).
     static func hostInterface(for id: String) -> String { "tv" + id.prefix(12) }
 
-    /// Leases an address for container `id` (whose state directory is `stateDirectory`), making
-    /// the bridge when it is the first. Errors name what failed; nothing is left on failure.
-    public static func lease(for id: String, stateDirectory: String) throws(ContainerError) -> Lease {
+    /// Leases an address for container `id` (whose state directory is `stateDirectory`) and
+    /// publishes `ports` to it, making the bridge when it is the first. A port another container
+    /// publishes or a host program listens on, or no `nft`, fails before anything is made.
+    /// Errors name what failed; nothing is left on failure.
+    public static func lease(for id: String, stateDirectory: String, ports: [PublishedPort] = []) throws(ContainerError) -> Lease {
         try locked { () throws(ContainerError) -> Lease in
             reclaimStale()
+            guard BridgeFirewall.nft != nil else {
+                throw ContainerError("--net bridge: nft is not installed (Debian's package nftables): the bridge's NAT and published ports need it")
+            }
+            var seen: [PublishedPort] = []
+            let taken = leases().flatMap { holder in holder.ports.map { ($0, holder.id) } }
+            for port in ports {
+                if seen.contains(where: { $0.hostPort == port.hostPort && $0.transport == port.transport }) {
+                    throw ContainerError("--publish \(port): host port \(port.hostPort)/\(port.transport.rawValue) is given twice")
+                }
+                seen.append(port)
+                if let (_, holder) = taken.first(where: { $0.0.hostPort == port.hostPort && $0.0.transport == port.transport }) {
+                    throw ContainerError("--publish \(port): host port \(port.hostPort)/\(port.transport.rawValue) is already published by container \(holder.prefix(12))")
+                }
+                if BridgeFirewall.inUse(port) {
+                    throw ContainerError("--publish \(port): host port \(port.hostPort)/\(port.transport.rawValue) is in use by a program on this host")
+                }
+            }
             try ensureBridge()
             for host in 2...254 {
                 let address = subnetPrefix + String(host)
@@ -48,10 +71,19 @@ public enum BridgeNetwork {
                     if errno == EEXIST { continue }
                     throw ContainerError(SystemError("open", directory + "/" + address).description)
                 }
-                let text = Array((id + "\n" + stateDirectory + "\n").utf8)
-                _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                let lines = [id, stateDirectory] + ports.map(\.description)
+                let text = Array(lines.map { $0 + "\n" }.joined().utf8)
+                let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
                 close(fd)
-                return Lease(address: address, hostInterface: hostInterface(for: id))
+                do throws(ContainerError) {
+                    guard written == text.count else { throw ContainerError(SystemError("write", directory + "/" + address).description) }
+                    try BridgeFirewall.publish(ports, to: address)
+                } catch {
+                    unlink(directory + "/" + address)
+                    removeBridgeIfUnused()
+                    throw error
+                }
+                return Lease(address: address, hostInterface: hostInterface(for: id), ports: ports)
             }
             removeBridgeIfUnused()
             throw ContainerError("--net bridge: the bridge's 253 addresses are all leased (\(directory))")
@@ -75,18 +107,25 @@ public enum BridgeNetwork {
     public static func release(id: String) {
         guard Files.kind(directory) == .directory else { return }
         try? locked { () throws(ContainerError) in
-            for holder in leases() where holder.id == id { unlink(directory + "/" + holder.address) }
+            for holder in leases() where holder.id == id { forget(holder) }
             // Its veth goes with its network namespace (the kernel tears that down in the
             // background; deleting it here would make the caller wait ~10 ms for it).
             removeBridgeIfUnused()
         }
     }
 
-    /// One lease as its file says: the address, the container's id and state directory.
+    /// The bridge address leased to container `id`, if it holds one (`tandem ctr inspect`).
+    public static func address(of id: String) -> String? {
+        leases().first { $0.id == id }?.address
+    }
+
+    /// One lease as its file says: the address, the container's id and state directory, the
+    /// ports published to it.
     struct Holder {
         var address: String
         var id: String
         var state: String
+        var ports: [PublishedPort]
     }
 
     /// The leases, as their files say.
@@ -95,22 +134,29 @@ public enum BridgeNetwork {
         for name in Files.list(directory) where name.hasPrefix(subnetPrefix) {
             guard let text = Files.readText(directory + "/" + name) else { continue }
             let lines = text.split(separator: "\n").map(String.init)
-            if lines.count == 2 { holders.append(Holder(address: name, id: lines[0], state: lines[1])) }
+            guard lines.count >= 2 else { continue }
+            let ports = lines.dropFirst(2).compactMap { try? PublishedPort.parse($0) }
+            holders.append(Holder(address: name, id: lines[0], state: lines[1], ports: ports))
         }
         return holders
     }
 
     /// Leases whose container's state directory is gone: their address is free again.
     static func reclaimStale() {
-        for holder in leases() where Files.kind(holder.state) == .missing {
-            unlink(directory + "/" + holder.address)
-        }
+        for holder in leases() where Files.kind(holder.state) == .missing { forget(holder) }
     }
 
-    /// The bridge, up with the host's address. The address is given by the first lease only:
-    /// setting it again on a bridge in use would flush its routes under the running containers,
-    /// while a bridge nobody leases (one a killed run made and never addressed) gets it again. An
-    /// interface of that name that is not a bridge (not Tandem's) is an error.
+    /// Ends one lease: its published ports, then its file.
+    static func forget(_ holder: Holder) {
+        BridgeFirewall.unpublish(holder.ports)
+        unlink(directory + "/" + holder.address)
+    }
+
+    /// The bridge, up with the host's address, and its nftables table. Both are set up by the
+    /// first lease only: setting the address again on a bridge in use would flush its routes
+    /// under the running containers, while a bridge nobody leases (one a killed run made and
+    /// never finished) gets them again. An interface of that name that is not a bridge (not
+    /// Tandem's) is an error.
     static func ensureBridge() throws(ContainerError) {
         let sysfs = "/sys/class/net/" + bridge
         if Files.kind(sysfs) != .missing {
@@ -127,10 +173,25 @@ public enum BridgeNetwork {
             removeBridgeIfUnused()
             throw ContainerError(SystemError("configure", "\(bridge) \(gateway)/\(prefixLength)", errno: -up).description)
         }
+        do throws(ContainerError) {
+            // A published port reached from the host's loopback leaves through the bridge with
+            // 127.0.0.1 as its source until it is masqueraded: allowed on this bridge only.
+            do { try Files.write("/proc/sys/net/ipv4/conf/\(bridge)/route_localnet", Array("1\n".utf8)) } catch { throw ContainerError(error.description) }
+            if Files.readText("/proc/sys/net/ipv4/ip_forward")?.hasPrefix("0") ?? true {
+                do { try Files.write("/proc/sys/net/ipv4/ip_forward", Array("1\n".utf8)) } catch { throw ContainerError(error.description) }
+            }
+            try BridgeFirewall.create(bridge: bridge, subnet: subnet)
+        } catch {
+            removeBridgeIfUnused()
+            throw error
+        }
     }
 
+    /// The bridge and its table, once no lease is left.
     static func removeBridgeIfUnused() {
-        guard leases().isEmpty, Files.kind("/sys/class/net/" + bridge + "/bridge") == .directory else { return }
+        guard leases().isEmpty else { return }
+        BridgeFirewall.delete()
+        guard Files.kind("/sys/class/net/" + bridge + "/bridge") == .directory else { return }
         _ = clinux_bridge_delete(bridge)
     }
 

@@ -71,7 +71,7 @@ public enum ContainerRuntime {
             var options = Supervisor.Options()
             options.program = program
             options.loopbackUp = spec.network != .none
-            if spec.network == .bridge { options.bridge = try BridgeNetwork.lease(for: spec.id, stateDirectory: directory) }
+            if spec.network == .bridge { options.bridge = try BridgeNetwork.lease(for: spec.id, stateDirectory: directory, ports: spec.ports) }
             let rootPath: String
             switch spec.root {
             case .image(let image):

@@ -24,8 +24,8 @@ public struct ContainerSpec: Sendable {
         case layers([String])
     }
     /// none: a network namespace with `lo` down; loopback: `lo` up; bridge: `lo` up and `eth0` on
-    /// Tandem's bridge (`BridgeNetwork`).
-    public enum Network: String, Sendable { case none, loopback, bridge }
+    /// Tandem's bridge (`BridgeNetwork`); host: no network namespace (the host's interfaces).
+    public enum Network: String, Sendable { case none, loopback, bridge, host }
 
     public struct Volume: Sendable, Equatable {
         public var host: String
@@ -46,6 +46,8 @@ public struct ContainerSpec: Sendable {
     public var environment: [String]
     public var hostname: String
     public var network = Network.loopback
+    /// `-p`: ports published on the host (bridge only).
+    public var ports: [PublishedPort] = []
     /// A user namespace mapping container ids 0..<idMapCount to host ids from `idMapBase`.
     public var userNamespace = false
     public var idMapBase: UInt32 = 100_000
@@ -179,6 +181,7 @@ public struct ContainerSpec: Sendable {
         public static let limits = "org.tandem.ctr.limits"
         public static let volumes = "org.tandem.ctr.volumes"
         public static let network = "org.tandem.ctr.network"
+        public static let ports = "org.tandem.ctr.ports"
         public static let userNamespace = "org.tandem.ctr.userns"
         public static let readOnly = "org.tandem.ctr.read-only"
         /// The store image a container runs from (its id, sha256:HEX): `tandem image rm` keeps it while the container runs.
@@ -204,6 +207,7 @@ public struct ContainerSpec: Sendable {
         if let pids = limits.pids { resources.append(("pids", .object([("limit", .int(Int64(pids)))]))) }
         var linux: [(String, JSON)] = [("cgroupsPath", .string("/\(ContainerRuntime.cgroupParent)/\(id)"))]
         var namespaces = Defaults.namespaces
+        if network == .host { namespaces.removeAll { $0 == "network" } }
         if Self.rootless {
             namespaces.append("user")
             func own(_ id: UInt32) -> JSON { .array([.object([("containerID", .int(0)), ("hostID", .int(Int64(id))), ("size", .int(1))])]) }
@@ -229,6 +233,7 @@ public struct ContainerSpec: Sendable {
             (Annotation.network, network.rawValue), (Annotation.userNamespace, userNamespace ? "true" : "false"),
             (Annotation.readOnly, readOnly ? "true" : "false"),
         ]
+        if !ports.isEmpty { annotations.append((Annotation.ports, ports.map(\.description).joined(separator: " "))) }
         if let imageID { annotations.append((Annotation.imageID, imageID)) }
         if let imageStore { annotations.append((Annotation.imageStore, imageStore)) }
         if let stopSignal { annotations.append((Annotation.stopSignal, stopSignal)) }

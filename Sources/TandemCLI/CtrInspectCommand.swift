@@ -34,6 +34,7 @@ struct CtrInspectCommand: ParsableCommand {
             return pair.count == 2 ? (String(pair[0]), .string(String(pair[1]))) : nil
         }
         let volumes = (info.annotation(ContainerSpec.Annotation.volumes) ?? "").split(separator: " ").map { JSON.string(String($0)) }
+        let ports = (info.annotation(ContainerSpec.Annotation.ports) ?? "").split(separator: " ").map { JSON.string(String($0)) }
         let state: JSON = .object([
             ("status", .string(status)), ("running", .bool(running)), ("pid", running ? .int(Int64(info.pid)) : .null),
             ("exit_status", info.exitStatus.map { .int(Int64($0)) } ?? .null), ("oom_killed", .bool(info.oomKilled)),
@@ -46,6 +47,7 @@ struct CtrInspectCommand: ParsableCommand {
             ("command", .array(info.command.map { .string($0) })), ("image", annotation(ContainerSpec.Annotation.image)), ("hostname", hostname),
             ("detached", .bool(info.name != nil && !info.ephemeral)), ("user_namespace", flag(ContainerSpec.Annotation.userNamespace)),
             ("read_only", flag(ContainerSpec.Annotation.readOnly)), ("network", annotation(ContainerSpec.Annotation.network)),
+            ("address", BridgeNetwork.address(of: info.id).map(JSON.string) ?? .null), ("ports", .array(ports)),
             ("limits", .object(limits)), ("volumes", .array(volumes)),
             ("bundle", .string(info.bundle)), ("cgroups", .array(info.cgroups.map { .string($0) })),
         ])

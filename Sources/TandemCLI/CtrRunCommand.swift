@@ -54,8 +54,10 @@ struct ContainerRunOptions: ParsableArguments {
     var pids: String?
     @Option(name: .long, help: "Hostname inside (default: the id's first 12 digits).")
     var hostname: String?
-    @Option(name: .long, help: ArgumentHelp("none: no interface up; loopback: lo up (default); bridge: lo, and eth0 on Tandem's bridge tandembr0 (172.29.0.0/24, the host 172.29.0.1; an address per container, released when it ends; root only; no NAT or published ports yet).", valueName: "none|loopback|bridge"))
+    @Option(name: .long, help: ArgumentHelp("none: no interface up; loopback: lo up (default); bridge: lo, and eth0 on Tandem's bridge tandembr0 (172.29.0.0/24, the host 172.29.0.1; an address per container, released when it ends; outbound NAT; root only); host: the host's network (no network namespace).", valueName: "none|loopback|bridge|host"))
     var net: String?
+    @Option(name: [.customShort("p"), .long], help: ArgumentHelp("Publish a port with --net bridge: connections to HOST on any host address reach CONTAINER (nftables DNAT).", valueName: "host:container[/tcp|udp]"))
+    var publish: [String] = []
     @Flag(name: .long, help: "A user namespace: root inside is host uid 100000.")
     var userns = false
     @Flag(name: .customLong("read-only"), help: "Mount the root read-only.")
@@ -86,6 +88,7 @@ struct ContainerRunOptions: ParsableArguments {
         options.userns = userns
         options.readOnly = readOnly
         options.volumes = volume
+        options.publish = publish
         options.env = env
         options.detach = detach
         options.report = report

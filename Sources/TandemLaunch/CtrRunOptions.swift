@@ -13,6 +13,8 @@ public struct CtrRunOptions: Equatable, Sendable {
     public var userns = false
     public var readOnly = false
     public var volumes: [String] = []
+    /// `-p HOST:CONTAINER[/tcp|udp]`, repeatable.
+    public var publish: [String] = []
     public var env: [String] = []
     public var workload: String?
     public var detach = false
@@ -63,9 +65,13 @@ public enum FastCtrRunParser {
                 case "--read-only": options.readOnly = true
                 default: options.detach = true
                 }
-            case "--volume", "-v", "--env", "-e":
+            case "--volume", "-v", "--env", "-e", "--publish", "-p":
                 guard let text = take() else { return nil }
-                if argument == "--volume" || argument == "-v" { options.volumes.append(text) } else { options.env.append(text) }
+                switch argument {
+                case "--volume", "-v": options.volumes.append(text)
+                case "--publish", "-p": options.publish.append(text)
+                default: options.env.append(text)
+                }
             default:
                 guard let keyPath = singleValued[argument], let text = take() else { return nil }
                 options[keyPath: keyPath] = text

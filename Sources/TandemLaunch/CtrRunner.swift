@@ -110,11 +110,22 @@ public enum CtrRunner {
         spec.userNamespace = options.userns
         spec.readOnly = options.readOnly
         if let net = options.net {
-            guard let mode = ContainerSpec.Network(rawValue: net) else { return .failure(ContainerError("--net \(net): must be none, loopback or bridge")) }
+            guard let mode = ContainerSpec.Network(rawValue: net) else { return .failure(ContainerError("--net \(net): must be none, loopback, bridge or host")) }
             if mode == .bridge && ContainerSpec.rootless {
                 return .failure(ContainerError("--net bridge: not as uid \(geteuid()): the bridge and the container's veth are the host's, made by root"))
             }
+            if mode == .host && (options.userns || ContainerSpec.rootless) {
+                // As Docker's userns-remap: the host's network namespace belongs to the host's
+                // user namespace, so the container's root could not even mount its /sys.
+                return .failure(ContainerError("--net host: not with a user namespace (\(options.userns ? "--userns" : "rootless, uid \(geteuid())")): the host's network is owned by the host's user namespace"))
+            }
             spec.network = mode
+        }
+        for text in options.publish {
+            do { spec.ports.append(try PublishedPort.parse(text)) } catch { return .failure(error) }
+        }
+        if !spec.ports.isEmpty && spec.network != .bridge {
+            return .failure(ContainerError("--publish \(options.publish[0]): needs --net bridge (\(spec.network == .host ? "with --net host the container's ports are the host's already" : "a port is published to the container's address on Tandem's bridge"))"))
         }
         for variable in options.env {
             guard let equals = variable.firstIndex(of: "="), equals != variable.startIndex else {
@@ -194,6 +205,7 @@ public enum CtrRunner {
         if options.userns { arguments.append("--userns") }
         if options.readOnly { arguments.append("--read-only") }
         for volume in options.volumes { arguments.append("--volume=\(volume)") }
+        for port in options.publish { arguments.append("--publish=\(port)") }
         for variable in options.env { arguments.append("--env=\(variable)") }
         if !options.command.isEmpty { arguments += ["--"] + options.command }
 

@@ -61,6 +61,8 @@ struct FastCtrParserTests {
         ["--report", "/tmp/r.json", "--state-root", "/tmp/s", "--workload=compute"],
         ["--", "/bin/sh", "--help"],
         ["--name", "a", "--name", "b", "--", "x"],
+        ["--net", "bridge", "-p", "8080:80", "--publish=5353:53/udp", "--publish", "9000:9000/tcp", "--", "/bin/httpd"],
+        ["--net=host", "--", "/bin/true"],
     ]
 
     static let handedOver: [[String]] = [
