@@ -39,7 +39,7 @@ public struct GuestImage {
     public static let virtioModules = ["virtio_mmio", "virtio_blk", "virtio_net", "vmw_vsock_virtio_transport", "ext4"]
 
     /// The workload programs an image carries (each a static binary in `programs`).
-    public static let workloads = ["compute", "probe", "memory", "io", "blkio", "netio", "vsockio"]
+    public static let workloads = ["compute", "probe", "memory", "io", "blkio", "netio", "vsockio", "http"]
 
     public var entries: [ImageEntry]
 

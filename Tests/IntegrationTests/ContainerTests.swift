@@ -411,7 +411,7 @@ struct ContainerInputTests {
             (["--pids", "0", "--", "/bin/true"], "--pids 0: must be a whole number, at least 1"),
             (["--workload", "nope"], "--workload nope: \(Containers.rootfs) has no /bin/nope"),
             (["-v", "/no/such/dir:/data", "--", "/bin/true"], "--volume /no/such/dir:/data: /no/such/dir does not exist"),
-            (["--net", "host", "--", "/bin/true"], "--net host: must be none, loopback or bridge"),
+            (["--net", "hostile", "--", "/bin/true"], "--net hostile: must be none, loopback, bridge or host"),
         ]
         for (arguments, message) in cases {
             let result = try Tandem.run(["ctr", "run", "--state-root", state] + arguments)
