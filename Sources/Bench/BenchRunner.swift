@@ -85,6 +85,15 @@ public final class BenchRunner {
         return true
     }
 
+    /// `--workloads http`: the server benchmark (`ServerBench`), saved with the rest.
+    public func runServers(_ backends: [ServerBackend], settings: ServerSettings, trials: Int, wrk: String, workDirectory: String,
+                           notes: [String], progress: (String) -> Void) throws {
+        results.notes += notes
+        results.serverSettings = settings
+        results.servers = ServerBench.run(backends, settings: settings, trials: trials, wrk: wrk, workDirectory: workDirectory, progress: progress)
+        try save()
+    }
+
     /// `--density`: for every backend that supports it, N idle sandboxes at once for each N.
     public func runDensity(_ counts: [Int], progress: (String) -> Void) throws {
         var points: [DensityPoint] = []

@@ -17,6 +17,10 @@ public struct BenchResults: Codable, Sendable {
     public var density: [DensityPoint]?
     /// Each container runtime's manager process killed while its container runs (seed 004).
     public var managerKill: [ManagerKillResult]?
+    /// `--workloads http`: each server trial (cold start to first response, wrk's throughput and
+    /// latency), and how the load was driven.
+    public var servers: [ServerSample]?
+    public var serverSettings: ServerSettings?
     public var notes: [String]
     /// False while the bench runs (or when it was interrupted): the file is rewritten after each round.
     public var complete: Bool

@@ -40,7 +40,7 @@ public enum BridgeNetwork {
     static func hostInterface(for id: String) -> String { "tv" + id.prefix(12) }
 
     /// Leases an address for container `id` (whose state directory is `stateDirectory`) and
-    /// publishes `ports` to it, making the bridge when it is the first. A port another container
+    /// reserves `ports` for it (published by `attach`), making the bridge when it is the first. A port another container
     /// publishes or a host program listens on, or no `nft`, fails before anything is made.
     /// Errors name what failed; nothing is left on failure.
     public static func lease(for id: String, stateDirectory: String, ports: [PublishedPort] = []) throws(ContainerError) -> Lease {
@@ -75,13 +75,10 @@ public enum BridgeNetwork {
                 let text = Array(lines.map { $0 + "\n" }.joined().utf8)
                 let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
                 close(fd)
-                do throws(ContainerError) {
-                    guard written == text.count else { throw ContainerError(SystemError("write", directory + "/" + address).description) }
-                    try BridgeFirewall.publish(ports, to: address)
-                } catch {
+                guard written == text.count else {
                     unlink(directory + "/" + address)
                     removeBridgeIfUnused()
-                    throw error
+                    throw ContainerError(SystemError("write", directory + "/" + address).description)
                 }
                 return Lease(address: address, hostInterface: hostInterface(for: id), ports: ports)
             }
@@ -91,7 +88,9 @@ public enum BridgeNetwork {
     }
 
     /// Gives the container (its first process `pid`, in its own network namespace) `eth0` on the
-    /// bridge: the veth pair, its host end on the bridge, the address and the default route.
+    /// bridge: the veth pair, its host end on the bridge, the address and the default route; then
+    /// its published ports (reserved by the lease; forwarded only from now on, so that a client
+    /// knocking early is refused at once instead of waiting for an address nobody answers yet).
     public static func attach(_ lease: Lease, pid: pid_t) throws(ContainerError) {
         var result = clinux_veth_create(lease.hostInterface, "eth0", pid)
         guard result == 0 else { throw ContainerError(SystemError("RTM_NEWLINK veth", "\(lease.hostInterface) to eth0 of pid \(pid)", errno: -result).description) }
@@ -101,6 +100,7 @@ public enum BridgeNetwork {
         guard result == 0 else {
             throw ContainerError(SystemError("configure eth0", "\(lease.address)/\(prefixLength) via \(gateway) in pid \(pid)'s namespace", errno: -result).description)
         }
+        try BridgeFirewall.publish(lease.ports, to: lease.address)
     }
 
     /// Ends container `id`'s lease (if it has one); the bridge goes with the last lease.

@@ -26,8 +26,12 @@ struct BenchCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Comma-separated backends (default: all).", valueName: "list"))
     var backends: String?
-    @Option(name: .long, help: ArgumentHelp("Comma-separated workloads: \(Workload.catalog.map(\.name).joined(separator: ", ")).", valueName: "list"))
+    @Option(name: .long, help: ArgumentHelp("Comma-separated workloads: \(Workload.catalog.map(\.name).joined(separator: ", ")); and the server workload http (cold start to first response, then wrk's requests/s and latency).", valueName: "list"))
     var workloads: String?
+    @Option(name: .customLong("server-seconds"), help: ArgumentHelp("With http: how long wrk loads each server trial (default 10; 3 with --quick).", valueName: "seconds"))
+    var serverSeconds: Int?
+    @Option(name: .customLong("server-connections"), help: ArgumentHelp("With http: wrk's open connections.", valueName: "n"))
+    var serverConnections = 16
     @Option(name: .long, help: "Measured trials per backend and workload.")
     var trials: Int?
     @Option(name: .long, help: "Unrecorded warm-up trials first.")
@@ -78,9 +82,19 @@ struct BenchCommand: ParsableCommand {
         } else {
             guard store == nil, ready == nil, command.isEmpty else { throw fail("--store, --ready and a command are for --image") }
         }
+        var servers: [String] = []
         for name in image != nil ? [] : workloads.map({ $0.split(separator: ",").map(String.init) }) ?? Workload.defaults {
-            guard let workload = Workload.named(name) else { throw fail("--workloads: unknown workload \(name) (known: \(Workload.catalog.map(\.name).joined(separator: ", ")))") }
+            if ServerSetup.workloads.contains(name) { servers.append(name); continue }
+            guard let workload = Workload.named(name) else {
+                throw fail("--workloads: unknown workload \(name) (known: \((Workload.catalog.map(\.name) + ServerSetup.workloads).joined(separator: ", ")))")
+            }
             chosen.append(workload)
+        }
+        let wrk = Files.which("wrk")
+        if !servers.isEmpty {
+            guard wrk != nil else { throw fail("--workloads http: wrk is not installed (Debian's package wrk; make deps installs it)") }
+            guard (1...3600).contains(serverSeconds ?? 10) else { throw fail("--server-seconds \(serverSeconds ?? 0): from 1 to 3600") }
+            guard (1...10_000).contains(serverConnections) else { throw fail("--server-connections \(serverConnections): from 1 to 10000") }
         }
         // lab-time takes the user's ready expression (the environment reaches it through the runner).
         if let ready { setenv("LAB_TIME_READY_REGEX", ready, 1) }
@@ -156,6 +170,16 @@ struct BenchCommand: ParsableCommand {
             do { try runner.setFootprint(BenchSetup.imageFootprint(image, store: store, backends: available, command: command, environment: environment)) } catch {
                 throw fail("bench: \(error)")
             }
+        }
+        if finished, !servers.isEmpty, let wrk {
+            let settings = ServerSettings(tool: "wrk", connections: serverConnections, threads: 2, seconds: serverSeconds ?? (quick ? 3 : 10), bodyBytes: 13)
+            let (backends, notes) = ServerSetup.backends(wanted, environment)
+            let holder = ServerSetup.holdBridge(environment, needed: backends.contains { $0.name.hasPrefix("container") })
+            defer { ServerSetup.release(holder, environment) }
+            let held = holder == nil ? [] : ["http: the bridge tandembr0 was held by an idle container for the whole server benchmark (as Docker's docker0 always exists), so no trial paid for making it"]
+            do {
+                try runner.runServers(backends, settings: settings, trials: trials, wrk: wrk, workDirectory: work, notes: notes + held) { StandardError.line("bench: \($0)") }
+            } catch { throw fail("bench: \(error)") }
         }
         if finished, let density {
             let counts = density.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }

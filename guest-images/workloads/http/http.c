@@ -7,8 +7,9 @@
  *                              for 13; else that many 'x' and a newline), until SIGTERM or
  *                              SIGINT; then print `http requests=N connections=M` and exit 0.
  *
- * Once it accepts connections it prints `http: accepting on port PORT` (the server's ready line;
- * the benchmark's cold start is still measured by a client polling until it is answered).
+ * Once it accepts connections it prints `http: accepting on port PORT at ADDRESS...` (its IPv4
+ * addresses, loopback last: where a client finds it in a container on a bridge or a VM). The
+ * benchmark's cold start is still measured by a client polling until it is answered.
  *
  * One thread, epoll, non-blocking sockets; HTTP/1.1 keep-alive (HTTP/1.0 closes unless the
  * request asks for keep-alive); pipelined requests are answered in order. Clients are hostile: a
@@ -18,7 +19,9 @@
  * is dropped.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -212,7 +215,21 @@ int main(int argc, char **argv) {
     static int signal_marker;
     struct epoll_event signal_event = { .events = EPOLLIN, .data.ptr = &signal_marker };
     if (signal_fd >= 0) epoll_ctl(epoll, EPOLL_CTL_ADD, signal_fd, &signal_event);
-    printf("http: accepting on port %ld\n", port);
+    printf("http: accepting on port %ld at", port);
+    struct ifaddrs *interfaces = NULL;
+    if (getifaddrs(&interfaces) == 0) {
+        for (int loopback = 0; loopback < 2; loopback++) {
+            for (struct ifaddrs *i = interfaces; i; i = i->ifa_next) {
+                if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+                struct in_addr ip = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+                if ((ntohl(ip.s_addr) >> 24 == 127) != loopback) continue;
+                char text[INET_ADDRSTRLEN];
+                printf(" %s", inet_ntop(AF_INET, &ip, text, sizeof text));
+            }
+        }
+        freeifaddrs(interfaces);
+    }
+    printf("\n");
     fflush(stdout);
 
     struct epoll_event events[256];

@@ -1,0 +1,248 @@
+import FoundationEssentials
+import HostOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One trial of a server workload in one backend: how long from spawning its launcher until a
+/// client's first request was answered (cold start), then what `wrk` measured at a fixed
+/// concurrency for a fixed time.
+public struct ServerSample: Codable, Sendable {
+    public var backend: String
+    public var workload: String
+    public var trial: Int
+    /// Spawn of the launcher → the first 200 a polling client got, ms; nil: never answered.
+    public var coldStartMs: Double?
+    public var requestsPerSecond: Double?
+    public var latencyP50Us: Double?
+    public var latencyP99Us: Double?
+    public var latencyP999Us: Double?
+    /// Connect, read, write and timeout errors and non-2xx answers wrk counted.
+    public var errors: Int?
+    /// What the server said it answered (its `http requests=N` line at SIGTERM).
+    public var served: Int?
+    /// The launcher's exit status after SIGTERM.
+    public var status: Int?
+    public var note: String?
+}
+
+/// How the server benchmark was driven: the same for every backend.
+public struct ServerSettings: Codable, Sendable {
+    public var tool: String
+    public var connections: Int
+    public var threads: Int
+    public var seconds: Int
+    public var bodyBytes: Int
+    public init(tool: String, connections: Int, threads: Int, seconds: Int, bodyBytes: Int) {
+        self.tool = tool
+        self.connections = connections
+        self.threads = threads
+        self.seconds = seconds
+        self.bodyBytes = bodyBytes
+    }
+}
+
+/// A way to run the http workload and where a client on the host reaches it.
+public struct ServerBackend: Sendable {
+    public enum Target: Sendable {
+        /// A fixed address and port (the host's network, a published port).
+        case fixed(String, UInt16)
+        /// The first non-loopback address the server announces (`http: accepting on port P at A…`),
+        /// on this port: a container on the bridge, a VM.
+        case announced(UInt16)
+    }
+    public var name: String
+    public var description: String
+    public var argv: [String]
+    public var target: Target
+    public init(name: String, description: String, argv: [String], target: Target) {
+        self.name = name
+        self.description = description
+        self.argv = argv
+        self.target = target
+    }
+}
+
+public enum ServerBench {
+    /// wrk's summary as one line (its Lua `done` hook; percentiles in µs).
+    static let wrkScript = """
+    done = function(summary, latency, requests)
+      local e = summary.errors
+      io.write(string.format("WRK-RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d p999_us=%d errors=%d\\n",
+        summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+        e.connect + e.read + e.write + e.status + e.timeout))
+    end
+    """
+
+    /// Every backend `trials` times, interleaved (each round in a new order), `progress` after each.
+    public static func run(_ backends: [ServerBackend], settings: ServerSettings, trials: Int, wrk: String, workDirectory: String,
+                           progress: (String) -> Void) -> [ServerSample] {
+        let script = workDirectory + "/wrk-report.lua"
+        try? Files.write(script, Array(wrkScript.utf8))
+        var samples: [ServerSample] = []
+        var generator = SeededGenerator(seed: 20_261_130)
+        var order = backends
+        for round in 0..<trials {
+            order.shuffle(using: &generator)
+            for backend in order {
+                let sample = trial(backend, round: round, settings: settings, wrk: wrk, script: script)
+                samples.append(sample)
+                let rps = sample.requestsPerSecond.map { String(Int($0)) } ?? "—"
+                let cold = sample.coldStartMs.map(Format.milliseconds) ?? "—"
+                progress("server http \(backend.name) trial \(round + 1)/\(trials): cold start \(cold), \(rps) req/s\(sample.note.map { " (\($0))" } ?? "")")
+            }
+        }
+        return samples
+    }
+
+    static func trial(_ backend: ServerBackend, round: Int, settings: ServerSettings, wrk: String, script: String) -> ServerSample {
+        var sample = ServerSample(backend: backend.name, workload: "http", trial: round)
+        let start = Clock.monotonicNanoseconds()
+        guard let (pid, reader) = try? Subprocess.spawnPiped(backend.argv[0], Array(backend.argv.dropFirst()), mergeStandardError: true,
+                                                             defaultSignals: true) else {
+            sample.note = "could not start \(backend.argv[0])"
+            return sample
+        }
+        _ = fcntl(reader.rawValue, F_SETFL, O_NONBLOCK)
+        var output = LineCollector(reader: reader)
+        measure(&sample, backend, start: start, output: &output, settings: settings, wrk: wrk, script: script)
+        sample.status = stop(pid, output: &output)
+        if let line = output.lines.last(where: { $0.hasPrefix("http requests=") }),
+           let count = line.split(separator: " ").dropFirst().first?.split(separator: "=").last.flatMap({ Int($0) }) {
+            sample.served = count
+        }
+        return sample
+    }
+
+    /// Polls the running server until it answers (the cold start), then loads it with wrk.
+    static func measure(_ sample: inout ServerSample, _ backend: ServerBackend, start: UInt64, output: inout LineCollector,
+                        settings: ServerSettings, wrk: String, script: String) {
+        let deadline = start + Clock.nanoseconds(seconds: 60)
+        // Where to knock.
+        var host = "", port: UInt16 = 0
+        switch backend.target {
+        case .fixed(let address, let fixedPort): (host, port) = (address, fixedPort)
+        case .announced(let announcedPort):
+            port = announcedPort
+            while host.isEmpty, Clock.monotonicNanoseconds() < deadline {
+                output.poll(milliseconds: 5)
+                if let line = output.lines.first(where: { $0.hasPrefix("http: accepting on port") }) {
+                    host = line.split(separator: " ").dropFirst(6).map(String.init).first { !$0.hasPrefix("127.") } ?? ""
+                    if host.isEmpty { break }
+                }
+                if output.ended { break }
+            }
+            guard !host.isEmpty else {
+                sample.note = "the server announced no address: \(output.lines.suffix(3).joined(separator: " | "))"
+                return
+            }
+        }
+        // Cold start: a client polls until it is answered.
+        while Clock.monotonicNanoseconds() < deadline {
+            output.poll(milliseconds: 0)
+            if answered(host, port) {
+                sample.coldStartMs = Double(Clock.monotonicNanoseconds() - start) / 1e6
+                break
+            }
+            if output.ended { break }
+            usleep(1000)
+        }
+        guard sample.coldStartMs != nil else {
+            sample.note = "never answered on \(host):\(port): \(output.lines.suffix(3).joined(separator: " | "))"
+            return
+        }
+        // Load.
+        let arguments = ["-t", String(settings.threads), "-c", String(settings.connections), "-d", "\(settings.seconds)s",
+                         "--timeout", "5s", "-s", script, "http://\(host):\(port)/"]
+        guard let result = try? Subprocess.run(wrk, arguments), result.status == 0,
+              let line = result.output.split(separator: "\n").first(where: { $0.hasPrefix("WRK-RESULT ") }) else {
+            sample.note = "wrk failed"
+            return
+        }
+        var fields: [String: Double] = [:]
+        for word in line.split(separator: " ").dropFirst() {
+            let pair = word.split(separator: "=", maxSplits: 1)
+            if pair.count == 2, let value = Double(pair[1]) { fields[String(pair[0])] = value }
+        }
+        if let requests = fields["requests"], let duration = fields["duration_us"], duration > 0 {
+            sample.requestsPerSecond = requests / (duration / 1e6)
+        }
+        sample.latencyP50Us = fields["p50_us"]
+        sample.latencyP99Us = fields["p99_us"]
+        sample.latencyP999Us = fields["p999_us"]
+        sample.errors = fields["errors"].map { Int($0) }
+    }
+
+    /// One `GET /` over a fresh connection: whether a 200 came back (connect and answer within 200 ms).
+    static func answered(_ host: String, _ port: UInt16) -> Bool {
+        let sock = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard sock >= 0 else { return false }
+        defer { close(sock) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(sock, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if connected != 0 {
+            guard errno == EINPROGRESS else { return false }
+            var fds = [pollfd(fd: sock, events: Int16(POLLOUT), revents: 0)]
+            guard Glibc.poll(&fds, 1, 200) == 1 else { return false }
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &length)
+            guard error == 0 else { return false }
+        }
+        let request = Array("GET / HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ send(sock, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { return false }
+        var fds = [pollfd(fd: sock, events: Int16(POLLIN), revents: 0)]
+        guard Glibc.poll(&fds, 1, 200) == 1 else { return false }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = buffer.withUnsafeMutableBytes { recv(sock, $0.baseAddress, $0.count, 0) }
+        return count >= 12 && String(decoding: buffer[..<count], as: UTF8.self).hasPrefix("HTTP/1.1 200")
+    }
+
+    /// SIGTERM, then up to 10 s for the launcher to clean up and exit, then SIGKILL; its status.
+    static func stop(_ pid: pid_t, output: inout LineCollector) -> Int? {
+        kill(pid, SIGTERM)
+        let deadline = Clock.monotonicNanoseconds() + Clock.nanoseconds(seconds: 10)
+        var status: Int32 = 0
+        while true {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid { break }
+            if done < 0 && errno != EINTR { return nil }
+            if Clock.monotonicNanoseconds() > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                break
+            }
+            output.poll(milliseconds: 10)
+        }
+        output.poll(milliseconds: 0)
+        return (status & 0x7f) == 0 ? Int((status >> 8) & 0xff) : 128 + Int(status & 0x7f)
+    }
+}
+
+/// The lines a launcher prints, read without blocking.
+struct LineCollector {
+    let reader: FileDescriptor
+    var lines: [String] = []
+    var pending = LineBuffer()
+    var ended = false
+
+    init(reader: FileDescriptor) { self.reader = reader }
+
+    mutating func poll(milliseconds: Int32) {
+        var fds = [pollfd(fd: reader.rawValue, events: Int16(POLLIN), revents: 0)]
+        guard !ended, Glibc.poll(&fds, 1, milliseconds) == 1 else { return }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(reader.rawValue, $0.baseAddress, $0.count) }
+            if n == 0 { ended = true; return }
+            if n < 0 { return }
+            lines += pending.append(Array(buffer[..<n]))
+            if lines.count > 1000 { lines.removeFirst(lines.count - 1000) }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import Bench
+
+/// The server benchmark as one table both renderers print: per backend, cold start to first
+/// response and wrk's requests/s and latency (medians over trials, [p5–p95]), and the cost of
+/// isolation — each backend's requests/s ÷ the bare process's.
+public struct ServerTable: Sendable {
+    public static let title = "Servers: http under load"
+    public var intro: String
+    public var header: [String]
+    public var rows: [[String]]
+
+    /// nil when the results have no server trials.
+    public init?(_ results: BenchResults) {
+        guard let samples = results.servers, !samples.isEmpty, let settings = results.serverSettings else { return nil }
+        let execution = results.host.virtualisation
+        intro = "The `http` workload (a static HTTP/1.1 server, \(settings.bodyBytes)-byte answers, keep-alive) in each backend; " +
+            "**cold start** = spawn of the launcher → the first request answered (a client on the host polls every ~1 ms); then " +
+            "\(settings.tool) with \(settings.connections) connections and \(settings.threads) threads for \(settings.seconds) s from the host: " +
+            "requests/s and latency percentiles, median over trials [p5–p95]. \"÷ process\" is the cost of isolation: the backend's median " +
+            "requests/s ÷ the bare process's (higher is better). Load generator and server share this " +
+            "host's \(results.host.cpus) CPUs. Containers run natively on this host (virtualisation here: \(execution))."
+        header = ["backend", "trials", "cold start", "requests/s", "÷ process", "p50", "p99", "p99.9", "errors"]
+        var order: [String] = []
+        for sample in samples where !order.contains(sample.backend) { order.append(sample.backend) }
+        let baseline = samples.filter { $0.backend == "process" }.compactMap(\.requestsPerSecond)
+        func cell(_ summary: Summary?, _ format: (Double) -> String) -> String {
+            guard let summary else { return "—" }
+            return summary.n > 1 ? "\(format(summary.median)) [\(format(summary.p5))–\(format(summary.p95))]" : format(summary.median)
+        }
+        let rate = { (value: Double) in String(Int(value.rounded())) }
+        let micro = { (value: Double) in value >= 1000 ? String(format1: value / 1000) + " ms" : "\(Int(value)) µs" }
+        rows = order.map { backend in
+            let mine = samples.filter { $0.backend == backend }
+            let rps = mine.compactMap(\.requestsPerSecond)
+            let ratio = Statistics.ratio(rps, to: baseline).map { String(format2: $0.ratio) + "×" } ?? "—"
+            let failed = mine.filter { $0.requestsPerSecond == nil }.count
+            return [backend, failed > 0 ? "\(mine.count) (\(failed) failed)" : "\(mine.count)",
+                    cell(Statistics.summarize(mine.compactMap(\.coldStartMs)), Format.milliseconds),
+                    cell(Statistics.summarize(rps), rate), ratio,
+                    cell(Statistics.summarize(mine.compactMap(\.latencyP50Us)), micro),
+                    cell(Statistics.summarize(mine.compactMap(\.latencyP99Us)), micro),
+                    cell(Statistics.summarize(mine.compactMap(\.latencyP999Us)), micro),
+                    String(mine.compactMap(\.errors).reduce(0, +))]
+        }
+    }
+}
+
+extension String {
+    init(format1 value: Double) { self = String(Double(Int((value * 10).rounded())) / 10) }
+    init(format2 value: Double) {
+        let hundredths = Int((value * 100).rounded())
+        self = "\(hundredths / 100)." + (hundredths % 100 < 10 ? "0" : "") + "\(hundredths % 100)"
+    }
+}
