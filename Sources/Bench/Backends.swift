@@ -197,9 +197,11 @@ struct BareProcess: Sandbox {
 /// The OCI runtime spec's smallest useful config.json for the peers (namespaces like Tandem's).
 /// Their root is the shared image, read-only, so /tmp is a tmpfs (Tandem's containers write to
 /// their own overlay layer instead).
-enum OCIConfig {
-    static func minimal(rootfs: String, args: [String], hostname: String) -> String {
+public enum OCIConfig {
+    /// `networkPath`: join that network namespace instead of making one (the server bench's peers).
+    public static func minimal(rootfs: String, args: [String], hostname: String, networkPath: String? = nil) -> String {
         func quote(_ text: String) -> String { JSONText.quote(text) }
+        let network = networkPath.map { "{\"type\":\"network\",\"path\":\(quote($0))}" } ?? "{\"type\":\"network\"}"
         return """
         {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":[\(args.map(quote).joined(separator: ","))],
         "env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"cwd":"/","noNewPrivileges":true,
@@ -212,7 +214,7 @@ enum OCIConfig {
         {"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]},
         {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},
         {"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["nosuid","nodev","mode=1777"]}],
-        "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}],
+        "linux":{"namespaces":[{"type":"pid"},\(network),{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}],
         "maskedPaths":["/proc/kcore","/proc/keys","/sys/firmware"],"readonlyPaths":["/proc/sys","/proc/sysrq-trigger"]}}
         """
     }

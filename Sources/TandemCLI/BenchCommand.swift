@@ -173,9 +173,11 @@ struct BenchCommand: ParsableCommand {
         }
         if finished, !servers.isEmpty, let wrk {
             let settings = ServerSettings(tool: "wrk", connections: serverConnections, threads: 2, seconds: serverSeconds ?? (quick ? 3 : 10), bodyBytes: 13)
-            let (backends, notes) = ServerSetup.backends(wanted, environment)
-            let holder = ServerSetup.holdBridge(environment, needed: backends.contains { $0.name.hasPrefix("container") })
+            let holder = ServerSetup.holdBridge(environment, needed: wanted.contains { ["container", "crun", "runc"].contains($0) })
             defer { ServerSetup.release(holder, environment) }
+            let peers = wanted.contains("crun") || wanted.contains("runc") ? PeerNetwork(workDirectory: work) : nil
+            defer { peers?.remove() }
+            let (backends, notes) = ServerSetup.backends(wanted, environment, peers: peers)
             let held = holder == nil ? [] : ["http: the bridge tandembr0 was held by an idle container for the whole server benchmark (as Docker's docker0 always exists), so no trial paid for making it"]
             do {
                 try runner.runServers(backends, settings: settings, trials: trials, wrk: wrk, workDirectory: work, notes: notes + held) { StandardError.line("bench: \($0)") }

@@ -1,4 +1,5 @@
 import Bench
+import Containers
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +13,7 @@ enum ServerSetup {
     static let processPort: UInt16 = 18_280, publishedPort: UInt16 = 18_281, hostNetworkPort: UInt16 = 18_282
 
     /// The server backends among `wanted`, and a note for each backend that has none yet.
-    static func backends(_ wanted: [String], _ environment: BenchEnvironment) -> ([ServerBackend], [String]) {
+    static func backends(_ wanted: [String], _ environment: BenchEnvironment, peers: PeerNetwork?) -> ([ServerBackend], [String]) {
         var backends: [ServerBackend] = []
         var notes: [String] = []
         guard let rootfs = environment.rootfs else { return ([], ["http: not run — no guest image (make image)"]) }
@@ -32,6 +33,19 @@ enum ServerSetup {
                 backends.append(ServerBackend(name: "container-hostnet", description: "tandem ctr run --net host: the host's network, the container's other namespaces",
                                               argv: run + ["--net", "host", "--", "/bin/http", String(hostNetworkPort)],
                                               target: .fixed("127.0.0.1", hostNetworkPort)))
+            case "crun", "runc":
+                guard let runtime = Files.which(name) else { notes.append("http × \(name): not run — \(name) is not installed"); continue }
+                guard let peers else { notes.append("http × \(name): not run — no network namespace on the bridge for it"); continue }
+                let bundle = environment.workDirectory + "/\(name)-http"
+                mkdir(bundle, 0o755)
+                let config = OCIConfig.minimal(rootfs: rootfs, args: ["/bin/http", "80"], hostname: name, networkPath: peers.path)
+                guard (try? Files.write(bundle + "/config.json", Array(config.utf8))) != nil else {
+                    notes.append("http × \(name): not run — cannot write its bundle")
+                    continue
+                }
+                backends.append(ServerBackend(name: "\(name)-bridge", description: "\(name) run joining a network namespace prepared once like a tandem container's (veth on tandembr0, leased address), as podman prepares one before its runtime runs",
+                                              argv: [runtime, "--root", environment.workDirectory + "/\(name)-state", "run", "--bundle", bundle, "tandem-bench-\(getpid())-http"],
+                                              target: .announced(80)))
             default:
                 notes.append("http × \(name): not run — this backend has no server path yet (issue 17)")
             }
@@ -51,5 +65,40 @@ enum ServerSetup {
     static func release(_ holder: String?, _ environment: BenchEnvironment) {
         guard let holder else { return }
         Subprocess.runQuietly(environment.tandem, ["ctr", "rm", "-f", holder])
+    }
+}
+
+/// A network namespace on Tandem's bridge for the peers (crun, runc), made once for the server
+/// benchmark as podman's netavark prepares one before its runtime runs: a sleeper in a new
+/// network namespace (`unshare --net`) holds it, and it gets a lease and `eth0` exactly as a
+/// `tandem ctr run --net bridge` container does (`BridgeNetwork`, one engine). The peers' cold
+/// start therefore excludes making the namespace and its veth, which Tandem's includes.
+final class PeerNetwork {
+    let pid: pid_t
+    let id: String
+    var path: String { "/proc/\(pid)/ns/net" }
+
+    init?(workDirectory: String) {
+        guard let unshare = Files.which("unshare"),
+              let (pid, _) = try? Subprocess.spawnPiped(unshare, ["--net", "--", "/bin/sleep", "1000000"], mergeStandardError: true, defaultSignals: true)
+        else { return nil }
+        self.pid = pid
+        id = "bench-peers-\(getpid())"
+        let ours = Files.readLink("/proc/self/ns/net")
+        for _ in 0..<200 where Files.readLink(path) == ours || Files.readLink(path) == nil { usleep(5000) }
+        do {
+            let lease = try BridgeNetwork.lease(for: id, stateDirectory: workDirectory)
+            try BridgeNetwork.attach(lease, pid: pid)
+        } catch {
+            remove()
+            return nil
+        }
+    }
+
+    func remove() {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        BridgeNetwork.release(id: id)
     }
 }
