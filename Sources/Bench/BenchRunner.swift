@@ -86,11 +86,11 @@ public final class BenchRunner {
     }
 
     /// `--workloads http`: the server benchmark (`ServerBench`), saved with the rest.
-    public func runServers(_ backends: [ServerBackend], settings: ServerSettings, trials: Int, wrk: String, workDirectory: String,
+    public func runServers(_ backends: [ServerBackend], settings: ServerSettings, trials: Int, tools: [String: String], workDirectory: String,
                            notes: [String], progress: (String) -> Void) throws {
         results.notes += notes
         results.serverSettings = settings
-        results.servers = ServerBench.run(backends, settings: settings, trials: trials, wrk: wrk, workDirectory: workDirectory, progress: progress)
+        results.servers = ServerBench.run(backends, settings: settings, trials: trials, tools: tools, workDirectory: workDirectory, progress: progress)
         try save()
     }
 

@@ -4,6 +4,18 @@ import HostOS
 import Glibc
 #endif
 
+/// The server workloads: the guest image's http server (loaded with wrk) and Debian's redis-server
+/// (loaded with redis-benchmark's GET test).
+public enum ServerWorkload: String, CaseIterable, Codable, Sendable {
+    case http, redis
+    /// Its program in the guest image.
+    public var program: String { self == .http ? "/bin/http" : "/bin/redis-server" }
+    /// The port it listens on inside a sandbox with a network of its own.
+    public var port: UInt16 { self == .http ? 80 : 6379 }
+    /// The load generator.
+    public var tool: String { self == .http ? "wrk" : "redis-benchmark" }
+}
+
 /// One trial of a server workload in one backend: how long from spawning its launcher until a
 /// client's first request was answered (cold start), then what `wrk` measured at a fixed
 /// concurrency for a fixed time.
@@ -19,16 +31,18 @@ public struct ServerSample: Codable, Sendable {
     public var latencyP999Us: Double?
     /// Connect, read, write and timeout errors and non-2xx answers wrk counted.
     public var errors: Int?
-    /// What the server said it answered (its `http requests=N` line at SIGTERM).
+    /// What the server said it answered (http's `http requests=N` line at SIGTERM).
     public var served: Int?
     /// The launcher's exit status after SIGTERM.
     public var status: Int?
     public var note: String?
 }
 
-/// How the server benchmark was driven: the same for every backend.
+/// How the server benchmark was driven: the same for every backend. wrk runs for `seconds`;
+/// redis-benchmark, which has no duration, sends `redisRequests` GETs.
 public struct ServerSettings: Codable, Sendable {
     public var tool: String
+    public var redisRequests: Int?
     public var connections: Int
     public var threads: Int
     public var seconds: Int
@@ -39,6 +53,7 @@ public struct ServerSettings: Codable, Sendable {
         self.threads = threads
         self.seconds = seconds
         self.bodyBytes = bodyBytes
+        redisRequests = 50_000 * seconds
     }
 }
 
@@ -47,16 +62,18 @@ public struct ServerBackend: Sendable {
     public enum Target: Sendable {
         /// A fixed address and port (the host's network, a published port).
         case fixed(String, UInt16)
-        /// The first non-loopback address the server announces (`http: accepting on port P at A…`),
+        /// The first non-loopback address the server announces (`NAME: accepting on port P at A…`),
         /// on this port: a container on the bridge, a VM.
         case announced(UInt16)
     }
     public var name: String
+    public var workload: ServerWorkload
     public var description: String
     public var argv: [String]
     public var target: Target
-    public init(name: String, description: String, argv: [String], target: Target) {
+    public init(name: String, workload: ServerWorkload, description: String, argv: [String], target: Target) {
         self.name = name
+        self.workload = workload
         self.description = description
         self.argv = argv
         self.target = target
@@ -74,8 +91,9 @@ public enum ServerBench {
     end
     """
 
-    /// Every backend `trials` times, interleaved (each round in a new order), `progress` after each.
-    public static func run(_ backends: [ServerBackend], settings: ServerSettings, trials: Int, wrk: String, workDirectory: String,
+    /// Every backend `trials` times, interleaved (each round in a new order), `progress` after
+    /// each. `tools`: the load generators' paths by name.
+    public static func run(_ backends: [ServerBackend], settings: ServerSettings, trials: Int, tools: [String: String], workDirectory: String,
                            progress: (String) -> Void) -> [ServerSample] {
         let script = workDirectory + "/wrk-report.lua"
         try? Files.write(script, Array(wrkScript.utf8))
@@ -85,18 +103,18 @@ public enum ServerBench {
         for round in 0..<trials {
             order.shuffle(using: &generator)
             for backend in order {
-                let sample = trial(backend, round: round, settings: settings, wrk: wrk, script: script)
+                let sample = trial(backend, round: round, settings: settings, tool: tools[backend.workload.tool] ?? backend.workload.tool, script: script)
                 samples.append(sample)
                 let rps = sample.requestsPerSecond.map { String(Int($0)) } ?? "—"
                 let cold = sample.coldStartMs.map(Format.milliseconds) ?? "—"
-                progress("server http \(backend.name) trial \(round + 1)/\(trials): cold start \(cold), \(rps) req/s\(sample.note.map { " (\($0))" } ?? "")")
+                progress("server \(backend.workload.rawValue) \(backend.name) trial \(round + 1)/\(trials): cold start \(cold), \(rps) req/s\(sample.note.map { " (\($0))" } ?? "")")
             }
         }
         return samples
     }
 
-    static func trial(_ backend: ServerBackend, round: Int, settings: ServerSettings, wrk: String, script: String) -> ServerSample {
-        var sample = ServerSample(backend: backend.name, workload: "http", trial: round)
+    static func trial(_ backend: ServerBackend, round: Int, settings: ServerSettings, tool: String, script: String) -> ServerSample {
+        var sample = ServerSample(backend: backend.name, workload: backend.workload.rawValue, trial: round)
         let start = Clock.monotonicNanoseconds()
         guard let (pid, reader) = try? Subprocess.spawnPiped(backend.argv[0], Array(backend.argv.dropFirst()), mergeStandardError: true,
                                                              defaultSignals: true) else {
@@ -105,7 +123,7 @@ public enum ServerBench {
         }
         _ = fcntl(reader.rawValue, F_SETFL, O_NONBLOCK)
         var output = LineCollector(reader: reader)
-        measure(&sample, backend, start: start, output: &output, settings: settings, wrk: wrk, script: script)
+        measure(&sample, backend, start: start, output: &output, settings: settings, tool: tool, script: script)
         sample.status = stop(pid, output: &output)
         if let line = output.lines.last(where: { $0.hasPrefix("http requests=") }),
            let count = line.split(separator: " ").dropFirst().first?.split(separator: "=").last.flatMap({ Int($0) }) {
@@ -116,7 +134,7 @@ public enum ServerBench {
 
     /// Polls the running server until it answers (the cold start), then loads it with wrk.
     static func measure(_ sample: inout ServerSample, _ backend: ServerBackend, start: UInt64, output: inout LineCollector,
-                        settings: ServerSettings, wrk: String, script: String) {
+                        settings: ServerSettings, tool: String, script: String) {
         let deadline = start + Clock.nanoseconds(seconds: 60)
         // Where to knock.
         var host = "", port: UInt16 = 0
@@ -126,8 +144,9 @@ public enum ServerBench {
             port = announcedPort
             while host.isEmpty, Clock.monotonicNanoseconds() < deadline {
                 output.poll(milliseconds: 5)
-                if let line = output.lines.first(where: { $0.hasPrefix("http: accepting on port") }) {
-                    host = line.split(separator: " ").dropFirst(6).map(String.init).first { !$0.hasPrefix("127.") } ?? ""
+                if let line = output.lines.first(where: { $0.contains(": accepting on port ") }) {
+                    let addresses = line.split(separator: " ").drop(while: { $0 != "at" }).dropFirst()
+                    host = addresses.map(String.init).first { !$0.hasPrefix("127.") } ?? ""
                     if host.isEmpty { break }
                 }
                 if output.ended { break }
@@ -140,7 +159,7 @@ public enum ServerBench {
         // Cold start: a client polls until it is answered.
         while Clock.monotonicNanoseconds() < deadline {
             output.poll(milliseconds: 0)
-            if answered(host, port) {
+            if answered(backend.workload, host, port) {
                 sample.coldStartMs = Double(Clock.monotonicNanoseconds() - start) / 1e6
                 break
             }
@@ -151,10 +170,14 @@ public enum ServerBench {
             sample.note = "never answered on \(host):\(port): \(output.lines.suffix(3).joined(separator: " | "))"
             return
         }
+        if backend.workload == .redis {
+            loadRedis(&sample, host, port, settings: settings, tool: tool)
+            return
+        }
         // Load.
         let arguments = ["-t", String(settings.threads), "-c", String(settings.connections), "-d", "\(settings.seconds)s",
                          "--timeout", "5s", "-s", script, "http://\(host):\(port)/"]
-        guard let result = try? Subprocess.run(wrk, arguments), result.status == 0,
+        guard let result = try? Subprocess.run(tool, arguments), result.status == 0,
               let line = result.output.split(separator: "\n").first(where: { $0.hasPrefix("WRK-RESULT ") }) else {
             sample.note = "wrk failed"
             return
@@ -173,8 +196,30 @@ public enum ServerBench {
         sample.errors = fields["errors"].map { Int($0) }
     }
 
-    /// One `GET /` over a fresh connection: whether a 200 came back (connect and answer within 200 ms).
-    static func answered(_ host: String, _ port: UInt16) -> Bool {
+    /// redis-benchmark's GET test (`--csv`: requests/s and latency percentiles in ms; no p99.9).
+    static func loadRedis(_ sample: inout ServerSample, _ host: String, _ port: UInt16, settings: ServerSettings, tool: String) {
+        let arguments = ["-h", host, "-p", String(port), "-c", String(settings.connections), "-n", String(settings.redisRequests ?? 100_000),
+                         "-t", "get", "--csv"]
+        guard let result = try? Subprocess.run(tool, arguments, mergeStandardError: false), result.status == 0,
+              let line = result.output.split(separator: "\n").first(where: { $0.hasPrefix("\"GET\"") }) else {
+            sample.note = "redis-benchmark failed"
+            return
+        }
+        // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+        let fields = line.split(separator: ",").map { Double($0.filter { $0 != "\"" }) }
+        guard fields.count >= 7, let rps = fields[1] else {
+            sample.note = "redis-benchmark printed \(line)"
+            return
+        }
+        sample.requestsPerSecond = rps
+        sample.latencyP50Us = fields[4].map { $0 * 1000 }
+        sample.latencyP99Us = fields[6].map { $0 * 1000 }
+        sample.errors = 0
+    }
+
+    /// One request over a fresh connection (http: `GET /` → 200; redis: `PING` → `+PONG`):
+    /// whether it was answered (connect and answer within 200 ms each).
+    static func answered(_ workload: ServerWorkload, _ host: String, _ port: UInt16) -> Bool {
         let sock = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard sock >= 0 else { return false }
         defer { close(sock) }
@@ -194,13 +239,14 @@ public enum ServerBench {
             getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &length)
             guard error == 0 else { return false }
         }
-        let request = Array("GET / HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array((workload == .http ? "GET / HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n" : "PING\r\n").utf8)
         guard request.withUnsafeBytes({ send(sock, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { return false }
         var fds = [pollfd(fd: sock, events: Int16(POLLIN), revents: 0)]
         guard Glibc.poll(&fds, 1, 200) == 1 else { return false }
         var buffer = [UInt8](repeating: 0, count: 64)
         let count = buffer.withUnsafeMutableBytes { recv(sock, $0.baseAddress, $0.count, 0) }
-        return count >= 12 && String(decoding: buffer[..<count], as: UTF8.self).hasPrefix("HTTP/1.1 200")
+        guard count > 0 else { return false }
+        return String(decoding: buffer[..<count], as: UTF8.self).hasPrefix(workload == .http ? "HTTP/1.1 200" : "+PONG")
     }
 
     /// SIGTERM, then up to 10 s for the launcher to clean up and exit, then SIGKILL; its status.

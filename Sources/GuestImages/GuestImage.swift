@@ -23,11 +23,15 @@ public struct GuestImage {
         /// (`/lib/modules/RELEASE`): they and what they need go to lib/modules/tandem/ with the
         /// list tandem-init loads them by (lib/modules/tandem.load). None: the image has no modules.
         public var modules: (names: [String], directory: String)?
+        /// Dynamically linked host programs to carry, with their libraries (`HostPrograms`).
+        public var hostPrograms: [(name: String, path: String)]
 
-        public init(programs: String, busybox: String = "/bin/busybox", modules: (names: [String], directory: String)? = nil) {
+        public init(programs: String, busybox: String = "/bin/busybox", modules: (names: [String], directory: String)? = nil,
+                    hostPrograms: [(name: String, path: String)] = []) {
             self.programs = programs
             self.busybox = busybox
             self.modules = modules
+            self.hostPrograms = hostPrograms
         }
     }
 
@@ -68,6 +72,9 @@ public struct GuestImage {
         entries.append(ImageEntry(path: "etc/group", kind: .file(Array("root:x:0:\nnogroup:x:65534:\n".utf8)), permissions: 0o644))
         entries.append(ImageEntry(path: "etc/hostname", kind: .file(Array("tandem\n".utf8)), permissions: 0o644))
         if let modules = inputs.modules { entries += try KernelModules.imageEntries(modules.names, modulesDirectory: modules.directory) }
+        // (Directories both add, such as lib, once.)
+        let present = Set(entries.map(\.path))
+        entries += try HostPrograms.imageEntries(inputs.hostPrograms).filter { $0.kind != .directory || !present.contains($0.path) }
         return GuestImage(entries: CpioWriter.sorted(entries))
     }
 

@@ -49,8 +49,8 @@ extension ReportModel {
             }
             body += "</table>\n"
         }
-        if let servers = ServerTable(results) {
-            body += "<h2>\(ServerTable.title.htmlEscaped())</h2>\n<p>\(servers.intro.htmlEscaped())</p>\n<table><tr>"
+        for servers in ServerTable.all(results) {
+            body += "<h2>\(servers.title.htmlEscaped())</h2>\n<p>\(servers.intro.htmlEscaped())</p>\n<table><tr>"
                 + servers.header.map { "<th>\($0.htmlEscaped())</th>" }.joined() + "</tr>\n"
             for row in servers.rows {
                 body += "<tr><td><code>\(row[0].htmlEscaped())</code></td>" + row.dropFirst().map { "<td>\($0.htmlEscaped())</td>" }.joined() + "</tr>\n"

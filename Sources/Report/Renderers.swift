@@ -69,8 +69,8 @@ extension ReportModel {
                 out += "| reaches \(fact.name) | " + reaches.map { Self.yesNo($0.values[index]) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
             }
         }
-        if let servers = ServerTable(results) {
-            out += "\n## \(ServerTable.title)\n\n\(servers.intro)\n\n| " + servers.header.joined(separator: " | ") + " |\n|"
+        for servers in ServerTable.all(results) {
+            out += "\n## \(servers.title)\n\n\(servers.intro)\n\n| " + servers.header.joined(separator: " | ") + " |\n|"
                 + String(repeating: "---|", count: servers.header.count) + "\n"
             for row in servers.rows { out += "| `\(row[0])` | " + row.dropFirst().joined(separator: " | ") + " |\n" }
         }

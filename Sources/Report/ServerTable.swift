@@ -4,19 +4,30 @@ import Bench
 /// response and wrk's requests/s and latency (medians over trials, [p5–p95]), and the cost of
 /// isolation — each backend's requests/s ÷ the bare process's.
 public struct ServerTable: Sendable {
-    public static let title = "Servers: http under load"
+    /// "Servers: http under load".
+    public var title: String
     public var intro: String
     public var header: [String]
     public var rows: [[String]]
 
-    /// nil when the results have no server trials.
-    public init?(_ results: BenchResults) {
-        guard let samples = results.servers, !samples.isEmpty, let settings = results.serverSettings else { return nil }
+    /// One table per server workload in the results, in the order they ran.
+    public static func all(_ results: BenchResults) -> [ServerTable] {
+        var order: [String] = []
+        for sample in results.servers ?? [] where !order.contains(sample.workload) { order.append(sample.workload) }
+        return order.compactMap { ServerTable(results, workload: $0) }
+    }
+
+    /// nil when the results have no trials of `workload`.
+    public init?(_ results: BenchResults, workload: String) {
+        guard let samples = results.servers?.filter({ $0.workload == workload }), !samples.isEmpty, let settings = results.serverSettings else { return nil }
         let execution = results.host.virtualisation
-        intro = "The `http` workload (a static HTTP/1.1 server, \(settings.bodyBytes)-byte answers, keep-alive) in each backend; " +
+        title = "Servers: \(workload) under load"
+        let load = workload == "redis"
+            ? "Debian's redis-server, loaded by redis-benchmark's GET test with \(settings.connections) connections, \(settings.redisRequests ?? 0) requests from the host (no p99.9: it does not report one)"
+            : "the guest image's `http` (a static HTTP/1.1 server, \(settings.bodyBytes)-byte answers, keep-alive), loaded by wrk with \(settings.connections) connections and \(settings.threads) threads for \(settings.seconds) s from the host"
+        intro = "The `\(workload)` workload in each backend: " +
             "**cold start** = spawn of the launcher → the first request answered (a client on the host polls every ~1 ms); then " +
-            "\(settings.tool) with \(settings.connections) connections and \(settings.threads) threads for \(settings.seconds) s from the host: " +
-            "requests/s and latency percentiles, median over trials [p5–p95]. \"÷ process\" is the cost of isolation: the backend's median " +
+            "\(load): requests/s and latency percentiles, median over trials [p5–p95]. \"÷ process\" is the cost of isolation: the backend's median " +
             "requests/s ÷ the bare process's (higher is better). Load generator and server share this " +
             "host's \(results.host.cpus) CPUs. Containers run natively on this host (virtualisation here: \(execution))."
         header = ["backend", "trials", "cold start", "requests/s", "÷ process", "p50", "p99", "p99.9", "errors"]

@@ -26,11 +26,11 @@ struct BenchCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Comma-separated backends (default: all).", valueName: "list"))
     var backends: String?
-    @Option(name: .long, help: ArgumentHelp("Comma-separated workloads: \(Workload.catalog.map(\.name).joined(separator: ", ")); and the server workload http (cold start to first response, then wrk's requests/s and latency).", valueName: "list"))
+    @Option(name: .long, help: ArgumentHelp("Comma-separated workloads: \(Workload.catalog.map(\.name).joined(separator: ", ")); and the server workloads http and redis (cold start to first response, then wrk's or redis-benchmark's requests/s and latency).", valueName: "list"))
     var workloads: String?
-    @Option(name: .customLong("server-seconds"), help: ArgumentHelp("With http: how long wrk loads each server trial (default 10; 3 with --quick).", valueName: "seconds"))
+    @Option(name: .customLong("server-seconds"), help: ArgumentHelp("With http or redis: how long wrk loads each server trial (default 10; 3 with --quick); redis-benchmark sends 50000 GETs per second given.", valueName: "seconds"))
     var serverSeconds: Int?
-    @Option(name: .customLong("server-connections"), help: ArgumentHelp("With http: wrk's open connections.", valueName: "n"))
+    @Option(name: .customLong("server-connections"), help: ArgumentHelp("With http or redis: the load generator's open connections.", valueName: "n"))
     var serverConnections = 16
     @Option(name: .long, help: "Measured trials per backend and workload.")
     var trials: Int?
@@ -90,9 +90,15 @@ struct BenchCommand: ParsableCommand {
             }
             chosen.append(workload)
         }
-        let wrk = Files.which("wrk")
+        var tools: [String: String] = [:]
+        for name in servers {
+            guard let workload = ServerWorkload(rawValue: name) else { continue }
+            guard let path = Files.which(workload.tool) else {
+                throw fail("--workloads \(name): \(workload.tool) is not installed (Debian's package \(workload == .http ? "wrk" : "redis-tools"); make deps installs it)")
+            }
+            tools[workload.tool] = path
+        }
         if !servers.isEmpty {
-            guard wrk != nil else { throw fail("--workloads http: wrk is not installed (Debian's package wrk; make deps installs it)") }
             guard (1...3600).contains(serverSeconds ?? 10) else { throw fail("--server-seconds \(serverSeconds ?? 0): from 1 to 3600") }
             guard (1...10_000).contains(serverConnections) else { throw fail("--server-connections \(serverConnections): from 1 to 10000") }
         }
@@ -171,16 +177,22 @@ struct BenchCommand: ParsableCommand {
                 throw fail("bench: \(error)")
             }
         }
-        if finished, !servers.isEmpty, let wrk {
-            let settings = ServerSettings(tool: "wrk", connections: serverConnections, threads: 2, seconds: serverSeconds ?? (quick ? 3 : 10), bodyBytes: 13)
+        if finished, !servers.isEmpty {
+            let settings = ServerSettings(tool: servers.compactMap { ServerWorkload(rawValue: $0)?.tool }.joined(separator: ", "),
+                                          connections: serverConnections, threads: 2, seconds: serverSeconds ?? (quick ? 3 : 10), bodyBytes: 13)
             let holder = ServerSetup.holdBridge(environment, needed: wanted.contains { ["container", "crun", "runc"].contains($0) })
             defer { ServerSetup.release(holder, environment) }
             let peers = wanted.contains("crun") || wanted.contains("runc") ? PeerNetwork(workDirectory: work) : nil
             defer { peers?.remove() }
-            let (backends, notes) = ServerSetup.backends(wanted, environment, peers: peers)
-            let held = holder == nil ? [] : ["http: the bridge tandembr0 was held by an idle container for the whole server benchmark (as Docker's docker0 always exists), so no trial paid for making it"]
+            var backends: [ServerBackend] = [], notes: [String] = []
+            for workload in servers.compactMap(ServerWorkload.init(rawValue:)) {
+                let (made, said) = ServerSetup.backends(workload, wanted, environment, peers: peers)
+                backends += made
+                notes += said
+            }
+            let held = holder == nil ? [] : ["servers: the bridge tandembr0 was held by an idle container for the whole server benchmark (as Docker's docker0 always exists), so no trial paid for making it"]
             do {
-                try runner.runServers(backends, settings: settings, trials: trials, wrk: wrk, workDirectory: work, notes: notes + held) { StandardError.line("bench: \($0)") }
+                try runner.runServers(backends, settings: settings, trials: trials, tools: tools, workDirectory: work, notes: notes + held) { StandardError.line("bench: \($0)") }
             } catch { throw fail("bench: \(error)") }
         }
         if finished, let density {

@@ -40,8 +40,13 @@ struct ImageBuildCommand: ParsableCommand {
         } else {
             StandardError.line("tandem: no Linux kernel in /boot: the image carries no virtio modules (microVM disks need a kernel with them built in)")
         }
+        // The redis server workload, when Debian's redis-tools is installed (make deps installs it).
+        var hostPrograms: [(name: String, path: String)] = []
+        if Files.kind(HostPrograms.redis.path) == .regular { hostPrograms.append(HostPrograms.redis) } else {
+            StandardError.line("tandem: \(HostPrograms.redis.path) is missing (Debian's redis-tools): the image carries no redis-server")
+        }
         let image: GuestImage
-        do { image = try GuestImage.assemble(.init(programs: programs, busybox: busybox, modules: modules)) } catch {
+        do { image = try GuestImage.assemble(.init(programs: programs, busybox: busybox, modules: modules, hostPrograms: hostPrograms)) } catch {
             throw fail(error.description)
         }
         if Files.kind(outDirectory) == .missing, mkdir(outDirectory, 0o755) != 0 {

@@ -92,7 +92,8 @@ enum ImageVMRun {
         guard getuid() == 0 else { throw ContainerError("run --as \(backend): needs root (the image's layers are mounted to be copied)") }
         for (given, flag) in [(options.detach, "-d"), (options.report != nil, "--report"), (!options.volumes.isEmpty, "--volume"),
                               (options.memory != nil, "--memory"), (options.cpus != nil, "--cpus"), (options.pids != nil, "--pids"),
-                              (options.userns, "--userns"), (options.name != nil, "--name")] where given {
+                              (options.userns, "--userns"), (options.name != nil, "--name"), (options.net != nil, "--net"),
+                              (!options.publish.isEmpty, "--publish")] where given {
             throw ContainerError("run --as \(backend): \(flag) is for --as container (a VM has its own memory and CPUs)")
         }
         try beforeMounting()

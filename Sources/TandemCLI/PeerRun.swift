@@ -38,6 +38,10 @@ enum PeerRun {
         guard let binary = Files.which(runtime) else { throw ContainerError("run --as \(runtime): \(runtime) is not installed") }
         guard !options.detach else { throw ContainerError("run --as \(runtime): -d is for --as container only") }
         guard options.report == nil else { throw ContainerError("run --as \(runtime): --report is for --as container only") }
+        // The bridge's lease and veth are made by Tandem's engine around its own container.
+        guard options.net != "bridge", options.publish.isEmpty else {
+            throw ContainerError("run --as \(runtime): \(options.publish.isEmpty ? "--net bridge" : "--publish") is for --as container only")
+        }
         guard getuid() == 0 else { throw ContainerError("run --as \(runtime): needs root (the bundle's overlay is mounted by tandem)") }
         try enterPrivateMountNamespace()
         let spec: ContainerSpec

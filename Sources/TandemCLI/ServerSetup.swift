@@ -5,49 +5,66 @@ import HostOS
 import Glibc
 #endif
 
-/// The backends `tandem bench --workloads http` runs the http workload in, and the bridge it
-/// holds meanwhile.
+/// The backends `tandem bench --workloads http,redis` runs the server workloads in, and the
+/// bridge it holds meanwhile.
 enum ServerSetup {
-    static let workloads = ["http"]
+    static let workloads = ServerWorkload.allCases.map(\.rawValue)
     /// The ports the host side uses (high, unlikely to be taken; a taken one fails its trials by name).
     static let processPort: UInt16 = 18_280, publishedPort: UInt16 = 18_281, hostNetworkPort: UInt16 = 18_282
 
-    /// The server backends among `wanted`, and a note for each backend that has none yet.
-    static func backends(_ wanted: [String], _ environment: BenchEnvironment, peers: PeerNetwork?) -> ([ServerBackend], [String]) {
+    /// The server's command line inside a sandbox (or on the host) listening on `port`. The
+    /// guest image's http announces its addresses itself; for redis a shell line does first.
+    static func command(_ workload: ServerWorkload, port: UInt16, root: String = "") -> [String] {
+        switch workload {
+        case .http: return [root + "/bin/http", String(port)]
+        case .redis:
+            let server = "\(root)/bin/redis-server --port \(port) --save '' --appendonly no --protected-mode no"
+            return ["/bin/sh", "-c", "a=$(ip -4 -o addr show dev eth0 2>/dev/null | sed -n 's/.* inet \\([0-9.]*\\)\\/.*/\\1/p'); " +
+                    "echo \"redis: accepting on port \(port) at $a 127.0.0.1\"; exec \(server)"]
+        }
+    }
+
+    /// The server backends among `wanted` for `workload`, and a note for each backend that has none yet.
+    static func backends(_ workload: ServerWorkload, _ wanted: [String], _ environment: BenchEnvironment,
+                         peers: PeerNetwork?) -> ([ServerBackend], [String]) {
         var backends: [ServerBackend] = []
         var notes: [String] = []
-        guard let rootfs = environment.rootfs else { return ([], ["http: not run — no guest image (make image)"]) }
+        let label = workload.rawValue
+        guard let rootfs = environment.rootfs, Files.kind(rootfs + workload.program) == .regular else {
+            return ([], ["\(label): not run — the guest image has no \(workload.program) (make image\(workload == .redis ? "; redis-tools installed" : ""))"])
+        }
+        let port = workload.port
         for name in wanted {
             switch name {
             case "process":
-                backends.append(ServerBackend(name: "process", description: "the http program on the host's network, no isolation (the baseline)",
-                                              argv: [rootfs + "/bin/http", String(processPort)], target: .fixed("127.0.0.1", processPort)))
+                backends.append(ServerBackend(name: "process", workload: workload, description: "the server program on the host's network, no isolation (the baseline)",
+                                              argv: command(workload, port: processPort, root: rootfs), target: .fixed("127.0.0.1", processPort)))
             case "container":
-                guard getuid() == 0 else { notes.append("http × container: not run — the bridge needs root"); continue }
+                guard getuid() == 0 else { notes.append("\(label) × container: not run — the bridge needs root"); continue }
                 let run = [environment.tandem, "ctr", "run"]
-                backends.append(ServerBackend(name: "container-bridge", description: "tandem ctr run --net bridge: the client reaches the container's address on tandembr0",
-                                              argv: run + ["--net", "bridge", "--", "/bin/http", "80"], target: .announced(80)))
-                backends.append(ServerBackend(name: "container-published", description: "tandem ctr run --net bridge -p \(publishedPort):80: the client reaches 127.0.0.1:\(publishedPort) (nftables DNAT)",
-                                              argv: run + ["--net", "bridge", "-p", "\(publishedPort):80", "--", "/bin/http", "80"],
+                backends.append(ServerBackend(name: "container-bridge", workload: workload, description: "tandem ctr run --net bridge: the client reaches the container's address on tandembr0",
+                                              argv: run + ["--net", "bridge", "--"] + command(workload, port: port), target: .announced(port)))
+                backends.append(ServerBackend(name: "container-published", workload: workload, description: "tandem ctr run --net bridge -p \(publishedPort):\(port): the client reaches 127.0.0.1:\(publishedPort) (nftables DNAT)",
+                                              argv: run + ["--net", "bridge", "-p", "\(publishedPort):\(port)", "--"] + command(workload, port: port),
                                               target: .fixed("127.0.0.1", publishedPort)))
-                backends.append(ServerBackend(name: "container-hostnet", description: "tandem ctr run --net host: the host's network, the container's other namespaces",
-                                              argv: run + ["--net", "host", "--", "/bin/http", String(hostNetworkPort)],
+                backends.append(ServerBackend(name: "container-hostnet", workload: workload, description: "tandem ctr run --net host: the host's network, the container's other namespaces",
+                                              argv: run + ["--net", "host", "--"] + command(workload, port: hostNetworkPort),
                                               target: .fixed("127.0.0.1", hostNetworkPort)))
             case "crun", "runc":
-                guard let runtime = Files.which(name) else { notes.append("http × \(name): not run — \(name) is not installed"); continue }
-                guard let peers else { notes.append("http × \(name): not run — no network namespace on the bridge for it"); continue }
-                let bundle = environment.workDirectory + "/\(name)-http"
+                guard let runtime = Files.which(name) else { notes.append("\(label) × \(name): not run — \(name) is not installed"); continue }
+                guard let peers else { notes.append("\(label) × \(name): not run — no network namespace on the bridge for it"); continue }
+                let bundle = environment.workDirectory + "/\(name)-\(label)"
                 mkdir(bundle, 0o755)
-                let config = OCIConfig.minimal(rootfs: rootfs, args: ["/bin/http", "80"], hostname: name, networkPath: peers.path)
+                let config = OCIConfig.minimal(rootfs: rootfs, args: command(workload, port: port), hostname: name, networkPath: peers.path)
                 guard (try? Files.write(bundle + "/config.json", Array(config.utf8))) != nil else {
-                    notes.append("http × \(name): not run — cannot write its bundle")
+                    notes.append("\(label) × \(name): not run — cannot write its bundle")
                     continue
                 }
-                backends.append(ServerBackend(name: "\(name)-bridge", description: "\(name) run joining a network namespace prepared once like a tandem container's (veth on tandembr0, leased address), as podman prepares one before its runtime runs",
-                                              argv: [runtime, "--root", environment.workDirectory + "/\(name)-state", "run", "--bundle", bundle, "tandem-bench-\(getpid())-http"],
-                                              target: .announced(80)))
+                backends.append(ServerBackend(name: "\(name)-bridge", workload: workload, description: "\(name) run joining a network namespace prepared once like a tandem container's (veth on tandembr0, leased address), as podman prepares one before its runtime runs",
+                                              argv: [runtime, "--root", environment.workDirectory + "/\(name)-state", "run", "--bundle", bundle, "tandem-bench-\(getpid())-\(label)"],
+                                              target: .announced(port)))
             default:
-                notes.append("http × \(name): not run — this backend has no server path yet (issue 17)")
+                notes.append("\(label) × \(name): not run — this backend has no server path yet (issue 17)")
             }
         }
         return (backends, notes)

@@ -265,6 +265,60 @@ extension ContainerNetworkTests {
             Net.expectNothingLeft()
         }
 
+        @Test("an address leased again while its last container's network namespace is still being torn down (held open here) answers at once: the new eth0 announces its MAC")
+        func reusedAddressAnswers() throws {
+            let state = Containers.stateRoot()
+            defer { Containers.cleanUp(state) }
+            let holder = try Containers.ctr(["run", "-d", "--net", "bridge", "--", "/bin/sleep", "60"], state: state)
+            try #require(holder.status == 0, "\(holder.stderr)")
+            let holderID = holder.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            defer { _ = try? Containers.ctr(["rm", "-f", holderID], state: state) }
+            func server(_ text: String) throws -> (id: String, address: String, pid: String) {
+                let started = try Containers.ctr(["run", "-d", "--net", "bridge", "--", "/bin/sh", "-c",
+                                                  "mkdir -p /tmp/www && echo \(text) > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"], state: state)
+                try #require(started.status == 0, "\(started.stderr)")
+                let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let inspect = try Containers.ctr(["inspect", id], state: state).stdout
+                func field(_ name: String, quoted: Bool) -> String {
+                    let marker = "\"\(name)\": " + (quoted ? "\"" : "")
+                    return inspect.components(separatedBy: marker).dropFirst().first?.prefix { quoted ? $0 != "\"" : $0.isNumber }.description ?? ""
+                }
+                return (id, field("address", quoted: true), field("pid", quoted: false))
+            }
+            let first = try server("first")
+            defer { _ = try? Containers.ctr(["rm", "-f", first.id], state: state) }
+            #expect(Net.fetch(first.address, port: 80, within: 5) == "first")  // the host now holds its MAC
+            // The kernel tears a network namespace down in the background; a process kept in it
+            // here holds that window open: the old eth0, same address, old MAC, still on the bridge.
+            let lingering = Process()
+            lingering.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+            lingering.arguments = ["-t", first.pid, "-n", "/bin/sleep", "30"]
+            try lingering.run()
+            defer { kill(lingering.processIdentifier, SIGKILL); lingering.waitUntilExit() }
+            Thread.sleep(forTimeInterval: 0.2)
+            _ = try Containers.ctr(["rm", "-f", first.id], state: state)
+            let second = try server("second")
+            defer { _ = try? Containers.ctr(["rm", "-f", second.id], state: state) }
+            #expect(second.address == first.address, "the address was not leased again: \(first.address) then \(second.address)")
+            #expect(Net.fetch(second.address, port: 80, within: 3) == "second", "\(second.address) still led to the old MAC after 3 s")
+        }
+
+        @Test("-p 18085:5353/udp: a UDP client sending before the container exists reaches it once it does (its early flow's NAT decision is dropped)")
+        func udpFlowBeforePublishing() throws {
+            let state = Containers.stateRoot()
+            defer { Containers.cleanUp(state) }
+            // One source port throughout, a datagram every 50 ms for 5 s.
+            let sender = Process()
+            sender.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            sender.arguments = ["-c", "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(100):\n    s.sendto(b'ping\\n', ('127.0.0.1', 18085)); time.sleep(0.05)"]
+            try sender.run()
+            defer { kill(sender.processIdentifier, SIGKILL); sender.waitUntilExit() }
+            Thread.sleep(forTimeInterval: 0.5)  // the flow exists (no NAT: nothing is published yet)
+            let result = try Containers.run(["--net", "bridge", "-p", "18085:5353/udp", "--", "/bin/netio", "udp-recv", "5353", "3"], state: state).result
+            #expect(result.stdout.hasPrefix("ping"), "the container got nothing of the early flow: \(result.stdout) \(result.stderr)")
+            Net.expectNothingLeft()
+        }
+
         @Test("outbound NAT: a container reaches a namespace that has no route back to the bridge (only the NAT makes that work)")
         func outboundNAT() throws {
             let state = Containers.stateRoot()

@@ -170,6 +170,10 @@ struct ImageRunTests {
         #expect(!mounts.contains(setup.state), "a bundle mount reached the host's mount table")
         let detached = try setup.run(["sample:1", "--as", runtime, "-d", "--", "true"])
         #expect(detached.status == 125 && detached.stderr.contains("-d is for --as container only"), "\(detached.stderr)")
+        let bridged = try setup.run(["sample:1", "--as", runtime, "--net", "bridge", "--", "true"])
+        #expect(bridged.status == 125 && bridged.stderr.contains("--net bridge is for --as container only"), "\(bridged.stderr)")
+        let published = try setup.run(["sample:1", "--as", runtime, "--net", "bridge", "-p", "18292:80", "--", "true"])
+        #expect(published.status == 125 && published.stderr.contains("--publish is for --as container only"), "\(published.stderr)")
     }
 
     @Test("bad input: an image not in the store, an unknown option, a backend not there yet — exit 125 (64 for usage), named")

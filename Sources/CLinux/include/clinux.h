@@ -96,6 +96,12 @@ int clinux_veth_create(const char *host_name, const char *peer_name, pid_t peer_
  * `address`/`prefix`, brings it up, and adds a default route through `gateway` (NULL: none).
  * 0, or -errno. */
 int clinux_netns_interface_up(pid_t pid, const char *name, const char *address, int prefix, const char *gateway);
+/** Deletes every IPv4 connection-tracking entry of `protocol` (IPPROTO_TCP or IPPROTO_UDP) whose
+ * original destination port is `port` (ctnetlink: a dump, then a delete per match). A published
+ * UDP port needs it when it appears and goes: a flow that began before (no NAT) or with the last
+ * container (DNAT to an address now gone) keeps its NAT decision while its client keeps sending.
+ * The number deleted, or -errno. */
+int clinux_conntrack_forget(int protocol, uint16_t port);
 
 /** pipe2(fds, O_CLOEXEC): a pipe whose ends do not leak into spawned programs. */
 int clinux_pipe_cloexec(int fds[2]);

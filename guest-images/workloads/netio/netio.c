@@ -10,6 +10,8 @@
  *   netio pattern [MiB]          the bytes it sends and expects, on stdout (for the host side)
  *   netio sink PORT              accept one connection on PORT and copy what comes to stdout
  *                                until the sender closes (the host side of `both`)
+ *   netio udp-recv PORT [SECONDS]  print the first datagram that arrives on UDP PORT (whether a
+ *                                published UDP port forwards); status 1 after SECONDS (10) without
  *
  * The data is the workloads' pattern (pattern.h). A send counts from connect until the peer has
  * closed its side after taking everything (so the figure is delivered bytes, not buffered ones);
@@ -87,6 +89,16 @@ int main(int argc, char **argv) {
         int sock = accept_on(atoi(argv[2]), 600000);
         return sock < 0 ? 1 : stream_copy_out(sock);
     }
+    if (strcmp(mode, "udp-recv") == 0 && argc > 2) {
+        int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2])), .sin_addr.s_addr = htonl(INADDR_ANY) };
+        if (sock < 0 || bind(sock, (struct sockaddr *)&address, sizeof address) != 0) { perror("netio: udp bind"); return 1; }
+        struct pollfd ready = { .fd = sock, .events = POLLIN };
+        if (poll(&ready, 1, (argc > 3 ? atoi(argv[3]) : 10) * 1000) != 1) { fprintf(stderr, "netio: no datagram on %s\n", argv[2]); return 1; }
+        ssize_t got = recv(sock, block, sizeof block, 0);
+        if (got <= 0) return 1;
+        return write_all(1, block, (size_t)got) == 0 ? 0 : 1;
+    }
     int verified = 1;
     if (strcmp(mode, "send") == 0 && argc > 3) {
         long mib = argc > 4 ? atol(argv[4]) : 32;
@@ -112,6 +124,6 @@ int main(int argc, char **argv) {
         printf("netio mib=%ld tx_mib_s=%.1f rx_mib_s=%.1f verified=%s\n", mib, tx, rx, verified ? "yes" : "no");
         return verified ? 0 : 1;
     }
-    fprintf(stderr, "usage: netio both HOST PORT [MiB] | send HOST PORT [MiB] | recv PORT [MiB] | pattern [MiB]\n");
+    fprintf(stderr, "usage: netio both HOST PORT [MiB] | send HOST PORT [MiB] | recv PORT [MiB] | pattern [MiB] | sink PORT | udp-recv PORT [SECONDS]\n");
     return 2;
 }
