@@ -31,8 +31,9 @@ core=(gcc make binutils libc6-dev python3 busybox-static cpio util-linux acpica-
 # (and with it Docker): the one installed is kept.
 command -v containerd >/dev/null 2>&1 || core+=(containerd)
 # umoci: the image import is measured against skopeo + umoci unpack; mmdebstrap builds the Debian image.
-# wrk: the load generator of `tandem bench --workloads http` (a test runs it).
-bench=(crun runc hyperfine qemu-system-x86 umoci mmdebstrap wrk)
+# wrk, redis-tools: the load generators of `tandem bench --workloads http,redis` (tests run them);
+#   redis-tools also has the redis-server `tandem image build --with-redis` carries (no service).
+bench=(crun runc hyperfine qemu-system-x86 umoci mmdebstrap wrk redis-tools)
 # Ubuntu packages its kernels under other names; the Debian cloud kernel is what Tandem is verified
 # with, and Debian's standard kernel (its drivers are modules: the first stages load them from its
 # modules.dep) is tested in the libvirt disk guest and the nested lab.

@@ -25,6 +25,9 @@ struct ImageBuildCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The kernel whose virtio modules (virtio_mmio, virtio_blk and what they need, from its modules.dep) the image carries for microVM disks (default: the newest /boot/vmlinuz-*-cloud-amd64; none installed: no modules).", valueName: "path"))
     var kernel: String?
 
+    @Flag(name: .customLong("with-redis"), help: "Also carry Debian's redis-server (redis-tools) and its libraries, for `tandem bench --workloads redis` (the image grows from ~10 to ~27 MB, which every microVM boot then loads).")
+    var withRedis = false
+
     func run() throws {
         guard let programs = programs ?? TinyGuests.buildDirectory(named: "bin") else {
             throw fail("guest programs not found: run `make guests` in the Tandem checkout, or pass --programs DIR")
@@ -40,10 +43,13 @@ struct ImageBuildCommand: ParsableCommand {
         } else {
             StandardError.line("tandem: no Linux kernel in /boot: the image carries no virtio modules (microVM disks need a kernel with them built in)")
         }
-        // The redis server workload, when Debian's redis-tools is installed (make deps installs it).
+        // The redis server workload, on request: its libraries almost triple the image.
         var hostPrograms: [(name: String, path: String)] = []
-        if Files.kind(HostPrograms.redis.path) == .regular { hostPrograms.append(HostPrograms.redis) } else {
-            StandardError.line("tandem: \(HostPrograms.redis.path) is missing (Debian's redis-tools): the image carries no redis-server")
+        if withRedis {
+            guard Files.kind(HostPrograms.redis.path) == .regular else {
+                throw fail("--with-redis: \(HostPrograms.redis.path) is missing (Debian's package redis-tools; make deps installs it)")
+            }
+            hostPrograms.append(HostPrograms.redis)
         }
         let image: GuestImage
         do { image = try GuestImage.assemble(.init(programs: programs, busybox: busybox, modules: modules, hostPrograms: hostPrograms)) } catch {

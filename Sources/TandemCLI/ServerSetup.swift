@@ -31,7 +31,7 @@ enum ServerSetup {
         var notes: [String] = []
         let label = workload.rawValue
         guard let rootfs = environment.rootfs, Files.kind(rootfs + workload.program) == .regular else {
-            return ([], ["\(label): not run — the guest image has no \(workload.program) (make image\(workload == .redis ? "; redis-tools installed" : ""))"])
+            return ([], ["\(label): not run — the guest image has no \(workload.program) (\(workload == .redis ? "tandem image build --with-redis" : "make image"))"])
         }
         let port = workload.port
         for name in wanted {

@@ -431,6 +431,42 @@ extension ContainerNetworkTests {
            .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (Debian's wrk: make deps)"),
            .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/nft"), "needs nft (Debian's nftables: make deps)"))
     struct ServerBench {
+        @Test("tandem image build --with-redis: redis-server and its libraries run in a container from that image, reached through a published port",
+              .enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/redis-check-rdb"), "needs redis-tools (make deps)"))
+        func redisImage() throws {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-redis-image-\(UUID().uuidString.prefix(8))").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let built = try Tandem.run(["image", "build", "--with-redis", "--out", out])
+            try #require(built.status == 0, "\(built.stderr)")
+            let state = Containers.stateRoot()
+            defer { Containers.cleanUp(state) }
+            let started = try Containers.ctr(["run", "-d", "--image", out + "/rootfs", "--net", "bridge", "-p", "18286:6379", "--",
+                                              "/bin/redis-server", "--port", "6379", "--save", "", "--appendonly", "no", "--protected-mode", "no"], state: state)
+            try #require(started.status == 0, "\(started.stderr)")
+            let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            defer { _ = try? Containers.ctr(["rm", "-f", id], state: state) }
+            var answer = ""
+            for _ in 0..<100 where !answer.hasPrefix("+PONG") {
+                let sock = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: UInt16(18286).bigEndian, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+                var timeout = timeval(tv_sec: 1, tv_usec: 0)
+                setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                if withUnsafePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(sock, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 {
+                    let ping = Array("PING\r\n".utf8)
+                    _ = ping.withUnsafeBytes { send(sock, $0.baseAddress, $0.count, 0) }
+                    var buffer = [UInt8](repeating: 0, count: 64)
+                    let count = buffer.withUnsafeMutableBytes { recv(sock, $0.baseAddress, $0.count, 0) }
+                    answer = String(decoding: buffer[..<max(count, 0)], as: UTF8.self)
+                }
+                close(sock)
+                if !answer.hasPrefix("+PONG") { Thread.sleep(forTimeInterval: 0.1) }
+            }
+            #expect(answer.hasPrefix("+PONG"), "redis did not answer: \(answer)")
+            let removed = try Containers.ctr(["rm", "-f", id], state: state)
+            #expect(removed.status == 0)
+            ContainerNetworkTests.expectNothingLeft()
+        }
+
         @Test("the process, three container networks and crun and runc on the bridge each answer, are loaded by wrk without errors and stop cleanly; the report has the table; the bridge, its rules and the leases are gone")
         func http() throws {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-http-\(UUID().uuidString.prefix(8))").path
