@@ -289,3 +289,38 @@ int clinux_conntrack_forget(int protocol, uint16_t port) {
     close(sock);
     return result != 0 ? result : deleted;
 }
+
+int clinux_neighbour_forget(const char *interface, const char *address) {
+    struct {
+        struct nlmsghdr header;
+        struct ndmsg neighbour;
+        char attributes[64];
+    } request;
+    memset(&request, 0, sizeof request);
+    unsigned index = if_nametoindex(interface);
+    if (index == 0) return -ENODEV;
+    struct in_addr ip;
+    if (inet_pton(AF_INET, address, &ip) != 1) return -EINVAL;
+    request.header.nlmsg_type = RTM_DELNEIGH;
+    request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    request.header.nlmsg_seq = 1;
+    request.neighbour.ndm_family = AF_INET;
+    request.neighbour.ndm_ifindex = (int)index;
+    size_t length = NLMSG_LENGTH(sizeof(struct ndmsg));
+    if (!attribute((char *)&request, &length, sizeof request, NDA_DST, &ip, sizeof ip)) return -ENOBUFS;
+    request.header.nlmsg_len = (uint32_t)length;
+    int sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (sock < 0) return -errno;
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    int result = 0;
+    if (sendto(sock, &request, length, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) result = -errno;
+    else {
+        char reply[512];
+        ssize_t got = recv(sock, reply, sizeof reply, 0);
+        if (got < 0) result = -errno;
+        else if (got >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && ((struct nlmsghdr *)reply)->nlmsg_type == NLMSG_ERROR)
+            result = ((struct nlmsgerr *)NLMSG_DATA((struct nlmsghdr *)reply))->error;
+    }
+    close(sock);
+    return result;
+}

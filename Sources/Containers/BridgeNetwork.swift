@@ -15,8 +15,9 @@ import Glibc
 /// leave on: other networks may rely on it).
 ///
 /// Leases: one file per address in `directory` (O_EXCL: never handed out twice), holding the
-/// container's id, state directory and published ports, all changes under an flock; released when the container ends (its veth goes
-/// with its network namespace), the bridge with the last lease. A lease whose container's state
+/// container's id, state directory and published ports, all changes under an flock; released
+/// when the container ends (its veth goes with its network namespace), the bridge with the last
+/// lease. A lease whose container's state
 /// directory is gone (its tandem was SIGKILLed and swept, or never finished making it) is stale
 /// and reclaimed by the next lease; `release(id:)` is what the sweep of a dead container calls.
 public enum BridgeNetwork {
@@ -40,9 +41,9 @@ public enum BridgeNetwork {
     static func hostInterface(for id: String) -> String { "tv" + id.prefix(12) }
 
     /// Leases an address for container `id` (whose state directory is `stateDirectory`) and
-    /// reserves `ports` for it (published by `attach`), making the bridge when it is the first. A port another container
-    /// publishes or a host program listens on, or no `nft`, fails before anything is made.
-    /// Errors name what failed; nothing is left on failure.
+    /// reserves `ports` for it (published by `attach`), making the bridge when it is the first.
+    /// A port another container publishes or a host program listens on, or no `nft`, fails
+    /// before anything is made. Errors name what failed; nothing is left on failure.
     public static func lease(for id: String, stateDirectory: String, ports: [PublishedPort] = []) throws(ContainerError) -> Lease {
         try locked { () throws(ContainerError) -> Lease in
             reclaimStale()
@@ -100,6 +101,11 @@ public enum BridgeNetwork {
         guard result == 0 else {
             throw ContainerError(SystemError("configure eth0", "\(lease.address)/\(prefixLength) via \(gateway) in pid \(pid)'s namespace", errno: -result).description)
         }
+        // The address may have been leased moments ago to a container whose namespace the kernel
+        // is still tearing down: the host would keep sending to that MAC (REACHABLE up to 45 s;
+        // the new eth0's gratuitous ARP can be lost while its bridge port comes up). The next
+        // packet asks again instead.
+        _ = clinux_neighbour_forget(bridge, lease.address)
         try BridgeFirewall.publish(lease.ports, to: lease.address)
     }
 

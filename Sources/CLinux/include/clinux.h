@@ -96,6 +96,10 @@ int clinux_veth_create(const char *host_name, const char *peer_name, pid_t peer_
  * `address`/`prefix`, brings it up, and adds a default route through `gateway` (NULL: none).
  * 0, or -errno. */
 int clinux_netns_interface_up(pid_t pid, const char *name, const char *address, int prefix, const char *gateway);
+/** Deletes the host's neighbour (ARP) entry for IPv4 `address` on `interface` (RTM_DELNEIGH):
+ * a bridge address leased again must not be sent to its last holder's MAC. 0, or -errno
+ * (-ENOENT: there was none). */
+int clinux_neighbour_forget(const char *interface, const char *address);
 /** Deletes every IPv4 connection-tracking entry of `protocol` (IPPROTO_TCP or IPPROTO_UDP) whose
  * original destination port is `port` (ctnetlink: a dump, then a delete per match). A published
  * UDP port needs it when it appears and goes: a flow that began before (no NAT) or with the last
