@@ -86,12 +86,17 @@ public final class BenchRunner {
     }
 
     /// `--workloads http`: the server benchmark (`ServerBench`), saved with the rest.
+    /// Returns false if Ctrl-C or SIGTERM cut it short (what was measured is saved).
     public func runServers(_ backends: [ServerBackend], settings: ServerSettings, trials: Int, tools: [String: String], workDirectory: String,
-                           notes: [String], progress: (String) -> Void) throws {
+                           notes: [String], progress: (String) -> Void) throws -> Bool {
         results.notes += notes
         results.serverSettings = settings
-        results.servers = ServerBench.run(backends, settings: settings, trials: trials, tools: tools, workDirectory: workDirectory, progress: progress)
+        let (samples, interruptedBy) = ServerBench.run(backends, settings: settings, trials: trials, tools: tools, workDirectory: workDirectory,
+                                                       progress: progress)
+        results.servers = samples
+        if interruptedBy != nil { results.complete = false }
         try save()
+        return interruptedBy == nil
     }
 
     /// `--density`: for every backend that supports it, N idle sandboxes at once for each N.

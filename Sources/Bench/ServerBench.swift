@@ -92,28 +92,48 @@ public enum ServerBench {
     """
 
     /// Every backend `trials` times, interleaved (each round in a new order), `progress` after
-    /// each. `tools`: the load generators' paths by name.
+    /// each. `tools`: the load generators' paths by name. Ctrl-C or SIGTERM ends it after the
+    /// trial under way (whose launcher is stopped as usual): what was measured is returned, with
+    /// the signal.
     public static func run(_ backends: [ServerBackend], settings: ServerSettings, trials: Int, tools: [String: String], workDirectory: String,
-                           progress: (String) -> Void) -> [ServerSample] {
+                           progress: (String) -> Void) -> (samples: [ServerSample], interruptedBy: Int32?) {
         let script = workDirectory + "/wrk-report.lua"
         try? Files.write(script, Array(wrkScript.utf8))
+        var blocked = BlockedSignals([SIGINT, SIGTERM])
+        defer { blocked.restore() }
+        let interruption = Interruption(signals: try? SignalFD([SIGINT, SIGTERM]))
         var samples: [ServerSample] = []
         var generator = SeededGenerator(seed: 20_261_130)
         var order = backends
         for round in 0..<trials {
             order.shuffle(using: &generator)
             for backend in order {
-                let sample = trial(backend, round: round, settings: settings, tool: tools[backend.workload.tool] ?? backend.workload.tool, script: script)
+                if interruption.happened { return (samples, interruption.signal) }
+                let sample = trial(backend, round: round, settings: settings, tool: tools[backend.workload.tool] ?? backend.workload.tool,
+                                   script: script, interruption: interruption)
+                if interruption.happened { return (samples, interruption.signal) }  // (a cut-short trial is not kept)
                 samples.append(sample)
                 let rps = sample.requestsPerSecond.map { String(Int($0)) } ?? "—"
                 let cold = sample.coldStartMs.map(Format.milliseconds) ?? "—"
                 progress("server \(backend.workload.rawValue) \(backend.name) trial \(round + 1)/\(trials): cold start \(cold), \(rps) req/s\(sample.note.map { " (\($0))" } ?? "")")
             }
         }
-        return samples
+        return (samples, nil)
     }
 
-    static func trial(_ backend: ServerBackend, round: Int, settings: ServerSettings, tool: String, script: String) -> ServerSample {
+    /// Ctrl-C or SIGTERM reached the bench (read from a signalfd while they are blocked).
+    final class Interruption {
+        let signals: SignalFD?
+        private(set) var signal: Int32?
+        init(signals: SignalFD?) { self.signals = signals }
+        var happened: Bool {
+            if signal == nil, let next = signals?.next() { signal = next }
+            return signal != nil
+        }
+    }
+
+    static func trial(_ backend: ServerBackend, round: Int, settings: ServerSettings, tool: String, script: String,
+                      interruption: Interruption) -> ServerSample {
         var sample = ServerSample(backend: backend.name, workload: backend.workload.rawValue, trial: round)
         let start = Clock.monotonicNanoseconds()
         guard let (pid, reader) = try? Subprocess.spawnPiped(backend.argv[0], Array(backend.argv.dropFirst()), mergeStandardError: true,
@@ -123,7 +143,7 @@ public enum ServerBench {
         }
         _ = fcntl(reader.rawValue, F_SETFL, O_NONBLOCK)
         var output = LineCollector(reader: reader)
-        measure(&sample, backend, start: start, output: &output, settings: settings, tool: tool, script: script)
+        measure(&sample, backend, start: start, output: &output, settings: settings, tool: tool, script: script, interruption: interruption)
         sample.status = stop(pid, output: &output)
         if let line = output.lines.last(where: { $0.hasPrefix("http requests=") }),
            let count = line.split(separator: " ").dropFirst().first?.split(separator: "=").last.flatMap({ Int($0) }) {
@@ -134,7 +154,7 @@ public enum ServerBench {
 
     /// Polls the running server until it answers (the cold start), then loads it with wrk.
     static func measure(_ sample: inout ServerSample, _ backend: ServerBackend, start: UInt64, output: inout LineCollector,
-                        settings: ServerSettings, tool: String, script: String) {
+                        settings: ServerSettings, tool: String, script: String, interruption: Interruption) {
         let deadline = start + Clock.nanoseconds(seconds: 60)
         // Where to knock.
         var host = "", port: UInt16 = 0
@@ -142,7 +162,7 @@ public enum ServerBench {
         case .fixed(let address, let fixedPort): (host, port) = (address, fixedPort)
         case .announced(let announcedPort):
             port = announcedPort
-            while host.isEmpty, Clock.monotonicNanoseconds() < deadline {
+            while host.isEmpty, Clock.monotonicNanoseconds() < deadline, !interruption.happened {
                 output.poll(milliseconds: 5)
                 if let line = output.lines.first(where: { $0.contains(": accepting on port ") }) {
                     let addresses = line.split(separator: " ").drop(while: { $0 != "at" }).dropFirst()
@@ -157,7 +177,7 @@ public enum ServerBench {
             }
         }
         // Cold start: a client polls until it is answered.
-        while Clock.monotonicNanoseconds() < deadline {
+        while Clock.monotonicNanoseconds() < deadline, !interruption.happened {
             output.poll(milliseconds: 0)
             if answered(backend.workload, host, port) {
                 sample.coldStartMs = Double(Clock.monotonicNanoseconds() - start) / 1e6

@@ -166,7 +166,7 @@ struct BenchCommand: ParsableCommand {
         let runner = BenchRunner(sandboxes: sandboxes, workloads: chosen, trials: trials, warmup: warmup, timeoutSeconds: timeout,
                                  labTime: programs, outPath: resultsPath, results: results)
         let progress = Progress(terminal: isatty(2) == 1)
-        let finished: Bool
+        var finished: Bool
         do { finished = try runner.run { done, total, line in progress.update(done, total, line) } } catch {
             throw fail("bench: \(error)")
         }
@@ -192,7 +192,9 @@ struct BenchCommand: ParsableCommand {
             }
             let held = holder == nil ? [] : ["servers: the bridge tandembr0 was held by an idle container for the whole server benchmark (as Docker's docker0 always exists), so no trial paid for making it"]
             do {
-                try runner.runServers(backends, settings: settings, trials: trials, tools: tools, workDirectory: work, notes: notes + held) { StandardError.line("bench: \($0)") }
+                finished = try runner.runServers(backends, settings: settings, trials: trials, tools: tools, workDirectory: work, notes: notes + held) {
+                    StandardError.line("bench: \($0)")
+                }
             } catch { throw fail("bench: \(error)") }
         }
         if finished, let density {

@@ -467,6 +467,21 @@ extension ContainerNetworkTests {
             ContainerNetworkTests.expectNothingLeft()
         }
 
+        @Test("Ctrl-C during the server benchmark: status 130, what was measured kept (complete: false), the trial's container, the bridge holder, the bridge and its rules gone")
+        func interrupted() throws {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-http-int-\(UUID().uuidString.prefix(8))").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let result = try Tandem.run(["bench", "--backends", "container", "--workloads", "http", "--trials", "50", "--warmup", "0",
+                                         "--server-seconds", "1", "--no-manager-kill", "--out", out], interruptAfter: 5)
+            #expect(result.status == 130, "\(result.stderr.suffix(1000))")
+            let data = try Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))
+            let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            #expect(results["complete"] as? Bool == false)
+            let servers = results["servers"] as? [[String: Any]] ?? []
+            #expect(!servers.isEmpty && servers.count < 150, "\(servers.count) trials kept")
+            ContainerNetworkTests.expectNothingLeft()
+        }
+
         @Test("the process, three container networks and crun and runc on the bridge each answer, are loaded by wrk without errors and stop cleanly; the report has the table; the bridge, its rules and the leases are gone")
         func http() throws {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-http-\(UUID().uuidString.prefix(8))").path
