@@ -63,6 +63,8 @@ int clinux_bridge_delete(const char *name) {
     return bridge_ioctl(SIOCBRDELBR, name, NULL);
 }
 
+int clinux_bridge_detach(const char *bridge, const char *interface) { return bridge_ioctl(SIOCBRDELIF, bridge, interface); }
+
 int clinux_bridge_attach(const char *bridge, const char *interface) {
     int result = bridge_ioctl(SIOCBRADDIF, bridge, interface);
     if (result != 0) return result;

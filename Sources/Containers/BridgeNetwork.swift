@@ -114,8 +114,11 @@ public enum BridgeNetwork {
         guard Files.kind(directory) == .directory else { return }
         try? locked { () throws(ContainerError) in
             for holder in leases() where holder.id == id { forget(holder) }
-            // Its veth goes with its network namespace (the kernel tears that down in the
-            // background; deleting it here would make the caller wait ~10 ms for it).
+            // Its veth goes with its network namespace, which the kernel tears down in the
+            // background (deleting the veth here would make the caller wait ~10 ms for it). Until
+            // then its eth0 still answers ARP for the address, which the next lease may give to
+            // another container: off the bridge with it now (an ioctl), so it answers nobody.
+            _ = clinux_bridge_detach(bridge, hostInterface(for: id))
             removeBridgeIfUnused()
         }
     }

@@ -26,6 +26,14 @@ struct ContainerNetworkTests {
         #expect(table?.status != 0, "the nftables table outlived the bridge: \(table?.stdout ?? "")", sourceLocation: sourceLocation)
     }
 
+    /// An idle detached container on the bridge (its id), so that the bridge and its table stay
+    /// while the test's own containers come and go; the caller removes it.
+    static func holdBridge(state: String) throws -> String {
+        let holder = try Containers.ctr(["run", "-d", "--net", "bridge", "--", "/bin/sleep", "60"], state: state)
+        try #require(holder.status == 0, "\(holder.stderr)")
+        return holder.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// The ports published in Tandem's nftables map (empty when there is no table).
     static func publishedElements() -> String {
         guard let listed = try? TestTools.run("/usr/sbin/nft", ["list", "map", "ip", "tandem", "ports"]), listed.status == 0 else { return "" }
@@ -269,9 +277,7 @@ extension ContainerNetworkTests {
         func reusedAddressAnswers() throws {
             let state = Containers.stateRoot()
             defer { Containers.cleanUp(state) }
-            let holder = try Containers.ctr(["run", "-d", "--net", "bridge", "--", "/bin/sleep", "60"], state: state)
-            try #require(holder.status == 0, "\(holder.stderr)")
-            let holderID = holder.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let holderID = try Net.holdBridge(state: state)
             defer { _ = try? Containers.ctr(["rm", "-f", holderID], state: state) }
             func server(_ text: String) throws -> (id: String, address: String, pid: String) {
                 let started = try Containers.ctr(["run", "-d", "--net", "bridge", "--", "/bin/sh", "-c",
@@ -297,6 +303,10 @@ extension ContainerNetworkTests {
             defer { kill(lingering.processIdentifier, SIGKILL); lingering.waitUntilExit() }
             Thread.sleep(forTimeInterval: 0.2)
             _ = try Containers.ctr(["rm", "-f", first.id], state: state)
+            // Its veth outlives it while the namespace lives, but off the bridge: it answers no ARP there.
+            let oldEnd = "/sys/class/net/tv\(first.id.prefix(12))"
+            #expect(FileManager.default.fileExists(atPath: oldEnd), "the held namespace's veth is gone: the test holds nothing")
+            #expect(!FileManager.default.fileExists(atPath: oldEnd + "/master"), "the ended container's veth is still on the bridge")
             let second = try server("second")
             defer { _ = try? Containers.ctr(["rm", "-f", second.id], state: state) }
             #expect(second.address == first.address, "the address was not leased again: \(first.address) then \(second.address)")
@@ -336,9 +346,7 @@ extension ContainerNetworkTests {
         func killedPublisherSwept() throws {
             let state = Containers.stateRoot()
             defer { Containers.cleanUp(state) }
-            let holder = try Containers.ctr(["run", "-d", "--net", "bridge", "--", "/bin/sleep", "60"], state: state)
-            try #require(holder.status == 0, "\(holder.stderr)")
-            let holderID = holder.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let holderID = try Net.holdBridge(state: state)
             defer { _ = try? Containers.ctr(["rm", "-f", holderID], state: state) }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Tandem.path)

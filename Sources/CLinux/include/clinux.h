@@ -88,6 +88,8 @@ int clinux_unix_accept(int listener);
 int clinux_bridge_add(const char *name);
 int clinux_bridge_delete(const char *name);
 int clinux_bridge_attach(const char *bridge, const char *interface);
+/** Takes `interface` off `bridge` (SIOCBRDELIF). 0, or -errno (-ENODEV: it is gone already). */
+int clinux_bridge_detach(const char *bridge, const char *interface);
 /** A veth pair: `host_name` here, its peer `peer_name` made straight in the network namespace of
  * process `peer_pid` (rtnetlink RTM_NEWLINK; a name taken here does not matter there). 0, or
  * -errno (EEXIST: `host_name` exists). */
