@@ -94,7 +94,7 @@ enum ImageVMRun {
                               (options.memory != nil, "--memory"), (options.cpus != nil, "--cpus"), (options.pids != nil, "--pids"),
                               (options.userns, "--userns"), (options.name != nil, "--name"), (options.net != nil, "--net"),
                               (!options.publish.isEmpty, "--publish")] where given {
-            throw ContainerError("run --as \(backend): \(flag) is for --as container (a VM has its own memory and CPUs)")
+            throw ContainerError("run --as \(backend): \(flag) is for --as container (a VM has its own memory, CPUs and network)")
         }
         try beforeMounting()
         try PeerRun.enterPrivateMountNamespace()
