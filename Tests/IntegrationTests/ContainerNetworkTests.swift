@@ -166,7 +166,7 @@ struct ContainerNetworkTests {
         let state = Containers.stateRoot()
         defer { Containers.cleanUp(state) }
         let server = try Containers.ctr(["run", "-d", "--net", "bridge", "--", "/bin/sh", "-c",
-                                         "ip -4 -o addr show eth0 > /tmp/addr; nc -l -p 9000 > /tmp/got; sleep 30"], state: state)
+                                         "ip -4 -o addr show eth0 > /tmp/addr; while [ ! -s /tmp/got ]; do nc -l -p 9000 > /tmp/got; done; sleep 30"], state: state)
         #expect(server.status == 0, "\(server.stderr)")
         let id = server.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         defer { _ = try? Containers.ctr(["rm", "-f", id], state: state) }
@@ -182,7 +182,7 @@ struct ContainerNetworkTests {
         #expect(client.result.status == 0, "\(client.result.stdout) \(client.result.stderr)")
         #expect(!client.result.stdout.contains(serverAddress + "/"), "the same address twice: \(client.result.stdout)")
         var got = ""
-        for _ in 0..<50 where got.isEmpty {
+        for _ in 0..<250 where got.isEmpty {  // up to 25 s: the client retries for 20 s on a loaded host
             got = try Containers.ctr(["exec", id, "--", "/bin/cat", "/tmp/got"], state: state).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             if got.isEmpty { Thread.sleep(forTimeInterval: 0.1) }
         }
