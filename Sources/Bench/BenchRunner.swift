@@ -75,6 +75,11 @@ public final class BenchRunner {
                 }
                 sandbox.refine(&sample, output: measurement.lines, startNanoseconds: measurement.startNanoseconds)
                 if !warm { results.samples.append(sample) }
+                if sample.status != 0, !measurement.tail.isEmpty {
+                    // What the launcher said last: a failed trial's reason, kept where a reader looks.
+                    results.notes.append("\(sandbox.name) × \(workload.name) \(warm ? "warm-up " : "")round \(round): status \(sample.status); "
+                                         + "it printed last: " + measurement.tail.joined(separator: " | "))
+                }
                 let ready = sample.readyMs.map(Format.milliseconds) ?? "—"
                 progress(done, total, "\(warm ? "warm-up " : "")\(sandbox.name) \(workload.name): ready \(ready), total \(Format.milliseconds(sample.totalMs)), status \(sample.status)")
             }

@@ -80,16 +80,27 @@ public enum Stopwatch {
         public var lines: [String]
         /// Ctrl-C or SIGTERM reached the bench during this trial.
         public var interruptedBy: Int32?
+        /// The last few other lines the launcher printed (stdout and stderr): why a trial failed.
+        public var tail: [String] = []
     }
+
+    /// How many of the launcher's last other lines a measurement keeps.
+    static let tailLines = 4
 
     static let interesting = ["TANDEM-", "compute ", "memory ", "io ", "{\"schema\":", ImageSandbox.qemuPeakLine]
 
     public static func measure(_ argv: [String], labTime: String, timeoutSeconds: Double) throws(SystemError) -> Measurement {
         var lines: [String] = []
+        var tail: [String] = []
         var buffer = LineBuffer()
         let ending = try Subprocess.stream(labTime, ["run"] + argv, timeoutSeconds: timeoutSeconds) { bytes in
-            for text in buffer.append(bytes) where interesting.contains(where: { text.hasPrefix($0) }) || text.hasPrefix("LAB-TIME ") {
-                lines.append(text)
+            for text in buffer.append(bytes) {
+                if interesting.contains(where: { text.hasPrefix($0) }) || text.hasPrefix("LAB-TIME ") {
+                    lines.append(text)
+                } else {
+                    tail.append(String(text.prefix(300)))
+                    if tail.count > tailLines { tail.removeFirst() }
+                }
             }
         }
         guard let timing = lines.last(where: { $0.hasPrefix("LAB-TIME ") }) else {
@@ -105,6 +116,6 @@ public enum Stopwatch {
                            exitMs: Double(fields["exit_ms"] ?? "") ?? 0, maxRSSBytes: (UInt64(fields["maxrss_kib"] ?? "") ?? 0) * 1024,
                            cpuMs: fields["cpu_ms"].flatMap { Double($0) },
                            startNanoseconds: UInt64(Double(fields["start_ns"] ?? "0") ?? 0), lines: lines.filter { !$0.hasPrefix("LAB-TIME ") },
-                           interruptedBy: ending.interruptedBy)
+                           interruptedBy: ending.interruptedBy, tail: tail)
     }
 }

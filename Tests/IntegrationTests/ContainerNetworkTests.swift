@@ -127,6 +127,14 @@ struct ContainerNetworkTests {
         return (String(decoding: buffer[..<max(count, 0)], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), String(cString: inet_ntoa(peer.sin_addr)))
     }
 
+    /// A shell loop that listens on PORT with busybox nc until a client brings something, which goes
+    /// to `file`. nc's stdin is `input`, a FIFO opened read-write, which never ends: on the end of
+    /// its stdin busybox nc half-closes the connection, and a client that sees that FIN before its
+    /// own stdin has anything to send exits 0 having sent nothing.
+    static func listenScript(port: Int, into file: String, input: String) -> String {
+        "while [ ! -s \(file) ]; do nc -l -p \(port) <> \(input) > \(file); done"
+    }
+
     /// A shell loop that sends `text` to HOST:PORT with busybox nc until it is taken (20 s).
     static func sendScript(_ text: String, to host: String, port: Int) -> String {
         "i=0; while [ $i -lt 100 ]; do echo \(text) | nc -w 2 \(host) \(port) 2>/dev/null && exit 0; i=$((i+1)); sleep 0.2; done; exit 1"
@@ -166,7 +174,7 @@ struct ContainerNetworkTests {
         let state = Containers.stateRoot()
         defer { Containers.cleanUp(state) }
         let server = try Containers.ctr(["run", "-d", "--net", "bridge", "--", "/bin/sh", "-c",
-                                         "ip -4 -o addr show eth0 > /tmp/addr; while [ ! -s /tmp/got ]; do nc -l -p 9000 > /tmp/got; done; sleep 30"], state: state)
+                                         "ip -4 -o addr show eth0 > /tmp/addr; mkfifo /tmp/in; " + Self.listenScript(port: 9000, into: "/tmp/got", input: "/tmp/in") + "; sleep 30"], state: state)
         #expect(server.status == 0, "\(server.stderr)")
         let id = server.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         defer { _ = try? Containers.ctr(["rm", "-f", id], state: state) }
@@ -182,11 +190,14 @@ struct ContainerNetworkTests {
         #expect(client.result.status == 0, "\(client.result.stdout) \(client.result.stderr)")
         #expect(!client.result.stdout.contains(serverAddress + "/"), "the same address twice: \(client.result.stdout)")
         var got = ""
+        var shown: Tandem.Result?
         for _ in 0..<250 where got.isEmpty {  // up to 25 s: the client retries for 20 s on a loaded host
-            got = try Containers.ctr(["exec", id, "--", "/bin/cat", "/tmp/got"], state: state).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let exec = try Containers.ctr(["exec", id, "--", "/bin/cat", "/tmp/got"], state: state)
+            shown = exec
+            got = exec.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             if got.isEmpty { Thread.sleep(forTimeInterval: 0.1) }
         }
-        #expect(got == "hello-neighbour")
+        #expect(got == "hello-neighbour", "the last exec: \(String(describing: shown)); the client: \(client.result.stdout) \(client.result.stderr)")
         #expect(!Self.interfaces(Self.bridge).isEmpty, "the bridge is still there while the first container runs")
         let removed = try Containers.ctr(["rm", "-f", id], state: state)
         #expect(removed.status == 0, "\(removed.stderr)")
@@ -335,7 +346,10 @@ extension ContainerNetworkTests {
             defer { Containers.cleanUp(state) }
             let outside = try Net.Outside()
             defer { Net.Outside.remove() }
-            let listener = Background { try? outside.run(["/usr/bin/timeout", "-s", "KILL", "20", "/bin/busybox", "nc", "-l", "-p", "7073"]) }
+            let fifo = NSTemporaryDirectory() + "tandem-test-nc-\(getpid())"
+            defer { unlink(fifo) }
+            try #require(mkfifo(fifo, 0o600) == 0, "mkfifo \(fifo)")
+            let listener = Background { try? outside.run(["/bin/sh", "-c", "exec /usr/bin/timeout -s KILL 20 /bin/busybox nc -l -p 7073 <> \(fifo)"]) }
             let result = try Containers.run(["--net", "bridge", "--", "/bin/sh", "-c", Net.sendScript("through-nat", to: Net.Outside.address, port: 7073)], state: state).result
             #expect(result.status == 0, "\(result.stderr)")
             #expect(listener.wait()?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "through-nat")

@@ -423,8 +423,9 @@ struct ImageBenchTests {
         let samples = try #require(json["samples"] as? [[String: Any]])
         #expect(Set(samples.compactMap { $0["backend"] as? String }) == ["container", "crun", "runc"])
         #expect(samples.count == 6)
+        let notes = (json["notes"] as? [String] ?? []).joined(separator: "\n")
         for sample in samples {
-            #expect(sample["status"] as? Int == 0, "\(sample)")
+            #expect(sample["status"] as? Int == 0, "\(sample)\n\(notes)")
             #expect(sample["readyMs"] as? Double != nil, "no ready line timed: \(sample)")
         }
         let footprint = try #require(json["footprint"] as? [[String: Any]])
