@@ -18,6 +18,7 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
     init(controllers: [String: String], parent: String, name: String, extra: [String] = []) throws(CgroupError) {
         var paths: [String: String] = [:]
         var made: [String] = []
+        var leaves = Set<String>()
         var byHierarchy: [String: String] = [:]  // a co-mounted hierarchy (cpu,cpuacct) gets one directory
         do {
             for controller in Self.controllerNames + extra.filter({ !Self.controllerNames.contains($0) }) {
@@ -34,15 +35,17 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
                 }
                 let path = "\(level)/\(name)"
                 try CgroupFile.makeLeaf(path, parents: levels)
+                made.append(path)
+                leaves.insert(path)
                 // A new cpuset cgroup starts with no CPUs and no memory nodes, and takes no task
                 // until it has both: each level gets its parent's.
                 if controller == "cpuset" { try Self.inheritCpuset(from: mount, levels: levels + [path]) }
-                made.append(path)
                 paths[controller] = path
                 byHierarchy[hierarchy] = path
             }
         } catch {
-            for directory in made.reversed() { rmdir(directory) }  // parents still in use stay
+            for directory in made.reversed() where leaves.contains(directory) { rmdir(directory) }
+            CgroupParentLock.whenUnused { for directory in made.reversed() where !leaves.contains(directory) { rmdir(directory) } }  // parents still in use stay
             throw error
         }
         self.paths = paths
@@ -126,12 +129,11 @@ public final class CgroupV1: CgroupManager, @unchecked Sendable {
     public func destroy() throws(CgroupError) {
         var firstError: CgroupError?
         // Leaves first, then the parents Tandem made (those fail quietly while other containers use them).
-        for directory in directories.reversed() {
-            if paths.values.contains(directory) {
-                do { try CgroupFile.removeDirectory(directory, emptying: killAll) } catch { firstError = firstError ?? error }
-            } else {
-                rmdir(directory)
-            }
+        for directory in directories.reversed() where paths.values.contains(directory) {
+            do { try CgroupFile.removeDirectory(directory, emptying: killAll) } catch { firstError = firstError ?? error }
+        }
+        CgroupParentLock.whenUnused {
+            for directory in directories.reversed() where !paths.values.contains(directory) { rmdir(directory) }
         }
         if let firstError { throw firstError }
     }

@@ -108,6 +108,6 @@ public final class CgroupV2: CgroupManager, @unchecked Sendable {
     public func destroy() throws(CgroupError) {
         try CgroupFile.removeDirectory(path, emptying: killAll)
         // Parents Tandem made go too, unless another container still uses them.
-        for directory in directories.dropLast().reversed() { rmdir(directory) }
+        CgroupParentLock.whenUnused { for directory in directories.dropLast().reversed() { rmdir(directory) } }
     }
 }

@@ -305,12 +305,11 @@ public enum CgroupLeftovers {
     /// exiting; a parent is tried once — it stays while another container uses it.
     public static func remove(_ directories: [String]) {
         let leaves = Set(leaves(directories))
-        for directory in Set(directories).sorted(by: { $0.count > $1.count }) {
-            if !leaves.contains(directory) {
-                rmdir(directory)
-            } else {
-                for _ in 0..<100 where rmdir(directory) != 0 && errno == EBUSY { usleep(5_000) }
-            }
+        for directory in leaves.sorted(by: { $0.count > $1.count }) {
+            for _ in 0..<100 where rmdir(directory) != 0 && errno == EBUSY { usleep(5_000) }
+        }
+        CgroupParentLock.whenUnused {
+            for directory in Set(directories).subtracting(leaves).sorted(by: { $0.count > $1.count }) { rmdir(directory) }
         }
     }
 }

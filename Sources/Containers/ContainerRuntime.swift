@@ -244,8 +244,9 @@ public enum ContainerRuntime {
                 // a name `tandem ctr` gives (64 hex digits) is taken for one: --state-root may
                 // hold more.
                 guard id.utf8.count == 64, id.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }),
-                      store.isAbandoned(id) else { continue }
+                      let taken = store.takeAbandoned(id) else { continue }
                 Cleanup.reclaim(id: id, store: store)
+                close(taken)
                 continue
             }
             guard let record = try? store.load(id), record.name != nil, !record.isMonitorAlive, record.status != .stopped else { continue }

@@ -214,28 +214,48 @@ public struct RecordStore: Sendable {
     public func create(_ id: String) throws(OCIError) -> String {
         do { try Files.makeDirectories(root, mode: 0o711) } catch { throw OCIError("--root \(root): \(error.description)") }
         let path = directory(id)
-        guard mkdir(path, 0o711) == 0 else {
-            if errno == EEXIST { throw OCIError("container \"\(id)\" already exists") }
-            throw OCIError(SystemError("mkdir", path).description)
+        // Between mkdir and the lock, a sweep by another run can take the new directory for a
+        // killed creator's (no state, nobody holds it): it removes it under its exclusive lock,
+        // and then we make it again.
+        for _ in 0..<10 {
+            guard mkdir(path, 0o711) == 0 else {
+                if errno == EEXIST { throw OCIError("container \"\(id)\" already exists") }
+                throw OCIError(SystemError("mkdir", path).description)
+            }
+            if holdUntilExit(id) { return path }
         }
-        holdUntilExit(id)
-        return path
+        throw OCIError("mkdir \(path): removed again and again by other runs' sweeps")
     }
 
     /// A shared lock on the container's directory, held until this process exits (the
     /// descriptor is close-on-exec and never closed): while its creator or monitor lives, a
     /// sweep cannot take the directory for a killed one's, even before its first state is written.
-    package func holdUntilExit(_ id: String) {
-        let fd = open(directory(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { flock(fd, LOCK_SH) }
-    }
-
-    /// Whether nobody holds the directory (`holdUntilExit`): the process that made it is gone.
-    package func isAbandoned(_ id: String) -> Bool {
+    /// False when the directory is gone once the lock is ours (a sweep removed it meanwhile).
+    @discardableResult
+    package func holdUntilExit(_ id: String) -> Bool {
         let fd = open(directory(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return flock(fd, LOCK_EX | LOCK_NB) == 0
+        flock(fd, LOCK_SH)
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_nlink > 0 else {
+            close(fd)
+            return false
+        }
+        return true
+    }
+
+    /// The directory of a container whose creator is gone (nobody holds it: `holdUntilExit`),
+    /// locked exclusively: the descriptor, to close once the caller has removed the directory,
+    /// or nil while someone holds it. Held through the removal, so a creator that made the
+    /// directory a moment ago and locks it now waits, then finds it gone and makes it again.
+    package func takeAbandoned(_ id: String) -> Int32? {
+        let fd = open(directory(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     /// Where `tandem ctr` names are claimed: `.names/NAME` is a symlink to the container's id

@@ -1,3 +1,4 @@
+import Cgroups
 import Containers
 import HostOS
 import TandemLaunch
@@ -83,6 +84,10 @@ enum PeerRun {
         do { try Files.write(bundle + "/config.json", Array(config.serialized(indent: 2).utf8), mode: 0o600) } catch {
             throw ContainerError(error.description)
         }
+        // The runtime makes its cgroup under Tandem's parent (mkdir -p, no retry): no Tandem
+        // container that ends meanwhile removes that parent; the last one out does.
+        let parentLock = CgroupParentLock.holdShared()
+        defer { CgroupParentLock.releaseAndRemove(parentLock, parent: ContainerRuntime.cgroupParent) }
         // In the foreground with our stdio: Ctrl-C reaches it directly, SIGTERM and SIGHUP are passed on.
         do { return try Subprocess.foreground(binary, ["run", "--bundle", bundle, spec.id]) } catch { throw ContainerError(error.description) }
     }
