@@ -480,6 +480,15 @@ struct ImageBenchTests {
         let strictJSON = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: strict + "/results.json"))) as? [String: Any])
         let strictSamples = try #require(strictJSON["samples"] as? [[String: Any]])
         #expect(strictSamples.count == 1 && strictSamples.allSatisfy { $0["readyMs"] == nil || $0["readyMs"] is NSNull }, "\(strictSamples)")
+        // A failing trial: its status is kept, and what it printed last is in the notes (why).
+        let failing = setup.directory.appendingPathComponent("failing").path
+        let failed = try Tandem.run(["bench", "--image", "sample:1", "--store", setup.store, "--backends", "container", "--trials", "1",
+                                     "--warmup", "0", "--out", failing, "--", "echo first line; echo cannot-open-the-config >&2; exit 3"])
+        #expect(failed.status == 0, "\(failed.stderr.suffix(1000))")
+        let failedJSON = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: failing + "/results.json"))) as? [String: Any])
+        #expect((failedJSON["samples"] as? [[String: Any]])?.first?["status"] as? Int == 3)
+        let failedNotes = failedJSON["notes"] as? [String] ?? []
+        #expect(failedNotes.contains { $0.contains("container × app round 0: status 3") && $0.contains("cannot-open-the-config") }, "\(failedNotes)")
     }
 
     @Test("bad combinations are refused, named")
