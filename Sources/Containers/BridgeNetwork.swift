@@ -109,6 +109,37 @@ public enum BridgeNetwork {
         try BridgeFirewall.publish(lease.ports, to: lease.address)
     }
 
+    /// A VM's part of a lease (`tandem vm run --backend libvirt --net bridge`): its hypervisor
+    /// makes the tap and puts it on the bridge; Tandem gives the guest a MAC fixed by its address
+    /// (`guestMAC`) and the address on the kernel command line (`guestCommandLine`), and drops the
+    /// host's ARP entry for the address, which may still name its last holder's MAC.
+    public static func prepareGuest(_ lease: Lease) {
+        _ = clinux_neighbour_forget(bridge, lease.address)
+    }
+
+    /// The MAC of the guest holding `address`: QEMU's prefix 52:54:00, then ac:1d (172.29) and
+    /// the address's last byte — one address, one MAC, as libvirt's own networks do not promise.
+    public static func guestMAC(for address: String) -> String {
+        let last = UInt8(address.split(separator: ".").last ?? "") ?? 0
+        let hex = String(last, radix: 16)
+        return "52:54:00:ac:1d:" + (hex.count == 1 ? "0" + hex : hex)
+    }
+
+    /// What tandem-init reads to configure eth0: `tandem.net=ADDRESS/24,GATEWAY`.
+    public static func guestCommandLine(_ lease: Lease) -> String {
+        "tandem.net=\(lease.address)/\(prefixLength),\(gateway)"
+    }
+
+    /// Leases whose holder's state directory is gone (a VM's tandem killed, its directory swept
+    /// by the next run) are ended, and the bridge with the last of them.
+    public static func sweepStale() {
+        guard Files.kind(directory) == .directory else { return }
+        try? locked { () throws(ContainerError) in
+            reclaimStale()
+            removeBridgeIfUnused()
+        }
+    }
+
     /// Ends container `id`'s lease (if it has one); the bridge goes with the last lease.
     public static func release(id: String) {
         guard Files.kind(directory) == .directory else { return }

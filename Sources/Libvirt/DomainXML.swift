@@ -24,6 +24,19 @@ public struct DomainDefinition: Equatable, Sendable {
     public var diskFormat = DiskFormat.raw
 
     public enum DiskFormat: String, Sendable { case raw, qcow2 }
+
+    /// A virtio-net interface whose tap libvirt makes and puts on an existing host bridge
+    /// (`<interface type='bridge'>`), with a fixed MAC; nil: no network device.
+    public var network: BridgedInterface?
+
+    public struct BridgedInterface: Equatable, Sendable {
+        public var bridge: String
+        public var mac: String
+        public init(bridge: String, mac: String) {
+            self.bridge = bridge
+            self.mac = mac
+        }
+    }
     public var emulator: String?
     /// Tandem's mark: who made the domain (XML namespace `metadataNamespace`), so a later run can
     /// tell Tandem's domains — and stale ones — from everyone else's.
@@ -87,6 +100,15 @@ public struct DomainDefinition: Equatable, Sendable {
             lines.append("      <source file=\(attribute(disk))/>")
             lines.append("      <target dev='vda' bus='virtio'/>")
             lines.append("    </disk>")
+        }
+        if let network {
+            lines.append("    <interface type='bridge'>")
+            lines.append("      <source bridge=\(attribute(network.bridge))/>")
+            lines.append("      <mac address=\(attribute(network.mac))/>")
+            lines.append("      <model type='virtio'/>")
+            // microvm has no PCI bus: without this libvirt looks for one and refuses the domain.
+            if machine == .microvm { lines.append("      <address type='virtio-mmio'/>") }
+            lines.append("    </interface>")
         }
         lines.append("    <serial type='file'>")
         lines.append("      <source path=\(attribute(consoleFile))/>")

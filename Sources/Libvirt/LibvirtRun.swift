@@ -26,6 +26,8 @@ public struct LibvirtRun {
         public var diskFormat = DomainDefinition.DiskFormat.raw
         /// Where the console file goes (a directory the QEMU user can traverse).
         public var directory: String?
+        /// A virtio-net interface on a host bridge (`tandem vm run --net bridge`).
+        public var network: DomainDefinition.BridgedInterface?
         public init(accelerator: DomainDefinition.Accelerator, kernel: String, initrd: String?, commandLine: String) {
             self.accelerator = accelerator
             self.kernel = kernel
@@ -97,6 +99,7 @@ public struct LibvirtRun {
                 + (options.commandLine.isEmpty ? "" : " " + options.commandLine),
             consoleFile: consoleFile, disk: options.disk, owner: .init(pid: getpid(), startTime: ownStartTime()))
         definition.diskFormat = options.diskFormat
+        definition.network = options.network
 
         let createStart = Clock.monotonicNanoseconds()
         let domain = try connection.createTransient(definition.xml)

@@ -180,7 +180,7 @@ struct BenchCommand: ParsableCommand {
         if finished, !servers.isEmpty {
             let settings = ServerSettings(tool: servers.compactMap { ServerWorkload(rawValue: $0)?.tool }.joined(separator: ", "),
                                           connections: serverConnections, threads: 2, seconds: serverSeconds ?? (quick ? 3 : 10), bodyBytes: 13)
-            let holder = ServerSetup.holdBridge(environment, needed: wanted.contains { ["container", "crun", "runc"].contains($0) })
+            let holder = ServerSetup.holdBridge(environment, needed: wanted.contains { ["container", "crun", "runc", "libvirt"].contains($0) })
             defer { ServerSetup.release(holder, environment) }
             let peers = wanted.contains("crun") || wanted.contains("runc") ? PeerNetwork(workDirectory: work) : nil
             defer { peers?.remove() }

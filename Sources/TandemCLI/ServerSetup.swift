@@ -63,6 +63,20 @@ enum ServerSetup {
                 backends.append(ServerBackend(name: "\(name)-bridge", workload: workload, description: "\(name) run joining a network namespace prepared once like a tandem container's (veth on tandembr0, leased address), as podman prepares one before its runtime runs",
                                               argv: [runtime, "--root", environment.workDirectory + "/\(name)-state", "run", "--bundle", bundle, "tandem-bench-\(getpid())-\(label)"],
                                               target: .announced(port)))
+            case "libvirt":
+                guard getuid() == 0 else { notes.append("\(label) × libvirt: not run — the bridge needs root"); continue }
+                guard workload == .http else { notes.append("\(label) × libvirt: not run — the guest's initramfs has no redis (http only)"); continue }
+                guard environment.kernel != nil else { notes.append("\(label) × libvirt: not run — no kernel (linux-image-cloud-amd64: make deps)"); continue }
+                guard Files.kind("/run/libvirt/libvirt-sock") != .missing else {
+                    notes.append("\(label) × libvirt: not run — no libvirt daemon (scripts/libvirtd.sh up)")
+                    continue
+                }
+                let emulated = environment.virtualisation != "hardware"
+                backends.append(ServerBackend(name: "libvirt-bridge", workload: workload,
+                                              description: "tandem vm run --backend libvirt --net bridge: a QEMU guest (machine microvm\(emulated ? ", TCG: emulated, not hardware speed" : ", KVM")) with virtio-net on tandembr0; the client reaches the guest's address",
+                                              argv: [environment.tandemCLI, "vm", "run", "--backend", "libvirt", "--net", "bridge", "--workload", workload.rawValue,
+                                                     "--cmdline", "tandem.args=\(port)"],
+                                              target: .announced(port)))
             default:
                 notes.append("\(label) × \(name): not run — this backend has no server path yet (issue 17)")
             }

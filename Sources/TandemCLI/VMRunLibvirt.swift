@@ -1,3 +1,4 @@
+import Containers
 import HostFacts
 import HostOS
 import Libvirt
@@ -10,8 +11,16 @@ import Glibc
 enum VMRunLibvirt {
     static func run(_ command: VMRunCommand) -> Int32 {
         guard command.tiny == nil else { return VMRunner.fail("--tiny guests run only on Tandem's own VMM (--backend microvm)") }
-        guard command.drive.isEmpty, command.rootDisk == nil, command.net.isEmpty, command.vsock == nil else {
-            return VMRunner.fail("--drive, --root-disk, --net and --vsock are Tandem's VMM's (--backend microvm); a libvirt guest boots from a root disk with --disk")
+        guard command.drive.isEmpty, command.rootDisk == nil, command.vsock == nil else {
+            return VMRunner.fail("--drive, --root-disk and --vsock are Tandem's VMM's (--backend microvm); a libvirt guest boots from a root disk with --disk")
+        }
+        guard command.net.isEmpty || command.net == ["bridge"] else {
+            return VMRunner.fail("--net \(command.net.joined(separator: " --net ")): a libvirt guest takes one --net bridge (virtio-net on Tandem's bridge); tap is Tandem's VMM's (--backend microvm)")
+        }
+        let bridged = command.net == ["bridge"]
+        guard !bridged || getuid() == 0 else { return VMRunner.fail("--net bridge: needs root (the bridge is the host's)") }
+        guard !bridged || command.connect.hasPrefix("qemu:///") else {
+            return VMRunner.fail("--net bridge with --connect \(command.connect): Tandem's bridge is on this host, the guest would be on another")
         }
         guard let kernel = command.kernel ?? LinuxDefaults.kernel() else {
             return VMRunner.fail("no kernel: pass --kernel PATH, or install Debian's linux-image-cloud-amd64 (make deps)")
@@ -66,10 +75,11 @@ enum VMRunLibvirt {
         options.vcpus = command.vcpus
         options.timeoutSeconds = command.timeout
         options.keep = command.keep
-        if command.disk {
-            do {
-                let directory = try LibvirtRun.makeDirectory()
-                options.directory = directory
+        if command.disk || bridged {
+            let directory: String
+            do { directory = try LibvirtRun.makeDirectory() } catch { return VMRunner.fail(error.description) }
+            options.directory = directory
+            if command.disk {
                 do {
                     let prepared = try DiskGuest.prepare(kernel: kernel, directory: directory)
                     options.disk = prepared.disk
@@ -78,8 +88,29 @@ enum VMRunLibvirt {
                     Files.removeTree(directory)
                     return VMRunner.fail(error.description)
                 }
-            } catch {
+            }
+        }
+        // A killed run's lease goes once its directory has (makeDirectory swept it), the bridge
+        // with the last lease; its domain goes in LibvirtRun's own sweep.
+        if getuid() == 0 {
+            LibvirtRun.sweepDirectories()
+            BridgeNetwork.sweepStale()
+        }
+        // --net bridge: an address on tandembr0, held while the run's directory exists (a killed
+        // run's lease is stale once the next run sweeps that directory), ended after the domain.
+        let leaseID = "vm" + String(UInt64(getpid()) << 24 ^ Clock.monotonicNanoseconds() & 0xff_ffff, radix: 16)
+        var lease: BridgeNetwork.Lease?
+        defer { if lease != nil { BridgeNetwork.release(id: leaseID) } }
+        if bridged, let directory = options.directory {
+            do { lease = try BridgeNetwork.lease(for: leaseID, stateDirectory: directory) } catch {
+                Files.removeTree(directory)
                 return VMRunner.fail(error.description)
+            }
+            if let lease {
+                BridgeNetwork.prepareGuest(lease)
+                options.network = .init(bridge: BridgeNetwork.bridge, mac: BridgeNetwork.guestMAC(for: lease.address))
+                options.commandLine += (options.commandLine.isEmpty ? "" : " ") + BridgeNetwork.guestCommandLine(lease)
+                StandardError.line("tandem: --net bridge: the guest is \(lease.address) on \(BridgeNetwork.bridge) (MAC \(BridgeNetwork.guestMAC(for: lease.address)))")
             }
         }
 

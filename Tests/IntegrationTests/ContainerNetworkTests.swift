@@ -8,6 +8,7 @@ import Testing
 struct ContainerNetworkTests {
     static let bridge = "tandembr0"
     static let leases = "/run/tandem-net"
+    static let subnetPrefix = "172.29.0."
 
     /// The host's interfaces whose names start with `prefix`.
     static func interfaces(_ prefix: String) -> [String] {
@@ -531,7 +532,32 @@ extension ContainerNetworkTests {
             let notes = results["notes"] as? [String] ?? []
             #expect(notes.contains { $0.contains("http × tiny-microvm: not run") }, "\(notes)")
             let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
-            #expect(markdown.contains("## Servers: http under load") && markdown.contains("| `container-published` | 2 |"), "\(markdown.suffix(3000))")
+            #expect(markdown.contains("## Servers: http under load") && markdown.contains("| `container-published` | native | 2 |"), "\(markdown.suffix(3000))")
+            ContainerNetworkTests.expectNothingLeft()
+        }
+
+        @Test("a libvirt guest on the bridge serves http: answered, loaded by wrk without errors, stopped (143); its row is marked emulated where there is no hardware virtualisation; no domain, lease or bridge left",
+              .enabled(if: LibvirtLab.ready, "needs a running libvirt daemon (scripts/libvirtd.sh up), the cloud kernel and make image"))
+        func libvirtServer() throws {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-vmhttp-\(UUID().uuidString.prefix(8))").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let result = try Tandem.run(["bench", "--backends", "process,libvirt", "--workloads", "http", "--trials", "1", "--warmup", "0",
+                                         "--server-seconds", "1", "--no-manager-kill", "--out", out])
+            #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+            let results = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
+            let trials = (results["servers"] as? [[String: Any]] ?? []).filter { $0["backend"] as? String == "libvirt-bridge" }
+            #expect(trials.count == 1, "\(results["servers"] ?? "no servers") \(results["notes"] ?? "")")
+            for trial in trials {
+                #expect((trial["coldStartMs"] as? Double ?? 0) > 0, "no cold start: \(trial)")
+                #expect((trial["requestsPerSecond"] as? Double ?? 0) > 100, "\(trial)")
+                #expect(trial["errors"] as? Int == 0, "\(trial)")
+                #expect(trial["status"] as? Int == 143, "the launcher stopped with SIGTERM says 128+15: \(trial)")
+            }
+            let hardware = (results["host"] as? [String: Any])?["virtualisation"] as? String == "hardware"
+            let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+            #expect(markdown.contains(hardware ? "| `libvirt-bridge` | KVM |" : "| `libvirt-bridge` | TCG (emulated) |"), "\(markdown.suffix(2000))")
+            #expect(markdown.contains("| `process` | native |"), "\(markdown.suffix(2000))")
+            #expect(LibvirtLab.tandemDomains().isEmpty, "a domain is left")
             ContainerNetworkTests.expectNothingLeft()
         }
     }

@@ -336,7 +336,7 @@ struct ImageImportKillTests {
 
 /// In the libvirt suite itself (serialized): its tests check that no Tandem domain is left, which
 /// a guest of another suite running meanwhile would break.
-extension LibvirtGuestTests {
+extension ContainerNetworkTests.LibvirtGuestTests {
     @Test("tandem run IMAGE --as libvirt: the same program, env, working directory, user, whiteouts as in the container; the status passes out; nothing left",
           .enabled(if: getuid() == 0, "needs root (the image's layers are mounted)"))
     func sameAsContainer() throws {

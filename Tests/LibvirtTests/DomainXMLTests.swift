@@ -5,11 +5,13 @@ import Testing
 @Suite("libvirt domain XML")
 struct DomainXMLTests {
     static func definition(machine: DomainDefinition.Machine = .microvm, accelerator: DomainDefinition.Accelerator = .qemu,
-                           disk: String? = nil) -> DomainDefinition {
-        DomainDefinition(name: "tandem-golden", accelerator: accelerator, machine: machine, memoryMiB: 256, vcpus: 2,
-                         kernel: "/boot/vmlinuz-test", initrd: "/images/initramfs.cpio",
-                         commandLine: "console=ttyS0 tandem.workload=hello quote=\"a'b\" <&>", consoleFile: "/tmp/t/console.log",
-                         disk: disk, owner: .init(pid: 42, startTime: 4242))
+                           disk: String? = nil, bridge: String? = nil) -> DomainDefinition {
+        var definition = DomainDefinition(name: "tandem-golden", accelerator: accelerator, machine: machine, memoryMiB: 256, vcpus: 2,
+                                          kernel: "/boot/vmlinuz-test", initrd: "/images/initramfs.cpio",
+                                          commandLine: "console=ttyS0 tandem.workload=hello quote=\"a'b\" <&>", consoleFile: "/tmp/t/console.log",
+                                          disk: disk, owner: .init(pid: 42, startTime: 4242))
+        definition.network = bridge.map { .init(bridge: $0, mac: "52:54:00:ac:1d:07") }
+        return definition
     }
 
     static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
@@ -18,6 +20,7 @@ struct DomainXMLTests {
         ("microvm-tcg", definition()),
         ("q35-kvm", definition(machine: .q35, accelerator: .kvm)),
         ("pc-disk", definition(machine: .pc, disk: "/images/root.ext4")),
+        ("microvm-bridge", definition(bridge: "tandembr0")),
     ])
     func golden(name: String, definition: DomainDefinition) throws {
         let expected = try String(contentsOf: Self.golden.appendingPathComponent(name + ".xml"), encoding: .utf8)
@@ -33,7 +36,8 @@ struct DomainXMLTests {
     @Test("libvirt's test driver accepts every shape (schema validation on define)")
     func libvirtValidates() throws {
         let connection = try LibvirtConnection(uri: "test:///default")
-        for definition in [Self.definition(), Self.definition(machine: .q35, accelerator: .kvm), Self.definition(machine: .pc, disk: "/images/root.ext4")] {
+        for definition in [Self.definition(), Self.definition(machine: .q35, accelerator: .kvm), Self.definition(machine: .pc, disk: "/images/root.ext4"),
+                           Self.definition(bridge: "tandembr0"), Self.definition(machine: .q35, bridge: "tandembr0")] {
             try connection.validate(definition.xml)
         }
         var broken = Self.definition()
