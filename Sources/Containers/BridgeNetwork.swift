@@ -119,10 +119,23 @@ public enum BridgeNetwork {
 
     /// The MAC of the guest holding `address`: QEMU's prefix 52:54:00, then ac:1d (172.29) and
     /// the address's last byte — one address, one MAC, as libvirt's own networks do not promise.
+    public static func guestMACBytes(for address: String) -> [UInt8] {
+        [0x52, 0x54, 0x00, 0xac, 0x1d, UInt8(address.split(separator: ".").last ?? "") ?? 0]
+    }
+
     public static func guestMAC(for address: String) -> String {
-        let last = UInt8(address.split(separator: ".").last ?? "") ?? 0
-        let hex = String(last, radix: 16)
-        return "52:54:00:ac:1d:" + (hex.count == 1 ? "0" + hex : hex)
+        guestMACBytes(for: address).map { byte in
+            let hex = String(byte, radix: 16)
+            return hex.count == 1 ? "0" + hex : hex
+        }.joined(separator: ":")
+    }
+
+    /// A microVM's tap (named `lease.hostInterface`) onto the bridge, up; and the host's ARP entry
+    /// for the address dropped (`prepareGuest`). 0, or -errno.
+    public static func attachTap(_ lease: Lease) -> Int32 {
+        let result = clinux_bridge_attach(bridge, lease.hostInterface)
+        if result == 0 { prepareGuest(lease) }
+        return result
     }
 
     /// What tandem-init reads to configure eth0: `tandem.net=ADDRESS/24,GATEWAY`.

@@ -23,11 +23,36 @@ public final class Tap: @unchecked Sendable {
     /// The /24s Tandem numbers its taps in: 172.30.N.0/24 for tandemN.
     static let subnetBase = "172.30"
 
-    init(name: String, fd: FileDescriptor, hostAddress: String?, guestAddress: String?) {
+    /// Called once when the tap is released (the run is over): what the tap's owner set up
+    /// around it goes too (a bridge lease, `openOnBridge`).
+    private let onRelease: (@Sendable () -> Void)?
+
+    init(name: String, fd: FileDescriptor, hostAddress: String?, guestAddress: String?, onRelease: (@Sendable () -> Void)? = nil) {
         self.name = name
         self.fd = fd
         self.hostAddress = hostAddress
         self.guestAddress = guestAddress
+        self.onRelease = onRelease
+    }
+
+    deinit { onRelease?() }
+
+    /// A tap for a guest on a host bridge someone else addresses (`--net bridge`: Tandem's
+    /// bridge): the tap `name` is made (not persistent: it goes with its last descriptor), and
+    /// `attach` puts it on the bridge; the guest is told `guestAddress` with `gateway`. If
+    /// anything fails, `onRelease` runs at once; otherwise when the tap is released.
+    public static func openOnBridge(name: String, guestAddress: String, gateway: String, attach: () -> Int32,
+                                    onRelease: @escaping @Sendable () -> Void) throws(SystemError) -> Tap {
+        let raw = clinux_tap_open(name)
+        guard raw >= 0 else {
+            onRelease()
+            throw SystemError("TUNSETIFF (tap)", name, errno: -raw)
+        }
+        let tap = Tap(name: name, fd: FileDescriptor(adopting: raw, label: "tap \(name)"), hostAddress: gateway, guestAddress: guestAddress,
+                      onRelease: onRelease)
+        let attached = attach()
+        guard attached == 0 else { throw SystemError("SIOCBRADDIF", "\(name) to the bridge", errno: -attached) }  // (tap released: onRelease)
+        return tap
     }
 
     /// What tandem-init is told on the kernel command line: the guest's address, prefix and

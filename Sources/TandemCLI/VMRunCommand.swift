@@ -78,7 +78,7 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("microvm: a raw disk image as virtio-blk over virtio-mmio (repeatable; ,ro: read-only, also on the host). Firecracker calls them drives; libvirt's --disk above is its root disk.", valueName: "path[,ro]"))
     var drive: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("A network interface as virtio-net. libvirt: bridge — on Tandem's bridge tandembr0 with a leased address (as a container's --net bridge). microvm (repeatable): tap: Tandem makes tandemN, gives the host 172.30.N.1/24 and the guest 172.30.N.2 (tandem-init sets it up as eth0), and removes it when the VM ends; tap=NAME: that tap, existing or new, addressed by you (the guest's address with --cmdline tandem.net=ADDRESS/PREFIX[,GATEWAY]).", valueName: "tap[=name]|bridge"))
+    @Option(name: .long, help: ArgumentHelp("A network interface as virtio-net. bridge: on Tandem's bridge tandembr0 with a leased address, beside containers with --net bridge (microvm and libvirt). microvm (repeatable): tap: Tandem makes tandemN, gives the host 172.30.N.1/24 and the guest 172.30.N.2 (tandem-init sets it up as eth0), and removes it when the VM ends; tap=NAME: that tap, existing or new, addressed by you (the guest's address with --cmdline tandem.net=ADDRESS/PREFIX[,GATEWAY]).", valueName: "tap[=name]|bridge"))
     var net: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("microvm: boot with the root on this ext4 image (drive 0, /dev/vda; the --drive disks follow): the guest image is the first stage, tandem-init mounts the disk and switches root — the disk libvirt's --disk makes, or `tandem image` keeps per image.", valueName: "path"))

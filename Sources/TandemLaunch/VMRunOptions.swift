@@ -1,6 +1,10 @@
+import Containers
 import HostOS
 import MicroVM
 import Virtio
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `tandem vm run` was asked to do, independent of how the command line was parsed.
 public struct VMRunOptions: Equatable, Sendable {
@@ -25,7 +29,7 @@ public struct VMRunOptions: Equatable, Sendable {
     /// `--root-disk PATH`: an ext4 disk image the guest's root is on — drive 0 (/dev/vda), with
     /// `tandem.root=/dev/vda` on the command line (tandem-init mounts it and switches root).
     public var rootDisk: String?
-    /// `--net tap[=NAME]`, in order: network interfaces as virtio-net on a tap.
+    /// `--net tap[=NAME]` or `bridge`, in order: network interfaces as virtio-net on a tap.
     public var nets: [String] = []
     /// `--vsock PATH`: a virtio-vsock device whose host side is the Unix socket PATH
     /// (Firecracker's model: `CONNECT <port>` there reaches a guest port; the guest's connections
@@ -69,16 +73,47 @@ public struct VMRunOptions: Equatable, Sendable {
     /// the `--net` and the failing call, and the taps opened before it close with the array.
     public func openNets() -> Result<[VMConfig.Net], VMRunner.Message> {
         var nets: [VMConfig.Net] = []
+        // Checked before any tap is made: a second bridge interface would be a second address.
+        guard self.nets.filter({ $0 == "bridge" }).count <= 1 else { return .failure(VMRunner.Message(text: "--net bridge: once per VM")) }
         for text in self.nets {
+            if text == "bridge" {
+                switch Self.openOnBridge() {
+                case .success(let net): nets.append(net)
+                case .failure(let message): return .failure(message)
+                }
+                continue
+            }
             let name: String?
             if text == "tap" { name = nil } else if text.hasPrefix("tap=") { name = String(text.dropFirst(4)) } else {
-                return .failure(VMRunner.Message(text: "--net \(text): must be tap (Tandem makes and addresses one) or tap=NAME (an existing or new tap, addressed by you)"))
+                return .failure(VMRunner.Message(text: "--net \(text): must be tap (Tandem makes and addresses one), tap=NAME (an existing or new tap, addressed by you) or bridge (on Tandem's bridge, with a leased address)"))
             }
             do { nets.append(VMConfig.Net(tap: try Tap.open(name: name), mac: Tap.randomMAC())) } catch {
                 return .failure(VMRunner.Message(text: "--net \(text): \(error)"))
             }
         }
         return .success(nets)
+    }
+
+    /// `--net bridge`: a tap on Tandem's bridge (`tandembr0`, beside the containers) with an
+    /// address leased as a container's. The lease's holder is this process (`/proc/PID`: stale
+    /// once it is gone, also after SIGKILL; the tap goes with its descriptor then); it ends when
+    /// the tap is released, the bridge with the last lease.
+    static func openOnBridge() -> Result<VMConfig.Net, VMRunner.Message> {
+        guard getuid() == 0 else { return .failure(VMRunner.Message(text: "--net bridge: needs root (the bridge is the host's)")) }
+        BridgeNetwork.sweepStale()
+        let id = "vm" + String(UInt64(getpid()) << 24 ^ Clock.monotonicNanoseconds() & 0xff_ffff, radix: 16)
+        let lease: BridgeNetwork.Lease
+        do { lease = try BridgeNetwork.lease(for: id, stateDirectory: "/proc/\(getpid())") } catch {
+            return .failure(VMRunner.Message(text: error.description))
+        }
+        do {
+            let tap = try Tap.openOnBridge(name: lease.hostInterface, guestAddress: lease.address, gateway: BridgeNetwork.gateway,
+                                           attach: { BridgeNetwork.attachTap(lease) }, onRelease: { BridgeNetwork.release(id: id) })
+            StandardError.line("tandem: --net bridge: the guest is \(lease.address) on \(BridgeNetwork.bridge) (tap \(lease.hostInterface))")
+            return .success(VMConfig.Net(tap: tap, mac: BridgeNetwork.guestMACBytes(for: lease.address)))
+        } catch {
+            return .failure(VMRunner.Message(text: "--net bridge: \(error)"))
+        }
     }
 
     /// Every drive in bus order: the root disk first (read-write), then `--drive`s.

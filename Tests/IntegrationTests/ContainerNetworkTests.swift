@@ -205,6 +205,55 @@ struct ContainerNetworkTests {
         Self.expectNothingLeft()
     }
 
+    /// The interfaces on Tandem's bridge.
+    static func bridgePorts() -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net/\(bridge)/brif")) ?? []
+    }
+
+    @Test("tandem vm run --net bridge (Tandem's VMM, a tiny guest): its tap is on the bridge with a leased address while it runs; at its end (--timeout) no tap, lease or bridge",
+          .enabled(if: FileManager.default.fileExists(atPath: "/dev/kvm"), "needs /dev/kvm"))
+    func microVMOnBridge() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tandem.path)
+        process.arguments = ["vm", "run", "--tiny", "spin", "--net", "bridge", "--timeout", "3"]
+        process.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        var ports: [String] = []
+        for _ in 0..<200 where ports.isEmpty {
+            Thread.sleep(forTimeInterval: 0.01)
+            ports = Self.bridgePorts().filter { $0.hasPrefix("tvvm") }
+        }
+        let leased = ((try? FileManager.default.contentsOfDirectory(atPath: Self.leases)) ?? []).filter { $0.hasPrefix(Self.subnetPrefix) }
+        let said = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(ports.count == 1, "the VM's tap is not on the bridge: \(ports) \(said)")
+        #expect(leased.count == 1 && said.contains("the guest is \(leased.first ?? "?") on tandembr0"), "\(leased) \(said)")
+        #expect(process.terminationStatus == 124, "\(said)")
+        Self.expectNothingLeft()
+    }
+
+    @Test("tandem vm run --net bridge SIGKILLed: its tap goes with it; the next --net bridge run ends the stale lease, and the bridge goes at its end",
+          .enabled(if: FileManager.default.fileExists(atPath: "/dev/kvm"), "needs /dev/kvm"))
+    func killedMicroVMOnBridge() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tandem.path)
+        process.arguments = ["vm", "run", "--tiny", "spin", "--net", "bridge", "--timeout", "60"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<200 where Self.bridgePorts().filter({ $0.hasPrefix("tvvm") }).isEmpty { Thread.sleep(forTimeInterval: 0.01) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let stale = ((try? FileManager.default.contentsOfDirectory(atPath: Self.leases)) ?? []).filter { $0.hasPrefix(Self.subnetPrefix) }
+        try #require(stale.count == 1, "the killed run had no lease yet: \(stale)")
+        let next = try Tandem.run(["vm", "run", "--tiny", "hello", "--net", "bridge"])
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(next.stderr.contains("the guest is \(stale[0]) on tandembr0"), "the stale lease's address was not given again: \(next.stderr)")
+        Self.expectNothingLeft()
+    }
+
     @Test("tandem SIGKILLed while its container runs: the next run sweeps the container, its lease and the bridge")
     func killedMonitorSwept() throws {
         let state = Containers.stateRoot()
