@@ -182,11 +182,14 @@ struct BenchCommand: ParsableCommand {
                                           connections: serverConnections, threads: 2, seconds: serverSeconds ?? (quick ? 3 : 10), bodyBytes: 13)
             let holder = ServerSetup.holdBridge(environment, needed: wanted.contains { ["container", "crun", "runc", "libvirt"].contains($0) })
             defer { ServerSetup.release(holder, environment) }
-            let peers = wanted.contains("crun") || wanted.contains("runc") ? PeerNetwork(workDirectory: work) : nil
+            var peers: PeerNetwork?, peersProblem: String?
+            if wanted.contains("crun") || wanted.contains("runc") {
+                (peers, peersProblem) = PeerNetwork.make(workDirectory: work)
+            }
             defer { peers?.remove() }
             var backends: [ServerBackend] = [], notes: [String] = []
             for workload in servers.compactMap(ServerWorkload.init(rawValue:)) {
-                let (made, said) = ServerSetup.backends(workload, wanted, environment, peers: peers)
+                let (made, said) = ServerSetup.backends(workload, wanted, environment, peers: peers, peersProblem: peersProblem)
                 backends += made
                 notes += said
             }

@@ -26,7 +26,7 @@ enum ServerSetup {
 
     /// The server backends among `wanted` for `workload`, and a note for each backend that has none yet.
     static func backends(_ workload: ServerWorkload, _ wanted: [String], _ environment: BenchEnvironment,
-                         peers: PeerNetwork?) -> ([ServerBackend], [String]) {
+                         peers: PeerNetwork?, peersProblem: String? = nil) -> ([ServerBackend], [String]) {
         var backends: [ServerBackend] = []
         var notes: [String] = []
         let label = workload.rawValue
@@ -52,7 +52,10 @@ enum ServerSetup {
                                               target: .fixed("127.0.0.1", hostNetworkPort)))
             case "crun", "runc":
                 guard let runtime = Files.which(name) else { notes.append("\(label) × \(name): not run — \(name) is not installed"); continue }
-                guard let peers else { notes.append("\(label) × \(name): not run — no network namespace on the bridge for it"); continue }
+                guard let peers else {
+                    notes.append("\(label) × \(name): not run — no network namespace on the bridge for it" + (peersProblem.map { ": \($0)" } ?? ""))
+                    continue
+                }
                 let bundle = environment.workDirectory + "/\(name)-\(label)"
                 mkdir(bundle, 0o755)
                 let config = OCIConfig.minimal(rootfs: rootfs, args: command(workload, port: port), hostname: name, networkPath: peers.path)
@@ -109,21 +112,31 @@ final class PeerNetwork {
     let id: String
     var path: String { "/proc/\(pid)/ns/net" }
 
-    init?(workDirectory: String) {
-        guard let unshare = Files.which("unshare"),
-              let (pid, _) = try? Subprocess.spawnPiped(unshare, ["--net", "--", "/bin/sleep", "1000000"], mergeStandardError: true, defaultSignals: true)
-        else { return nil }
+    private init(pid: pid_t) {
         self.pid = pid
-        id = "bench-peers-\(getpid())"
+        // The lease's id names the veth's host end ("tv" + its first 12 characters): the pid
+        // first, so that two benches at once get two names.
+        id = "peers\(getpid())"
+    }
+
+    /// The sleeper in its new network namespace, with a lease and eth0 on the bridge; or why not.
+    static func make(workDirectory: String) -> (made: PeerNetwork?, problem: String?) {
+        guard let unshare = Files.which("unshare") else { return (nil, "unshare is not installed") }
+        let pid: pid_t
+        do { (pid, _) = try Subprocess.spawnPiped(unshare, ["--net", "--", "/bin/sleep", "1000000"], mergeStandardError: true, defaultSignals: true) } catch {
+            return (nil, error.description)
+        }
+        let made = PeerNetwork(pid: pid)
         let ours = Files.readLink("/proc/self/ns/net")
-        for _ in 0..<200 where Files.readLink(path) == ours || Files.readLink(path) == nil { usleep(5000) }
+        for _ in 0..<200 where Files.readLink(made.path) == ours || Files.readLink(made.path) == nil { usleep(5000) }
         do {
-            let lease = try BridgeNetwork.lease(for: id, stateDirectory: workDirectory)
+            let lease = try BridgeNetwork.lease(for: made.id, stateDirectory: workDirectory)
             try BridgeNetwork.attach(lease, pid: pid)
         } catch {
-            remove()
-            return nil
+            made.remove()
+            return (nil, error.description)
         }
+        return (made, nil)
     }
 
     func remove() {

@@ -585,6 +585,24 @@ extension ContainerNetworkTests {
             ContainerNetworkTests.expectNothingLeft()
         }
 
+        @Test("two server benches at once: each gets its own network namespace for runc (their veths are named apart) and measures it; nothing left",
+              .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc"), "needs runc"))
+        func twoBenchesAtOnce() throws {
+            let base = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-two-\(UUID().uuidString.prefix(8))").path
+            defer { try? FileManager.default.removeItem(atPath: base) }
+            let arguments = ["bench", "--backends", "runc", "--workloads", "http", "--trials", "1", "--warmup", "0", "--server-seconds", "2", "--no-manager-kill"]
+            let other = Background { try? Tandem.run(arguments + ["--out", base + "/a"]) }
+            let this = try Tandem.run(arguments + ["--out", base + "/b"])
+            let first = other.wait()
+            for (result, out) in [(first, base + "/a"), (Optional(this), base + "/b")] {
+                #expect(result?.status == 0, "\(result?.stderr.suffix(1500) ?? "no result")")
+                let results = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any]
+                let runc = (results?["servers"] as? [[String: Any]] ?? []).filter { $0["backend"] as? String == "runc-bridge" }
+                #expect(runc.count == 1 && (runc.first?["requestsPerSecond"] as? Double ?? 0) > 100, "\(out): \(results?["notes"] ?? "no results")")
+            }
+            ContainerNetworkTests.expectNothingLeft()
+        }
+
         @Test("a libvirt guest on the bridge serves http: answered, loaded by wrk without errors, stopped (143); its row is marked emulated where there is no hardware virtualisation; no domain, lease or bridge left",
               .enabled(if: LibvirtLab.ready, "needs a running libvirt daemon (scripts/libvirtd.sh up), the cloud kernel and make image"))
         func libvirtServer() throws {
