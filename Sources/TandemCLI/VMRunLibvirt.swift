@@ -90,10 +90,11 @@ enum VMRunLibvirt {
                 }
             }
         }
-        // A killed run's lease goes once its directory has (makeDirectory swept it), the bridge
-        // with the last lease; its domain goes in LibvirtRun's own sweep.
+        // A killed run's lease goes once its directory has (swept by makeDirectory, or here when
+        // this run made none yet), the bridge with the last lease; its domain goes in
+        // LibvirtRun's own sweep.
         if getuid() == 0 {
-            LibvirtRun.sweepDirectories()
+            if options.directory == nil { LibvirtRun.sweepDirectories() }
             BridgeNetwork.sweepStale()
         }
         // --net bridge: an address on tandembr0, held while the run's directory exists (a killed
