@@ -277,6 +277,36 @@ struct ContainerNetworkTests {
         Self.expectNothingLeft()
     }
 
+    @Test("containers without a network leave the bridge's table alone: tandem-runtime start and delete, tandem ctr run exec no nft (deleting an absent table is an nft run, ~20 ms of every delete)",
+          .enabled(if: OCI.available && Strace.path != nil, "needs a built tandem-runtime, busybox-static and strace"))
+    func noNetworkRunsNoNft() throws {
+        let runtime = OCI.Runtime.tandem()
+        defer { runtime.cleanUp() }
+        let state = Containers.stateRoot()
+        defer { Containers.cleanUp(state) }
+        let bundle = try OCI.Bundle { config in
+            var process = config["process"] as! [String: Any]
+            process["args"] = ["true"]
+            config["process"] = process
+        }
+        let id = OCI.unique("nonet")
+        // create leaves the container's monitor running, which strace -f would wait for: untraced.
+        try #require(try runtime("create", "--bundle", bundle.path, id).status == 0)
+        let commands = [[runtime.binary, "--root", runtime.root, "start", id],
+                        [runtime.binary, "--root", runtime.root, "delete", "--force", id],
+                        [Tandem.path, "ctr", "run", "--state-root", state, "--", "/bin/true"]]
+        for command in commands {
+            let trace = NSTemporaryDirectory() + "tandem-nonet-" + id + ".trace"
+            defer { unlink(trace) }
+            let result = try OCI.exec([Strace.path!, "-f", "-qq", "-e", "trace=execve", "-o", trace] + command)
+            #expect(result.status == 0, "\(command): \(result.stderr)")
+            let execs = (try String(contentsOfFile: trace, encoding: .utf8)).split(separator: "\n").filter { $0.contains("execve(") }
+            #expect(!execs.contains { $0.contains("nft\"") }, "\(command.dropFirst(1).prefix(4)) ran nft: \(execs)")
+        }
+        OCI.expectNothingLeft(id, root: runtime.root)
+        Self.expectNothingLeft()
+    }
+
     @Test("refused by name, nothing made: an unknown --net, and an interface called tandembr0 that is not a bridge")
     func refusals() throws {
         let state = Containers.stateRoot()
