@@ -50,7 +50,7 @@ extension ReportModel {
             body += "</table>\n"
         }
         for servers in ServerTable.all(results) {
-            body += "<h2>\(servers.title.htmlEscaped())</h2>\n<p>\(servers.intro.htmlEscaped())</p>\n<table><tr>"
+            body += "<h2>\(servers.title.htmlEscaped())</h2>\n<p>\(servers.intro.htmlEscaped())</p>\n" + serverCharts(servers) + "<table><tr>"
                 + servers.header.map { "<th>\($0.htmlEscaped())</th>" }.joined() + "</tr>\n"
             for row in servers.rows {
                 body += "<tr><td><code>\(row[0].htmlEscaped())</code></td>" + row.dropFirst().map { "<td>\($0.htmlEscaped())</td>" }.joined() + "</tr>\n"
@@ -106,34 +106,105 @@ extension ReportModel {
             """
     }
 
-    /// One horizontal bar chart: median bars, p5–p95 whiskers, log10 time axis.
+    /// One bar of a chart: a backend's median and its p5–p95 whisker.
+    struct Bar {
+        var label: String
+        /// Tandem's own (blue) or a peer's (grey).
+        var ours: Bool
+        /// Guest code emulated here: hatched and labelled, never to be read as hardware speed.
+        var emulated: Bool
+        var summary: Summary
+    }
+
+    /// A chart's axis: times on a log10 scale in milliseconds, or counts (requests/s) on a
+    /// linear one from 0, where bar lengths compare as the figures do.
+    enum Scale {
+        case milliseconds
+        case count
+    }
+
+    /// One horizontal bar chart of the backends' rows for a workload (times).
     func chart(title: String, rows: [(ReportModel.Row, Summary)]) -> String {
+        chart(title: title, bars: rows.map { row, summary in
+            Bar(label: row.backend.name, ours: row.backend.kind == "ours",
+                emulated: row.backend.execution.contains("emulated") || row.backend.execution.contains("TCG"), summary: summary)
+        }, scale: .milliseconds)
+    }
+
+    /// One horizontal bar chart: median bars, p5–p95 whiskers.
+    func chart(title: String, bars: [Bar], scale: Scale) -> String {
         let labelWidth = 300.0, plotWidth = 620.0, barHeight = 22.0, top = 28.0
-        let height = top + Double(rows.count) * (barHeight + 8) + 28
-        let values = rows.flatMap { [$0.1.p5, $0.1.p95, $0.1.median] }.filter { $0 > 0 }
-        let lowExponent = floor(log10(values.min() ?? 1)), highExponent = ceil(log10(values.max() ?? 10))
-        let span = max(1, highExponent - lowExponent)
-        func x(_ value: Double) -> Double { labelWidth + plotWidth * (log10(max(value, pow(10, lowExponent))) - lowExponent) / span }
+        let height = top + Double(bars.count) * (barHeight + 8) + 28
+        let values = bars.flatMap { [$0.summary.p5, $0.summary.p95, $0.summary.median] }.filter { $0 > 0 }
+        var ticks: [(value: Double, label: String)] = []
+        let x: (Double) -> Double
+        let valueLabel: (Double) -> String
+        switch scale {
+        case .milliseconds:
+            let lowExponent = floor(log10(values.min() ?? 1)), highExponent = ceil(log10(values.max() ?? 10))
+            let span = max(1, highExponent - lowExponent)
+            x = { value in labelWidth + plotWidth * (log10(max(value, pow(10, lowExponent))) - lowExponent) / span }
+            var exponent = lowExponent
+            while exponent <= highExponent {
+                ticks.append((pow(10, exponent), Self.tick(exponent)))
+                exponent += 1
+            }
+            valueLabel = Format.milliseconds
+        case .count:
+            let step = Self.niceStep(values.max() ?? 1)
+            let end = step * 4
+            x = { value in labelWidth + plotWidth * min(max(value, 0), end) / end }
+            ticks = (0...4).map { (step * Double($0), Self.count(step * Double($0))) }
+            valueLabel = { String(Int($0.rounded())) }
+        }
         var svg = "<svg role=\"img\" aria-label=\"\(title.htmlEscaped())\" width=\"\(Int(labelWidth + plotWidth + 60))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(labelWidth + plotWidth + 60)) \(Int(height))\" xmlns=\"http://www.w3.org/2000/svg\">"
         svg += "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#fff\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#9aa3b5\" stroke-width=\"3\"/></pattern></defs>"
         svg += "<text x=\"0\" y=\"16\" font-weight=\"bold\">\(title.htmlEscaped())</text>"
-        var exponent = lowExponent
-        while exponent <= highExponent {
-            let position = x(pow(10, exponent))
+        for tick in ticks {
+            let position = x(tick.value)
             svg += "<line x1=\"\(Format.fixed(position, 1))\" y1=\"\(Int(top - 4))\" x2=\"\(Format.fixed(position, 1))\" y2=\"\(Int(height - 22))\" stroke=\"#e3e6ee\"/>"
-            svg += "<text x=\"\(Format.fixed(position, 1))\" y=\"\(Int(height - 8))\" text-anchor=\"middle\">\(Self.tick(exponent))</text>"
-            exponent += 1
+            svg += "<text x=\"\(Format.fixed(position, 1))\" y=\"\(Int(height - 8))\" text-anchor=\"middle\">\(tick.label)</text>"
         }
-        for (index, (row, summary)) in rows.enumerated() {
+        for (index, bar) in bars.enumerated() {
             let y = top + Double(index) * (barHeight + 8)
-            let emulated = row.backend.execution.contains("emulated") || row.backend.execution.contains("TCG")
-            let colour = row.backend.kind == "ours" ? "#1f5fbf" : "#6b7280"
-            svg += "<text x=\"\(Int(labelWidth - 8))\" y=\"\(Format.fixed(y + barHeight * 0.7, 1))\" text-anchor=\"end\">\(row.backend.name.htmlEscaped())\(emulated ? " (emulated)" : "")</text>"
-            svg += "<rect x=\"\(Int(labelWidth))\" y=\"\(Format.fixed(y, 1))\" width=\"\(Format.fixed(max(1, x(summary.median) - labelWidth), 1))\" height=\"\(Int(barHeight))\" fill=\"\(emulated ? "url(#hatch)" : colour)\" stroke=\"\(colour)\"/>"
+            let summary = bar.summary
+            let colour = bar.ours ? "#1f5fbf" : "#6b7280"
+            svg += "<text x=\"\(Int(labelWidth - 8))\" y=\"\(Format.fixed(y + barHeight * 0.7, 1))\" text-anchor=\"end\">\(bar.label.htmlEscaped())\(bar.emulated ? " (emulated)" : "")</text>"
+            svg += "<rect x=\"\(Int(labelWidth))\" y=\"\(Format.fixed(y, 1))\" width=\"\(Format.fixed(max(1, x(summary.median) - labelWidth), 1))\" height=\"\(Int(barHeight))\" fill=\"\(bar.emulated ? "url(#hatch)" : colour)\" stroke=\"\(colour)\"/>"
             svg += "<line x1=\"\(Format.fixed(x(summary.p5), 1))\" y1=\"\(Format.fixed(y + barHeight / 2, 1))\" x2=\"\(Format.fixed(x(summary.p95), 1))\" y2=\"\(Format.fixed(y + barHeight / 2, 1))\" stroke=\"#111\" stroke-width=\"1.5\"/>"
-            svg += "<text x=\"\(Format.fixed(x(summary.p95) + 6, 1))\" y=\"\(Format.fixed(y + barHeight * 0.7, 1))\">\(Format.milliseconds(summary.median))</text>"
+            svg += "<text x=\"\(Format.fixed(x(summary.p95) + 6, 1))\" y=\"\(Format.fixed(y + barHeight * 0.7, 1))\">\(valueLabel(summary.median))</text>"
         }
         return svg + "</svg>\n"
+    }
+
+    /// The server benchmark's charts: cold start to first response and p99 latency (times), and
+    /// requests/s (a count: bars on a linear axis, longer is better), each for the backends that
+    /// have the figure, in the table's order.
+    func serverCharts(_ servers: ServerTable) -> String {
+        func bars(_ figure: (ServerTable.Series) -> Summary?) -> [Bar] {
+            servers.series.compactMap { series in figure(series).map { Bar(label: series.backend, ours: series.ours, emulated: series.emulated, summary: $0) } }
+        }
+        var charts = ""
+        let cold = bars(\.coldStartMs), rate = bars(\.requestsPerSecond), p99 = bars(\.latencyP99Ms)
+        if !cold.isEmpty { charts += chart(title: "cold start → first response", bars: cold, scale: .milliseconds) }
+        if !rate.isEmpty { charts += chart(title: "requests/s under load (longer is better)", bars: rate, scale: .count) }
+        if !p99.isEmpty { charts += chart(title: "latency p99 under load", bars: p99, scale: .milliseconds) }
+        return charts
+    }
+
+    /// A linear axis's step: 1, 2, 2.5 or 5 × 10^k, so that four steps reach `maximum`.
+    static func niceStep(_ maximum: Double) -> Double {
+        guard maximum > 0 else { return 1 }
+        let raw = maximum / 4
+        let magnitude = pow(10, floor(log10(raw)))
+        return ([1.0, 2, 2.5, 5, 10].first { $0 * magnitude >= raw } ?? 10) * magnitude
+    }
+
+    /// A count on an axis: 0, 500, 25k, 1.5M.
+    static func count(_ value: Double) -> String {
+        if value >= 1_000_000 { return Format.fixed(value / 1_000_000, value.truncatingRemainder(dividingBy: 1_000_000) == 0 ? 0 : 1) + "M" }
+        if value >= 1000 { return Format.fixed(value / 1000, value.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1) + "k" }
+        return String(Int(value.rounded()))
     }
 
     /// An axis tick at 10^exponent ms: 0.1 ms, 1 ms, 10 ms, 100 ms, 1 s, 10 s, 100 s.

@@ -9,6 +9,22 @@ public struct ServerTable: Sendable {
     public var intro: String
     public var header: [String]
     public var rows: [[String]]
+    /// The same figures as numbers, one entry per backend in the rows' order (the HTML report's
+    /// charts).
+    public var series: [Series]
+
+    /// One backend's summaries over its trials (nil: no trial gave that figure).
+    public struct Series: Sendable {
+        public var backend: String
+        /// Tandem's own (its containers, its microVM) rather than a peer or the bare process.
+        public var ours: Bool
+        /// A VM whose guest code is emulated here (TCG): never to be read as hardware speed.
+        public var emulated: Bool
+        public var coldStartMs: Summary?
+        public var requestsPerSecond: Summary?
+        public var latencyP50Ms: Summary?
+        public var latencyP99Ms: Summary?
+    }
 
     /// One table per server workload in the results, in the order they ran.
     public static func all(_ results: BenchResults) -> [ServerTable] {
@@ -47,6 +63,15 @@ public struct ServerTable: Sendable {
         }
         let rate = { (value: Double) in String(Int(value.rounded())) }
         let micro = { (value: Double) in value >= 1000 ? String(format1: value / 1000) + " ms" : "\(Int(value)) µs" }
+        series = order.map { backend in
+            let mine = samples.filter { $0.backend == backend }
+            return Series(backend: backend, ours: backend.hasPrefix("container") || backend.contains("microvm") || backend.hasPrefix("tandem"),
+                          emulated: emulated && isVM(backend),
+                          coldStartMs: Statistics.summarize(mine.compactMap(\.coldStartMs)),
+                          requestsPerSecond: Statistics.summarize(mine.compactMap(\.requestsPerSecond)),
+                          latencyP50Ms: Statistics.summarize(mine.compactMap(\.latencyP50Us).map { $0 / 1000 }),
+                          latencyP99Ms: Statistics.summarize(mine.compactMap(\.latencyP99Us).map { $0 / 1000 }))
+        }
         rows = order.map { backend in
             let mine = samples.filter { $0.backend == backend }
             let rps = mine.compactMap(\.requestsPerSecond)
