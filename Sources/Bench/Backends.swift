@@ -134,15 +134,26 @@ struct QEMUMicroVM: Sandbox {
                            description: "qemu-system-x86_64 -M microvm, the same kernel and initramfs")
     }
     func command(for workload: Workload, trial: Int) -> Result<[String], SandboxSkip> {
-        let kvm = environment.virtualisation == "hardware"
+        var line = "tandem.workload=\(workload.name)"
+        if !workload.arguments.isEmpty { line += " tandem.args=" + workload.arguments.joined(separator: ",") }
+        return .success(QEMUMicroVMCommand.arguments(qemu: Files.which("qemu-system-x86_64")!, kvm: environment.virtualisation == "hardware",
+                                       kernel: environment.kernel!, initrd: environment.initramfs, commandLine: line))
+    }
+}
+
+/// QEMU microvm run directly, without libvirt.
+public enum QEMUMicroVMCommand {
+    /// QEMU's command line for a microvm guest of `kernel` and `initrd`, its console on stdio
+    /// (`tandem vm run --backend qemu` and this peer: one definition). The kernel command line
+    /// is the common base (and, under TCG, the clock: PLATFORM.md), then `commandLine`.
+    public static func arguments(qemu: String, kvm: Bool, kernel: String, initrd: String?, commandLine: String,
+                                 memoryMiB: Int = 256, vcpus: Int = 1) -> [String] {
         var line = GuestCommandLine.base(reboot: "t", pciOff: true) + " quiet"
         if !kvm, let clock = GuestCommandLine.emulatedClock() { line += " " + clock }
-        line += " tandem.workload=\(workload.name)"
-        if !workload.arguments.isEmpty { line += " tandem.args=" + workload.arguments.joined(separator: ",") }
-        return .success([Files.which("qemu-system-x86_64")!, "-M", "microvm", "-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "qemu64",
-                         "-m", "256", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
-                         "-monitor", "none", "-no-reboot", "-kernel", environment.kernel!] + (environment.initramfs.map { ["-initrd", $0] } ?? [])
-                        + ["-append", line])
+        if !commandLine.isEmpty { line += " " + commandLine }
+        return [qemu, "-M", "microvm", "-accel", kvm ? "kvm" : "tcg", "-cpu", kvm ? "host" : "qemu64",
+                "-m", String(memoryMiB), "-smp", String(vcpus), "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+                "-monitor", "none", "-no-reboot", "-kernel", kernel] + (initrd.map { ["-initrd", $0] } ?? []) + ["-append", line]
     }
 }
 

@@ -15,6 +15,9 @@
 #include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/uio.h>
+#include <sys/prctl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <stdio.h>
 #include <arpa/inet.h>
@@ -62,6 +65,54 @@ const int clinux_posix_spawn_setsid = POSIX_SPAWN_SETSID;
 
 int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
+pid_t clinux_spawn_tied(const char *path, char *const argv[], char *const envp[], int output_fd, int keep_fd) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return -errno;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) { int saved = errno; close(report[0]); close(report[1]); return -saved; }
+    if (pid == 0) {
+        int error = 0;
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) error = errno;
+        else if (getppid() != parent) error = ESRCH;  /* the parent died before the line above */
+        /* Out of the way of 0-3 first: output_fd or keep_fd may be one of them. */
+        int output = error ? -1 : fcntl(output_fd, F_DUPFD_CLOEXEC, 10);
+        int keep = keep_fd >= 0 && !error ? fcntl(keep_fd, F_DUPFD_CLOEXEC, 10) : -1;
+        int null = error ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (!error && (output < 0 || null < 0 || (keep_fd >= 0 && keep < 0))) error = errno;
+        if (!error && (dup2(null, 0) < 0 || dup2(output, 1) < 0 || dup2(output, 2) < 0 || (keep >= 0 && dup2(keep, 3) < 0))) error = errno;
+        if (!error) {
+            /* Everything above what it gets closes at exec (the report pipe still works until then). */
+            unsigned int first = keep >= 0 ? 4 : 3;
+            if (syscall(SYS_close_range, first, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) != 0) {
+                for (int fd = (int)first; fd < 4096; fd++) if (fd != report[1]) fcntl(fd, F_SETFD, FD_CLOEXEC);
+            }
+            sigset_t none;
+            sigemptyset(&none);
+            for (int signal = 1; signal < NSIG; signal++) {
+                if (signal == SIGKILL || signal == SIGSTOP) continue;
+                struct sigaction action = { .sa_handler = SIG_DFL };
+                sigaction(signal, &action, NULL);
+            }
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            execve(path, argv, envp);
+            error = errno;
+        }
+        if (write(report[1], &error, sizeof error) != (ssize_t)sizeof error) { /* the parent sees EOF, then our 127 */ }
+        _exit(127);
+    }
+    close(report[1]);
+    int error = 0;
+    ssize_t got;
+    do { got = read(report[0], &error, sizeof error); } while (got < 0 && errno == EINTR);
+    close(report[0]);
+    if (got == (ssize_t)sizeof error) {
+        waitpid(pid, NULL, 0);
+        return -error;
+    }
+    return pid;
 }
 
 /* SCM_RIGHTS needs the CMSG_* macros, which Swift cannot import. */

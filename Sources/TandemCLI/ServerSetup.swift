@@ -80,6 +80,17 @@ enum ServerSetup {
                                               argv: [environment.tandemCLI, "vm", "run", "--backend", "libvirt", "--net", "bridge", "--workload", workload.rawValue,
                                                      "--cmdline", "tandem.args=\(port)"],
                                               target: .announced(port)))
+            case "qemu-microvm":
+                guard getuid() == 0 else { notes.append("\(label) × qemu-microvm: not run — the bridge needs root"); continue }
+                guard workload == .http else { notes.append("\(label) × qemu-microvm: not run — the guest's initramfs has no redis (http only)"); continue }
+                guard environment.kernel != nil else { notes.append("\(label) × qemu-microvm: not run — no kernel (linux-image-cloud-amd64: make deps)"); continue }
+                guard Files.which("qemu-system-x86_64") != nil else { notes.append("\(label) × qemu-microvm: not run — qemu-system-x86_64 is not installed"); continue }
+                let emulated = environment.virtualisation != "hardware"
+                backends.append(ServerBackend(name: "qemu-bridge", workload: workload,
+                                              description: "tandem vm run --backend qemu --net bridge: QEMU's microvm machine run directly (\(emulated ? "TCG: emulated, not hardware speed" : "KVM")), virtio-net on a tap on tandembr0; the client reaches the guest's address",
+                                              argv: [environment.tandemCLI, "vm", "run", "--backend", "qemu", "--net", "bridge", "--workload", workload.rawValue,
+                                                     "--cmdline", "tandem.args=\(port)"],
+                                              target: .announced(port)))
             default:
                 notes.append("\(label) × \(name): not run — this backend has no server path yet (issue 17)")
             }

@@ -60,13 +60,13 @@ struct VMRunCommand: ParsableCommand {
     @Flag(name: .long, help: "Boot Linux even where /dev/kvm has no hardware virtualisation (guest code emulated: minutes, or no boot at all; `tandem lab nested` is the way there).")
     var allowEmulated = false
 
-    @Option(name: .long, help: ArgumentHelp("microvm: Tandem's own VMM on /dev/kvm; libvirt: a guest through the libvirt daemon.", valueName: "microvm|libvirt"))
+    @Option(name: .long, help: ArgumentHelp("microvm: Tandem's own VMM on /dev/kvm; libvirt: a guest through the libvirt daemon; qemu: QEMU's microvm machine run directly (no daemon), as the benchmark's qemu-microvm peer.", valueName: "microvm|libvirt|qemu"))
     var backend = "microvm"
 
     @Option(name: .long, help: ArgumentHelp("libvirt: the connection URI (remote ones too, e.g. qemu+ssh://host/system).", valueName: "uri"))
     var connect = "qemu:///system"
 
-    @Option(name: .long, help: ArgumentHelp("libvirt: kvm where the host has hardware virtualisation, else tcg (auto).", valueName: "auto|kvm|tcg"))
+    @Option(name: .long, help: ArgumentHelp("libvirt, qemu: kvm where the host has hardware virtualisation, else tcg (auto).", valueName: "auto|kvm|tcg"))
     var accel = "auto"
 
     @Option(name: .long, help: ArgumentHelp("libvirt: the QEMU machine type (default microvm; pc with --disk).", valueName: "microvm|q35|pc"))
@@ -78,7 +78,7 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("microvm: a raw disk image as virtio-blk over virtio-mmio (repeatable; ,ro: read-only, also on the host). Firecracker calls them drives; libvirt's --disk above is its root disk.", valueName: "path[,ro]"))
     var drive: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("A network interface as virtio-net. bridge: on Tandem's bridge tandembr0 with a leased address, beside containers with --net bridge (microvm and libvirt). microvm (repeatable): tap: Tandem makes tandemN, gives the host 172.30.N.1/24 and the guest 172.30.N.2 (tandem-init sets it up as eth0), and removes it when the VM ends; tap=NAME: that tap, existing or new, addressed by you (the guest's address with --cmdline tandem.net=ADDRESS/PREFIX[,GATEWAY]).", valueName: "tap[=name]|bridge"))
+    @Option(name: .long, help: ArgumentHelp("A network interface as virtio-net. bridge: on Tandem's bridge tandembr0 with a leased address, beside containers with --net bridge (microvm, libvirt and qemu). microvm (repeatable): tap: Tandem makes tandemN, gives the host 172.30.N.1/24 and the guest 172.30.N.2 (tandem-init sets it up as eth0), and removes it when the VM ends; tap=NAME: that tap, existing or new, addressed by you (the guest's address with --cmdline tandem.net=ADDRESS/PREFIX[,GATEWAY]).", valueName: "tap[=name]|bridge"))
     var net: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("microvm: boot with the root on this ext4 image (drive 0, /dev/vda; the --drive disks follow): the guest image is the first stage, tandem-init mounts the disk and switches root — the disk libvirt's --disk makes, or `tandem image` keeps per image.", valueName: "path"))
@@ -100,7 +100,8 @@ struct VMRunCommand: ParsableCommand {
         switch backend {
         case "microvm": throw ExitCode(VMRunner.run(options, processStart: nil))
         case "libvirt": throw ExitCode(VMRunLibvirt.run(self))
-        default: throw fail("--backend \(backend): must be microvm or libvirt")
+        case "qemu": throw ExitCode(VMRunQEMU.run(self))
+        default: throw fail("--backend \(backend): must be microvm, libvirt or qemu")
         }
     }
 

@@ -22,22 +22,12 @@ enum VMRunLibvirt {
         guard !bridged || command.connect.hasPrefix("qemu:///") else {
             return VMRunner.fail("--net bridge with --connect \(command.connect): Tandem's bridge is on this host, the guest would be on another")
         }
-        guard let kernel = command.kernel ?? LinuxDefaults.kernel() else {
-            return VMRunner.fail("no kernel: pass --kernel PATH, or install Debian's linux-image-cloud-amd64 (make deps)")
+        let guest: LinuxGuest
+        switch LinuxGuest.check(command) {
+        case .success(let checked): guest = checked
+        case .failure(let message): return VMRunner.fail(message.text)
         }
-        for (flag, path) in [("--kernel", Optional(kernel)), ("--initrd", command.initrd)] {
-            guard let path else { continue }
-            switch Files.kind(path) {
-            case .regular: continue
-            case .missing: return VMRunner.fail("\(flag) \(path): does not exist")
-            case .directory: return VMRunner.fail("\(flag) \(path): is a directory, not a file")
-            case .other: return VMRunner.fail("\(flag) \(path): is not a regular file (a FIFO, a device or a socket)")
-            }
-        }
-        guard command.vcpus >= 1, command.vcpus <= 64 else { return VMRunner.fail("--vcpus \(command.vcpus): must be between 1 and 64") }
-        let memory = command.memory ?? 256
-        guard memory >= 64 else { return VMRunner.fail("--memory \(memory): a Linux guest needs at least 64 MiB") }
-        if let problem = VMRunOptions.timeoutProblem(command.timeout) { return VMRunner.fail(problem) }
+        let kernel = guest.kernel, memory = guest.memoryMiB
 
         // The accelerator: kvm only where the host has hardware virtualisation; said and stamped.
         let hostMode = HostFacts.probeKVMMode(kvmPath: command.kvmDevice)
@@ -62,8 +52,7 @@ enum VMRunLibvirt {
         StandardError.line("tandem: libvirt guest (\(command.connect)), machine \(machine.rawValue), accelerator "
             + (accelerator == .kvm ? "kvm (hardware virtualisation)" : "tcg (domain type='qemu': QEMU emulates the guest's instructions\(hostMode == .hardware ? "" : "; this host has no hardware virtualisation"))"))
 
-        var initrd = command.initrd ?? LinuxDefaults.initramfs()
-        if let path = initrd, Files.kind(path) != .regular { initrd = nil }
+        let initrd = guest.initrd
         var line = command.cmdline ?? ""
         if let workload = command.workload { line = "tandem.workload=\(workload)" + (line.isEmpty ? "" : " " + line) }
         // Under TCG the kernel's early TSC calibration can hang (PLATFORM.md): tell it the clock.

@@ -98,7 +98,7 @@ public struct VMRunOptions: Equatable, Sendable {
     /// address leased as a container's. The lease's holder is this process (`/proc/PID`: stale
     /// once it is gone, also after SIGKILL; the tap goes with its descriptor then); it ends when
     /// the tap is released, the bridge with the last lease.
-    static func openOnBridge() -> Result<VMConfig.Net, VMRunner.Message> {
+    public static func openOnBridge() -> Result<VMConfig.Net, VMRunner.Message> {
         guard getuid() == 0 else { return .failure(VMRunner.Message(text: "--net bridge: needs root (the bridge is the host's)")) }
         BridgeNetwork.sweepStale()
         let id = "vm" + String(UInt64(getpid()) << 24 ^ Clock.monotonicNanoseconds() & 0xff_ffff, radix: 16)

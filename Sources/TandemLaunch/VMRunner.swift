@@ -54,7 +54,10 @@ public enum VMRunner {
         return ExitStatus.tandemError
     }
 
-    public struct Message: Error { public let text: String }
+    public struct Message: Error {
+        public let text: String
+        public init(text: String) { self.text = text }
+    }
 
     /// Reads the images and builds the machine. The image bytes live only inside this call: once
     /// they are in guest RAM they are released, not held for the whole run.

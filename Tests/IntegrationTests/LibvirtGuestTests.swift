@@ -77,11 +77,12 @@ extension ContainerNetworkTests {
             #expect(FileManager.default.fileExists(atPath: kept), "a directory without an owner (kept with --keep) was swept")
         }
 
-        /// A bridged guest's launcher, and the first console line that starts with `prefix` (60 s).
-        static func startBridged(_ arguments: [String], waitingFor prefix: String) throws -> (Process, String?) {
+        /// A bridged guest's launcher (`backend` libvirt or qemu), and the first console line that
+        /// starts with `prefix` (60 s).
+        static func startBridged(_ arguments: [String], backend: String = "libvirt", waitingFor prefix: String) throws -> (Process, String?) {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Tandem.path)
-            process.arguments = ["vm", "run", "--backend", "libvirt", "--net", "bridge", "--timeout", "300"] + arguments
+            process.arguments = ["vm", "run", "--backend", backend, "--net", "bridge", "--timeout", "300"] + arguments
             let out = Pipe()
             process.standardOutput = out
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bridged-\(getpid()).log")

@@ -130,6 +130,14 @@ extern const int clinux_posix_spawn_setsid;
  * `lowest` up — a detached monitor must not keep its caller's pipes open. */
 int clinux_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
+/** Starts `path` (argv, envp) as a child that dies with us: PR_SET_PDEATHSIG SIGKILL, set before
+ * exec and checked against a parent already gone — a hypervisor Tandem runs (QEMU for `tandem vm
+ * run --backend qemu`) must not outlive a SIGKILLed tandem with its tap and guest. Its stdin is
+ * /dev/null, `output_fd` its stdout and stderr, `keep_fd` (or -1) its descriptor 3, nothing else
+ * open; signal dispositions default, mask empty. fork + exec in C: no Swift may run in the child.
+ * Returns its pid, or -errno (an exec failure too, read from a close-on-exec pipe). */
+pid_t clinux_spawn_tied(const char *path, char *const argv[], char *const envp[], int output_fd, int keep_fd);
+
 /** pidfd_open(pid, 0): a descriptor that becomes readable when `pid` exits (Linux 5.3+), or -1. */
 int clinux_pidfd_open(pid_t pid);
 

@@ -1,0 +1,179 @@
+import Bench
+import CLinux
+import Containers
+import HostFacts
+import HostOS
+import MicroVM
+import TandemLaunch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tandem vm run --backend qemu`: the same kernel, image and workload in QEMU's microvm machine,
+/// run directly (no libvirt daemon), as the benchmark's `qemu-microvm` peer runs it (one command
+/// line: `QEMUMicroVMCommand`). QEMU is our child and dies with us (`clinux_spawn_tied`, also
+/// after SIGKILL); its console (stdio) is streamed through us, which read tandem-init's ready
+/// marker and result line from it. `--net bridge`: a tap on Tandem's bridge with a leased address,
+/// made exactly as for Tandem's VMM, handed to QEMU as its descriptor 3 (`-netdev tap,fd=3`).
+enum VMRunQEMU {
+    static func run(_ command: VMRunCommand) -> Int32 {
+        guard command.tiny == nil else { return VMRunner.fail("--tiny guests run only on Tandem's own VMM (--backend microvm)") }
+        guard command.drive.isEmpty, command.rootDisk == nil, command.vsock == nil, !command.disk, command.machine == nil, !command.keep else {
+            return VMRunner.fail("--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock are Tandem's VMM's; --disk, --machine, --keep libvirt's")
+        }
+        guard !command.json else { return VMRunner.fail("--json: not for --backend qemu (microvm and libvirt write the report)") }
+        guard command.net.isEmpty || command.net == ["bridge"] else {
+            return VMRunner.fail("--net \(command.net.joined(separator: " --net ")): a QEMU guest takes one --net bridge (virtio-net on Tandem's bridge); tap is Tandem's VMM's (--backend microvm)")
+        }
+        guard let qemu = Files.which("qemu-system-x86_64") else {
+            return VMRunner.fail("--backend qemu: qemu-system-x86_64 is not installed (Debian's qemu-system-x86: make deps)")
+        }
+        let guest: LinuxGuest
+        switch LinuxGuest.check(command) {
+        case .success(let checked): guest = checked
+        case .failure(let message): return VMRunner.fail(message.text)
+        }
+        let hostMode = HostFacts.probeKVMMode(kvmPath: command.kvmDevice)
+        let kvm: Bool
+        switch command.accel {
+        case "auto": kvm = hostMode == .hardware
+        case "kvm":
+            guard hostMode == .hardware else {
+                return VMRunner.fail("--accel kvm: this host's virtualisation is \(hostMode.rawValue) (\(hostMode.explanation)); QEMU's KVM accelerator needs VT-x/AMD-V: use --accel tcg or auto")
+            }
+            kvm = true
+        case "tcg": kvm = false
+        default: return VMRunner.fail("--accel \(command.accel): must be auto, kvm or tcg")
+        }
+        StandardError.line("tandem: QEMU microvm, accelerator " + (kvm ? "kvm (hardware virtualisation)"
+            : "tcg (QEMU emulates the guest's instructions\(hostMode == .hardware ? "" : "; this host has no hardware virtualisation"))"))
+
+        var line = command.cmdline ?? ""
+        if let workload = command.workload { line = "tandem.workload=\(workload)" + (line.isEmpty ? "" : " " + line) }
+        var arguments = QEMUMicroVMCommand.arguments(qemu: qemu, kvm: kvm, kernel: guest.kernel, initrd: guest.initrd, commandLine: line,
+                                                     memoryMiB: guest.memoryMiB, vcpus: command.vcpus)
+        // Stop signals through a signalfd from here on (QEMU starts with them unblocked).
+        var blocked = BlockedSignals([SIGINT, SIGTERM, SIGHUP])
+        defer { blocked.restore() }
+        let signals: SignalFD
+        do { signals = try SignalFD([SIGINT, SIGTERM, SIGHUP]) } catch { return VMRunner.fail(error.description) }
+        var net: VMConfig.Net?
+        if command.net == ["bridge"] {
+            switch VMRunOptions.openOnBridge() {
+            case .success(let opened): net = opened
+            case .failure(let message): return VMRunner.fail(message.text)
+            }
+        }
+        if let net {
+            let mac = net.mac.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined(separator: ":")
+            arguments += ["-netdev", "tap,id=net0,fd=3", "-device", "virtio-net-device,netdev=net0,mac=\(mac)"]
+            if let address = net.tap.guestCommandLine, let append = arguments.lastIndex(of: "-append") {
+                arguments[append + 1] += " " + address
+            }
+        }
+        return supervise(arguments, tap: net?.tap.fd.rawValue ?? -1, timeout: command.timeout, signals: signals)
+    }
+
+    /// Runs QEMU, streams its console to stdout, and ends it: after tandem-init's result line
+    /// (the guest's status; QEMU exits as the guest powers off, or is killed 10 s later), at
+    /// --timeout (124) or on a signal (128+N), SIGTERM first (QEMU's clean exit), SIGKILL after 5 s.
+    static func supervise(_ arguments: [String], tap: Int32, timeout: Double, signals: SignalFD) -> Int32 {
+        var ends: [Int32] = [0, 0]
+        guard clinux_pipe_cloexec(&ends) == 0 else { return VMRunner.fail(SystemError("pipe2", "QEMU's console").description) }
+        let reader = FileDescriptor(adopting: ends[0], label: "QEMU's console")
+        var writer: FileDescriptor? = FileDescriptor(adopting: ends[1], label: "QEMU's console")
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let pid = clinux_spawn_tied(arguments[0], argv, environ, writer!.rawValue, tap)
+        guard pid > 0 else { return VMRunner.fail(SystemError("exec", arguments[0], errno: -pid).description) }
+        writer = nil
+        let start = Clock.monotonicNanoseconds()
+        let deadline = timeout > 0 ? start &+ Clock.nanoseconds(seconds: timeout) : UInt64.max
+        var lines = LineBuffer()
+        var tail: [String] = []
+        var status: Int32?
+        var stopAt = UInt64.max
+        var outcome: String?
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var open = true
+        while open {
+            var fds = [pollfd(fd: reader.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+            let now = Clock.monotonicNanoseconds()
+            let wake = min(deadline, stopAt)
+            let wait = wake == .max ? -1 : Int32(min(1000, (wake > now ? wake - now : 0) / 1_000_000 + 1))
+            _ = poll(&fds, 2, wait)
+            if fds[0].revents != 0 {
+                let count = buffer.withUnsafeMutableBytes { read(reader.rawValue, $0.baseAddress, $0.count) }
+                if count <= 0 { open = false } else {
+                    buffer.withUnsafeBytes { _ = write(1, $0.baseAddress, count) }
+                    for text in lines.append(buffer[0..<count]) {
+                        tail = Array((tail + [text]).suffix(8))
+                        if status == nil, text.hasPrefix("TANDEM-RESULT "),
+                           let value = text.split(separator: " ").first(where: { $0.hasPrefix("status=") }).flatMap({ Int32($0.dropFirst(7)) }) {
+                            status = value
+                            stopAt = Clock.monotonicNanoseconds() + 10_000_000_000
+                        }
+                    }
+                }
+            }
+            if fds[1].revents != 0, let signal = signals.next(), outcome == nil {
+                outcome = "signal \(signal)"
+                status = 128 + signal
+                kill(pid, SIGTERM)
+                stopAt = Clock.monotonicNanoseconds() + 5_000_000_000
+            }
+            let later = Clock.monotonicNanoseconds()
+            if outcome == nil, status == nil, later >= deadline {
+                outcome = "timeout"
+                status = 124
+                kill(pid, SIGTERM)
+                stopAt = later + 5_000_000_000
+            }
+            if later >= stopAt { kill(pid, SIGKILL) }
+        }
+        var waitStatus: Int32 = 0
+        while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
+        switch outcome {
+        case "timeout":
+            StandardError.line("tandem: guest stopped: it ran past --timeout \(timeout) s (QEMU ended)")
+        case .some(let signal):
+            StandardError.line("tandem: guest stopped by \(signal) (QEMU ended)")
+        case nil where status == nil:
+            StandardError.line("tandem: guest ended without tandem-init's result line (QEMU exit status \(WaitStatus.exitCode(waitStatus))); its last console lines:")
+            StandardError.write(tail.map { "  | \($0)\n" }.joined())
+            return 126
+        default: break
+        }
+        return status ?? 126
+    }
+}
+
+/// A Linux guest's files and sizes as `tandem vm run` gives them to libvirt or QEMU, checked:
+/// each error names the option.
+struct LinuxGuest {
+    var kernel: String
+    var initrd: String?
+    var memoryMiB: Int
+
+    static func check(_ command: VMRunCommand) -> Result<LinuxGuest, VMRunner.Message> {
+        guard let kernel = command.kernel ?? LinuxDefaults.kernel() else {
+            return .failure(.init(text: "no kernel: pass --kernel PATH, or install Debian's linux-image-cloud-amd64 (make deps)"))
+        }
+        for (flag, path) in [("--kernel", Optional(kernel)), ("--initrd", command.initrd)] {
+            guard let path else { continue }
+            switch Files.kind(path) {
+            case .regular: continue
+            case .missing: return .failure(.init(text: "\(flag) \(path): does not exist"))
+            case .directory: return .failure(.init(text: "\(flag) \(path): is a directory, not a file"))
+            case .other: return .failure(.init(text: "\(flag) \(path): is not a regular file (a FIFO, a device or a socket)"))
+            }
+        }
+        guard command.vcpus >= 1, command.vcpus <= 64 else { return .failure(.init(text: "--vcpus \(command.vcpus): must be between 1 and 64")) }
+        let memory = command.memory ?? 256
+        guard memory >= 64 else { return .failure(.init(text: "--memory \(memory): a Linux guest needs at least 64 MiB")) }
+        if let problem = VMRunOptions.timeoutProblem(command.timeout) { return .failure(.init(text: problem)) }
+        var initrd = command.initrd ?? LinuxDefaults.initramfs()
+        if let path = initrd, Files.kind(path) != .regular { initrd = nil }
+        return .success(LinuxGuest(kernel: kernel, initrd: initrd, memoryMiB: memory))
+    }
+}

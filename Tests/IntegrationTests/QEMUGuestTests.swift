@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+
+/// QEMU's microvm machine run directly (`tandem vm run --backend qemu`; TCG on this host).
+enum QEMULab {
+    static let ready = Lab.qemu && Lab.kernel != nil && Lab.imageBuilt
+
+    /// The QEMU processes running now (pids), whatever started them.
+    static func qemuProcesses() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { name in
+            name.allSatisfy(\.isNumber) && (try? String(contentsOfFile: "/proc/\(name)/comm", encoding: .utf8))?.hasPrefix("qemu-system") == true
+        }
+    }
+}
+
+/// Nested in ContainerNetworkTests, serialized with its tests: a bridged guest holds the bridge
+/// those tests see go.
+extension ContainerNetworkTests {
+    @Suite("QEMU microvm run directly (tandem vm run --backend qemu)", .serialized,
+           .enabled(if: QEMULab.ready, "needs qemu-system-x86_64, the cloud kernel and make image"))
+    struct QEMUGuestTests {
+        @Test("hello reaches the ready marker and exits 0; the accelerator is said; no QEMU left")
+        func hello() throws {
+            let before = Set(QEMULab.qemuProcesses())
+            let result = try Tandem.run(["vm", "run", "--backend", "qemu", "--workload", "hello", "--timeout", "120"])
+            #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+            #expect(result.stdout.contains("TANDEM-READY") && result.stdout.contains("hello from tandem-init"), "\(result.stdout.suffix(1500))")
+            #expect(result.stderr.contains("accelerator tcg") || result.stderr.contains("accelerator kvm"), "\(result.stderr)")
+            #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty, "a QEMU is left")
+        }
+
+        @Test("the workload's exit status 3 comes back as 3")
+        func exitStatus() throws {
+            let result = try Tandem.run(["vm", "run", "--backend", "qemu", "--workload", "sh", "--cmdline", "tandem.args=-c,exit${IFS}3", "--timeout", "120"])
+            #expect(result.status == 3, "\(result.stderr.suffix(2000))")
+            #expect(result.stdout.contains("TANDEM-RESULT workload=sh status=3"))
+        }
+
+        @Test("--timeout ends QEMU: status 124, no QEMU left")
+        func timeout() throws {
+            let before = Set(QEMULab.qemuProcesses())
+            let result = try Tandem.run(["vm", "run", "--backend", "qemu", "--workload", "sleep", "--cmdline", "tandem.args=600", "--timeout", "5"])
+            #expect(result.status == 124, "\(result.stderr.suffix(2000))")
+            #expect(result.stderr.contains("ran past --timeout 5.0 s"), "\(result.stderr)")
+            #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty, "a QEMU is left")
+        }
+
+        @Test("--net bridge: virtio-net on a tap on tandembr0 with a leased address; the guest's http server answers the host there; SIGTERM ends the run (143) and takes QEMU, the tap, the lease and the bridge")
+        func bridged() throws {
+            let before = Set(QEMULab.qemuProcesses())
+            let (process, line) = try LibvirtGuestTests.startBridged(["--workload", "http", "--cmdline", "tandem.args=8080"], backend: "qemu",
+                                                                     waitingFor: "http: accepting on port 8080")
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+            let address = try #require(line?.split(separator: " ").map(String.init).first { $0.hasPrefix(ContainerNetworkTests.subnetPrefix) },
+                                       "the guest announced no bridge address: \(line ?? "nothing")")
+            #expect(ContainerNetworkTests.fetch(address, port: 8080, within: 30) != nil, "the guest's server did not answer at \(address):8080")
+            let ports = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net/\(ContainerNetworkTests.bridge)/brif")) ?? []
+            #expect(ports.contains { $0.hasPrefix("tvvm") }, "no tap of ours on the bridge: \(ports)")
+            #expect(FileManager.default.fileExists(atPath: ContainerNetworkTests.leases + "/" + address), "no lease for \(address)")
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 128 + SIGTERM)
+            #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty, "a QEMU is left")
+            ContainerNetworkTests.expectNothingLeft()
+        }
+
+        @Test("--net bridge, tandem SIGKILLed: QEMU dies with it and its tap goes; the next --net bridge run ends the stale lease, and the bridge goes at its end")
+        func bridgedKilled() throws {
+            let before = Set(QEMULab.qemuProcesses())
+            let (process, line) = try LibvirtGuestTests.startBridged(["--workload", "sleep", "--cmdline", "tandem.args=600"], backend: "qemu",
+                                                                     waitingFor: "TANDEM-READY")
+            try #require(line != nil, "the guest never got ready")
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            var left = Set(QEMULab.qemuProcesses()).subtracting(before)
+            for _ in 0..<100 where !left.isEmpty {
+                Thread.sleep(forTimeInterval: 0.05)
+                left = Set(QEMULab.qemuProcesses()).subtracting(before)
+            }
+            #expect(left.isEmpty, "QEMU outlived its SIGKILLed tandem: \(left)")
+            #expect(ContainerNetworkTests.interfaces("tvvm").isEmpty, "the tap outlived its QEMU")
+            let next = try Tandem.run(["vm", "run", "--backend", "qemu", "--net", "bridge", "--workload", "hello", "--timeout", "120"])
+            #expect(next.status == 0, "\(next.stderr.suffix(1500))")
+            ContainerNetworkTests.expectNothingLeft()
+        }
+
+        @Test("the server benchmark's qemu-bridge column: the guest's http answers, is loaded by wrk without errors, stops with SIGTERM (143); its row is marked emulated where there is no hardware virtualisation; no QEMU, lease or bridge left",
+              .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
+        func server() throws {
+            let before = Set(QEMULab.qemuProcesses())
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-qemuhttp-\(UUID().uuidString.prefix(8))").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let result = try Tandem.run(["bench", "--backends", "process,qemu-microvm", "--workloads", "http", "--trials", "1", "--warmup", "0",
+                                         "--server-seconds", "1", "--no-manager-kill", "--out", out])
+            #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+            let results = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
+            let trials = (results["servers"] as? [[String: Any]] ?? []).filter { $0["backend"] as? String == "qemu-bridge" }
+            #expect(trials.count == 1, "\(results["servers"] ?? "no servers") \(results["notes"] ?? "")")
+            for trial in trials {
+                #expect((trial["coldStartMs"] as? Double ?? 0) > 0, "no cold start: \(trial)")
+                #expect((trial["requestsPerSecond"] as? Double ?? 0) > 100, "\(trial)")
+                #expect(trial["errors"] as? Int == 0, "\(trial)")
+                #expect(trial["status"] as? Int == 143, "the launcher stopped with SIGTERM says 128+15: \(trial)")
+            }
+            let hardware = (results["host"] as? [String: Any])?["virtualisation"] as? String == "hardware"
+            let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+            #expect(markdown.contains(hardware ? "| `qemu-bridge` | KVM |" : "| `qemu-bridge` | TCG (emulated) |"), "\(markdown.suffix(2000))")
+            #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty, "a QEMU is left")
+            ContainerNetworkTests.expectNothingLeft()
+        }
+
+        @Test("refused by name, nothing started: --tiny, Tandem's VMM's and libvirt's options, --net tap, --json, a bad accelerator, a missing kernel")
+        func refusals() throws {
+            let before = Set(QEMULab.qemuProcesses())
+            for (arguments, message) in [(["--tiny", "hello"], "--tiny guests run only on Tandem's own VMM (--backend microvm)"),
+                                         (["--drive", "/tmp/x"], "--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock are Tandem's VMM's; --disk, --machine, --keep libvirt's"),
+                                         (["--disk"], "--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock are Tandem's VMM's; --disk, --machine, --keep libvirt's"),
+                                         (["--net", "tap"], "--net tap: a QEMU guest takes one --net bridge (virtio-net on Tandem's bridge); tap is Tandem's VMM's (--backend microvm)"),
+                                         (["--json"], "--json: not for --backend qemu (microvm and libvirt write the report)"),
+                                         (["--accel", "hvf"], "--accel hvf: must be auto, kvm or tcg"),
+                                         (["--kernel", "/no/vmlinuz"], "--kernel /no/vmlinuz: does not exist")] {
+                let result = try Tandem.run(["vm", "run", "--backend", "qemu"] + arguments)
+                #expect(result.status == 125, "\(arguments)")
+                #expect(result.stderr == "tandem: error: \(message)\n", "\(arguments)")
+            }
+            #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty)
+            #expect(ContainerNetworkTests.interfaces(ContainerNetworkTests.bridge).isEmpty)
+        }
+    }
+}
