@@ -633,27 +633,35 @@ extension ContainerNetworkTests {
             ContainerNetworkTests.expectNothingLeft()
         }
 
-        @Test("a libvirt guest on the bridge serves http: answered, loaded by wrk without errors, stopped (143); its row is marked emulated where there is no hardware virtualisation; no domain, lease or bridge left",
-              .enabled(if: LibvirtLab.ready, "needs a running libvirt daemon (scripts/libvirtd.sh up), the cloud kernel and make image"))
-        func libvirtServer() throws {
+        /// `tandem bench --backends process,BACKEND --workloads http`, one short trial: the VM's
+        /// column `column` answered, was loaded without errors, stopped with SIGTERM (143), and its
+        /// row says how the guest ran (KVM, or TCG: emulated).
+        static func vmServerColumn(backend: String, column: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-vmhttp-\(UUID().uuidString.prefix(8))").path
             defer { try? FileManager.default.removeItem(atPath: out) }
-            let result = try Tandem.run(["bench", "--backends", "process,libvirt", "--workloads", "http", "--trials", "1", "--warmup", "0",
+            let result = try Tandem.run(["bench", "--backends", "process,\(backend)", "--workloads", "http", "--trials", "1", "--warmup", "0",
                                          "--server-seconds", "1", "--no-manager-kill", "--out", out])
-            #expect(result.status == 0, "\(result.stderr.suffix(2000))")
-            let results = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
-            let trials = (results["servers"] as? [[String: Any]] ?? []).filter { $0["backend"] as? String == "libvirt-bridge" }
-            #expect(trials.count == 1, "\(results["servers"] ?? "no servers") \(results["notes"] ?? "")")
+            #expect(result.status == 0, "\(result.stderr.suffix(2000))", sourceLocation: sourceLocation)
+            let results = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any],
+                                       sourceLocation: sourceLocation)
+            let trials = (results["servers"] as? [[String: Any]] ?? []).filter { $0["backend"] as? String == column }
+            #expect(trials.count == 1, "\(results["servers"] ?? "no servers") \(results["notes"] ?? "")", sourceLocation: sourceLocation)
             for trial in trials {
-                #expect((trial["coldStartMs"] as? Double ?? 0) > 0, "no cold start: \(trial)")
-                #expect((trial["requestsPerSecond"] as? Double ?? 0) > 100, "\(trial)")
-                #expect(trial["errors"] as? Int == 0, "\(trial)")
-                #expect(trial["status"] as? Int == 143, "the launcher stopped with SIGTERM says 128+15: \(trial)")
+                #expect((trial["coldStartMs"] as? Double ?? 0) > 0, "no cold start: \(trial)", sourceLocation: sourceLocation)
+                #expect((trial["requestsPerSecond"] as? Double ?? 0) > 100, "\(trial)", sourceLocation: sourceLocation)
+                #expect(trial["errors"] as? Int == 0, "\(trial)", sourceLocation: sourceLocation)
+                #expect(trial["status"] as? Int == 143, "the launcher stopped with SIGTERM says 128+15: \(trial)", sourceLocation: sourceLocation)
             }
             let hardware = (results["host"] as? [String: Any])?["virtualisation"] as? String == "hardware"
             let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
-            #expect(markdown.contains(hardware ? "| `libvirt-bridge` | KVM |" : "| `libvirt-bridge` | TCG (emulated) |"), "\(markdown.suffix(2000))")
-            #expect(markdown.contains("| `process` | native |"), "\(markdown.suffix(2000))")
+            #expect(markdown.contains(hardware ? "| `\(column)` | KVM |" : "| `\(column)` | TCG (emulated) |"), "\(markdown.suffix(2000))", sourceLocation: sourceLocation)
+            #expect(markdown.contains("| `process` | native |"), "\(markdown.suffix(2000))", sourceLocation: sourceLocation)
+        }
+
+        @Test("a libvirt guest on the bridge serves http: answered, loaded by wrk without errors, stopped (143); its row is marked emulated where there is no hardware virtualisation; no domain, lease or bridge left",
+              .enabled(if: LibvirtLab.ready, "needs a running libvirt daemon (scripts/libvirtd.sh up), the cloud kernel and make image"))
+        func libvirtServer() throws {
+            try Self.vmServerColumn(backend: "libvirt", column: "libvirt-bridge")
             #expect(LibvirtLab.tandemDomains().isEmpty, "a domain is left")
             ContainerNetworkTests.expectNothingLeft()
         }

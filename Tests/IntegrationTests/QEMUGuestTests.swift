@@ -88,23 +88,7 @@ extension ContainerNetworkTests {
               .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
         func server() throws {
             let before = Set(QEMULab.qemuProcesses())
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-qemuhttp-\(UUID().uuidString.prefix(8))").path
-            defer { try? FileManager.default.removeItem(atPath: out) }
-            let result = try Tandem.run(["bench", "--backends", "process,qemu-microvm", "--workloads", "http", "--trials", "1", "--warmup", "0",
-                                         "--server-seconds", "1", "--no-manager-kill", "--out", out])
-            #expect(result.status == 0, "\(result.stderr.suffix(2000))")
-            let results = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as? [String: Any])
-            let trials = (results["servers"] as? [[String: Any]] ?? []).filter { $0["backend"] as? String == "qemu-bridge" }
-            #expect(trials.count == 1, "\(results["servers"] ?? "no servers") \(results["notes"] ?? "")")
-            for trial in trials {
-                #expect((trial["coldStartMs"] as? Double ?? 0) > 0, "no cold start: \(trial)")
-                #expect((trial["requestsPerSecond"] as? Double ?? 0) > 100, "\(trial)")
-                #expect(trial["errors"] as? Int == 0, "\(trial)")
-                #expect(trial["status"] as? Int == 143, "the launcher stopped with SIGTERM says 128+15: \(trial)")
-            }
-            let hardware = (results["host"] as? [String: Any])?["virtualisation"] as? String == "hardware"
-            let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
-            #expect(markdown.contains(hardware ? "| `qemu-bridge` | KVM |" : "| `qemu-bridge` | TCG (emulated) |"), "\(markdown.suffix(2000))")
+            try ContainerNetworkTests.ServerBench.vmServerColumn(backend: "qemu-microvm", column: "qemu-bridge")
             #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty, "a QEMU is left")
             ContainerNetworkTests.expectNothingLeft()
         }
