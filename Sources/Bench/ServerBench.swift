@@ -8,8 +8,8 @@ import Glibc
 /// (loaded with redis-benchmark's GET test).
 public enum ServerWorkload: String, CaseIterable, Codable, Sendable {
     case http, redis
-    /// Its program in the guest image.
-    public var program: String { self == .http ? "/bin/http" : "/bin/redis-server" }
+    /// Its program in the guest image (redis: the workload script beside redis-server, HostPrograms.redisWorkload).
+    public var program: String { "/bin/" + rawValue }
     /// The port it listens on inside a sandbox with a network of its own.
     public var port: UInt16 { self == .http ? 80 : 6379 }
     /// The load generator.

@@ -12,9 +12,27 @@ public enum HostPrograms {
     /// binary; started as anything but `redis-check-*` it is the server): no service installed.
     public static let redis = (name: "redis-server", path: "/usr/bin/redis-check-rdb")
 
-    /// The entries for `programs` (image name, host path), their libraries, and the directories.
+    /// `/bin/redis [PORT]`, carried with redis-server: the redis server workload as every backend
+    /// runs it — tandem-init in a VM (`tandem.workload=redis tandem.args=PORT`), a container, the
+    /// bare process (the image's directory on the host: the server is found beside the script).
+    /// It says where it listens (the server benchmark's client reaches a sandbox at the first
+    /// non-loopback address of that line), then becomes redis-server on PORT, saving nothing.
+    public static let redisWorkload = """
+        #!/bin/sh
+        port=${1:-6379}
+        address=$(ip -4 -o addr show dev eth0 2>/dev/null | sed -n 's/.* inet \\([0-9.]*\\)\\/.*/\\1/p')
+        echo "redis: accepting on port $port at $address 127.0.0.1"
+        exec "$(dirname "$0")/redis-server" --port "$port" --save '' --appendonly no --protected-mode no
+
+        """
+
+    /// The entries for `programs` (image name, host path), their libraries, and the directories;
+    /// with redis-server, its workload script (`redisWorkload`).
     public static func imageEntries(_ programs: [(name: String, path: String)]) throws(ImageError) -> [ImageEntry] {
         var entries: [ImageEntry] = []
+        if programs.contains(where: { $0.name == redis.name }) {
+            entries.append(ImageEntry(path: "bin/redis", kind: .file(Array(redisWorkload.utf8)), permissions: 0o755))
+        }
         var libraries: Set<String> = []
         for program in programs {
             entries.append(ImageEntry(path: "bin/" + program.name, kind: .file(try GuestImage.read(program.path, program.path)), permissions: 0o755))

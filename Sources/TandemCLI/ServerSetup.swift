@@ -12,16 +12,11 @@ enum ServerSetup {
     /// The ports the host side uses (high, unlikely to be taken; a taken one fails its trials by name).
     static let processPort: UInt16 = 18_280, publishedPort: UInt16 = 18_281, hostNetworkPort: UInt16 = 18_282
 
-    /// The server's command line inside a sandbox (or on the host) listening on `port`. The
-    /// guest image's http announces its addresses itself; for redis a shell line does first.
+    /// The server's command line inside a sandbox (or on the host) listening on `port`: the
+    /// guest image's `/bin/http` or `/bin/redis` (HostPrograms.redisWorkload), each announcing
+    /// its addresses — the same programs tandem-init runs in a VM as `tandem.workload=NAME`.
     static func command(_ workload: ServerWorkload, port: UInt16, root: String = "") -> [String] {
-        switch workload {
-        case .http: return [root + "/bin/http", String(port)]
-        case .redis:
-            let server = "\(root)/bin/redis-server --port \(port) --save '' --appendonly no --protected-mode no"
-            return ["/bin/sh", "-c", "a=$(ip -4 -o addr show dev eth0 2>/dev/null | sed -n 's/.* inet \\([0-9.]*\\)\\/.*/\\1/p'); " +
-                    "echo \"redis: accepting on port \(port) at $a 127.0.0.1\"; exec \(server)"]
-        }
+        [root + "/bin/" + workload.rawValue, String(port)]
     }
 
     /// The server backends among `wanted` for `workload`, and a note for each backend that has none yet.
@@ -68,7 +63,6 @@ enum ServerSetup {
                                               target: .announced(port)))
             case "libvirt":
                 guard getuid() == 0 else { notes.append("\(label) × libvirt: not run — the bridge needs root"); continue }
-                guard workload == .http else { notes.append("\(label) × libvirt: not run — the guest's initramfs has no redis (http only)"); continue }
                 guard environment.kernel != nil else { notes.append("\(label) × libvirt: not run — no kernel (linux-image-cloud-amd64: make deps)"); continue }
                 guard Files.kind("/run/libvirt/libvirt-sock") != .missing else {
                     notes.append("\(label) × libvirt: not run — no libvirt daemon (scripts/libvirtd.sh up)")
@@ -82,7 +76,6 @@ enum ServerSetup {
                                               target: .announced(port)))
             case "qemu-microvm":
                 guard getuid() == 0 else { notes.append("\(label) × qemu-microvm: not run — the bridge needs root"); continue }
-                guard workload == .http else { notes.append("\(label) × qemu-microvm: not run — the guest's initramfs has no redis (http only)"); continue }
                 guard environment.kernel != nil else { notes.append("\(label) × qemu-microvm: not run — no kernel (linux-image-cloud-amd64: make deps)"); continue }
                 guard Files.which("qemu-system-x86_64") != nil else { notes.append("\(label) × qemu-microvm: not run — qemu-system-x86_64 is not installed"); continue }
                 let emulated = environment.virtualisation != "hardware"

@@ -84,6 +84,28 @@ extension ContainerNetworkTests {
             ContainerNetworkTests.expectNothingLeft()
         }
 
+        @Test("redis in a VM: an image built --with-redis boots in QEMU on the bridge, its /bin/redis workload answers PING at the guest's address; SIGTERM: 143, nothing left",
+              .enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/redis-check-rdb"), "needs redis-tools (make deps)"))
+        func redis() throws {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-redis-vm-\(UUID().uuidString.prefix(8))").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let built = try Tandem.run(["image", "build", "--with-redis", "--out", out])
+            try #require(built.status == 0, "\(built.stderr)")
+            let before = Set(QEMULab.qemuProcesses())
+            let (process, line) = try LibvirtGuestTests.startBridged(["--initrd", out + "/initramfs.cpio", "--workload", "redis", "--cmdline", "tandem.args=6379"],
+                                                                     backend: "qemu", waitingFor: "redis: accepting on port 6379")
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+            let address = try #require(line?.split(separator: " ").map(String.init).first { $0.hasPrefix(ContainerNetworkTests.subnetPrefix) },
+                                       "the guest announced no bridge address: \(line ?? "nothing")")
+            let answer = ContainerNetworkTests.redisPing(address, port: 6379, within: 30)
+            #expect(answer.hasPrefix("+PONG"), "redis in the VM did not answer at \(address):6379: \(answer)")
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 128 + SIGTERM)
+            #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty, "a QEMU is left")
+            ContainerNetworkTests.expectNothingLeft()
+        }
+
         @Test("the server benchmark's qemu-bridge column: the guest's http answers, is loaded by wrk without errors, stops with SIGTERM (143); its row is marked emulated where there is no hardware virtualisation; no QEMU, lease or bridge left",
               .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
         func server() throws {
