@@ -97,8 +97,10 @@ extension ContainerNetworkTests {
                     let data = reader.availableData
                     if data.isEmpty { return nil }
                     text += String(decoding: data, as: UTF8.self)
-                    // The serial console ends lines with "\r\n", one Character in Swift: split on isNewline.
-                    if let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix(prefix) }) { return String(line) }
+                    // The serial console ends lines with "\r\n", one Character in Swift: split on isNewline,
+                    // complete lines only (a line may arrive in pieces).
+                    guard let end = text.lastIndex(where: \.isNewline) else { continue }
+                    if let line = text[..<end].split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix(prefix) }) { return String(line) }
                 }
             }
             let line = found.wait()
