@@ -29,6 +29,16 @@ public enum ProcessInfoLite {
         return nil
     }
 
+    /// CPU time `pid` has used (fields 14 and 15 of /proc/PID/stat, utime + stime, in clock
+    /// ticks), nanoseconds; nil if gone.
+    public static func cpuNanoseconds(_ pid: pid_t) -> UInt64? {
+        guard let stat = Files.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        let ticks = UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
+        return (user + system) * (1_000_000_000 / ticks)
+    }
+
     /// Peak resident set (VmHWM) of `pid`, bytes.
     public static func peakRSS(_ pid: pid_t) -> UInt64? { status(pid, "VmHWM").map { $0 * 1024 } }
 

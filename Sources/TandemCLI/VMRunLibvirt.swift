@@ -9,6 +9,17 @@ import Glibc
 
 /// `tandem vm run --backend libvirt`: the same kernel, image and workload as a libvirt guest.
 enum VMRunLibvirt {
+    /// A guest's outcome as the report's `outcome` object: the same as Tandem's VMM writes
+    /// (docs/exit-status.md), for libvirt and QEMU alike.
+    static func outcomeJSON(_ outcome: LibvirtRun.Outcome, timeout: Double) -> JSON {
+        switch outcome {
+        case .exited(let code): .object([("kind", .string("exited")), ("status", .int(Int64(code)))])
+        case .timedOut: .object([("kind", .string("timed_out")), ("after_ms", .double(timeout * 1000))])
+        case .interrupted(let signal): .object([("kind", .string("interrupted")), ("signal", .int(Int64(signal)))])
+        case .endedWithoutResult: .object([("kind", .string("crashed")), ("reason", .string("the guest ended without tandem-init's result line"))])
+        }
+    }
+
     static func run(_ command: VMRunCommand) -> Int32 {
         guard command.tiny == nil else { return VMRunner.fail("--tiny guests run only on Tandem's own VMM (--backend microvm)") }
         guard command.drive.isEmpty, command.rootDisk == nil, command.vsock == nil else {
@@ -129,15 +140,7 @@ enum VMRunLibvirt {
         }
         if command.json {
             func ms(_ value: UInt64?) -> JSON { value.map { .double(Double($0 - report.createStart) / 1e6) } ?? .null }
-            // The same outcome object as Tandem's VMM writes (docs/exit-status.md).
-            let outcome: JSON
-            switch report.outcome {
-            case .exited(let code): outcome = .object([("kind", .string("exited")), ("status", .int(Int64(code)))])
-            case .timedOut: outcome = .object([("kind", .string("timed_out")), ("after_ms", .double(command.timeout * 1000))])
-            case .interrupted(let signal): outcome = .object([("kind", .string("interrupted")), ("signal", .int(Int64(signal)))])
-            case .endedWithoutResult:
-                outcome = .object([("kind", .string("crashed")), ("reason", .string("the guest ended without tandem-init's result line"))])
-            }
+            let outcome = outcomeJSON(report.outcome, timeout: command.timeout)
             let json: JSON = .object([
                 ("schema", .string("tandem.vm-run/1")),
                 ("backend", .string("libvirt")),

@@ -3,6 +3,7 @@ import CLinux
 import Containers
 import HostFacts
 import HostOS
+import Libvirt
 import MicroVM
 import TandemLaunch
 #if canImport(Glibc)
@@ -21,7 +22,6 @@ enum VMRunQEMU {
         guard command.drive.isEmpty, command.rootDisk == nil, command.vsock == nil, !command.disk, command.machine == nil, !command.keep else {
             return VMRunner.fail("--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock are Tandem's VMM's; --disk, --machine, --keep libvirt's")
         }
-        guard !command.json else { return VMRunner.fail("--json: not for --backend qemu (microvm and libvirt write the report)") }
         guard command.net.isEmpty || command.net == ["bridge"] else {
             return VMRunner.fail("--net \(command.net.joined(separator: " --net ")): a QEMU guest takes one --net bridge (virtio-net on Tandem's bridge); tap is Tandem's VMM's (--backend microvm)")
         }
@@ -71,61 +71,114 @@ enum VMRunQEMU {
                 arguments[append + 1] += " " + address
             }
         }
-        return supervise(arguments, tap: net?.tap.fd.rawValue ?? -1, timeout: command.timeout, signals: signals)
+        let run: Run
+        switch supervise(arguments, tap: net?.tap.fd.rawValue ?? -1, timeout: command.timeout, signals: signals, consoleFD: command.json ? 2 : 1) {
+        case .success(let done): run = done
+        case .failure(let message): return VMRunner.fail(message.text)
+        }
+        let status: Int32
+        switch run.outcome {
+        case .exited(let code): status = code
+        case .timedOut:
+            StandardError.line("tandem: guest stopped: it ran past --timeout \(command.timeout) s (QEMU ended)")
+            status = 124
+        case .interrupted(let signal):
+            StandardError.line("tandem: guest stopped by signal \(signal) (QEMU ended)")
+            status = 128 + signal
+        case .endedWithoutResult:
+            StandardError.line("tandem: guest ended without tandem-init's result line; its last console lines:")
+            StandardError.write(run.consoleTail.map { "  | \($0)\n" }.joined())
+            status = 126
+        }
+        if command.json {
+            func ms(_ value: UInt64?) -> JSON { value.map { .double(Double($0 - run.spawned) / 1e6) } ?? .null }
+            let json: JSON = .object([
+                ("schema", .string("tandem.vm-run/1")),
+                ("backend", .string("qemu")),
+                ("virtualisation", .string(hostMode.rawValue)),
+                ("accelerator", .string(kvm ? "kvm" : "tcg")),
+                ("machine", .string("microvm")),
+                ("exit_status", .int(Int64(status))),
+                ("outcome", VMRunLibvirt.outcomeJSON(run.outcome, timeout: command.timeout)),
+                ("memory_mib", .int(Int64(guest.memoryMiB))),
+                ("vcpus", .int(Int64(command.vcpus))),
+                ("phases_ms", .object([("ready", ms(run.ready)), ("exit", ms(run.ended))])),
+                ("monotonic_ns", .object([("spawn", .uint(run.spawned)), ("ready", run.ready.map { .uint($0) } ?? .null), ("exit", .uint(run.ended))])),
+                ("qemu_peak_rss_bytes", run.peakRSSBytes.map { .uint($0) } ?? .null),
+                ("qemu_cpu_ns", run.cpuNanoseconds.map { .uint($0) } ?? .null),
+            ])
+            StandardOutput.write(json.serialized() + "\n")
+        }
+        return status
     }
 
-    /// Runs QEMU, streams its console to stdout, and ends it: after tandem-init's result line
+    /// What a run came to, and when (CLOCK_MONOTONIC): QEMU spawned, the ready marker, its end.
+    struct Run {
+        var outcome: LibvirtRun.Outcome
+        var spawned: UInt64
+        var ready: UInt64?
+        var ended: UInt64
+        /// QEMU's peak resident set (VmHWM, sampled while it ran) and its CPU time (utime + stime).
+        var peakRSSBytes: UInt64?
+        var cpuNanoseconds: UInt64?
+        var consoleTail: [String]
+    }
+
+    /// Runs QEMU, streams its console to `consoleFD`, and ends it: after tandem-init's result line
     /// (the guest's status; QEMU exits as the guest powers off, or is killed 10 s later), at
-    /// --timeout (124) or on a signal (128+N), SIGTERM first (QEMU's clean exit), SIGKILL after 5 s.
-    static func supervise(_ arguments: [String], tap: Int32, timeout: Double, signals: SignalFD) -> Int32 {
+    /// --timeout or on a signal, SIGTERM first (QEMU's clean exit), SIGKILL 5 s later.
+    static func supervise(_ arguments: [String], tap: Int32, timeout: Double, signals: SignalFD, consoleFD: Int32) -> Result<Run, VMRunner.Message> {
         var ends: [Int32] = [0, 0]
-        guard clinux_pipe_cloexec(&ends) == 0 else { return VMRunner.fail(SystemError("pipe2", "QEMU's console").description) }
+        guard clinux_pipe_cloexec(&ends) == 0 else { return .failure(.init(text: SystemError("pipe2", "QEMU's console").description)) }
         let reader = FileDescriptor(adopting: ends[0], label: "QEMU's console")
         var writer: FileDescriptor? = FileDescriptor(adopting: ends[1], label: "QEMU's console")
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        let spawned = Clock.monotonicNanoseconds()
         let pid = clinux_spawn_tied(arguments[0], argv, environ, writer!.rawValue, tap)
-        guard pid > 0 else { return VMRunner.fail(SystemError("exec", arguments[0], errno: -pid).description) }
+        guard pid > 0 else { return .failure(.init(text: SystemError("exec", arguments[0], errno: -pid).description)) }
         writer = nil
-        let start = Clock.monotonicNanoseconds()
-        let deadline = timeout > 0 ? start &+ Clock.nanoseconds(seconds: timeout) : UInt64.max
+        let deadline = timeout > 0 ? spawned &+ Clock.nanoseconds(seconds: timeout) : UInt64.max
         var lines = LineBuffer()
-        var tail: [String] = []
-        var status: Int32?
+        var run = Run(outcome: .endedWithoutResult, spawned: spawned, ready: nil, ended: 0, consoleTail: [])
+        var decided: LibvirtRun.Outcome?
         var stopAt = UInt64.max
-        var outcome: String?
         var buffer = [UInt8](repeating: 0, count: 65536)
+        func sample() {
+            if let peak = ProcessInfoLite.peakRSS(pid) { run.peakRSSBytes = max(run.peakRSSBytes ?? 0, peak) }
+            if let cpu = ProcessInfoLite.cpuNanoseconds(pid) { run.cpuNanoseconds = cpu }
+        }
         var open = true
         while open {
             var fds = [pollfd(fd: reader.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0)]
             let now = Clock.monotonicNanoseconds()
             let wake = min(deadline, stopAt)
-            let wait = wake == .max ? -1 : Int32(min(1000, (wake > now ? wake - now : 0) / 1_000_000 + 1))
+            let wait = wake == .max ? 1000 : Int32(min(1000, (wake > now ? wake - now : 0) / 1_000_000 + 1))
             _ = poll(&fds, 2, wait)
+            sample()
             if fds[0].revents != 0 {
                 let count = buffer.withUnsafeMutableBytes { read(reader.rawValue, $0.baseAddress, $0.count) }
                 if count <= 0 { open = false } else {
-                    buffer.withUnsafeBytes { _ = write(1, $0.baseAddress, count) }
+                    buffer.withUnsafeBytes { _ = write(consoleFD, $0.baseAddress, count) }
                     for text in lines.append(buffer[0..<count]) {
-                        tail = Array((tail + [text]).suffix(8))
-                        if status == nil, text.hasPrefix("TANDEM-RESULT "),
+                        run.consoleTail = Array((run.consoleTail + [text]).suffix(8))
+                        if run.ready == nil, text.hasPrefix("TANDEM-READY") { run.ready = Clock.monotonicNanoseconds() }
+                        if decided == nil, text.hasPrefix("TANDEM-RESULT "),
                            let value = text.split(separator: " ").first(where: { $0.hasPrefix("status=") }).flatMap({ Int32($0.dropFirst(7)) }) {
-                            status = value
+                            decided = .exited(status: value)
                             stopAt = Clock.monotonicNanoseconds() + 10_000_000_000
                         }
                     }
                 }
             }
-            if fds[1].revents != 0, let signal = signals.next(), outcome == nil {
-                outcome = "signal \(signal)"
-                status = 128 + signal
+            if fds[1].revents != 0, let signal = signals.next(), decided == nil {
+                decided = .interrupted(signal: signal)
                 kill(pid, SIGTERM)
                 stopAt = Clock.monotonicNanoseconds() + 5_000_000_000
             }
             let later = Clock.monotonicNanoseconds()
-            if outcome == nil, status == nil, later >= deadline {
-                outcome = "timeout"
-                status = 124
+            if decided == nil, later >= deadline {
+                decided = .timedOut
                 kill(pid, SIGTERM)
                 stopAt = later + 5_000_000_000
             }
@@ -133,18 +186,9 @@ enum VMRunQEMU {
         }
         var waitStatus: Int32 = 0
         while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
-        switch outcome {
-        case "timeout":
-            StandardError.line("tandem: guest stopped: it ran past --timeout \(timeout) s (QEMU ended)")
-        case .some(let signal):
-            StandardError.line("tandem: guest stopped by \(signal) (QEMU ended)")
-        case nil where status == nil:
-            StandardError.line("tandem: guest ended without tandem-init's result line (QEMU exit status \(WaitStatus.exitCode(waitStatus))); its last console lines:")
-            StandardError.write(tail.map { "  | \($0)\n" }.joined())
-            return 126
-        default: break
-        }
-        return status ?? 126
+        run.ended = Clock.monotonicNanoseconds()
+        run.outcome = decided ?? .endedWithoutResult
+        return .success(run)
     }
 }
 

@@ -29,6 +29,24 @@ extension ContainerNetworkTests {
             #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty, "a QEMU is left")
         }
 
+        @Test("--json: the report (tandem.vm-run/1) on stdout, the console on stderr: backend qemu, the accelerator, exit status and outcome, the ready phase, QEMU's peak RSS and CPU time")
+        func json() throws {
+            let result = try Tandem.run(["vm", "run", "--backend", "qemu", "--workload", "hello", "--json", "--timeout", "120"])
+            #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+            #expect(result.stderr.contains("hello from tandem-init"), "the console goes to stderr with --json")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
+            #expect(report["schema"] as? String == "tandem.vm-run/1" && report["backend"] as? String == "qemu")
+            #expect(report["exit_status"] as? Int == 0)
+            let outcome = try #require(report["outcome"] as? [String: Any])
+            #expect(outcome["kind"] as? String == "exited" && outcome["status"] as? Int == 0)
+            #expect(["tcg", "kvm"].contains(report["accelerator"] as? String ?? ""))
+            let phases = try #require(report["phases_ms"] as? [String: Any])
+            let ready = phases["ready"] as? Double ?? 0, exit = phases["exit"] as? Double ?? 0
+            #expect(ready > 0 && exit >= ready, "\(phases)")
+            #expect((report["qemu_peak_rss_bytes"] as? Int ?? 0) > 10_000_000, "\(report)")
+            #expect((report["qemu_cpu_ns"] as? Int ?? 0) > 0, "\(report)")
+        }
+
         @Test("the workload's exit status 3 comes back as 3")
         func exitStatus() throws {
             let result = try Tandem.run(["vm", "run", "--backend", "qemu", "--workload", "sh", "--cmdline", "tandem.args=-c,exit${IFS}3", "--timeout", "120"])
@@ -115,14 +133,13 @@ extension ContainerNetworkTests {
             ContainerNetworkTests.expectNothingLeft()
         }
 
-        @Test("refused by name, nothing started: --tiny, Tandem's VMM's and libvirt's options, --net tap, --json, a bad accelerator, a missing kernel")
+        @Test("refused by name, nothing started: --tiny, Tandem's VMM's and libvirt's options, --net tap, a bad accelerator, a missing kernel")
         func refusals() throws {
             let before = Set(QEMULab.qemuProcesses())
             for (arguments, message) in [(["--tiny", "hello"], "--tiny guests run only on Tandem's own VMM (--backend microvm)"),
                                          (["--drive", "/tmp/x"], "--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock are Tandem's VMM's; --disk, --machine, --keep libvirt's"),
                                          (["--disk"], "--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock are Tandem's VMM's; --disk, --machine, --keep libvirt's"),
                                          (["--net", "tap"], "--net tap: a QEMU guest takes one --net bridge (virtio-net on Tandem's bridge); tap is Tandem's VMM's (--backend microvm)"),
-                                         (["--json"], "--json: not for --backend qemu (microvm and libvirt write the report)"),
                                          (["--accel", "hvf"], "--accel hvf: must be auto, kvm or tcg"),
                                          (["--kernel", "/no/vmlinuz"], "--kernel /no/vmlinuz: does not exist")] {
                 let result = try Tandem.run(["vm", "run", "--backend", "qemu"] + arguments)
