@@ -9,6 +9,27 @@ import Glibc
 
 /// `tandem vm run --backend libvirt`: the same kernel, image and workload as a libvirt guest.
 enum VMRunLibvirt {
+    /// The exit status for a libvirt or QEMU guest's outcome (docs/exit-status.md), said on stderr
+    /// unless the guest exited by itself: `ended` says what became of the VM; a guest that never
+    /// got ready or gave no result has its last console lines shown.
+    static func exitStatus(_ outcome: LibvirtRun.Outcome, timeout: Double, ended: String, ready: Bool, consoleTail: [String]) -> Int32 {
+        let tail = consoleTail.map { "  | \($0)\n" }.joined()
+        switch outcome {
+        case .exited(let code): return code
+        case .timedOut:
+            StandardError.line("tandem: guest stopped: it ran past --timeout \(timeout) s (\(ended))" + (ready ? "" : "; it never printed the ready marker. Its last console lines:"))
+            if !ready { StandardError.write(tail) }
+            return 124
+        case .interrupted(let signal):
+            StandardError.line("tandem: guest stopped by signal \(signal) (\(ended))")
+            return 128 + signal
+        case .endedWithoutResult:
+            StandardError.line("tandem: guest ended without tandem-init's result line; its last console lines:")
+            StandardError.write(tail)
+            return 126
+        }
+    }
+
     /// A guest's outcome as the report's `outcome` object: the same as Tandem's VMM writes
     /// (docs/exit-status.md), for libvirt and QEMU alike.
     static func outcomeJSON(_ outcome: LibvirtRun.Outcome, timeout: Double) -> JSON {
@@ -122,22 +143,8 @@ enum VMRunLibvirt {
         } catch {
             return VMRunner.fail(error.description)
         }
-        let status: Int32
-        switch report.outcome {
-        case .exited(let code): status = code
-        case .timedOut:
-            StandardError.line("tandem: guest stopped: it ran past --timeout \(command.timeout) s (domain \(report.domainName) destroyed)"
-                + (report.ready == nil ? "; it never printed the ready marker. Its last console lines:" : ""))
-            if report.ready == nil { StandardError.write(report.consoleTail.split(separator: "\n").suffix(8).map { "  | \($0)\n" }.joined()) }
-            status = 124
-        case .interrupted(let signal):
-            StandardError.line("tandem: guest stopped by signal \(signal) (domain \(report.domainName) destroyed)")
-            status = 128 + signal
-        case .endedWithoutResult:
-            StandardError.line("tandem: guest ended without tandem-init's result line; its last console lines:")
-            StandardError.write(report.consoleTail.split(separator: "\n").suffix(8).map { "  | \($0)\n" }.joined())
-            status = 126
-        }
+        let status = exitStatus(report.outcome, timeout: command.timeout, ended: "domain \(report.domainName) destroyed", ready: report.ready != nil,
+                                consoleTail: report.consoleTail.split(separator: "\n").suffix(8).map(String.init))
         if command.json {
             func ms(_ value: UInt64?) -> JSON { value.map { .double(Double($0 - report.createStart) / 1e6) } ?? .null }
             let outcome = outcomeJSON(report.outcome, timeout: command.timeout)

@@ -76,20 +76,7 @@ enum VMRunQEMU {
         case .success(let done): run = done
         case .failure(let message): return VMRunner.fail(message.text)
         }
-        let status: Int32
-        switch run.outcome {
-        case .exited(let code): status = code
-        case .timedOut:
-            StandardError.line("tandem: guest stopped: it ran past --timeout \(command.timeout) s (QEMU ended)")
-            status = 124
-        case .interrupted(let signal):
-            StandardError.line("tandem: guest stopped by signal \(signal) (QEMU ended)")
-            status = 128 + signal
-        case .endedWithoutResult:
-            StandardError.line("tandem: guest ended without tandem-init's result line; its last console lines:")
-            StandardError.write(run.consoleTail.map { "  | \($0)\n" }.joined())
-            status = 126
-        }
+        let status = VMRunLibvirt.exitStatus(run.outcome, timeout: command.timeout, ended: "QEMU ended", ready: run.ready != nil, consoleTail: run.consoleTail)
         if command.json {
             func ms(_ value: UInt64?) -> JSON { value.map { .double(Double($0 - run.spawned) / 1e6) } ?? .null }
             let json: JSON = .object([
