@@ -133,6 +133,26 @@ extension ContainerNetworkTests {
             ContainerNetworkTests.expectNothingLeft()
         }
 
+        @Test("--net bridge, SIGTERM at points during the start (before the tap, around QEMU's spawn, while the guest boots): 143 each time, no QEMU, tap, lease or bridge left")
+        func signalDuringStart() throws {
+            let before = Set(QEMULab.qemuProcesses())
+            for delay in [0.02, 0.1, 0.3, 0.8] {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: Tandem.path)
+                process.arguments = ["vm", "run", "--backend", "qemu", "--net", "bridge", "--workload", "sleep", "--cmdline", "tandem.args=60", "--timeout", "60"]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                Thread.sleep(forTimeInterval: delay)
+                kill(process.processIdentifier, SIGTERM)
+                process.waitUntilExit()
+                // Killed by the signal before tandem blocks it (terminationReason .uncaughtSignal) or stopped by it: 143 to a shell either way.
+                #expect(process.terminationStatus == SIGTERM || process.terminationStatus == 128 + SIGTERM, "after \(delay) s: \(process.terminationStatus)")
+                #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty, "a QEMU is left after SIGTERM at \(delay) s")
+                ContainerNetworkTests.expectNothingLeft()
+            }
+        }
+
         @Test("refused by name, nothing started: --tiny, Tandem's VMM's and libvirt's options, --net tap, a bad accelerator, a missing kernel")
         func refusals() throws {
             let before = Set(QEMULab.qemuProcesses())
