@@ -9,8 +9,14 @@ import Glibc
 /// nonce in a key of root's kernel keyring. A probe that prints the nonce read it from the host;
 /// a guess cannot match it.
 public final class HostCanary {
-    public static let keyDescription = "tandem-host-canary"
+    /// What every canary key's description starts with.
+    public static let keyPrefix = "tandem-host-canary"
     public let nonce: String
+    /// The key's description: the prefix and the bench's process id. A key is replaced in place
+    /// when another with the same description is added to the same keyring, so two benches
+    /// running at once would otherwise share (and remove) one key. The probe is given it as its
+    /// second argument.
+    public let keyDescription: String
     /// The file the probe is given as its argument.
     public let path: String
     /// The keyring key, or the reason there is none (the probe then cannot find it anywhere, and
@@ -27,9 +33,10 @@ public final class HostCanary {
         guard read(source, &random, random.count) == random.count else { throw SystemError("read", "/dev/urandom") }
         nonce = random.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
         path = directory + "/host-canary"
+        keyDescription = Self.keyPrefix + "-" + String(getpid())
         try Files.write(path, Array((nonce + "\n").utf8))
-        let id = clinux_user_key_add(Self.keyDescription, nonce, lifetime)
-        key = id >= 0 ? .success(id) : .failure(SystemError("add_key", Self.keyDescription, errno: Int32(-id)))
+        let id = clinux_user_key_add(keyDescription, nonce, lifetime)
+        key = id >= 0 ? .success(id) : .failure(SystemError("add_key", keyDescription, errno: Int32(-id)))
     }
 
     /// Removes the key (the file goes with the bench's temp directory).

@@ -58,6 +58,8 @@ public struct HostSummary: Codable, Sendable {
     public var canary: String?
     /// Whether the nonce is in root's kernel keyring too (add_key may be refused).
     public var canaryInKeyring: Bool?
+    /// The description of the canary's key (`HostCanary.keyDescription`).
+    public var canaryKey: String?
     public init(cpu: String, cpus: Int, kernel: String, virtualisation: String, virtualisationExplanation: String, cgroups: String,
                 tools: [String: String], bootID: String, hostname: String, macs: [String]? = nil, canary: String? = nil) {
         self.cpu = cpu

@@ -133,7 +133,7 @@ struct BenchCommand: ParsableCommand {
         let canary: HostCanary
         do { canary = try HostCanary(directory: work) } catch { throw fail("bench: the host canary: \(error)") }
         defer { canary.remove() }
-        chosen = chosen.map { $0.name == "probe" ? Workload("probe", [canary.path]) : $0 }
+        chosen = chosen.map { $0.name == "probe" ? Workload("probe", [canary.path, canary.keyDescription]) : $0 }
 
         let environment = BenchEnvironment(
             tandem: here + "/tandem", tandemCLI: here + "/tandem-cli", labTime: programs, kernel: LinuxDefaults.kernel(),
@@ -150,6 +150,7 @@ struct BenchCommand: ParsableCommand {
         if image == nil { results.footprint = BenchSetup.footprint(environment) }
         if let image { results.notes.append("the workload is image \(image)'s program\(command.isEmpty ? "" : " (" + command.joined(separator: " ") + ")"); ready = \(ready.map { "its first line matching /\($0)/" } ?? "not timed (no --ready)")") }
         results.host.canary = canary.nonce
+        results.host.canaryKey = canary.keyDescription
         switch canary.key {
         case .success: results.host.canaryInKeyring = true
         case .failure(let error):

@@ -41,15 +41,19 @@ struct BenchEndToEndTests {
         }
         #expect(probe("process")?["host_file"] == canary, "the control reaches the host's file")
         #expect(probe("process")?["host_procs"] == "yes")
+        #expect(probe("process")?["keyring"] == canary, "the control finds the bench's own key in root's keyring")
         for backend in ["container", "crun"] {
             #expect(probe(backend)?["host_file"] != canary, "\(backend) cannot read a host file outside its root")
             #expect(probe(backend)?["host_procs"] == "no", "\(backend) sees no host process")
         }
         // An invalidated key stays listed (flag "i") until the kernel's key collector runs, so a
-        // removed canary is one that is gone or marked invalidated, revoked or dead.
+        // removed canary is one that is gone or marked invalidated, revoked or dead. Only this
+        // bench's key: other tests run benches at the same time, each with its own.
+        let key = try #require(host["canaryKey"] as? String)
+        #expect(key.hasPrefix("tandem-host-canary-"))
         let liveCanaries = try String(contentsOfFile: "/proc/keys", encoding: .utf8).split(separator: "\n").filter { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            return line.contains("tandem-host-canary") && fields.count > 1 && !fields[1].contains(where: { "iRD".contains($0) })
+            return line.hasSuffix(" \(key): 16") && fields.count > 1 && !fields[1].contains(where: { "iRD".contains($0) })
         }
         #expect(liveCanaries.isEmpty, "the canary key is removed: \(liveCanaries)")
 

@@ -13,8 +13,9 @@
  *               the host as the launcher's parent (never inside a sandbox)
  *   host_file   the first line of the file at argv[1] (the bench puts a nonce in a file in its
  *               host temp directory), or none when it cannot be read
- *   keyring     the payload of the "user" key "tandem-host-canary" found from its user keyring
- *               (the bench adds one with the same nonce to root's), or none
+ *   keyring     the payload of the "user" key named by argv[2] (by default "tandem-host-canary")
+ *               found from its user keyring (the bench adds one with the same nonce to root's),
+ *               or none
  *   kcore       /proc/kcore: elf (kernel memory readable), masked (reads nothing), denied, absent
  *   sys_write   a /sys file opened for writing (nothing is written): yes, or why not (rofs,
  *               denied, absent)
@@ -197,7 +198,7 @@ int main(int argc, char **argv) {
         read_line(argv[1], host_file, sizeof host_file);
         if (strcmp(host_file, "unreadable") == 0 || strcmp(host_file, "empty") == 0) snprintf(host_file, sizeof host_file, "none");
     }
-    keyring_payload("tandem-host-canary", keyring, sizeof keyring);
+    keyring_payload(argc > 2 ? argv[2] : "tandem-host-canary", keyring, sizeof keyring);
 
     char pid1[256];
     read_line("/proc/1/comm", pid1, sizeof pid1);
