@@ -68,10 +68,7 @@ public final class BenchRunner {
                                     result: measurement.lines.first { line in ["compute ", "memory ", "io "].contains { line.hasPrefix($0) } },
                                     probe: nil)
                 if let probe = measurement.lines.first(where: { $0.hasPrefix("TANDEM-PROBE ") }) {
-                    sample.probe = Dictionary(probe.split(separator: " ").dropFirst().compactMap { word -> (String, String)? in
-                        let pair = word.split(separator: "=", maxSplits: 1)
-                        return pair.count == 2 ? (String(pair[0]), String(pair[1])) : nil
-                    }, uniquingKeysWith: { $1 })
+                    sample.probe = Sample.probeFacts(probe)
                 }
                 sandbox.refine(&sample, output: measurement.lines, startNanoseconds: measurement.startNanoseconds)
                 if !warm { results.samples.append(sample) }
@@ -134,6 +131,31 @@ public final class BenchRunner {
         }
         results.managerKill = measured
         try save()
+    }
+
+    /// Each subject's probe run once in its network (`NetworkReach`), the host's services up.
+    /// Returns false if Ctrl-C or SIGTERM cut it short (what was measured is saved).
+    public func runNetworkReach(_ subjects: [NetworkReach.Subject], notes: [String], progress: (String) -> Void) throws -> Bool {
+        results.notes += notes
+        var measured: [NetworkReachResult] = []
+        defer { results.networkReach = measured }
+        for subject in subjects {
+            progress("network reach: \(subject.sandbox) …")
+            let (result, interrupted) = NetworkReach.measure(subject, labTime: labTime, timeoutSeconds: timeoutSeconds)
+            if interrupted {
+                results.networkReach = measured
+                results.complete = false
+                try save()
+                return false
+            }
+            let reached = zip(NetworkReachResult.services, result.reached(results.host.canary ?? "")).filter { $0.1 == true }.map(\.0.name)
+            progress("network reach: \(subject.sandbox): status \(result.status); "
+                     + (result.facts == nil ? result.note : reached.isEmpty ? "reached none of the host's services" : "reached " + reached.joined(separator: ", ")))
+            measured.append(result)
+        }
+        results.networkReach = measured
+        try save()
+        return true
     }
 
     /// The footprint measured after the trials (an image bench's VM disk exists once a libvirt

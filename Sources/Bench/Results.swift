@@ -17,6 +17,8 @@ public struct BenchResults: Codable, Sendable {
     public var density: [DensityPoint]?
     /// Each container runtime's manager process killed while its container runs (seed 004).
     public var managerKill: [ManagerKillResult]?
+    /// What each sandbox's probe reached of the host's network (`NetworkReach`).
+    public var networkReach: [NetworkReachResult]?
     /// `--workloads http`: each server trial (cold start to first response, wrk's throughput and
     /// latency), and how the load was driven.
     public var servers: [ServerSample]?
@@ -108,6 +110,14 @@ public struct Sample: Codable, Sendable {
     public var result: String?
     /// The probe's facts (probe workload).
     public var probe: [String: String]?
+
+    /// The facts of a `TANDEM-PROBE key=value …` line.
+    public static func probeFacts(_ line: String) -> [String: String] {
+        Dictionary(line.split(separator: " ").dropFirst().compactMap { word -> (String, String)? in
+            let pair = word.split(separator: "=", maxSplits: 1)
+            return pair.count == 2 ? (String(pair[0]), String(pair[1])) : nil
+        }, uniquingKeysWith: { $1 })
+    }
 }
 
 public struct Artifact: Codable, Sendable {
@@ -153,5 +163,49 @@ public struct ManagerKillResult: Codable, Sendable {
         self.expectedStatus = expectedStatus
         self.reported = reported
         self.note = note
+    }
+}
+
+/// One sandbox's probe run in one network: what it reached of the host's network services
+/// (`NetworkReach`; docs/bench.md, "What a sandbox reaches over the network").
+public struct NetworkReachResult: Codable, Sendable {
+    /// How it was run: "process", "tandem ctr --net bridge", "tandem vm run --backend qemu --net bridge".
+    public var sandbox: String
+    /// "process", "container" or "VM".
+    public var kind: String
+    public var network: String
+    public var execution: String
+    public var status: Int
+    /// The probe's `net_loopback`, `net_abstract` and `net_bridge`: what each host service
+    /// answered (the canary's nonce when reached), "none", or "unrouted"; nil when the probe did
+    /// not run to the end (`note` says why).
+    public var facts: [String: String]?
+    public var note: String
+    public init(sandbox: String, kind: String, network: String, execution: String, status: Int, facts: [String: String]?, note: String) {
+        self.sandbox = sandbox
+        self.kind = kind
+        self.network = network
+        self.execution = execution
+        self.status = status
+        self.facts = facts
+        self.note = note
+    }
+}
+
+extension NetworkReachResult {
+    /// The host services the probe tries: its fact, and what the report calls it.
+    public static let services: [(fact: String, name: String)] = [
+        ("net_loopback", "the host's loopback service"), ("net_abstract", "the host's abstract Unix socket"),
+        ("net_bridge", "the host's service on its bridge address"),
+    ]
+
+    /// For each of `services`, whether the probe read `canary` from it (nil: not measured).
+    public func reached(_ canary: String) -> [Bool?] {
+        Self.services.map { reached(canary, service: $0.fact) }
+    }
+
+    /// Whether the probe read `canary` from the service whose fact is `fact` ("net_bridge").
+    public func reached(_ canary: String, service fact: String) -> Bool? {
+        facts?[fact].map { $0 == canary }
     }
 }

@@ -250,7 +250,7 @@ extension ReportModel {
 
     // MARK: 6. VM apps cannot see the host's; containers can interact with their host.
 
-    static let hostReachRule = "From the probe: what each sandbox reaches of the host: its processes (the bench's stopwatch, a host process), its network interfaces (by hardware address), a file in the bench's host temp directory and a key in root's kernel keyring (both holding a random nonce), the kernel's memory (/proc/kcore readable) and settings (a /sys file opened for writing), the last two only where the kernel is the host's. The VM part holds when no VM backend reached anything; the container part when some container backend reached at least one thing. Confirmed when both hold, partly when one does, contradicted when neither does. Not measured without these facts from a container and a VM backend, or when the bare process (the control, which runs on the host) reached nothing: then the checks themselves failed."
+    static let hostReachRule = "From the probe: what each sandbox reaches of the host: its processes (the bench's stopwatch, a host process), its network interfaces (by hardware address), a file in the bench's host temp directory and a key in root's kernel keyring (both holding a random nonce), the kernel's memory (/proc/kcore readable) and settings (a /sys file opened for writing), the last two only where the kernel is the host's. The VM part holds when no VM backend reached anything; the container part when some container backend reached at least one thing. Confirmed when both hold, partly when one does, contradicted when neither does. Not measured without these facts from a container and a VM backend, or when the bare process (the control, which runs on the host) reached nothing: then the checks themselves failed. Over the network, where measured: a container or VM also reaches the host when its probe read the nonce from the host's loopback-only service or its abstract Unix socket; the host's service on its bridge address answers everything on the bridge by design, and is listed but not counted; the network half counts only when the bare process read the nonce from the host-only services."
 
     var hostReachClaim: Claim {
         var claim = Claim(id: "host-reach", claim: "Apps in a VM cannot see the host's apps; containers can interact with their host",
@@ -271,12 +271,41 @@ extension ReportModel {
         }.joined(separator: "; ")
         let vmsReaching = vms.filter { !$0.1.reached.isEmpty }.map(\.0)
         let containersReaching = containers.filter { !$0.1.reached.isEmpty }.map(\.0)
-        let vmPart = vmsReaching.isEmpty, containerPart = !containersReaching.isEmpty
+        let (network, networkWhy) = networkHalf()
+        if !network.measurement.isEmpty { claim.measurement += "; over the network: " + network.measurement }
+        let vmPart = vmsReaching.isEmpty && network.vms.isEmpty, containerPart = !containersReaching.isEmpty || !network.containers.isEmpty
         claim.verdict = vmPart && containerPart ? .confirmed : vmPart || containerPart ? .partly : .contradicted
-        claim.why = (vmPart ? "no VM reached anything of the host" : "\(list(vmsReaching)) reached the host")
-            + "; " + (containerPart ? "\(list(containersReaching)) reached the host (namespaces hide processes, interfaces and files; what a container shares is the kernel)"
+        claim.why = (vmsReaching.isEmpty ? "no VM reached anything of the host" : "\(list(vmsReaching)) reached the host")
+            + "; " + (!containersReaching.isEmpty ? "\(list(containersReaching)) reached the host (namespaces hide processes, interfaces and files; what a container shares is the kernel)"
                 : "no container reached anything of the host")
+            + networkWhy
         return claim
+    }
+
+    /// The claim's network half (`NetworkReach`): the containers and VMs that reached a host-only
+    /// service, what every run reached, and the sentence for "why" ("" when not measured).
+    func networkHalf() -> (found: (containers: [String], vms: [String], measurement: String), why: String) {
+        let runs = (results.networkReach ?? []).filter { $0.facts != nil }
+        guard !runs.isEmpty else { return (([], [], ""), "") }
+        let canary = results.host.canary ?? ""
+        let measurement = runs.map { run in
+            let reached = zip(NetworkReachResult.services, run.reached(canary)).filter { $0.1 == true }.map(\.0.name)
+            return "\(run.sandbox) reached " + (reached.isEmpty ? "none of the host's services" : list(reached))
+        }.joined(separator: "; ")
+        guard let control = runs.first(where: { $0.kind == "process" }), !hostOnlyReached(control).isEmpty else {
+            return (([], [], measurement), "; the network half is not counted: the bare process, on the host, did not reach the host's own loopback service or abstract socket (the checks failed)")
+        }
+        let containers = runs.filter { $0.kind == "container" && !hostOnlyReached($0).isEmpty }.map(\.sandbox)
+        let vms = runs.filter { $0.kind == "VM" && !hostOnlyReached($0).isEmpty }.map(\.sandbox)
+        var why = "; over the network, " + (containers.isEmpty ? "no container reached the host's loopback service or abstract socket"
+            : "\(list(containers)) reached the host's loopback service or abstract socket (the host's own network namespace)")
+            + (runs.contains { $0.kind == "VM" } ? (vms.isEmpty ? ", no VM did" : ", and so did \(list(vms))") : ", and no VM's network was measured")
+        // Those on the bridge (a run in the host's own namespace reached it too, and is counted above).
+        let bridged = runs.filter { $0.kind != "process" && hostOnlyReached($0).isEmpty && $0.reached(canary, service: "net_bridge") == true }.map(\.sandbox)
+        if !bridged.isEmpty {
+            why += "; the host's service on its bridge address answered \(list(bridged)) alike (offered to that network, not counted)"
+        }
+        return ((containers, vms, measurement), why)
     }
 
     // MARK: 7. If the engine goes down, containers stop.

@@ -49,6 +49,14 @@ extension ReportModel {
             }
             body += "</table>\n"
         }
+        if !networkReachRows.isEmpty {
+            body += "<h2 id=network-reach>What a sandbox reaches over the network</h2>\n<p>\(Self.networkReachIntro.htmlEscaped())</p>\n<table><tr>"
+                + Self.networkReachHeader.map { "<th>\($0.htmlEscaped())</th>" }.joined() + "</tr>\n"
+            for row in networkReachRows {
+                body += "<tr><td><code>\(row[0].htmlEscaped())</code></td>" + row.dropFirst().map { "<td>\($0.htmlEscaped())</td>" }.joined() + "</tr>\n"
+            }
+            body += "</table>\n"
+        }
         for servers in ServerTable.all(results) {
             body += "<h2>\(servers.title.htmlEscaped())</h2>\n<p>\(servers.intro.htmlEscaped())</p>\n" + serverCharts(servers) + "<table><tr>"
                 + servers.header.map { "<th>\($0.htmlEscaped())</th>" }.joined() + "</tr>\n"

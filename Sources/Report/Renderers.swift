@@ -69,6 +69,11 @@ extension ReportModel {
                 out += "| reaches \(fact.name) | " + reaches.map { Self.yesNo($0.values[index]) }.joined(separator: " | ") + " | \(fact.meaning) |\n"
             }
         }
+        if !networkReachRows.isEmpty {
+            out += "\n## What a sandbox reaches over the network\n\n\(Self.networkReachIntro)\n\n| " + Self.networkReachHeader.joined(separator: " | ") + " |\n|"
+                + String(repeating: "---|", count: Self.networkReachHeader.count) + "\n"
+            for row in networkReachRows { out += "| `\(row[0])` | " + row.dropFirst().joined(separator: " | ") + " |\n" }
+        }
         for servers in ServerTable.all(results) {
             out += "\n## \(servers.title)\n\n\(servers.intro)\n\n| " + servers.header.joined(separator: " | ") + " |\n|"
                 + String(repeating: "---|", count: servers.header.count) + "\n"

@@ -35,6 +35,12 @@ extension ReportModel {
                          ("container_survived", kill.containerSurvived.map { .bool($0) } ?? .null),
                          ("exit_status_collected", kill.exitStatusCollected.map { .bool($0) } ?? .null)])
             })),
+            ("network_reach", .array((results.networkReach ?? []).map { run in
+                .object([("sandbox", .string(run.sandbox)), ("kind", .string(run.kind)), ("status", .int(Int64(run.status)))]
+                        + zip(NetworkReachResult.services, run.reached(results.host.canary ?? "")).map { service, reached in
+                            (String(service.fact.dropFirst("net_".count)), reached.map { .bool($0) } ?? .null)
+                        })
+            })),
             ("claims", .array(claims.map { .object([("id", .string($0.id)), ("claim", .string($0.claim)), ("verdict", .string($0.verdict.rawValue)),
                                                    ("measured", .string($0.measurement)), ("why", .string($0.why)), ("rule", .string($0.rule))]) })),
         ])

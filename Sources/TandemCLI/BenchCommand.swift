@@ -56,6 +56,8 @@ struct BenchCommand: ParsableCommand {
     var command: [String] = []
     @Flag(name: .long, inversion: .prefixedNo, help: "After the trials, SIGKILL each container runtime's manager while its container runs (tandem ctr, tandem-runtime, crun, runc, podman where installed): does the container survive, is its exit status still collected?")
     var managerKill = true
+    @Flag(name: .customLong("network-reach"), inversion: .prefixedNo, help: "With the probe workload, as root: serve a nonce on the host's loopback, an abstract Unix socket and the bridge's host address, and run the probe once in each network (the bare process, tandem ctr with its own loopback, on the bridge and with the host's network, VMs on the bridge): what each reaches of the host's network.")
+    var networkReach = true
 
     func run() throws {
         let known = image == nil ? Self.allBackends : ImageSandbox.backends
@@ -213,6 +215,9 @@ struct BenchCommand: ParsableCommand {
             do {
                 try runner.runManagerKill(ManagerKill.subjects(runtimes, environment: environment)) { StandardError.line($0) }
             } catch { throw fail("bench: \(error)") }
+        }
+        if finished, networkReach, getuid() == 0, image == nil, chosen.contains(where: { $0.name == "probe" }) {
+            finished = try BenchSetup.runNetworkReach(runner, wanted: wanted, environment: environment, canary: canary)
         }
         let model = ReportModel(runner.results, baseline: baseline)
         try ReportCommand.write(model, to: out, formats: ["html", "md", "csv", "json"])

@@ -1,4 +1,5 @@
 import Bench
+import Containers
 import FoundationEssentials
 import HostFacts
 import HostOS
@@ -24,6 +25,24 @@ enum BenchSetup {
                            kernel: facts.kernelRelease, virtualisation: facts.virtualisation.rawValue,
                            virtualisationExplanation: facts.virtualisation.explanation, cgroups: facts.cgroupLayout.rawValue,
                            tools: tools, bootID: bootID, hostname: facts.hostname, macs: hostMACs())
+    }
+
+    /// The network reach measurement (`NetworkReach`): the bridge held by an idle container
+    /// meanwhile (so the host has its bridge address, as Docker's docker0 always exists), the
+    /// host's three services up, the probe run once in each subject.
+    /// Returns false if Ctrl-C or SIGTERM cut it short.
+    static func runNetworkReach(_ runner: BenchRunner, wanted: [String], environment: BenchEnvironment, canary: HostCanary) throws -> Bool {
+        let bridged = wanted.contains { ["container", "qemu-microvm", "libvirt", "linux-microvm"].contains($0) }
+        let holder = ServerSetup.holdBridge(environment, needed: bridged)
+        defer { ServerSetup.release(holder, environment) }
+        let services: HostServices
+        do { services = try HostServices(nonce: canary.nonce, abstractName: canary.keyDescription, bridgeAddress: BridgeNetwork.gateway) } catch {
+            throw fail("bench: network reach: \(error)")
+        }
+        defer { services.stop() }
+        let (subjects, notes) = NetworkReach.subjects(wanted, environment: environment, arguments: NetworkReach.probeArguments(canary: canary, services: services),
+                                                      bridge: services.onBridge, libvirtUp: access("/run/libvirt/libvirt-sock", F_OK) == 0)
+        do { return try runner.runNetworkReach(subjects, notes: notes) { StandardError.line("bench: \($0)") } } catch { throw fail("bench: \(error)") }
     }
 
     /// Removes the temp directories of benches that were killed (their owner pid is gone): the

@@ -50,6 +50,18 @@ struct ResultsFixture {
                                       launcherCPUMs: nil, result: nil, probe: facts))
     }
 
+    /// One network-reach run: `reached` lists the services ("loopback", "abstract", "bridge")
+    /// that answered the nonce; the others answered nothing ("none", or "unrouted" for the bridge).
+    mutating func network(_ sandbox: String, kind: String, reached: Set<String>, facts: Bool = true) {
+        var values: [String: String] = [:]
+        for service in ["loopback", "abstract", "bridge"] {
+            values["net_" + service] = reached.contains(service) ? Self.nonce : service == "bridge" ? "unrouted" : "none"
+        }
+        results.networkReach = (results.networkReach ?? []) + [NetworkReachResult(
+            sandbox: sandbox, kind: kind, network: "test", execution: "native (host kernel)", status: facts ? 0 : 1,
+            facts: facts ? values : nil, note: facts ? "" : "no probe line")]
+    }
+
     mutating func footprint(rootfs: UInt64?, kernel: UInt64?, initramfs: UInt64?) {
         results.footprint = []
         if let kernel { results.footprint.append(Artifact(name: "guest kernel (bzImage)", bytes: kernel, usedBy: [], note: "")) }
@@ -245,6 +257,52 @@ struct ClaimsTests {
         noKeyring.probe("container", ["keyring": ResultsFixture.nonce])
         noKeyring.probe("libvirt", boot: "guest")
         #expect(try noKeyring.claim("host-reach").verdict == .partly, "a keyring check that did not run counts for nothing")
+    }
+
+    @Test("host reach, the network half: the host's loopback and abstract sockets count, its bridge address's service does not; the control decides whether it counts")
+    func hostReachNetwork() throws {
+        // The file-system half alone: no container reached anything, no VM did: partly.
+        var fixture = ResultsFixture()
+        fixture.probe("container")
+        fixture.probe("libvirt", boot: "guest")
+        fixture.probe("process", ["host_procs": "yes"])
+        #expect(try fixture.claim("host-reach").verdict == .partly)
+        fixture.network("process", kind: "process", reached: ["loopback", "abstract", "bridge"])
+        fixture.network("tandem ctr --net loopback", kind: "container", reached: [])
+        fixture.network("tandem ctr --net bridge", kind: "container", reached: ["bridge"])
+        fixture.network("tandem vm run --backend qemu --net bridge", kind: "VM", reached: ["bridge"])
+        let bridgeOnly = try fixture.claim("host-reach")
+        #expect(bridgeOnly.verdict == .partly, "the bridge address's service is offered to the bridge: it does not count")
+        #expect(bridgeOnly.why.contains("answered tandem ctr --net bridge, tandem vm run --backend qemu --net bridge alike"))
+        #expect(bridgeOnly.why.contains("no container reached the host's loopback service or abstract socket, no VM did"))
+        fixture.network("tandem ctr --net host", kind: "container", reached: ["loopback", "abstract", "bridge"])
+        let confirmed = try fixture.claim("host-reach")
+        #expect(confirmed.verdict == .confirmed, "a host-network container reaches the host's own sockets")
+        #expect(confirmed.measurement.contains("tandem ctr --net host reached the host's loopback service, the host's abstract Unix socket"))
+        #expect(confirmed.measurement.contains("tandem ctr --net loopback reached none of the host's services"))
+        #expect(confirmed.why.contains("answered tandem ctr --net bridge, tandem vm run --backend qemu --net bridge alike"), "not the host-network container: \(confirmed.why)")
+        fixture.network("a leaky VM", kind: "VM", reached: ["loopback"])
+        #expect(try fixture.claim("host-reach").verdict == .partly, "a VM that reaches the host's loopback breaks the VM part")
+
+        // A control that reached nothing: the network half is not counted.
+        var broken = ResultsFixture()
+        broken.probe("container")
+        broken.probe("libvirt", boot: "guest")
+        broken.network("process", kind: "process", reached: ["bridge"])
+        broken.network("tandem ctr --net host", kind: "container", reached: ["loopback"])
+        let notCounted = try broken.claim("host-reach")
+        #expect(notCounted.verdict == .partly)
+        #expect(notCounted.why.contains("the network half is not counted"))
+
+        // The table: yes / no / no route, and a run without facts shows its note.
+        broken.network("tandem ctr --net bridge", kind: "container", reached: [], facts: false)
+        let rows = ReportModel(broken.results, baseline: nil).networkReachRows
+        #expect(rows.first == ["process", "test", "native (host kernel)", "no", "no", "yes", ""])
+        #expect(rows[1][3...5] == ["yes", "no", "no route"])
+        #expect(rows.last?[3...6] == ["—", "—", "—", "status 1: no probe line"])
+        let markdown = ReportModel(broken.results, baseline: nil).markdown()
+        #expect(markdown.contains("## What a sandbox reaches over the network"))
+        #expect(markdown.contains("| `tandem ctr --net host` | test | native (host kernel) | yes | no | no route |  |"))
     }
 
     @Test("engine down: from the manager-kill measurement")

@@ -20,6 +20,17 @@
  *   sys_write   a /sys file opened for writing (nothing is written): yes, or why not (rofs,
  *               denied, absent)
  *
+ * With argv[3] (a port) and argv[4] (the host's address on Tandem's bridge), a third group: what
+ * it reaches of the host's network. The bench serves the nonce there from the host to anyone who
+ * connects (docs/bench.md, "What a sandbox reaches over the network"):
+ *   net_loopback  what 127.0.0.1:PORT answered: the host's service bound to its loopback only
+ *   net_abstract  what the abstract Unix socket @argv[2] answered (abstract sockets belong to a
+ *                 network namespace, not to the file system)
+ *   net_bridge    what argv[4]:PORT answered: the host's service bound to its bridge address;
+ *                 tried only along a route without a gateway (the address is local or on a link
+ *                 of the sandbox), so nothing is ever sent off this machine; "unrouted" otherwise
+ * Each is the nonce read, or none (refused, unreachable, timed out, nothing read).
+ *
  * Values never contain spaces (a space inside becomes '_').
  */
 #define _GNU_SOURCE
@@ -28,7 +39,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/keyctl.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -99,6 +115,65 @@ static void keyring_payload(const char *description, char *out, size_t size) {
     payload[length] = 0;
     snprintf(out, size, "%s", payload);
     clean(out);
+}
+
+/* The first line a stream socket's peer sends, after connect() to `address` succeeds within
+   two seconds (a TCG guest is slow; the host answers at once), or "none". */
+static void read_from(int fd, const struct sockaddr *address, socklen_t length, char *out, size_t size) {
+    snprintf(out, size, "none");
+    if (fd < 0) return;
+    if (connect(fd, address, length) != 0 && errno != EINPROGRESS) { close(fd); return; }
+    struct pollfd wait = {.fd = fd, .events = POLLIN};
+    int error = 0;
+    socklen_t error_length = sizeof error;
+    char text[128];
+    ssize_t got = 0;
+    /* POLLIN comes after the connection is made and the peer wrote (or closed, or refused). */
+    if (poll(&wait, 1, 2000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_length) == 0 && error == 0)
+        got = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (got <= 0) return;
+    text[got] = 0;
+    snprintf(out, size, "%s", text);
+    clean(out);
+    if (!out[0]) snprintf(out, size, "none");
+}
+
+static void read_tcp(const char *address, int port, char *out, size_t size) {
+    struct sockaddr_in target = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    snprintf(out, size, "none");
+    if (inet_pton(AF_INET, address, &target.sin_addr) != 1) return;
+    read_from(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), (struct sockaddr *)&target, sizeof target, out, size);
+}
+
+static void read_abstract(const char *name, char *out, size_t size) {
+    struct sockaddr_un target = {.sun_family = AF_UNIX};
+    size_t length = strlen(name);
+    snprintf(out, size, "none");
+    if (length == 0 || length >= sizeof target.sun_path - 1) return;
+    memcpy(target.sun_path + 1, name, length);  /* sun_path[0] == 0: the abstract namespace */
+    read_from(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), (struct sockaddr *)&target,
+              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length), out, size);
+}
+
+/* Whether `address` is reached without a gateway: a route in /proc/net/route (the main table:
+   a local address's subnet is there too) whose gateway is 0 and whose mask is not 0 covers it.
+   The default route (mask 0) never counts: it may lead off this machine. */
+static int on_link(const char *address) {
+    struct in_addr wanted;
+    if (inet_pton(AF_INET, address, &wanted) != 1) return 0;
+    FILE *routes = fopen("/proc/net/route", "r");
+    char line[256];
+    int found = 0;
+    for (int n = 0; routes && !found && fgets(line, sizeof line, routes); n++) {
+        char name[64];
+        unsigned destination, gateway, flags, refs, use, metric, mask;
+        if (n == 0 || sscanf(line, "%63s %x %x %x %u %u %u %x", name, &destination, &gateway, &flags, &refs, &use, &metric, &mask) != 8) continue;
+        /* The file's numbers are in network byte order, like s_addr. */
+        found = gateway == 0 && mask != 0 && (wanted.s_addr & mask) == destination;
+    }
+    if (routes) fclose(routes);
+    return found;
 }
 
 /* /proc/kcore: "elf" when the kernel's memory image can be read. */
@@ -200,15 +275,25 @@ int main(int argc, char **argv) {
     }
     keyring_payload(argc > 2 ? argv[2] : "tandem-host-canary", keyring, sizeof keyring);
 
+    char network[512] = "";
+    if (argc > 4) {
+        int port = atoi(argv[3]);
+        char loopback[128], abstract[128], bridge[128] = "unrouted";
+        read_tcp("127.0.0.1", port, loopback, sizeof loopback);
+        read_abstract(argv[2], abstract, sizeof abstract);
+        if (on_link(argv[4])) read_tcp(argv[4], port, bridge, sizeof bridge);
+        snprintf(network, sizeof network, " net_loopback=%s net_abstract=%s net_bridge=%s", loopback, abstract, bridge);
+    }
+
     char pid1[256];
     read_line("/proc/1/comm", pid1, sizeof pid1);
     struct sysinfo info;
     sysinfo(&info);
     printf("TANDEM-PROBE pids=%d max_pid=%d hostname=%s kernel=%s boot_id=%s mounts=%d netifs=%s blockdevs=%s uid_map=%s cap_eff=%s cpus=%ld mem_mib=%lu pid1=%s"
-           " macs=%s host_procs=%s host_file=%s keyring=%s kcore=%s sys_write=%s\n",
+           " macs=%s host_procs=%s host_file=%s keyring=%s kcore=%s sys_write=%s%s\n",
            pids, max_pid, hostname[0] ? hostname : "none", names.release, boot_id, mounts, netifs[0] ? netifs : "none",
            blockdevs[0] ? blockdevs : "none", compact,
            cap_eff, sysconf(_SC_NPROCESSORS_ONLN), (unsigned long)(info.totalram * info.mem_unit >> 20), pid1,
-           macs[0] ? macs : "none", process_visible("lab-time") ? "yes" : "no", host_file, keyring, kcore_state(), sys_write_state());
+           macs[0] ? macs : "none", process_visible("lab-time") ? "yes" : "no", host_file, keyring, kcore_state(), sys_write_state(), network);
     return 0;
 }
