@@ -146,6 +146,7 @@ struct BenchCommand: ParsableCommand {
         } else {
             BenchSetup.sandboxes(wanted, environment)
         }
+        ServerSetup.sweepBridge(environment)
         var results = BenchResults(startedAt: BenchSetup.now(), host: BenchSetup.summary(facts), trials: trials, warmup: warmup,
                                    backends: sandboxes.map(\.info), workloads: chosen.map(\.name))
         // (An image bench's footprint is measured after its trials, below.)

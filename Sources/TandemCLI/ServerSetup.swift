@@ -91,13 +91,32 @@ enum ServerSetup {
         return (backends, notes)
     }
 
+    /// What the bridge holder's name starts with; the bench's pid follows.
+    static let holderPrefix = "tandem-bridge-hold-"
+
     /// An idle container on the bridge for the benchmark's duration (its id), when containers on
-    /// the bridge are measured.
+    /// the bridge are measured. Named after the bench's pid, so that `sweepHolders` finds it if
+    /// the bench is killed.
     static func holdBridge(_ environment: BenchEnvironment, needed: Bool) -> String? {
-        guard needed, let result = try? Subprocess.run(environment.tandem, ["ctr", "run", "-d", "--net", "bridge", "--", "/bin/sleep", "1000000"],
+        guard needed, let result = try? Subprocess.run(environment.tandem, ["ctr", "run", "-d", "--name", holderPrefix + String(getpid()),
+                                                                           "--net", "bridge", "--", "/bin/sleep", "1000000"],
                                                        mergeStandardError: false), result.status == 0 else { return nil }
         let id = result.output.split(separator: "\n").first.map(String.init) ?? ""
         return id.isEmpty ? nil : id
+    }
+
+    /// What a killed bench left on the bridge: its holder (named after a pid that is gone), and
+    /// the leases of the VMs it was running (a VM's lease is stale once its tandem is gone); the
+    /// bridge goes with the last lease.
+    static func sweepBridge(_ environment: BenchEnvironment) {
+        guard getuid() == 0 else { return }
+        if let listed = try? Subprocess.run(environment.tandem, ["ctr", "ps"], mergeStandardError: false) {
+            for word in listed.output.split(whereSeparator: { $0 == " " || $0 == "\n" }) where word.hasPrefix(holderPrefix) {
+                guard let pid = pid_t(word.dropFirst(holderPrefix.count)), pid != getpid(), !ProcessInfoLite.isAlive(pid) else { continue }
+                Subprocess.runQuietly(environment.tandem, ["ctr", "rm", "-f", String(word)])
+            }
+        }
+        BridgeNetwork.sweepStale()
     }
 
     static func release(_ holder: String?, _ environment: BenchEnvironment) {

@@ -6,6 +6,11 @@ import Testing
 extension ContainerNetworkTests {
     @Suite("tandem bench: what each sandbox reaches of the host's network", .serialized)
     struct NetworkReachTests {
+        /// The bridge holder's name (ServerSetup.holderPrefix and the bench's pid).
+        enum ServerHolder {
+            static func name(_ pid: Int32) -> String { "tandem-bridge-hold-\(pid)" }
+        }
+
         /// The abstract Unix sockets of the host's network namespace whose names start with `prefix`.
         static func abstractSockets(_ prefix: String) -> [String] {
             ((try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8)) ?? "").split(separator: "\n")
@@ -54,6 +59,50 @@ extension ContainerNetworkTests {
             #expect(Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty, "a QEMU is left")
             let left = try Tandem.run(["ctr", "ps"])
             #expect(!left.stdout.contains("/bin/sleep"), "the bridge's holder is left: \(left.stdout)")
+        }
+
+        @Test("the bench SIGKILLed while it holds the bridge (QEMU's probe running): the next bench removes the holder it left and the VM's stale lease, and with them the bridge",
+              .enabled(if: QEMULab.ready, "needs qemu-system-x86_64, the cloud kernel and make image (its probe run is the window)"))
+        func killed() throws {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-kill-\(UUID().uuidString.prefix(8))").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let before = Set(QEMULab.qemuProcesses())
+            let bench = Process()
+            bench.executableURL = URL(fileURLWithPath: Tandem.path)
+            bench.arguments = ["bench", "--backends", "process,container,qemu-microvm", "--workloads", "probe", "--trials", "1", "--warmup", "0",
+                               "--no-manager-kill", "--out", out]
+            let errors = Pipe()
+            bench.standardError = errors
+            bench.standardOutput = FileHandle.nullDevice
+            try bench.run()
+            defer { if bench.isRunning { kill(bench.processIdentifier, SIGKILL) } }
+            let reader = errors.fileHandleForReading
+            let window = Background { () -> Bool in
+                var text = ""
+                while true {
+                    let data = reader.availableData
+                    if data.isEmpty { return false }
+                    text += String(decoding: data, as: UTF8.self)
+                    if text.contains("network reach: tandem vm run --backend qemu --net bridge …") { return true }
+                }
+            }
+            try #require(window.wait(), "the bench never reached QEMU's network probe")
+            let holder = ServerHolder.name(bench.processIdentifier)
+            #expect(try Tandem.run(["ctr", "ps"]).stdout.contains(holder), "no bridge holder while the bench runs")
+            kill(bench.processIdentifier, SIGKILL)
+            bench.waitUntilExit()
+            // The probe's QEMU (lab-time's grandchild) finishes on its own or goes with its tandem.
+            for _ in 0..<300 where !Set(QEMULab.qemuProcesses()).subtracting(before).isEmpty { Thread.sleep(forTimeInterval: 0.1) }
+            #expect(try Tandem.run(["ctr", "ps"]).stdout.contains(holder), "the holder outlives a SIGKILLed bench (what the sweep is for)")
+            #expect(!ContainerNetworkTests.interfaces(ContainerNetworkTests.bridge).isEmpty, "the holder keeps the bridge")
+
+            let next = try Tandem.run(["bench", "--backends", "process", "--workloads", "hello", "--trials", "1", "--warmup", "0",
+                                       "--no-manager-kill", "--out", out + "-next"])
+            defer { try? FileManager.default.removeItem(atPath: out + "-next") }
+            #expect(next.status == 0, "\(next.stderr.suffix(1500))")
+            #expect(try !Tandem.run(["ctr", "ps"]).stdout.contains(holder), "the next bench did not remove the holder")
+            ContainerNetworkTests.expectNothingLeft()
+            #expect(Self.abstractSockets("tandem-host-canary").isEmpty, "the abstract socket outlived the bench")
         }
     }
 }
