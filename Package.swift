@@ -63,7 +63,7 @@ let package = Package(
         // ArgumentParser, no Foundation). `tandem` is this plus main.swift.
         .target(name: "TandemLaunch", dependencies: ["MicroVM", "Virtio", "BootLoader", "HostFacts", "HostOS", "Containers", "Cgroups", "CLinux", "Images"]),
         // `tandem lab nested`: an emulated L1 with SVM, for hosts without hardware virtualisation.
-        .target(name: "NestedLab", dependencies: ["GuestImages", "HostOS", "TandemLaunch"]),
+        .target(name: "NestedLab", dependencies: ["GuestImages", "HostOS", "TandemLaunch", "Bench"]),
         .target(name: "TandemCLI", dependencies: [
             "TandemLaunch", "MicroVM", "HostFacts", "HostOS", "GuestImages", "NestedLab", "Containers", "Cgroups", "Libvirt", "Bench", "Report", "Images", "ImageImport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

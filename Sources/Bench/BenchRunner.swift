@@ -101,6 +101,14 @@ public final class BenchRunner {
         return interruptedBy == nil
     }
 
+    /// Server trials measured elsewhere (the nested lab's), added to the server benchmark's.
+    public func addServerSamples(_ samples: [ServerSample], notes: [String], complete: Bool) throws {
+        results.servers = (results.servers ?? []) + samples
+        results.notes += notes
+        if !complete { results.complete = false }
+        try save()
+    }
+
     /// `--density`: for every backend that supports it, N idle sandboxes at once for each N.
     public func runDensity(_ counts: [Int], progress: (String) -> Void) throws {
         var points: [DensityPoint] = []

@@ -36,6 +36,11 @@ public struct ServerSample: Codable, Sendable {
     /// The launcher's exit status after SIGTERM.
     public var status: Int?
     public var note: String?
+    public init(backend: String, workload: String, trial: Int) {
+        self.backend = backend
+        self.workload = workload
+        self.trial = trial
+    }
 }
 
 /// How the server benchmark was driven: the same for every backend. wrk runs for `seconds`;
@@ -81,8 +86,9 @@ public struct ServerBackend: Sendable {
 }
 
 public enum ServerBench {
-    /// wrk's summary as one line (its Lua `done` hook; percentiles in µs).
-    static let wrkScript = """
+    /// wrk's summary as one line (its Lua `done` hook; percentiles in µs). The nested lab's server
+    /// mode gives wrk the same script in L1.
+    public static let wrkScript = """
     done = function(summary, latency, requests)
       local e = summary.errors
       io.write(string.format("WRK-RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d p999_us=%d errors=%d\\n",
@@ -202,18 +208,12 @@ public enum ServerBench {
             sample.note = "wrk failed"
             return
         }
-        var fields: [String: Double] = [:]
-        for word in line.split(separator: " ").dropFirst() {
-            let pair = word.split(separator: "=", maxSplits: 1)
-            if pair.count == 2, let value = Double(pair[1]) { fields[String(pair[0])] = value }
-        }
-        if let requests = fields["requests"], let duration = fields["duration_us"], duration > 0 {
-            sample.requestsPerSecond = requests / (duration / 1e6)
-        }
-        sample.latencyP50Us = fields["p50_us"]
-        sample.latencyP99Us = fields["p99_us"]
-        sample.latencyP999Us = fields["p999_us"]
-        sample.errors = fields["errors"].map { Int($0) }
+        let wrk = WRKResult(String(line))
+        sample.requestsPerSecond = wrk.requestsPerSecond
+        sample.latencyP50Us = wrk.p50Us
+        sample.latencyP99Us = wrk.p99Us
+        sample.latencyP999Us = wrk.p999Us
+        sample.errors = wrk.errors
     }
 
     /// redis-benchmark's GET test (`--csv`: requests/s and latency percentiles in ms; no p99.9).
@@ -287,6 +287,31 @@ public enum ServerBench {
         }
         output.poll(milliseconds: 0)
         return (status & 0x7f) == 0 ? Int((status >> 8) & 0xff) : 128 + Int(status & 0x7f)
+    }
+}
+
+/// wrk's `WRK-RESULT requests=N duration_us=D p50_us=… p99_us=… p999_us=… errors=E` line
+/// (`ServerBench.wrkScript`), here and in the nested lab.
+public struct WRKResult: Sendable {
+    public var requestsPerSecond: Double?
+    public var p50Us: Double?
+    public var p99Us: Double?
+    public var p999Us: Double?
+    public var errors: Int?
+
+    public init(_ line: String) {
+        var fields: [String: Double] = [:]
+        for word in line.split(separator: " ").drop(while: { $0 != "WRK-RESULT" }).dropFirst() {
+            let pair = word.split(separator: "=", maxSplits: 1)
+            if pair.count == 2, let value = Double(pair[1]), value.isFinite { fields[String(pair[0])] = value }
+        }
+        if let requests = fields["requests"], let duration = fields["duration_us"], duration > 0 {
+            requestsPerSecond = requests / (duration / 1e6)
+        }
+        p50Us = fields["p50_us"]
+        p99Us = fields["p99_us"]
+        p999Us = fields["p999_us"]
+        errors = fields["errors"].map { Int($0) }
     }
 }
 

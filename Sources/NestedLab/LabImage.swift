@@ -1,3 +1,4 @@
+import Bench
 import GuestImages
 import HostOS
 
@@ -36,6 +37,12 @@ extension NestedLab {
             try file("lab/qemu-system-x86_64", from: qemu, mode: 0o755)
             for name in LabInputs.qemuDataFiles { try file("lab/qemu/\(name)", from: "/usr/share/qemu/\(name)") }
             libraries += try LabInputs.sharedLibraries(of: qemu)
+        }
+        if let wrk = inputs.wrk {
+            try file("lab/wrk", from: wrk, mode: 0o755)
+            directories(of: "lab/wrk-report.lua")
+            entries.append(ImageEntry(path: "lab/wrk-report.lua", kind: .file(Array(ServerBench.wrkScript.utf8)), permissions: 0o644))
+            libraries += try LabInputs.sharedLibraries(of: wrk)
         }
         for library in Set(libraries).sorted() where !paths.contains(String(library.dropFirst())) {
             try file(String(library.dropFirst()), from: library, mode: 0o755)
@@ -91,6 +98,26 @@ extension NestedLab {
         }
         """
 
+    /// With `loadSeconds` (the server mode): `serve CMD…` starts the timed VMM in the background,
+    /// waits for L2's server to answer (LAB-FIRST-RESPONSE), loads it with wrk (WRK-RESULT; wrk's
+    /// own summary is left out), then stops the VMM with SIGTERM — lab-time passes it on, and
+    /// prints the boot's LAB-TIME line once the VMM is gone.
+    static func serverPeer(_ options: LabOptions) -> String {
+        let seconds = options.loadSeconds ?? 0
+        let target = "\(LabOptions.l2Address) \(options.serverPort)"
+        return """
+            serve() {
+              "$@" < /dev/null &
+              timed=$!
+              if /lab/lab-time --first-response \(target) \(Int(options.bootTimeoutSeconds)); then
+                /lab/wrk -t \(LabOptions.loadThreads) -c \(LabOptions.loadConnections) -d \(seconds)s --timeout 5s -s /lab/wrk-report.lua http://\(LabOptions.l2Address):\(options.serverPort)/ | grep '^WRK-RESULT '
+              fi
+              kill -TERM $timed 2>/dev/null
+              wait $timed
+            }
+            """
+    }
+
     /// L1's /init: mount, load kvm-amd, then boot L2 `runs` times per VMM, interleaved.
     /// `modules`: the file names under /lab, in load order (kvm-amd last, with nested SVM on).
     static func initScript(_ options: LabOptions, qemu: Bool, modules: [String]) -> String {
@@ -121,6 +148,9 @@ extension NestedLab {
             + " -append '\(qemuBaseCommandLine)\(options.rootDisk ? " tandem.root=/dev/vda" : "")"
             + (options.net ? " tandem.net=\(LabOptions.l2Address)/24,\(LabOptions.l1Address)" : "")
             + "\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
+        // The server mode runs each boot through `serve` instead of netio's peer.
+        let load = options.loadSeconds != nil
+        let peer = options.net && !load
         return """
             #!/bin/sh
             # L1's init, written by `tandem lab nested`.
@@ -129,16 +159,17 @@ extension NestedLab {
             [ -c /dev/kvm ] || echo "LAB-ERROR no /dev/kvm in L1"
             echo "LAB-L1-READY $(cut -d' ' -f1 /proc/uptime)"
             run=1
-            \(options.net ? netPeer : "")
+            \(peer ? netPeer : "")
+            \(load ? serverPeer(options) : "")
             \(options.vsock ? vsockPeer : "")
             while [ $run -le \(options.runs) ]; do
-              \(options.net ? "peer_start" : "")
+              \(peer ? "peer_start" : "")
               \(options.vsock ? "vsock_start" : "")
-              \(tandem) < /dev/null
+              \(load ? "serve " : "")\(tandem) < /dev/null
               \(options.vsock ? "vsock_end" : "")
-              \(options.net ? "peer_end" : "")
-            \(qemu ? "  " + (options.net ? "peer_start; " : "") + (options.vsock ? "vsock_start_qemu; " : "") + qemuLine + " < /dev/null"
-                + (options.vsock ? "; vsock_end" : "") + (options.net ? "; peer_end" : "") + "\n" : "")  run=$((run + 1))
+              \(peer ? "peer_end" : "")
+            \(qemu ? "  " + (peer ? "peer_start; " : "") + (options.vsock ? "vsock_start_qemu; " : "") + (load ? "serve " : "") + qemuLine + " < /dev/null"
+                + (options.vsock ? "; vsock_end" : "") + (peer ? "; peer_end" : "") + "\n" : "")  run=$((run + 1))
             done
             \(options.drives.indices.map { "echo \"LAB-DRIVE \($0) sha256=$(sha256sum /lab/drive\($0).img | cut -d' ' -f1)\"" }.joined(separator: "\n"))
             echo LAB-DONE

@@ -55,6 +55,15 @@ public struct LabOptions: Sendable {
     /// port 5002 (through the socket's `CONNECT 5002`, or AF_VSOCK), sending the workloads' pattern
     /// and keeping what L2 echoes (`LAB-VSOCK`).
     public var vsock = false
+    /// The server mode (`--load SECONDS`, with `net` and the `http` workload): around each boot
+    /// L1 polls L2's server until it answers (`lab-time --first-response`: spawn → first response,
+    /// the cold start), loads it with wrk for this long (`loadConnections` connections,
+    /// `loadThreads` threads, the bench's settings), then stops the VMM with SIGTERM (status 143).
+    /// The client runs in L1, beside the VMM: L1 gets one more emulated CPU for it.
+    public var loadSeconds: Int?
+    public static let loadConnections = 16, loadThreads = 2
+    /// The port L2's server listens on in the server mode (the http workload's argument).
+    public var serverPort: Int { arguments.flatMap { Int($0) } ?? 80 }
     /// Where L2's vsock socket is in L1.
     public static let vsockPath = "/tmp/lab.vsock"
     /// The addresses the lab's network uses (Tandem's first tap, tandem0).
@@ -111,6 +120,8 @@ struct LabInputs {
     /// The L2 guest image (`tandem image build`).
     var image: String
     var qemu: String?
+    /// Debian's wrk, the server mode's load generator.
+    var wrk: String?
 
     static let qemuDataFiles = ["bios-microvm.bin", "pvh.bin", "linuxboot_dma.bin", "linuxboot.bin"]
 
@@ -159,8 +170,13 @@ struct LabInputs {
         }
         let l2Kernel = options.l2Kernel ?? (options.kernel == nil ? LinuxDefaults.microVMKernel() : nil) ?? kernel
         guard Files.kind(l2Kernel) == .regular else { throw LabError("L2's kernel \(l2Kernel) does not exist") }
+        var wrk: String?
+        if options.loadSeconds != nil {
+            wrk = Files.which("wrk")
+            guard wrk != nil else { throw LabError("--load: wrk is not installed (Debian's package wrk; make deps installs it): it loads L2's server from L1") }
+        }
         return LabInputs(kernel: kernel, l2Kernel: l2Kernel, release: release, modules: modules, tandem: tandem, labTime: labTime,
-                         programs: programs, image: image, qemu: qemu)
+                         programs: programs, image: image, qemu: qemu, wrk: wrk)
     }
 
     /// The shared libraries `binary` loads, with the dynamic loader, as absolute paths (`ldd`);

@@ -77,6 +77,21 @@ public struct LabSummary {
         return ours / theirs
     }
 
+    /// One boot as the report lists it.
+    static func json(_ boot: NestedLab.Boot) -> JSON {
+        func hashed(_ value: (sha256: String, bytes: Int)?) -> JSON {
+            guard let value else { return .null }
+            return .object([("sha256", .string(value.sha256)), ("bytes", .int(Int64(value.bytes)))])
+        }
+        let figures: [(String, JSON)] = boot.figures.sorted { $0.key < $1.key }.map { ($0.key, JSON.double($0.value)) }
+        let ready: JSON = boot.readyMs.map { JSON.double($0) } ?? .null
+        let report: JSON = boot.report.map { JSON.verbatim($0) } ?? .null
+        return .object([("vmm", .string(boot.vmm)), ("run", .int(Int64(boot.index))), ("status", .int(Int64(boot.status))),
+                        ("ready_ms", ready), ("exit_ms", .double(boot.exitMs)), ("figures", .object(figures)),
+                        ("net_received", hashed(boot.netReceived)), ("vsock_received", hashed(boot.vsockReceived)),
+                        ("vsock_echoed", hashed(boot.vsockEchoed)), ("report", report)])
+    }
+
     public func json(_ options: LabOptions) -> JSON {
         func stats(_ values: [Double]) -> JSON {
             .object([("n", .int(Int64(values.count))), ("median", Self.median(values).map { .double($0) } ?? .null),
@@ -93,15 +108,7 @@ public struct LabSummary {
             ("memory_mib", .int(Int64(options.memoryMiB))),
             ("completed", .bool(outcome.completed)),
             ("errors", .array(outcome.errors.map { .string($0) })),
-            ("boots", .array(outcome.boots.map { boot in
-                .object([("vmm", .string(boot.vmm)), ("run", .int(Int64(boot.index))), ("status", .int(Int64(boot.status))),
-                         ("ready_ms", boot.readyMs.map { .double($0) } ?? .null), ("exit_ms", .double(boot.exitMs)),
-                         ("figures", .object(boot.figures.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
-                         ("net_received", boot.netReceived.map { .object([("sha256", .string($0.sha256)), ("bytes", .int(Int64($0.bytes)))]) } ?? .null),
-                         ("vsock_received", boot.vsockReceived.map { .object([("sha256", .string($0.sha256)), ("bytes", .int(Int64($0.bytes)))]) } ?? .null),
-                         ("vsock_echoed", boot.vsockEchoed.map { .object([("sha256", .string($0.sha256)), ("bytes", .int(Int64($0.bytes)))]) } ?? .null),
-                         ("report", boot.report.map { .verbatim($0) } ?? .null)])
-            })),
+            ("boots", .array(outcome.boots.map(Self.json))),
             ("summary", .object(vmms.map { vmm in
                 let (ready, exit) = figures(vmm)
                 return (vmm, .object([("ready_ms", stats(ready)), ("exit_ms", stats(exit)),

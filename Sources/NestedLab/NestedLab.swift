@@ -1,3 +1,4 @@
+import Bench
 import GuestImages
 import HostOS
 #if canImport(Glibc)
@@ -79,6 +80,9 @@ public enum NestedLab {
         var figures: [String: Double] = [:]
         var inWorkload = false
         var driveHashes: [Int: String] = [:]
+        // The server mode's figures of the boot under way (`serve` in L1's init).
+        var firstResponseNs: Double?
+        var server: [String: Double] = [:]
         func take(_ clean: String) {
             if clean.contains("TCG doesn't support requested feature") { return }
             tail.append(clean)
@@ -88,8 +92,16 @@ public enum NestedLab {
             if clean.hasPrefix("LAB-ERROR ") { errors.append(String(clean.dropFirst(10))) }
             if clean == "LAB-DONE" { completed = true }
             // (A kernel message may share the marker's line on the console: a suffix still counts.)
-            if clean.hasSuffix(readyMarker) { inWorkload = true; figures = [:] } else if clean.contains("TANDEM-RESULT ") { inWorkload = false }
-            else if inWorkload { figures.merge(parseFigures(clean)) { $1 } }
+            if let first = clean.fromFirst("LAB-FIRST-RESPONSE ") {
+                firstResponseNs = first.split(separator: "=").last.flatMap { Double($0) }
+            } else if let wrk = clean.fromFirst("WRK-RESULT ") {
+                server = parseServer(String(wrk))
+            } else if clean.hasSuffix(readyMarker) { inWorkload = true; figures = [:] } else if clean.contains("TANDEM-RESULT ") { inWorkload = false }
+            else if inWorkload, !clean.hasPrefix("LAB-"), !clean.contains("{\"schema\":") {
+                // (The lab's own lines and the VMM's report are not the workload's: in the server
+                // mode no result line ends the workload before them.)
+                figures.merge(parseFigures(clean)) { $1 }
+            }
             if clean.hasPrefix("LAB-DRIVE "), let (index, hash) = parseDrive(clean) { driveHashes[index] = hash }
             if clean.hasPrefix("LAB-NET "), !boots.isEmpty, let received = parseNet(clean) { boots[boots.count - 1].netReceived = received }
             if clean.hasPrefix("LAB-VSOCK "), !boots.isEmpty, let (received, echoed) = parseVsock(clean) {
@@ -100,6 +112,12 @@ public enum NestedLab {
                 boot.index = boots.filter { $0.vmm == boot.vmm }.count + 1
                 if boot.vmm == "tandem" { boot.report = lastReport; lastReport = nil }
                 boot.figures = figures
+                if let first = firstResponseNs, let start = startNanoseconds(clean), first > start {
+                    boot.figures["server.first_response_ms"] = (first - start) / 1e6
+                }
+                boot.figures.merge(server) { $1 }
+                firstResponseNs = nil
+                server = [:]
                 figures = [:]
                 inWorkload = false
                 boots.append(boot)
@@ -134,6 +152,14 @@ public enum NestedLab {
         for (name, text) in [("--cmdline", options.commandLine), ("--args", options.arguments ?? "")] where text.contains("'") || text.contains("\n") {
             throw LabError("\(name) \(text): quotes and newlines cannot pass through the lab's L1 shell")
         }
+        if let seconds = options.loadSeconds {
+            guard (1...3600).contains(seconds) else { throw LabError("--load \(seconds): from 1 to 3600 seconds") }
+            guard options.net else { throw LabError("--load: needs --net (L1 reaches L2's server at \(LabOptions.l2Address))") }
+            guard options.workload == "http", (1...65535).contains(options.serverPort) else {
+                throw LabError("--load: the server mode loads the http workload (--workload http [--args PORT]), not \(options.workload.isEmpty ? "an image's program" : options.workload)")
+            }
+            guard !options.vsock else { throw LabError("--load and --vsock: one peer per boot") }
+        }
         guard options.drives.count <= 8 else { throw LabError("--drive: \(options.drives.count) drives, at most 8 (the VMM's virtio-mmio slots)") }
         for drive in options.drives {
             let path = LabOptions.drivePath(drive)
@@ -155,7 +181,9 @@ public enum NestedLab {
         let l2Image = (Files.size(inputs.image) ?? 0) >> 20
         let drive = options.drives.compactMap { Files.size(LabOptions.drivePath($0)) }.reduce(0, +) >> 20
         let memory = max(2048, options.memoryMiB + 1024 + 2 * l2Image + drive)
-        return ["-M", "microvm", "-accel", "tcg", "-cpu", "EPYC", "-smp", String(options.vcpus), "-m", "\(memory)M",
+        // The server mode's client (wrk) runs in L1 beside the VMM: one more CPU for it.
+        let cpus = options.vcpus + (options.loadSeconds == nil ? 0 : 1)
+        return ["-M", "microvm", "-accel", "tcg", "-cpu", "EPYC", "-smp", String(cpus), "-m", "\(memory)M",
                 "-nographic", "-no-reboot", "-kernel", inputs.kernel, "-initrd", initrd,
                 "-append", "console=ttyS0 panic=-1 quiet loglevel=1 tsc_early_khz=\(HostClock.kilohertz() ?? 0)"]
     }
@@ -170,6 +198,24 @@ public enum NestedLab {
             if pair.count == 2, let value = Double(pair[1]), value.isFinite { figures["\(first).\(pair[0])"] = value }
         }
         return figures
+    }
+
+    /// wrk's `WRK-RESULT …` line as the boot's figures: server.requests_per_s, server.p50_us,
+    /// server.p99_us, server.p999_us, server.errors.
+    public static func parseServer(_ line: String) -> [String: Double] {
+        let result = WRKResult(line)
+        var figures: [String: Double] = [:]
+        figures["server.requests_per_s"] = result.requestsPerSecond
+        figures["server.p50_us"] = result.p50Us
+        figures["server.p99_us"] = result.p99Us
+        figures["server.p999_us"] = result.p999Us
+        figures["server.errors"] = result.errors.map(Double.init)
+        return figures
+    }
+
+    /// `start_ns=` of a LAB-TIME line: lab-time's spawn, on the clock LAB-FIRST-RESPONSE uses.
+    static func startNanoseconds(_ line: String) -> Double? {
+        line.split(separator: " ").first { $0.hasPrefix("start_ns=") }.flatMap { Double($0.dropFirst("start_ns=".count)) }
     }
 
     /// `LAB-NET sha256=HEX bytes=N`.

@@ -203,6 +203,12 @@ struct BenchCommand: ParsableCommand {
                     StandardError.line("bench: \($0)")
                 }
             } catch { throw fail("bench: \(error)") }
+            // Tandem's microVM without hardware virtualisation: in the nested lab.
+            if finished, servers.contains(ServerWorkload.http.rawValue), wanted.contains("linux-microvm"), facts.virtualisation.rawValue != "hardware" {
+                let lab = ServerSetup.labSamples(trials: trials, settings: settings) { StandardError.line("bench: \($0)") }
+                do { try runner.addServerSamples(lab.samples, notes: lab.notes, complete: !lab.interrupted) } catch { throw fail("bench: \(error)") }
+                if lab.interrupted { finished = false }
+            }
         }
         if finished, let density {
             let counts = density.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }

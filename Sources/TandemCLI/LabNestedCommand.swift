@@ -19,7 +19,8 @@ struct LabNestedCommand: ParsableCommand {
         guest image as L2. With --compare-qemu, L1 also boots L2 with `qemu-system-x86_64 -M microvm \
         -enable-kvm`, interleaved with Tandem's boots; every boot is timed the same way, from spawn to \
         the ready marker and to exit. L1 itself is emulated, so these are figures to compare VMMs, not \
-        hardware speed. Exit status: 0 when every boot ran and Tandem's boots ended with status 0.
+        hardware speed. Exit status: 0 when every boot ran and Tandem's boots ended with status 0 \
+        (with --load: with the SIGTERM that stops them, and every boot was loaded).
         """
     )
 
@@ -67,6 +68,8 @@ struct LabNestedCommand: ParsableCommand {
     var net = false
     @Flag(name: .long, help: "L2 gets a vsock device, CID 3 (Tandem's VMM: --vsock on a Unix socket in L1, Firecracker's model; QEMU: vhost-vsock-device, L1's own AF_VSOCK); around each boot L1 takes what L2 sends to host port 5001 and connects to L2's port 5002, sending the workloads' pattern and keeping L2's echo (both sha256 reported): `--workload vsockio --args both,5001,32`.")
     var vsock = false
+    @Option(name: .long, help: ArgumentHelp("The server mode, with --net and --workload http: L1 polls L2's server until it answers (spawn → first response, the cold start), loads it with wrk (16 connections, 2 threads) for this long, then stops the VMM with SIGTERM (each boot's status is then 143); L1 gets one more CPU for the client.", valueName: "seconds"))
+    var load: Int?
     @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
     var verbose = false
 
@@ -97,6 +100,7 @@ struct LabNestedCommand: ParsableCommand {
         options.drives = drive
         options.net = net
         options.vsock = vsock
+        options.loadSeconds = load
         if image == nil && !command.isEmpty {
             let vm: VMRunCommand
             do { vm = try VMRunCommand.parse(command) } catch {
@@ -183,7 +187,12 @@ struct LabNestedCommand: ParsableCommand {
             if !verbose { StandardError.write(outcome.consoleTail.suffix(15).map { "  | " + $0 + "\n" }.joined()) }
             throw fail("the lab did not finish (L1 exited with status \(outcome.l1Status)): " + (outcome.errors.first ?? "see L1's last lines above"))
         }
+        // In the server mode each boot ends with the SIGTERM that stops it (143).
+        let expected = load == nil ? 0 : 128 + Int(SIGTERM)
         let tandemBoots = outcome.boots.filter { $0.vmm == "tandem" }
-        if let bad = tandemBoots.first(where: { $0.status != 0 }) { throw ExitCode(Int32(bad.status)) }
+        if let bad = tandemBoots.first(where: { $0.status != expected }) { throw ExitCode(Int32(bad.status == 0 ? 1 : bad.status)) }
+        if load != nil, let silent = outcome.boots.first(where: { $0.figures["server.requests_per_s"] == nil }) {
+            throw fail("lab nested --load: \(silent.vmm)'s boot \(silent.index) was not loaded (its server never answered, or wrk failed)")
+        }
     }
 }

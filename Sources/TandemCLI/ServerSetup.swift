@@ -1,6 +1,7 @@
 import Bench
 import Containers
 import HostOS
+import NestedLab
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -84,11 +85,71 @@ enum ServerSetup {
                                               argv: [environment.tandemCLI, "vm", "run", "--backend", "qemu", "--net", "bridge", "--workload", workload.rawValue,
                                                      "--cmdline", "tandem.args=\(port)"],
                                               target: .announced(port)))
+            case "linux-microvm" where environment.virtualisation == "hardware":
+                guard getuid() == 0 else { notes.append("\(label) × linux-microvm: not run — the bridge needs root"); continue }
+                guard environment.kernel != nil else { notes.append("\(label) × linux-microvm: not run — no kernel (linux-image-cloud-amd64: make deps)"); continue }
+                backends.append(ServerBackend(name: "microvm-bridge", workload: workload,
+                                              description: "tandem vm run --net bridge: Tandem's microVM (KVM), virtio-net on a tap on tandembr0; the client reaches the guest's address",
+                                              argv: [environment.tandem, "vm", "run", "--net", "bridge", "--workload", workload.rawValue,
+                                                     "--cmdline", "quiet tandem.args=\(port)"],
+                                              target: .announced(port)))
+            case "linux-microvm":
+                break  // Without hardware virtualisation: in the nested lab (`labSamples`), http only.
             default:
                 notes.append("\(label) × \(name): not run — this backend has no server path yet (issue 17)")
             }
         }
         return (backends, notes)
+    }
+
+    /// The names of the nested lab's server rows: Tandem's microVM and QEMU microvm, each as L2
+    /// in the lab, loaded by a client in L1.
+    static let labBackends = (tandem: "microvm-lab", qemu: "qemu-lab")
+
+    /// Without hardware virtualisation, Tandem's microVM serves in the nested lab: one lab run
+    /// (`tandem lab nested --workload http --net --load S --compare-qemu --runs TRIALS`) boots L2
+    /// `trials` times with each VMM, interleaved; L1 polls for the first response and loads each
+    /// with wrk at the bench's settings. Its boots become the `labBackends` rows; `note` says what
+    /// went wrong; `interrupted` when Ctrl-C or SIGTERM stopped the lab (what was measured is kept).
+    static func labSamples(trials: Int, settings: ServerSettings, progress: (String) -> Void) -> (samples: [ServerSample], notes: [String], interrupted: Bool) {
+        var options = LabOptions()
+        options.workload = ServerWorkload.http.rawValue
+        options.arguments = String(ServerWorkload.http.port)
+        options.net = true
+        options.loadSeconds = settings.seconds
+        options.compareQEMU = true
+        options.runs = trials
+        options.commandLine = "quiet"
+        let note = "http × linux-microvm: in the nested lab (L2 on L1's kvm-amd, L1 under QEMU TCG: emulated), beside QEMU microvm as L2 (qemu-lab); the client — first-response polling and wrk with the same settings — runs in L1, not on this host, so compare these two rows with each other"
+        guard LabOptions.loadConnections == settings.connections, LabOptions.loadThreads == settings.threads else {
+            return ([], ["http × linux-microvm: not run — the lab loads with \(LabOptions.loadConnections) connections and \(LabOptions.loadThreads) threads, the bench asked for \(settings.connections) and \(settings.threads)"], false)
+        }
+        progress("server http linux-microvm: the nested lab, \(trials) boot\(trials == 1 ? "" : "s") per VMM …")
+        let outcome: NestedLab.Outcome
+        switch Result(catching: { () throws(LabError) in try NestedLab.run(options) { line in
+            if line.hasPrefix("LAB-TIME "), let boot = NestedLab.parseTime(line) { progress("server http \(boot.vmm) in the lab: " + LabSummary.describe(boot)) }
+        } }) {
+        case .success(let value): outcome = value
+        case .failure(let error): return ([], ["http × linux-microvm: not run in the nested lab — \(error.description)"], false)
+        }
+        let samples = outcome.boots.map { boot -> ServerSample in
+            var sample = ServerSample(backend: boot.vmm == "tandem" ? labBackends.tandem : labBackends.qemu, workload: ServerWorkload.http.rawValue,
+                                      trial: boot.index - 1)
+            sample.coldStartMs = boot.figures["server.first_response_ms"]
+            sample.requestsPerSecond = boot.figures["server.requests_per_s"]
+            sample.latencyP50Us = boot.figures["server.p50_us"]
+            sample.latencyP99Us = boot.figures["server.p99_us"]
+            sample.latencyP999Us = boot.figures["server.p999_us"]
+            sample.errors = boot.figures["server.errors"].map { Int($0) }
+            sample.status = boot.status
+            sample.note = sample.requestsPerSecond == nil ? "not loaded: its server never answered L1, or wrk failed" : nil
+            return sample
+        }
+        var notes = [note]
+        if !outcome.completed || !outcome.errors.isEmpty, outcome.interruptedBy == nil {
+            notes.append("http × linux-microvm: the lab did not finish (L1 status \(outcome.l1Status)): " + (outcome.errors.first ?? outcome.consoleTail.suffix(3).joined(separator: " | ")))
+        }
+        return (samples, notes, outcome.interruptedBy != nil)
     }
 
     /// What the bridge holder's name starts with; the bench's pid follows.

@@ -70,6 +70,49 @@ struct NestedLabTests {
         #expect(vmRun["exit_status"] as? Int == 0)
     }
 
+    @Test("--load: L2's http server in both VMMs is polled from L1 until it answers (after its ready marker), loaded by wrk without errors, and stopped with SIGTERM; the figures are each boot's own",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
+    func serverMode() throws {
+        let lab = try Lab.run(["--workload", "http", "--args", "80", "--net", "--load", "2", "--compare-qemu"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let boots = try #require(lab.report["boots"] as? [[String: Any]])
+        #expect(boots.map { $0["vmm"] as? String ?? "" } == ["tandem", "qemu"])
+        for boot in boots {
+            let figures = try #require(boot["figures"] as? [String: Double])
+            let ready = boot["ready_ms"] as? Double ?? 0, first = figures["server.first_response_ms"] ?? 0
+            #expect(ready > 0 && first >= ready, "the server answered before L2 was ready? ready \(ready), first response \(first)")
+            #expect((figures["server.requests_per_s"] ?? 0) > 10, "\(figures)")
+            #expect((figures["server.p99_us"] ?? 0) >= (figures["server.p50_us"] ?? .infinity), "\(figures)")
+            #expect(figures["server.errors"] == 0, "\(figures)")
+            #expect(figures.keys.allSatisfy { !$0.hasPrefix("LAB-") && !$0.contains("schema") }, "the lab's own lines are not workload figures: \(figures.keys)")
+        }
+        #expect(boots.first?["status"] as? Int == 143, "Tandem's VMM stopped by SIGTERM")
+        #expect(lab.console.contains("http: accepting on port 80"), "L2's server never announced itself")
+    }
+
+    @Test("tandem bench --workloads http with linux-microvm: without hardware virtualisation its rows come from the nested lab (microvm-lab beside qemu-lab, the client in L1), marked so in the report",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
+    func benchLabRows() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-lab-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try Tandem.run(["bench", "--backends", "process,linux-microvm", "--workloads", "http", "--trials", "1", "--warmup", "0",
+                                     "--server-seconds", "2", "--no-manager-kill", "--out", out])
+        #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+        let data = try Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))
+        let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let host = try #require(results["host"] as? [String: Any])
+        try #require(host["virtualisation"] as? String != "hardware", "with hardware virtualisation the microVM serves on the bridge instead")
+        let servers = try #require(results["servers"] as? [[String: Any]])
+        for backend in ["process", "microvm-lab", "qemu-lab"] {
+            let row = try #require(servers.first { $0["backend"] as? String == backend }, "no \(backend) row: \(servers)")
+            #expect((row["requestsPerSecond"] as? Double ?? 0) > 0 && (row["coldStartMs"] as? Double ?? 0) > 0, "\(row)")
+        }
+        let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
+        #expect(markdown.contains("| `microvm-lab` | nested lab (L1 under TCG; client in L1) | 1 |"), "\(markdown)")
+        #expect(markdown.contains("× qemu-lab |"), "microvm-lab is compared with qemu-lab")
+        #expect((results["notes"] as? [String] ?? []).contains { $0.contains("the client — first-response polling and wrk with the same settings — runs in L1") })
+    }
+
     @Test("the workload's exit status comes back through the EXIT port and becomes the lab's")
     func exitStatus() throws {
         let lab = try Lab.run(["--workload", "false"])
@@ -236,7 +279,10 @@ struct LabInputTests {
                                      (["--", "--net", "tap=mine"], "lab nested -- --net tap=mine: the lab gives L2 one interface, --net tap (L1 172.30.0.1, L2 172.30.0.2)"),
                                      (["--", "--backend", "libvirt"], "lab nested -- : --backend, --disk, --machine and --keep are libvirt's; L2 runs on Tandem's VMM (and QEMU microvm with --compare-qemu)"),
                                      (["--root-disk", "--", "--root-disk", "/tmp/x"], "lab nested --root-disk and -- --root-disk PATH: one root disk"),
-                                     (["--", "--bogus"], "lab nested -- --bogus: Unknown option '--bogus'. Did you mean '--vcpus'?")] {
+                                     (["--", "--bogus"], "lab nested -- --bogus: Unknown option '--bogus'. Did you mean '--vcpus'?"),
+                                     (["--workload", "http", "--load", "5"], "--load: needs --net (L1 reaches L2's server at 172.30.0.2)"),
+                                     (["--net", "--load", "5"], "--load: the server mode loads the http workload (--workload http [--args PORT]), not hello"),
+                                     (["--workload", "http", "--net", "--load", "0"], "--load 0: from 1 to 3600 seconds")] {
             let result = try Tandem.run(["lab", "nested"] + arguments)
             #expect(result.status == 125)
             #expect(result.stderr == "tandem: error: \(message)\n")

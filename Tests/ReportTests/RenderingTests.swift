@@ -78,6 +78,26 @@ struct ServerChartTests {
         return try JSONDecoder().decode(ServerSample.self, from: Data(json.utf8))
     }
 
+    @Test("the nested lab's rows: marked as such, microvm-lab's ratio taken against qemu-lab (not the host's process), the intro says where the client ran")
+    func labRows() throws {
+        let data = try Data(contentsOf: RenderingTests.fixtures.appendingPathComponent("results.json"))
+        var results = try JSONDecoder().decode(BenchResults.self, from: data)
+        results.servers = try (0..<3).flatMap { trial in
+            [try Self.sample("process", trial, rps: 90_000, p99: 900, cold: 1.4),
+             try Self.sample("microvm-lab", trial, rps: 1_500, p99: 25_000, cold: 3_400),
+             try Self.sample("qemu-lab", trial, rps: 2_000, p99: 20_000, cold: 7_500)]
+        }
+        results.serverSettings = ServerSettings(tool: "wrk", connections: 16, threads: 2, seconds: 10, bodyBytes: 13)
+        let table = try #require(ServerTable(results, workload: "http"))
+        let rows = Dictionary(uniqueKeysWithValues: table.rows.map { ($0[0], $0) })
+        #expect(rows["microvm-lab"]?[1] == "nested lab (L1 under TCG; client in L1)")
+        #expect(rows["microvm-lab"]?[5] == "0.75× qemu-lab", "\(rows["microvm-lab"] ?? [])")
+        #expect(rows["qemu-lab"]?[5] == "—", "a lab row is never divided by the host's process")
+        #expect(rows["process"]?[5] == "1.00×")
+        #expect(table.intro.contains("with the client — the same first-response polling and wrk settings — inside L1"))
+        #expect(table.series.first { $0.backend == "microvm-lab" }?.emulated == true, "hatched as emulated in the charts")
+    }
+
     static func page() throws -> String {
         let data = try Data(contentsOf: RenderingTests.fixtures.appendingPathComponent("results.json"))
         var results = try JSONDecoder().decode(BenchResults.self, from: data)
