@@ -32,7 +32,9 @@ public enum NetworkReach {
     }
 
     /// The subjects for the backends in `wanted` that can run here, and a note for each that cannot.
-    /// `libvirtUp`: the daemon answers; `hardware`: Tandem's own microVM runs Linux here.
+    /// `bridge`: the host's service on the bridge is up (the bridge exists); `libvirtUp`: the
+    /// daemon's socket is there. Tandem's own microVM runs Linux here only with hardware
+    /// virtualisation (else in the nested lab, whose bridge is L1's).
     public static func subjects(_ wanted: [String], environment: BenchEnvironment, arguments: [String], bridge: Bool,
                                 libvirtUp: Bool) -> (subjects: [Subject], notes: [String]) {
         var subjects: [Subject] = []
