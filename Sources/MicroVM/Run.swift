@@ -226,8 +226,8 @@ extension Machine {
                 }
             case .halt:
                 stop.requestStop(.halted)
-            case .shutdown where config.isLinux:
-                stop.requestStop(.reset)  // Linux reboots by triple fault with reboot=t
+            case .shutdown where config.linuxRebootsByTripleFault:
+                stop.requestStop(.reset)  // the guest's reboot (reboot=t); with Tandem's reboot=k it is a crash
             case .shutdown:
                 stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_SHUTDOWN (triple fault)", detail: "")))
             case .internalError(let suberror):

@@ -6,7 +6,8 @@ public enum RunOutcome: Equatable, Sendable {
     case exited(status: UInt8)
     /// The guest executed HLT (status 0) without writing EXIT.
     case halted
-    /// A Linux guest rebooted or powered off (i8042 reset, triple fault with reboot=t) without
+    /// A Linux guest rebooted or powered off (i8042 reset; a triple fault only when its command
+    /// line says reboot=t: otherwise that is a crash) without
     /// writing EXIT: a clean end, status 0.
     case reset
     /// The guest ran past --timeout and was stopped.

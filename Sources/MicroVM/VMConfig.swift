@@ -1,4 +1,5 @@
 import BootLoader
+import HostOS
 import GuestABI
 import Virtio
 
@@ -88,6 +89,16 @@ public struct VMConfig: Sendable {
     public var isLinux: Bool {
         if case .linux = boot { return true }
         return false
+    }
+
+    /// Whether a Linux guest reboots by triple fault: the last `reboot=` of Tandem's base line
+    /// (`reboot=k`: through the i8042, which ends the run) and the user's starts with `t`. Only
+    /// then is a triple fault (KVM_EXIT_SHUTDOWN) the guest's reboot; otherwise the guest crashed.
+    public var linuxRebootsByTripleFault: Bool {
+        guard case .linux(_, _, let commandLine) = boot else { return false }
+        let reboot = (GuestCommandLine.base(reboot: "k", pciOff: true) + " " + commandLine).split(separator: " ")
+            .last { $0.hasPrefix("reboot=") }.map { $0.dropFirst("reboot=".count) }
+        return reboot?.first == "t"
     }
 
     /// The longest --timeout taken: a year. (More is a typo, or "never", which is 0.)

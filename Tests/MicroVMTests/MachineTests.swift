@@ -1,6 +1,7 @@
 import Glibc
 import HostFacts
 import HostOS
+import BootLoader
 @testable import MicroVM
 import Testing
 
@@ -149,5 +150,22 @@ struct ConsoleEscapeTests {
         var split = ConsoleEscape()
         #expect(split.filter([0x01][...]) == ([], false))
         #expect(split.filter([0x58][...]) == ([], true))
+    }
+}
+
+@Suite("A Linux guest's triple fault: a reboot only when its command line says reboot=t")
+struct TripleFaultRebootTests {
+    static func config(_ commandLine: String) -> VMConfig {
+        VMConfig(boot: .linux(kernel: InMemoryImage([], name: "vmlinuz"), initrd: nil, commandLine: commandLine), memoryMiB: 256)
+    }
+
+    @Test("Tandem's reboot=k: a crash; the user's reboot=t (the last reboot= counts): the guest's reboot; a tiny guest: never")
+    func rule() {
+        #expect(!Self.config("").linuxRebootsByTripleFault)
+        #expect(!Self.config("quiet tandem.workload=http").linuxRebootsByTripleFault)
+        #expect(Self.config("reboot=t").linuxRebootsByTripleFault)
+        #expect(Self.config("quiet reboot=triple").linuxRebootsByTripleFault)
+        #expect(!Self.config("reboot=t reboot=k").linuxRebootsByTripleFault)
+        #expect(!VMConfig(boot: .flat(image: [], name: "hello", mode: .long, argument: 0), memoryMiB: 1).linuxRebootsByTripleFault)
     }
 }
