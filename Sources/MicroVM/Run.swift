@@ -229,7 +229,7 @@ extension Machine {
             case .shutdown where config.linuxRebootsByTripleFault:
                 stop.requestStop(.reset)  // the guest's reboot (reboot=t); with Tandem's reboot=k it is a crash
             case .shutdown:
-                stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_SHUTDOWN (triple fault)", detail: "")))
+                stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_SHUTDOWN (triple fault)", detail: Self.shutdownDetail(vcpu))))
             case .internalError(let suberror):
                 stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_INTERNAL_ERROR", detail: Machine.internalErrorName(suberror))))
             case .failEntry(let reason):
@@ -263,6 +263,17 @@ extension Machine {
 
     private func crash(_ vcpu: VCPU, _ exit: String, detail: String) -> CrashReport {
         CrashReport(exit: exit, vcpu: vcpu.id, rip: try? vcpu.registers().rip, detail: detail)
+    }
+
+    /// The reset vector's RIP and CS base: where a vCPU stands after a reset.
+    static let resetRIP: UInt64 = 0xfff0, resetCSBase: UInt64 = 0xffff_0000
+
+    /// What to add to a triple fault's report: KVM on AMD (SVM) reinitialises the vCPU before it
+    /// reports the shutdown, so its registers are the reset state and the faulting RIP is lost.
+    static func shutdownDetail(_ vcpu: VCPU) -> String {
+        guard let registers = try? vcpu.registers(), registers.rip == resetRIP,
+              let special = try? vcpu.specialRegisters(), special.cs.base == resetCSBase else { return "" }
+        return "the vCPU was already in its reset state (KVM on AMD reinitialises it before reporting a triple fault): the faulting RIP is lost"
     }
 
     static func internalErrorName(_ suberror: UInt32) -> String {

@@ -95,7 +95,9 @@ public enum NestedLab {
             if let first = clean.fromFirst("LAB-FIRST-RESPONSE ") {
                 firstResponseNs = first.split(separator: "=").last.flatMap { Double($0) }
             } else if let wrk = clean.fromFirst("WRK-RESULT ") {
-                server = parseServer(String(wrk))
+                // Only while its boot runs: after a VMM that ended during the load, wrk reports
+                // once the boot's LAB-TIME is in, and that load must not count for the next boot.
+                if firstResponseNs != nil { server = parseServer(String(wrk)) }
             } else if clean.hasSuffix(readyMarker) { inWorkload = true; figures = [:] } else if clean.contains("TANDEM-RESULT ") { inWorkload = false }
             else if inWorkload, !clean.hasPrefix("LAB-"), !clean.contains("{\"schema\":") {
                 // (The lab's own lines and the VMM's report are not the workload's: in the server
@@ -114,8 +116,11 @@ public enum NestedLab {
                 boot.figures = figures
                 if let first = firstResponseNs, let start = startNanoseconds(clean), first > start {
                     boot.figures["server.first_response_ms"] = (first - start) / 1e6
+                    // The load counts only if the VMM outlived it (it is stopped after wrk ends):
+                    // a guest that crashed meanwhile left wrk with a dead server.
+                    let loadEnd = (first - start) / 1e6 + Double(options.loadSeconds ?? 0) * 1000
+                    if boot.exitMs >= loadEnd { boot.figures.merge(server) { $1 } } else { boot.figures["server.ended_during_load"] = 1 }
                 }
-                boot.figures.merge(server) { $1 }
                 firstResponseNs = nil
                 server = [:]
                 figures = [:]

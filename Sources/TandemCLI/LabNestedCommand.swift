@@ -192,7 +192,9 @@ struct LabNestedCommand: ParsableCommand {
         let tandemBoots = outcome.boots.filter { $0.vmm == "tandem" }
         if let bad = tandemBoots.first(where: { $0.status != expected }) { throw ExitCode(Int32(bad.status == 0 ? 1 : bad.status)) }
         if load != nil, let silent = outcome.boots.first(where: { $0.figures["server.requests_per_s"] == nil }) {
-            throw fail("lab nested --load: \(silent.vmm)'s boot \(silent.index) was not loaded (its server never answered, or wrk failed)")
+            let why = silent.figures["server.ended_during_load"] != nil ? "its VMM ended during the load (status \(silent.status))"
+                : "its server never answered, or wrk failed"
+            throw fail("lab nested --load: \(silent.vmm)'s boot \(silent.index) was not loaded: \(why)")
         }
     }
 }

@@ -120,6 +120,9 @@ enum ServerSetup {
         options.compareQEMU = true
         options.runs = trials
         options.commandLine = "quiet"
+        // Each boot takes its start (a few seconds here), the load and the stop; a wedged L1
+        // (nested SVM under TCG is not always stable) must not hold the bench for the default 30 min.
+        options.labTimeoutSeconds = 120 + Double(2 * trials) * (Double(settings.seconds) + 60)
         let note = "http × linux-microvm: in the nested lab (L2 on L1's kvm-amd, L1 under QEMU TCG: emulated), beside QEMU microvm as L2 (qemu-lab); the client — first-response polling and wrk with the same settings — runs in L1, not on this host, so compare these two rows with each other"
         guard LabOptions.loadConnections == settings.connections, LabOptions.loadThreads == settings.threads else {
             return ([], ["http × linux-microvm: not run — the lab loads with \(LabOptions.loadConnections) connections and \(LabOptions.loadThreads) threads, the bench asked for \(settings.connections) and \(settings.threads)"], false)
@@ -142,7 +145,11 @@ enum ServerSetup {
             sample.latencyP999Us = boot.figures["server.p999_us"]
             sample.errors = boot.figures["server.errors"].map { Int($0) }
             sample.status = boot.status
-            sample.note = sample.requestsPerSecond == nil ? "not loaded: its server never answered L1, or wrk failed" : nil
+            if boot.figures["server.ended_during_load"] != nil {
+                sample.note = "its VMM ended during the load (status \(boot.status)\(boot.status == 126 ? ": the guest crashed" : "")): not counted"
+            } else if sample.requestsPerSecond == nil {
+                sample.note = "not loaded: its server never answered L1, or wrk failed"
+            }
             return sample
         }
         var notes = [note]

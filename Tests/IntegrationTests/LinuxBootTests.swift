@@ -90,6 +90,18 @@ struct NestedLabTests {
         #expect(lab.console.contains("http: accepting on port 80"), "L2's server never announced itself")
     }
 
+    @Test("--load: a VMM that ends during the load (here its --timeout, as a guest that crashes) leaves no load figures, and the lab says why",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
+    func serverEndsDuringLoad() throws {
+        let lab = try Lab.run(["--workload", "http", "--args", "80", "--net", "--load", "8", "--", "--timeout", "6"])
+        #expect(lab.status == 124, "the boot's status is the lab's: \(lab.console.suffix(2000))")
+        let boot = try #require((lab.report["boots"] as? [[String: Any]])?.first)
+        let figures = try #require(boot["figures"] as? [String: Double])
+        #expect(boot["status"] as? Int == 124)
+        #expect(figures["server.ended_during_load"] == 1 && figures["server.requests_per_s"] == nil, "\(figures)")
+        #expect((figures["server.first_response_ms"] ?? 0) > 0, "it did answer first")
+    }
+
     @Test("tandem bench --workloads http with linux-microvm: without hardware virtualisation its rows come from the nested lab (microvm-lab beside qemu-lab, the client in L1), marked so in the report",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
     func benchLabRows() throws {
