@@ -225,15 +225,13 @@ public enum ServerBench {
             sample.note = "redis-benchmark failed"
             return
         }
-        // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-        let fields = line.split(separator: ",").map { Double($0.filter { $0 != "\"" }) }
-        guard fields.count >= 7, let rps = fields[1] else {
+        guard let result = RedisBenchmarkResult(String(line)) else {
             sample.note = "redis-benchmark printed \(line)"
             return
         }
-        sample.requestsPerSecond = rps
-        sample.latencyP50Us = fields[4].map { $0 * 1000 }
-        sample.latencyP99Us = fields[6].map { $0 * 1000 }
+        sample.requestsPerSecond = result.requestsPerSecond
+        sample.latencyP50Us = result.p50Us
+        sample.latencyP99Us = result.p99Us
         sample.errors = 0
     }
 
@@ -312,6 +310,25 @@ public struct WRKResult: Sendable {
         p99Us = fields["p99_us"]
         p999Us = fields["p999_us"]
         errors = fields["errors"].map { Int($0) }
+    }
+}
+
+/// redis-benchmark's `--csv` line for the GET test: `"GET","rps","avg_latency_ms","min_latency_ms",
+/// "p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"` (no p99.9), here and in the
+/// nested lab.
+public struct RedisBenchmarkResult: Sendable {
+    public var requestsPerSecond: Double
+    public var p50Us: Double?
+    public var p99Us: Double?
+
+    /// nil unless `line` (from its `"GET"`) has the fields.
+    public init?(_ line: String) {
+        guard let start = line.fromFirst("\"GET\"") else { return nil }
+        let fields = start.split(separator: ",").map { Double($0.filter { $0 != "\"" }) }
+        guard fields.count >= 7, let rps = fields[1], rps.isFinite else { return nil }
+        requestsPerSecond = rps
+        p50Us = fields[4].map { $0 * 1000 }
+        p99Us = fields[6].map { $0 * 1000 }
     }
 }
 

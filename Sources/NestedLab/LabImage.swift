@@ -38,11 +38,13 @@ extension NestedLab {
             for name in LabInputs.qemuDataFiles { try file("lab/qemu/\(name)", from: "/usr/share/qemu/\(name)") }
             libraries += try LabInputs.sharedLibraries(of: qemu)
         }
-        if let wrk = inputs.wrk {
-            try file("lab/wrk", from: wrk, mode: 0o755)
-            directories(of: "lab/wrk-report.lua")
-            entries.append(ImageEntry(path: "lab/wrk-report.lua", kind: .file(Array(ServerBench.wrkScript.utf8)), permissions: 0o644))
-            libraries += try LabInputs.sharedLibraries(of: wrk)
+        if let tool = inputs.loadTool, let server = options.server {
+            try file("lab/" + server.tool, from: tool, mode: 0o755)
+            if server == .http {
+                directories(of: "lab/wrk-report.lua")
+                entries.append(ImageEntry(path: "lab/wrk-report.lua", kind: .file(Array(ServerBench.wrkScript.utf8)), permissions: 0o644))
+            }
+            libraries += try LabInputs.sharedLibraries(of: tool)
         }
         for library in Set(libraries).sorted() where !paths.contains(String(library.dropFirst())) {
             try file(String(library.dropFirst()), from: library, mode: 0o755)
@@ -99,18 +101,22 @@ extension NestedLab {
         """
 
     /// With `loadSeconds` (the server mode): `serve CMD…` starts the timed VMM in the background,
-    /// waits for L2's server to answer (LAB-FIRST-RESPONSE), loads it with wrk (WRK-RESULT; wrk's
-    /// own summary is left out), then stops the VMM with SIGTERM — lab-time passes it on, and
-    /// prints the boot's LAB-TIME line once the VMM is gone.
+    /// waits for L2's server to answer (LAB-FIRST-RESPONSE), loads it (wrk's WRK-RESULT line, or
+    /// redis-benchmark's CSV line for GET; their other output is left out), then stops the VMM
+    /// with SIGTERM — lab-time passes it on, and prints the boot's LAB-TIME line once the VMM is gone.
     static func serverPeer(_ options: LabOptions) -> String {
         let seconds = options.loadSeconds ?? 0
+        let server = options.server ?? .http
         let target = "\(LabOptions.l2Address) \(options.serverPort)"
+        let load = server == .http
+            ? "/lab/wrk -t \(LabOptions.loadThreads) -c \(LabOptions.loadConnections) -d \(seconds)s --timeout 5s -s /lab/wrk-report.lua http://\(LabOptions.l2Address):\(options.serverPort)/ | grep '^WRK-RESULT '"
+            : "/lab/redis-benchmark -h \(LabOptions.l2Address) -p \(options.serverPort) -c \(LabOptions.loadConnections) -n \(LabOptions.labRedisRequestsPerSecond * seconds) -t get --csv | grep '^\"GET\"'"
         return """
             serve() {
               "$@" < /dev/null &
               timed=$!
-              if /lab/lab-time --first-response \(target) \(Int(options.bootTimeoutSeconds)); then
-                /lab/wrk -t \(LabOptions.loadThreads) -c \(LabOptions.loadConnections) -d \(seconds)s --timeout 5s -s /lab/wrk-report.lua http://\(LabOptions.l2Address):\(options.serverPort)/ | grep '^WRK-RESULT '
+              if /lab/lab-time --first-response \(target) \(Int(options.bootTimeoutSeconds)) \(server.rawValue); then
+                \(load)
               fi
               kill -TERM $timed 2>/dev/null
               wait $timed

@@ -1,3 +1,4 @@
+import Bench
 import GuestImages
 import HostOS
 import TandemLaunch
@@ -55,15 +56,21 @@ public struct LabOptions: Sendable {
     /// port 5002 (through the socket's `CONNECT 5002`, or AF_VSOCK), sending the workloads' pattern
     /// and keeping what L2 echoes (`LAB-VSOCK`).
     public var vsock = false
-    /// The server mode (`--load SECONDS`, with `net` and the `http` workload): around each boot
-    /// L1 polls L2's server until it answers (`lab-time --first-response`: spawn → first response,
-    /// the cold start), loads it with wrk for this long (`loadConnections` connections,
-    /// `loadThreads` threads, the bench's settings), then stops the VMM with SIGTERM (status 143).
+    /// The server mode (`--load SECONDS`, with `net` and the `http` or `redis` workload): around
+    /// each boot L1 polls L2's server until it answers (`lab-time --first-response`: spawn → first
+    /// response, the cold start), loads it — wrk for this long (`loadConnections` connections,
+    /// `loadThreads` threads, the bench's settings), or redis-benchmark's GET test with
+    /// `labRedisRequestsPerSecond` × this many requests — then stops the VMM with SIGTERM (143).
     /// The client runs in L1, beside the VMM: L1 gets one more emulated CPU for it.
     public var loadSeconds: Int?
     public static let loadConnections = 16, loadThreads = 2
-    /// The port L2's server listens on in the server mode (the http workload's argument).
-    public var serverPort: Int { arguments.flatMap { Int($0) } ?? 80 }
+    /// redis-benchmark has no duration: the lab sends this many GETs per second of `loadSeconds`
+    /// (the host's bench sends 50,000; under L1's emulation that would take minutes).
+    public static let labRedisRequestsPerSecond = 2000
+    /// The server workload of the server mode.
+    public var server: ServerWorkload? { ServerWorkload(rawValue: workload) }
+    /// The port L2's server listens on in the server mode (the workload's argument).
+    public var serverPort: Int { arguments.flatMap { Int($0) } ?? Int(server?.port ?? 80) }
     /// Where L2's vsock socket is in L1.
     public static let vsockPath = "/tmp/lab.vsock"
     /// The addresses the lab's network uses (Tandem's first tap, tandem0).
@@ -120,8 +127,8 @@ struct LabInputs {
     /// The L2 guest image (`tandem image build`).
     var image: String
     var qemu: String?
-    /// Debian's wrk, the server mode's load generator.
-    var wrk: String?
+    /// The server mode's load generator: Debian's wrk (http) or redis-benchmark (redis).
+    var loadTool: String?
 
     static let qemuDataFiles = ["bios-microvm.bin", "pvh.bin", "linuxboot_dma.bin", "linuxboot.bin"]
 
@@ -170,13 +177,21 @@ struct LabInputs {
         }
         let l2Kernel = options.l2Kernel ?? (options.kernel == nil ? LinuxDefaults.microVMKernel() : nil) ?? kernel
         guard Files.kind(l2Kernel) == .regular else { throw LabError("L2's kernel \(l2Kernel) does not exist") }
-        var wrk: String?
-        if options.loadSeconds != nil {
-            wrk = Files.which("wrk")
-            guard wrk != nil else { throw LabError("--load: wrk is not installed (Debian's package wrk; make deps installs it): it loads L2's server from L1") }
+        var loadTool: String?
+        if options.loadSeconds != nil, let server = options.server {
+            loadTool = Files.which(server.tool)
+            guard loadTool != nil else {
+                throw LabError("--load: \(server.tool) is not installed (Debian's package \(server == .http ? "wrk" : "redis-tools"); make deps installs it): it loads L2's server from L1")
+            }
+            // The image's rootfs beside its initramfs (`tandem image build` writes both) says
+            // whether it carries the server.
+            let rootfs = Files.directory(of: image) + "/rootfs"
+            if Files.kind(rootfs) == .directory, Files.kind(rootfs + server.program) == .missing {
+                throw LabError("--load: L2's image \(image) has no \(server.program)\(server == .redis ? " (tandem image build --with-redis)" : "")")
+            }
         }
         return LabInputs(kernel: kernel, l2Kernel: l2Kernel, release: release, modules: modules, tandem: tandem, labTime: labTime,
-                         programs: programs, image: image, qemu: qemu, wrk: wrk)
+                         programs: programs, image: image, qemu: qemu, loadTool: loadTool)
     }
 
     /// The shared libraries `binary` loads, with the dynamic loader, as absolute paths (`ldd`);

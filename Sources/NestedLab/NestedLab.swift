@@ -98,6 +98,8 @@ public enum NestedLab {
                 // Only while its boot runs: after a VMM that ended during the load, wrk reports
                 // once the boot's LAB-TIME is in, and that load must not count for the next boot.
                 if firstResponseNs != nil { server = parseServer(String(wrk)) }
+            } else if options.loadSeconds != nil, let redis = RedisBenchmarkResult(clean) {
+                if firstResponseNs != nil { server = parseServer(redis) }
             } else if clean.hasSuffix(readyMarker) { inWorkload = true; figures = [:] } else if clean.contains("TANDEM-RESULT ") { inWorkload = false }
             else if inWorkload, !clean.hasPrefix("LAB-"), !clean.contains("{\"schema\":") {
                 // (The lab's own lines and the VMM's report are not the workload's: in the server
@@ -160,8 +162,8 @@ public enum NestedLab {
         if let seconds = options.loadSeconds {
             guard (1...3600).contains(seconds) else { throw LabError("--load \(seconds): from 1 to 3600 seconds") }
             guard options.net else { throw LabError("--load: needs --net (L1 reaches L2's server at \(LabOptions.l2Address))") }
-            guard options.workload == "http", (1...65535).contains(options.serverPort) else {
-                throw LabError("--load: the server mode loads the http workload (--workload http [--args PORT]), not \(options.workload.isEmpty ? "an image's program" : options.workload)")
+            guard options.server != nil, (1...65535).contains(options.serverPort) else {
+                throw LabError("--load: the server mode loads the http or redis workload (--workload http|redis [--args PORT]), not \(options.workload.isEmpty ? "an image's program" : options.workload)")
             }
             guard !options.vsock else { throw LabError("--load and --vsock: one peer per boot") }
         }
@@ -215,6 +217,14 @@ public enum NestedLab {
         figures["server.p99_us"] = result.p99Us
         figures["server.p999_us"] = result.p999Us
         figures["server.errors"] = result.errors.map(Double.init)
+        return figures
+    }
+
+    /// redis-benchmark's GET line as the boot's figures (no p99.9; errors are not counted by it).
+    static func parseServer(_ result: RedisBenchmarkResult) -> [String: Double] {
+        var figures = ["server.requests_per_s": result.requestsPerSecond, "server.errors": 0]
+        figures["server.p50_us"] = result.p50Us
+        figures["server.p99_us"] = result.p99Us
         return figures
     }
 

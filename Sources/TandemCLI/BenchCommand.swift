@@ -204,10 +204,17 @@ struct BenchCommand: ParsableCommand {
                 }
             } catch { throw fail("bench: \(error)") }
             // Tandem's microVM without hardware virtualisation: in the nested lab.
-            if finished, servers.contains(ServerWorkload.http.rawValue), wanted.contains("linux-microvm"), facts.virtualisation.rawValue != "hardware" {
-                let lab = ServerSetup.labSamples(trials: trials, settings: settings) { StandardError.line("bench: \($0)") }
-                do { try runner.addServerSamples(lab.samples, notes: lab.notes, complete: !lab.interrupted) } catch { throw fail("bench: \(error)") }
-                if lab.interrupted { finished = false }
+            if wanted.contains("linux-microvm"), facts.virtualisation.rawValue != "hardware" {
+                for workload in servers.compactMap(ServerWorkload.init(rawValue:)) where finished {
+                    // (The image must carry the server, as for the other VMs.)
+                    if let rootfs = environment.rootfs, Files.kind(rootfs + workload.program) == .missing {
+                        try? runner.addServerSamples([], notes: ["\(workload.rawValue) × linux-microvm: not run — the guest image has no \(workload.program) (tandem image build --with-redis)"], complete: true)
+                        continue
+                    }
+                    let lab = ServerSetup.labSamples(workload, trials: trials, settings: settings) { StandardError.line("bench: \($0)") }
+                    do { try runner.addServerSamples(lab.samples, notes: lab.notes, complete: !lab.interrupted) } catch { throw fail("bench: \(error)") }
+                    if lab.interrupted { finished = false }
+                }
             }
         }
         if finished, let density {

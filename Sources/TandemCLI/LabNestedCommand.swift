@@ -68,7 +68,7 @@ struct LabNestedCommand: ParsableCommand {
     var net = false
     @Flag(name: .long, help: "L2 gets a vsock device, CID 3 (Tandem's VMM: --vsock on a Unix socket in L1, Firecracker's model; QEMU: vhost-vsock-device, L1's own AF_VSOCK); around each boot L1 takes what L2 sends to host port 5001 and connects to L2's port 5002, sending the workloads' pattern and keeping L2's echo (both sha256 reported): `--workload vsockio --args both,5001,32`.")
     var vsock = false
-    @Option(name: .long, help: ArgumentHelp("The server mode, with --net and --workload http: L1 polls L2's server until it answers (spawn → first response, the cold start), loads it with wrk (16 connections, 2 threads) for this long, then stops the VMM with SIGTERM (each boot's status is then 143); L1 gets one more CPU for the client.", valueName: "seconds"))
+    @Option(name: .long, help: ArgumentHelp("The server mode, with --net and --workload http or redis: L1 polls L2's server until it answers (spawn → first response, the cold start), loads it — wrk (16 connections, 2 threads) for this long, or redis-benchmark's GET test with 2000 requests per second given (redis needs an image built --with-redis: -- --initrd PATH) — then stops the VMM with SIGTERM (each boot's status is then 143); L1 gets one more CPU for the client.", valueName: "seconds"))
     var load: Int?
     @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")
     var verbose = false

@@ -94,7 +94,7 @@ enum ServerSetup {
                                                      "--cmdline", "quiet tandem.args=\(port)"],
                                               target: .announced(port)))
             case "linux-microvm":
-                break  // Without hardware virtualisation: in the nested lab (`labSamples`), http only.
+                break  // Without hardware virtualisation: in the nested lab (`labSamples`).
             default:
                 notes.append("\(label) × \(name): not run — this backend has no server path yet (issue 17)")
             }
@@ -107,14 +107,16 @@ enum ServerSetup {
     static let labBackends = (tandem: "microvm-lab", qemu: "qemu-lab")
 
     /// Without hardware virtualisation, Tandem's microVM serves in the nested lab: one lab run
-    /// (`tandem lab nested --workload http --net --load S --compare-qemu --runs TRIALS`) boots L2
-    /// `trials` times with each VMM, interleaved; L1 polls for the first response and loads each
-    /// with wrk at the bench's settings. Its boots become the `labBackends` rows; `note` says what
+    /// (`tandem lab nested --workload http|redis --net --load S --compare-qemu --runs TRIALS`)
+    /// boots L2 `trials` times with each VMM, interleaved; L1 polls for the first response and
+    /// loads each at the bench's connections. Its boots become the `labBackends` rows; `note` says what
     /// went wrong; `interrupted` when Ctrl-C or SIGTERM stopped the lab (what was measured is kept).
-    static func labSamples(trials: Int, settings: ServerSettings, progress: (String) -> Void) -> (samples: [ServerSample], notes: [String], interrupted: Bool) {
+    static func labSamples(_ workload: ServerWorkload, trials: Int, settings: ServerSettings,
+                           progress: (String) -> Void) -> (samples: [ServerSample], notes: [String], interrupted: Bool) {
+        let label = workload.rawValue
         var options = LabOptions()
-        options.workload = ServerWorkload.http.rawValue
-        options.arguments = String(ServerWorkload.http.port)
+        options.workload = label
+        options.arguments = String(workload.port)
         options.net = true
         options.loadSeconds = settings.seconds
         options.compareQEMU = true
@@ -123,21 +125,22 @@ enum ServerSetup {
         // Each boot takes its start (a few seconds here), the load and the stop; a wedged L1
         // (nested SVM under TCG is not always stable) must not hold the bench for the default 30 min.
         options.labTimeoutSeconds = 120 + Double(2 * trials) * (Double(settings.seconds) + 60)
-        let note = "http × linux-microvm: in the nested lab (L2 on L1's kvm-amd, L1 under QEMU TCG: emulated), beside QEMU microvm as L2 (qemu-lab); the client — first-response polling and wrk with the same settings — runs in L1, not on this host, so compare these two rows with each other"
+        let load = workload == .http ? "first-response polling and wrk with the same settings"
+            : "first-response polling and redis-benchmark with the same connections but \(LabOptions.labRedisRequestsPerSecond) GETs per second of --server-seconds, not 50,000"
+        let note = "\(label) × linux-microvm: in the nested lab (L2 on L1's kvm-amd, L1 under QEMU TCG: emulated), beside QEMU microvm as L2 (qemu-lab); the client — \(load) — runs in L1, not on this host, so compare these two rows with each other"
         guard LabOptions.loadConnections == settings.connections, LabOptions.loadThreads == settings.threads else {
-            return ([], ["http × linux-microvm: not run — the lab loads with \(LabOptions.loadConnections) connections and \(LabOptions.loadThreads) threads, the bench asked for \(settings.connections) and \(settings.threads)"], false)
+            return ([], ["\(label) × linux-microvm: not run — the lab loads with \(LabOptions.loadConnections) connections and \(LabOptions.loadThreads) threads, the bench asked for \(settings.connections) and \(settings.threads)"], false)
         }
-        progress("server http linux-microvm: the nested lab, \(trials) boot\(trials == 1 ? "" : "s") per VMM …")
+        progress("server \(label) linux-microvm: the nested lab, \(trials) boot\(trials == 1 ? "" : "s") per VMM …")
         let outcome: NestedLab.Outcome
         switch Result(catching: { () throws(LabError) in try NestedLab.run(options) { line in
-            if line.hasPrefix("LAB-TIME "), let boot = NestedLab.parseTime(line) { progress("server http \(boot.vmm) in the lab: " + LabSummary.describe(boot)) }
+            if line.hasPrefix("LAB-TIME "), let boot = NestedLab.parseTime(line) { progress("server \(label) \(boot.vmm) in the lab: " + LabSummary.describe(boot)) }
         } }) {
         case .success(let value): outcome = value
-        case .failure(let error): return ([], ["http × linux-microvm: not run in the nested lab — \(error.description)"], false)
+        case .failure(let error): return ([], ["\(label) × linux-microvm: not run in the nested lab — \(error.description)"], false)
         }
         let samples = outcome.boots.map { boot -> ServerSample in
-            var sample = ServerSample(backend: boot.vmm == "tandem" ? labBackends.tandem : labBackends.qemu, workload: ServerWorkload.http.rawValue,
-                                      trial: boot.index - 1)
+            var sample = ServerSample(backend: boot.vmm == "tandem" ? labBackends.tandem : labBackends.qemu, workload: label, trial: boot.index - 1)
             sample.coldStartMs = boot.figures["server.first_response_ms"]
             sample.requestsPerSecond = boot.figures["server.requests_per_s"]
             sample.latencyP50Us = boot.figures["server.p50_us"]
@@ -154,7 +157,7 @@ enum ServerSetup {
         }
         var notes = [note]
         if !outcome.completed || !outcome.errors.isEmpty, outcome.interruptedBy == nil {
-            notes.append("http × linux-microvm: the lab did not finish (L1 status \(outcome.l1Status)): " + (outcome.errors.first ?? outcome.consoleTail.suffix(3).joined(separator: " | ")))
+            notes.append("\(label) × linux-microvm: the lab did not finish (L1 status \(outcome.l1Status)): " + (outcome.errors.first ?? outcome.consoleTail.suffix(3).joined(separator: " | ")))
         }
         return (samples, notes, outcome.interruptedBy != nil)
     }

@@ -90,6 +90,31 @@ struct NestedLabTests {
         #expect(lab.console.contains("http: accepting on port 80"), "L2's server never announced itself")
     }
 
+    @Test("--load with redis: an image built --with-redis serves redis in both VMMs, PINGed from L1 until it answers and loaded by redis-benchmark's GET test; the guest image without redis is refused, named",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-benchmark") && FileManager.default.fileExists(atPath: "/usr/bin/redis-check-rdb"),
+                   "needs redis-tools (make deps)"))
+    func serverModeRedis() throws {
+        let refused = try Tandem.run(["lab", "nested", "--workload", "redis", "--net", "--load", "2"])
+        let image = Tandem.repository.appendingPathComponent("guest-images/build/image/initramfs.cpio").path
+        if !FileManager.default.fileExists(atPath: Tandem.repository.appendingPathComponent("guest-images/build/image/rootfs/bin/redis").path) {
+            #expect(refused.status == 125 && refused.stderr == "tandem: error: --load: L2's image \(image) has no /bin/redis (tandem image build --with-redis)\n", "\(refused.stderr)")
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-redis-lab-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let built = try Tandem.run(["image", "build", "--with-redis", "--out", out])
+        try #require(built.status == 0, "\(built.stderr)")
+        let lab = try Lab.run(["--workload", "redis", "--args", "6379", "--net", "--load", "2", "--compare-qemu", "--", "--initrd", out + "/initramfs.cpio"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let boots = try #require(lab.report["boots"] as? [[String: Any]])
+        #expect(boots.map { $0["vmm"] as? String ?? "" } == ["tandem", "qemu"])
+        for boot in boots {
+            let figures = try #require(boot["figures"] as? [String: Double])
+            #expect((figures["server.first_response_ms"] ?? 0) >= (boot["ready_ms"] as? Double ?? .infinity), "\(figures)")
+            #expect((figures["server.requests_per_s"] ?? 0) > 10 && (figures["server.p99_us"] ?? 0) > 0, "\(figures)")
+        }
+        #expect(lab.console.contains("redis: accepting on port 6379"))
+    }
+
     @Test("--load: a VMM that ends during the load (here its --timeout, as a guest that crashes) leaves no load figures, and the lab says why",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
     func serverEndsDuringLoad() throws {
@@ -293,7 +318,7 @@ struct LabInputTests {
                                      (["--root-disk", "--", "--root-disk", "/tmp/x"], "lab nested --root-disk and -- --root-disk PATH: one root disk"),
                                      (["--", "--bogus"], "lab nested -- --bogus: Unknown option '--bogus'. Did you mean '--vcpus'?"),
                                      (["--workload", "http", "--load", "5"], "--load: needs --net (L1 reaches L2's server at 172.30.0.2)"),
-                                     (["--net", "--load", "5"], "--load: the server mode loads the http workload (--workload http [--args PORT]), not hello"),
+                                     (["--net", "--load", "5"], "--load: the server mode loads the http or redis workload (--workload http|redis [--args PORT]), not hello"),
                                      (["--workload", "http", "--net", "--load", "0"], "--load 0: from 1 to 3600 seconds")] {
             let result = try Tandem.run(["lab", "nested"] + arguments)
             #expect(result.status == 125)

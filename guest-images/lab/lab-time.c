@@ -20,11 +20,11 @@
  * plus system CPU time of CMD and the descendants it waited for (wait4's rusage). Every VMM the lab compares is measured by this same
  * program in the same way, so the figures differ only by what the VMMs do.
  *
- *   lab-time --first-response HOST PORT SECONDS
+ *   lab-time --first-response HOST PORT SECONDS [http|redis]
  *
- * The lab's server mode (`tandem lab nested --load`): polls http://HOST:PORT/ about every
- * millisecond (a fresh connection, `GET /`, each connect and answer given 200 ms) until it
- * answers 200, then prints `LAB-FIRST-RESPONSE monotonic_ns=N` on the same clock as start_ns, so
+ * The lab's server mode (`tandem lab nested --load`): polls HOST:PORT about every millisecond (a
+ * fresh connection each time, connect and answer given 200 ms each: http's `GET /` until it
+ * answers 200, or redis's `PING` until `+PONG`), then prints `LAB-FIRST-RESPONSE monotonic_ns=N` on the same clock as start_ns, so
  * spawn → first response is N - start_ns of the boot's LAB-TIME line. After SECONDS without an
  * answer it prints `LAB-FIRST-RESPONSE none` and exits 1.
  */
@@ -61,8 +61,9 @@ static double now_ms(void) {
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-/* One `GET /` over a fresh connection to `target`: whether it was answered 200 (each step given 200 ms). */
-static int answered(const struct sockaddr_in *target) {
+/* One request over a fresh connection to `target` (http: `GET /`; redis: `PING`): whether it was
+   answered (200, or +PONG), each step given 200 ms. */
+static int answered(const struct sockaddr_in *target, int redis) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return 0;
     int ok = 0;
@@ -74,22 +75,22 @@ static int answered(const struct sockaddr_in *target) {
         close(fd);
         return 0;
     }
-    static const char request[] = "GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n";
+    const char *request = redis ? "PING\r\n" : "GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n";
+    size_t request_length = strlen(request);
     char answer[16] = {0};
     wait.events = POLLIN;
-    if (send(fd, request, sizeof request - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof request - 1) && poll(&wait, 1, 200) == 1 &&
-        recv(fd, answer, sizeof answer - 1, 0) >= 12)
-        ok = strncmp(answer, "HTTP/1.1 200", 12) == 0 || strncmp(answer, "HTTP/1.0 200", 12) == 0;
+    if (send(fd, request, request_length, MSG_NOSIGNAL) == (ssize_t)request_length && poll(&wait, 1, 200) == 1 && recv(fd, answer, sizeof answer - 1, 0) >= 5)
+        ok = redis ? strncmp(answer, "+PONG", 5) == 0 : strncmp(answer, "HTTP/1.1 200", 12) == 0 || strncmp(answer, "HTTP/1.0 200", 12) == 0;
     close(fd);
     return ok;
 }
 
-static int first_response(const char *host, const char *port, const char *seconds) {
+static int first_response(const char *host, const char *port, const char *seconds, int redis) {
     struct sockaddr_in target = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
     if (inet_pton(AF_INET, host, &target.sin_addr) != 1) { fprintf(stderr, "lab-time: %s: not an IPv4 address\n", host); return 2; }
     double deadline = now_ms() + atof(seconds) * 1e3;
     while (now_ms() < deadline) {
-        if (answered(&target)) {
+        if (answered(&target, redis)) {
             printf("LAB-FIRST-RESPONSE monotonic_ns=%.0f\n", now_ms() * 1e6);
             return 0;
         }
@@ -100,7 +101,8 @@ static int first_response(const char *host, const char *port, const char *second
 }
 
 int main(int argc, char **argv) {
-    if (argc == 5 && strcmp(argv[1], "--first-response") == 0) return first_response(argv[2], argv[3], argv[4]);
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "--first-response") == 0)
+        return first_response(argv[2], argv[3], argv[4], argc == 6 && strcmp(argv[5], "redis") == 0);
     if (argc < 3) {
         fprintf(stderr, "usage: lab-time LABEL CMD ARGS...\n");
         return 2;
