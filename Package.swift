@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "Containers", "HostOS", "CLinux"]),
         .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"], exclude: ["Golden"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Bench"], exclude: ["Fixtures"]),
-        .testTarget(name: "CLITests", dependencies: ["TandemLaunch", "TandemCLI"]),
+        .testTarget(name: "CLITests", dependencies: ["Bench", "TandemLaunch", "TandemCLI"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "ImageImport", "HostOS"]),
         .testTarget(name: "IntegrationTests", dependencies: ["HostFacts", "HostOS", "CLinux"]),
     ]

@@ -118,10 +118,10 @@ public enum NestedLab {
                 boot.figures = figures
                 if let first = firstResponseNs, let start = startNanoseconds(clean), first > start {
                     boot.figures["server.first_response_ms"] = (first - start) / 1e6
-                    // The load counts only if the VMM outlived it (it is stopped after wrk ends):
-                    // a guest that crashed meanwhile left wrk with a dead server.
-                    let loadEnd = (first - start) / 1e6 + Double(options.loadSeconds ?? 0) * 1000
-                    if boot.exitMs >= loadEnd { boot.figures.merge(server) { $1 } } else { boot.figures["server.ended_during_load"] = 1 }
+                    // `serve` stops the VMM only once the load tool is done, so its result comes
+                    // before this line; without one here the VMM ended first (a guest that
+                    // crashed left the tool with a dead server), or the tool printed nothing.
+                    if server.isEmpty { boot.figures["server.ended_during_load"] = 1 } else { boot.figures.merge(server) { $1 } }
                 }
                 firstResponseNs = nil
                 server = [:]

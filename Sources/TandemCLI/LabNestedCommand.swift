@@ -192,8 +192,8 @@ struct LabNestedCommand: ParsableCommand {
         let tandemBoots = outcome.boots.filter { $0.vmm == "tandem" }
         if let bad = tandemBoots.first(where: { $0.status != expected }) { throw ExitCode(Int32(bad.status == 0 ? 1 : bad.status)) }
         if load != nil, let silent = outcome.boots.first(where: { $0.figures["server.requests_per_s"] == nil }) {
-            let why = silent.figures["server.ended_during_load"] != nil ? "its VMM ended during the load (status \(silent.status))"
-                : "its server never answered, or wrk failed"
+            let why = silent.figures["server.ended_during_load"] != nil ? "its VMM ended before the load was done (status \(silent.status)), or the load tool printed nothing"
+                : "its server never answered"
             throw fail("lab nested --load: \(silent.vmm)'s boot \(silent.index) was not loaded: \(why)")
         }
     }

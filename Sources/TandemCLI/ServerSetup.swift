@@ -109,8 +109,9 @@ enum ServerSetup {
     /// Without hardware virtualisation, Tandem's microVM serves in the nested lab: one lab run
     /// (`tandem lab nested --workload http|redis --net --load S --compare-qemu --runs TRIALS`)
     /// boots L2 `trials` times with each VMM, interleaved; L1 polls for the first response and
-    /// loads each at the bench's connections. Its boots become the `labBackends` rows; `note` says what
-    /// went wrong; `interrupted` when Ctrl-C or SIGTERM stopped the lab (what was measured is kept).
+    /// loads each at the bench's connections. Its boots become the `labBackends` rows; the notes
+    /// say where they were measured and what went wrong; `interrupted` when Ctrl-C or SIGTERM
+    /// stopped the lab (what was measured is kept).
     static func labSamples(_ workload: ServerWorkload, trials: Int, settings: ServerSettings,
                            progress: (String) -> Void) -> (samples: [ServerSample], notes: [String], interrupted: Bool) {
         let label = workload.rawValue
@@ -120,7 +121,6 @@ enum ServerSetup {
         options.net = true
         options.loadSeconds = settings.seconds
         options.compareQEMU = true
-        options.runs = trials
         options.commandLine = "quiet"
         // Each boot takes its start (a few seconds here), the load and the stop; a wedged L1
         // (nested SVM under TCG is not always stable) must not hold the bench for the default 30 min.
@@ -132,34 +132,61 @@ enum ServerSetup {
             return ([], ["\(label) × linux-microvm: not run — the lab loads with \(LabOptions.loadConnections) connections and \(LabOptions.loadThreads) threads, the bench asked for \(settings.connections) and \(settings.threads)"], false)
         }
         progress("server \(label) linux-microvm: the nested lab, \(trials) boot\(trials == 1 ? "" : "s") per VMM …")
-        let outcome: NestedLab.Outcome
-        switch Result(catching: { () throws(LabError) in try NestedLab.run(options) { line in
-            if line.hasPrefix("LAB-TIME "), let boot = NestedLab.parseTime(line) { progress("server \(label) \(boot.vmm) in the lab: " + LabSummary.describe(boot)) }
-        } }) {
-        case .success(let value): outcome = value
-        case .failure(let error): return ([], ["\(label) × linux-microvm: not run in the nested lab — \(error.description)"], false)
-        }
-        let samples = outcome.boots.map { boot -> ServerSample in
-            var sample = ServerSample(backend: boot.vmm == "tandem" ? labBackends.tandem : labBackends.qemu, workload: label, trial: boot.index - 1)
-            sample.coldStartMs = boot.figures["server.first_response_ms"]
-            sample.requestsPerSecond = boot.figures["server.requests_per_s"]
-            sample.latencyP50Us = boot.figures["server.p50_us"]
-            sample.latencyP99Us = boot.figures["server.p99_us"]
-            sample.latencyP999Us = boot.figures["server.p999_us"]
-            sample.errors = boot.figures["server.errors"].map { Int($0) }
-            sample.status = boot.status
-            if boot.figures["server.ended_during_load"] != nil {
-                sample.note = "its VMM ended during the load (status \(boot.status)\(boot.status == 126 ? ": the guest crashed" : "")): not counted"
-            } else if sample.requestsPerSecond == nil {
-                sample.note = "not loaded: its server never answered L1, or wrk failed"
-            }
-            return sample
-        }
+        var samples: [ServerSample] = []
         var notes = [note]
-        if !outcome.completed || !outcome.errors.isEmpty, outcome.interruptedBy == nil {
-            notes.append("\(label) × linux-microvm: the lab did not finish (L1 status \(outcome.l1Status)): " + (outcome.errors.first ?? outcome.consoleTail.suffix(3).joined(separator: " | ")))
+        // L1 itself sometimes stops under this load (nested SVM under TCG): a new L1 boots the
+        // VMMs the trials still lack, up to `labAttempts` L1s in all.
+        for attempt in 1...labAttempts {
+            let done = labPairsDone(samples)
+            guard done < trials else { break }
+            options.runs = trials - done
+            let outcome: NestedLab.Outcome
+            switch Result(catching: { () throws(LabError) in try NestedLab.run(options) { line in
+                if line.hasPrefix("LAB-TIME "), let boot = NestedLab.parseTime(line) { progress("server \(label) \(boot.vmm) in the lab: " + LabSummary.describe(boot)) }
+            } }) {
+            case .success(let value): outcome = value
+            case .failure(let error): return (samples, notes + ["\(label) × linux-microvm: not run in the nested lab — \(error.description)"], false)
+            }
+            samples += outcome.boots.map { boot in sample(boot, workload: label, trial: done + boot.index - 1) }
+            if outcome.interruptedBy != nil { return (samples, notes, true) }
+            guard !outcome.completed || !outcome.errors.isEmpty else { break }
+            notes.append("\(label) × linux-microvm: L1 stopped after \(outcome.boots.count) L2 boot\(outcome.boots.count == 1 ? "" : "s") (status \(outcome.l1Status)): "
+                         + (outcome.errors.first ?? outcome.consoleTail.suffix(3).joined(separator: " | "))
+                         + (attempt < labAttempts ? "; a new L1 boots the trials left" : "; no more attempts"))
         }
-        return (samples, notes, outcome.interruptedBy != nil)
+        return (labKept(samples, trials: trials), notes, false)
+    }
+
+    /// The trials both lab rows have: a new L1 starts there.
+    static func labPairsDone(_ samples: [ServerSample]) -> Int {
+        [labBackends.tandem, labBackends.qemu].map { name in samples.filter { $0.backend == name }.count }.min() ?? 0
+    }
+
+    /// The first `trials` of each lab row: an L1 that stopped inside a pair leaves one VMM a boot
+    /// the next L1 boots again.
+    static func labKept(_ samples: [ServerSample], trials: Int) -> [ServerSample] {
+        [labBackends.tandem, labBackends.qemu].flatMap { name in samples.filter { $0.backend == name }.prefix(trials) }
+    }
+
+    /// How many L1s the lab's server rows may take.
+    static let labAttempts = 3
+
+    /// One lab boot as a server trial.
+    static func sample(_ boot: NestedLab.Boot, workload: String, trial: Int) -> ServerSample {
+        var sample = ServerSample(backend: boot.vmm == "tandem" ? labBackends.tandem : labBackends.qemu, workload: workload, trial: trial)
+        sample.coldStartMs = boot.figures["server.first_response_ms"]
+        sample.requestsPerSecond = boot.figures["server.requests_per_s"]
+        sample.latencyP50Us = boot.figures["server.p50_us"]
+        sample.latencyP99Us = boot.figures["server.p99_us"]
+        sample.latencyP999Us = boot.figures["server.p999_us"]
+        sample.errors = boot.figures["server.errors"].map { Int($0) }
+        sample.status = boot.status
+        if boot.figures["server.ended_during_load"] != nil {
+            sample.note = "its VMM ended before the load was done (status \(boot.status)\(boot.status == 126 ? ": the guest crashed" : "")), or the load tool printed nothing: not counted"
+        } else if sample.requestsPerSecond == nil {
+            sample.note = "not loaded: its server never answered L1"
+        }
+        return sample
     }
 
     /// What the bridge holder's name starts with; the bench's pid follows.
