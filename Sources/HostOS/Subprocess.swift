@@ -111,13 +111,16 @@ extension Subprocess {
     public struct Ending: Sendable {
         public var status: Int32
         public var interruptedBy: Int32?
+        /// It was stopped for printing nothing for `silenceSeconds`.
+        public var silent = false
     }
 
     /// Runs `path` with stdout and stderr on a pipe and hands each chunk it prints to `output`.
     /// SIGINT and SIGTERM sent to us are caught for the duration (so the caller can clean up
     /// afterwards) and passed on to the child as SIGTERM; the child itself starts with them
-    /// unblocked. `timeoutSeconds` (0 = none) also ends the child with SIGTERM, then SIGKILL.
-    public static func stream(_ path: String, _ arguments: [String], timeoutSeconds: Double = 0,
+    /// unblocked. `timeoutSeconds` (0 = none) also ends the child with SIGTERM, then SIGKILL; so
+    /// does `silenceSeconds` (0 = none) of the child printing nothing (`Ending.silent`).
+    public static func stream(_ path: String, _ arguments: [String], timeoutSeconds: Double = 0, silenceSeconds: Double = 0,
                               output: ([UInt8]) -> Void) throws(SystemError) -> Ending {
         var blocked = BlockedSignals([SIGINT, SIGTERM])
         defer { blocked.restore() }
@@ -127,6 +130,9 @@ extension Subprocess {
         let deadline = timeoutSeconds > 0 ? Clock.deadline(after: timeoutSeconds) : UInt64.max
         var interruptedBy: Int32?
         var terminatedAt: UInt64?
+        var silent = false
+        var lastOutput = Clock.monotonicNanoseconds()
+        let silence = silenceSeconds > 0 ? Clock.nanoseconds(seconds: silenceSeconds) : UInt64.max
         var buffer = [UInt8](repeating: 0, count: 65536)
         var open = true
         while open {
@@ -136,7 +142,8 @@ extension Subprocess {
             // After SIGTERM, give the child 5 s before SIGKILL; keep reading what it prints meanwhile.
             if let terminatedAt, now > terminatedAt + 5_000_000_000 { kill(pid, SIGKILL) }
             if terminatedAt == nil, now >= deadline { kill(pid, SIGTERM); terminatedAt = now }
-            let wait = deadline == .max && terminatedAt == nil ? 1000 : 200
+            if terminatedAt == nil, now - lastOutput >= silence { kill(pid, SIGTERM); terminatedAt = now; silent = true }
+            let wait = deadline == .max && silence == .max && terminatedAt == nil ? 1000 : 200
             guard poll(&fds, 2, Int32(wait)) >= 0 || errno == EINTR else { break }
             if fds[1].revents != 0, let signal = signals.next() {
                 interruptedBy = interruptedBy ?? signal
@@ -144,9 +151,9 @@ extension Subprocess {
             }
             if fds[0].revents != 0 {
                 let count = buffer.withUnsafeMutableBytes { Glibc.read(reader.rawValue, $0.baseAddress, $0.count) }
-                if count > 0 { output(Array(buffer[0..<count])) } else if count == 0 || errno != EINTR { open = false }
+                if count > 0 { output(Array(buffer[0..<count])); lastOutput = Clock.monotonicNanoseconds() } else if count == 0 || errno != EINTR { open = false }
             }
         }
-        return Ending(status: try wait(pid, path), interruptedBy: interruptedBy)
+        return Ending(status: try wait(pid, path), interruptedBy: interruptedBy, silent: silent)
     }
 }

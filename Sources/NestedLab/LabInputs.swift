@@ -28,6 +28,9 @@ public struct LabOptions: Sendable {
     /// Per-L2-boot limit, and the whole lab's limit.
     public var bootTimeoutSeconds = 120.0
     public var labTimeoutSeconds = 1800.0
+    /// L1 is stopped when its console says nothing for this long (0: never): a wedged L1 (nested
+    /// SVM under TCG stops now and then under load) then costs this, not the whole lab's limit.
+    public var silenceSeconds = 0.0
     /// The L2 (and L1) kernel; default: the newest /boot/vmlinuz-*-cloud-amd64.
     public var kernel: String?
     /// L2's kernel when it differs from L1's; default: Tandem's microVM kernel where `make kernel`

@@ -134,11 +134,12 @@ public enum NestedLab {
         let ending: Subprocess.Ending
         do {
             ending = try Subprocess.stream(Files.which("qemu-system-x86_64")!, l1Arguments(inputs, options, initrd: directory + "/l1.cpio"),
-                                           timeoutSeconds: options.labTimeoutSeconds) { bytes in
+                                           timeoutSeconds: options.labTimeoutSeconds, silenceSeconds: options.silenceSeconds) { bytes in
                 buffer.append(bytes).forEach(take)
             }
         } catch { throw LabError("cannot start L1: \(error)") }
         buffer.flush().forEach(take)
+        if ending.silent { errors.append("L1's console was silent for \(Int(options.silenceSeconds)) s: stopped") }
         return Outcome(boots: boots, completed: completed, l1Status: ending.status, interruptedBy: ending.interruptedBy,
                        kernel: inputs.l2Kernel, l1Kernel: inputs.kernel, l2: options.l2Description, consoleTail: tail, errors: errors, driveHashes: driveHashes)
     }

@@ -101,6 +101,8 @@ struct LabNestedCommand: ParsableCommand {
         options.net = net
         options.vsock = vsock
         options.loadSeconds = load
+        // In the server mode L1 says nothing while a load runs; past that it is stuck.
+        if let load { options.silenceSeconds = Double(load) + 90 }
         if image == nil && !command.isEmpty {
             let vm: VMRunCommand
             do { vm = try VMRunCommand.parse(command) } catch {

@@ -125,6 +125,9 @@ enum ServerSetup {
         // Each boot takes its start (a few seconds here), the load and the stop; a wedged L1
         // (nested SVM under TCG is not always stable) must not hold the bench for the default 30 min.
         options.labTimeoutSeconds = 120 + Double(2 * trials) * (Double(settings.seconds) + 60)
+        // L1 says nothing while a load runs (the tools' results come at its end): longer than that
+        // means it is stuck (after a guest's triple fault it has been, spinning).
+        options.silenceSeconds = Double(settings.seconds) + 90
         let load = workload == .http ? "first-response polling and wrk with the same settings"
             : "first-response polling and redis-benchmark with the same connections but \(LabOptions.labRedisRequestsPerSecond) GETs per second of --server-seconds, not 50,000"
         let note = "\(label) × linux-microvm: in the nested lab (L2 on L1's kvm-amd, L1 under QEMU TCG: emulated), beside QEMU microvm as L2 (qemu-lab); the client — \(load) — runs in L1, not on this host, so compare these two rows with each other"

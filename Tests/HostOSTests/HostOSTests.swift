@@ -140,3 +140,18 @@ struct JSONTestSuiteTests {
         #expect(wrong.isEmpty, "\(wrong.joined(separator: ", "))")
     }
 }
+
+@Suite("Subprocess.stream: a child that goes silent")
+struct StreamSilenceTests {
+    @Test("silent past silenceSeconds: stopped (SIGTERM) and said so; one that keeps talking runs to its end")
+    func silence() throws {
+        let started = Clock.monotonicNanoseconds()
+        var said = ""
+        let stuck = try Subprocess.stream("/bin/sh", ["-c", "echo up; exec sleep 30"], silenceSeconds: 0.5) { said += String(decoding: $0, as: UTF8.self) }
+        #expect(stuck.silent && stuck.status == 128 + SIGTERM, "\(stuck)")
+        #expect(said == "up\n")
+        #expect(Clock.monotonicNanoseconds() - started < 5_000_000_000, "stopped after the silence, not at its end")
+        let talking = try Subprocess.stream("/bin/sh", ["-c", "for i in 1 2 3 4; do echo $i; sleep 0.3; done"], silenceSeconds: 1) { _ in }
+        #expect(!talking.silent && talking.status == 0, "\(talking)")
+    }
+}
