@@ -39,6 +39,20 @@ public final class HostCanary {
         key = id >= 0 ? .success(id) : .failure(SystemError("add_key", keyDescription, errno: Int32(-id)))
     }
 
+    /// Removes the keys of benches that were killed (named after a process that is gone): they
+    /// would otherwise stay until they expire. From /proc/keys: the key's id (hex) first, its
+    /// description last ("tandem-host-canary-PID: 16").
+    public static func sweep() {
+        for line in (Files.readText("/proc/keys") ?? "").split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = fields.first, let id = Int(first, radix: 16),
+                  let named = fields.last(where: { $0.hasPrefix(keyPrefix + "-") }),
+                  let pid = pid_t(named.dropFirst(keyPrefix.count + 1).prefix { $0 != ":" }),
+                  pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            _ = clinux_user_key_remove(id)
+        }
+    }
+
     /// Removes the key (the file goes with the bench's temp directory).
     public func remove() {
         if case .success(let id) = key { _ = clinux_user_key_remove(id) }

@@ -126,6 +126,7 @@ struct BenchCommand: ParsableCommand {
         if Files.kind(out) == .missing { try? Files.makeDirectories(out) }
         guard Files.kind(out) == .directory else { throw fail("--out \(out): cannot create the directory") }
         BenchSetup.sweepWorkDirectories()
+        HostCanary.sweep()
         var template = Array("/tmp/tandem-bench.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw fail("mkdtemp: \(SystemError("mkdtemp"))") }
         let work = String(cString: made)

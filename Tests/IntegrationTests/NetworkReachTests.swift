@@ -61,7 +61,7 @@ extension ContainerNetworkTests {
             #expect(!left.stdout.contains("/bin/sleep"), "the bridge's holder is left: \(left.stdout)")
         }
 
-        @Test("the bench SIGKILLed while it holds the bridge (QEMU's probe running): the next bench removes the holder it left and the VM's stale lease, and with them the bridge",
+        @Test("the bench SIGKILLed while it holds the bridge (QEMU's probe running): the next bench removes the holder it left, the VM's stale lease (and with them the bridge) and its canary key",
               .enabled(if: QEMULab.ready, "needs qemu-system-x86_64, the cloud kernel and make image (its probe run is the window)"))
         func killed() throws {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-bench-kill-\(UUID().uuidString.prefix(8))").path
@@ -101,6 +101,13 @@ extension ContainerNetworkTests {
             defer { try? FileManager.default.removeItem(atPath: out + "-next") }
             #expect(next.status == 0, "\(next.stderr.suffix(1500))")
             #expect(try !Tandem.run(["ctr", "ps"]).stdout.contains(holder), "the next bench did not remove the holder")
+            // The killed bench's canary key (it would stay for its hour): invalidated or gone.
+            let key = "tandem-host-canary-\(bench.processIdentifier): "
+            let live = try String(contentsOfFile: "/proc/keys", encoding: .utf8).split(separator: "\n").filter { line in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                return line.contains(key) && fields.count > 1 && !fields[1].contains(where: { "iRD".contains($0) })
+            }
+            #expect(live.isEmpty, "the killed bench's key is left: \(live)")
             ContainerNetworkTests.expectNothingLeft()
             #expect(Self.abstractSockets("tandem-host-canary").isEmpty, "the abstract socket outlived the bench")
         }
