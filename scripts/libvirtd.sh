@@ -12,10 +12,18 @@ case "${1:-up}" in
   up)
     command -v libvirtd >/dev/null || { echo "libvirtd.sh: libvirtd is not installed (apt-get install libvirt-daemon-system)" >&2; exit 1; }
     mkdir -p /run/tandem
-    # virtlogd by its socket, not by pgrep (a virtlogd that is exiting, or a zombie PID 1 has not
-    # reaped, matches pgrep), and before the early exit below: a running libvirtd without
-    # virtlogd cannot start a guest ("Failed to connect socket to .../virtlogd-sock").
-    if [ ! -S /run/libvirt/virtlogd-sock ]; then virtlogd -d; touch "$marker.virtlogd"; fi
+    # virtlogd by its socket answering, not by pgrep (a virtlogd that is exiting, or a zombie PID 1
+    # has not reaped, matches pgrep) nor by the socket file (a virtlogd that died leaves it: CI
+    # then failed every libvirt test with "Failed to connect socket to .../virtlogd-sock:
+    # Connection refused"), and before the early exit below: a running libvirtd without virtlogd
+    # cannot start a guest.
+    answers() { python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$1" 2>/dev/null; }
+    if ! answers /run/libvirt/virtlogd-sock; then
+      rm -f /run/libvirt/virtlogd-sock
+      virtlogd -d
+      touch "$marker.virtlogd"
+      for _ in $(seq 1 50); do answers /run/libvirt/virtlogd-sock && break; sleep 0.1; done
+    fi
     if [ -S "$socket" ] && virsh -c qemu:///system version >/dev/null 2>&1; then exit 0; fi
     setsid python3 - >/dev/null 2>&1 <<'PY' &
 import ctypes, os, signal
