@@ -88,7 +88,7 @@ struct CgroupV2FixtureTests {
         #expect(Files.kind(root + "/tandem/c1") == .directory)
         try manager.destroy()
         #expect(Files.kind(root + "/tandem/c1") == .missing)
-        #expect(Files.kind(root + "/tandem") == .missing)
+        #expect(Files.kind(root + "/tandem") == .missing || ForeignParentLock.held)
         #expect(Files.kind(root + "/cgroup.controllers") == .regular, "the root itself is left alone")
     }
 

@@ -15,6 +15,18 @@ enum Lab {
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
         return (result.status, report, result.stderr)
     }
+
+    /// `run` for the server mode, again (up to three L1s) when L1 itself stopped before its end:
+    /// nested SVM under TCG does now and then under load, which is the lab's host, not the code
+    /// under test (the bench does the same, ServerSetup.labSamples). A run that finished is
+    /// returned whatever it says.
+    static func runLoaded(_ arguments: [String]) throws -> (status: Int32, report: [String: Any], console: String) {
+        var last = try run(arguments)
+        for _ in 1..<3 where last.report["completed"] as? Bool != true && !last.console.contains("LAB-DONE") {
+            last = try run(arguments)
+        }
+        return last
+    }
 }
 
 @Suite("Linux guests: input errors (no boot needed)")
@@ -73,7 +85,7 @@ struct NestedLabTests {
     @Test("--load: L2's http server in both VMMs is polled from L1 until it answers (after its ready marker), loaded by wrk without errors, and stopped with SIGTERM; the figures are each boot's own",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
     func serverMode() throws {
-        let lab = try Lab.run(["--workload", "http", "--args", "80", "--net", "--load", "2", "--compare-qemu"])
+        let lab = try Lab.runLoaded(["--workload", "http", "--args", "80", "--net", "--load", "2", "--compare-qemu"])
         #expect(lab.status == 0, "\(lab.console.suffix(3000))")
         let boots = try #require(lab.report["boots"] as? [[String: Any]])
         #expect(boots.map { $0["vmm"] as? String ?? "" } == ["tandem", "qemu"])
@@ -103,7 +115,7 @@ struct NestedLabTests {
         defer { try? FileManager.default.removeItem(atPath: out) }
         let built = try Tandem.run(["image", "build", "--with-redis", "--out", out])
         try #require(built.status == 0, "\(built.stderr)")
-        let lab = try Lab.run(["--workload", "redis", "--args", "6379", "--net", "--load", "2", "--compare-qemu", "--", "--initrd", out + "/initramfs.cpio"])
+        let lab = try Lab.runLoaded(["--workload", "redis", "--args", "6379", "--net", "--load", "2", "--compare-qemu", "--", "--initrd", out + "/initramfs.cpio"])
         #expect(lab.status == 0, "\(lab.console.suffix(3000))")
         let boots = try #require(lab.report["boots"] as? [[String: Any]])
         #expect(boots.map { $0["vmm"] as? String ?? "" } == ["tandem", "qemu"])
@@ -118,7 +130,7 @@ struct NestedLabTests {
     @Test("--load: a VMM that ends during the load (here its --timeout, as a guest that crashes) leaves no load figures, and the lab says why",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk"), "needs wrk (make deps)"))
     func serverEndsDuringLoad() throws {
-        let lab = try Lab.run(["--workload", "http", "--args", "80", "--net", "--load", "8", "--", "--timeout", "6"])
+        let lab = try Lab.runLoaded(["--workload", "http", "--args", "80", "--net", "--load", "8", "--", "--timeout", "6"])
         #expect(lab.status == 124, "the boot's status is the lab's: \(lab.console.suffix(2000))")
         let boot = try #require((lab.report["boots"] as? [[String: Any]])?.first)
         let figures = try #require(boot["figures"] as? [String: Double])
