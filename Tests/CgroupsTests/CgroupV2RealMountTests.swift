@@ -107,7 +107,11 @@ struct PlannedDirectoriesTests {
         let parent = "tandem-plan-test-\(getpid())"
         let planned = layout.plannedDirectories(parent: parent, name: "c1", extra: ["devices"])
         let manager = try layout.create(parent: parent, name: "c1", extra: ["devices"])
-        defer { try? manager.destroy() }
+        defer {
+            try? manager.destroy()
+            // (destroy leaves the parents while another test's runc launcher holds the parents' lock.)
+            for directory in planned.reversed() { rmdir(directory) }
+        }
         #expect(Set(planned) == Set(manager.directories), "planned \(planned) made \(manager.directories)")
         #expect(planned.contains { $0.hasPrefix("/sys/fs/cgroup/devices/") }, "the extra controller is in the plan")
     }
