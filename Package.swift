@@ -33,7 +33,7 @@ let package = Package(
         // virtio 1.x: split virtqueues, the virtio-mmio transport and device models (blk); they see
         // guest memory and an interrupt line, never KVM, and are tested and fuzzed on their own.
         .target(name: "Virtio", dependencies: ["GuestMemory", "Devices", "HostOS", "CLinux"]),
-        .target(name: "MicroVM", dependencies: ["KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "HostOS", "GuestABI"]),
+        .target(name: "MicroVM", dependencies: ["KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "HostOS", "GuestABI", "CLinux"]),
         .target(name: "HostFacts", dependencies: ["KVM", "HostOS"]),
         .target(name: "GuestImages", dependencies: ["HostOS"]),
         // C: zlib's inflateInit2 is a macro Swift cannot import, and OpenSSL's SHA-256 uses the

@@ -26,6 +26,8 @@
 #include <linux/if_tun.h>
 #include <sys/epoll.h>
 #include <sys/un.h>
+#include <sched.h>
+#include <stdint.h>
 
 int clinux_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int clinux_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
@@ -343,4 +345,36 @@ int clinux_unix_connect(const char *path) {
 int clinux_unix_accept(int listener) {
     int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     return fd < 0 ? -errno : fd;
+}
+
+/* The holder's whole life (see clinux_exit_leaving_teardown): it shares the parent's memory, so it
+ * calls nothing that writes memory but the kernel (prctl and getppid cannot fail; pause never
+ * returns with every signal blocked). */
+static int teardown_holder(void *parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != (pid_t)(intptr_t)parent) return 0;  /* the parent exited before the line above */
+    for (;;) pause();
+}
+
+void clinux_exit_leaving_teardown(int status, const int *keep, int keep_count) {
+    /* The holder's stack: it lives in the shared memory until the holder is gone. */
+    static char stack[16384] __attribute__((aligned(64)));
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, NULL);  /* the holder inherits the mask; this thread exits next */
+    pid_t holder = clone(teardown_holder, stack + sizeof stack, CLONE_VM | CLONE_FILES | SIGCHLD, (void *)(intptr_t)getpid());
+    if (holder > 0) {
+        /* Close everything but `keep`, lowest first, in the gaps between the kept descriptors. */
+        unsigned int next = 0;
+        for (;;) {
+            int lowest = -1;
+            for (int index = 0; index < keep_count; index++) {
+                if (keep[index] >= (int)next && (lowest < 0 || keep[index] < lowest)) lowest = keep[index];
+            }
+            if (lowest < 0) { syscall(SYS_close_range, next, ~0U, 0); break; }
+            if ((unsigned int)lowest > next) syscall(SYS_close_range, next, (unsigned int)lowest - 1, 0);
+            next = (unsigned int)lowest + 1;
+        }
+    }
+    _exit(status);
 }

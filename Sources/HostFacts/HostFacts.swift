@@ -168,10 +168,10 @@ extension HostFacts {
     public static func probeKVMMode(kvmPath: String = KVMSystem.defaultPath) -> VirtualisationMode {
         let kvm = probeKVM(path: kvmPath)
         guard kvm.present else { return .none }
-        let flags = (Files.readText("/proc/cpuinfo") ?? "").split(separator: "\n").first { $0.hasPrefix("flags") }.map {
-            Set($0.split(separator: " "))
-        } ?? []
-        let hasExtensions = flags.contains("vmx") || flags.contains("svm")
-        return hasExtensions && (kvm.modules.contains("kvm_intel") || kvm.modules.contains("kvm_amd")) ? .hardware : .emulated
+        // /proc/cpuinfo only when kvm_intel or kvm_amd is loaded (`tandem vm run --json` asks after
+        // every run; on a host without them the answer is known without it).
+        guard kvm.modules.contains("kvm_intel") || kvm.modules.contains("kvm_amd") else { return .emulated }
+        let cpuinfo = ProcFields(path: "/proc/cpuinfo")
+        return cpuinfo.hasWord("flags", "vmx") || cpuinfo.hasWord("flags", "svm") ? .hardware : .emulated
     }
 }

@@ -47,18 +47,11 @@ public struct ResidentMemory: Sendable {
 
     public static func current() -> ResidentMemory {
         var memory = ResidentMemory()
-        guard let status = Files.readText("/proc/self/status") else { return memory }
-        for line in status.split(separator: "\n") {
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard fields.count >= 2, let kib = UInt64(fields[1]) else { continue }
-            switch fields[0] {
-            case "VmHWM:": memory.peak = kib * 1024
-            case "RssAnon:": memory.anonymous = kib * 1024
-            case "RssFile:": memory.file = kib * 1024
-            case "RssShmem:": memory.shared = kib * 1024
-            default: break
-            }
-        }
+        let status = ProcFields(path: "/proc/self/status")
+        memory.peak = (status.number("VmHWM") ?? 0) * 1024
+        memory.anonymous = (status.number("RssAnon") ?? 0) * 1024
+        memory.file = (status.number("RssFile") ?? 0) * 1024
+        memory.shared = (status.number("RssShmem") ?? 0) * 1024
         return memory
     }
 }

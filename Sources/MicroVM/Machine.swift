@@ -284,12 +284,11 @@ final class LinuxImageLoad: @unchecked Sendable {
 
 /// Total RAM of the host, from /proc/meminfo.
 public enum HostMemory {
+    /// The host's RAM: MemTotal of /proc/meminfo, from sysconf (glibc asks sysinfo(2): no file
+    /// to read and parse on the launch path).
     public static func totalMiB() -> Int? {
-        guard let text = Files.readText("/proc/meminfo") else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("MemTotal:") {
-            let kib = line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
-            return kib.map { $0 / 1024 }
-        }
-        return nil
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, pageSize > 0 else { return nil }
+        return Int((UInt64(pages) * UInt64(pageSize)) >> 20)
     }
 }

@@ -98,7 +98,7 @@ struct VMRunCommand: ParsableCommand {
 
     func run() throws {
         switch backend {
-        case "microvm": throw ExitCode(VMRunner.run(options, processStart: nil))
+        case "microvm": VMRunner.runAndExit(options, processStart: nil)
         case "libvirt": throw ExitCode(VMRunLibvirt.run(self))
         case "qemu": throw ExitCode(VMRunQEMU.run(self))
         default: throw fail("--backend \(backend): must be microvm, libvirt or qemu")

@@ -25,7 +25,7 @@ public enum Launcher {
         }
         if arguments.count > 2, arguments[1] == "vm", arguments[2] == "run",
            let options = FastVMRunParser.parse(arguments.dropFirst(3)) {
-            exit(VMRunner.run(options, processStart: processStart))
+            VMRunner.runAndExit(options, processStart: processStart)
         }
         if arguments.count > 2, arguments[1] == "ctr", arguments[2] == "run",
            let options = FastCtrRunParser.parse(arguments.dropFirst(3)) {

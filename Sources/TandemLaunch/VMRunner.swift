@@ -21,16 +21,36 @@ public enum VMRunner {
     }
 
     public static func run(_ options: VMRunOptions, processStart: UInt64?) -> Int32 {
+        runMachine(options, processStart: processStart).status
+    }
+
+    /// `run`, then the end of the process: the exit status goes to whoever waits for it without
+    /// waiting for the kernel to tear the VM down (`Machine.exitLeavingTeardown`). For the
+    /// commands whose process ends with the run (`tandem vm run`).
+    public static func runAndExit(_ options: VMRunOptions, processStart: UInt64?) -> Never {
+        exit(runLeavingTeardown(options, processStart: processStart))
+    }
+
+    /// Returns only when the machine cannot be left to the kernel (none was built, or it has taps),
+    /// and then only once it is released.
+    private static func runLeavingTeardown(_ options: VMRunOptions, processStart: UInt64?) -> Int32 {
+        let (status, machine) = runMachine(options, processStart: processStart)
+        if let machine, machine.canLeaveTeardown { machine.exitLeavingTeardown(status) }
+        return status
+    }
+
+    /// The run, and the machine it ran (nil when none was built), still alive.
+    static func runMachine(_ options: VMRunOptions, processStart: UInt64?) -> (status: Int32, machine: Machine?) {
         signal(SIGPIPE, SIG_IGN)
-        if let problem = VMRunOptions.timeoutProblem(options.timeout) { return fail(problem) }
+        if let problem = VMRunOptions.timeoutProblem(options.timeout) { return (fail(problem), nil) }
         let console = FileConsoleSink(fd: options.json ? 2 : 1)
         let machine: Machine
         switch buildMachine(options, console: console, processStart: processStart) {
         case .success(let built): machine = built
-        case .failure(let message): return fail(message.text)
+        case .failure(let message): return (fail(message.text), nil)
         }
         // A Linux guest on emulated KVM runs ~1M instructions/s: say so before the long silence.
-        if options.tiny == nil, !options.allowEmulated, let refusal = emulatedRefusal(kvmDevice: options.kvmDevice) { return fail(refusal) }
+        if options.tiny == nil, !options.allowEmulated, let refusal = emulatedRefusal(kvmDevice: options.kvmDevice) { return (fail(refusal), machine) }
         // Keys typed on a terminal go to the guest's console (an interactive shell works); the
         // terminal is raw for the run only.
         var terminal = RawTerminal(fd: machine.config.consoleInput ?? -1)
@@ -45,7 +65,7 @@ public enum VMRunner {
             let mode = HostFacts.probeKVMMode(kvmPath: options.kvmDevice)
             StandardOutput.write(report.json(hostMode: mode.rawValue).serialized() + "\n")
         }
-        return report.exitStatus
+        return (report.exitStatus, machine)
     }
 
     /// One clear line on stderr, and Tandem's error status.
