@@ -48,13 +48,16 @@ public final class Machine: @unchecked Sendable {
             let system = try KVMSystem(path: kvmPath)
             let vm = try system.createVM()
             try vm.setTSSAddress(tssAddress)
+            // Guest RAM before the interrupt controllers, as Firecracker does: on this host a
+            // memory slot added after KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 waited ~4.8 ms for
+            // the kernel (an SRCU grace period), before them 0.07–0.4 ms (measured bare, 20 runs).
+            for region in memory.regions {
+                try vm.mapMemory(guestAddress: region.start.value, size: region.size, host: region.host)
+            }
             if config.isLinux {
                 // The PIC, IOAPIC, local APICs and PIT live in the kernel (before any vCPU exists).
                 try vm.createIRQChip()
                 try vm.createPIT()
-            }
-            for region in memory.regions {
-                try vm.mapMemory(guestAddress: region.start.value, size: region.size, host: region.host)
             }
             var vcpus: [VCPU] = []
             for id in 0..<(config.isLinux ? config.vcpus : 1) { vcpus.append(try vm.createVCPU(id: id)) }
