@@ -37,6 +37,25 @@ struct VMRunTests {
         #expect(result.stdout == "3\n2\n1\n0\n")
     }
 
+    @Test("the exit status does not wait for the VM's teardown, and the process left to do it ends by itself")
+    func teardownHolderEnds() throws {
+        // A --timeout no other test uses: the holder shares the VMM's memory, so its command line
+        // is the VMM's (a zombie's is empty).
+        let marker = "7.125"
+        let result = try Tandem.run(["vm", "run", "--tiny", "exit", "--arg", "5", "--timeout", marker])
+        #expect(result.status == 5)
+        #expect(result.stdout == "exiting with status 5\n")
+        func holders() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+                guard pid.allSatisfy(\.isNumber), let arguments = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+                return String(decoding: arguments, as: UTF8.self).hasSuffix("vm\0run\0--tiny\0exit\0--arg\05\0--timeout\0\(marker)\0")
+            }
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while !holders().isEmpty, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(holders().isEmpty, "a process holding the finished VM outlived tandem by 5 s")
+    }
+
     @Test("an endless loop is stopped by --timeout with a clear message and status 124")
     func timeout() throws {
         let started = Date()
