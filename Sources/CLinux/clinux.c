@@ -359,6 +359,7 @@ static int teardown_holder(void *parent) {
 void clinux_exit_leaving_teardown(int status, const int *keep, int keep_count) {
     /* The holder's stack: it lives in the shared memory until the holder is gone. */
     static char stack[16384] __attribute__((aligned(64)));
+    fflush(NULL);  /* _exit below does not flush C's stdio buffers */
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, NULL);  /* the holder inherits the mask; this thread exits next */

@@ -285,7 +285,7 @@ final class LinuxImageLoad: @unchecked Sendable {
     }
 }
 
-/// Total RAM of the host, from /proc/meminfo.
+/// Total RAM of the host.
 public enum HostMemory {
     /// The host's RAM: MemTotal of /proc/meminfo, from sysconf (glibc asks sysinfo(2): no file
     /// to read and parse on the launch path).
