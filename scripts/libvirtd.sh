@@ -52,15 +52,22 @@ PY
     exit 1
     ;;
   down)
+    # Gone (zombies aside: PID 1 reaps late here) before `down` returns, so an `up` that follows
+    # at once never finds a daemon on its way out: SIGTERM, up to 30 s, then SIGKILL. (It waited
+    # 5 s before, and a virtlogd once outlived that with its socket already removed.)
+    stop() {
+      pkill -TERM -x "$1" || true
+      for _ in $(seq 1 300); do pgrep -x "$1" -r R,S,D,T >/dev/null || return 0; sleep 0.1; done
+      echo "libvirtd.sh: $1 did not stop within 30 s of SIGTERM; killing it" >&2
+      pkill -KILL -x "$1" || true
+      for _ in $(seq 1 50); do pgrep -x "$1" -r R,S,D,T >/dev/null || return 0; sleep 0.1; done
+    }
     if [ -f "$marker" ]; then
-      pkill -TERM -x libvirtd || true
-      for _ in $(seq 1 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
+      stop libvirtd
       rm -f "$marker"
     fi
     if [ -f "$marker.virtlogd" ]; then
-      pkill -TERM -x virtlogd || true
-      # Gone (zombies aside) before an `up` that follows at once starts another.
-      for _ in $(seq 1 50); do pgrep -x virtlogd -r R,S,D >/dev/null || break; sleep 0.1; done
+      stop virtlogd
       rm -f "$marker.virtlogd" /run/libvirt/virtlogd-sock
     fi
     ;;
