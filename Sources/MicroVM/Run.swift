@@ -62,6 +62,12 @@ final class StopState: ControlPortsDelegate, ResetLine, @unchecked Sendable {
 /// Per-vCPU counters, merged after the threads end (no sharing while they run).
 struct VCPUStatistics {
     var exits: UInt64 = 0
+    /// Exits by what caused them: port I/O by port (a `rep ins`/`outs` is one exit), MMIO by
+    /// 4 KiB page, and the rest by kind — where a guest's boot spends its trips to the VMM.
+    var portExits: [UInt16: UInt64] = [:]
+    var mmioExits: [UInt64: UInt64] = [:]
+    var haltExits: UInt64 = 0
+    var interruptedExits: UInt64 = 0
     var unknownPorts: UInt64 = 0
     var unknownMMIO: UInt64 = 0
     var firstUnknownPort: UInt16?
@@ -125,6 +131,10 @@ extension Machine {
         report.phases.exit = Clock.monotonicNanoseconds()
         for entry in statistics {
             report.exits += entry.exits
+            report.portExits.merge(entry.portExits, uniquingKeysWith: +)
+            report.mmioExits.merge(entry.mmioExits, uniquingKeysWith: +)
+            report.haltExits += entry.haltExits
+            report.interruptedExits += entry.interruptedExits
             report.unknownPortAccesses += entry.unknownPorts
             report.unknownMMIOAccesses += entry.unknownMMIO
             report.firstUnknownPort = report.firstUnknownPort ?? entry.firstUnknownPort
@@ -215,8 +225,10 @@ extension Machine {
             statistics.exits += 1
             switch exit {
             case .portIO(let access):
+                statistics.portExits[access.port, default: 0] += 1
                 handlePortIO(access, statistics: &statistics)
             case .mmio(let access):
+                statistics.mmioExits[access.address & ~RunReport.mmioPageMask, default: 0] += 1
                 let handled = access.isWrite
                     ? mmioBus.write(access.address, from: UnsafeRawBufferPointer(access.data))
                     : mmioBus.read(access.address, into: access.data)
@@ -226,6 +238,7 @@ extension Machine {
                     if !access.isWrite { access.data.initializeMemory(as: UInt8.self, repeating: 0xff) }
                 }
             case .halt:
+                statistics.haltExits += 1
                 stop.requestStop(.halted)
             case .shutdown where config.linuxRebootsByTripleFault:
                 stop.requestStop(.reset)  // the guest's reboot (reboot=t); with Tandem's reboot=k it is a crash
@@ -238,6 +251,7 @@ extension Machine {
             case .systemEvent(let type):
                 stop.requestStop(.crashed(crash(vcpu, "KVM_EXIT_SYSTEM_EVENT", detail: "type \(type)")))
             case .interrupted:
+                statistics.interruptedExits += 1
                 continue
             case .other(let reason):
                 stop.requestStop(.crashed(crash(vcpu, "unhandled KVM exit \(reason)", detail: "")))

@@ -51,6 +51,14 @@ public struct RunReport: Sendable {
     public var outcome: RunOutcome
     public var phases: PhaseTimes
     public var exits: UInt64 = 0
+    /// The exits by cause (`exits_by_cause` in `--json`): port I/O by port, MMIO by 4 KiB page,
+    /// HLT, and KVM_RUN interrupted by a signal (the VMM's kick); the rest ended the run.
+    public var portExits: [UInt16: UInt64] = [:]
+    public var mmioExits: [UInt64: UInt64] = [:]
+    public var haltExits: UInt64 = 0
+    public var interruptedExits: UInt64 = 0
+    /// MMIO exits are counted per page: the address with these bits cleared.
+    static let mmioPageMask: UInt64 = 0xfff
     public var unknownPortAccesses: UInt64 = 0
     public var unknownMMIOAccesses: UInt64 = 0
     public var firstUnknownPort: UInt16?
@@ -78,6 +86,18 @@ public struct RunReport: Sendable {
         case .crashed: ExitStatus.guestCrashed
         case .vmmFailed: ExitStatus.tandemError
         }
+    }
+
+    /// `{"port_io": {"0x3f8": N, ...}, "mmio": {"0xd0000000": N, ...}, "halt": N, "interrupted": N,
+    /// "other": N}`, ports and pages by count, most first.
+    var exitsByCause: JSON {
+        func hex<Key: BinaryInteger>(_ counts: [Key: UInt64]) -> JSON {
+            .object(counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                .map { ("0x" + String($0.key, radix: 16), .uint($0.value)) })
+        }
+        let counted = portExits.values.reduce(0, +) + mmioExits.values.reduce(0, +) + haltExits + interruptedExits
+        return .object([("port_io", hex(portExits)), ("mmio", hex(mmioExits)), ("halt", .uint(haltExits)),
+                        ("interrupted", .uint(interruptedExits)), ("other", .uint(exits > counted ? exits - counted : 0))])
     }
 
     public func json(hostMode: String?) -> JSON {
@@ -121,6 +141,7 @@ public struct RunReport: Sendable {
             ("phases_ms", phasesMS),
             ("monotonic_ns", monotonic),
             ("exits", .uint(exits)),
+            ("exits_by_cause", exitsByCause),
             ("unknown_port_accesses", .uint(unknownPortAccesses)),
             ("unknown_mmio_accesses", .uint(unknownMMIOAccesses)),
         ]

@@ -145,6 +145,28 @@ struct VMRunTests {
         #expect(object["console_tail"] as? String == "compute n=1000 primes=168 sum=76127\n")
     }
 
+    @Test("--json counts the exits by cause: one per console byte at COM1's data port, all adding up")
+    func exitsByCause() throws {
+        let result = try Tandem.run(["vm", "run", "--tiny", "hello", "--json"])
+        #expect(result.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let causes = try #require(object["exits_by_cause"] as? [String: Any])
+        let ports = try #require(causes["port_io"] as? [String: Int])
+        let mmio = try #require(causes["mmio"] as? [String: Int])
+        // hello writes its 34 bytes one `outb` each; the rest are LSR polls and the READY/EXIT ports.
+        #expect(ports["0x3f8"] == "Hello from a tiny Tandem microVM!\n".utf8.count)
+        #expect(ports["0x500"] == 1)
+        let counted = ports.values.reduce(0, +) + mmio.values.reduce(0, +)
+            + (causes["halt"] as? Int ?? -1) + (causes["interrupted"] as? Int ?? -1) + (causes["other"] as? Int ?? -1)
+        #expect(counted == object["exits"] as? Int)
+        // wild's unbacked MMIO is counted per 4 KiB page.
+        let wild = try Tandem.run(["vm", "run", "--tiny", "wild", "--json"])
+        let wildObject = try #require(try JSONSerialization.jsonObject(with: Data(wild.stdout.utf8)) as? [String: Any])
+        let wildMMIO = try #require((wildObject["exits_by_cause"] as? [String: Any])?["mmio"] as? [String: Int])
+        #expect(wildMMIO.values.reduce(0, +) >= 100)
+        #expect(wildMMIO.keys.allSatisfy { UInt64($0.dropFirst(2), radix: 16).map { $0 & 0xfff == 0 } ?? false })
+    }
+
     @Test("wild: random ports and MMIO never crash the VMM")
     func wild() throws {
         let result = try Tandem.run(["vm", "run", "--tiny", "wild", "--json"])
