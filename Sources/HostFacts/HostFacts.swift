@@ -98,7 +98,7 @@ public struct HostFacts: Sendable {
         let (layout, controllers) = probeCgroups()
         return HostFacts(
             hostname: nodename, cpuModel: model, cpuCount: max(processors, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))),
-            memoryMiB: memoryMiB(), kernelRelease: release, cpuHasVMX: hasVMX, cpuHasSVM: hasSVM,
+            memoryMiB: HostMemory.totalMiB(), kernelRelease: release, cpuHasVMX: hasVMX, cpuHasSVM: hasSVM,
             underHypervisor: flags.contains("hypervisor"), kvm: kvm, virtualisation: mode,
             cgroupLayout: layout, cgroupV2Controllers: controllers,
             tools: probeTools(versions: toolVersions))
@@ -117,14 +117,6 @@ public struct HostFacts: Sendable {
             if case .unexpectedAPIVersion(_, let version) = error { facts.apiVersion = version }
         }
         return facts
-    }
-
-    static func memoryMiB() -> Int? {
-        guard let text = Files.readText("/proc/meminfo") else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("MemTotal:") {
-            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 / 1024 }
-        }
-        return nil
     }
 
     /// cgroup2's and tmpfs's statfs magic numbers (linux/magic.h).
