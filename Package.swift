@@ -27,7 +27,7 @@ let package = Package(
         // C: OCI seccomp profiles compiled to BPF with libseccomp, in the runtime (never in the child).
         .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
         .target(name: "KVM", dependencies: ["CKVM", "HostOS"]),
-        .target(name: "GuestMemory", dependencies: ["HostOS"]),
+        .target(name: "GuestMemory", dependencies: ["HostOS", "CLinux"]),
         .target(name: "BootLoader", dependencies: ["GuestMemory", "HostOS"]),
         .target(name: "Devices", dependencies: ["GuestABI", "HostOS"]),
         // virtio 1.x: split virtqueues, the virtio-mmio transport and device models (blk); they see

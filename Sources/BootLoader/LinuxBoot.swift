@@ -43,6 +43,8 @@ public struct LinuxBoot: Equatable, Sendable {
     public var bootParams: GuestAddress
     public var initrd: (address: GuestAddress, size: Int)?
     public var e820: [E820Entry]
+    /// The initrd's copy when it was deferred: the VMM completes it once the vCPUs run.
+    public var pendingCopies: [PendingCopy] = []
 
     public static func == (lhs: LinuxBoot, rhs: LinuxBoot) -> Bool {
         lhs.header == rhs.header && lhs.entry == rhs.entry && lhs.bootParams == rhs.bootParams
@@ -89,7 +91,9 @@ public enum LinuxLoader {
         guard kernelEnd <= ramEnd else {
             throw .kernelTooLarge(image: kernelName, needed: kernelEnd, memoryEnd: ramEnd)
         }
-        try image.copy(from: header.setupBytes, into: memory, at: LinuxLayout.kernel)
+        // The kernel runs at once: copied now.
+        _ = try image.place(from: header.setupBytes, into: memory, at: LinuxLayout.kernel, deferrable: false)
+        var pendingCopies: [PendingCopy] = []
 
         // The initrd: page-aligned, as high as RAM and initrd_addr_max allow, above the kernel.
         var initrdPlacement: (address: GuestAddress, size: Int)?
@@ -102,7 +106,7 @@ public enum LinuxLoader {
                                       ceiling: ceiling, initrdAddressMax: header.initrdAddressMax)
             }
             let address = GuestAddress((ceiling - size) & ~0xfff)
-            try initrd.copy(from: 0, into: memory, at: address)
+            if let pending = try initrd.place(from: 0, into: memory, at: address, deferrable: true) { pendingCopies.append(pending) }
             initrdPlacement = (address, initrd.count)
         }
 
@@ -116,7 +120,7 @@ public enum LinuxLoader {
             throw .kernelTooLarge(image: kernelName, needed: LinuxLayout.commandLine.value + UInt64(cmdline.count + 1), memoryEnd: ramEnd)
         }
         return LinuxBoot(header: header, entry: LinuxLayout.kernel + LinuxLayout.entry64Offset,
-                         bootParams: LinuxLayout.bootParams, initrd: initrdPlacement, e820: e820)
+                         bootParams: LinuxLayout.bootParams, initrd: initrdPlacement, e820: e820, pendingCopies: pendingCopies)
     }
 
     /// The e820 map for the RAM actually given: low RAM below the EBDA, the legacy hole reserved

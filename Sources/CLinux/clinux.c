@@ -28,6 +28,7 @@
 #include <sys/un.h>
 #include <sched.h>
 #include <stdint.h>
+#include <linux/userfaultfd.h>
 
 int clinux_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int clinux_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
@@ -378,4 +379,26 @@ void clinux_exit_leaving_teardown(int status, const int *keep, int keep_count) {
         }
     }
     _exit(status);
+}
+
+int clinux_uffd_open(void) {
+    int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+    if (uffd < 0) return -errno;
+    struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+    if (ioctl(uffd, UFFDIO_API, &api) != 0) {
+        int error = errno;
+        close(uffd);
+        return -error;
+    }
+    return uffd;
+}
+
+int clinux_uffd_register(int uffd, void *address, size_t length) {
+    struct uffdio_register range = { .range = { .start = (uintptr_t)address, .len = length }, .mode = UFFDIO_REGISTER_MODE_MISSING };
+    return ioctl(uffd, UFFDIO_REGISTER, &range) == 0 ? 0 : -errno;
+}
+
+int clinux_uffd_copy(int uffd, void *destination, const void *source, size_t length) {
+    struct uffdio_copy copy = { .dst = (uintptr_t)destination, .src = (uintptr_t)source, .len = length, .mode = 0 };
+    return ioctl(uffd, UFFDIO_COPY, &copy) == 0 ? 0 : -errno;
 }

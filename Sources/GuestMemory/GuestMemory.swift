@@ -1,3 +1,4 @@
+import CLinux
 import HostOS
 #if canImport(Glibc)
 import Glibc
@@ -107,5 +108,55 @@ public final class GuestMemory: @unchecked Sendable {
     public func read<T: FixedWidthInteger>(_ type: T.Type, at address: GuestAddress) throws(GuestMemoryError) -> T {
         let source = try hostPointer(address, length: MemoryLayout<T>.size)
         return T(littleEndian: source.loadUnaligned(as: T.self))
+    }
+
+    /// The host's page size: a deferred fill's address is aligned to it.
+    public static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Marks the `length` bytes of guest RAM at `address` (page-aligned) to be filled later, by
+    /// `DeferredFill.fill`, while the guest may already run: until a page is filled, whoever
+    /// touches it (a vCPU inside KVM_RUN too) waits for it (userfaultfd, missing-page mode). Nil
+    /// where this process may not use userfaultfd for that (unprivileged, or an old kernel): the
+    /// caller copies first instead.
+    public func deferFill(_ address: GuestAddress, length: Int) -> DeferredFill? {
+        guard address.value % UInt64(Self.pageSize) == 0, length > 0 else { return nil }
+        let rounded = (length + Self.pageSize - 1) / Self.pageSize * Self.pageSize
+        guard let start = try? hostPointer(address, length: rounded) else { return nil }
+        let uffd = clinux_uffd_open()
+        guard uffd >= 0 else { return nil }
+        let fd = FileDescriptor(adopting: uffd, label: "userfaultfd for guest RAM at \(address)")
+        guard clinux_uffd_register(uffd, start, rounded) == 0 else { return nil }
+        return DeferredFill(fd: fd, start: start, address: address, length: rounded)
+    }
+}
+
+/// Guest RAM that `GuestMemory.deferFill` left to be filled: `fill` it page by page (any order);
+/// pages still unfilled when this is released read as zeros from then on and nobody waits for
+/// them. Holds the userfaultfd, so it must not outlive the guest RAM it fills.
+public final class DeferredFill: @unchecked Sendable {
+    let fd: FileDescriptor
+    let start: UnsafeMutableRawPointer
+    /// Where in guest RAM, and how many bytes (a page multiple).
+    public let address: GuestAddress
+    public let length: Int
+
+    init(fd: FileDescriptor, start: UnsafeMutableRawPointer, address: GuestAddress, length: Int) {
+        self.fd = fd
+        self.start = start
+        self.address = address
+        self.length = length
+    }
+
+    /// Fills `count` bytes (a page multiple, or up to the end) at `offset` from `source`, and wakes
+    /// whoever waits for them. A page already filled is an error (EEXIST): each is filled once.
+    public func fill(at offset: Int, from source: UnsafeRawPointer, count: Int) throws(GuestMemoryError) {
+        guard offset >= 0, count > 0, offset % GuestMemory.pageSize == 0, count % GuestMemory.pageSize == 0,
+              offset <= length - count else {
+            throw .outOfBounds(address: address + UInt64(max(offset, 0)), length: count)
+        }
+        let result = clinux_uffd_copy(fd.rawValue, start + offset, source, count)
+        guard result == 0 else {
+            throw .system(SystemError("UFFDIO_COPY", "guest RAM at \(address + UInt64(offset)), \(count) bytes", errno: -result))
+        }
     }
 }

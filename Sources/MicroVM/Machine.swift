@@ -27,6 +27,8 @@ public final class Machine: @unchecked Sendable {
     var serial: Serial8250?
     /// Serves the virtio queues (started by `run`, stopped after the vCPUs).
     var deviceThread: DeviceThread?
+    /// Image copies left for `run` to finish while the guest starts (a Linux initrd).
+    var pendingCopies: [PendingCopy] = []
 
     /// Where KVM may put the three pages Intel VMX needs for real-mode emulation: just below the
     /// 4 GiB boundary, outside any RAM a guest is given (QEMU and Firecracker use the same address).
@@ -42,7 +44,8 @@ public final class Machine: @unchecked Sendable {
             // transparent huge pages make that a few faults instead of thousands.
             let memory = try GuestMemory(ranges: ramRanges(memoryBytes), hugePages: config.isLinux)
             // Linux images are copied into RAM on a second thread while this one sets up KVM
-            // (the two are independent until the vCPU registers point at the kernel).
+            // (the two are independent until the vCPU registers point at the kernel); the
+            // initrd's copy is left for `run` to finish while the guest starts (`PendingCopy`).
             let imageLoad = try LinuxImageLoad.start(config, into: memory)
             defer { _ = try? imageLoad?.wait() }
             let system = try KVMSystem(path: kvmPath)
@@ -66,7 +69,9 @@ public final class Machine: @unchecked Sendable {
                                   stop: try StopState(), phases: phases)
             try machine.attachDevices()
             if let imageLoad {
-                try machine.prepareLinux(try imageLoad.wait())
+                let boot = try imageLoad.wait()
+                machine.pendingCopies = boot.pendingCopies
+                try machine.prepareLinux(boot)
             } else {
                 try machine.loadBootSource(config.boot)
             }

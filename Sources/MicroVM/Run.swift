@@ -112,6 +112,7 @@ extension Machine {
             }
         }
 
+        completePendingCopies()
         waitForStop(signals: signals, start: start)
         stopVCPUs(threads)
         for thread in threads { thread.join() }
@@ -152,6 +153,20 @@ extension Machine {
         report.memory = ResidentMemory.current()
         report.guestRAMTouchedBytes = residentGuestRAM()
         return report
+    }
+
+    /// Finishes the image copies left to the run (a Linux initrd) while the vCPUs already run:
+    /// first KVM_RUN does not wait for ~10 MB to be copied into fresh memory, and a vCPU that
+    /// touches a page before it is there waits for it (`GuestMemory.deferFill`). A failed copy
+    /// (the file shrank meanwhile) stops the VM with the file named.
+    private func completePendingCopies() {
+        for copy in pendingCopies {
+            do { try copy.complete() } catch {
+                stop.requestStop(.vmmFailed(error.description))
+                break
+            }
+        }
+        pendingCopies = []
     }
 
     /// How long the vCPUs get to leave KVM_RUN once kicked before the VMM gives up on them.

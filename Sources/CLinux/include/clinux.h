@@ -209,4 +209,16 @@ int clinux_user_key_remove(long key);
  * process just exits, tearing down itself. C: nothing may run in the holder but system calls. */
 __attribute__((noreturn)) void clinux_exit_leaving_teardown(int status, const int *keep, int keep_count);
 
+/** A userfaultfd (CLOEXEC) with its API handshake done, for filling guest RAM after the guest
+ * starts: pages of a registered range that nobody has filled yet make whoever touches them — a
+ * vCPU in KVM_RUN included — wait until they are filled. (No glibc wrapper; the UFFDIO_* ioctl
+ * numbers are macros Swift cannot import.) The fd, or -errno: -EPERM where the kernel allows
+ * userfaultfd only to privileged processes (vm.unprivileged_userfaultfd=0). */
+int clinux_uffd_open(void);
+/** UFFDIO_REGISTER of [address, address + length) for missing pages (page-aligned). 0 or -errno. */
+int clinux_uffd_register(int uffd, void *address, size_t length);
+/** UFFDIO_COPY: fills [destination, destination + length) with `source`'s bytes and wakes whoever
+ * waits on those pages (page-aligned, a page multiple). 0 or -errno (-EEXIST: already filled). */
+int clinux_uffd_copy(int uffd, void *destination, const void *source, size_t length);
+
 #endif
