@@ -76,6 +76,7 @@ public final class Machine: @unchecked Sendable {
                 try machine.loadBootSource(config.boot)
             }
             machine.phases.imageLoaded = Clock.monotonicNanoseconds()
+            if machine.pendingCopies.isEmpty { machine.phases.imageComplete = machine.phases.imageLoaded }
             return machine
         } catch let error as KVMError {
             throw .kvm(error)

@@ -160,13 +160,16 @@ extension Machine {
     /// touches a page before it is there waits for it (`GuestMemory.deferFill`). A failed copy
     /// (the file shrank meanwhile) stops the VM with the file named.
     private func completePendingCopies() {
+        guard !pendingCopies.isEmpty else { return }
         for copy in pendingCopies {
             do { try copy.complete() } catch {
                 stop.requestStop(.vmmFailed(error.description))
-                break
+                pendingCopies = []
+                return
             }
         }
         pendingCopies = []
+        phases.imageComplete = Clock.monotonicNanoseconds()
     }
 
     /// How long the vCPUs get to leave KVM_RUN once kicked before the VMM gives up on them.

@@ -38,7 +38,11 @@ public struct PhaseTimes: Sendable {
     /// Taken by `tandem` as early as its main entry point runs.
     public var processStart: UInt64?
     public var vmCreated: UInt64?
+    /// The guest may run: its kernel is in RAM (a Linux initrd's copy may still be finishing).
     public var imageLoaded: UInt64?
+    /// Every image byte is in guest RAM: after first_run when a Linux initrd's copy was left to
+    /// finish while the guest starts (`PendingCopy`), else the same as imageLoaded.
+    public var imageComplete: UInt64?
     public var firstRun: UInt64?
     public var ready: UInt64?
     public var exit: UInt64?
@@ -120,12 +124,12 @@ public struct RunReport: Sendable {
         case .vmmFailed(let message): outcomeJSON = .object([("kind", .string("vmm_failed")), ("message", .string(message))])
         }
         let phasesMS: JSON = .object([
-            ("vm_created", ms(phases.vmCreated)), ("image_loaded", ms(phases.imageLoaded)),
+            ("vm_created", ms(phases.vmCreated)), ("image_loaded", ms(phases.imageLoaded)), ("image_complete", ms(phases.imageComplete)),
             ("first_run", ms(phases.firstRun)), ("ready", ms(phases.ready)), ("exit", ms(phases.exit)),
         ])
         let monotonic: JSON = .object([
             ("process_start", ns(phases.processStart)), ("vm_created", ns(phases.vmCreated)),
-            ("image_loaded", ns(phases.imageLoaded)), ("first_run", ns(phases.firstRun)),
+            ("image_loaded", ns(phases.imageLoaded)), ("image_complete", ns(phases.imageComplete)), ("first_run", ns(phases.firstRun)),
             ("ready", ns(phases.ready)), ("exit", ns(phases.exit)),
         ])
         let overhead = memory.peak > guestRAMTouchedBytes ? memory.peak - guestRAMTouchedBytes : 0

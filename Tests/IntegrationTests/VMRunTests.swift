@@ -167,6 +167,26 @@ struct VMRunTests {
         #expect(wildMMIO.keys.allSatisfy { UInt64($0.dropFirst(2), radix: 16).map { $0 & 0xfff == 0 } ?? false })
     }
 
+    @Test("a Linux guest's first KVM_RUN does not wait for its initrd: the copy completes after it, and all of it is in RAM",
+          .enabled(if: Lab.imageBuilt && FileManager.default.fileExists(atPath: Lab.microVMKernel) && getuid() == 0,
+                   "needs the guest image and kernel (make image, make kernel) and root (userfaultfd for kernel faults)"))
+    func initrdAfterFirstRun() throws {
+        let initrd = Tandem.repository.appendingPathComponent("guest-images/build/image/initramfs.cpio").path
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: initrd)[.size] as? Int)
+        // Emulated KVM runs a Linux kernel for minutes: the setup is what is looked at here.
+        let result = try Tandem.run(["vm", "run", "--kernel", Lab.microVMKernel, "--initrd", initrd,
+                                     "--allow-emulated", "--timeout", "0.5", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let phases = try #require(object["monotonic_ns"] as? [String: Any])
+        let firstRun = try #require(phases["first_run"] as? UInt64)
+        let complete = try #require(phases["image_complete"] as? UInt64)
+        let loaded = try #require(phases["image_loaded"] as? UInt64)
+        #expect(loaded <= firstRun && firstRun <= complete)
+        // The whole initrd and the kernel are resident guest RAM by the end.
+        #expect((object["guest_ram_touched_bytes"] as? Int ?? 0) >= size)
+        #expect((object["outcome"] as? [String: Any])?["kind"] as? String == "timed_out")
+    }
+
     @Test("wild: random ports and MMIO never crash the VMM")
     func wild() throws {
         let result = try Tandem.run(["vm", "run", "--tiny", "wild", "--json"])
