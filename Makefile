@@ -49,7 +49,7 @@ guests: deps-core
 # tiny VM's VMM then touches 30 windows of the binary instead of 63.
 SECTIONS     := -Xswiftc -Xfrontend -Xswiftc -function-sections
 LAUNCH_ORDER := -Xswiftc -use-ld=lld -Xlinker --symbol-ordering-file=$(CURDIR)/scripts/tandem.order \
-                -Xlinker --no-warn-symbol-ordering -Xlinker -Map=$(CURDIR)/.build/release/tandem.map
+                -Xlinker --no-warn-symbol-ordering -Xlinker -Map=$(CURDIR)/.build/tandem.map
 # lld comes with Swift's Linux toolchains (ld.lld beside swift); without it tandem links unordered.
 ifeq ($(shell command -v ld.lld),)
 LAUNCH_ORDER :=

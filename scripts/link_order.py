@@ -14,7 +14,7 @@ every function entry starts one) and every load and store; addresses map to symb
 symbol whose input section is larger than 64 KiB is left out: the Swift stdlib, _StringProcessing and
 _RegexParser archives keep most functions in one .text section each (1.6 MB for the stdlib), and
 ordering one symbol of it would move all of it into the middle of the hot range. Section sizes come
-from the link map `make build` writes (.build/release/tandem.map).
+from the link map `make build` writes (.build/tandem.map).
 
 Run it after changes to the launch path (`make link-order`, then `make build`); a stale order file
 costs memory and start time, never correctness (lld ignores names it does not find).
@@ -82,7 +82,7 @@ def big_section_symbols(map_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tandem", default=os.path.join(ROOT, ".build/release/tandem"))
-    parser.add_argument("--map", default=os.path.join(ROOT, ".build/release/tandem.map"))
+    parser.add_argument("--map", default=os.path.join(ROOT, ".build/tandem.map"))
     parser.add_argument("--out", default=os.path.join(ROOT, "scripts/tandem.order"))
     args = parser.parse_args()
     for tool in ("valgrind", "objcopy", "nm"):

@@ -66,12 +66,26 @@ struct VCPUStatistics {
     /// 4 KiB page, and the rest by kind — where a guest's boot spends its trips to the VMM.
     var portExits: [UInt16: UInt64] = [:]
     var mmioExits: [UInt64: UInt64] = [:]
+    /// MMIO exits at pages beyond the first `mmioPagesTracked` distinct ones: a hostile guest
+    /// touching page after page must not grow the VMM's memory without bound.
+    var mmioExitsUntracked: UInt64 = 0
     var haltExits: UInt64 = 0
     var interruptedExits: UInt64 = 0
     var unknownPorts: UInt64 = 0
     var unknownMMIO: UInt64 = 0
     var firstUnknownPort: UInt16?
     var firstUnknownMMIO: UInt64?
+
+    static let mmioPagesTracked = 1024
+
+    mutating func countMMIOExit(at address: UInt64) {
+        let page = address & ~RunReport.mmioPageMask
+        if mmioExits.count < Self.mmioPagesTracked || mmioExits[page] != nil {
+            mmioExits[page, default: 0] += 1
+        } else {
+            mmioExitsUntracked += 1
+        }
+    }
 }
 
 extension Machine {
@@ -134,6 +148,7 @@ extension Machine {
             report.exits += entry.exits
             report.portExits.merge(entry.portExits, uniquingKeysWith: +)
             report.mmioExits.merge(entry.mmioExits, uniquingKeysWith: +)
+            report.mmioExitsUntracked += entry.mmioExitsUntracked
             report.haltExits += entry.haltExits
             report.interruptedExits += entry.interruptedExits
             report.unknownPortAccesses += entry.unknownPorts
@@ -246,7 +261,7 @@ extension Machine {
                 statistics.portExits[access.port, default: 0] += 1
                 handlePortIO(access, statistics: &statistics)
             case .mmio(let access):
-                statistics.mmioExits[access.address & ~RunReport.mmioPageMask, default: 0] += 1
+                statistics.countMMIOExit(at: access.address)
                 let handled = access.isWrite
                     ? mmioBus.write(access.address, from: UnsafeRawBufferPointer(access.data))
                     : mmioBus.read(access.address, into: access.data)

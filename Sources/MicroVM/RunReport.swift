@@ -59,6 +59,8 @@ public struct RunReport: Sendable {
     /// HLT, and KVM_RUN interrupted by a signal (the VMM's kick); the rest ended the run.
     public var portExits: [UInt16: UInt64] = [:]
     public var mmioExits: [UInt64: UInt64] = [:]
+    /// MMIO exits at pages past the first 1024 distinct ones of a vCPU (not told apart).
+    public var mmioExitsUntracked: UInt64 = 0
     public var haltExits: UInt64 = 0
     public var interruptedExits: UInt64 = 0
     /// MMIO exits are counted per page: the address with these bits cleared.
@@ -92,15 +94,16 @@ public struct RunReport: Sendable {
         }
     }
 
-    /// `{"port_io": {"0x3f8": N, ...}, "mmio": {"0xd0000000": N, ...}, "halt": N, "interrupted": N,
-    /// "other": N}`, ports and pages by count, most first.
+    /// `{"port_io": {"0x3f8": N, ...}, "mmio": {"0xd0000000": N, ...}, "mmio_other_pages": N,
+    /// "halt": N, "interrupted": N, "other": N}`, ports and pages by count, most first.
     var exitsByCause: JSON {
         func hex<Key: BinaryInteger>(_ counts: [Key: UInt64]) -> JSON {
             .object(counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
                 .map { ("0x" + String($0.key, radix: 16), .uint($0.value)) })
         }
-        let counted = portExits.values.reduce(0, +) + mmioExits.values.reduce(0, +) + haltExits + interruptedExits
-        return .object([("port_io", hex(portExits)), ("mmio", hex(mmioExits)), ("halt", .uint(haltExits)),
+        let counted = portExits.values.reduce(0, +) + mmioExits.values.reduce(0, +) + mmioExitsUntracked + haltExits + interruptedExits
+        return .object([("port_io", hex(portExits)), ("mmio", hex(mmioExits)), ("mmio_other_pages", .uint(mmioExitsUntracked)),
+                        ("halt", .uint(haltExits)),
                         ("interrupted", .uint(interruptedExits)), ("other", .uint(exits > counted ? exits - counted : 0))])
     }
 

@@ -157,7 +157,8 @@ struct VMRunTests {
         #expect(ports["0x3f8"] == "Hello from a tiny Tandem microVM!\n".utf8.count)
         #expect(ports["0x500"] == 1)
         let counted = ports.values.reduce(0, +) + mmio.values.reduce(0, +)
-            + (causes["halt"] as? Int ?? -1) + (causes["interrupted"] as? Int ?? -1) + (causes["other"] as? Int ?? -1)
+            + (causes["mmio_other_pages"] as? Int ?? -1) + (causes["halt"] as? Int ?? -1) + (causes["interrupted"] as? Int ?? -1)
+            + (causes["other"] as? Int ?? -1)
         #expect(counted == object["exits"] as? Int)
         // wild's unbacked MMIO is counted per 4 KiB page.
         let wild = try Tandem.run(["vm", "run", "--tiny", "wild", "--json"])

@@ -169,3 +169,20 @@ struct TripleFaultRebootTests {
         #expect(!VMConfig(boot: .flat(image: [], name: "hello", mode: .long, argument: 0), memoryMiB: 1).linuxRebootsByTripleFault)
     }
 }
+
+@Suite("Exits by cause")
+struct ExitCountTests {
+    @Test("MMIO exits are counted per page, and past 1024 distinct pages in one bucket: a guest cannot grow the counts without bound")
+    func mmioPagesBounded() {
+        var statistics = VCPUStatistics()
+        statistics.countMMIOExit(at: 0xd000_0004)
+        statistics.countMMIOExit(at: 0xd000_0ff8)
+        #expect(statistics.mmioExits == [0xd000_0000: 2])
+        for page in 0..<UInt64(5000) { statistics.countMMIOExit(at: 0xc000_0000 + page << 12) }
+        #expect(statistics.mmioExits.count == VCPUStatistics.mmioPagesTracked)
+        #expect(statistics.mmioExitsUntracked == 5000 - UInt64(VCPUStatistics.mmioPagesTracked - 1))
+        // A page already tracked keeps its own count.
+        statistics.countMMIOExit(at: 0xd000_0010)
+        #expect(statistics.mmioExits[0xd000_0000] == 3)
+    }
+}
