@@ -54,14 +54,18 @@ LAUNCH_ORDER := -Xswiftc -use-ld=lld -Xlinker --symbol-ordering-file=$(CURDIR)/s
 ifeq ($(shell command -v ld.lld),)
 LAUNCH_ORDER :=
 endif
+BUILD_TANDEM := $(SWIFT) build -c release --disable-local-rpath --product tandem -Xswiftc -static-executable $(SECTIONS) $(LAUNCH_ORDER)
 build: deps-core
-	$(SWIFT) build -c release --disable-local-rpath --product tandem -Xswiftc -static-executable $(SECTIONS) $(LAUNCH_ORDER)
+	$(BUILD_TANDEM)
 	$(SWIFT) build -c release --disable-local-rpath --product tandem-cli --static-swift-stdlib $(SECTIONS)
 	$(SWIFT) build -c release --disable-local-rpath --product tandem-runtime -Xswiftc -static-executable $(SECTIONS)
 
-# Rewrites scripts/tandem.order from traces of the launch paths (valgrind); then `make build` again.
+# Rewrites scripts/tandem.order from traces of the launch paths (valgrind: apt-get install valgrind)
+# and links tandem again with it (SwiftPM does not see the order file change, so the binary goes first).
 link-order: build
 	python3 scripts/link_order.py
+	rm -f $(RELEASE_BIN)
+	$(BUILD_TANDEM)
 
 image: guests build
 	$(RELEASE_BIN) image build
