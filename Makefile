@@ -6,6 +6,8 @@
 #               static (no dynamic loader, no shared libraries — tandem starts in ~1 ms instead of ~2
 #               and its resident set drops by 2.7 MiB); tandem-cli with the Swift runtime static and
 #               libvirt's library shared.
+#   make link-order  rewrite scripts/tandem.order (the order tandem's functions are linked in) from
+#               valgrind traces of the launch paths, and link tandem again with it
 #   make guests the guest programs (guest-images/build)
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
