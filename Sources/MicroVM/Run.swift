@@ -1,5 +1,6 @@
 import CLinux
 import Devices
+import GuestMemory
 import HostOS
 import KVM
 import Virtio
@@ -355,7 +356,7 @@ extension Machine {
     /// Guest RAM pages resident in host memory now (mincore), bytes.
     func residentGuestRAM() -> UInt64 {
         var total: UInt64 = 0
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let page = GuestMemory.pageSize
         for region in memory.regions {
             var vector = [UInt8](repeating: 0, count: (region.size + page - 1) / page)
             guard mincore(region.host, region.size, &vector) == 0 else { continue }
