@@ -72,6 +72,9 @@ def hide_cgroup2_for_crun():
     return True
 
 
+# The VMM's own timestamps (`monotonic_ns` in `vm run --json`), in the order a run passes them.
+STEPS = ("process_start", "vm_created", "image_loaded", "first_run", "ready", "exit")
+
 IMAGE_ROOTFS = os.path.join(ROOT, "guest-images/build/image/rootfs")
 LAB_TIME = os.path.join(ROOT, "guest-images/build/lab/lab-time")
 
@@ -218,6 +221,11 @@ def main():
                         samples[name].setdefault(key, []).append(report[key] / 1048576)
                     samples[name].setdefault("setup", []).append(
                         (report["monotonic_ns"]["first_run"] - start) / 1e6)
+                    # Where the run's time goes: each step between the VMM's timestamps, from the
+                    # spawn to waitpid's return (its last step: guest exit → exit status seen).
+                    stamps = [("spawn", start)] + [(k, report["monotonic_ns"][k]) for k in STEPS] + [("status", end)]
+                    for (_, before), (step, after) in zip(stamps, stamps[1:]):
+                        samples[name].setdefault("step:" + step, []).append((after - before) / 1e6)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -241,6 +249,8 @@ def main():
             # Issue 19's targets are these ratios (medians): exec→ready ≤ 2.0×, exec→exit ≤ 3.0× /bin/true.
             print(f"tiny VM ÷ /bin/true (medians): exec→ready {vm['ready']['median'] / floor['exit']['median']:.2f}×, "
                   f"exec→exit {vm['exit']['median'] / floor['exit']['median']:.2f}×")
+        steps = ", ".join(f"→ {step.removeprefix('step:')} {vm[step]['median']:.2f}" for step in vm if step.startswith("step:"))
+        print(f"tiny VM steps (ms, medians; from the spawn): {steps}")
         print(f"tiny VM memory (MiB, median): peak RSS {vm['peak_rss_bytes']['median']:.2f} = guest RAM touched + "
               f"{vm['vmm_overhead_bytes']['median']:.2f} VMM overhead; at exit {vm['rss_anon_bytes']['median']:.2f} private "
               f"(anonymous) + {vm['rss_file_bytes']['median']:.2f} file-backed (binary and shared libraries, shared page cache)")

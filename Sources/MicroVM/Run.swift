@@ -60,16 +60,14 @@ final class StopState: ControlPortsDelegate, ResetLine, @unchecked Sendable {
     }
 }
 
-/// Per-vCPU counters, merged after the threads end (no sharing while they run).
+/// Per-vCPU counters, merged after the threads end (no sharing while they run). Made on the main
+/// thread before the vCPU's thread starts, so its exit path allocates nothing.
 struct VCPUStatistics {
     var exits: UInt64 = 0
     /// Exits by what caused them: port I/O by port (a `rep ins`/`outs` is one exit), MMIO by
     /// 4 KiB page, and the rest by kind — where a guest's boot spends its trips to the VMM.
-    var portExits: [UInt16: UInt64] = [:]
-    var mmioExits: [UInt64: UInt64] = [:]
-    /// MMIO exits at pages beyond the first `mmioPagesTracked` distinct ones: a hostile guest
-    /// touching page after page must not grow the VMM's memory without bound.
-    var mmioExitsUntracked: UInt64 = 0
+    let portExits: ExitTally
+    let mmioExits: ExitTally
     var haltExits: UInt64 = 0
     var interruptedExits: UInt64 = 0
     var unknownPorts: UInt64 = 0
@@ -77,15 +75,18 @@ struct VCPUStatistics {
     var firstUnknownPort: UInt16?
     var firstUnknownMMIO: UInt64?
 
+    /// Distinct ports and MMIO pages told apart per vCPU; exits anywhere else are counted
+    /// together (`port_io_other_ports`, `mmio_other_pages`).
+    static let portsTracked = 256
     static let mmioPagesTracked = 1024
 
-    mutating func countMMIOExit(at address: UInt64) {
-        let page = address & ~RunReport.mmioPageMask
-        if mmioExits.count < Self.mmioPagesTracked || mmioExits[page] != nil {
-            mmioExits[page, default: 0] += 1
-        } else {
-            mmioExitsUntracked += 1
-        }
+    init() throws(SystemError) {
+        portExits = try ExitTally(limit: Self.portsTracked, what: "the port exit counts")
+        mmioExits = try ExitTally(limit: Self.mmioPagesTracked, what: "the MMIO exit counts")
+    }
+
+    func countMMIOExit(at address: UInt64) {
+        mmioExits.count(address & ~RunReport.mmioPageMask)
     }
 }
 
@@ -105,9 +106,21 @@ extension Machine {
         _ = VCPU.prepareKickSignal()
 
         let start = Clock.monotonicNanoseconds()
+        // Each vCPU thread writes only its own element; read after they are joined.
         let statistics = UnsafeMutableBufferPointer<VCPUStatistics>.allocate(capacity: vcpus.count)
-        statistics.initialize(repeating: VCPUStatistics())
-        defer { statistics.deallocate() }
+        var made = 0
+        defer {
+            statistics.baseAddress?.deinitialize(count: made)
+            statistics.deallocate()
+        }
+        do {
+            while made < vcpus.count {
+                (statistics.baseAddress! + made).initialize(to: try VCPUStatistics())
+                made += 1
+            }
+        } catch {
+            return RunReport(outcome: .vmmFailed(error.description), phases: phases, memoryMiB: config.memoryMiB, vcpus: vcpus.count)
+        }
 
         // The device thread first (the guest may notify a queue as soon as it runs), stopped
         // after the vCPUs have left (nothing notifies it then).
@@ -118,7 +131,7 @@ extension Machine {
         for (index, vcpu) in vcpus.enumerated() {
             do {
                 threads.append(try HostThread(name: "vcpu\(index)") { [self] in
-                    statistics[index] = runLoop(vcpu)
+                    runLoop(vcpu, statistics: &statistics[index])
                     stop.vcpuFinished()
                 })
             } catch {
@@ -145,11 +158,14 @@ extension Machine {
         report.phases.firstRun = stop.firstRun
         report.phases.ready = stop.ready
         report.phases.exit = Clock.monotonicNanoseconds()
+        var portExits: [ExitCount] = []
+        var mmioExits: [ExitCount] = []
         for entry in statistics {
             report.exits += entry.exits
-            report.portExits.merge(entry.portExits, uniquingKeysWith: +)
-            report.mmioExits.merge(entry.mmioExits, uniquingKeysWith: +)
-            report.mmioExitsUntracked += entry.mmioExitsUntracked
+            entry.portExits.forEach { port, count in portExits.append(ExitCount(key: port, count: count)) }
+            entry.mmioExits.forEach { page, count in mmioExits.append(ExitCount(key: page, count: count)) }
+            report.portExitsUntracked += entry.portExits.untracked
+            report.mmioExitsUntracked += entry.mmioExits.untracked
             report.haltExits += entry.haltExits
             report.interruptedExits += entry.interruptedExits
             report.unknownPortAccesses += entry.unknownPorts
@@ -157,6 +173,8 @@ extension Machine {
             report.firstUnknownPort = report.firstUnknownPort ?? entry.firstUnknownPort
             report.firstUnknownMMIO = report.firstUnknownMMIO ?? entry.firstUnknownMMIO
         }
+        report.portExits = ExitCount.combined(portExits)
+        report.mmioExits = ExitCount.combined(mmioExits)
         if case .linux(let kernel, _, _) = config.boot { report.kernel = kernel.name }
         report.devices = mmioBus.entries.compactMap { entry in
             (entry.device as? MMIOTransport).map {
@@ -246,8 +264,7 @@ extension Machine {
     }
 
     /// One vCPU's loop: enter the guest, answer its exit, repeat until told to stop.
-    private func runLoop(_ vcpu: VCPU) -> VCPUStatistics {
-        var statistics = VCPUStatistics()
+    private func runLoop(_ vcpu: VCPU, statistics: inout VCPUStatistics) {
         VCPU.acceptKicks()
         if vcpu.id == 0 { stop.markFirstRun() }
         while !stop.isStopping {
@@ -259,7 +276,7 @@ extension Machine {
             statistics.exits += 1
             switch exit {
             case .portIO(let access):
-                statistics.portExits[access.port, default: 0] += 1
+                statistics.portExits.count(UInt64(access.port))
                 handlePortIO(access, statistics: &statistics)
             case .mmio(let access):
                 statistics.countMMIOExit(at: access.address)
@@ -291,7 +308,6 @@ extension Machine {
                 stop.requestStop(.crashed(crash(vcpu, "unhandled KVM exit \(reason)", detail: "")))
             }
         }
-        return statistics
     }
 
     private func handlePortIO(_ access: PortIOAccess, statistics: inout VCPUStatistics) {

@@ -156,7 +156,7 @@ struct VMRunTests {
         // hello writes its 34 bytes one `outb` each; the rest are LSR polls and the READY/EXIT ports.
         #expect(ports["0x3f8"] == "Hello from a tiny Tandem microVM!\n".utf8.count)
         #expect(ports["0x500"] == 1)
-        let counted = ports.values.reduce(0, +) + mmio.values.reduce(0, +)
+        let counted = ports.values.reduce(0, +) + (causes["port_io_other_ports"] as? Int ?? -1) + mmio.values.reduce(0, +)
             + (causes["mmio_other_pages"] as? Int ?? -1) + (causes["halt"] as? Int ?? -1) + (causes["interrupted"] as? Int ?? -1)
             + (causes["other"] as? Int ?? -1)
         #expect(counted == object["exits"] as? Int)

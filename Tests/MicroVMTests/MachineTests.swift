@@ -173,16 +173,34 @@ struct TripleFaultRebootTests {
 @Suite("Exits by cause")
 struct ExitCountTests {
     @Test("MMIO exits are counted per page, and past 1024 distinct pages in one bucket: a guest cannot grow the counts without bound")
-    func mmioPagesBounded() {
-        var statistics = VCPUStatistics()
+    func mmioPagesBounded() throws {
+        let statistics = try VCPUStatistics()
         statistics.countMMIOExit(at: 0xd000_0004)
         statistics.countMMIOExit(at: 0xd000_0ff8)
-        #expect(statistics.mmioExits == [0xd000_0000: 2])
+        #expect(statistics.mmioExits[0xd000_0000] == 2)
+        #expect(statistics.mmioExits.distinct == 1)
         for page in 0..<UInt64(5000) { statistics.countMMIOExit(at: 0xc000_0000 + page << 12) }
-        #expect(statistics.mmioExits.count == VCPUStatistics.mmioPagesTracked)
-        #expect(statistics.mmioExitsUntracked == 5000 - UInt64(VCPUStatistics.mmioPagesTracked - 1))
+        #expect(statistics.mmioExits.distinct == VCPUStatistics.mmioPagesTracked)
+        #expect(statistics.mmioExits.untracked == 5000 - UInt64(VCPUStatistics.mmioPagesTracked - 1))
         // A page already tracked keeps its own count.
         statistics.countMMIOExit(at: 0xd000_0010)
         #expect(statistics.mmioExits[0xd000_0000] == 3)
+    }
+
+    @Test("every port is counted apart up to 256 of them, colliding ones too; each count is found again and the sum is whole")
+    func portsCounted() throws {
+        let tally = try ExitTally(limit: VCPUStatistics.portsTracked, what: "test")
+        // Every port once, 0x3f8 34 more times: all 65536 exits accounted for, 256 ports apart.
+        for port in 0...UInt64(0xffff) { tally.count(port) }
+        for _ in 0..<34 { tally.count(0x3f8) }
+        #expect(tally.distinct == VCPUStatistics.portsTracked)
+        var seen: [UInt64: UInt64] = [:]
+        tally.forEach { port, count in seen[port] = count }
+        #expect(seen.count == VCPUStatistics.portsTracked)
+        #expect(seen.values.reduce(0, +) + tally.untracked == 0x10000 + 34)
+        for (port, count) in seen { #expect(tally[port] == count) }
+        #expect(tally[0x1_0000] == 0)
+        // The first 256 ports seen are the ones told apart.
+        #expect(Set(seen.keys) == Set(0..<UInt64(VCPUStatistics.portsTracked)))
     }
 }
