@@ -97,9 +97,7 @@ enum LinuxSetup {
         let descriptors = gdt()
         try memory.write(X86.gdtBytes(descriptors), at: gdtAddress)
         try memory.write([UInt8](repeating: 0, count: 8), at: idtAddress)
-        for table in X86.identityPageTables(gibibytes: 4, pml4: pml4Address, pdpt: pdptAddress, firstPageDirectory: firstPageDirectory) {
-            try memory.write(table.bytes, at: table.address)
-        }
+        try X86.writeIdentityPageTables(gibibytes: 4, pml4: pml4Address, pdpt: pdptAddress, firstPageDirectory: firstPageDirectory, into: memory)
         var sregs = try vcpu.specialRegisters()
         sregs.gdt.base = gdtAddress.value
         sregs.gdt.limit = UInt16(descriptors.count * 8 - 1)

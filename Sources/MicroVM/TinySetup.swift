@@ -9,7 +9,7 @@ enum TinySetup {
     static func enterLongMode(_ vcpu: VCPU, memory: GuestMemory, entry: GuestAddress, argument: UInt64) throws {
         let gdt = X86.flatGDT()
         try memory.write(X86.gdtBytes(gdt), at: GuestAddress(UInt64(TANDEM_TINY_GDT_ADDR)))
-        for table in X86.tinyPageTables() { try memory.write(table.bytes, at: table.address) }
+        try X86.writeTinyPageTables(into: memory)
 
         var sregs = try vcpu.specialRegisters()
         sregs.gdt.base = UInt64(TANDEM_TINY_GDT_ADDR)

@@ -34,35 +34,39 @@ public enum X86 {
     public static let taskSelector: UInt16 = 0x18
 
     /// Identity-maps guest-physical [0, gibibytes GiB) with 2 MiB pages: one PML4, one PDPT and
-    /// one page directory per GiB. Returns each table page with the address it belongs at.
-    public static func identityPageTables(gibibytes: Int, pml4: GuestAddress, pdpt: GuestAddress,
-                                          firstPageDirectory: GuestAddress) -> [(address: GuestAddress, bytes: [UInt8])] {
+    /// one page directory per GiB, written straight into guest RAM (each table page cleared, then
+    /// its entries stored: no page is built on the host first). Returns the table pages' addresses.
+    @discardableResult
+    public static func writeIdentityPageTables(gibibytes: Int, pml4: GuestAddress, pdpt: GuestAddress,
+                                               firstPageDirectory: GuestAddress, into memory: GuestMemory) throws(GuestMemoryError) -> [GuestAddress] {
         precondition((1...512).contains(gibibytes), "one PDPT maps at most 512 GiB")
-        var tables: [(GuestAddress, [UInt8])] = []
-        var pml4Page = [UInt8](repeating: 0, count: pageBytes)
-        store(pdpt.value | pagePresent | pageWritable, at: 0, in: &pml4Page)
-        tables.append((pml4, pml4Page))
-
-        var pdptPage = [UInt8](repeating: 0, count: pageBytes)
+        func table(_ address: GuestAddress) throws(GuestMemoryError) -> UnsafeMutablePointer<UInt64> {
+            let page = try memory.hostPointer(address, length: pageBytes)
+            page.initializeMemory(as: UInt8.self, repeating: 0, count: pageBytes)
+            return page.bindMemory(to: UInt64.self, capacity: pageBytes / 8)
+        }
+        try table(pml4)[0] = (pdpt.value | pagePresent | pageWritable).littleEndian
+        let pdptEntries = try table(pdpt)
+        var addresses = [pml4, pdpt]
         for gib in 0..<gibibytes {
-            let directory = firstPageDirectory.value + UInt64(gib * pageBytes)
-            store(directory | pagePresent | pageWritable, at: gib * 8, in: &pdptPage)
-            var directoryPage = [UInt8](repeating: 0, count: pageBytes)
+            let directory = GuestAddress(firstPageDirectory.value + UInt64(gib * pageBytes))
+            pdptEntries[gib] = (directory.value | pagePresent | pageWritable).littleEndian
+            let entries = try table(directory)
             for entry in 0..<512 {
                 let frame = UInt64(gib) * oneGiB + UInt64(entry) * twoMiB
-                store(frame | pagePresent | pageWritable | pageSize, at: entry * 8, in: &directoryPage)
+                entries[entry] = (frame | pagePresent | pageWritable | pageSize).littleEndian
             }
-            tables.append((GuestAddress(directory), directoryPage))
+            addresses.append(directory)
         }
-        tables.insert((pdpt, pdptPage), at: 1)
-        return tables
+        return addresses
     }
 
     /// The tiny guest's page tables at the addresses tandem_guest_abi.h fixes (first 4 GiB).
-    public static func tinyPageTables() -> [(address: GuestAddress, bytes: [UInt8])] {
-        identityPageTables(gibibytes: 4, pml4: GuestAddress(UInt64(TANDEM_TINY_PML4_ADDR)),
-                           pdpt: GuestAddress(UInt64(TANDEM_TINY_PDPT_ADDR)),
-                           firstPageDirectory: GuestAddress(UInt64(TANDEM_TINY_PD_ADDR)))
+    @discardableResult
+    public static func writeTinyPageTables(into memory: GuestMemory) throws(GuestMemoryError) -> [GuestAddress] {
+        try writeIdentityPageTables(gibibytes: 4, pml4: GuestAddress(UInt64(TANDEM_TINY_PML4_ADDR)),
+                                    pdpt: GuestAddress(UInt64(TANDEM_TINY_PDPT_ADDR)),
+                                    firstPageDirectory: GuestAddress(UInt64(TANDEM_TINY_PD_ADDR)), into: memory)
     }
 
     /// A flat GDT for 64-bit code: null, 64-bit code, data, and a TSS descriptor (VMX refuses entry

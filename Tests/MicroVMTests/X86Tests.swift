@@ -28,22 +28,26 @@ struct X86Tests {
         #expect(X86.flatGDT()[1].effectiveLimit == 0xffff_ffff)
     }
 
-    @Test("page tables identity-map 4 GiB with 2 MiB pages at the ABI's addresses")
-    func pageTables() {
-        let tables = X86.tinyPageTables()
-        #expect(tables.map(\.address.value) == [0x2000, 0x3000, 0x4000, 0x5000, 0x6000, 0x7000])
-        #expect(tables.allSatisfy { $0.bytes.count == 4096 })
-        let pml4 = tables[0].bytes, pdpt = tables[1].bytes
-        #expect(entry(pml4, 0) == 0x3003)
-        #expect((1..<512).allSatisfy { entry(pml4, $0) == 0 })
-        #expect((0..<4).map { entry(pdpt, $0) } == [0x4003, 0x5003, 0x6003, 0x7003])
-        #expect(entry(pdpt, 4) == 0)
-        #expect(entry(tables[2].bytes, 0) == 0x83)
-        #expect(entry(tables[2].bytes, 1) == 0x20_0083)
-        #expect(entry(tables[5].bytes, 511) == 0xffe0_0083)  // the last 2 MiB below 4 GiB
+    @Test("page tables identity-map 4 GiB with 2 MiB pages at the ABI's addresses, over whatever RAM held before")
+    func pageTables() throws {
+        let memory = try GuestMemory(ranges: [(GuestAddress(0), 1 << 20)])
+        // Stale bytes where the tables go: every entry not written must read as zero.
+        try memory.write([UInt8](repeating: 0xa5, count: 0x8000), at: GuestAddress(0))
+        let tables = try X86.writeTinyPageTables(into: memory)
+        #expect(tables.map(\.value) == [0x2000, 0x3000, 0x4000, 0x5000, 0x6000, 0x7000])
+        func tableEntry(_ table: Int, _ index: Int) throws -> UInt64 {
+            try memory.read(UInt64.self, at: GuestAddress(tables[table].value + UInt64(index * 8)))
+        }
+        #expect(try tableEntry(0, 0) == 0x3003)
+        #expect(try (1..<512).allSatisfy { try tableEntry(0, $0) == 0 })
+        #expect(try (0..<4).map { try tableEntry(1, $0) } == [0x4003, 0x5003, 0x6003, 0x7003])
+        #expect(try (4..<512).allSatisfy { try tableEntry(1, $0) == 0 })
+        #expect(try tableEntry(2, 0) == 0x83)
+        #expect(try tableEntry(2, 1) == 0x20_0083)
+        #expect(try tableEntry(5, 511) == 0xffe0_0083)  // the last 2 MiB below 4 GiB
         // Every table lies below the load address, so an image can never overwrite them.
-        #expect(tables.allSatisfy { $0.address.value + 4096 <= UInt64(TANDEM_TINY_LOAD_ADDR) })
-        #expect(UInt64(TANDEM_TINY_GDT_ADDR) + 32 <= tables[0].address.value)
+        #expect(tables.allSatisfy { $0.value + 4096 <= UInt64(TANDEM_TINY_LOAD_ADDR) })
+        #expect(UInt64(TANDEM_TINY_GDT_ADDR) + 32 <= tables[0].value)
     }
 }
 
