@@ -72,6 +72,8 @@ def hide_cgroup2_for_crun():
     return True
 
 
+FLOOR = "KVM floor (C) hello16"
+
 # The VMM's own timestamps (`monotonic_ns` in `vm run --json`), in the order a run passes them.
 STEPS = ("process_start", "vm_created", "image_loaded", "first_run", "ready", "exit")
 
@@ -165,12 +167,23 @@ def main():
 
     commands = {
         "tandem vm run --tiny hello": [args.tandem, "vm", "run", "--tiny", "hello", "--json"],
+        "tandem vm run --tiny hello16": [args.tandem, "vm", "run", "--tiny", "hello16", "--json"],
         "tandem --version": [args.tandem, "--version"],
         "/bin/true": ["/bin/true"],
     }
     workdir = tempfile.mkdtemp(prefix="tandem-bench-")
     notes = []
     try:
+        # The floor under the tiny VM: the same real-mode guest run by a C program that makes only
+        # the KVM calls a VMM cannot leave out (scripts/kvm_floor.c); tandem's own cost is the gap.
+        floor = os.path.join(workdir, "kvm_floor")
+        hello16 = os.path.join(ROOT, "guest-images/build/tiny/hello16.bin")
+        built = subprocess.run(["cc", "-O2", "-static", "-o", floor, os.path.join(ROOT, "scripts/kvm_floor.c")],
+                               capture_output=True, text=True)
+        if built.returncode == 0 and os.path.exists(hello16):
+            commands[FLOOR] = [floor, hello16]
+        else:
+            notes.append(f"KVM floor not measured: {built.stderr.strip() or 'no ' + hello16}")
         if not args.no_containers and os.geteuid() == 0:
             if hide_cgroup2_for_crun():
                 notes.append("all commands ran in a private mount namespace with /sys/fs/cgroup/unified unmounted (crun 1.8 needs it on this hybrid layout)")
@@ -208,13 +221,15 @@ def main():
                         samples[name]["ready"].append(ready)
                     samples[name].setdefault("maxrss_mib", []).append(maxrss)
                     continue
-                json_out = name.startswith("tandem vm run")
+                json_out = name.startswith("tandem vm run") or name == FLOOR
                 start, end, status, out = spawn(argv, stdout=subprocess.PIPE if json_out else subprocess.DEVNULL)
                 if status != 0:
                     print(f"{name}: exit status {status} (trial {trial})", file=sys.stderr)
                     continue
                 samples[name]["exit"].append((end - start) / 1e6)
-                if json_out:
+                if name == FLOOR:
+                    samples[name]["ready"].append((json.loads(out)["monotonic_ns"]["ready"] - start) / 1e6)
+                elif json_out:
                     report = json.loads(out)
                     samples[name]["ready"].append((report["monotonic_ns"]["ready"] - start) / 1e6)
                     for key in ("peak_rss_bytes", "rss_anon_bytes", "rss_file_bytes", "vmm_overhead_bytes"):
@@ -251,6 +266,13 @@ def main():
                   f"exec→exit {vm['exit']['median'] / floor['exit']['median']:.2f}×")
         steps = ", ".join(f"→ {step.removeprefix('step:')} {vm[step]['median']:.2f}" for step in vm if step.startswith("step:"))
         print(f"tiny VM steps (ms, medians; from the spawn): {steps}")
+        real, bare = results["commands"].get("tandem vm run --tiny hello16"), results["commands"].get(FLOOR)
+        if real and bare and floor:
+            fl = floor["exit"]["median"]
+            print(f"hello16 (real mode), tandem vs the KVM floor (medians, ÷ /bin/true): exec→ready "
+                  f"{real['ready']['median']:.2f} ({real['ready']['median'] / fl:.2f}×) vs {bare['ready']['median']:.2f} "
+                  f"({bare['ready']['median'] / fl:.2f}×); exec→exit {real['exit']['median']:.2f} ({real['exit']['median'] / fl:.2f}×) "
+                  f"vs {bare['exit']['median']:.2f} ({bare['exit']['median'] / fl:.2f}×)")
         print(f"tiny VM memory (MiB, median): peak RSS {vm['peak_rss_bytes']['median']:.2f} = guest RAM touched + "
               f"{vm['vmm_overhead_bytes']['median']:.2f} VMM overhead; at exit {vm['rss_anon_bytes']['median']:.2f} private "
               f"(anonymous) + {vm['rss_file_bytes']['median']:.2f} file-backed (binary and shared libraries, shared page cache)")

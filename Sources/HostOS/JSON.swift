@@ -62,20 +62,35 @@ public indirect enum JSON: Equatable, Sendable {
         out += "\n" + String(repeating: " ", count: indent * level)
     }
 
+    /// Appends `text` as a JSON string. Works on its UTF-8 bytes and copies the runs between
+    /// escapes whole (a multi-byte sequence never holds a byte below 0x80, so splitting at the
+    /// ASCII bytes that need escaping is safe); a scalar-by-scalar append made `--json`'s report
+    /// cost ~0.07 ms.
     private static func quote(_ text: String, into out: inout String) {
         out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        var text = text
+        text.withUTF8 { bytes in
+            var run = 0
+            func flush(upTo end: Int) {
+                if run < end { out += String(decoding: UnsafeBufferPointer(rebasing: bytes[run..<end]), as: UTF8.self) }
             }
+            for index in bytes.indices {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                flush(upTo: index)
+                run = index + 1
+                switch byte {
+                case UInt8(ascii: "\""): out += "\\\""
+                case UInt8(ascii: "\\"): out += "\\\\"
+                case UInt8(ascii: "\n"): out += "\\n"
+                case UInt8(ascii: "\r"): out += "\\r"
+                case UInt8(ascii: "\t"): out += "\\t"
+                default:
+                    let hex = String(byte, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                }
+            }
+            flush(upTo: bytes.count)
         }
         out += "\""
     }

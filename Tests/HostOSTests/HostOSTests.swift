@@ -5,14 +5,19 @@ import Testing
 
 @Suite("HostOS")
 struct HostOSTests {
-    @Test("JSON escapes strings and keeps key order")
-    func jsonSerialisation() {
+    @Test("JSON escapes strings (control characters, quotes, backslashes; multi-byte text whole) and keeps key order")
+    func jsonSerialisation() throws {
         let value = JSON.object([
             ("b", .int(-3)), ("a", .string("quote\" backslash\\ newline\n tab\t bell\u{7}")),
             ("list", .array([.bool(true), .null, .double(1.5), .uint(UInt64.max)])), ("empty", .object([])),
         ])
         #expect(value.serialized() == #"{"b":-3,"a":"quote\" backslash\\ newline\n tab\t bell\u0007","list":[true,null,1.5,18446744073709551615],"empty":{}}"#)
         #expect(JSON.double(.nan).serialized() == "null")
+        // Multi-byte text passes whole, escapes land between it, and it reads back the same.
+        let text = "é\u{1}ü—\"🙂\\\u{1f}x\u{7f}"
+        #expect(JSON.string(text).serialized() == #""é\u0001ü—\"🙂\\\u001fx\#u{7f}""#)
+        #expect(try JSON.parse(JSON.string(text).serialized()) == .string(text))
+        #expect(JSON.string("").serialized() == #""""#)
         #expect(JSON.array([.int(1)]).serialized(indent: 2) == "[\n  1\n]")
     }
 
