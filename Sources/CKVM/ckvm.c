@@ -92,6 +92,19 @@ int ckvm_kick(struct kvm_run *run, pthread_t thread) {
     return pthread_kill(thread, ckvm_kick_signal());
 }
 
+int ckvm_set_signal_mask_unblocking(int vcpu_fd, const int *signals, int count) {
+    sigset_t mask;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &mask) != 0) return -1;
+    for (int index = 0; index < count; index++) sigdelset(&mask, signals[index]);
+    /* The kernel's sigset is 8 bytes on x86-64 (glibc's sigset_t is 128): copy the first 8. */
+    enum { kernel_sigset_bytes = 8 };
+    _Alignas(struct kvm_signal_mask) unsigned char buffer[sizeof(struct kvm_signal_mask) + kernel_sigset_bytes];
+    struct kvm_signal_mask *argument = (struct kvm_signal_mask *)buffer;
+    argument->len = kernel_sigset_bytes;
+    memcpy(argument->sigset, &mask, kernel_sigset_bytes);
+    return ioctl(vcpu_fd, KVM_SET_SIGNAL_MASK, argument);
+}
+
 struct kvm_cpuid2 *ckvm_cpuid2_alloc(uint32_t entries) {
     struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + entries * sizeof(struct kvm_cpuid_entry2));
     if (cpuid) cpuid->nent = entries;

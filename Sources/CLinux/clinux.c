@@ -28,6 +28,7 @@
 #include <sys/un.h>
 #include <sched.h>
 #include <stdint.h>
+#include <time.h>
 #include <linux/userfaultfd.h>
 
 int clinux_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
@@ -40,6 +41,31 @@ int clinux_read_signal(int fd) {
     struct signalfd_siginfo info;
     return read(fd, &info, sizeof info) == (ssize_t)sizeof info ? (int)info.ssi_signo : -1;
 }
+
+int clinux_thread_timer(int signo, uint64_t nanoseconds, intptr_t *timer) {
+    struct sigevent event;
+    memset(&event, 0, sizeof event);
+    event.sigev_notify = SIGEV_THREAD_ID;
+    event.sigev_signo = signo;
+    event._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    timer_t made;
+    if (timer_create(CLOCK_MONOTONIC, &event, &made) != 0) return -1;
+    if (nanoseconds == 0) nanoseconds = 1;  /* an it_value of zero disarms */
+    struct itimerspec when;
+    memset(&when, 0, sizeof when);
+    when.it_value.tv_sec = (time_t)(nanoseconds / 1000000000u);
+    when.it_value.tv_nsec = (long)(nanoseconds % 1000000000u);
+    if (timer_settime(made, 0, &when, NULL) != 0) {
+        int saved = errno;
+        timer_delete(made);
+        errno = saved;
+        return -1;
+    }
+    *timer = (intptr_t)made;
+    return 0;
+}
+
+int clinux_timer_delete(intptr_t timer) { return timer_delete((timer_t)timer); }
 
 long clinux_filesystem_magic(const char *path) {
     struct statfs info;

@@ -39,6 +39,21 @@ public final class SignalFD: @unchecked Sendable {
     }
 }
 
+/// A one-shot timer that sends `signal` to the thread that made it after a delay (CLOCK_MONOTONIC,
+/// SIGEV_THREAD_ID): with the signal blocked there and read from a signalfd, a deadline that
+/// interrupts a blocking call (KVM_RUN) on that thread only. Deleted when released.
+public final class ThreadTimer {
+    private let timer: Int
+
+    public init(signal: Int32, afterNanoseconds delay: UInt64) throws(SystemError) {
+        var made = 0
+        guard clinux_thread_timer(signal, delay, &made) == 0 else { throw SystemError("timer_create", "signal \(signal)") }
+        timer = made
+    }
+
+    deinit { _ = clinux_timer_delete(timer) }
+}
+
 /// Blocks `signals` in the calling thread (threads it starts inherit the mask) until `restore()`.
 public struct BlockedSignals {
     private var previous = sigset_t()

@@ -95,6 +95,14 @@ public final class VCPU: @unchecked Sendable {
         _ = ckvm_kick(kvmRun, thread)
     }
 
+    /// Lets `signals`, blocked in the calling thread, interrupt this vCPU's KVM_RUN on it
+    /// (KVM_SET_SIGNAL_MASK: the thread's mask without them, in force inside KVM_RUN only). One
+    /// that is pending or arrives makes KVM_RUN return EINTR; it stays pending for a signalfd.
+    public func letSignalsInterruptRun(_ signals: [Int32]) throws(KVMError) {
+        let result = signals.withUnsafeBufferPointer { ckvm_set_signal_mask_unblocking(fd.rawValue, $0.baseAddress, Int32($0.count)) }
+        guard result == 0 else { throw .system(SystemError("ioctl KVM_SET_SIGNAL_MASK", "vcpu \(id)")) }
+    }
+
     /// Installs the kick signal's handler; call once before starting vCPU threads.
     public static func prepareKickSignal() -> Int32 { ckvm_kick_signal() }
 

@@ -72,6 +72,12 @@ int ckvm_kick_signal(void);
 int ckvm_unblock_kick_signal(void);
 /** Sets run->immediate_exit and signals `thread`; returns pthread_kill's result. */
 int ckvm_kick(struct kvm_run *run, pthread_t thread);
+/** KVM_SET_SIGNAL_MASK: the calling thread's mask without `signals`, as the mask in force while
+ * this vCPU is inside KVM_RUN. Those signals stay blocked (and pending, readable from a signalfd)
+ * everywhere else, but one that is pending or arrives makes KVM_RUN return EINTR — how the thread
+ * that runs vCPU 0 also notices SIGINT, SIGTERM or its timeout's timer without a second thread
+ * (QEMU's SIG_IPI works the same way). struct kvm_signal_mask ends in a flexible array: C's job. */
+int ckvm_set_signal_mask_unblocking(int vcpu_fd, const int *signals, int count);
 
 /* ---- struct kvm_run helpers ---- */
 /** Pointer to the data of a KVM_EXIT_IO exit (it lives at run + io.data_offset). */

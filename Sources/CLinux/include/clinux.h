@@ -7,6 +7,7 @@
 #define CLINUX_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <spawn.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -120,6 +121,13 @@ int clinux_eventfd(void);
 int clinux_signalfd(const sigset_t *mask);
 /** Reads one record from a signalfd; returns the signal number, or -1. */
 int clinux_read_signal(int fd);
+/** A one-shot CLOCK_MONOTONIC timer that sends `signo` to the calling thread after `nanoseconds`
+ * (timer_create with SIGEV_THREAD_ID: Swift cannot fill struct sigevent's union). Sets *timer to
+ * its id — an integer, since glibc's timer_t for the first timer is a null pointer; returns 0 or -1
+ * with errno. */
+int clinux_thread_timer(int signo, uint64_t nanoseconds, intptr_t *timer);
+/** timer_delete for a timer of clinux_thread_timer. */
+int clinux_timer_delete(intptr_t timer);
 /** statfs(path)->f_type, the file system's magic number (linux/magic.h), or -1. */
 long clinux_filesystem_magic(const char *path);
 
