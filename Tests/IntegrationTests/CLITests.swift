@@ -27,9 +27,12 @@ enum Tandem {
         var signalled: Bool
     }
 
-    /// Runs tandem with `arguments`; `interruptAfter` sends SIGINT after that many seconds.
-    static func run(_ arguments: [String], prefix: [String] = [], interruptAfter: Double? = nil,
-                    environment: [String: String]? = nil) throws -> Result {
+    /// Runs tandem with `arguments`; `interruptAfter` sends SIGINT after that many seconds, and
+    /// SIGKILL `interruptGrace` seconds later if it is still running (a VMM that ignores the
+    /// interrupt fails its test as `signalled` instead of hanging the suite); `killAfter` sends
+    /// SIGKILL that many seconds after the start (for a run that must end by itself).
+    static func run(_ arguments: [String], prefix: [String] = [], interruptAfter: Double? = nil, interruptGrace: Double = 15,
+                    killAfter: Double? = nil, environment: [String: String]? = nil) throws -> Result {
         let process = Process()
         if prefix.isEmpty {
             process.executableURL = URL(fileURLWithPath: path)
@@ -44,9 +47,21 @@ enum Tandem {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        if let killAfter {
+            let pid = process.processIdentifier
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: killAfter)
+                if process.isRunning { kill(pid, SIGKILL) }
+            }
+        }
         if let delay = interruptAfter {
             Thread.sleep(forTimeInterval: delay)
             kill(process.processIdentifier, SIGINT)
+            let pid = process.processIdentifier
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: interruptGrace)
+                if process.isRunning { kill(pid, SIGKILL) }
+            }
         }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()

@@ -59,7 +59,7 @@ struct VMRunTests {
     @Test("an endless loop is stopped by --timeout with a clear message and status 124")
     func timeout() throws {
         let started = Date()
-        let result = try Tandem.run(["vm", "run", "--tiny", "spin", "--timeout", "0.3"])
+        let result = try Tandem.run(["vm", "run", "--tiny", "spin", "--timeout", "0.3"], killAfter: 15)
         #expect(result.status == 124)
         #expect(result.stderr == "tandem: guest stopped: it ran past --timeout 0.3 s\n")
         #expect(Date().timeIntervalSince(started) < 10)
