@@ -158,11 +158,11 @@ extension Substring {
 extension HostFacts {
     /// Just the virtualisation mode (cheap: no tool versions), for stamping a single result.
     public static func probeKVMMode(kvmPath: String = KVMSystem.defaultPath) -> VirtualisationMode {
-        let kvm = probeKVM(path: kvmPath)
-        guard kvm.present else { return .none }
-        // /proc/cpuinfo only when kvm_intel or kvm_amd is loaded (`tandem vm run --json` asks after
-        // every run; on a host without them the answer is known without it).
-        guard kvm.modules.contains("kvm_intel") || kvm.modules.contains("kvm_amd") else { return .emulated }
+        // Only what the answer needs (`tandem vm run --json` asks after every run, between the
+        // guest's end and the status): the node, the two hardware modules, and /proc/cpuinfo only
+        // when one of them is loaded — not probeKVM's open and KVM_GET_API_VERSION.
+        guard Files.kind(kvmPath) != .missing else { return .none }
+        guard ["kvm_intel", "kvm_amd"].contains(where: { Files.kind("/sys/module/" + $0) == .directory }) else { return .emulated }
         let cpuinfo = ProcFields(path: "/proc/cpuinfo")
         return cpuinfo.hasWord("flags", "vmx") || cpuinfo.hasWord("flags", "svm") ? .hardware : .emulated
     }

@@ -112,8 +112,9 @@ struct VCPUStatistics {
 
 extension Machine {
     /// Runs the VM until the guest ends, crashes, times out, or a host signal (SIGINT, SIGTERM,
-    /// SIGHUP) arrives. Each vCPU runs on its own thread; this thread waits for the first reason
-    /// to stop, kicks every vCPU out of KVM_RUN and joins them, so nothing outlives the call.
+    /// SIGHUP) arrives. vCPU 0 runs on this thread, each other vCPU on a thread of its own; when
+    /// vCPU 0 leaves its loop this thread kicks the others out of KVM_RUN and joins every thread
+    /// it started, so nothing outlives the call. Uses SIGALRM on this thread for the timeout.
     public func run() -> RunReport {
         // Block the stop signals and the timeout's timer signal before any thread starts (they
         // inherit the mask): they reach vCPU 0, which runs on this thread, only by interrupting its
