@@ -243,6 +243,7 @@ extension Machine {
     /// not happen: the kick signal is unblocked on every vCPU thread) must not hang the VMM, so
     /// after the grace period the process exits with Tandem's error status.
     private func stopVCPUs(_ others: [(vcpu: VCPU, thread: HostThread)]) {
+        guard !others.isEmpty else { return }
         let deadline = Clock.monotonicNanoseconds() + Machine.vcpuStopGraceNanoseconds
         var fds = [pollfd(fd: stop.wake.fd.rawValue, events: Int16(POLLIN), revents: 0)]
         while stop.finishedCount < others.count {

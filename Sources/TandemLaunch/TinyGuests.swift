@@ -34,33 +34,45 @@ public enum TinyGuests {
     /// executable, guest-images/build/tiny (a source checkout) and share/tandem/tiny (an install).
     static func searchDirectories() -> [String] {
         var directories: [String] = []
-        if let override = getenv("TANDEM_GUEST_DIR") { directories.append(String(cString: override) + "/tiny") }
-        if let executable = Files.currentExecutable() {
-            var directory = Files.directory(of: executable)
-            for _ in 0..<6 {
-                directories.append(directory + "/guest-images/build/tiny")
-                directories.append(directory + "/share/tandem/tiny")
-                if directory == "/" { break }
-                directory = Files.directory(of: directory)
-            }
-        }
+        _ = firstSearchDirectory { directories.append($0); return false }
         return directories
+    }
+
+    /// The first of `searchDirectories()`, in order, for which `matches` holds; each is made only
+    /// when the ones before it did not match.
+    static func firstSearchDirectory(where matches: (String) -> Bool) -> String? {
+        if let override = getenv("TANDEM_GUEST_DIR") {
+            let directory = String(cString: override) + "/tiny"
+            if matches(directory) { return directory }
+        }
+        guard let executable = Files.currentExecutable() else { return nil }
+        var directory = Files.directory(of: executable)
+        for _ in 0..<6 {
+            for candidate in [directory + "/guest-images/build/tiny", directory + "/share/tandem/tiny"] where matches(candidate) {
+                return candidate
+            }
+            if directory == "/" { break }
+            directory = Files.directory(of: directory)
+        }
+        return nil
     }
 
     /// The first existing guest-images/build/NAME (or share/tandem/NAME) directory, searched as for
     /// the tiny guests.
     public static func buildDirectory(named name: String) -> String? {
-        searchDirectories().lazy.map { Files.directory(of: $0) + "/" + name }.first { Files.kind($0) == .directory }
+        firstSearchDirectory { Files.kind(Files.directory(of: $0) + "/" + name) == .directory }
+            .map { Files.directory(of: $0) + "/" + name }
     }
 
     /// Resolves `--tiny NAME|PATH` to an image path and the mode it was built for (nil for a path).
     static func resolve(_ argument: String) -> Result<(path: String, mode: CPUMode?), ResolveError> {
         if let entry = catalog.first(where: { $0.name == argument }) {
-            let directories = searchDirectories()
-            for directory in directories where Files.kind("\(directory)/\(entry.name).bin") == .regular {
-                return .success(("\(directory)/\(entry.name).bin", entry.mode))
+            // The list of directories is made only for the error: on a launch's critical path the
+            // first hit ends the search.
+            if let found = firstSearchDirectory(where: { Files.kind($0 + "/" + entry.name + ".bin") == .regular }) {
+                return .success((found + "/" + entry.name + ".bin", entry.mode))
             }
-            return .failure(.notBuilt(name: entry.name, searched: directories))
+            return .failure(.notBuilt(name: entry.name, searched: searchDirectories()))
         }
         if Files.kind(argument) != .missing { return .success((argument, nil)) }
         if argument.contains("/") || argument.hasSuffix(".bin") { return .failure(.missingPath(argument)) }
