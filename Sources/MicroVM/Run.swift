@@ -80,8 +80,8 @@ final class StopState: ControlPortsDelegate, ResetLine, @unchecked Sendable {
     }
 }
 
-/// Per-vCPU counters, merged after the threads end (no sharing while they run). Made on the main
-/// thread before the vCPU's thread starts, so its exit path allocates nothing.
+/// Per-vCPU counters, merged after the threads end (no sharing while they run). Made by `run`
+/// before any vCPU runs, so a vCPU's exit path allocates nothing.
 struct VCPUStatistics {
     var exits: UInt64 = 0
     /// Exits by what caused them: port I/O by port (a `rep ins`/`outs` is one exit), MMIO by
@@ -269,7 +269,7 @@ extension Machine {
     /// vCPU 0's loop on this thread, which also answers the host: a stop signal or the timeout's
     /// timer makes KVM_RUN return EINTR (KVM_SET_SIGNAL_MASK) and is read from `signals` then.
     private func lead(statistics: inout VCPUStatistics, signals: SignalFD) {
-        let timer: ThreadTimer?
+        var timer: ThreadTimer?
         do {
             try vcpus[0].letSignalsInterruptRun(Machine.leaderSignals)
             timer = try config.timeoutNanoseconds.map { limit throws(SystemError) in
@@ -290,7 +290,17 @@ extension Machine {
                 }
             }
         }
-        withExtendedLifetime(timer) {}
+        // The timer gone, a SIGALRM it sent that was not read yet must not survive the run: the
+        // mask is restored when `run` returns, and SIGALRM's default action ends the process.
+        // (Kernel 6.18 drops a deleted timer's queued signal itself — 450 runs ending at their
+        // timeout never died of it without this — but older kernels leave it pending.)
+        guard timer != nil else { return }
+        timer = nil
+        var alarm = sigset_t()
+        sigemptyset(&alarm)
+        sigaddset(&alarm, Machine.timeoutSignal)
+        var now = timespec()
+        while sigtimedwait(&alarm, nil, &now) == Machine.timeoutSignal {}
     }
 
     /// The run's work beside its vCPUs, on a thread of its own only when there is some: finishing
