@@ -39,11 +39,15 @@ final class ExitTally {
 
     deinit { munmap(slots, bytes) }
 
+    /// Where the probe for `key` starts. Fibonacci hashing: ports are small and pages are
+    /// multiples of 4 KiB; the multiply spreads both over the table's high bits.
+    private func home(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9e37_79b9_7f4a_7c15) >> 40) & mask
+    }
+
     /// Counts one exit at `key`.
     func count(_ key: UInt64) {
-        // Fibonacci hashing: ports are small and pages are multiples of 4 KiB; the multiply
-        // spreads both over the table's high bits.
-        var index = Int(truncatingIfNeeded: (key &* 0x9e37_79b9_7f4a_7c15) >> 40) & mask
+        var index = home(key)
         while true {
             let count = slots[2 * index + 1]
             if count == 0 {
@@ -63,7 +67,7 @@ final class ExitTally {
 
     /// The count at `key` (0 when not tracked).
     subscript(key: UInt64) -> UInt64 {
-        var index = Int(truncatingIfNeeded: (key &* 0x9e37_79b9_7f4a_7c15) >> 40) & mask
+        var index = home(key)
         while slots[2 * index + 1] != 0 {
             if slots[2 * index] == key { return slots[2 * index + 1] }
             index = (index + 1) & mask
