@@ -1,6 +1,7 @@
 /* ckvm.c — one ioctl per function; see ckvm.h for why this file exists. */
 #include "ckvm.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,3 +117,91 @@ struct kvm_msrs *ckvm_msrs_alloc(uint32_t entries) {
     if (msrs) msrs->nmsrs = entries;
     return msrs;
 }
+
+size_t ckvm_state_size(int kind) {
+    switch (kind) {
+    case CKVM_STATE_REGS: return sizeof(struct kvm_regs);
+    case CKVM_STATE_SREGS: return sizeof(struct kvm_sregs);
+    case CKVM_STATE_XCRS: return sizeof(struct kvm_xcrs);
+    case CKVM_STATE_MP_STATE: return sizeof(struct kvm_mp_state);
+    case CKVM_STATE_VCPU_EVENTS: return sizeof(struct kvm_vcpu_events);
+    case CKVM_STATE_DEBUGREGS: return sizeof(struct kvm_debugregs);
+    case CKVM_STATE_LAPIC: return sizeof(struct kvm_lapic_state);
+    case CKVM_STATE_CLOCK: return sizeof(struct kvm_clock_data);
+    case CKVM_STATE_PIT2: return sizeof(struct kvm_pit_state2);
+    case CKVM_STATE_PIC_MASTER: case CKVM_STATE_PIC_SLAVE: case CKVM_STATE_IOAPIC: return sizeof(struct kvm_irqchip);
+    default: return 0;
+    }
+}
+
+static int ckvm_irqchip_id(int kind) {
+    return kind == CKVM_STATE_PIC_MASTER ? KVM_IRQCHIP_PIC_MASTER : kind == CKVM_STATE_PIC_SLAVE ? KVM_IRQCHIP_PIC_SLAVE : KVM_IRQCHIP_IOAPIC;
+}
+
+int ckvm_get_state(int fd, int kind, void *buffer) {
+    switch (kind) {
+    case CKVM_STATE_REGS: return ioctl(fd, KVM_GET_REGS, buffer);
+    case CKVM_STATE_SREGS: return ioctl(fd, KVM_GET_SREGS, buffer);
+    case CKVM_STATE_XCRS: return ioctl(fd, KVM_GET_XCRS, buffer);
+    case CKVM_STATE_MP_STATE: return ioctl(fd, KVM_GET_MP_STATE, buffer);
+    case CKVM_STATE_VCPU_EVENTS: return ioctl(fd, KVM_GET_VCPU_EVENTS, buffer);
+    case CKVM_STATE_DEBUGREGS: return ioctl(fd, KVM_GET_DEBUGREGS, buffer);
+    case CKVM_STATE_LAPIC: return ioctl(fd, KVM_GET_LAPIC, buffer);
+    case CKVM_STATE_CLOCK: return ioctl(fd, KVM_GET_CLOCK, buffer);
+    case CKVM_STATE_PIT2: return ioctl(fd, KVM_GET_PIT2, buffer);
+    case CKVM_STATE_PIC_MASTER: case CKVM_STATE_PIC_SLAVE: case CKVM_STATE_IOAPIC:
+        memset(buffer, 0, sizeof(struct kvm_irqchip));
+        ((struct kvm_irqchip *)buffer)->chip_id = (uint32_t)ckvm_irqchip_id(kind);
+        return ioctl(fd, KVM_GET_IRQCHIP, buffer);
+    default: errno = EINVAL; return -1;
+    }
+}
+
+int ckvm_set_state(int fd, int kind, void *buffer) {
+    switch (kind) {
+    case CKVM_STATE_REGS: return ioctl(fd, KVM_SET_REGS, buffer);
+    case CKVM_STATE_SREGS: return ioctl(fd, KVM_SET_SREGS, buffer);
+    case CKVM_STATE_XCRS: return ioctl(fd, KVM_SET_XCRS, buffer);
+    case CKVM_STATE_MP_STATE: return ioctl(fd, KVM_SET_MP_STATE, buffer);
+    case CKVM_STATE_VCPU_EVENTS: return ioctl(fd, KVM_SET_VCPU_EVENTS, buffer);
+    case CKVM_STATE_DEBUGREGS: return ioctl(fd, KVM_SET_DEBUGREGS, buffer);
+    case CKVM_STATE_LAPIC: return ioctl(fd, KVM_SET_LAPIC, buffer);
+    case CKVM_STATE_CLOCK:
+        ((struct kvm_clock_data *)buffer)->flags = 0;
+        return ioctl(fd, KVM_SET_CLOCK, buffer);
+    case CKVM_STATE_PIT2: return ioctl(fd, KVM_SET_PIT2, buffer);
+    case CKVM_STATE_PIC_MASTER: case CKVM_STATE_PIC_SLAVE: case CKVM_STATE_IOAPIC:
+        ((struct kvm_irqchip *)buffer)->chip_id = (uint32_t)ckvm_irqchip_id(kind);
+        return ioctl(fd, KVM_SET_IRQCHIP, buffer);
+    default: errno = EINVAL; return -1;
+    }
+}
+
+int ckvm_xsave_size(int kvm_fd) {
+    int size = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+    return size > (int)sizeof(struct kvm_xsave) ? size : (int)sizeof(struct kvm_xsave);
+}
+
+int ckvm_get_xsave(int vcpu_fd, void *buffer, int size) {
+    return ioctl(vcpu_fd, size > (int)sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, buffer);
+}
+
+int ckvm_set_xsave(int vcpu_fd, const void *buffer) { return ioctl(vcpu_fd, KVM_SET_XSAVE, buffer); }
+
+int ckvm_msr_index_list(int kvm_fd, uint32_t *indices, uint32_t capacity) {
+    struct kvm_msr_list *list = calloc(1, sizeof *list + capacity * sizeof(uint32_t));
+    if (!list) { errno = ENOMEM; return -1; }
+    list->nmsrs = capacity;
+    int result = ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, list);
+    if (result == 0) {
+        memcpy(indices, list->indices, capacity * sizeof(uint32_t));
+        result = (int)list->nmsrs;
+    } else if (errno == E2BIG) {
+        result = (int)list->nmsrs;
+    }
+    free(list);
+    return result;
+}
+
+int ckvm_get_msrs(int vcpu_fd, struct kvm_msrs *msrs) { return ioctl(vcpu_fd, KVM_GET_MSRS, msrs); }
+int ckvm_get_cpuid2(int vcpu_fd, struct kvm_cpuid2 *cpuid) { return ioctl(vcpu_fd, KVM_GET_CPUID2, cpuid); }

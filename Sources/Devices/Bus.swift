@@ -8,6 +8,12 @@ public protocol BusDevice: AnyObject {
 }
 
 /// Two devices claimed overlapping ranges.
+/// A device state from a snapshot that the device cannot take back, named.
+public struct DeviceStateError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 public struct BusOverlapError: Error, CustomStringConvertible, Equatable {
     public let name: String
     public let existing: String

@@ -146,6 +146,48 @@ public final class Serial8250: BusDevice, @unchecked Sendable {
         }
     }
 
+    // MARK: - Snapshots
+
+    /// The UART's registers and the bytes it holds for the guest (a snapshot's device state):
+    /// version, IER, LCR, MCR, SCR, DLL, DLM, flags (FIFO on, THRE pending, line high), then the
+    /// received bytes not read yet.
+    public func savedState() -> [UInt8] {
+        lock.withLock {
+            let flags: UInt8 = (fifoEnabled ? 1 : 0) | (transmitterEmptyPending ? 2 : 0) | (interruptLevel ? 4 : 0)
+            return [Serial8250.stateVersion, interruptEnable, lineControl, modemControl, scratch, divisorLow, divisorHigh, flags]
+                + receive[receiveHead...]
+        }
+    }
+
+    static let stateVersion: UInt8 = 1
+    static let stateHeaderBytes = 8
+
+    /// Takes back `savedState()`'s bytes (before the guest runs); throws a message naming what is wrong.
+    public func restoreState(_ bytes: [UInt8]) throws(DeviceStateError) {
+        guard bytes.count >= Serial8250.stateHeaderBytes, bytes[0] == Serial8250.stateVersion else {
+            throw DeviceStateError("serial 8250: state of \(bytes.count) bytes, version \(bytes.first ?? 0); expected version \(Serial8250.stateVersion), at least \(Serial8250.stateHeaderBytes) bytes")
+        }
+        let pending = bytes.count - Serial8250.stateHeaderBytes
+        guard pending <= Serial8250.receiveCapacity else {
+            throw DeviceStateError("serial 8250: \(pending) received bytes, more than its buffer's \(Serial8250.receiveCapacity)")
+        }
+        lock.withLock {
+            interruptEnable = bytes[1] & 0x0f
+            lineControl = bytes[2]
+            modemControl = bytes[3] & 0x1f
+            scratch = bytes[4]
+            divisorLow = bytes[5]
+            divisorHigh = bytes[6]
+            fifoEnabled = bytes[7] & 1 != 0
+            transmitterEmptyPending = bytes[7] & 2 != 0
+            receive = Array(bytes[Serial8250.stateHeaderBytes...])
+            receiveHead = 0
+            // The line is driven again from the restored registers (the new irqchip starts low).
+            interruptLevel = false
+            updateInterrupt()
+        }
+    }
+
     // MARK: - Under the lock
 
     private func popReceived() -> UInt8 {

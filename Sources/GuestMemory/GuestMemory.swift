@@ -51,6 +51,14 @@ public final class GuestMemoryRegion: @unchecked Sendable {
         if hugePages { _ = madvise(mapping.base, size, MADV_HUGEPAGE) }
     }
 
+    /// A region whose bytes start as `size` bytes of `file` from `offset`, copy-on-write (a
+    /// snapshot's memory file: pages load when the guest first touches them).
+    init(start: GuestAddress, size: Int, file: FileDescriptor, offset: Int) throws(GuestMemoryError) {
+        self.start = start
+        self.size = size
+        do { mapping = try MemoryMapping.privateFile(fd: file, size: size, offset: offset) } catch { throw .system(error) }
+    }
+
     func contains(_ address: UInt64, length: Int) -> Bool {
         address >= start.value && length <= size && address - start.value <= UInt64(size - length)
     }
@@ -70,6 +78,20 @@ public final class GuestMemory: @unchecked Sendable {
                 throw .outOfBounds(address: range.start, length: range.size)
             }
             regions.append(try GuestMemoryRegion(start: range.start, size: range.size, hugePages: hugePages))
+        }
+        self.regions = regions
+    }
+
+    /// RAM whose contents come from `file`: each range's bytes follow the previous range's there
+    /// (the layout `Machine.writeSnapshot` writes). Ranges must be sorted and apart, and the file
+    /// must hold them all (checked by the caller, who can name the file).
+    public init(ranges: [(start: GuestAddress, size: Int)], file: FileDescriptor) throws(GuestMemoryError) {
+        var regions: [GuestMemoryRegion] = []
+        var offset = 0
+        for range in ranges {
+            if let last = regions.last, range.start.value < last.end { throw .outOfBounds(address: range.start, length: range.size) }
+            regions.append(try GuestMemoryRegion(start: range.start, size: range.size, file: file, offset: offset))
+            offset += range.size
         }
         self.regions = regions
     }

@@ -72,4 +72,23 @@ public final class FileDescriptor: @unchecked Sendable {
             offset += written
         }
     }
+
+    /// Writes every byte of `bytes`.
+    public func writeAll(_ bytes: [UInt8]) throws(SystemError) {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        defer { copy.deallocate() }
+        copy.copyBytes(from: bytes)
+        try writeAll(UnsafeRawBufferPointer(rebasing: copy[0..<bytes.count]))
+    }
+
+    /// Writes every byte at file offset `offset` (pwrite), retrying short writes and EINTR.
+    public func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SystemError) {
+        var done = 0
+        while done < bytes.count {
+            let written = try retryingOnInterrupt("pwrite", label) {
+                Glibc.pwrite(rawValue, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            }
+            done += written
+        }
+    }
 }

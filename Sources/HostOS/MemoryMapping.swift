@@ -29,6 +29,17 @@ public final class MemoryMapping: @unchecked Sendable {
         return MemoryMapping(base: pointer, size: size)
     }
 
+    /// A private, copy-on-write mapping of `size` bytes of `fd` from `offset`: pages are read from
+    /// the file when first touched, and writes stay in this process (the file is never written
+    /// through) — how a restored guest's RAM maps its snapshot's memory file.
+    public static func privateFile(fd: FileDescriptor, size: Int, offset: Int) throws(SystemError) -> MemoryMapping {
+        guard let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd.rawValue, off_t(offset)),
+              pointer != MAP_FAILED else {
+            throw SystemError("mmap", "\(fd.label), \(size) bytes at offset \(offset)")
+        }
+        return MemoryMapping(base: pointer, size: size)
+    }
+
     private init(base: UnsafeMutableRawPointer, size: Int) {
         self.base = base
         self.size = size

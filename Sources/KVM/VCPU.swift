@@ -103,6 +103,12 @@ public final class VCPU: @unchecked Sendable {
         guard result == 0 else { throw .system(SystemError("ioctl KVM_SET_SIGNAL_MASK", "vcpu \(id)")) }
     }
 
+    /// Makes this thread's next KVM_RUN return EINTR at once — after KVM has completed the last
+    /// exit's I/O (the KVM API's way to reach a state that can be saved whole).
+    public func requestImmediateExit() {
+        kvmRun.pointee.immediate_exit = 1
+    }
+
     /// Installs the kick signal's handler; call once before starting vCPU threads.
     public static func prepareKickSignal() -> Int32 { ckvm_kick_signal() }
 

@@ -14,7 +14,7 @@ import Glibc
 /// boot script (what Firecracker's builder does); `run` drives it to an outcome. Every resource is
 /// owned by an object that releases it, so a failure half-way leaves nothing behind.
 public final class Machine: @unchecked Sendable {
-    public let config: VMConfig
+    public internal(set) var config: VMConfig
     let vm: VirtualMachine
     let memory: GuestMemory
     let portBus = Bus()
@@ -29,6 +29,8 @@ public final class Machine: @unchecked Sendable {
     var deviceThread: DeviceThread?
     /// Image copies left for `run` to finish while the guest starts (a Linux initrd).
     var pendingCopies: [PendingCopy] = []
+    /// The snapshot directory this machine was restored from (nil: it booted).
+    public internal(set) var restoredFrom: String?
 
     /// Where KVM may put the three pages Intel VMX needs for real-mode emulation: just below the
     /// 4 GiB boundary, outside any RAM a guest is given (QEMU and Firecracker use the same address).
@@ -91,7 +93,7 @@ public final class Machine: @unchecked Sendable {
         }
     }
 
-    private init(config: VMConfig, vm: VirtualMachine, memory: GuestMemory, vcpus: [VCPU],
+    init(config: VMConfig, vm: VirtualMachine, memory: GuestMemory, vcpus: [VCPU],
                  console: FileConsoleSink, stop: StopState, phases: PhaseTimes) {
         self.stop = stop
         self.config = config
@@ -138,7 +140,7 @@ public final class Machine: @unchecked Sendable {
         return requested << 20
     }
 
-    private func attachDevices() throws(MicroVMError) {
+    func attachDevices() throws(MicroVMError) {
         let interrupt: InterruptLine = config.isLinux ? KVMInterruptLine(vm: vm, gsi: UInt32(TANDEM_COM1_IRQ)) : DisconnectedInterruptLine()
         let serial = Serial8250(sink: console, interrupt: interrupt)
         self.serial = serial

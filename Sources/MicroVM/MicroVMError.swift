@@ -13,6 +13,8 @@ public enum MicroVMError: Error, CustomStringConvertible {
     case system(SystemError)
     case invalidMemory(requestedMiB: Int, reason: String)
     case invalidVCPUs(requested: Int, reason: String)
+    /// A snapshot file (or directory) that cannot be restored: `path` and what is wrong with it.
+    case snapshot(path: String, problem: String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum MicroVMError: Error, CustomStringConvertible {
         case .system(let error): error.description
         case .invalidMemory(let requested, let reason): "--memory \(requested): \(reason)"
         case .invalidVCPUs(let requested, let reason): "--vcpus \(requested): \(reason)"
+        case .snapshot(let path, let problem): "snapshot \(path): \(problem)"
         }
     }
 }

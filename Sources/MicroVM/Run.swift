@@ -22,9 +22,21 @@ final class StopState: ControlPortsDelegate, ResetLine, @unchecked Sendable {
     private var leader: VCPU?
     private var leaderThread = pthread_t()
     let wake: EventFD
+    /// Pausing (the control socket's `pause`): every vCPU leaves KVM_RUN at a point where its state
+    /// is whole and parks until `resume` or a stop.
+    private var pauseRequested = false
+    private var parkedVCPUs = 0
+    /// Every running vCPU and its thread, so a pause can kick them all.
+    private var running: [(vcpu: VCPU, thread: pthread_t)] = []
+    /// Written on resume and on stop (parked vCPUs wait on it); drained when a pause begins.
+    let resumeEvent: EventFD
+    /// Written by each vCPU as it parks (the pausing thread waits on it).
+    let parkedEvent: EventFD
 
     init() throws(SystemError) {
         wake = try EventFD()
+        resumeEvent = try EventFD()
+        parkedEvent = try EventFD()
     }
 
     var outcome: RunOutcome? { lock.withLock { outcomeValue } }
@@ -45,7 +57,72 @@ final class StopState: ControlPortsDelegate, ResetLine, @unchecked Sendable {
             return (self.leader, leaderThread)
         }
         wake.signal()
+        resumeEvent.signal()
         if let leader, pthread_equal(thread, pthread_self()) == 0 { leader.kick(thread: thread) }
+    }
+
+    /// What a vCPU loop does next, read under one lock per exit.
+    enum LoopAction { case run, pause, stop }
+    var loopAction: LoopAction { lock.withLock { outcomeValue != nil ? .stop : pauseRequested ? .pause : .run } }
+
+    /// `vcpu` runs on the calling thread from now until the run ends (for pausing).
+    func registerRunning(_ vcpu: VCPU) {
+        let thread = pthread_self()
+        lock.withLock { running.append((vcpu, thread)) }
+    }
+
+    /// Whether every one of `vcpuCount` vCPUs is parked now.
+    func isPaused(vcpuCount: Int) -> Bool { lock.withLock { pauseRequested && parkedVCPUs == vcpuCount } }
+
+    /// Asks every vCPU to park and waits until `vcpuCount` have, or the VM stops, or `grace` ns
+    /// pass. Returns whether all are parked (false: the VM is stopping, or a vCPU did not answer,
+    /// and then the pause is withdrawn). A vCPU parks only after KVM_RUN returned EINTR, so the
+    /// I/O of its last exit has been completed by KVM and its registers can be read whole.
+    func pause(vcpuCount: Int, grace: UInt64) -> Bool {
+        let begun: Bool = lock.withLock {
+            guard outcomeValue == nil else { return false }
+            if !pauseRequested {
+                pauseRequested = true
+                var drain: UInt64 = 0
+                _ = read(resumeEvent.fd.rawValue, &drain, 8)
+            }
+            return true
+        }
+        guard begun else { return false }
+        let deadline = Clock.monotonicNanoseconds() + grace
+        var fds = [pollfd(fd: parkedEvent.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+        while true {
+            let (parked, stopping, vcpus) = lock.withLock { (parkedVCPUs, outcomeValue != nil, running) }
+            if stopping { break }
+            if parked == vcpuCount { return true }
+            if Clock.monotonicNanoseconds() >= deadline { break }
+            for entry in vcpus { entry.vcpu.kick(thread: entry.thread) }
+            _ = poll(&fds, 1, 20)
+            var drain: UInt64 = 0
+            _ = read(parkedEvent.fd.rawValue, &drain, 8)
+        }
+        resume()
+        return false
+    }
+
+    /// Lets parked vCPUs run on.
+    func resume() {
+        lock.withLock { pauseRequested = false }
+        resumeEvent.signal()
+    }
+
+    /// Parks the calling vCPU while a pause lasts. `extra` (vCPU 0's signalfd) is watched too and
+    /// `onExtra` called when it is readable: a stop signal ends a paused VM as a running one.
+    func park(extra: Int32? = nil, onExtra: (() -> Void)? = nil) {
+        lock.withLock { parkedVCPUs += 1 }
+        parkedEvent.signal()
+        defer { lock.withLock { parkedVCPUs -= 1 } }
+        var fds = [pollfd(fd: resumeEvent.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+        if let extra { fds.append(pollfd(fd: extra, events: Int16(POLLIN), revents: 0)) }
+        while loopAction == .pause {
+            _ = poll(&fds, nfds_t(fds.count), -1)
+            if fds.count > 1, fds[1].revents != 0 { onExtra?() }
+        }
     }
 
     /// `vcpu` runs on the calling thread until `endLead`.
@@ -177,6 +254,7 @@ extension Machine {
         deviceThread?.stop()
         // The vsock's socket file goes with the run (a killed VMM's is replaced by the next run).
         config.vsock?.close()
+        config.controlSocket?.close()
         console.finish()
 
         var outcome = stop.outcome ?? .halted
@@ -206,6 +284,7 @@ extension Machine {
         report.portExits = ExitCount.combined(portExits)
         report.mmioExits = ExitCount.combined(mmioExits)
         if case .linux(let kernel, _, _) = config.boot { report.kernel = kernel.name }
+        report.restoredFrom = restoredFrom
         report.devices = mmioBus.entries.compactMap { entry in
             (entry.device as? MMIOTransport).map {
                 DeviceReport(name: entry.name, requests: $0.completedRequests, notifyExits: $0.notifyExits, failure: $0.failure,
@@ -281,7 +360,7 @@ extension Machine {
         }
         stop.lead(vcpus[0])
         defer { stop.endLead() }
-        runLoop(vcpus[0], statistics: &statistics) { [self] in
+        runLoop(vcpus[0], statistics: &statistics, signals: signals) { [self] in
             while let signal = signals.next() {
                 if signal == Machine.timeoutSignal, let limit = config.timeoutNanoseconds {
                     stop.requestStop(.timedOut(nanoseconds: limit))
@@ -304,50 +383,71 @@ extension Machine {
     }
 
     /// The run's work beside its vCPUs, on a thread of its own only when there is some: finishing
-    /// a Linux guest's image copies while it starts, and passing a terminal's keys to the guest's
-    /// console (Ctrl-A x stops the VM). Ends when `done` is signalled.
+    /// a Linux guest's image copies while it starts, passing a terminal's keys to the guest's
+    /// console (Ctrl-A x stops the VM), and answering the control socket. Ends when `done` is
+    /// signalled.
     private func startHelper() throws(SystemError) -> (thread: HostThread, done: EventFD)? {
-        guard !pendingCopies.isEmpty || config.consoleInput != nil else { return nil }
+        guard !pendingCopies.isEmpty || config.consoleInput != nil || config.controlSocket != nil else { return nil }
         let done = try EventFD()
         let thread = try HostThread(name: "vmm helper") { [self] in
             completePendingCopies()
-            if let input = config.consoleInput { forwardConsoleInput(from: input, until: done) }
+            if config.consoleInput != nil || config.controlSocket != nil { serve(until: done) }
         }
         return (thread, done)
     }
 
-    /// Terminal input to COM1 until `done`; the input's end leaves the guest running.
-    private func forwardConsoleInput(from input: Int32, until done: EventFD) {
-        var fds = [pollfd(fd: done.fd.rawValue, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: input, events: Int16(POLLIN), revents: 0)]
+    /// Terminal input to COM1 and control connections until `done`; the input's end leaves the
+    /// guest running.
+    private func serve(until done: EventFD) {
+        var fds = [pollfd(fd: done.fd.rawValue, events: Int16(POLLIN), revents: 0)]
+        var inputSlot: Int?, controlSlot: Int?
+        if let input = config.consoleInput {
+            inputSlot = fds.count
+            fds.append(pollfd(fd: input, events: Int16(POLLIN), revents: 0))
+        }
+        if let control = config.controlSocket {
+            controlSlot = fds.count
+            fds.append(pollfd(fd: control.fd.rawValue, events: Int16(POLLIN), revents: 0))
+        }
         var escape = ConsoleEscape()
         var buffer = [UInt8](repeating: 0, count: 1024)
         while fds[0].revents == 0 {
             if poll(&fds, nfds_t(fds.count), -1) < 0, errno != EINTR {
-                stop.requestStop(.vmmFailed(SystemError("poll", "console input").description))
+                stop.requestStop(.vmmFailed(SystemError("poll", "console input and control socket").description))
                 return
             }
-            guard fds.count > 1, fds[1].revents != 0 else { continue }
-            let count = read(input, &buffer, buffer.count)
-            if count > 0 {
-                let (bytes, quit) = escape.filter(buffer[0..<count])
-                serial?.enqueueInput(bytes)
-                if quit { stop.requestStop(.interrupted(signal: SIGINT)) }
-            } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
-                fds.removeLast()  // end of input: the guest keeps running
+            if let slot = controlSlot, fds[slot].revents != 0 {
+                while let connection = config.controlSocket?.accept() { serveControlConnection(connection) }
+            }
+            if let slot = inputSlot, fds[slot].fd >= 0, fds[slot].revents != 0, let input = config.consoleInput {
+                let count = read(input, &buffer, buffer.count)
+                if count > 0 {
+                    let (bytes, quit) = escape.filter(buffer[0..<count])
+                    serial?.enqueueInput(bytes)
+                    if quit { stop.requestStop(.interrupted(signal: SIGINT)) }
+                } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                    fds[slot].fd = -1  // end of input: the guest keeps running (poll skips a negative fd)
+                }
             }
         }
     }
 
     /// One vCPU's loop: enter the guest, answer its exit, repeat until told to stop.
-    private func runLoop(_ vcpu: VCPU, statistics: inout VCPUStatistics, interrupted: (() -> Void)? = nil) {
+    private func runLoop(_ vcpu: VCPU, statistics: inout VCPUStatistics, signals: SignalFD? = nil, interrupted: (() -> Void)? = nil) {
         VCPU.acceptKicks()
+        stop.registerRunning(vcpu)
         if vcpu.id == 0 { stop.markFirstRun() }
-        while !stop.isStopping {
+        loop: while true {
+            switch stop.loopAction {
+            case .stop: break loop
+            // Leave KVM_RUN at once, after KVM completes the last exit's I/O, and park below.
+            case .pause: vcpu.requestImmediateExit()
+            case .run: break
+            }
             let exit: VCPUExit
             do { exit = try vcpu.run() } catch {
                 stop.requestStop(.vmmFailed(error.description))
-                break
+                break loop
             }
             statistics.exits += 1
             switch exit {
@@ -380,6 +480,7 @@ extension Machine {
             case .interrupted:
                 statistics.interruptedExits += 1
                 interrupted?()
+                if stop.loopAction == .pause { stop.park(extra: signals?.fd.rawValue, onExtra: interrupted) }
                 continue
             case .other(let reason):
                 stop.requestStop(.crashed(crash(vcpu, "unhandled KVM exit \(reason)", detail: "")))

@@ -107,6 +107,8 @@ public struct RunReport: Sendable {
     public var guestRAMTouchedBytes: UInt64 = 0
     /// The kernel a Linux guest booted (its path), nil for a tiny guest.
     public var kernel: String?
+    /// The snapshot directory the VM was restored from (`tandem vm restore`), nil when it booted.
+    public var restoredFrom: String?
     /// The virtio devices, as the run left them.
     public var devices: [DeviceReport] = []
 
@@ -175,6 +177,7 @@ public struct RunReport: Sendable {
             ("memory_mib", .int(Int64(memoryMiB))),
             ("vcpus", .int(Int64(vcpus))),
             ("kernel", kernel.map { .string($0) } ?? .null),
+            ("restored_from", restoredFrom.map { .string($0) } ?? .null),
             ("phases_ms", phasesMS),
             ("monotonic_ns", monotonic),
             ("exits", .uint(exits)),

@@ -53,6 +53,10 @@ public struct VMConfig: Sendable {
     /// A vsock device (`--vsock PATH`), listening already, in the slot after the nets.
     public var vsock: VirtioVsock?
 
+    /// The control socket (`--api-sock PATH`), listening already: `pause`, `resume`, `snapshot`,
+    /// `describe` (docs/snapshots.md). Its file goes with the run.
+    public var controlSocket: UnixListener?
+
     /// How many virtio-mmio slots the VM uses (drives, then nets, then the vsock).
     public var virtioSlots: Int { drives.count + nets.count + (vsock == nil ? 0 : 1) }
 

@@ -5,6 +5,6 @@ struct VMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vm",
         abstract: "Run virtual machines with Tandem's own KVM VMM.",
-        subcommands: [VMRunCommand.self]
+        subcommands: [VMRunCommand.self, VMRestoreCommand.self, VMPauseCommand.self, VMResumeCommand.self, VMSnapshotCommand.self, VMDescribeCommand.self]
     )
 }

@@ -87,13 +87,16 @@ struct VMRunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("microvm: a virtio-vsock device (guest CID 3) whose host side is a Unix socket Tandem makes at PATH and removes after the run, as Firecracker's: a host program connects to PATH and writes `CONNECT <port>\\n` to reach a guest port (answered `OK <host port>\\n`); the guest's connections to CID 2 port P reach the Unix socket PATH_P.", valueName: "path"))
     var vsock: String?
 
+    @Option(name: .long, help: ArgumentHelp("microvm: a control socket at PATH (made, and removed after the run) through which `tandem vm pause|resume|snapshot|describe PATH` reach the VM: one JSON request per connection, as Firecracker's API socket (docs/snapshots.md).", valueName: "path"))
+    var apiSock: String?
+
     @Flag(name: .long, help: "libvirt: keep the console file afterwards.")
     var keep = false
 
     var options: VMRunOptions {
         VMRunOptions(tiny: tiny, mode: mode?.value, memory: memory, kernel: kernel, initrd: initrd, cmdline: cmdline,
                      workload: workload, vcpus: vcpus, arg: arg, timeout: timeout, json: json, kvmDevice: kvmDevice,
-                     allowEmulated: allowEmulated, drives: drive, rootDisk: rootDisk, nets: net, vsock: vsock)
+                     allowEmulated: allowEmulated, drives: drive, rootDisk: rootDisk, nets: net, vsock: vsock, apiSocket: apiSock)
     }
 
     func run() throws {

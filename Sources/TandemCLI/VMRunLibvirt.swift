@@ -43,8 +43,8 @@ enum VMRunLibvirt {
 
     static func run(_ command: VMRunCommand) -> Int32 {
         guard command.tiny == nil else { return VMRunner.fail("--tiny guests run only on Tandem's own VMM (--backend microvm)") }
-        guard command.drive.isEmpty, command.rootDisk == nil, command.vsock == nil else {
-            return VMRunner.fail("--drive, --root-disk and --vsock are Tandem's VMM's (--backend microvm); a libvirt guest boots from a root disk with --disk")
+        guard command.drive.isEmpty, command.rootDisk == nil, command.vsock == nil, command.apiSock == nil else {
+            return VMRunner.fail("--drive, --root-disk, --vsock and --api-sock are Tandem's VMM's (--backend microvm); a libvirt guest boots from a root disk with --disk")
         }
         guard command.net.isEmpty || command.net == ["bridge"] else {
             return VMRunner.fail("--net \(command.net.joined(separator: " --net ")): a libvirt guest takes one --net bridge (virtio-net on Tandem's bridge); tap is Tandem's VMM's (--backend microvm)")

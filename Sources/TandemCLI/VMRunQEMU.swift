@@ -19,8 +19,8 @@ import Glibc
 enum VMRunQEMU {
     static func run(_ command: VMRunCommand) -> Int32 {
         guard command.tiny == nil else { return VMRunner.fail("--tiny guests run only on Tandem's own VMM (--backend microvm)") }
-        guard command.drive.isEmpty, command.rootDisk == nil, command.vsock == nil, !command.disk, command.machine == nil, !command.keep else {
-            return VMRunner.fail("--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock are Tandem's VMM's; --disk, --machine, --keep libvirt's")
+        guard command.drive.isEmpty, command.rootDisk == nil, command.vsock == nil, command.apiSock == nil, !command.disk, command.machine == nil, !command.keep else {
+            return VMRunner.fail("--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock, --api-sock are Tandem's VMM's; --disk, --machine, --keep libvirt's")
         }
         guard command.net.isEmpty || command.net == ["bridge"] else {
             return VMRunner.fail("--net \(command.net.joined(separator: " --net ")): a QEMU guest takes one --net bridge (virtio-net on Tandem's bridge); tap is Tandem's VMM's (--backend microvm)")

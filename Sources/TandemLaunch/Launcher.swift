@@ -27,6 +27,10 @@ public enum Launcher {
            let options = FastVMRunParser.parse(arguments.dropFirst(3)) {
             VMRunner.runAndExit(options, processStart: processStart)
         }
+        if arguments.count > 3, arguments[1] == "vm", arguments[2] == "restore",
+           let options = FastVMRestoreParser.parse(arguments.dropFirst(3)) {
+            VMRunner.runAndExit(options, processStart: processStart)
+        }
         if arguments.count > 2, arguments[1] == "ctr", arguments[2] == "run",
            let options = FastCtrRunParser.parse(arguments.dropFirst(3)) {
             exit(CtrRunner.run(options, processStart: processStart))

@@ -25,6 +25,7 @@ public enum TinyGuests {
         Entry(name: "flood", mode: .long, summary: "writes to the console without end"),
         Entry(name: "wild", mode: .long, summary: "pokes random ports and unbacked MMIO, then exits 0"),
         Entry(name: "echo", mode: .long, summary: "echoes terminal input in upper case until q"),
+        Entry(name: "ticker", mode: .long, summary: "--arg ticks (default 2000) of work, each signalling ready, then a checksum: the guest to pause, snapshot and restore"),
         Entry(name: "blk", mode: .long, summary: "drives the first --drive as virtio-blk: writes sector 1 (not with --arg 1: read-only), reads it and sector 0 back"),
     ]
 

@@ -35,11 +35,15 @@ public struct VMRunOptions: Equatable, Sendable {
     /// (Firecracker's model: `CONNECT <port>` there reaches a guest port; the guest's connections
     /// to host port P reach `PATH_P`).
     public var vsock: String?
+    /// `--api-sock PATH`: the VM's control socket (pause, resume, snapshot, describe).
+    public var apiSocket: String?
+    /// `tandem vm restore DIR`: the snapshot directory to bring back instead of booting.
+    public var restore: String?
 
     public init(tiny: String? = nil, mode: CPUMode? = nil, memory: Int? = nil, kernel: String? = nil, initrd: String? = nil,
                 cmdline: String? = nil, workload: String? = nil, vcpus: Int = 1, arg: UInt64? = nil,
                 timeout: Double = 0, json: Bool = false, kvmDevice: String = "/dev/kvm", allowEmulated: Bool = false, drives: [String] = [],
-                rootDisk: String? = nil, nets: [String] = [], vsock: String? = nil) {
+                rootDisk: String? = nil, nets: [String] = [], vsock: String? = nil, apiSocket: String? = nil, restore: String? = nil) {
         self.tiny = tiny
         self.kernel = kernel
         self.initrd = initrd
@@ -57,6 +61,17 @@ public struct VMRunOptions: Equatable, Sendable {
         self.rootDisk = rootDisk
         self.nets = nets
         self.vsock = vsock
+        self.apiSocket = apiSocket
+        self.restore = restore
+    }
+
+    /// The control socket, listening at its path; an error names `--api-sock` and the failing call.
+    public func openControlSocket() -> Result<UnixListener?, VMRunner.Message> {
+        guard let apiSocket else { return .success(nil) }
+        guard !apiSocket.isEmpty else { return .failure(VMRunner.Message(text: "--api-sock: must be the PATH of a Unix socket to make")) }
+        do { return .success(try UnixListener(path: apiSocket, what: "control socket", backlog: 8)) } catch {
+            return .failure(VMRunner.Message(text: "--api-sock \(apiSocket): \(error)"))
+        }
     }
 
     /// The vsock device, listening at its path; an error names the `--vsock` and the failing call.
@@ -217,6 +232,9 @@ public enum FastVMRunParser {
             case "--vsock":
                 guard options.vsock == nil, let text = take() else { return nil }
                 options.vsock = text
+            case "--api-sock":
+                guard options.apiSocket == nil, let text = take() else { return nil }
+                options.apiSocket = text
             case "--kvm-device":
                 guard let text = take() else { return nil }
                 options.kvmDevice = text
@@ -231,6 +249,19 @@ public enum FastVMRunParser {
             }
             index = arguments.index(after: index)
         }
+        return options
+    }
+}
+
+/// The launch path's parser for `tandem vm restore DIR [--timeout S] [--json] [--api-sock PATH]
+/// [--kvm-device PATH]`; anything else goes to the ArgumentParser CLI, as for `FastVMRunParser`.
+public enum FastVMRestoreParser {
+    public static func parse(_ arguments: ArraySlice<String>) -> VMRunOptions? {
+        guard let directory = arguments.first, !directory.hasPrefix("-"), var options = FastVMRunParser.parse(arguments.dropFirst()) else { return nil }
+        // Only the flags a restore takes: the guest, its RAM and devices come from the snapshot.
+        let taken = VMRunOptions(timeout: options.timeout, json: options.json, kvmDevice: options.kvmDevice, apiSocket: options.apiSocket)
+        guard options == taken else { return nil }
+        options.restore = directory
         return options
     }
 }

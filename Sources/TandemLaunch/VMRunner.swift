@@ -45,12 +45,13 @@ public enum VMRunner {
         if let problem = VMRunOptions.timeoutProblem(options.timeout) { return (fail(problem), nil) }
         let console = FileConsoleSink(fd: options.json ? 2 : 1)
         let machine: Machine
-        switch buildMachine(options, console: console, processStart: processStart) {
+        switch options.restore != nil ? restoreMachine(options, console: console, processStart: processStart)
+                                      : buildMachine(options, console: console, processStart: processStart) {
         case .success(let built): machine = built
         case .failure(let message): return (fail(message.text), nil)
         }
         // A Linux guest on emulated KVM runs ~1M instructions/s: say so before the long silence.
-        if options.tiny == nil, !options.allowEmulated, let refusal = emulatedRefusal(kvmDevice: options.kvmDevice) { return (fail(refusal), machine) }
+        if options.tiny == nil, options.restore == nil, !options.allowEmulated, let refusal = emulatedRefusal(kvmDevice: options.kvmDevice) { return (fail(refusal), machine) }
         // Keys typed on a terminal go to the guest's console (an interactive shell works); the
         // terminal is raw for the run only.
         var terminal = RawTerminal(fd: machine.config.consoleInput ?? -1)
@@ -102,6 +103,11 @@ public enum VMRunner {
         case .success(let opened): vsock = opened
         case .failure(let message): return .failure(message)
         }
+        let controlSocket: UnixListener?
+        switch options.openControlSocket() {
+        case .success(let opened): controlSocket = opened
+        case .failure(let message): return .failure(message)
+        }
         let boot: BootSource
         switch bootSource(options, netCommandLine: nets.first?.tap.guestCommandLine) {
         case .success(let source): boot = source
@@ -115,8 +121,28 @@ public enum VMRunner {
         config.drives = drives
         config.nets = nets
         config.vsock = vsock
+        config.controlSocket = controlSocket
         do {
             return .success(try Machine.build(config, console: console, processStart: processStart, kvmPath: options.kvmDevice))
+        } catch {
+            return .failure(Message(text: error.description))
+        }
+    }
+
+    /// Brings back the snapshot `options.restore` names (`tandem vm restore`).
+    static func restoreMachine(_ options: VMRunOptions, console: FileConsoleSink, processStart: UInt64?) -> Result<Machine, Message> {
+        guard let directory = options.restore else { return .failure(Message(text: "no snapshot directory")) }
+        let controlSocket: UnixListener?
+        switch options.openControlSocket() {
+        case .success(let opened): controlSocket = opened
+        case .failure(let message): return .failure(message)
+        }
+        do {
+            let machine = try Machine.restore(from: directory, console: console,
+                                              timeoutNanoseconds: options.timeout > 0 ? Clock.nanoseconds(seconds: options.timeout) : nil,
+                                              controlSocket: controlSocket, processStart: processStart, kvmPath: options.kvmDevice)
+            if isatty(0) == 1 { machine.setConsoleInput(0) }
+            return .success(machine)
         } catch {
             return .failure(Message(text: error.description))
         }

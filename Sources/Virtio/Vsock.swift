@@ -61,12 +61,10 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     /// The Unix socket host programs connect to; `<path>_PORT` are the guest's connections.
     public let path: String
     public let guestCID: UInt64
-    let listener: FileDescriptor
+    let listener: UnixListener
     let epoll: FileDescriptor
     /// Makes `epoll` readable when a call stopped with work left (`packetsPerPass`).
     let kick: EventFD
-    /// The listening socket's inode, so `close()` removes only the file it made.
-    private let listenerInode: ino_t
     /// Set by the VMM once the transport exists (the transport holds the device).
     public weak var transport: MMIOTransport?
 
@@ -93,41 +91,22 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     public init(path: String, guestCID: UInt64 = VirtioVsock.defaultGuestCID) throws(SystemError) {
         self.path = path
         self.guestCID = guestCID
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFSOCK else { throw SystemError("bind", "\(path): exists and is not a socket", errno: EEXIST) }
-            let probe = clinux_unix_connect(path)
-            if probe >= 0 {
-                Glibc.close(probe)
-                throw SystemError("bind", "\(path): a program listens there (another VM's vsock?)", errno: EADDRINUSE)
-            }
-            guard probe == -ECONNREFUSED else { throw SystemError("connect", "\(path): to see whether it is stale", errno: -probe) }
-            guard unlink(path) == 0 else { throw SystemError("unlink", "\(path): a stale vsock socket") }
-        }
-        let fd = clinux_unix_listen(path, 128)
-        guard fd >= 0 else { throw SystemError("bind", path, errno: -fd) }
-        listener = FileDescriptor(adopting: fd, label: path)
-        // The file's inode (fstat on the socket would give the socket's own).
-        guard lstat(path, &info) == 0 else {
-            let error = SystemError("lstat", path)
-            unlink(path)
-            throw error
-        }
-        listenerInode = info.st_ino
+        listener = try UnixListener(path: path, what: "vsock")
+        let fd = listener.fd.rawValue
         let epollFD = clinux_epoll_create()
         guard epollFD >= 0 else {
-            unlink(path)
+            listener.close()
             throw SystemError("epoll_create1", "vsock", errno: -epollFD)
         }
         epoll = FileDescriptor(adopting: epollFD, label: "vsock epoll")
         do { kick = try EventFD() } catch {
-            unlink(path)
+            listener.close()
             throw error
         }
         let listening = clinux_epoll_watch(epollFD, fd, CLINUX_EPOLLIN, Token.listener, 0)
         let kicking = clinux_epoll_watch(epollFD, kick.fd.rawValue, CLINUX_EPOLLIN, Token.kick, 0)
         guard listening == 0, kicking == 0 else {
-            unlink(path)
+            listener.close()
             throw SystemError("epoll_ctl", "vsock", errno: -(listening != 0 ? listening : kicking))
         }
     }
@@ -140,8 +119,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         lock.withLock {
             guard !closed else { return }
             closed = true
-            var info = stat()
-            if lstat(path, &info) == 0, info.st_ino == listenerInode { unlink(path) }
+            listener.close()
             connections.removeAll()
             byToken.removeAll()
         }
@@ -231,7 +209,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     /// Takes host programs' connections; past `maximumConnections` one is closed at once.
     private func accept() {
         while true {
-            let fd = clinux_unix_accept(listener.rawValue)
+            let fd = clinux_unix_accept(listener.fd.rawValue)
             guard fd >= 0 else {
                 if fd == -EINTR || fd == -ECONNABORTED { continue }
                 return

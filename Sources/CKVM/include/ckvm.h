@@ -88,6 +88,48 @@ static inline uint8_t *ckvm_io_data(struct kvm_run *run) {
 /** Pointer to the 8 data bytes of a KVM_EXIT_MMIO exit. */
 static inline uint8_t *ckvm_mmio_data(struct kvm_run *run) { return run->mmio.data; }
 
+/* ---- Saving and restoring a VM (snapshots) ----
+ * A snapshot stores KVM's per-vCPU and per-VM state as the kernel hands it out: each kind below is
+ * one fixed-size structure of <linux/kvm.h> read with its KVM_GET_* ioctl and written back with its
+ * KVM_SET_* twin. One pair of functions covers them all (the request numbers are macros Swift
+ * cannot import); the Swift side stores each blob with its size and refuses one whose size differs
+ * from this build's structure. */
+enum ckvm_state_kind {
+    CKVM_STATE_REGS = 1,        /* struct kvm_regs, vCPU */
+    CKVM_STATE_SREGS = 2,       /* struct kvm_sregs, vCPU */
+    CKVM_STATE_XCRS = 3,        /* struct kvm_xcrs, vCPU */
+    CKVM_STATE_MP_STATE = 4,    /* struct kvm_mp_state, vCPU */
+    CKVM_STATE_VCPU_EVENTS = 5, /* struct kvm_vcpu_events, vCPU */
+    CKVM_STATE_DEBUGREGS = 6,   /* struct kvm_debugregs, vCPU */
+    CKVM_STATE_LAPIC = 7,       /* struct kvm_lapic_state, vCPU (in-kernel irqchip only) */
+    CKVM_STATE_CLOCK = 8,       /* struct kvm_clock_data, VM */
+    CKVM_STATE_PIT2 = 9,        /* struct kvm_pit_state2, VM (in-kernel PIT only) */
+    CKVM_STATE_PIC_MASTER = 10, /* struct kvm_irqchip with chip_id KVM_IRQCHIP_PIC_MASTER, VM */
+    CKVM_STATE_PIC_SLAVE = 11,  /* struct kvm_irqchip, KVM_IRQCHIP_PIC_SLAVE, VM */
+    CKVM_STATE_IOAPIC = 12,     /* struct kvm_irqchip, KVM_IRQCHIP_IOAPIC, VM */
+};
+/** The size of a kind's structure (0 for an unknown kind). */
+size_t ckvm_state_size(int kind);
+/** KVM_GET_* of `kind` into `buffer` (ckvm_state_size bytes); -1 with errno on failure. */
+int ckvm_get_state(int fd, int kind, void *buffer);
+/** KVM_SET_* of `kind` from `buffer`. The clock's flags are cleared first (KVM_SET_CLOCK takes
+ * only KVM_CLOCK_REALTIME among them, and a saved one must not ask for it). */
+int ckvm_set_state(int fd, int kind, void *buffer);
+
+/** The guest FPU/SSE/AVX state's size on this host: KVM_CAP_XSAVE2's answer (it grows with AMX),
+ * at least struct kvm_xsave's 4096 bytes. A snapshot taken where it differs does not restore. */
+int ckvm_xsave_size(int kvm_fd);
+/** KVM_GET_XSAVE (or KVM_GET_XSAVE2 when `size` exceeds 4096) into `buffer` of `size` bytes. */
+int ckvm_get_xsave(int vcpu_fd, void *buffer, int size);
+int ckvm_set_xsave(int vcpu_fd, const void *buffer);
+/** KVM_GET_MSR_INDEX_LIST on /dev/kvm: at most `capacity` indices into `indices`; returns how many
+ * there are (more than capacity: call again with room), -1 on failure. */
+int ckvm_msr_index_list(int kvm_fd, uint32_t *indices, uint32_t capacity);
+/** KVM_GET_MSRS: returns how many of `msrs` were read (they stop at the first KVM refuses). */
+int ckvm_get_msrs(int vcpu_fd, struct kvm_msrs *msrs);
+/** KVM_GET_CPUID2 on a vCPU: what KVM_SET_CPUID2 gave it (nent 0 when never set). E2BIG: more room. */
+int ckvm_get_cpuid2(int vcpu_fd, struct kvm_cpuid2 *cpuid);
+
 /* Allocation helpers for the flexible-array structures Swift cannot size. */
 struct kvm_cpuid2 *ckvm_cpuid2_alloc(uint32_t entries);
 /** The flexible array member entries[] (Swift does not import flexible arrays). */

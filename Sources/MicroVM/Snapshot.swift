@@ -1,0 +1,300 @@
+import CKVM
+import Devices
+import GuestMemory
+import HostOS
+import KVM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a snapshot wrote, for the control socket's answer and `tandem bench --snapshot`.
+public struct SnapshotSummary: Sendable {
+    public var directory: String
+    /// The memory file's size (the guest's RAM) and the disk it takes: only the pages the guest
+    /// touched and did not leave zero are written, the rest are holes.
+    public var memoryBytes: UInt64
+    public var memoryAllocatedBytes: UInt64
+    public var stateBytes: UInt64
+    public var nanoseconds: UInt64
+
+    public var json: JSON {
+        .object([("directory", .string(directory)), ("memory_bytes", .uint(memoryBytes)),
+                 ("memory_allocated_bytes", .uint(memoryAllocatedBytes)), ("state_bytes", .uint(stateBytes)),
+                 ("snapshot_ms", .double(Double(nanoseconds) / 1e6))])
+    }
+}
+
+/// A snapshot directory's two files.
+public enum SnapshotFiles {
+    public static let state = "state"
+    public static let memory = "memory"
+    /// The largest state file read (a tiny guest's is ~10 KiB; a hostile one must not fill memory).
+    static let maximumStateBytes = 16 << 20
+}
+
+extension Machine {
+    /// The serial port's name on the bus, which is also its record's name in a snapshot.
+    static let serialName = "serial 8250 (COM1)"
+
+    /// Why this machine cannot be snapshotted, or nil. Tiny guests without virtio devices can; a
+    /// Linux guest's in-kernel irqchip, i8042, CMOS and virtio queues are not saved yet.
+    var snapshotRefusal: String? {
+        if config.isLinux { return "snapshots of Linux guests are not supported yet (tiny guests only: the irqchip, i8042, CMOS and virtio state are not saved)" }
+        if config.virtioSlots > 0 { return "snapshots of a VM with virtio devices (--drive, --net, --vsock) are not supported yet" }
+        return nil
+    }
+
+    /// Writes the paused VM to `directory` (made if missing): `memory`, the guest RAM, sparse;
+    /// `state`, every vCPU's KVM state, the VM's clock and the devices' state
+    /// (`SnapshotState`). Each file is written under a temporary name and renamed into place, so
+    /// a failure leaves the directory as it was.
+    func writeSnapshot(to directory: String) throws(SystemError) -> SnapshotSummary {
+        let started = Clock.monotonicNanoseconds()
+        if let refusal = snapshotRefusal { throw SystemError("snapshot", refusal, errno: ENOTSUP) }
+        guard stop.isPaused(vcpuCount: vcpus.count) else { throw SystemError("snapshot", "the VM is not paused (pause it first)", errno: EBUSY) }
+        if Files.kind(directory) == .missing, mkdir(directory, 0o700) != 0 { throw SystemError("mkdir", directory) }
+        guard Files.kind(directory) == .directory else { throw SystemError("snapshot", "\(directory) is not a directory", errno: ENOTDIR) }
+
+        let state: SnapshotState
+        do { state = try captureState() } catch { throw SystemError("snapshot", error.description, errno: EIO) }
+        let encoded = state.encode()
+        let memoryPath = directory + "/" + SnapshotFiles.memory, statePath = directory + "/" + SnapshotFiles.state
+        let memoryTemporary = memoryPath + ".partial", stateTemporary = statePath + ".partial"
+        var renamed = false
+        defer {
+            if !renamed {
+                unlink(memoryTemporary)
+                unlink(stateTemporary)
+            }
+        }
+        let allocated = try writeMemory(to: memoryTemporary)
+        let stateFile = try FileDescriptor.open(stateTemporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+        try stateFile.writeAll(encoded)
+        guard fsync(stateFile.rawValue) == 0 else { throw SystemError("fsync", stateTemporary) }
+        guard rename(memoryTemporary, memoryPath) == 0 else { throw SystemError("rename", "\(memoryTemporary) to \(memoryPath)") }
+        guard rename(stateTemporary, statePath) == 0 else { throw SystemError("rename", "\(stateTemporary) to \(statePath)") }
+        renamed = true
+        return SnapshotSummary(directory: directory, memoryBytes: UInt64(memory.size), memoryAllocatedBytes: allocated,
+                               stateBytes: UInt64(encoded.count), nanoseconds: Clock.monotonicNanoseconds() - started)
+    }
+
+    /// The state file's contents, read from KVM and the devices while every vCPU is parked.
+    func captureState() throws(KVMError) -> SnapshotState {
+        let system = vm.system
+        let msrIndices = try system.msrIndexList()
+        let xsaveSize = system.xsaveSize()
+        var records: [SnapshotState.VCPURecord] = []
+        for vcpu in vcpus {
+            var blobs: [SnapshotState.Blob] = []
+            for kind in KVMStateKind.vcpuKinds(withLAPIC: config.isLinux) {
+                blobs.append(SnapshotState.Blob(kind: kind.rawValue, bytes: try vcpu.state(kind)))
+            }
+            records.append(SnapshotState.VCPURecord(
+                id: UInt32(vcpu.id), blobs: blobs, xsave: try vcpu.xsave(size: xsaveSize),
+                msrs: try vcpu.msrs(msrIndices).map { SnapshotState.MSR(index: $0.index, value: $0.value) },
+                cpuid: try vcpu.cpuidBytes()))
+        }
+        var vmBlobs: [SnapshotState.Blob] = []
+        for kind in KVMStateKind.vmKinds(withIRQChip: config.isLinux) {
+            vmBlobs.append(SnapshotState.Blob(kind: kind.rawValue, bytes: try vm.state(kind)))
+        }
+        let guest: String
+        if case .flat(_, let name, _, _) = config.boot { guest = name } else { guest = "linux" }
+        let machine = SnapshotState.MachineRecord(
+            kind: 0, guest: guest, memoryMiB: UInt32(config.memoryMiB),
+            ranges: memory.regions.map { SnapshotState.RAMRange(start: $0.start.value, size: UInt64($0.size)) })
+        return SnapshotState(machine: machine, host: try Machine.hostRecord(system), vcpus: records, vmBlobs: vmBlobs,
+                             devices: serial.map { [SnapshotState.DeviceRecord(name: Machine.serialName, bytes: $0.savedState())] } ?? [])
+    }
+
+    /// The guest RAM, range after range, as a sparse file: only resident pages (mincore) that are
+    /// not all zero are written. Returns the bytes the file occupies on disk.
+    private func writeMemory(to path: String) throws(SystemError) -> UInt64 {
+        let file = try FileDescriptor.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+        guard ftruncate(file.rawValue, off_t(memory.size)) == 0 else { throw SystemError("ftruncate", "\(path), \(memory.size) bytes") }
+        let page = GuestMemory.pageSize
+        var fileOffset = 0
+        for region in memory.regions {
+            var resident = [UInt8](repeating: 0, count: (region.size + page - 1) / page)
+            guard mincore(region.host, region.size, &resident) == 0 else { throw SystemError("mincore", "guest RAM at \(region.start)") }
+            for (index, flags) in resident.enumerated() where flags & 1 != 0 {
+                let bytes = UnsafeRawBufferPointer(start: region.host + index * page, count: page)
+                if bytes.allSatisfy({ $0 == 0 }) { continue }
+                try file.writeAll(bytes, at: fileOffset + index * page)
+            }
+            fileOffset += region.size
+        }
+        guard fsync(file.rawValue) == 0 else { throw SystemError("fsync", path) }
+        var info = stat()
+        guard fstat(file.rawValue, &info) == 0 else { throw SystemError("fstat", path) }
+        return UInt64(info.st_blocks) * 512
+    }
+
+    /// This host's CPU as a snapshot records it (KVM_GET_SUPPORTED_CPUID).
+    static func hostRecord(_ system: KVMSystem) throws(KVMError) -> SnapshotState.HostRecord {
+        let entries = try system.supportedCPUID()
+        func leaf(_ function: UInt32) -> kvm_cpuid_entry2? { entries.first { $0.function == function && $0.index == 0 } }
+        var vendor: [UInt8] = []
+        if let zero = leaf(0) {
+            for word in [zero.ebx, zero.edx, zero.ecx] { withUnsafeBytes(of: word.littleEndian) { vendor += $0 } }
+        }
+        let one = leaf(1), seven = leaf(7)
+        return SnapshotState.HostRecord(
+            vendor: String(decoding: vendor, as: UTF8.self),
+            features: [one?.ecx ?? 0, one?.edx ?? 0, seven?.ebx ?? 0, seven?.ecx ?? 0, seven?.edx ?? 0],
+            xsaveBytes: UInt32(system.xsaveSize()))
+    }
+
+    /// Why a snapshot taken on `saved` cannot run on `host`, or nil.
+    static func hostMismatch(saved: SnapshotState.HostRecord, host: SnapshotState.HostRecord) -> String? {
+        if saved.vendor != host.vendor { return "it was taken on a \(saved.vendor) CPU, this host's is \(host.vendor)" }
+        if saved.xsaveBytes != host.xsaveBytes {
+            return "its XSAVE area is \(saved.xsaveBytes) bytes, this host's KVM uses \(host.xsaveBytes) (a CPU with other features)"
+        }
+        for (index, word) in saved.features.enumerated() where index < host.features.count {
+            let missing = word & ~host.features[index]
+            if missing != 0 {
+                return "the CPU it was taken on had features this host lacks: \(SnapshotState.HostRecord.featureNames[index]) bits 0x\(String(missing, radix: 16))"
+            }
+        }
+        return nil
+    }
+
+    /// Brings back the VM `directory` holds, ready to `run` from where it was paused. Everything
+    /// in the directory is checked first — the state file's magic, version and CRC, its records
+    /// against this build and this host's CPU, the memory file's size against the RAM claimed —
+    /// and any problem is an error naming the file, before a VM exists or guest code runs. The
+    /// memory file is mapped copy-on-write: it is never written, so one snapshot restores any
+    /// number of independent guests.
+    public static func restore(from directory: String, console: FileConsoleSink, timeoutNanoseconds: UInt64? = nil,
+                               controlSocket: UnixListener? = nil, processStart: UInt64? = nil,
+                               kvmPath: String = KVMSystem.defaultPath) throws(MicroVMError) -> Machine {
+        var phases = PhaseTimes(processStart: processStart)
+        let statePath = directory + "/" + SnapshotFiles.state, memoryPath = directory + "/" + SnapshotFiles.memory
+        func refuse(_ path: String, _ problem: String) -> MicroVMError { .snapshot(path: path, problem: problem) }
+        guard Files.kind(directory) == .directory else {
+            throw refuse(directory, Files.kind(directory) == .missing ? "does not exist" : "is not a snapshot directory")
+        }
+        guard Files.kind(statePath) == .regular else { throw refuse(statePath, "is missing or not a regular file") }
+        let state: SnapshotState
+        do {
+            state = try SnapshotState.decode(try Files.read(statePath, limit: SnapshotFiles.maximumStateBytes))
+        } catch let error as SnapshotFormatError {
+            throw refuse(statePath, error.description)
+        } catch {
+            throw refuse(statePath, "\(error)")
+        }
+        let machine = state.machine
+        let memoryMiB = Int(machine.memoryMiB)
+        guard state.vcpus.count == 1 else { throw refuse(statePath, "\(state.vcpus.count) vCPUs: a tiny guest has one") }
+        guard memoryMiB >= VMConfig.minimumTinyMemoryMiB, memoryMiB <= VMConfig.maximumTinyMemoryMiB else {
+            throw refuse(statePath, "\(memoryMiB) MiB of RAM: a tiny guest has \(VMConfig.minimumTinyMemoryMiB)-\(VMConfig.maximumTinyMemoryMiB)")
+        }
+        let ranges = ramRanges(memoryMiB << 20)
+        guard machine.ranges.map({ [$0.start, $0.size] }) == ranges.map({ [$0.start.value, UInt64($0.size)] }) else {
+            throw refuse(statePath, "its RAM ranges are not the layout Tandem gives a \(memoryMiB) MiB guest")
+        }
+        let vcpuKinds = KVMStateKind.vcpuKinds(withLAPIC: false).map(\.rawValue)
+        for record in state.vcpus {
+            guard record.blobs.map(\.kind) == vcpuKinds else {
+                throw refuse(statePath, "vCPU \(record.id) holds KVM state kinds \(record.blobs.map(\.kind)), this Tandem expects \(vcpuKinds)")
+            }
+            for (blob, kind) in zip(record.blobs, KVMStateKind.vcpuKinds(withLAPIC: false)) where blob.bytes.count != kind.size {
+                throw refuse(statePath, "vCPU \(record.id) \(kind.name) state is \(blob.bytes.count) bytes, this host's structure has \(kind.size)")
+            }
+            guard record.cpuid.count % MemoryLayout<kvm_cpuid_entry2>.stride == 0 else {
+                throw refuse(statePath, "vCPU \(record.id) CPUID is \(record.cpuid.count) bytes, not whole entries")
+            }
+        }
+        let vmKinds = KVMStateKind.vmKinds(withIRQChip: false)
+        guard state.vmBlobs.map(\.kind) == vmKinds.map(\.rawValue) else { throw refuse(statePath, "its VM state kinds \(state.vmBlobs.map(\.kind)) are not \(vmKinds.map(\.rawValue))") }
+        for (blob, kind) in zip(state.vmBlobs, vmKinds) where blob.bytes.count != kind.size {
+            throw refuse(statePath, "VM \(kind.name) state is \(blob.bytes.count) bytes, this host's structure has \(kind.size)")
+        }
+        guard state.devices.map(\.name) == [serialName] else {
+            throw refuse(statePath, "its devices \(state.devices.map(\.name)) are not a tiny guest's (\(serialName))")
+        }
+
+        let memoryFile: FileDescriptor
+        do { memoryFile = try FileDescriptor.open(memoryPath, O_RDONLY | O_NOFOLLOW) } catch { throw refuse(memoryPath, "cannot be opened: \(error)") }
+        var info = stat()
+        guard fstat(memoryFile.rawValue, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw refuse(memoryPath, "is not a regular file") }
+        guard UInt64(info.st_size) >= machine.memoryBytes else {
+            throw refuse(memoryPath, "is \(info.st_size) bytes, shorter than the \(machine.memoryBytes) bytes of guest RAM the state claims")
+        }
+
+        do {
+            let system = try KVMSystem(path: kvmPath)
+            if let mismatch = hostMismatch(saved: state.host, host: try hostRecord(system)) { throw refuse(statePath, mismatch) }
+            guard state.vcpus.allSatisfy({ $0.xsave.count == system.xsaveSize() }) else {
+                throw refuse(statePath, "its XSAVE area is \(state.vcpus[0].xsave.count) bytes, this host's KVM uses \(system.xsaveSize())")
+            }
+            let memory = try GuestMemory(ranges: ranges, file: memoryFile)
+            let vm = try system.createVM()
+            try vm.setTSSAddress(tssAddress)
+            for region in memory.regions {
+                try vm.mapMemory(guestAddress: region.start.value, size: region.size, host: region.host)
+            }
+            let vcpu = try vm.createVCPU(id: 0)
+            phases.vmCreated = Clock.monotonicNanoseconds()
+            var config = VMConfig(boot: .flat(image: [], name: machine.guest, mode: .long, argument: 0), memoryMiB: memoryMiB,
+                                  timeoutNanoseconds: timeoutNanoseconds)
+            config.controlSocket = controlSocket
+            let restored = Machine(config: config, vm: vm, memory: memory, vcpus: [vcpu], console: console, stop: try StopState(), phases: phases)
+            restored.restoredFrom = directory
+            try restored.attachDevices()
+            do { try restored.serial?.restoreState(state.devices[0].bytes) } catch { throw refuse(statePath, error.description) }
+            try restored.apply(state)
+            restored.phases.imageLoaded = Clock.monotonicNanoseconds()
+            restored.phases.imageComplete = restored.phases.imageLoaded
+            return restored
+        } catch let error as MicroVMError {
+            throw error
+        } catch let error as KVMError {
+            throw .kvm(error)
+        } catch let error as GuestMemoryError {
+            throw .memory(error)
+        } catch let error as SystemError {
+            throw .system(error)
+        } catch {
+            throw .system(SystemError("restore", "\(error)", errno: EINVAL))
+        }
+    }
+
+    /// Terminal input for a restored guest's console (set before `run`).
+    public func setConsoleInput(_ fd: Int32) { config.consoleInput = fd }
+
+    /// The saved MSRs whose values differ from what the fresh `vcpu` has: only those are set.
+    /// (KVM reports some it cannot take back on this VM — the paravirtual async page fault MSRs
+    /// need an in-kernel LAPIC even to be written with 0 — and a value equal to the reset value
+    /// needs no writing.)
+    static func changedMSRs(_ saved: [SnapshotState.MSR], on vcpu: VCPU) throws(KVMError) -> [(index: UInt32, value: UInt64)] {
+        let fresh = try vcpu.msrs(saved.map(\.index))
+        var changed: [(index: UInt32, value: UInt64)] = []
+        var position = 0
+        for msr in saved {
+            // `fresh` is in the saved order, without the ones KVM would not read on this vCPU.
+            if position < fresh.count, fresh[position].index == msr.index {
+                if fresh[position].value != msr.value { changed.append((msr.index, msr.value)) }
+                position += 1
+            } else {
+                changed.append((msr.index, msr.value))
+            }
+        }
+        return changed
+    }
+
+    /// Puts the saved KVM state back: per vCPU CPUID, MSRs, registers, special registers, XSAVE,
+    /// then the rest (XCRs, debug registers, MP state, pending events), as Firecracker does; then
+    /// the VM's clock.
+    private func apply(_ state: SnapshotState) throws(KVMError) {
+        for (vcpu, record) in zip(vcpus, state.vcpus) {
+            if !record.cpuid.isEmpty { try vcpu.setCPUID(bytes: record.cpuid) }
+            try vcpu.setMSRs(try Machine.changedMSRs(record.msrs, on: vcpu))
+            for blob in record.blobs.prefix(2) { try vcpu.setState(KVMStateKind(rawValue: blob.kind)!, blob.bytes) }
+            try vcpu.setXSAVE(record.xsave)
+            for blob in record.blobs.dropFirst(2) { try vcpu.setState(KVMStateKind(rawValue: blob.kind)!, blob.bytes) }
+        }
+        for blob in state.vmBlobs { try vm.setState(KVMStateKind(rawValue: blob.kind)!, blob.bytes) }
+    }
+}
