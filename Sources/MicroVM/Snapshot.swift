@@ -48,15 +48,15 @@ extension Machine {
     /// `state`, every vCPU's KVM state, the VM's clock and the devices' state
     /// (`SnapshotState`). Each file is written under a temporary name and renamed into place, so
     /// a failure leaves the directory as it was.
-    func writeSnapshot(to directory: String) throws(SystemError) -> SnapshotSummary {
+    func writeSnapshot(to directory: String) throws(MicroVMError) -> SnapshotSummary {
         let started = Clock.monotonicNanoseconds()
-        if let refusal = snapshotRefusal { throw SystemError("snapshot", refusal, errno: ENOTSUP) }
-        guard stop.isPaused(vcpuCount: vcpus.count) else { throw SystemError("snapshot", "the VM is not paused (pause it first)", errno: EBUSY) }
-        if Files.kind(directory) == .missing, mkdir(directory, 0o700) != 0 { throw SystemError("mkdir", directory) }
-        guard Files.kind(directory) == .directory else { throw SystemError("snapshot", "\(directory) is not a directory", errno: ENOTDIR) }
+        if let refusal = snapshotRefusal { throw .snapshot(path: directory, problem: refusal) }
+        guard stop.isPaused(vcpuCount: vcpus.count) else { throw .snapshot(path: directory, problem: "the VM is not paused (pause it first)") }
+        if Files.kind(directory) == .missing, mkdir(directory, 0o700) != 0 { throw .system(SystemError("mkdir", directory)) }
+        guard Files.kind(directory) == .directory else { throw .snapshot(path: directory, problem: "is not a directory") }
 
         let state: SnapshotState
-        do { state = try captureState() } catch { throw SystemError("snapshot", error.description, errno: EIO) }
+        do { state = try captureState() } catch { throw .kvm(error) }
         let encoded = state.encode()
         let memoryPath = directory + "/" + SnapshotFiles.memory, statePath = directory + "/" + SnapshotFiles.state
         let memoryTemporary = memoryPath + ".partial", stateTemporary = statePath + ".partial"
@@ -67,15 +67,19 @@ extension Machine {
                 unlink(stateTemporary)
             }
         }
-        let allocated = try writeMemory(to: memoryTemporary)
-        let stateFile = try FileDescriptor.open(stateTemporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
-        try stateFile.writeAll(encoded)
-        guard fsync(stateFile.rawValue) == 0 else { throw SystemError("fsync", stateTemporary) }
-        guard rename(memoryTemporary, memoryPath) == 0 else { throw SystemError("rename", "\(memoryTemporary) to \(memoryPath)") }
-        guard rename(stateTemporary, statePath) == 0 else { throw SystemError("rename", "\(stateTemporary) to \(statePath)") }
-        renamed = true
-        return SnapshotSummary(directory: directory, memoryBytes: UInt64(memory.size), memoryAllocatedBytes: allocated,
-                               stateBytes: UInt64(encoded.count), nanoseconds: Clock.monotonicNanoseconds() - started)
+        do throws(SystemError) {
+            let allocated = try writeMemory(to: memoryTemporary)
+            let stateFile = try FileDescriptor.open(stateTemporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
+            try stateFile.writeAll(encoded)
+            guard fsync(stateFile.rawValue) == 0 else { throw SystemError("fsync", stateTemporary) }
+            guard rename(memoryTemporary, memoryPath) == 0 else { throw SystemError("rename", "\(memoryTemporary) to \(memoryPath)") }
+            guard rename(stateTemporary, statePath) == 0 else { throw SystemError("rename", "\(stateTemporary) to \(statePath)") }
+            renamed = true
+            return SnapshotSummary(directory: directory, memoryBytes: UInt64(memory.size), memoryAllocatedBytes: allocated,
+                                   stateBytes: UInt64(encoded.count), nanoseconds: Clock.monotonicNanoseconds() - started)
+        } catch {
+            throw .system(error)
+        }
     }
 
     /// The state file's contents, read from KVM and the devices while every vCPU is parked.

@@ -1,0 +1,93 @@
+@testable import MicroVM
+import Testing
+
+/// The snapshot state file on its own: what it writes reads back, and what a hostile or damaged
+/// file holds is refused with a message, never a crash (Fuzz/SnapshotFuzz.swift goes further).
+@Suite("snapshot state file")
+struct SnapshotFileTests {
+    static let sample = SnapshotState(
+        machine: .init(kind: 0, guest: "ticker.bin", memoryMiB: 16, ranges: [.init(start: 0, size: 16 << 20)]),
+        host: .init(vendor: "AuthenticAMD", features: [0xfed8_3203, 0x178b_fbff, 0x219c_91a9, 0x0040_069c, 0x10], xsaveBytes: 4096),
+        vcpus: [.init(id: 0, blobs: [.init(kind: 1, bytes: Array(repeating: 7, count: 144)), .init(kind: 2, bytes: Array(0..<200))],
+                      xsave: Array(repeating: 1, count: 4096), msrs: [.init(index: 0x10, value: 123_456), .init(index: 0xc000_0080, value: 0x500)],
+                      cpuid: [])],
+        vmBlobs: [.init(kind: 8, bytes: Array(repeating: 3, count: 48))],
+        devices: [.init(name: "serial 8250 (COM1)", bytes: [1, 0, 3, 8, 0, 12, 0, 0])])
+
+    @Test("a state file reads back as written")
+    func roundTrip() throws {
+        #expect(try SnapshotState.decode(Self.sample.encode()) == Self.sample)
+    }
+
+    @Test("CRC-64/XZ gives the catalogue's check value")
+    func crcCheckValue() {
+        #expect(CRC64.checksum(Array("123456789".utf8)) == 0x995d_c9bb_df19_39fa)
+    }
+
+    @Test("any damaged byte is refused as damaged (or as what it breaks), never believed")
+    func everyByteFlipped() {
+        let bytes = Self.sample.encode()
+        for offset in stride(from: 0, to: bytes.count, by: 5) {
+            var damaged = bytes
+            damaged[offset] ^= 0x41
+            #expect(throws: SnapshotFormatError.self, "byte \(offset)") { try SnapshotState.decode(damaged) }
+        }
+    }
+
+    @Test("every truncation is refused")
+    func everyTruncation() {
+        let bytes = Self.sample.encode()
+        for length in stride(from: 0, to: bytes.count, by: 3) {
+            #expect(throws: SnapshotFormatError.self, "\(length) bytes") { try SnapshotState.decode(Array(bytes.prefix(length))) }
+        }
+    }
+
+    @Test("a foreign file, another version and trailing bytes are named")
+    func namedRefusals() throws {
+        #expect(throws: SnapshotFormatError("not a Tandem snapshot state file (no TANDEMVM magic)")) { try SnapshotState.decode(Array("QEVM".utf8)) }
+        var future = Self.sample.encode()
+        future[8] = 2
+        #expect(throws: SnapshotFormatError("format version 2; this Tandem reads version 1 only")) { try SnapshotState.decode(future) }
+        var padded = Self.sample.encode()
+        padded.insert(0, at: padded.count - 8)
+        #expect(throws: SnapshotFormatError.self) { try SnapshotState.decode(padded) }
+    }
+
+    /// A file whose CRC is right but whose fields lie: the CRC is no defence against a crafted
+    /// file, so the counts and sizes must be.
+    func crafted(_ edit: (inout SnapshotState) -> Void) -> [UInt8] {
+        var state = Self.sample
+        edit(&state)
+        return state.encode()
+    }
+
+    @Test("crafted counts and sizes are refused before anything is allocated for them")
+    func craftedFields() throws {
+        // 2^32-1 vCPUs: the count is patched into a valid file and the CRC recomputed.
+        var bytes = Self.sample.encode()
+        let vcpuCountOffset = try #require(Self.offsetOfVCPUCount(bytes))
+        for index in 0..<4 { bytes[vcpuCountOffset + index] = 0xff }
+        bytes.replaceSubrange((bytes.count - 8)..., with: withUnsafeBytes(of: CRC64.checksum(bytes.dropLast(8)).littleEndian, Array.init))
+        #expect(throws: SnapshotFormatError("4294967295 vCPUs: at most 256")) { try SnapshotState.decode(bytes) }
+
+        #expect(throws: SnapshotFormatError("its RAM ranges hold 16777216 bytes, not the 32 MiB it claims")) {
+            try SnapshotState.decode(crafted { $0.machine.memoryMiB = 32 })
+        }
+        #expect(throws: SnapshotFormatError.self) { try SnapshotState.decode(crafted { $0.machine.ranges = [.init(start: 1, size: 16 << 20)] }) }
+        #expect(throws: SnapshotFormatError("vCPU 0 has id 5 (ids run 0, 1, ...)")) { try SnapshotState.decode(crafted { $0.vcpus[0].id = 5 }) }
+        #expect(throws: SnapshotFormatError("vCPU 0 holds KVM state kind 1 twice")) {
+            try SnapshotState.decode(crafted { $0.vcpus[0].blobs[1].kind = 1 })
+        }
+        #expect(throws: SnapshotFormatError("machine kind 1: this Tandem restores tiny guests (kind 0) only")) {
+            try SnapshotState.decode(crafted { $0.machine.kind = 1 })
+        }
+        #expect(throws: SnapshotFormatError("it holds no vCPU")) { try SnapshotState.decode(crafted { $0.vcpus = [] }) }
+    }
+
+    /// Where the vCPU count sits in `sample`'s encoding: after the machine and host records.
+    static func offsetOfVCPUCount(_ bytes: [UInt8]) -> Int? {
+        let machineAndHost = 1 + (4 + 10) + 4 + 4 + 16 + (4 + 12) + 4 + 5 * 4 + 4
+        let offset = 8 + 4 + 8 + machineAndHost
+        return offset + 4 <= bytes.count && bytes[offset] == 1 ? offset : nil
+    }
+}
