@@ -349,6 +349,10 @@ extension Machine {
     /// timer makes KVM_RUN return EINTR (KVM_SET_SIGNAL_MASK) and is read from `signals` then.
     private func lead(statistics: inout VCPUStatistics, signals: SignalFD) {
         var timer: ThreadTimer?
+        // The kick signal unblocked first: KVM_SET_SIGNAL_MASK takes this thread's mask as it is
+        // now, and a kick blocked inside KVM_RUN would never make it return (a VMM started by a
+        // parent that blocks real-time signals could then not be paused or stopped by a thread).
+        VCPU.acceptKicks()
         do {
             try vcpus[0].letSignalsInterruptRun(Machine.leaderSignals)
             timer = try config.timeoutNanoseconds.map { limit throws(SystemError) in

@@ -23,6 +23,8 @@ struct FastParserTests {
         ["--root-disk", "root.ext4", "--drive", "data.img", "--workload", "blkio"],
         ["--workload", "vsockio", "--vsock", "/run/v.sock", "--net", "tap"],
         ["--tiny", "hello", "--vsock=/tmp/v.sock"],
+        ["--tiny", "ticker", "--api-sock", "/tmp/vm.sock"],
+        ["--api-sock=/run/a.sock", "--tiny", "hello"],
     ]
 
     static let handedOver: [[String]] = [
@@ -32,6 +34,7 @@ struct FastParserTests {
         ["--tiny", "hello", "--arg", "-3"], ["--tiny", "hello", "--memory", "-1"], ["--allow-emulated=yes"],
         ["--root-disk", "a", "--root-disk", "b"],
         ["--vsock", "a", "--vsock", "b"],
+        ["--api-sock", "a", "--api-sock", "b"],
     ]
 
     @Test("accepted lines parse identically", arguments: accepted)
@@ -44,6 +47,29 @@ struct FastParserTests {
     @Test("everything else is left to ArgumentParser", arguments: handedOver)
     func handOver(arguments: [String]) {
         #expect(FastVMRunParser.parse(arguments[...]) == nil)
+    }
+}
+
+/// The same agreement for `tandem vm restore DIR`.
+@Suite("vm restore: the launcher's parser agrees with ArgumentParser")
+struct FastRestoreParserTests {
+    static let accepted: [[String]] = [
+        ["/snap"], ["snap", "--json"], ["/snap", "--timeout", "2", "--api-sock", "/tmp/a.sock"], ["/s", "--kvm-device=/dev/kvm"],
+    ]
+    static let handedOver: [[String]] = [
+        [], ["--help"], ["--json"], ["/snap", "--tiny", "hello"], ["/snap", "--memory", "32"], ["/snap", "--bogus"], ["/snap", "--json=1"],
+    ]
+
+    @Test("accepted lines parse identically", arguments: accepted)
+    func agree(arguments: [String]) throws {
+        let fast = try #require(FastVMRestoreParser.parse(arguments[...]))
+        let full = try VMRestoreCommand.parse(arguments)
+        #expect(fast == VMRunOptions(timeout: full.timeout, json: full.json, kvmDevice: full.kvmDevice, apiSocket: full.apiSock, restore: full.directory))
+    }
+
+    @Test("everything else is left to ArgumentParser", arguments: handedOver)
+    func handOver(arguments: [String]) {
+        #expect(FastVMRestoreParser.parse(arguments[...]) == nil)
     }
 }
 

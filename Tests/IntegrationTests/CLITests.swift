@@ -116,7 +116,7 @@ struct CLITests {
     func unknownTiny(name: String) throws {
         let result = try Tandem.run(["vm", "run", "--tiny", name])
         #expect(result.status == 125)
-        #expect(result.stderr == "tandem: error: unknown tiny guest '\(name)': known ones are hello, hello16, compute, exit, spin, triplefault, flood, wild, echo, blk (or give a path to a flat binary)\n")
+        #expect(result.stderr == "tandem: error: unknown tiny guest '\(name)': known ones are hello, hello16, compute, exit, spin, triplefault, flood, wild, echo, ticker, blk (or give a path to a flat binary)\n")
         #expect(result.stdout.isEmpty)
     }
 

@@ -326,3 +326,112 @@ struct VMDriveTests {
         }
     }
 }
+
+/// `tandem vm run --api-sock`, `tandem vm snapshot|restore|pause|resume|describe`, as a user runs them.
+@Suite("microVM control socket and snapshots through the CLI",
+       .enabled(if: Tandem.kvmUsable && Tandem.guestsBuilt, "needs a usable /dev/kvm and the tiny guests (make guests)"))
+struct VMSnapshotCLITests {
+    static func temporaryDirectory() throws -> URL {
+        let url = URL(fileURLWithPath: "/tmp/tandem-snapshot-cli-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Starts `tandem vm run ARGS` in the background; its stdout and stderr go to files.
+    static func start(_ arguments: [String], output: URL) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tandem.path)
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        process.standardError = process.standardOutput
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    static func waitForSocket(_ path: String, of process: Process) {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, process.isRunning {
+            var info = stat()
+            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { return }
+            usleep(2000)
+        }
+    }
+
+    @Test("snapshot a running ticker, let it finish, restore it: the same checksum; the socket file goes with the run")
+    func snapshotRestore() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let socket = directory.appendingPathComponent("vm.sock").path
+        let output = directory.appendingPathComponent("run.txt")
+        let run = try Self.start(["vm", "run", "--tiny", "ticker", "--arg", "1500", "--timeout", "60", "--api-sock", socket], output: output)
+        Self.waitForSocket(socket, of: run)
+        let describe = try Tandem.run(["vm", "describe", socket], killAfter: 30)
+        #expect(describe.status == 0, "\(describe.stderr)")
+        #expect(describe.stdout.contains("\"state\": \"running\""))
+        let snapshot = try Tandem.run(["vm", "snapshot", socket, "--out", directory.appendingPathComponent("snap").path], killAfter: 30)
+        #expect(snapshot.status == 0, "\(snapshot.stderr)")
+        #expect(snapshot.stdout.contains("\"memory_bytes\": 16777216"))
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: socket), "the control socket's file goes with the run")
+        let unbroken = try String(contentsOf: output, encoding: .utf8)
+        let checksum = try #require(unbroken.split(separator: "\n").last { $0.hasPrefix("ticker: ") })
+
+        let restored = try Tandem.run(["vm", "restore", directory.appendingPathComponent("snap").path, "--json"], killAfter: 60)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stderr.split(separator: "\n").last == checksum)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(restored.stdout.utf8)) as? [String: Any])
+        #expect(report["restored_from"] as? String == directory.appendingPathComponent("snap").path)
+        let phases = try #require(report["phases_ms"] as? [String: Any])
+        #expect(phases["ready"] is Double, "the first READY after the restore is its ready phase")
+    }
+
+    @Test("pause and resume from the command line; a socket left by a killed VMM is replaced by the next run")
+    func pauseResumeAndStaleSocket() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let socket = directory.appendingPathComponent("vm.sock").path
+        let killed = try Self.start(["vm", "run", "--tiny", "spin", "--api-sock", socket], output: directory.appendingPathComponent("killed.txt"))
+        Self.waitForSocket(socket, of: killed)
+        let pause = try Tandem.run(["vm", "pause", socket], killAfter: 30)
+        #expect(pause.status == 0 && pause.stdout.contains("\"state\":\"paused\""), "status \(pause.status): \(pause.stdout) \(pause.stderr)")
+        #expect(try Tandem.run(["vm", "describe", socket], killAfter: 30).stdout.contains("\"state\": \"paused\""))
+        let resume = try Tandem.run(["vm", "resume", socket], killAfter: 30)
+        #expect(resume.status == 0 && resume.stdout.contains("\"state\":\"running\""))
+        let again = try Tandem.run(["vm", "resume", socket], killAfter: 30)
+        #expect(again.status == 125 && again.stderr == "tandem: error: \(socket): the VM is not paused\n")
+        kill(killed.processIdentifier, SIGKILL)
+        killed.waitUntilExit()
+        #expect(FileManager.default.fileExists(atPath: socket), "a SIGKILLed VMM cannot remove its socket file")
+
+        let next = try Tandem.run(["vm", "run", "--tiny", "hello", "--api-sock", socket], killAfter: 30)
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: socket))
+        let nobody = try Tandem.run(["vm", "pause", socket], killAfter: 30)
+        #expect(nobody.status == 125 && nobody.stderr.contains("connect(\(socket) (is a microVM running with --api-sock \(socket)?))"), "\(nobody.stderr)")
+    }
+
+    @Test("restore refuses a damaged snapshot by name and leaves nothing running", arguments: ["missing", "damaged", "empty"])
+    func damaged(kind: String) throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let snapshot = directory.appendingPathComponent("snap")
+        try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
+        switch kind {
+        case "damaged": try Data("TANDEMVM\u{1}\0\0\0garbage-garbage-garbage".utf8).write(to: snapshot.appendingPathComponent("state"))
+        case "empty": try Data().write(to: snapshot.appendingPathComponent("state"))
+        default: break
+        }
+        let result = try Tandem.run(["vm", "restore", snapshot.path], killAfter: 30)
+        #expect(result.status == 125)
+        let expected = [
+            "missing": "tandem: error: snapshot \(snapshot.path)/state: is missing or not a regular file\n",
+            "damaged": "tandem: error: snapshot \(snapshot.path)/state: truncated or padded: the header says 3271134372315685223 payload bytes, the file holds 7\n",
+            "empty": "tandem: error: snapshot \(snapshot.path)/state: not a Tandem snapshot state file (no TANDEMVM magic)\n",
+        ][kind]
+        #expect(result.stderr == expected)
+        #expect(result.stdout.isEmpty)
+    }
+}
