@@ -11,7 +11,7 @@
 #   make guests the guest programs (guest-images/build)
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
-#   make fuzz   the libFuzzer targets in Fuzz/ (the JSON reader, the OCI config reader, layer unpacking, bzImage, virtqueues, the http workload), FUZZ_SECONDS each (default 60)
+#   make fuzz   the libFuzzer targets in Fuzz/ (the JSON reader, the OCI config reader, layer unpacking, bzImage, virtqueues, snapshot state files, the http workload), FUZZ_SECONDS each (default 60)
 #   make bench  tandem bench with 10 trials (reports/latest), then the launch benchmark (50 runs:
 #               tiny microVM, tandem ctr run vs crun and runc, idle-container density), then the OCI
 #               runtime's create+start+delete vs crun and runc (50 runs back to back, 30 after idle
@@ -159,6 +159,9 @@ fuzz: deps-core
 	mkdir -p .build/fuzz/corpus-virtio && cp Fuzz/corpus/virtio/* .build/fuzz/corpus-virtio/
 	SWIFT_BACKTRACE=enable=no .build/fuzz/virtio -max_total_time=$(FUZZ_SECONDS) -max_len=40000 -timeout=10 -artifact_prefix=.build/fuzz/virtio- .build/fuzz/corpus-virtio; \
 	    status=$$?; rm -f /tmp/tandem-fuzz-virtio-*.img /tmp/tandem-fuzz-virtio-*.sock*; exit $$status
+	$(SWIFTC) -O -sanitize=fuzzer -parse-as-library Fuzz/SnapshotFuzz.swift Sources/MicroVM/SnapshotFile.swift -o .build/fuzz/snapshot
+	mkdir -p .build/fuzz/corpus-snapshot && cp Fuzz/corpus/snapshot/* .build/fuzz/corpus-snapshot/
+	SWIFT_BACKTRACE=enable=no .build/fuzz/snapshot -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -artifact_prefix=.build/fuzz/snapshot- .build/fuzz/corpus-snapshot
 	# The guest image's http server reads what any client sends: its request reader under ASan.
 	clang -O1 -g -fsanitize=fuzzer,address -fuse-ld=lld Fuzz/HTTPFuzz.c -o .build/fuzz/http
 	mkdir -p .build/fuzz/corpus-http && cp Fuzz/corpus/http/* .build/fuzz/corpus-http/
