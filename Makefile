@@ -12,7 +12,7 @@
 #   make image  the guest image every backend runs (guest-images/build/image/initramfs.cpio)
 #   make lab    boot Linux in Tandem's VMM inside the nested lab (QEMU TCG + kvm-amd), for hosts without VT-x/AMD-V
 #   make fuzz   the libFuzzer targets in Fuzz/ (the JSON reader, the OCI config reader, layer unpacking, bzImage, virtqueues, snapshot state files, the http workload), FUZZ_SECONDS each (default 60)
-#   make bench  tandem bench with 10 trials (reports/latest), then the launch benchmark (50 runs:
+#   make bench  tandem bench with 10 trials and the snapshot benchmark (reports/latest), then the launch benchmark (50 runs:
 #               tiny microVM, tandem ctr run vs crun and runc, idle-container density), then the OCI
 #               runtime's create+start+delete vs crun and runc (50 runs back to back, 30 after idle
 #               spells), the bare cgroup move under both, then signals at every step of create, run
@@ -102,7 +102,7 @@ test: deps guests image kernel
 
 bench: deps guests build image
 	@scripts/libvirtd.sh up
-	$(RELEASE_BIN) bench --trials 10 --density 1,10 --out reports/latest
+	$(RELEASE_BIN) bench --trials 10 --density 1,10 --snapshot --out reports/latest
 	python3 scripts/bench_launch.py --runs 50 --density 1,10,100
 	python3 scripts/bench_runtime.py --runs 50
 	python3 scripts/bench_runtime.py --runs 30 --gap 150

@@ -125,6 +125,14 @@ public final class BenchRunner {
         try save()
     }
 
+    /// `--snapshot`: the tiny microVM cold-booted, snapshotted and restored, `trials` times,
+    /// interleaved; with `tandem` at `tandemPath` and RAM `memoryMiB`.
+    public func runSnapshots(tandemPath: String, workDirectory: String, memoryMiB: Int, notes: [String], progress: (String) -> Void) throws {
+        results.snapshots = SnapshotBench.measure(tandem: tandemPath, workDirectory: workDirectory, trials: trials, memoryMiB: memoryMiB, progress: progress)
+        results.notes += notes
+        try save()
+    }
+
     /// Each subject's manager killed while its container runs (`ManagerKill`).
     public func runManagerKill(_ subjects: [ManagerKill.Subject], progress: (String) -> Void) throws {
         var measured: [ManagerKillResult] = []

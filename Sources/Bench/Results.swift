@@ -15,6 +15,8 @@ public struct BenchResults: Codable, Sendable {
     public var footprint: [Artifact]
     /// `--density`: N idle sandboxes at once per backend.
     public var density: [DensityPoint]?
+    /// `--snapshot`: cold boot against snapshot and restore, per trial (`SnapshotBench`).
+    public var snapshots: [SnapshotSample]?
     /// Each container runtime's manager process killed while its container runs (seed 004).
     public var managerKill: [ManagerKillResult]?
     /// What each sandbox's probe reached of the host's network (`NetworkReach`).

@@ -1,6 +1,7 @@
 /* ckvm.c — one ioctl per function; see ckvm.h for why this file exists. */
 #include "ckvm.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -205,3 +206,7 @@ int ckvm_msr_index_list(int kvm_fd, uint32_t *indices, uint32_t capacity) {
 
 int ckvm_get_msrs(int vcpu_fd, struct kvm_msrs *msrs) { return ioctl(vcpu_fd, KVM_GET_MSRS, msrs); }
 int ckvm_get_cpuid2(int vcpu_fd, struct kvm_cpuid2 *cpuid) { return ioctl(vcpu_fd, KVM_GET_CPUID2, cpuid); }
+
+void ckvm_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
+    __cpuid_count(leaf, subleaf, out[0], out[1], out[2], out[3]);
+}

@@ -69,13 +69,13 @@ public struct SnapshotState: Equatable, Sendable {
         }
     }
 
-    /// The CPU the snapshot was taken on, as KVM presented it: a restore where the vendor differs,
+    /// The CPU the snapshot was taken on: a restore where the vendor differs,
     /// a feature bit the guest may have used is missing, or the XSAVE area has another size, is
     /// refused before any guest code runs.
     public struct HostRecord: Equatable, Sendable {
         /// CPUID leaf 0's vendor string ("AuthenticAMD", "GenuineIntel").
         public var vendor: String
-        /// KVM_GET_SUPPORTED_CPUID's leaf 1 ECX, EDX and leaf 7 EBX, ECX, EDX, in that order.
+        /// The host's CPUID leaf 1 ECX, EDX and leaf 7 EBX, ECX, EDX, in that order.
         public var features: [UInt32]
         public var xsaveBytes: UInt32
 

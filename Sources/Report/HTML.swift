@@ -65,6 +65,12 @@ extension ReportModel {
             }
             body += "</table>\n"
         }
+        if let snapshots = SnapshotTable(results) {
+            body += "<h2>\(snapshots.title.htmlEscaped())</h2>\n<p>\(snapshots.intro.htmlEscaped())</p>\n<table><tr>"
+                + snapshots.header.map { "<th>\($0.htmlEscaped())</th>" }.joined() + "</tr>\n"
+            for row in snapshots.rows { body += "<tr>" + row.map { "<td>\($0.htmlEscaped())</td>" }.joined() + "</tr>\n" }
+            body += "</table>\n"
+        }
         if let density = results.density, !density.isEmpty {
             body += "<h2>Density: idle sandboxes at once</h2>\n<p>N idle (<code>sleep</code>) sandboxes started together; per sandbox once all are ready: the PSS of its launcher's process tree, and the drop in the host's MemAvailable ÷ N (everything, noisy at small N; libvirt's QEMU is only in this one).</p>\n<table><tr><th>backend</th><th>N</th><th>ready</th><th>PSS per sandbox</th><th>MemAvailable drop per sandbox</th><th>all ready after</th></tr>\n"
             for point in density {

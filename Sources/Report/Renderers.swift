@@ -79,6 +79,11 @@ extension ReportModel {
                 + String(repeating: "---|", count: servers.header.count) + "\n"
             for row in servers.rows { out += "| `\(row[0])` | " + row.dropFirst().joined(separator: " | ") + " |\n" }
         }
+        if let snapshots = SnapshotTable(results) {
+            out += "\n## \(snapshots.title)\n\n\(snapshots.intro)\n\n| " + snapshots.header.joined(separator: " | ") + " |\n|"
+                + String(repeating: "---|", count: snapshots.header.count) + "\n"
+            for row in snapshots.rows { out += "| " + row.joined(separator: " | ") + " |\n" }
+        }
         if let density = results.density, !density.isEmpty {
             out += "\n## Density: idle sandboxes at once\n\nN idle (`sleep`) sandboxes started together; per sandbox once all are ready: the PSS of its launcher's process tree, and the drop in the host's MemAvailable ÷ N (everything, noisy at small N; libvirt's QEMU is only in this one).\n\n| backend | N | ready | PSS per sandbox | MemAvailable drop per sandbox | all ready after |\n|---|---|---|---|---|---|\n"
             for point in density {

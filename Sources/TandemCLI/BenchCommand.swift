@@ -54,6 +54,8 @@ struct BenchCommand: ParsableCommand {
     var ready: String?
     @Argument(parsing: .postTerminator, help: ArgumentHelp("With --image: the command, after -- (else the image's Entrypoint and Cmd).", valueName: "command"))
     var command: [String] = []
+    @Flag(name: .long, help: "After the trials: the tiny microVM (128 MiB, as Firecracker's anchor) cold-booted, snapshotted while it runs and restored, --trials times interleaved: spawn → running and → ready of boot and restore, pause and snapshot time, snapshot size (docs/snapshots.md).")
+    var snapshot = false
     @Flag(name: .long, inversion: .prefixedNo, help: "After the trials, SIGKILL each container runtime's manager while its container runs (tandem ctr, tandem-runtime, crun, runc, podman where installed): does the container survive, is its exit status still collected?")
     var managerKill = true
     @Flag(name: .customLong("network-reach"), inversion: .prefixedNo, help: "With the probe workload, as root: serve a nonce on the host's loopback, an abstract Unix socket and the bridge's host address, and run the probe once in each network (the bare process, tandem ctr with its own loopback, on the bridge and with the host's network, VMs on the bridge): what each reaches of the host's network.")
@@ -221,6 +223,16 @@ struct BenchCommand: ParsableCommand {
         if finished, let density {
             let counts = density.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             do { try runner.runDensity(counts) { StandardError.line($0) } } catch { throw fail("bench: \(error)") }
+        }
+        if finished, snapshot {
+            if wanted.contains("tiny-microvm"), sandboxes.contains(where: { $0.name == "tiny-microvm" && $0.info.available }) {
+                do {
+                    try runner.runSnapshots(tandemPath: environment.tandem, workDirectory: work, memoryMiB: SnapshotBench.memoryMiB,
+                                            notes: [SnapshotBench.containerNote]) { StandardError.line("bench: \($0)") }
+                } catch { throw fail("bench: \(error)") }
+            } else {
+                StandardError.line("bench: --snapshot: not run — it needs the tiny-microvm backend")
+            }
         }
         if finished, managerKill, getuid() == 0, image == nil {
             var runtimes: [String] = []

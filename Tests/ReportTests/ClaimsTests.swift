@@ -112,10 +112,29 @@ struct ClaimsTests {
         #expect(missing.verdict == .notMeasured && missing.why.contains("VM root disk"), "\(missing)")
     }
 
+    @Test("snapshot: a microVM snapshot alone is measured and shown, but the claim waits for a container checkpoint")
+    func snapshotClaim() throws {
+        var results = ResultsFixture().results
+        results.snapshots = (0..<3).map { trial in
+            SnapshotSample(subject: "tiny-microvm", trial: trial, memoryMiB: 128, bootRunningMs: 1.5, bootReadyMs: 2.5, restoreRunningMs: 1.8,
+                           restoreReadyMs: 2.4, pauseMs: 0.07, snapshotMs: 1.4, memoryBytes: 128 << 20,
+                           memoryAllocatedBytes: 36_864 + UInt64(trial) * 4096, stateBytes: 5_936, problem: nil)
+        }
+        let model = ReportModel(results, baseline: nil)
+        let claim = try #require(model.claims.first { $0.id == "snapshot" })
+        #expect(claim.verdict == .notMeasured)
+        #expect(claim.measurement == "a 128 MiB tiny microVM's snapshot takes 46 KiB on disk (median); no container checkpoint", "\(claim.measurement)")
+        #expect(claim.why.contains("no container checkpoint"))
+        let markdown = model.markdown()
+        #expect(markdown.contains("| restore: spawn → next ready | 3 | 2.40 ms | 2.40 ms–2.40 ms |"))
+        #expect(markdown.contains("| memory file (allocated on disk) | 3 | 40 KiB |"))
+        #expect(model.html().contains("<h2>Snapshots: cold boot against restore</h2>"))
+    }
+
     @Test("every claim is present, and without any input every one is 'not measured here' with the reason")
     func nothingMeasured() throws {
         let claims = ReportModel(ResultsFixture().results, baseline: nil).claims
-        #expect(claims.map(\.id) == ["start", "kernel", "memory", "space", "one-app", "host-reach", "engine-down"])
+        #expect(claims.map(\.id) == ["start", "kernel", "memory", "space", "one-app", "host-reach", "engine-down", "snapshot"])
         for claim in claims {
             #expect(claim.verdict == .notMeasured, "\(claim.id)")
             #expect(!claim.why.isEmpty, "\(claim.id) says what was missing")

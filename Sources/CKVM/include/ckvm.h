@@ -122,6 +122,10 @@ int ckvm_xsave_size(int kvm_fd);
 /** KVM_GET_XSAVE (or KVM_GET_XSAVE2 when `size` exceeds 4096) into `buffer` of `size` bytes. */
 int ckvm_get_xsave(int vcpu_fd, void *buffer, int size);
 int ckvm_set_xsave(int vcpu_fd, const void *buffer);
+/** The host CPU's CPUID `leaf`.`subleaf` into out[0..3] = EAX, EBX, ECX, EDX (Swift has no cpuid
+ * intrinsic). A snapshot records the host's vendor and feature bits with it: ~4 µs a leaf here,
+ * where KVM_GET_SUPPORTED_CPUID costs ~0.3 ms on a restore's critical path. */
+void ckvm_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 /** KVM_GET_MSR_INDEX_LIST on /dev/kvm: at most `capacity` indices into `indices`; returns how many
  * there are (more than capacity: call again with room), -1 on failure. */
 int ckvm_msr_index_list(int kvm_fd, uint32_t *indices, uint32_t capacity);
