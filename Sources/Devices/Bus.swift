@@ -8,6 +8,13 @@ public protocol BusDevice: AnyObject {
 }
 
 /// Two devices claimed overlapping ranges.
+/// A device whose state a snapshot carries: its own versioned bytes, taken back before the guest
+/// runs again. (Devices with no state of their own, the control ports, need not conform.)
+public protocol SnapshotDevice: AnyObject {
+    func savedState() -> [UInt8]
+    func restoreState(_ bytes: [UInt8]) throws(DeviceStateError)
+}
+
 /// A device state from a snapshot that the device cannot take back, named.
 public struct DeviceStateError: Error, CustomStringConvertible, Equatable {
     public let description: String

@@ -6,7 +6,7 @@ import HostOS
 /// The PC's CMOS RAM and real-time clock (MC146818) at ports 0x70 (index) and 0x71 (data). It
 /// answers the clock in BCD from the host's UTC time, with "update in progress" always clear, so
 /// the kernel's probe and its read of the wall clock finish at once.
-public final class CMOS: BusDevice, @unchecked Sendable {
+public final class CMOS: BusDevice, SnapshotDevice, @unchecked Sendable {
     public static let base: UInt64 = 0x70
     public static let length: UInt64 = 2
 
@@ -73,6 +73,25 @@ public final class CMOS: BusDevice, @unchecked Sendable {
         case Register.century: return bcd((parts.tm_year + 1900) / 100)
         case Register.statusC: return 0
         default: return ram[Int(register)]
+        }
+    }
+
+    // MARK: - Snapshots
+
+    static let stateVersion: UInt8 = 1
+    /// Version, the selected register, the 128 bytes of CMOS RAM (the clock is the host's, read
+    /// when the guest reads it).
+    public func savedState() -> [UInt8] {
+        lock.withLock { [Self.stateVersion, index] + ram }
+    }
+
+    public func restoreState(_ bytes: [UInt8]) throws(DeviceStateError) {
+        guard bytes.count == 2 + 128, bytes[0] == Self.stateVersion else {
+            throw DeviceStateError("cmos rtc: state of \(bytes.count) bytes, version \(bytes.first ?? 0); expected version \(Self.stateVersion), 130 bytes")
+        }
+        lock.withLock {
+            index = bytes[1] & 0x7f
+            ram = Array(bytes[2...])
         }
     }
 }

@@ -9,7 +9,7 @@ public protocol ResetLine: AnyObject {
 /// The PC keyboard controller, just enough for Linux: its probe finds a controller with no
 /// devices and finishes at once (unanswered, it costs seconds of timeouts), and command 0xfe resets
 /// the machine. Ports 0x60 (data) and 0x64 (status on read, command on write).
-public final class I8042: BusDevice, @unchecked Sendable {
+public final class I8042: BusDevice, SnapshotDevice, @unchecked Sendable {
     public static let dataPort: UInt64 = 0x60
     public static let commandPort: UInt64 = 0x64
     /// Register a device on 0x60..0x64 (five ports; 0x61..0x63 read as 0, as the PC's speaker port does).
@@ -92,5 +92,28 @@ public final class I8042: BusDevice, @unchecked Sendable {
             }
         }
         if resetRequested { reset?.guestRequestedReset() }
+    }
+
+    // MARK: - Snapshots
+
+    static let stateVersion: UInt8 = 1
+    /// The controller's state: version, control byte, flags (last write was a command, a command
+    /// waits for data), the waiting command, then the output bytes not read yet.
+    public func savedState() -> [UInt8] {
+        lock.withLock {
+            [Self.stateVersion, control, (lastWasCommand ? 1 : 0) | (pending != nil ? 2 : 0), pending ?? 0] + output
+        }
+    }
+
+    public func restoreState(_ bytes: [UInt8]) throws(DeviceStateError) {
+        guard bytes.count >= 4, bytes[0] == Self.stateVersion, bytes.count - 4 <= 64 else {
+            throw DeviceStateError("i8042: state of \(bytes.count) bytes, version \(bytes.first ?? 0); expected version \(Self.stateVersion), 4 to 68 bytes")
+        }
+        lock.withLock {
+            control = bytes[1]
+            lastWasCommand = bytes[2] & 1 != 0
+            pending = bytes[2] & 2 != 0 ? bytes[3] : nil
+            output = Array(bytes[4...])
+        }
     }
 }

@@ -8,7 +8,7 @@ public protocol ConsoleSink: AnyObject {
 /// An 8250/16550A-compatible UART, as a PC has at COM1 (0x3f8, IRQ 4): enough for a polling
 /// bare-metal driver and for Linux's 8250 driver in interrupt mode (loopback probe, THR-empty
 /// and receive interrupts, FIFO bits). Register map: PC16550D data sheet, table 2.
-public final class Serial8250: BusDevice, @unchecked Sendable {
+public final class Serial8250: BusDevice, SnapshotDevice, @unchecked Sendable {
     /// Register offsets from the base port.
     public enum Register {
         public static let data: UInt64 = 0           // RBR (read) / THR (write); DLL when DLAB

@@ -1,3 +1,4 @@
+import BootLoader
 import CKVM
 import Devices
 import GuestMemory
@@ -33,15 +34,17 @@ public enum SnapshotFiles {
 }
 
 extension Machine {
-    /// The serial port's name on the bus, which is also its record's name in a snapshot.
-    static let serialName = "serial 8250 (COM1)"
-
-    /// Why this machine cannot be snapshotted, or nil. Tiny guests without virtio devices can; a
-    /// Linux guest's in-kernel irqchip, i8042, CMOS and virtio queues are not saved yet.
+    /// Why this machine cannot be snapshotted, or nil. Tiny and Linux guests without virtio
+    /// devices can: a virtio transport's and its queues' state (and the disk or tap each is bound
+    /// to) is not saved yet.
     var snapshotRefusal: String? {
-        if config.isLinux { return "snapshots of Linux guests are not supported yet (tiny guests only: the irqchip, i8042, CMOS and virtio state are not saved)" }
         if config.virtioSlots > 0 { return "snapshots of a VM with virtio devices (--drive, --net, --vsock) are not supported yet" }
         return nil
+    }
+
+    /// The devices whose state a snapshot carries, by their bus names.
+    var snapshotDevices: [(name: String, device: any SnapshotDevice)] {
+        portBus.entries.compactMap { entry in (entry.device as? any SnapshotDevice).map { (entry.name, $0) } }
     }
 
     /// Writes the paused VM to `directory` (made if missing): `memory`, the guest RAM, sparse;
@@ -102,13 +105,16 @@ extension Machine {
         for kind in KVMStateKind.vmKinds(withIRQChip: config.isLinux) {
             vmBlobs.append(SnapshotState.Blob(kind: kind.rawValue, bytes: try vm.state(kind)))
         }
-        let guest: String
-        if case .flat(_, let name, _, _) = config.boot { guest = name } else { guest = "linux" }
-        let machine = SnapshotState.MachineRecord(
-            kind: 0, guest: guest, memoryMiB: UInt32(config.memoryMiB),
-            ranges: memory.regions.map { SnapshotState.RAMRange(start: $0.start.value, size: UInt64($0.size)) })
+        let machine: SnapshotState.MachineRecord
+        let ranges = memory.regions.map { SnapshotState.RAMRange(start: $0.start.value, size: UInt64($0.size)) }
+        switch config.boot {
+        case .flat(_, let name, _, _):
+            machine = SnapshotState.MachineRecord(kind: 0, guest: name, memoryMiB: UInt32(config.memoryMiB), ranges: ranges)
+        case .linux(let kernel, _, let commandLine):
+            machine = SnapshotState.MachineRecord(kind: 1, guest: kernel.name, commandLine: commandLine, memoryMiB: UInt32(config.memoryMiB), ranges: ranges)
+        }
         return SnapshotState(machine: machine, host: Machine.hostRecord(system), vcpus: records, vmBlobs: vmBlobs,
-                             devices: serial.map { [SnapshotState.DeviceRecord(name: Machine.serialName, bytes: $0.savedState())] } ?? [])
+                             devices: snapshotDevices.map { SnapshotState.DeviceRecord(name: $0.name, bytes: $0.device.savedState()) })
     }
 
     /// The guest RAM, range after range, as a sparse file: only resident pages (mincore) that are
@@ -192,33 +198,31 @@ extension Machine {
         }
         let machine = state.machine
         let memoryMiB = Int(machine.memoryMiB)
-        guard state.vcpus.count == 1 else { throw refuse(statePath, "\(state.vcpus.count) vCPUs: a tiny guest has one") }
-        guard memoryMiB >= VMConfig.minimumTinyMemoryMiB, memoryMiB <= VMConfig.maximumTinyMemoryMiB else {
-            throw refuse(statePath, "\(memoryMiB) MiB of RAM: a tiny guest has \(VMConfig.minimumTinyMemoryMiB)-\(VMConfig.maximumTinyMemoryMiB)")
-        }
+        let isLinux = machine.kind == 1
+        var config = VMConfig(boot: isLinux ? .linux(kernel: InMemoryImage([], name: machine.guest), initrd: nil, commandLine: machine.commandLine)
+                                            : .flat(image: [], name: machine.guest, mode: .long, argument: 0),
+                              memoryMiB: memoryMiB, vcpus: state.vcpus.count, timeoutNanoseconds: timeoutNanoseconds)
+        do { _ = try validatedMemory(config) } catch { throw refuse(statePath, error.description) }
         let ranges = ramRanges(memoryMiB << 20)
         guard machine.ranges.map({ [$0.start, $0.size] }) == ranges.map({ [$0.start.value, UInt64($0.size)] }) else {
             throw refuse(statePath, "its RAM ranges are not the layout Tandem gives a \(memoryMiB) MiB guest")
         }
-        let vcpuKinds = KVMStateKind.vcpuKinds(withLAPIC: false).map(\.rawValue)
+        let vcpuKinds = KVMStateKind.vcpuKinds(withLAPIC: isLinux)
         for record in state.vcpus {
-            guard record.blobs.map(\.kind) == vcpuKinds else {
-                throw refuse(statePath, "vCPU \(record.id) holds KVM state kinds \(record.blobs.map(\.kind)), this Tandem expects \(vcpuKinds)")
+            guard record.blobs.map(\.kind) == vcpuKinds.map(\.rawValue) else {
+                throw refuse(statePath, "vCPU \(record.id) holds KVM state kinds \(record.blobs.map(\.kind)), this Tandem expects \(vcpuKinds.map(\.rawValue))")
             }
-            for (blob, kind) in zip(record.blobs, KVMStateKind.vcpuKinds(withLAPIC: false)) where blob.bytes.count != kind.size {
+            for (blob, kind) in zip(record.blobs, vcpuKinds) where blob.bytes.count != kind.size {
                 throw refuse(statePath, "vCPU \(record.id) \(kind.name) state is \(blob.bytes.count) bytes, this host's structure has \(kind.size)")
             }
             guard record.cpuid.count % MemoryLayout<kvm_cpuid_entry2>.stride == 0 else {
                 throw refuse(statePath, "vCPU \(record.id) CPUID is \(record.cpuid.count) bytes, not whole entries")
             }
         }
-        let vmKinds = KVMStateKind.vmKinds(withIRQChip: false)
+        let vmKinds = KVMStateKind.vmKinds(withIRQChip: isLinux)
         guard state.vmBlobs.map(\.kind) == vmKinds.map(\.rawValue) else { throw refuse(statePath, "its VM state kinds \(state.vmBlobs.map(\.kind)) are not \(vmKinds.map(\.rawValue))") }
         for (blob, kind) in zip(state.vmBlobs, vmKinds) where blob.bytes.count != kind.size {
             throw refuse(statePath, "VM \(kind.name) state is \(blob.bytes.count) bytes, this host's structure has \(kind.size)")
-        }
-        guard state.devices.map(\.name) == [serialName] else {
-            throw refuse(statePath, "its devices \(state.devices.map(\.name)) are not a tiny guest's (\(serialName))")
         }
 
         let memoryFile: FileDescriptor
@@ -241,15 +245,25 @@ extension Machine {
             for region in memory.regions {
                 try vm.mapMemory(guestAddress: region.start.value, size: region.size, host: region.host)
             }
-            let vcpu = try vm.createVCPU(id: 0)
+            // As `build` does: the interrupt controllers before any vCPU.
+            if isLinux {
+                try vm.createIRQChip()
+                try vm.createPIT()
+            }
+            var vcpus: [VCPU] = []
+            for id in 0..<state.vcpus.count { vcpus.append(try vm.createVCPU(id: id)) }
             phases.vmCreated = Clock.monotonicNanoseconds()
-            var config = VMConfig(boot: .flat(image: [], name: machine.guest, mode: .long, argument: 0), memoryMiB: memoryMiB,
-                                  timeoutNanoseconds: timeoutNanoseconds)
             config.controlSocket = controlSocket
-            let restored = Machine(config: config, vm: vm, memory: memory, vcpus: [vcpu], console: console, stop: try StopState(), phases: phases)
+            let restored = Machine(config: config, vm: vm, memory: memory, vcpus: vcpus, console: console, stop: try StopState(), phases: phases)
             restored.restoredFrom = directory
             try restored.attachDevices()
-            do { try restored.serial?.restoreState(state.devices[0].bytes) } catch { throw refuse(statePath, error.description) }
+            let devices = restored.snapshotDevices
+            guard state.devices.map(\.name) == devices.map(\.name) else {
+                throw refuse(statePath, "its devices \(state.devices.map(\.name)) are not this guest's (\(devices.map(\.name)))")
+            }
+            for (record, device) in zip(state.devices, devices) {
+                do { try device.device.restoreState(record.bytes) } catch { throw refuse(statePath, error.description) }
+            }
             try restored.apply(state)
             restored.phases.imageLoaded = Clock.monotonicNanoseconds()
             restored.phases.imageComplete = restored.phases.imageLoaded
@@ -290,10 +304,11 @@ extension Machine {
         return changed
     }
 
-    /// Puts the saved KVM state back: per vCPU CPUID, MSRs, registers, special registers, XSAVE,
-    /// then the rest (XCRs, debug registers, MP state, pending events), as Firecracker does; then
-    /// the VM's clock.
+    /// Puts the saved KVM state back, in Firecracker's order: the VM's (PIT, PICs, IOAPIC, clock),
+    /// then per vCPU CPUID, MSRs, registers, special registers, XSAVE, then the rest (XCRs, debug
+    /// registers, LAPIC, MP state, pending events).
     private func apply(_ state: SnapshotState) throws(KVMError) {
+        for blob in state.vmBlobs { try vm.setState(KVMStateKind(rawValue: blob.kind)!, blob.bytes) }
         for (vcpu, record) in zip(vcpus, state.vcpus) {
             if !record.cpuid.isEmpty { try vcpu.setCPUID(bytes: record.cpuid) }
             try vcpu.setMSRs(try Machine.changedMSRs(record.msrs, on: vcpu))
@@ -301,6 +316,5 @@ extension Machine {
             try vcpu.setXSAVE(record.xsave)
             for blob in record.blobs.dropFirst(2) { try vcpu.setState(KVMStateKind(rawValue: blob.kind)!, blob.bytes) }
         }
-        for blob in state.vmBlobs { try vm.setState(KVMStateKind(rawValue: blob.kind)!, blob.bytes) }
     }
 }

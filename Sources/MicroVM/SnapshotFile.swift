@@ -41,17 +41,20 @@ public struct SnapshotState: Equatable, Sendable {
 
     /// What the guest was and how its RAM lies in the memory file.
     public struct MachineRecord: Equatable, Sendable {
-        /// 0: a tiny guest (the only kind snapshotted today).
+        /// 0: a tiny guest; 1: Linux (in-kernel irqchip and PIT, i8042, CMOS).
         public var kind: UInt8
-        /// The image it was started from, for `describe` and reports (never read again).
+        /// The image it was started from (the kernel, for Linux), for `describe` and reports.
         public var guest: String
+        /// Linux: the kernel command line it booted with (how it reboots depends on it).
+        public var commandLine: String
         public var memoryMiB: UInt32
         /// Guest RAM ranges; range N's bytes follow range N-1's in the memory file.
         public var ranges: [RAMRange]
 
-        public init(kind: UInt8, guest: String, memoryMiB: UInt32, ranges: [RAMRange]) {
+        public init(kind: UInt8, guest: String, commandLine: String = "", memoryMiB: UInt32, ranges: [RAMRange]) {
             self.kind = kind
             self.guest = guest
+            self.commandLine = commandLine
             self.memoryMiB = memoryMiB
             self.ranges = ranges
         }
@@ -148,6 +151,7 @@ extension SnapshotState {
         var payload = ByteWriter()
         payload.u8(machine.kind)
         payload.string(machine.guest)
+        payload.string(machine.commandLine)
         payload.u32(machine.memoryMiB)
         payload.u32(UInt32(machine.ranges.count))
         for range in machine.ranges { payload.u64(range.start); payload.u64(range.size) }
@@ -201,8 +205,9 @@ extension SnapshotState {
         reader.end = bytes.count - 8
 
         let kind = try reader.u8("machine kind")
-        guard kind == 0 else { throw SnapshotFormatError("machine kind \(kind): this Tandem restores tiny guests (kind 0) only") }
+        guard kind <= 1 else { throw SnapshotFormatError("machine kind \(kind): this Tandem restores tiny (0) and Linux (1) guests") }
         let guest = try reader.string("guest name")
+        let commandLine = try reader.string("kernel command line")
         let memoryMiB = try reader.u32("memory size")
         let rangeCount = try reader.count("RAM ranges", limit: maximumRanges)
         var ranges: [RAMRange] = []
@@ -216,7 +221,7 @@ extension SnapshotState {
             }
             ranges.append(range)
         }
-        let machine = MachineRecord(kind: kind, guest: guest, memoryMiB: memoryMiB, ranges: ranges)
+        let machine = MachineRecord(kind: kind, guest: guest, commandLine: commandLine, memoryMiB: memoryMiB, ranges: ranges)
         guard !ranges.isEmpty, machine.memoryBytes == UInt64(memoryMiB) << 20 else {
             throw SnapshotFormatError("its RAM ranges hold \(machine.memoryBytes) bytes, not the \(memoryMiB) MiB it claims")
         }

@@ -28,7 +28,10 @@ struct VMRestoreCommand: ParsableCommand {
     @Option(name: .long, help: "The KVM device.")
     var kvmDevice = "/dev/kvm"
 
+    @Flag(name: .long, help: "Restore a Linux guest even where /dev/kvm has no hardware virtualisation (as `vm run --allow-emulated`).")
+    var allowEmulated = false
+
     func run() throws {
-        VMRunner.runAndExit(VMRunOptions(timeout: timeout, json: json, kvmDevice: kvmDevice, apiSocket: apiSock, restore: directory), processStart: nil)
+        VMRunner.runAndExit(VMRunOptions(timeout: timeout, json: json, kvmDevice: kvmDevice, allowEmulated: allowEmulated, apiSocket: apiSock, restore: directory), processStart: nil)
     }
 }

@@ -254,12 +254,13 @@ public enum FastVMRunParser {
 }
 
 /// The launch path's parser for `tandem vm restore DIR [--timeout S] [--json] [--api-sock PATH]
-/// [--kvm-device PATH]`; anything else goes to the ArgumentParser CLI, as for `FastVMRunParser`.
+/// [--kvm-device PATH] [--allow-emulated]`; anything else goes to the ArgumentParser CLI, as for `FastVMRunParser`.
 public enum FastVMRestoreParser {
     public static func parse(_ arguments: ArraySlice<String>) -> VMRunOptions? {
         guard let directory = arguments.first, !directory.hasPrefix("-"), var options = FastVMRunParser.parse(arguments.dropFirst()) else { return nil }
         // Only the flags a restore takes: the guest, its RAM and devices come from the snapshot.
-        let taken = VMRunOptions(timeout: options.timeout, json: options.json, kvmDevice: options.kvmDevice, apiSocket: options.apiSocket)
+        let taken = VMRunOptions(timeout: options.timeout, json: options.json, kvmDevice: options.kvmDevice, allowEmulated: options.allowEmulated,
+                                 apiSocket: options.apiSocket)
         guard options == taken else { return nil }
         options.restore = directory
         return options

@@ -51,7 +51,7 @@ public enum VMRunner {
         case .failure(let message): return (fail(message.text), nil)
         }
         // A Linux guest on emulated KVM runs ~1M instructions/s: say so before the long silence.
-        if options.tiny == nil, options.restore == nil, !options.allowEmulated, let refusal = emulatedRefusal(kvmDevice: options.kvmDevice) { return (fail(refusal), machine) }
+        if options.restore == nil ? options.tiny == nil : machine.config.isLinux, !options.allowEmulated, let refusal = emulatedRefusal(kvmDevice: options.kvmDevice) { return (fail(refusal), machine) }
         // Keys typed on a terminal go to the guest's console (an interactive shell works); the
         // terminal is raw for the run only.
         var terminal = RawTerminal(fd: machine.config.consoleInput ?? -1)

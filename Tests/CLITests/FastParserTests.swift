@@ -55,6 +55,7 @@ struct FastParserTests {
 struct FastRestoreParserTests {
     static let accepted: [[String]] = [
         ["/snap"], ["snap", "--json"], ["/snap", "--timeout", "2", "--api-sock", "/tmp/a.sock"], ["/s", "--kvm-device=/dev/kvm"],
+        ["/snap", "--allow-emulated"],
     ]
     static let handedOver: [[String]] = [
         [], ["--help"], ["--json"], ["/snap", "--tiny", "hello"], ["/snap", "--memory", "32"], ["/snap", "--bogus"], ["/snap", "--json=1"],
@@ -64,7 +65,8 @@ struct FastRestoreParserTests {
     func agree(arguments: [String]) throws {
         let fast = try #require(FastVMRestoreParser.parse(arguments[...]))
         let full = try VMRestoreCommand.parse(arguments)
-        #expect(fast == VMRunOptions(timeout: full.timeout, json: full.json, kvmDevice: full.kvmDevice, apiSocket: full.apiSock, restore: full.directory))
+        #expect(fast == VMRunOptions(timeout: full.timeout, json: full.json, kvmDevice: full.kvmDevice, allowEmulated: full.allowEmulated,
+                                     apiSocket: full.apiSock, restore: full.directory))
     }
 
     @Test("everything else is left to ArgumentParser", arguments: handedOver)

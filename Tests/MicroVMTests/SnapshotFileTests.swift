@@ -78,15 +78,15 @@ struct SnapshotFileTests {
         #expect(throws: SnapshotFormatError("vCPU 0 holds KVM state kind 1 twice")) {
             try SnapshotState.decode(crafted { $0.vcpus[0].blobs[1].kind = 1 })
         }
-        #expect(throws: SnapshotFormatError("machine kind 1: this Tandem restores tiny guests (kind 0) only")) {
-            try SnapshotState.decode(crafted { $0.machine.kind = 1 })
+        #expect(throws: SnapshotFormatError("machine kind 2: this Tandem restores tiny (0) and Linux (1) guests")) {
+            try SnapshotState.decode(crafted { $0.machine.kind = 2 })
         }
         #expect(throws: SnapshotFormatError("it holds no vCPU")) { try SnapshotState.decode(crafted { $0.vcpus = [] }) }
     }
 
     /// Where the vCPU count sits in `sample`'s encoding: after the machine and host records.
     static func offsetOfVCPUCount(_ bytes: [UInt8]) -> Int? {
-        let machineAndHost = 1 + (4 + 10) + 4 + 4 + 16 + (4 + 12) + 4 + 5 * 4 + 4
+        let machineAndHost = 1 + (4 + 10) + 4 + 4 + 4 + 16 + (4 + 12) + 4 + 5 * 4 + 4
         let offset = 8 + 4 + 8 + machineAndHost
         return offset + 4 <= bytes.count && bytes[offset] == 1 ? offset : nil
     }

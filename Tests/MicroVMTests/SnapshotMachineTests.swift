@@ -158,7 +158,7 @@ struct SnapshotMachineTests {
         try rewrite { $0.vcpus[0].blobs[0].bytes.removeLast() }
         #expect(restoreError(directory)?.contains("KVM_GET_REGS state is") == true)
         try rewrite { $0.vcpus.append($0.vcpus[0]) ; $0.vcpus[1].id = 1 }
-        #expect(restoreError(directory) == "snapshot \(statePath): 2 vCPUs: a tiny guest has one")
+        #expect(restoreError(directory) == "snapshot \(statePath): --vcpus 2: a tiny guest runs on one vCPU (--vcpus is for Linux guests)")
 
         try Files.write(statePath, original)
         #expect(restoreError(directory) == nil)
@@ -168,7 +168,7 @@ struct SnapshotMachineTests {
         #expect(restoreError(directory)?.hasPrefix("snapshot \(directory)/memory: cannot be opened") == true)
     }
 
-    @Test("a Linux guest or one with virtio devices says snapshots are not supported for it")
+    @Test("a VM with virtio devices says snapshots are not supported for it")
     func refusals() throws {
         let disk = Self.temporaryDirectory() + "/disk.img"
         defer { _ = try? Subprocess.run("/bin/rm", ["-rf", Files.directory(of: disk)]) }
