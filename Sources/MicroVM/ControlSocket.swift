@@ -8,7 +8,7 @@ import Glibc
 /// API socket: a client connects, writes one JSON object on one line, reads one JSON object back,
 /// and the connection ends (docs/snapshots.md). Requests:
 ///
-///     {"action":"describe"}                 -> {"state":"running"|"paused", "guest":..., ...}
+///     {"action":"describe"}                 -> {"state":"running"|"paused", "ready":..., "guest":..., ...}
 ///     {"action":"pause"}                    -> {"state":"paused", "pause_ms":...}
 ///     {"action":"resume"}                   -> {"state":"running"}
 ///     {"action":"snapshot","dir":"/abs"}    -> {"directory":..., "memory_bytes":..., ...}   (paused only)
@@ -122,7 +122,7 @@ extension Machine {
         var guest = "linux"
         if case .flat(_, let name, _, _) = config.boot { guest = name }
         return .object([
-            ("state", .string(state)), ("pid", .int(Int64(getpid()))), ("guest", .string(guest)),
+            ("state", .string(state)), ("ready", .bool(stop.ready != nil)), ("pid", .int(Int64(getpid()))), ("guest", .string(guest)),
             ("memory_mib", .int(Int64(config.memoryMiB))), ("vcpus", .int(Int64(vcpus.count))),
             ("restored_from", restoredFrom.map { .string($0) } ?? .null),
             ("snapshot", snapshotRefusal.map { .string("unsupported: " + $0) } ?? .string("supported")),

@@ -1,13 +1,14 @@
 import ArgumentParser
-import HostOS
+import TandemLaunch
 
 /// `tandem vm pause SOCKET`: every vCPU of a running microVM stops where it is.
 struct VMPauseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pause", abstract: "Pause a microVM (every vCPU leaves the guest and waits) through its control socket.")
-    @OptionGroup var control: ControlSocketArgument
+    @Argument(help: ArgumentHelp("The VM's control socket (`tandem vm run --api-sock PATH`).", valueName: "socket"))
+    var socket: String
 
     func run() throws {
-        print(try control.send(.object([("action", .string("pause"))])).serialized())
+        throw ExitCode(VMControl.run(VMControl.Request(action: "pause", socket: socket)))
     }
 }

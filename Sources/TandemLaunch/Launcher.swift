@@ -31,6 +31,9 @@ public enum Launcher {
            let options = FastVMRestoreParser.parse(arguments.dropFirst(3)) {
             VMRunner.runAndExit(options, processStart: processStart)
         }
+        if arguments.count > 3, arguments[1] == "vm", let request = VMControl.parse(arguments[2], arguments.dropFirst(3)) {
+            exit(VMControl.run(request))
+        }
         if arguments.count > 2, arguments[1] == "ctr", arguments[2] == "run",
            let options = FastCtrRunParser.parse(arguments.dropFirst(3)) {
             exit(CtrRunner.run(options, processStart: processStart))

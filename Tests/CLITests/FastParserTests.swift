@@ -75,6 +75,39 @@ struct FastRestoreParserTests {
     }
 }
 
+/// The same agreement for `tandem vm pause|resume|describe|snapshot`.
+@Suite("vm control commands: the launcher's parser agrees with ArgumentParser")
+struct FastControlParserTests {
+    static let accepted: [[String]] = [
+        ["pause", "/tmp/vm.sock"], ["resume", "vm.sock"], ["describe", "/run/a"],
+        ["snapshot", "vm.sock", "--out", "snap"], ["snapshot", "vm.sock", "--leave-paused", "--out=/s"],
+    ]
+    static let handedOver: [[String]] = [
+        ["pause"], ["pause", "--help"], ["pause", "a", "b"], ["snapshot", "a"], ["snapshot", "a", "--out"],
+        ["snapshot", "a", "--out", "x", "--out", "y"], ["describe", "a", "--json"], ["stop", "a"],
+    ]
+
+    @Test("accepted lines parse identically", arguments: accepted)
+    func agree(arguments: [String]) throws {
+        let fast = try #require(VMControl.parse(arguments[0], arguments.dropFirst()))
+        let full: VMControl.Request
+        switch arguments[0] {
+        case "pause": full = VMControl.Request(action: "pause", socket: try VMPauseCommand.parse(Array(arguments.dropFirst())).socket)
+        case "resume": full = VMControl.Request(action: "resume", socket: try VMResumeCommand.parse(Array(arguments.dropFirst())).socket)
+        case "describe": full = VMControl.Request(action: "describe", socket: try VMDescribeCommand.parse(Array(arguments.dropFirst())).socket)
+        default:
+            let command = try VMSnapshotCommand.parse(Array(arguments.dropFirst()))
+            full = VMControl.Request(action: "snapshot", socket: command.socket, out: command.out, leavePaused: command.leavePaused)
+        }
+        #expect(fast == full)
+    }
+
+    @Test("everything else is left to ArgumentParser", arguments: handedOver)
+    func handOver(arguments: [String]) {
+        #expect(VMControl.parse(arguments[0], arguments.dropFirst()) == nil)
+    }
+}
+
 /// The same agreement for `tandem ctr run`.
 @Suite("ctr run: the launcher's parser agrees with ArgumentParser")
 struct FastCtrParserTests {
