@@ -304,6 +304,21 @@ extension Machine {
         return changed
     }
 
+    static let amdVendor = "AuthenticAMD"
+
+    /// `sregs` with TR's type "available 64-bit TSS" (9) instead of "busy" (11). KVM on AMD sets
+    /// the busy bit when it reports TR (svm_get_segment: the hardware's hidden TR may not hold
+    /// it), and QEMU's emulated SVM — the nested lab's L1 — checks a user program's port access
+    /// against the TSS's I/O bitmap only when TR's type is 9: restored busy, tandem-init's `out`
+    /// to the EXIT port took a #GP there. On AMD hardware VMRUN does not check TR's type, so this
+    /// is what the CPU itself held. (Intel's VM entry requires 11: only AMD snapshots get this.)
+    static func availableTR(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.count == MemoryLayout<kvm_sregs>.size else { return bytes }
+        var sregs = bytes.withUnsafeBytes { $0.loadUnaligned(as: kvm_sregs.self) }
+        if sregs.tr.type == 11 { sregs.tr.type = 9 }
+        return withUnsafeBytes(of: sregs) { Array($0) }
+    }
+
     /// Puts the saved KVM state back, in Firecracker's order: the VM's (PIT, PICs, IOAPIC, clock),
     /// then per vCPU CPUID, MSRs, registers, special registers, XSAVE, then the rest (XCRs, debug
     /// registers, LAPIC, MP state, pending events).
@@ -312,7 +327,10 @@ extension Machine {
         for (vcpu, record) in zip(vcpus, state.vcpus) {
             if !record.cpuid.isEmpty { try vcpu.setCPUID(bytes: record.cpuid) }
             try vcpu.setMSRs(try Machine.changedMSRs(record.msrs, on: vcpu))
-            for blob in record.blobs.prefix(2) { try vcpu.setState(KVMStateKind(rawValue: blob.kind)!, blob.bytes) }
+            for blob in record.blobs.prefix(2) {
+                let kind = KVMStateKind(rawValue: blob.kind)!
+                try vcpu.setState(kind, kind == .specialRegisters && state.host.vendor == Machine.amdVendor ? Machine.availableTR(blob.bytes) : blob.bytes)
+            }
             try vcpu.setXSAVE(record.xsave)
             for blob in record.blobs.dropFirst(2) { try vcpu.setState(KVMStateKind(rawValue: blob.kind)!, blob.bytes) }
         }

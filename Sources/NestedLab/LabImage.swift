@@ -134,14 +134,15 @@ extension NestedLab {
         }.joined(separator: "\n")
         var extra = options.commandLine
         if let arguments = options.arguments { extra += (extra.isEmpty ? "" : " ") + "tandem.args=\(arguments)" }
-        let tandem = "/lab/lab-time tandem /lab/tandem vm run --kernel /lab/vmlinuz --initrd /lab/l2.cpio"
-            + " --memory \(options.memoryMiB) --vcpus \(options.vcpus) --timeout \(Int(options.bootTimeoutSeconds)) --json"
+        let vmRun = "/lab/tandem vm run --kernel /lab/vmlinuz --initrd /lab/l2.cpio"
+            + " --memory \(options.memoryMiB) --vcpus \(options.vcpus) --timeout \(Int(options.bootTimeoutSeconds))"
             + (options.workload.isEmpty ? "" : " --workload \(options.workload)") + (extra.isEmpty ? "" : " --cmdline '\(extra)'")
             + options.drives.enumerated().map { index, drive in
                 (options.rootDisk && index == 0 ? " --root-disk" : " --drive") + " /lab/drive\(index).img" + (LabOptions.driveIsReadOnly(drive) ? ",ro" : "")
             }.joined()
             + (options.net ? " --net tap" : "")
             + (options.vsock ? " --vsock \(LabOptions.vsockPath)" : "")
+        let tandem = "/lab/lab-time tandem " + vmRun + " --json"
         let qemuLine = "/lab/lab-time qemu /lab/qemu-system-x86_64 -L /lab/qemu -M microvm -enable-kvm -cpu host"
             + " -m \(options.memoryMiB) -smp \(options.vcpus) -nodefaults -no-user-config -display none -serial stdio"
             + " -monitor none -no-reboot -kernel /lab/vmlinuz -initrd /lab/l2.cpio"
@@ -154,6 +155,25 @@ extension NestedLab {
             + " -append '\(qemuBaseCommandLine)\(options.rootDisk ? " tandem.root=/dev/vda" : "")"
             + (options.net ? " tandem.net=\(LabOptions.l2Address)/24,\(LabOptions.l1Address)" : "")
             + "\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
+        // Snapshot-then-restore: the same VM with a control socket, snapshotted once ready (the
+        // workload has begun), stopped, and restored; L1's tmpfs holds the snapshot.
+        let snapshotRun = """
+            snapshot_run() {
+              rm -rf \(LabOptions.snapshotDirectory) \(LabOptions.controlSocket)
+              \(vmRun) --api-sock \(LabOptions.controlSocket) > /run/lab-snapshot-boot.log 2>&1 < /dev/null &
+              vm=$!
+              tries=0
+              until /lab/tandem vm describe \(LabOptions.controlSocket) 2>/dev/null | grep -q '"ready": true'; do
+                tries=$((tries + 1)); [ $tries -gt 12000 ] && echo "LAB-ERROR the snapshot boot never became ready" && break
+                kill -0 $vm 2>/dev/null || { echo "LAB-ERROR the snapshot boot ended before ready"; break; }
+                sleep 0.01
+              done
+              echo "LAB-SNAPSHOT $(/lab/tandem vm snapshot \(LabOptions.controlSocket) --out \(LabOptions.snapshotDirectory) --leave-paused 2>&1 | tr -d ' \\n')"
+              kill $vm; wait $vm
+              /lab/lab-time tandem-restore /lab/tandem vm restore \(LabOptions.snapshotDirectory) --timeout \(Int(options.bootTimeoutSeconds)) --json < /dev/null
+              rm -rf \(LabOptions.snapshotDirectory)
+            }
+            """
         // The server mode runs each boot through `serve` instead of netio's peer.
         let load = options.loadSeconds != nil
         let peer = options.net && !load
@@ -168,12 +188,14 @@ extension NestedLab {
             \(peer ? netPeer : "")
             \(load ? serverPeer(options) : "")
             \(options.vsock ? vsockPeer : "")
+            \(options.snapshot ? snapshotRun : "")
             while [ $run -le \(options.runs) ]; do
               \(peer ? "peer_start" : "")
               \(options.vsock ? "vsock_start" : "")
               \(load ? "serve " : "")\(tandem) < /dev/null
               \(options.vsock ? "vsock_end" : "")
               \(peer ? "peer_end" : "")
+              \(options.snapshot ? "snapshot_run" : "")
             \(qemu ? "  " + (peer ? "peer_start; " : "") + (options.vsock ? "vsock_start_qemu; " : "") + (load ? "serve " : "") + qemuLine + " < /dev/null"
                 + (options.vsock ? "; vsock_end" : "") + (peer ? "; peer_end" : "") + "\n" : "")  run=$((run + 1))
             done

@@ -74,6 +74,14 @@ public struct LabOptions: Sendable {
     public var server: ServerWorkload? { ServerWorkload(rawValue: workload) }
     /// The port L2's server listens on in the server mode (the workload's argument).
     public var serverPort: Int { arguments.flatMap { Int($0) } ?? Int(server?.port ?? 80) }
+    /// Snapshot-then-restore (`--snapshot`): after each cold boot, L1 boots L2 again with a control
+    /// socket, snapshots it once its guest signals ready, stops it, and restores the snapshot
+    /// (timed as `tandem-restore`); the restored guest must finish its workload with the cold
+    /// boot's result line and status.
+    public var snapshot = false
+    /// Where L1 keeps the snapshot (tmpfs: L1's RAM) and the VM's control socket.
+    public static let snapshotDirectory = "/run/lab-snapshot", controlSocket = "/run/lab-vm.sock"
+
     /// Where L2's vsock socket is in L1.
     public static let vsockPath = "/tmp/lab.vsock"
     /// The addresses the lab's network uses (Tandem's first tap, tandem0).

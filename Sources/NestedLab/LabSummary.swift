@@ -54,7 +54,59 @@ public struct LabSummary {
             out += "\n"
         }
         for (index, hash) in outcome.driveHashes.sorted(by: { $0.key < $1.key }) { out += "  drive \(index) after the last boot: sha256 \(hash)\n" }
+        if let snapshots = snapshotFigures {
+            func ms(_ values: [Double], _ unit: String = "ms") -> String {
+                guard let median = Self.median(values) else { return "-" }
+                return "\(Self.number(median)) \(unit) [\(Self.number(values.min()!)) – \(Self.number(values.max()!))]"
+            }
+            out += "  snapshots: \(snapshots.restores) restores, \(snapshots.agreeing) finished with the cold boot's result and status\n"
+            out += "    VMM start → first KVM_RUN: cold boot \(ms(snapshots.bootFirstRun)), restore \(ms(snapshots.restoreFirstRun))\n"
+            out += "    snapshot written \(ms(snapshots.snapshotMs)); memory file \(ms(snapshots.allocatedMiB, "MiB")) allocated; state file \(ms(snapshots.stateKiB, "KiB"))\n"
+        }
         return out
+    }
+
+    /// With `--snapshot`: the restores against the cold boots (nil without restores).
+    public struct SnapshotFigures {
+        public var restores = 0, agreeing = 0
+        /// From each run's own report: VMM start → first KVM_RUN, ms.
+        public var bootFirstRun: [Double] = [], restoreFirstRun: [Double] = []
+        public var snapshotMs: [Double] = [], allocatedMiB: [Double] = [], stateKiB: [Double] = []
+    }
+
+    public var snapshotFigures: SnapshotFigures? {
+        let restores = outcome.boots.filter { $0.vmm == "tandem-restore" }
+        guard !restores.isEmpty else { return nil }
+        let cold = outcome.boots.filter { $0.vmm == "tandem" }
+        var figures = SnapshotFigures()
+        figures.restores = restores.count
+        func firstRun(_ boot: NestedLab.Boot) -> Double? {
+            guard let report = boot.report.flatMap({ try? JSON.parse($0) }), case .double(let value)? = report["phases_ms"]?["first_run"] else { return nil }
+            return value
+        }
+        func number(_ json: JSON?, _ key: String) -> Double? {
+            switch json?[key] {
+            case .double(let value)?: value
+            case .int(let value)?: Double(value)
+            case .uint(let value)?: Double(value)
+            default: nil
+            }
+        }
+        // The workload's answer: its figures without timings (compute's primes and sum).
+        func answer(_ boot: NestedLab.Boot) -> [String: Double] { boot.figures.filter { !$0.key.hasSuffix(".ms") && !$0.key.hasSuffix("_ms") } }
+        let expected = cold.first.map { ($0.result, $0.status, answer($0)) }
+        for restore in restores {
+            if let expected, restore.result != nil, restore.result == expected.0, restore.status == expected.1, answer(restore) == expected.2 {
+                figures.agreeing += 1
+            }
+            if let value = firstRun(restore) { figures.restoreFirstRun.append(value) }
+            let answer = restore.snapshot.flatMap { try? JSON.parse($0) }
+            if let value = number(answer, "snapshot_ms") { figures.snapshotMs.append(value) }
+            if let value = number(answer, "memory_allocated_bytes") { figures.allocatedMiB.append(value / 1_048_576) }
+            if let value = number(answer, "state_bytes") { figures.stateKiB.append(value / 1024) }
+        }
+        figures.bootFirstRun = cold.compactMap(firstRun)
+        return figures
     }
 
     /// The workloads' figures any boot reported, sorted ("blkio.read_mib_s", ...).
@@ -84,12 +136,14 @@ public struct LabSummary {
             return .object([("sha256", .string(value.sha256)), ("bytes", .int(Int64(value.bytes)))])
         }
         let figures: [(String, JSON)] = boot.figures.sorted { $0.key < $1.key }.map { ($0.key, JSON.double($0.value)) }
+        let extra: [(String, JSON)] = [("result", boot.result.map { .string($0) } ?? .null)]
+            + (boot.snapshot.map { [("snapshot", JSON.verbatim($0))] } ?? [])
         let ready: JSON = boot.readyMs.map { JSON.double($0) } ?? .null
         let report: JSON = boot.report.map { JSON.verbatim($0) } ?? .null
         return .object([("vmm", .string(boot.vmm)), ("run", .int(Int64(boot.index))), ("status", .int(Int64(boot.status))),
                         ("ready_ms", ready), ("exit_ms", .double(boot.exitMs)), ("figures", .object(figures)),
                         ("net_received", hashed(boot.netReceived)), ("vsock_received", hashed(boot.vsockReceived)),
-                        ("vsock_echoed", hashed(boot.vsockEchoed)), ("report", report)])
+                        ("vsock_echoed", hashed(boot.vsockEchoed))] + extra + [("report", report)])
     }
 
     public func json(_ options: LabOptions) -> JSON {
@@ -117,6 +171,12 @@ public struct LabSummary {
             ("tandem_over_qemu_ready", readyRatio().map { .double($0) } ?? .null),
             ("tandem_over_qemu_figures", .object(figureKeys.compactMap { key in figureRatio(key).map { (key, .double($0)) } })),
             ("drive_sha256", .object(outcome.driveHashes.sorted { $0.key < $1.key }.map { (String($0.key), .string($0.value)) })),
+            ("snapshot", snapshotFigures.map { figures in
+                .object([("restores", .int(Int64(figures.restores))), ("agreeing", .int(Int64(figures.agreeing))),
+                         ("boot_first_run_ms", stats(figures.bootFirstRun)), ("restore_first_run_ms", stats(figures.restoreFirstRun)),
+                         ("snapshot_ms", stats(figures.snapshotMs)), ("memory_allocated_mib", stats(figures.allocatedMiB)),
+                         ("state_kib", stats(figures.stateKiB))])
+            } ?? .null),
         ])
     }
 }

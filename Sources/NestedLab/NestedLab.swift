@@ -30,6 +30,11 @@ public enum NestedLab {
         public var figures: [String: Double] = [:]
         /// With `net`: the sha256 and size of what L2 sent L1 during this boot (`LAB-NET`).
         public var netReceived: (sha256: String, bytes: Int)?
+        /// The workload's result line (`TANDEM-RESULT ...`), where it printed one.
+        public var result: String?
+        /// With `snapshot`, on a `tandem-restore` boot: the control socket's answer to the snapshot
+        /// it restored (`LAB-SNAPSHOT`: sizes and time).
+        public var snapshot: String?
         /// With `vsock`: what L2 sent L1's host port 5001, and what it echoed to L1 (`LAB-VSOCK`).
         public var vsockReceived: (sha256: String, bytes: Int)?
         public var vsockEchoed: (sha256: String, bytes: Int)?
@@ -77,6 +82,8 @@ public enum NestedLab {
         var completed = false
         var buffer = LineBuffer()
         var lastReport: String?
+        var lastResult: String?
+        var lastSnapshot: String?
         var figures: [String: Double] = [:]
         var inWorkload = false
         var driveHashes: [Int: String] = [:]
@@ -90,6 +97,14 @@ public enum NestedLab {
             // The report may follow an unfinished console line: take it from where it starts.
             if let report = clean.fromFirst("{\"schema\":\"tandem.vm-run/") { lastReport = String(report) }
             if clean.hasPrefix("LAB-ERROR ") { errors.append(String(clean.dropFirst(10))) }
+            // (Without its time: a restored run's result line must equal the cold boot's.)
+            if let result = clean.fromFirst("TANDEM-RESULT ") { lastResult = result.split(separator: " ").filter { !$0.hasPrefix("ms=") }.joined(separator: " ") }
+            if let snapshot = clean.fromFirst("LAB-SNAPSHOT ") {
+                lastSnapshot = String(snapshot.dropFirst("LAB-SNAPSHOT ".count))
+                // The restore that follows resumes inside the workload (its ready marker came before the snapshot).
+                inWorkload = true
+                figures = [:]
+            }
             if clean == "LAB-DONE" { completed = true }
             // (A kernel message may share the marker's line on the console: a suffix still counts.)
             if let first = clean.fromFirst("LAB-FIRST-RESPONSE ") {
@@ -114,7 +129,10 @@ public enum NestedLab {
             }
             if clean.hasPrefix("LAB-TIME "), var boot = parseTime(clean) {
                 boot.index = boots.filter { $0.vmm == boot.vmm }.count + 1
-                if boot.vmm == "tandem" { boot.report = lastReport; lastReport = nil }
+                if boot.vmm.hasPrefix("tandem") { boot.report = lastReport; lastReport = nil }
+                boot.result = lastResult
+                lastResult = nil
+                if boot.vmm == "tandem-restore" { boot.snapshot = lastSnapshot; lastSnapshot = nil }
                 boot.figures = figures
                 if let first = firstResponseNs, let start = startNanoseconds(clean), first > start {
                     boot.figures["server.first_response_ms"] = (first - start) / 1e6
@@ -167,6 +185,11 @@ public enum NestedLab {
                 throw LabError("--load: the server mode loads the http or redis workload (--workload http|redis [--args PORT]), not \(options.workload.isEmpty ? "an image's program" : options.workload)")
             }
             guard !options.vsock else { throw LabError("--load and --vsock: one peer per boot") }
+        }
+        if options.snapshot {
+            guard options.drives.isEmpty, !options.net, !options.vsock, options.loadSeconds == nil else {
+                throw LabError("--snapshot: not with --drive, --root-disk, --net, --vsock or --load (a VM with virtio devices cannot be snapshotted yet)")
+            }
         }
         guard options.drives.count <= 8 else { throw LabError("--drive: \(options.drives.count) drives, at most 8 (the VMM's virtio-mmio slots)") }
         for drive in options.drives {
