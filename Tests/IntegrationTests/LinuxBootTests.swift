@@ -307,6 +307,27 @@ struct NestedLabTests {
         #expect(!lab.console.contains("tandem-init: loading"), "no module loaded (or tried) under the microVM kernel")
     }
 
+    @Test("--snapshot: L2 snapshotted mid-workload and restored in L1 finishes compute with the cold boot's primes, sum, result and status 0")
+    func snapshotRestore() throws {
+        let lab = try Lab.run(["--workload", "compute", "--args", "20000000", "--snapshot"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let boots = try #require(lab.report["boots"] as? [[String: Any]])
+        let restores = boots.filter { $0["vmm"] as? String == "tandem-restore" }
+        try #require(restores.count == 1, "\(boots.map { $0["vmm"] ?? "?" })")
+        let restore = restores[0], cold = try #require(boots.first { $0["vmm"] as? String == "tandem" })
+        #expect(restore["status"] as? Int == 0)
+        let figures = try #require(restore["figures"] as? [String: Double]), coldFigures = try #require(cold["figures"] as? [String: Double])
+        #expect(figures["compute.primes"] == 1_270_607 && figures["compute.primes"] == coldFigures["compute.primes"])
+        #expect(figures["compute.sum"] != nil && figures["compute.sum"] == coldFigures["compute.sum"])
+        #expect(restore["result"] as? String == "TANDEM-RESULT workload=compute status=0")
+        let report = try #require(restore["report"] as? [String: Any])
+        #expect((report["restored_from"] as? String)?.hasPrefix("/run/") == true)
+        let snapshot = try #require(restore["snapshot"] as? [String: Any])
+        #expect(snapshot["memory_bytes"] as? Int == 256 << 20)
+        let summary = try #require(lab.report["snapshot"] as? [String: Any])
+        #expect(summary["agreeing"] as? Int == 1 && summary["restores"] as? Int == 1)
+    }
+
     @Test("--vcpus 2: the MADT brings up both vCPUs and the guest counts 2")
     func twoVCPUs() throws {
         let lab = try Lab.run(["--workload", "nproc", "--vcpus", "2"])
@@ -334,7 +355,8 @@ struct LabInputTests {
                                      (["--", "--bogus"], "lab nested -- --bogus: Unknown option '--bogus'. Did you mean '--vcpus'?"),
                                      (["--workload", "http", "--load", "5"], "--load: needs --net (L1 reaches L2's server at 172.30.0.2)"),
                                      (["--net", "--load", "5"], "--load: the server mode loads the http or redis workload (--workload http|redis [--args PORT]), not hello"),
-                                     (["--workload", "http", "--net", "--load", "0"], "--load 0: from 1 to 3600 seconds")] {
+                                     (["--workload", "http", "--net", "--load", "0"], "--load 0: from 1 to 3600 seconds"),
+                                     (["--snapshot", "--net"], "--snapshot: not with --drive, --root-disk, --net, --vsock or --load (a VM with virtio devices cannot be snapshotted yet)")] {
             let result = try Tandem.run(["lab", "nested"] + arguments)
             #expect(result.status == 125)
             #expect(result.stderr == "tandem: error: \(message)\n")
