@@ -128,8 +128,16 @@ public final class BenchRunner {
     /// `--snapshot`: the tiny microVM cold-booted, snapshotted and restored, `trials` times,
     /// interleaved; with `tandem` at `tandemPath` and RAM `memoryMiB`.
     public func runSnapshots(tandemPath: String, workDirectory: String, memoryMiB: Int, notes: [String], progress: (String) -> Void) throws {
-        results.snapshots = SnapshotBench.measure(tandem: tandemPath, workDirectory: workDirectory, trials: trials, memoryMiB: memoryMiB, progress: progress)
+        results.snapshots = (results.snapshots ?? []) + SnapshotBench.measure(tandem: tandemPath, workDirectory: workDirectory, trials: trials, memoryMiB: memoryMiB, progress: progress)
         results.notes += notes
+        try save()
+    }
+
+    /// Snapshot trials measured elsewhere (the Linux microVM's, in the nested lab).
+    public func addSnapshotSamples(_ samples: [SnapshotSample], notes: [String], complete: Bool) throws {
+        results.snapshots = (results.snapshots ?? []) + samples
+        results.notes += notes
+        if !complete { results.complete = false }
         try save()
     }
 

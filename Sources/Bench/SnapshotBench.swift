@@ -18,6 +18,12 @@ public struct SnapshotSample: Codable, Sendable {
     /// Restore: spawn → first KVM_RUN of the restored vCPU, → the guest's next READY.
     public var restoreRunningMs: Double?
     public var restoreReadyMs: Double?
+    /// Spawn → exit: the whole workload (boot), what was left of it (restore). The Linux
+    /// microVM's rows, whose guest signals ready once, before the snapshot.
+    public var bootExitMs: Double?
+    public var restoreExitMs: Double?
+    /// Whether the restore finished the workload with the cold boot's result and answer.
+    public var restoreAgreed: Bool?
     /// The control socket's answers: all vCPUs parked; the files written.
     public var pauseMs: Double?
     public var snapshotMs: Double?
@@ -29,7 +35,8 @@ public struct SnapshotSample: Codable, Sendable {
 
     public init(subject: String, trial: Int, memoryMiB: Int, bootRunningMs: Double? = nil, bootReadyMs: Double? = nil,
                 restoreRunningMs: Double? = nil, restoreReadyMs: Double? = nil, pauseMs: Double? = nil, snapshotMs: Double? = nil,
-                memoryBytes: UInt64? = nil, memoryAllocatedBytes: UInt64? = nil, stateBytes: UInt64? = nil, problem: String? = nil) {
+                memoryBytes: UInt64? = nil, memoryAllocatedBytes: UInt64? = nil, stateBytes: UInt64? = nil, problem: String? = nil,
+                bootExitMs: Double? = nil, restoreExitMs: Double? = nil, restoreAgreed: Bool? = nil) {
         self.subject = subject
         self.trial = trial
         self.memoryMiB = memoryMiB
@@ -43,6 +50,9 @@ public struct SnapshotSample: Codable, Sendable {
         self.memoryAllocatedBytes = memoryAllocatedBytes
         self.stateBytes = stateBytes
         self.problem = problem
+        self.bootExitMs = bootExitMs
+        self.restoreExitMs = restoreExitMs
+        self.restoreAgreed = restoreAgreed
     }
 }
 

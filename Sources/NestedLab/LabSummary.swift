@@ -77,37 +77,44 @@ public struct LabSummary {
     public var snapshotFigures: SnapshotFigures? {
         let restores = outcome.boots.filter { $0.vmm == "tandem-restore" }
         guard !restores.isEmpty else { return nil }
-        let cold = outcome.boots.filter { $0.vmm == "tandem" }
         var figures = SnapshotFigures()
         figures.restores = restores.count
-        func firstRun(_ boot: NestedLab.Boot) -> Double? {
-            guard let report = boot.report.flatMap({ try? JSON.parse($0) }), case .double(let value)? = report["phases_ms"]?["first_run"] else { return nil }
-            return value
-        }
-        func number(_ json: JSON?, _ key: String) -> Double? {
-            switch json?[key] {
-            case .double(let value)?: value
-            case .int(let value)?: Double(value)
-            case .uint(let value)?: Double(value)
-            default: nil
-            }
-        }
-        // The workload's answer: its figures without timings (compute's primes and sum).
-        func answer(_ boot: NestedLab.Boot) -> [String: Double] { boot.figures.filter { !$0.key.hasSuffix(".ms") && !$0.key.hasSuffix("_ms") } }
-        let expected = cold.first.map { ($0.result, $0.status, answer($0)) }
         for restore in restores {
-            if let expected, restore.result != nil, restore.result == expected.0, restore.status == expected.1, answer(restore) == expected.2 {
-                figures.agreeing += 1
-            }
-            if let value = firstRun(restore) { figures.restoreFirstRun.append(value) }
+            if agrees(restore) { figures.agreeing += 1 }
+            if let value = Self.firstRun(restore) { figures.restoreFirstRun.append(value) }
             let answer = restore.snapshot.flatMap { try? JSON.parse($0) }
-            if let value = number(answer, "snapshot_ms") { figures.snapshotMs.append(value) }
-            if let value = number(answer, "memory_allocated_bytes") { figures.allocatedMiB.append(value / 1_048_576) }
-            if let value = number(answer, "state_bytes") { figures.stateKiB.append(value / 1024) }
+            if let value = Self.number(answer, "snapshot_ms") { figures.snapshotMs.append(value) }
+            if let value = Self.number(answer, "memory_allocated_bytes") { figures.allocatedMiB.append(value / 1_048_576) }
+            if let value = Self.number(answer, "state_bytes") { figures.stateKiB.append(value / 1024) }
         }
-        figures.bootFirstRun = cold.compactMap(firstRun)
+        figures.bootFirstRun = outcome.boots.filter { $0.vmm == "tandem" }.compactMap(Self.firstRun)
         return figures
     }
+
+    /// VMM start → first KVM_RUN, from a boot's own `vm run --json` report.
+    public static func firstRun(_ boot: NestedLab.Boot) -> Double? {
+        guard let report = boot.report.flatMap({ try? JSON.parse($0) }), case .double(let value)? = report["phases_ms"]?["first_run"] else { return nil }
+        return value
+    }
+
+    /// A number in a JSON object, however it was written.
+    public static func number(_ json: JSON?, _ key: String) -> Double? {
+        switch json?[key] {
+        case .double(let value)?: value
+        case .int(let value)?: Double(value)
+        case .uint(let value)?: Double(value)
+        default: nil
+        }
+    }
+
+    /// Whether a restore finished with the first cold boot's result line, status and answer (the
+    /// workload's figures without its timings: compute's primes and sum).
+    public func agrees(_ restore: NestedLab.Boot) -> Bool {
+        func answer(_ boot: NestedLab.Boot) -> [String: Double] { boot.figures.filter { !$0.key.hasSuffix(".ms") && !$0.key.hasSuffix("_ms") } }
+        guard let cold = outcome.boots.first(where: { $0.vmm == "tandem" }), restore.result != nil else { return false }
+        return restore.result == cold.result && restore.status == cold.status && answer(restore) == answer(cold)
+    }
+
 
     /// The workloads' figures any boot reported, sorted ("blkio.read_mib_s", ...).
     public var figureKeys: [String] { Set(outcome.boots.flatMap(\.figures.keys)).sorted() }

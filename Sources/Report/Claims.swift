@@ -343,12 +343,12 @@ extension ReportModel {
     var snapshotClaim: Claim {
         var claim = Claim(id: "snapshot", claim: "To back up a VM you snapshot it; a container's snapshot would be 100–200 MB only", source: "seed 004",
                           rule: Self.snapshotRule, measurement: "—", verdict: .notMeasured, why: "")
-        guard let table = SnapshotTable(results), let disk = table.diskMedian else {
+        guard let table = SnapshotTable(results), !table.disks.isEmpty else {
             claim.why = "no microVM snapshot was measured (tandem bench --snapshot)"
             return claim
         }
-        let memoryMiB = results.snapshots?.first?.memoryMiB ?? 0
-        claim.measurement = "a \(memoryMiB) MiB tiny microVM's snapshot takes \(Format.bytes(disk)) on disk (median); no container checkpoint"
+        claim.measurement = table.disks.map { "\($0.subject) (\($0.memoryMiB) MiB of RAM): \(Format.bytes($0.bytes)) on disk" }.joined(separator: "; ")
+            + " (medians); no container checkpoint"
         claim.why = "no container checkpoint was measured (CRIU; see the notes), so the comparison the claim makes cannot be made here"
         return claim
     }

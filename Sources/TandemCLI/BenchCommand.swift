@@ -54,7 +54,7 @@ struct BenchCommand: ParsableCommand {
     var ready: String?
     @Argument(parsing: .postTerminator, help: ArgumentHelp("With --image: the command, after -- (else the image's Entrypoint and Cmd).", valueName: "command"))
     var command: [String] = []
-    @Flag(name: .long, help: "After the trials: the tiny microVM (128 MiB, as Firecracker's anchor) cold-booted, snapshotted while it runs and restored, --trials times interleaved: spawn → running and → ready of boot and restore, pause and snapshot time, snapshot size (docs/snapshots.md).")
+    @Flag(name: .long, help: "After the trials: the tiny microVM (128 MiB, as Firecracker's anchor) cold-booted, snapshotted while it runs and restored, --trials times interleaved: spawn → running and → ready of boot and restore, pause and snapshot time, snapshot size; with linux-microvm on a host without hardware virtualisation, the same for Linux in the nested lab (docs/snapshots.md).")
     var snapshot = false
     @Flag(name: .long, inversion: .prefixedNo, help: "After the trials, SIGKILL each container runtime's manager while its container runs (tandem ctr, tandem-runtime, crun, runc, podman where installed): does the container survive, is its exit status still collected?")
     var managerKill = true
@@ -231,7 +231,16 @@ struct BenchCommand: ParsableCommand {
                                             notes: [SnapshotBench.containerNote]) { StandardError.line("bench: \($0)") }
                 } catch { throw fail("bench: \(error)") }
             } else {
-                StandardError.line("bench: --snapshot: not run — it needs the tiny-microvm backend")
+                StandardError.line("bench: --snapshot: the tiny microVM not run — it needs the tiny-microvm backend")
+            }
+            if wanted.contains("linux-microvm") {
+                if facts.virtualisation.rawValue == "hardware" {
+                    try? runner.addSnapshotSamples([], notes: ["snapshot × linux-microvm: not run — on a host with hardware virtualisation the bench does not snapshot the Linux microVM yet (tandem vm run --api-sock and tandem vm snapshot do)"], complete: true)
+                } else {
+                    let lab = SnapshotLab.samples(trials: trials) { StandardError.line("bench: \($0)") }
+                    do { try runner.addSnapshotSamples(lab.samples, notes: lab.notes, complete: !lab.interrupted) } catch { throw fail("bench: \(error)") }
+                    if lab.interrupted { finished = false }
+                }
             }
         }
         if finished, managerKill, getuid() == 0, image == nil {

@@ -123,11 +123,12 @@ struct ClaimsTests {
         let model = ReportModel(results, baseline: nil)
         let claim = try #require(model.claims.first { $0.id == "snapshot" })
         #expect(claim.verdict == .notMeasured)
-        #expect(claim.measurement == "a 128 MiB tiny microVM's snapshot takes 46 KiB on disk (median); no container checkpoint", "\(claim.measurement)")
+        #expect(claim.measurement == "tiny-microvm (128 MiB of RAM): 46 KiB on disk (medians); no container checkpoint", "\(claim.measurement)")
         #expect(claim.why.contains("no container checkpoint"))
         let markdown = model.markdown()
-        #expect(markdown.contains("| restore: spawn → next ready | 3 | 2.40 ms | 2.40 ms–2.40 ms |"))
-        #expect(markdown.contains("| memory file (allocated on disk) | 3 | 40 KiB |"))
+        #expect(markdown.contains("| tiny-microvm, 128 MiB: restore → next ready | 3 | 2.40 ms | 2.40 ms–2.40 ms |"))
+        #expect(markdown.contains("| tiny-microvm, 128 MiB: memory file (allocated on disk) | 3 | 40 KiB |"))
+        #expect(!markdown.contains("cold boot → exit"), "a figure no trial gave has no row")
         #expect(model.html().contains("<h2>Snapshots: cold boot against restore</h2>"))
     }
 
