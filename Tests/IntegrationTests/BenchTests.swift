@@ -10,7 +10,7 @@ struct BenchEndToEndTests {
         // Without the network half: it holds the bridge, which the bridge tests (run meanwhile)
         // see go; NetworkReachTests, serialized with them, measures it.
         let result = try Tandem.run(["bench", "--quick", "--trials", "2", "--backends", "container,process,crun,tiny-microvm",
-                                     "--workloads", "hello,probe", "--no-network-reach", "--out", out])
+                                     "--workloads", "hello,probe", "--no-network-reach", "--snapshot", "--out", out])
         #expect(result.status == 0, "\(result.stderr.suffix(2000))")
         #expect(result.stdout.contains("report: \(out)/index.html"))
         let data = try Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))
@@ -32,6 +32,16 @@ struct BenchEndToEndTests {
         }
         let markdown = try String(contentsOfFile: out + "/report.md", encoding: .utf8)
         #expect(markdown.contains("## The seeds' claims, answered"))
+        // --snapshot: two trials of the tiny microVM, each snapshotted and restored.
+        let snapshots = try #require(results["snapshots"] as? [[String: Any]])
+        #expect(snapshots.count == 2)
+        for snapshot in snapshots {
+            #expect(snapshot["problem"] == nil, "\(snapshot)")
+            #expect(snapshot["memoryBytes"] as? Int == 128 << 20)
+            #expect((snapshot["restoreRunningMs"] as? Double ?? 0) > 0 && (snapshot["restoreReadyMs"] as? Double ?? 0) > 0)
+            #expect((snapshot["memoryAllocatedBytes"] as? Int ?? 0) > 0)
+        }
+        #expect(markdown.contains("## Snapshots: cold boot against restore"))
         #expect(markdown.contains("## Isolation: what a workload sees from inside"))
 
         // What the probe reached: the bare process (on the host) read the canary file, no container did.
