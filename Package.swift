@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "HostOSTests", dependencies: ["HostOS"], exclude: ["JSONTestSuite"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "GuestABI"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "GuestMemory", "Devices", "HostOS"]),
-        .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts", "Devices"]),
+        .testTarget(name: "MicroVMTests", dependencies: ["MicroVM", "GuestMemory", "BootLoader", "KVM", "HostFacts", "Devices", "Virtio"]),
         .testTarget(name: "GuestImagesTests", dependencies: ["GuestImages", "HostOS"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "HostOS"]),
         .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "Containers", "HostOS", "CLinux"]),

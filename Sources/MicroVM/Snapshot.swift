@@ -4,6 +4,7 @@ import Devices
 import GuestMemory
 import HostOS
 import KVM
+import Virtio
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,11 +18,20 @@ public struct SnapshotSummary: Sendable {
     public var memoryAllocatedBytes: UInt64
     public var stateBytes: UInt64
     public var nanoseconds: UInt64
+    /// The disks the guest had: a restore opens the same files, so a read-write one must be
+    /// copied with the snapshot (and the copy put back) before the VM it was taken from, or
+    /// another restore, writes to it again.
+    public var drives: [SnapshotState.Drive] = []
 
     public var json: JSON {
         .object([("directory", .string(directory)), ("memory_bytes", .uint(memoryBytes)),
                  ("memory_allocated_bytes", .uint(memoryAllocatedBytes)), ("state_bytes", .uint(stateBytes)),
-                 ("snapshot_ms", .double(Double(nanoseconds) / 1e6))])
+                 ("snapshot_ms", .double(Double(nanoseconds) / 1e6)),
+                 ("disks", .array(drives.map { drive in
+                     .object([("path", .string(drive.path)), ("read_only", .bool(drive.readOnly)),
+                              ("note", .string(drive.readOnly ? "restored from the same file; it must not change"
+                                  : "read-write: the snapshot is only whole with this disk as it is now — copy it with the snapshot before the VM, or a restore, writes to it again"))])
+                 }))])
     }
 }
 
@@ -34,17 +44,28 @@ public enum SnapshotFiles {
 }
 
 extension Machine {
-    /// Why this machine cannot be snapshotted, or nil. Tiny and Linux guests without virtio
-    /// devices can: a virtio transport's and its queues' state (and the disk or tap each is bound
-    /// to) is not saved yet.
+    /// Why this machine cannot be snapshotted, or nil. Tiny and Linux guests can, with their
+    /// disks (virtio-blk: the transport's and queues' state; the disk is its file, named in the
+    /// snapshot); a tap's or a vsock's state (frames in flight, connections) is not saved yet.
     var snapshotRefusal: String? {
-        if config.virtioSlots > 0 { return "snapshots of a VM with virtio devices (--drive, --net, --vsock) are not supported yet" }
+        if !config.nets.isEmpty || config.vsock != nil { return "snapshots of a VM with --net or --vsock devices are not supported yet (disks are)" }
         return nil
     }
 
-    /// The devices whose state a snapshot carries, by their bus names.
+    /// The devices whose state a snapshot carries, by their bus names: the port devices, then the
+    /// virtio-mmio transports.
     var snapshotDevices: [(name: String, device: any SnapshotDevice)] {
-        portBus.entries.compactMap { entry in (entry.device as? any SnapshotDevice).map { (entry.name, $0) } }
+        (portBus.entries + mmioBus.entries).compactMap { entry in (entry.device as? any SnapshotDevice).map { (entry.name, $0) } }
+    }
+
+    /// The virtio transports, for holding their device work still while a snapshot is taken.
+    var transports: [MMIOTransport] { mmioBus.entries.compactMap { $0.device as? MMIOTransport } }
+
+    /// Runs `body` with every transport `quiesced` (no device work on the queues or in guest RAM).
+    func withDevicesQuiesced<T>(_ remaining: ArraySlice<MMIOTransport>? = nil, _ body: () throws -> T) rethrows -> T {
+        let remaining = remaining ?? transports[...]
+        guard let first = remaining.first else { return try body() }
+        return try first.quiesced { try withDevicesQuiesced(remaining.dropFirst(), body) }
     }
 
     /// Writes the paused VM to `directory` (made if missing): `memory`, the guest RAM, sparse;
@@ -58,6 +79,14 @@ extension Machine {
         if Files.kind(directory) == .missing, mkdir(directory, 0o700) != 0 { throw .system(SystemError("mkdir", directory)) }
         guard Files.kind(directory) == .directory else { throw .snapshot(path: directory, problem: "is not a directory") }
 
+        // The device thread holds still from the capture until guest RAM is written.
+        let written: Result<SnapshotSummary, MicroVMError> = withDevicesQuiesced {
+            Result { () throws(MicroVMError) in try writeQuiescedSnapshot(to: directory, started: started) }
+        }
+        return try written.get()
+    }
+
+    private func writeQuiescedSnapshot(to directory: String, started: UInt64) throws(MicroVMError) -> SnapshotSummary {
         let state: SnapshotState
         do { state = try captureState() } catch { throw .kvm(error) }
         let encoded = state.encode()
@@ -79,7 +108,8 @@ extension Machine {
             guard rename(stateTemporary, statePath) == 0 else { throw SystemError("rename", "\(stateTemporary) to \(statePath)") }
             renamed = true
             return SnapshotSummary(directory: directory, memoryBytes: UInt64(memory.size), memoryAllocatedBytes: allocated,
-                                   stateBytes: UInt64(encoded.count), nanoseconds: Clock.monotonicNanoseconds() - started)
+                                   stateBytes: UInt64(encoded.count), nanoseconds: Clock.monotonicNanoseconds() - started,
+                                   drives: state.machine.drives)
         } catch {
             throw .system(error)
         }
@@ -105,7 +135,7 @@ extension Machine {
         for kind in KVMStateKind.vmKinds(withIRQChip: config.isLinux) {
             vmBlobs.append(SnapshotState.Blob(kind: kind.rawValue, bytes: try vm.state(kind)))
         }
-        let machine: SnapshotState.MachineRecord
+        var machine: SnapshotState.MachineRecord
         let ranges = memory.regions.map { SnapshotState.RAMRange(start: $0.start.value, size: UInt64($0.size)) }
         switch config.boot {
         case .flat(_, let name, _, _):
@@ -113,6 +143,7 @@ extension Machine {
         case .linux(let kernel, _, let commandLine):
             machine = SnapshotState.MachineRecord(kind: 1, guest: kernel.name, commandLine: commandLine, memoryMiB: UInt32(config.memoryMiB), ranges: ranges)
         }
+        machine.drives = config.drives.map { SnapshotState.Drive(path: Files.absolute($0.path), readOnly: $0.readOnly) }
         return SnapshotState(machine: machine, host: Machine.hostRecord(system), vcpus: records, vmBlobs: vmBlobs,
                              devices: snapshotDevices.map { SnapshotState.DeviceRecord(name: $0.name, bytes: $0.device.savedState()) })
     }
@@ -202,6 +233,10 @@ extension Machine {
         var config = VMConfig(boot: isLinux ? .linux(kernel: InMemoryImage([], name: machine.guest), initrd: nil, commandLine: machine.commandLine)
                                             : .flat(image: [], name: machine.guest, mode: .long, argument: 0),
                               memoryMiB: memoryMiB, vcpus: state.vcpus.count, timeoutNanoseconds: timeoutNanoseconds)
+        config.drives = machine.drives.map { VMConfig.Drive(path: $0.path, readOnly: $0.readOnly) }
+        for drive in machine.drives where Files.kind(drive.path) != .regular {
+            throw refuse(statePath, "its disk \(drive.path) is \(Files.kind(drive.path) == .missing ? "missing" : "not a regular file") (a restore opens the disks the VM had)")
+        }
         do { _ = try validatedMemory(config) } catch { throw refuse(statePath, error.description) }
         let ranges = ramRanges(memoryMiB << 20)
         guard machine.ranges.map({ [$0.start, $0.size] }) == ranges.map({ [$0.start.value, UInt64($0.size)] }) else {
@@ -265,6 +300,11 @@ extension Machine {
                 do { try device.device.restoreState(record.bytes) } catch { throw refuse(statePath, error.description) }
             }
             try restored.apply(state)
+            // Requests the driver queued that the device had not taken yet: served now (their
+            // notification went to the old VM's ioeventfd), their interrupts wait in the irqchip.
+            for transport in restored.transports {
+                for queue in 0..<transport.queues.count { transport.serve(queue: queue) }
+            }
             restored.phases.imageLoaded = Clock.monotonicNanoseconds()
             restored.phases.imageComplete = restored.phases.imageLoaded
             return restored

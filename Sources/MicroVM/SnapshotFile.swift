@@ -50,10 +50,13 @@ public struct SnapshotState: Equatable, Sendable {
         public var memoryMiB: UInt32
         /// Guest RAM ranges; range N's bytes follow range N-1's in the memory file.
         public var ranges: [RAMRange]
+        /// The disks, in virtio-mmio slot order: a restore opens the same files.
+        public var drives: [Drive]
 
-        public init(kind: UInt8, guest: String, commandLine: String = "", memoryMiB: UInt32, ranges: [RAMRange]) {
+        public init(kind: UInt8, guest: String, commandLine: String = "", memoryMiB: UInt32, ranges: [RAMRange], drives: [Drive] = []) {
             self.kind = kind
             self.guest = guest
+            self.drives = drives
             self.commandLine = commandLine
             self.memoryMiB = memoryMiB
             self.ranges = ranges
@@ -61,6 +64,15 @@ public struct SnapshotState: Equatable, Sendable {
 
         /// The memory file's size the ranges need.
         public var memoryBytes: UInt64 { ranges.reduce(0) { $0 + $1.size } }
+    }
+
+    public struct Drive: Equatable, Sendable {
+        public var path: String
+        public var readOnly: Bool
+        public init(path: String, readOnly: Bool) {
+            self.path = path
+            self.readOnly = readOnly
+        }
     }
 
     public struct RAMRange: Equatable, Sendable {
@@ -155,6 +167,8 @@ extension SnapshotState {
         payload.u32(machine.memoryMiB)
         payload.u32(UInt32(machine.ranges.count))
         for range in machine.ranges { payload.u64(range.start); payload.u64(range.size) }
+        payload.u32(UInt32(machine.drives.count))
+        for drive in machine.drives { payload.string(drive.path); payload.u8(drive.readOnly ? 1 : 0) }
         payload.string(host.vendor)
         payload.u32(UInt32(host.features.count))
         for word in host.features { payload.u32(word) }
@@ -221,7 +235,15 @@ extension SnapshotState {
             }
             ranges.append(range)
         }
-        let machine = MachineRecord(kind: kind, guest: guest, commandLine: commandLine, memoryMiB: memoryMiB, ranges: ranges)
+        let driveCount = try reader.count("drives", limit: maximumDevices)
+        var drives: [Drive] = []
+        for index in 0..<driveCount {
+            let path = try reader.string("drive \(index) path")
+            let flag = try reader.u8("drive \(index) read-only flag")
+            guard flag <= 1, path.hasPrefix("/") else { throw SnapshotFormatError("drive \(index): \(path.hasPrefix("/") ? "read-only flag \(flag)" : "path \(path) is not absolute")") }
+            drives.append(Drive(path: path, readOnly: flag == 1))
+        }
+        let machine = MachineRecord(kind: kind, guest: guest, commandLine: commandLine, memoryMiB: memoryMiB, ranges: ranges, drives: drives)
         guard !ranges.isEmpty, machine.memoryBytes == UInt64(memoryMiB) << 20 else {
             throw SnapshotFormatError("its RAM ranges hold \(machine.memoryBytes) bytes, not the \(memoryMiB) MiB it claims")
         }

@@ -168,7 +168,11 @@ extension NestedLab {
                 kill -0 $vm 2>/dev/null || { echo "LAB-ERROR the snapshot boot ended before ready"; break; }
                 sleep 0.01
               done
-              echo "LAB-SNAPSHOT $(/lab/tandem vm snapshot \(LabOptions.controlSocket) --out \(LabOptions.snapshotDirectory) --leave-paused 2>&1 | tr -d ' \\n')"
+              if answer=$(/lab/tandem vm snapshot \(LabOptions.controlSocket) --out \(LabOptions.snapshotDirectory) --leave-paused 2>&1); then
+                echo "LAB-SNAPSHOT $(echo "$answer" | tr -d ' \\n')"
+              else
+                echo "LAB-ERROR the snapshot failed: $(echo "$answer" | tr '\\n' ' ')"
+              fi
               kill $vm; wait $vm
               /lab/lab-time tandem-restore /lab/tandem vm restore \(LabOptions.snapshotDirectory) --timeout \(Int(options.bootTimeoutSeconds)) --json < /dev/null
               rm -rf \(LabOptions.snapshotDirectory)

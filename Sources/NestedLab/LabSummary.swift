@@ -108,9 +108,11 @@ public struct LabSummary {
     }
 
     /// Whether a restore finished with the first cold boot's result line, status and answer (the
-    /// workload's figures without its timings: compute's primes and sum).
+    /// workload's figures without its timings and rates: compute's primes and sum, blkio's MiB).
     public func agrees(_ restore: NestedLab.Boot) -> Bool {
-        func answer(_ boot: NestedLab.Boot) -> [String: Double] { boot.figures.filter { !$0.key.hasSuffix(".ms") && !$0.key.hasSuffix("_ms") } }
+        func answer(_ boot: NestedLab.Boot) -> [String: Double] {
+            boot.figures.filter { !$0.key.hasSuffix("ms") && !$0.key.hasSuffix("_s") && !$0.key.hasSuffix("iops") }
+        }
         guard let cold = outcome.boots.first(where: { $0.vmm == "tandem" }), restore.result != nil else { return false }
         return restore.result == cold.result && restore.status == cold.status && answer(restore) == answer(cold)
     }
@@ -144,7 +146,7 @@ public struct LabSummary {
         }
         let figures: [(String, JSON)] = boot.figures.sorted { $0.key < $1.key }.map { ($0.key, JSON.double($0.value)) }
         let extra: [(String, JSON)] = [("result", boot.result.map { .string($0) } ?? .null)]
-            + (boot.snapshot.map { [("snapshot", JSON.verbatim($0))] } ?? [])
+            + (boot.snapshot.map { text in [("snapshot", (try? JSON.parse(text)) ?? .string(text))] } ?? [])
         let ready: JSON = boot.readyMs.map { JSON.double($0) } ?? .null
         let report: JSON = boot.report.map { JSON.verbatim($0) } ?? .null
         return .object([("vmm", .string(boot.vmm)), ("run", .int(Int64(boot.index))), ("status", .int(Int64(boot.status))),

@@ -40,6 +40,12 @@ public final class VirtioBlock: VirtioDevice, @unchecked Sendable {
         var info = stat()
         guard fstat(file.rawValue, &info) == 0 else { throw SystemError("fstat", path) }
         guard info.st_mode & S_IFMT == S_IFREG else { throw SystemError("open (not a regular file)", path, errno: EINVAL) }
+        // One writer at a time, as QEMU's image locking: a disk two guests write at once (two
+        // restores of one snapshot, a VM and its restored copy) is corrupted. Readers share.
+        if flock(file.rawValue, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
+            let code = errno
+            throw SystemError("flock", "\(path): \(code == EWOULDBLOCK ? (readOnly ? "another VM writes to it" : "another VM uses it") + " (a disk written by two guests at once is corrupted; copy it)" : "")", errno: code)
+        }
         self.path = path
         self.readOnly = readOnly
         fd = file

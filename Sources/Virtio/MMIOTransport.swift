@@ -51,7 +51,7 @@ extension VirtioDevice {
 /// Whatever the driver writes, the transport stays consistent: a queue set up wrong, a notification
 /// before DRIVER_OK or a chain that breaks the rules sets DEVICE_NEEDS_RESET and raises a
 /// configuration interrupt, and the device does nothing more until the driver resets it.
-public final class MMIOTransport: BusDevice, @unchecked Sendable {
+public final class MMIOTransport: BusDevice, SnapshotDevice, @unchecked Sendable {
     public static let magic: UInt32 = 0x7472_6976  // "virt"
     public static let version: UInt32 = 2
     /// "TNDM": Tandem as the vendor (QEMU uses "QEMU", Firecracker 0).
@@ -297,6 +297,88 @@ public final class MMIOTransport: BusDevice, @unchecked Sendable {
             }
             return broken == nil ? completed : 0
         }
+    }
+
+    // MARK: - Snapshots
+
+    static let stateVersion: UInt8 = 1
+
+    /// Runs `body` with no pass over any queue in progress and none starting (the device thread
+    /// waits): what a snapshot reads — the queues' state and the guest memory the device writes —
+    /// holds still.
+    public func quiesced<T>(_ body: () throws -> T) rethrows -> T {
+        try service.withLock { try body() }
+    }
+
+    /// The transport's registers and each queue's setup and position, little-endian: version,
+    /// status, the feature selectors, the driver's features, QueueSel, InterruptStatus, the queue
+    /// count, then per queue its size, ready and indirect flags, the three ring addresses and the
+    /// next available and used indices. (The device behind it keeps no state of its own: a disk
+    /// is its file.)
+    public func savedState() -> [UInt8] {
+        lock.withLock {
+            var out: [UInt8] = [Self.stateVersion]
+            func u16(_ value: UInt16) { withUnsafeBytes(of: value.littleEndian) { out += $0 } }
+            func u32(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { out += $0 } }
+            func u64(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { out += $0 } }
+            u32(status); u32(deviceFeaturesSelect); u32(driverFeaturesSelect); u64(driverFeatures); u32(queueSelect); u32(interruptStatus)
+            u32(UInt32(queues.count))
+            for queue in queues {
+                u16(queue.size)
+                out.append((queue.ready ? 1 : 0) | (queue.indirectDescriptors ? 2 : 0))
+                u64(queue.descriptorTable.value); u64(queue.availableRing.value); u64(queue.usedRing.value)
+                u16(queue.nextAvailable); u16(queue.nextUsed)
+            }
+            return out
+        }
+    }
+
+    /// Takes back `savedState()`'s bytes before the guest runs: every ready queue is validated
+    /// against guest RAM as when the driver made it ready, and a running device is activated
+    /// with the driver's features.
+    public func restoreState(_ bytes: [UInt8]) throws(DeviceStateError) {
+        var position = 0
+        func take(_ count: Int) throws(DeviceStateError) -> UInt64 {
+            guard position + count <= bytes.count else { throw DeviceStateError("virtio-mmio: state truncated at byte \(position) of \(bytes.count)") }
+            var value: UInt64 = 0
+            for index in 0..<count { value |= UInt64(bytes[position + index]) << (8 * index) }
+            position += count
+            return value
+        }
+        guard bytes.first == Self.stateVersion else { throw DeviceStateError("virtio-mmio: state version \(bytes.first ?? 0), expected \(Self.stateVersion)") }
+        position = 1
+        let savedStatus = UInt32(try take(4)), deviceSelect = UInt32(try take(4)), driverSelect = UInt32(try take(4))
+        let features = try take(8), select = UInt32(try take(4)), pending = UInt32(try take(4))
+        let count = Int(try take(4))
+        guard count == queues.count else { throw DeviceStateError("virtio-mmio: \(count) queues saved, the device has \(queues.count)") }
+        var restored: [Virtqueue] = []
+        for index in 0..<count {
+            var queue = Virtqueue()
+            queue.size = UInt16(try take(2))
+            let flags = try take(1)
+            queue.descriptorTable = GuestAddress(try take(8))
+            queue.availableRing = GuestAddress(try take(8))
+            queue.usedRing = GuestAddress(try take(8))
+            queue.restoreIndices(nextAvailable: UInt16(try take(2)), nextUsed: UInt16(try take(2)))
+            queue.indirectDescriptors = flags & 2 != 0
+            if flags & 1 != 0 {
+                do throws(VirtqueueError) { try queue.validate(memory) } catch { throw DeviceStateError("virtio-mmio queue \(index): \(error.description)") }
+                queue.ready = true
+            }
+            restored.append(queue)
+        }
+        guard position == bytes.count else { throw DeviceStateError("virtio-mmio: \(bytes.count - position) bytes after the last queue") }
+        guard features & ~offeredFeatures == 0 else { throw DeviceStateError("virtio-mmio: the driver's features 0x\(String(features, radix: 16)) are not all offered") }
+        lock.withLock {
+            status = savedStatus
+            deviceFeaturesSelect = deviceSelect
+            driverFeaturesSelect = driverSelect
+            driverFeatures = features
+            queueSelect = select
+            interruptStatus = pending
+            queues = restored
+        }
+        if savedStatus & Status.driverOK != 0 { device.activate(features: features) }
     }
 
     /// DEVICE_NEEDS_RESET and a configuration interrupt (virtio 1.x 2.1.2). Called under `lock`.

@@ -84,6 +84,12 @@ public struct Virtqueue: Sendable {
     }
 
     /// Resets the device's positions (the driver reset the device or the queue).
+    /// Where a restored queue stands (a snapshot's `nextAvailable` and `nextUsed`).
+    public mutating func restoreIndices(nextAvailable: UInt16, nextUsed: UInt16) {
+        self.nextAvailable = nextAvailable
+        self.nextUsed = nextUsed
+    }
+
     public mutating func reset() {
         self = Virtqueue()
     }

@@ -86,7 +86,7 @@ struct SnapshotFileTests {
 
     /// Where the vCPU count sits in `sample`'s encoding: after the machine and host records.
     static func offsetOfVCPUCount(_ bytes: [UInt8]) -> Int? {
-        let machineAndHost = 1 + (4 + 10) + 4 + 4 + 4 + 16 + (4 + 12) + 4 + 5 * 4 + 4
+        let machineAndHost = 1 + (4 + 10) + 4 + 4 + 4 + 16 + 4 + (4 + 12) + 4 + 5 * 4 + 4
         let offset = 8 + 4 + 8 + machineAndHost
         return offset + 4 <= bytes.count && bytes[offset] == 1 ? offset : nil
     }
