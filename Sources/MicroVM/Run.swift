@@ -395,6 +395,7 @@ extension Machine {
         let done = try EventFD()
         let thread = try HostThread(name: "vmm helper") { [self] in
             completePendingCopies()
+            // Only now are control requests answered: a snapshot never sees a half-copied initrd.
             if config.consoleInput != nil || config.controlSocket != nil { serve(until: done) }
         }
         return (thread, done)
