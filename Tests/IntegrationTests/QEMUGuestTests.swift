@@ -157,8 +157,9 @@ extension ContainerNetworkTests {
         func refusals() throws {
             let before = Set(QEMULab.qemuProcesses())
             for (arguments, message) in [(["--tiny", "hello"], "--tiny guests run only on Tandem's own VMM (--backend microvm)"),
-                                         (["--drive", "/tmp/x"], "--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock are Tandem's VMM's; --disk, --machine, --keep libvirt's"),
-                                         (["--disk"], "--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock are Tandem's VMM's; --disk, --machine, --keep libvirt's"),
+                                         (["--drive", "/tmp/x"], "--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock, --api-sock are Tandem's VMM's; --disk, --machine, --keep libvirt's"),
+                                         (["--api-sock", "/tmp/x.sock"], "--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock, --api-sock are Tandem's VMM's; --disk, --machine, --keep libvirt's"),
+                                         (["--disk"], "--backend qemu boots the kernel and initramfs in QEMU's microvm machine: --drive, --root-disk, --vsock, --api-sock are Tandem's VMM's; --disk, --machine, --keep libvirt's"),
                                          (["--net", "tap"], "--net tap: a QEMU guest takes one --net bridge (virtio-net on Tandem's bridge); tap is Tandem's VMM's (--backend microvm)"),
                                          (["--accel", "hvf"], "--accel hvf: must be auto, kvm or tcg"),
                                          (["--kernel", "/no/vmlinuz"], "--kernel /no/vmlinuz: does not exist")] {
