@@ -22,6 +22,8 @@ public struct SnapshotSummary: Sendable {
     /// copied with the snapshot (and the copy put back) before the VM it was taken from, or
     /// another restore, writes to it again.
     public var drives: [SnapshotState.Drive] = []
+    /// The taps the guest's interfaces were bound to: a restore binds to the same names.
+    public var nets: [SnapshotState.Net] = []
 
     public var json: JSON {
         .object([("directory", .string(directory)), ("memory_bytes", .uint(memoryBytes)),
@@ -31,6 +33,11 @@ public struct SnapshotSummary: Sendable {
                      .object([("path", .string(drive.path)), ("read_only", .bool(drive.readOnly)),
                               ("note", .string(drive.readOnly ? "restored from the same file; it must not change"
                                   : "read-write: the snapshot is only whole with this disk as it is now — copy it with the snapshot before the VM, or a restore, writes to it again"))])
+                 })),
+                 ("interfaces", .array(nets.map { net in
+                     .object([("tap", .string(net.name)), ("mac", .string(net.macText)),
+                              ("note", .string(net.origin == .tandem ? "a restore makes \(net.name) again with the same addresses: the VM this was taken from must have ended"
+                                  : "a restore binds to the tap \(net.name) again: the network around it is yours to keep"))])
                  }))])
     }
 }
@@ -46,9 +53,14 @@ public enum SnapshotFiles {
 extension Machine {
     /// Why this machine cannot be snapshotted, or nil. Tiny and Linux guests can, with their
     /// disks (virtio-blk: the transport's and queues' state; the disk is its file, named in the
-    /// snapshot); a tap's or a vsock's state (frames in flight, connections) is not saved yet.
+    /// snapshot) and their taps (virtio-net: the transport's state, the tap's name and origin and
+    /// the MAC; a frame in flight is lost, as on a wire). Not yet: a vsock's connections, and a
+    /// tap on Tandem's bridge (its address is a lease that ends with the VM).
     var snapshotRefusal: String? {
-        if !config.nets.isEmpty || config.vsock != nil { return "snapshots of a VM with --net or --vsock devices are not supported yet (disks are)" }
+        if config.vsock != nil { return "snapshots of a VM with --vsock are not supported yet (its connections are not saved; disks and --net tap are)" }
+        if config.nets.contains(where: { $0.tap.origin == .bridge }) {
+            return "snapshots of a VM with --net bridge are not supported yet (its address is a lease that ends with the VM; --net tap is)"
+        }
         return nil
     }
 
@@ -109,7 +121,7 @@ extension Machine {
             renamed = true
             return SnapshotSummary(directory: directory, memoryBytes: UInt64(memory.size), memoryAllocatedBytes: allocated,
                                    stateBytes: UInt64(encoded.count), nanoseconds: Clock.monotonicNanoseconds() - started,
-                                   drives: state.machine.drives)
+                                   drives: state.machine.drives, nets: state.machine.nets)
         } catch {
             throw .system(error)
         }
@@ -144,6 +156,7 @@ extension Machine {
             machine = SnapshotState.MachineRecord(kind: 1, guest: kernel.name, commandLine: commandLine, memoryMiB: UInt32(config.memoryMiB), ranges: ranges)
         }
         machine.drives = config.drives.map { SnapshotState.Drive(path: Files.absolute($0.path), readOnly: $0.readOnly) }
+        machine.nets = config.nets.map { SnapshotState.Net(origin: $0.tap.origin == .tandem ? .tandem : .user, name: $0.tap.name, mac: $0.mac) }
         return SnapshotState(machine: machine, host: Machine.hostRecord(system), vcpus: records, vmBlobs: vmBlobs,
                              devices: snapshotDevices.map { SnapshotState.DeviceRecord(name: $0.name, bytes: $0.device.savedState()) })
     }
@@ -237,6 +250,7 @@ extension Machine {
         for drive in machine.drives where Files.kind(drive.path) != .regular {
             throw refuse(statePath, "its disk \(drive.path) is \(Files.kind(drive.path) == .missing ? "missing" : "not a regular file") (a restore opens the disks the VM had)")
         }
+        guard machine.nets.isEmpty || getuid() == 0 else { throw refuse(statePath, "its network interfaces need root (a restore binds to their taps again)") }
         do { _ = try validatedMemory(config) } catch { throw refuse(statePath, error.description) }
         let ranges = ramRanges(memoryMiB << 20)
         guard machine.ranges.map({ [$0.start, $0.size] }) == ranges.map({ [$0.start.value, UInt64($0.size)] }) else {
@@ -271,6 +285,15 @@ extension Machine {
         do {
             let system = try KVMSystem(path: kvmPath)
             if let mismatch = hostMismatch(saved: state.host, host: hostRecord(system)) { throw refuse(statePath, mismatch) }
+            // Last of the checks: a tap is made here (and goes with the error).
+            for net in machine.nets {
+                do {
+                    let tap = try net.origin == .tandem ? Tap.reopen(tandemIndex: SnapshotState.Net.tandemIndex(net.name)!) : Tap.open(name: net.name)
+                    config.nets.append(VMConfig.Net(tap: tap, mac: net.mac))
+                } catch {
+                    throw refuse(statePath, "its interface on tap \(net.name): \(error)")
+                }
+            }
             guard state.vcpus.allSatisfy({ $0.xsave.count == system.xsaveSize() }) else {
                 throw refuse(statePath, "its XSAVE area is \(state.vcpus[0].xsave.count) bytes, this host's KVM uses \(system.xsaveSize())")
             }
@@ -300,11 +323,9 @@ extension Machine {
                 do { try device.device.restoreState(record.bytes) } catch { throw refuse(statePath, error.description) }
             }
             try restored.apply(state)
-            // Requests the driver queued that the device had not taken yet: served now (their
-            // notification went to the old VM's ioeventfd), their interrupts wait in the irqchip.
-            for transport in restored.transports {
-                for queue in 0..<transport.queues.count { transport.serve(queue: queue) }
-            }
+            // Requests the driver queued that the device had not taken yet: their interrupts
+            // wait in the irqchip.
+            for transport in restored.transports { transport.serveQueuedAfterRestore() }
             restored.phases.imageLoaded = Clock.monotonicNanoseconds()
             restored.phases.imageComplete = restored.phases.imageLoaded
             return restored

@@ -19,7 +19,7 @@ import Glibc
 public struct SnapshotState: Equatable, Sendable {
     public static let magic: [UInt8] = Array("TANDEMVM".utf8)
     /// Bumped whenever the layout changes; a file of another version is refused, by name.
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
     /// Upper bounds a hostile file cannot push past (each far above what a VM of Tandem's has).
     public static let maximumVCPUs = 256, maximumBlobBytes = 1 << 20, maximumMSRs = 4096,
                       maximumDevices = 64, maximumStringBytes = 4096, maximumRanges = 16, maximumBlobs = 64
@@ -52,11 +52,14 @@ public struct SnapshotState: Equatable, Sendable {
         public var ranges: [RAMRange]
         /// The disks, in virtio-mmio slot order: a restore opens the same files.
         public var drives: [Drive]
+        /// The network interfaces, in slot order after the disks: a restore binds each to its tap again.
+        public var nets: [Net]
 
-        public init(kind: UInt8, guest: String, commandLine: String = "", memoryMiB: UInt32, ranges: [RAMRange], drives: [Drive] = []) {
+        public init(kind: UInt8, guest: String, commandLine: String = "", memoryMiB: UInt32, ranges: [RAMRange], drives: [Drive] = [], nets: [Net] = []) {
             self.kind = kind
             self.guest = guest
             self.drives = drives
+            self.nets = nets
             self.commandLine = commandLine
             self.memoryMiB = memoryMiB
             self.ranges = ranges
@@ -72,6 +75,37 @@ public struct SnapshotState: Equatable, Sendable {
         public init(path: String, readOnly: Bool) {
             self.path = path
             self.readOnly = readOnly
+        }
+    }
+
+    /// A virtio-net interface: the tap it was bound to and the MAC address its driver read.
+    public struct Net: Equatable, Sendable {
+        /// Who made the tap: Tandem (`--net tap`: `tandemN`, the host 172.30.N.1/24, the guest
+        /// 172.30.N.2, which the guest's RAM holds) or the user (`--net tap=NAME`, addressed by them).
+        public enum Origin: UInt8, Sendable { case tandem = 0, user = 1 }
+        public var origin: Origin
+        public var name: String
+        public var mac: [UInt8]
+        public init(origin: Origin, name: String, mac: [UInt8]) {
+            self.origin = origin
+            self.name = name
+            self.mac = mac
+        }
+
+        /// The MAC address as 02:ab:...
+        public var macText: String {
+            mac.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
+        }
+
+        /// N of a Tandem tap's name `tandemN` (0...255, no leading zero), or nil.
+        public static func tandemIndex(_ name: String) -> Int? {
+            guard name.hasPrefix("tandem"), let index = Int(name.dropFirst(6)), (0...255).contains(index), name == "tandem\(index)" else { return nil }
+            return index
+        }
+
+        /// Whether `name` can be an interface's: 1 to 15 letters, digits, '-', '_' or '.'.
+        public static func isInterfaceName(_ name: String) -> Bool {
+            !name.isEmpty && name.utf8.count < 16 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
         }
     }
 
@@ -169,6 +203,8 @@ extension SnapshotState {
         for range in machine.ranges { payload.u64(range.start); payload.u64(range.size) }
         payload.u32(UInt32(machine.drives.count))
         for drive in machine.drives { payload.string(drive.path); payload.u8(drive.readOnly ? 1 : 0) }
+        payload.u32(UInt32(machine.nets.count))
+        for net in machine.nets { payload.u8(net.origin.rawValue); payload.string(net.name); payload.bytes(net.mac) }
         payload.string(host.vendor)
         payload.u32(UInt32(host.features.count))
         for word in host.features { payload.u32(word) }
@@ -243,7 +279,22 @@ extension SnapshotState {
             guard flag <= 1, path.hasPrefix("/") else { throw SnapshotFormatError("drive \(index): \(path.hasPrefix("/") ? "read-only flag \(flag)" : "path \(path) is not absolute")") }
             drives.append(Drive(path: path, readOnly: flag == 1))
         }
-        let machine = MachineRecord(kind: kind, guest: guest, commandLine: commandLine, memoryMiB: memoryMiB, ranges: ranges, drives: drives)
+        let netCount = try reader.count("network interfaces", limit: maximumDevices)
+        var nets: [Net] = []
+        for index in 0..<netCount {
+            let rawOrigin = try reader.u8("interface \(index) origin")
+            guard let origin = Net.Origin(rawValue: rawOrigin) else { throw SnapshotFormatError("interface \(index): origin \(rawOrigin) (0: a tap Tandem made, 1: the user's)") }
+            let name = try reader.string("interface \(index) tap name")
+            guard Net.isInterfaceName(name), origin == .user || Net.tandemIndex(name) != nil else {
+                throw SnapshotFormatError("interface \(index): tap name \(name) is not \(origin == .tandem ? "tandemN (N 0 to 255)" : "an interface name (1 to 15 letters, digits, '-', '_', '.')")")
+            }
+            let mac = try reader.bytes("interface \(index) MAC address", limit: 6)
+            guard mac.count == 6 else { throw SnapshotFormatError("interface \(index): its MAC address is \(mac.count) bytes, not 6") }
+            if nets.contains(where: { $0.name == name }) { throw SnapshotFormatError("interface \(index): tap \(name) is named twice") }
+            nets.append(Net(origin: origin, name: name, mac: mac))
+        }
+        guard driveCount + netCount <= maximumDevices else { throw SnapshotFormatError("\(driveCount) disks and \(netCount) interfaces: at most \(maximumDevices) virtio devices") }
+        let machine = MachineRecord(kind: kind, guest: guest, commandLine: commandLine, memoryMiB: memoryMiB, ranges: ranges, drives: drives, nets: nets)
         guard !ranges.isEmpty, machine.memoryBytes == UInt64(memoryMiB) << 20 else {
             throw SnapshotFormatError("its RAM ranges hold \(machine.memoryBytes) bytes, not the \(memoryMiB) MiB it claims")
         }

@@ -19,6 +19,10 @@ public final class Tap: @unchecked Sendable {
     /// The host's and the guest's addresses on a tap Tandem made (nil on a user's tap).
     public let hostAddress: String?
     public let guestAddress: String?
+    /// Who made it and addresses it: Tandem (`--net tap`), the user (`--net tap=NAME`) or
+    /// Tandem's bridge (`--net bridge`, a leased address).
+    public enum Origin: Sendable { case tandem, user, bridge }
+    public let origin: Origin
     public static let prefixLength = 24
     /// The /24s Tandem numbers its taps in: 172.30.N.0/24 for tandemN.
     static let subnetBase = "172.30"
@@ -27,8 +31,9 @@ public final class Tap: @unchecked Sendable {
     /// around it goes too (a bridge lease, `openOnBridge`).
     private let onRelease: (@Sendable () -> Void)?
 
-    init(name: String, fd: FileDescriptor, hostAddress: String?, guestAddress: String?, onRelease: (@Sendable () -> Void)? = nil) {
+    init(name: String, fd: FileDescriptor, origin: Origin, hostAddress: String?, guestAddress: String?, onRelease: (@Sendable () -> Void)? = nil) {
         self.name = name
+        self.origin = origin
         self.fd = fd
         self.hostAddress = hostAddress
         self.guestAddress = guestAddress
@@ -48,7 +53,7 @@ public final class Tap: @unchecked Sendable {
             onRelease()
             throw SystemError("TUNSETIFF (tap)", name, errno: -raw)
         }
-        let tap = Tap(name: name, fd: FileDescriptor(adopting: raw, label: "tap \(name)"), hostAddress: gateway, guestAddress: guestAddress,
+        let tap = Tap(name: name, fd: FileDescriptor(adopting: raw, label: "tap \(name)"), origin: .bridge, hostAddress: gateway, guestAddress: guestAddress,
                       onRelease: onRelease)
         let attached = attach()
         guard attached == 0 else { throw SystemError("SIOCBRADDIF", "\(name) to the bridge", errno: -attached) }  // (tap released: onRelease)
@@ -71,7 +76,7 @@ public final class Tap: @unchecked Sendable {
             }
             let raw = clinux_tap_open(name)
             guard raw >= 0 else { throw SystemError("TUNSETIFF (tap)", name, errno: -raw) }
-            return Tap(name: name, fd: FileDescriptor(adopting: raw, label: "tap \(name)"), hostAddress: nil, guestAddress: nil)
+            return Tap(name: name, fd: FileDescriptor(adopting: raw, label: "tap \(name)"), origin: .user, hostAddress: nil, guestAddress: nil)
         }
         let routed = routedSubnets()
         for index in 0..<256 where !routed.contains("\(subnetBase).\(index).0") {
@@ -79,13 +84,35 @@ public final class Tap: @unchecked Sendable {
             let raw = clinux_tap_open(candidate)
             if raw == -EBUSY || raw == -EPERM && Files.kind("/sys/class/net/\(candidate)") != .missing { continue }  // another VM's
             guard raw >= 0 else { throw SystemError("TUNSETIFF (tap)", candidate, errno: -raw) }
-            let fd = FileDescriptor(adopting: raw, label: "tap \(candidate)")
-            let host = "\(subnetBase).\(index).1"
-            let result = clinux_interface_up(candidate, host, Int32(prefixLength))
-            guard result == 0 else { throw SystemError("SIOCSIFADDR/SIOCSIFFLAGS", "\(candidate) \(host)/\(prefixLength)", errno: -result) }
-            return Tap(name: candidate, fd: fd, hostAddress: host, guestAddress: "\(subnetBase).\(index).2")
+            return try addressed(index: index, fd: FileDescriptor(adopting: raw, label: "tap \(candidate)"))
         }
         throw SystemError("--net tap", "no free tandemN interface in \(subnetBase).0.0/16", errno: EADDRINUSE)
+    }
+
+    /// The Tandem tap `tandemN` made again with its addresses, for a restored guest whose RAM
+    /// holds 172.30.N.2 and routes through 172.30.N.1. Refused, by name, while another VM holds
+    /// the tap (the one the snapshot was taken from, or another restore of it) or while the host
+    /// routes that /24 through another interface.
+    public static func reopen(tandemIndex index: Int) throws(SystemError) -> Tap {
+        let name = "tandem\(index)"
+        let raw = clinux_tap_open(name)
+        if raw == -EBUSY || raw == -EPERM && Files.kind("/sys/class/net/\(name)") != .missing {
+            throw SystemError("TUNSETIFF (tap)", "\(name) is in use: the VM the snapshot was taken from, or another restore of it, still runs with \(subnetBase).\(index).2", errno: EBUSY)
+        }
+        guard raw >= 0 else { throw SystemError("TUNSETIFF (tap)", name, errno: -raw) }
+        let fd = FileDescriptor(adopting: raw, label: "tap \(name)")
+        guard !routedSubnets().contains("\(subnetBase).\(index).0") else {
+            throw SystemError("--net tap", "\(subnetBase).\(index).0/24 is routed through another interface on this host, so \(name) cannot have it", errno: EADDRINUSE)
+        }
+        return try addressed(index: index, fd: fd)
+    }
+
+    /// `tandemN` on `fd` given the host's address 172.30.N.1/24 and brought up.
+    private static func addressed(index: Int, fd: FileDescriptor) throws(SystemError) -> Tap {
+        let name = "tandem\(index)", host = "\(subnetBase).\(index).1"
+        let result = clinux_interface_up(name, host, Int32(prefixLength))
+        guard result == 0 else { throw SystemError("SIOCSIFADDR/SIOCSIFFLAGS", "\(name) \(host)/\(prefixLength)", errno: -result) }
+        return Tap(name: name, fd: fd, origin: .tandem, hostAddress: host, guestAddress: "\(subnetBase).\(index).2")
     }
 
     /// Destinations of the host's IPv4 routes (/proc/net/route, little-endian hex), dotted.

@@ -237,6 +237,15 @@ public final class MMIOTransport: BusDevice, SnapshotDevice, @unchecked Sendable
         }
     }
 
+    /// After a restore, before the guest runs: what the driver made available and the device had
+    /// not taken (its notification went to the old VM's ioeventfd) is served now. Only on a running
+    /// device: one the driver never started has nothing queued, and serving it would count as a
+    /// notification before DRIVER_OK.
+    public func serveQueuedAfterRestore() {
+        guard lock.withLock({ status & Status.driverOK != 0 && status & Status.needsReset == 0 }) else { return }
+        for index in 0..<queues.count { serve(queue: index) }
+    }
+
     /// Fills the next buffer the driver made available on queue `index` with `fill` (which
     /// returns the bytes it wrote), returns it used and interrupts: for work that starts on the
     /// host side, as a frame arriving for a network device's receive queue. False when the queue

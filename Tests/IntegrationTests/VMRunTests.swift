@@ -420,7 +420,7 @@ struct VMSnapshotCLITests {
         let snapshot = directory.appendingPathComponent("snap")
         try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
         switch kind {
-        case "damaged": try Data("TANDEMVM\u{1}\0\0\0garbage-garbage-garbage".utf8).write(to: snapshot.appendingPathComponent("state"))
+        case "damaged": try Data("TANDEMVM\u{2}\0\0\0garbage-garbage-garbage".utf8).write(to: snapshot.appendingPathComponent("state"))
         case "empty": try Data().write(to: snapshot.appendingPathComponent("state"))
         default: break
         }

@@ -46,8 +46,8 @@ struct SnapshotFileTests {
     func namedRefusals() throws {
         #expect(throws: SnapshotFormatError("not a Tandem snapshot state file (no TANDEMVM magic)")) { try SnapshotState.decode(Array("QEVM".utf8)) }
         var future = Self.sample.encode()
-        future[8] = 2
-        #expect(throws: SnapshotFormatError("format version 2; this Tandem reads version 1 only")) { try SnapshotState.decode(future) }
+        future[8] = 3
+        #expect(throws: SnapshotFormatError("format version 3; this Tandem reads version 2 only")) { try SnapshotState.decode(future) }
         var padded = Self.sample.encode()
         padded.insert(0, at: padded.count - 8)
         #expect(throws: SnapshotFormatError.self) { try SnapshotState.decode(padded) }
@@ -84,9 +84,31 @@ struct SnapshotFileTests {
         #expect(throws: SnapshotFormatError("it holds no vCPU")) { try SnapshotState.decode(crafted { $0.vcpus = [] }) }
     }
 
+    static let mac: [UInt8] = [0x02, 0x0a, 0xbc, 0x00, 0x01, 0xff]
+
+    @Test("network interfaces read back; a tap name that is no interface's, a Tandem tap not named tandemN, a short MAC and a tap named twice are refused")
+    func interfaces() throws {
+        var withNets = Self.sample
+        withNets.machine.nets = [.init(origin: .tandem, name: "tandem7", mac: Self.mac), .init(origin: .user, name: "lab-tap.0", mac: Self.mac)]
+        #expect(try SnapshotState.decode(withNets.encode()) == withNets)
+        #expect(withNets.machine.nets[0].macText == "02:0a:bc:00:01:ff")
+        for (nets, message) in [([SnapshotState.Net(origin: .tandem, name: "tandem256", mac: Self.mac)], "interface 0: tap name tandem256 is not tandemN (N 0 to 255)"),
+                                ([.init(origin: .tandem, name: "tandem07", mac: Self.mac)], "interface 0: tap name tandem07 is not tandemN (N 0 to 255)"),
+                                ([.init(origin: .tandem, name: "eth0", mac: Self.mac)], "interface 0: tap name eth0 is not tandemN (N 0 to 255)"),
+                                ([.init(origin: .user, name: "../../x", mac: Self.mac)], "interface 0: tap name ../../x is not an interface name (1 to 15 letters, digits, '-', '_', '.')"),
+                                ([.init(origin: .user, name: "a-very-long-name", mac: Self.mac)], "interface 0: tap name a-very-long-name is not an interface name (1 to 15 letters, digits, '-', '_', '.')"),
+                                ([.init(origin: .user, name: "tap0", mac: [2, 0, 0])], "interface 0: its MAC address is 3 bytes, not 6"),
+                                ([.init(origin: .user, name: "tap0", mac: Self.mac), .init(origin: .user, name: "tap0", mac: Self.mac)], "interface 1: tap tap0 is named twice")] {
+            #expect(throws: SnapshotFormatError(message)) { try SnapshotState.decode(crafted { $0.machine.nets = nets }) }
+        }
+        #expect(throws: SnapshotFormatError("interface 0 MAC address is 7 bytes: at most 6")) {
+            try SnapshotState.decode(crafted { $0.machine.nets = [.init(origin: .user, name: "tap0", mac: Array(repeating: 2, count: 7))] })
+        }
+    }
+
     /// Where the vCPU count sits in `sample`'s encoding: after the machine and host records.
     static func offsetOfVCPUCount(_ bytes: [UInt8]) -> Int? {
-        let machineAndHost = 1 + (4 + 10) + 4 + 4 + 4 + 16 + 4 + (4 + 12) + 4 + 5 * 4 + 4
+        let machineAndHost = 1 + (4 + 10) + 4 + 4 + 4 + 16 + 4 + 4 + (4 + 12) + 4 + 5 * 4 + 4
         let offset = 8 + 4 + 8 + machineAndHost
         return offset + 4 <= bytes.count && bytes[offset] == 1 ? offset : nil
     }

@@ -213,7 +213,67 @@ struct SnapshotMachineTests {
             .object([("action", .string("snapshot")), ("dir", .string(directory + "/vsnap"))]),
             .object([("action", .string("resume"))]),
         ])
-        #expect(vsockAnswers[1]["error"] == .string("snapshot \(directory)/vsnap: snapshots of a VM with --net or --vsock devices are not supported yet (disks are)"))
+        #expect(vsockAnswers[1]["error"] == .string("snapshot \(directory)/vsnap: snapshots of a VM with --vsock are not supported yet (its connections are not saved; disks and --net tap are)"))
         #expect(Files.kind(directory + "/vsnap") == .missing)
+    }
+
+    /// The host's IPv4 address on `interface` ("172.30.3.1/24"), or nil when it has none or is gone.
+    static func hostAddress(_ interface: String) -> String? {
+        guard let output = try? Subprocess.run("/usr/sbin/ip", ["-4", "-o", "addr", "show", "dev", interface]), output.status == 0 else { return nil }
+        return output.output.split(separator: " ").drop { $0 != "inet" }.dropFirst().first.map(String.init)
+    }
+
+    @Test("a VM on a Tandem tap snapshots with it: a restore while the VM still holds tandemN is refused by name; afterwards tandemN comes back with its address and the guest's MAC, and goes with the restored VM",
+          .enabled(if: getuid() == 0 && Files.kind("/dev/net/tun") == .other, "needs root and /dev/net/tun"))
+    func tandemTap() throws {
+        let directory = Self.temporaryDirectory()
+        defer { _ = try? Subprocess.run("/bin/rm", ["-rf", directory]) }
+        var config = VMConfig(boot: .flat(image: try TinyImages.image("ticker"), name: "ticker", mode: .long, argument: Self.ticks),
+                              memoryMiB: 16, timeoutNanoseconds: 60_000_000_000)
+        let mac = Tap.randomMAC()
+        config.nets = [VMConfig.Net(tap: try Tap.open(name: nil), mac: mac)]
+        let name = config.nets[0].tap.name
+        let console = FileConsoleSink(fd: -1, echo: false)
+        // (In a function of its own: the machine, which holds its tap, is gone when it returns.)
+        func snapshotOnTap() throws -> (JSON, String?) {
+            let machine = try Machine.build(config, console: console)
+            config.nets = []
+            nonisolated(unsafe) var answer: JSON = .null
+            nonisolated(unsafe) var whileHeld: String?
+            let thread = try HostThread(name: "test control") {
+                while machine.stop.ready == nil, !machine.stop.isStopping { usleep(1000) }
+                _ = machine.handleControl(.object([("action", .string("pause"))]))
+                answer = machine.handleControl(.object([("action", .string("snapshot")), ("dir", .string(directory + "/snap"))]))
+                whileHeld = self.restoreError(directory + "/snap")
+                _ = machine.handleControl(.object([("action", .string("resume"))]))
+            }
+            let report = machine.run()
+            thread.join()
+            #expect(report.outcome == .exited(status: 0))
+            return (answer, whileHeld)
+        }
+        let (summary, whileHeld) = try snapshotOnTap()
+        #expect(summary["error"] == nil, "\(summary.serialized())")
+        guard case .array(let interfaces)? = summary["interfaces"], let first = interfaces.first else { Issue.record("no interfaces in \(summary.serialized())"); return }
+        #expect(first["tap"] == .string(name) && first["mac"] == .string(SnapshotState.Net(origin: .tandem, name: name, mac: mac).macText))
+        #expect(whileHeld?.contains("\(name) is in use: the VM the snapshot was taken from, or another restore of it, still runs") == true, "\(whileHeld ?? "restored")")
+        let unbroken = try #require(Self.checksumLine(console.tail))
+        #expect(Self.hostAddress(name) == nil, "\(name) went with the VM")
+
+        func restoreOnTap() throws {
+            let restoredConsole = FileConsoleSink(fd: -1, echo: false)
+            let restored = try Machine.restore(from: directory + "/snap", console: restoredConsole, timeoutNanoseconds: 60_000_000_000)
+            let index = try #require(SnapshotState.Net.tandemIndex(name))
+            #expect(Self.hostAddress(name) == "172.30.\(index).1/24")
+            let net = restored.transports.compactMap { $0.device as? VirtioNet }.first
+            #expect(net?.mac == mac && net?.interfaceName == name)
+            let report = restored.run()
+            #expect(report.outcome == .exited(status: 0))
+            // The ticker never starts the device: nothing queued to serve, nothing broken.
+            #expect(report.devices.map(\.failure) == [nil], "\(report.devices.map(\.json))")
+            #expect(Self.checksumLine(restoredConsole.tail) == unbroken)
+        }
+        try restoreOnTap()
+        #expect(Self.hostAddress(name) == nil, "\(name) went with the restored VM")
     }
 }
