@@ -156,7 +156,9 @@ extension NestedLab {
             + (options.net ? " tandem.net=\(LabOptions.l2Address)/24,\(LabOptions.l1Address)" : "")
             + "\(options.workload.isEmpty ? "" : " tandem.workload=" + options.workload)\(extra.isEmpty ? "" : " " + extra)'"
         // Snapshot-then-restore: the same VM with a control socket, snapshotted once ready (the
-        // workload has begun), stopped, and restored; L1's tmpfs holds the snapshot.
+        // workload has begun), stopped, and restored; L1's tmpfs holds the snapshot. With --net,
+        // L1's peer runs across both: the restored guest's TCP connections carry on over the
+        // tandem0 the restore makes again.
         let snapshotRun = """
             snapshot_run() {
               rm -rf \(LabOptions.snapshotDirectory) \(LabOptions.controlSocket)
@@ -199,7 +201,7 @@ extension NestedLab {
               \(load ? "serve " : "")\(tandem) < /dev/null
               \(options.vsock ? "vsock_end" : "")
               \(peer ? "peer_end" : "")
-              \(options.snapshot ? "snapshot_run" : "")
+              \(options.snapshot ? (peer ? "peer_start; snapshot_run; peer_end" : "snapshot_run") : "")
             \(qemu ? "  " + (peer ? "peer_start; " : "") + (options.vsock ? "vsock_start_qemu; " : "") + (load ? "serve " : "") + qemuLine + " < /dev/null"
                 + (options.vsock ? "; vsock_end" : "") + (peer ? "; peer_end" : "") + "\n" : "")  run=$((run + 1))
             done

@@ -187,8 +187,8 @@ public enum NestedLab {
             guard !options.vsock else { throw LabError("--load and --vsock: one peer per boot") }
         }
         if options.snapshot {
-            guard !options.net, !options.vsock, options.loadSeconds == nil else {
-                throw LabError("--snapshot: not with --net, --vsock or --load (a VM with a tap or a vsock cannot be snapshotted yet; disks can)")
+            guard !options.vsock, options.loadSeconds == nil else {
+                throw LabError("--snapshot: not with --vsock or --load (a VM with a vsock cannot be snapshotted yet; disks and --net can)")
             }
         }
         guard options.drives.count <= 8 else { throw LabError("--drive: \(options.drives.count) drives, at most 8 (the VMM's virtio-mmio slots)") }
