@@ -353,6 +353,28 @@ struct NestedLabTests {
         #expect(hashes["0"] as? String == (try TestTools.sha256(Data(contentsOf: URL(fileURLWithPath: expected)))), "L1's copy of the disk is not what blkio writes")
     }
 
+    @Test("--snapshot --net: L2 snapshotted in the middle of netio and restored on the tandem0 the restore makes again finishes it (status 0): L1 got the 8 MiB pattern across the snapshotted VM and the restore, and L2 verified what came back",
+          .enabled(if: FileManager.default.fileExists(atPath: "/lib/modules/" + (Lab.kernel ?? "").replacingOccurrences(of: "/boot/vmlinuz-", with: "") + "/kernel/drivers/net/tun.ko"),
+                   "needs the kernel's tun module for L1"))
+    func snapshotWithNet() throws {
+        let lab = try Lab.run(["--workload", "netio", "--args", "both,172.30.0.1,5001,8", "--net", "--snapshot"])
+        #expect(lab.status == 0, "\(lab.console.suffix(3000))")
+        let boots = try #require(lab.report["boots"] as? [[String: Any]])
+        let restore = try #require(boots.first { $0["vmm"] as? String == "tandem-restore" }, "\(boots.map { $0["vmm"] ?? "?" })")
+        #expect(restore["status"] as? Int == 0 && restore["result"] as? String == "TANDEM-RESULT workload=netio status=0", "\(restore)")
+        let snapshot = try #require(restore["snapshot"] as? [String: Any], "no snapshot answer")
+        let interfaces = try #require(snapshot["interfaces"] as? [[String: Any]])
+        #expect(interfaces.first?["tap"] as? String == "tandem0", "\(interfaces)")
+        let netio = Tandem.repository.appendingPathComponent("guest-images/build/bin/netio").path
+        let pattern = try TestTools.run("/bin/sh", ["-c", "'\(netio)' pattern 8 | sha256sum"])
+        let received = try #require(restore["net_received"] as? [String: Any], "no LAB-NET line after the restore")
+        #expect(received["bytes"] as? Int == 8 << 20 && received["sha256"] as? String == String(pattern.stdout.prefix(64)), "\(received)")
+        // The cold boot's L2 and the restored L2 each got the pattern back.
+        let verified = lab.console.split(whereSeparator: \.isNewline).filter { !$0.hasPrefix("{") && $0.contains("verified=yes") }
+        #expect(verified.count == 2, "\(verified)")
+        #expect((lab.report["snapshot"] as? [String: Any])?["agreeing"] as? Int == 1)
+    }
+
     @Test("--vcpus 2: the MADT brings up both vCPUs and the guest counts 2")
     func twoVCPUs() throws {
         let lab = try Lab.run(["--workload", "nproc", "--vcpus", "2"])
