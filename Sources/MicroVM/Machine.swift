@@ -156,7 +156,9 @@ public final class Machine: @unchecked Sendable {
         try attachVirtio()
     }
 
-    /// Each drive as virtio-blk, each net as virtio-net and the vsock, on virtio-mmio slots in that order:
+    /// Each drive as virtio-blk, each net as virtio-net and the vsock, on virtio-mmio slots in that order
+    /// (named with absolute paths: a snapshot's devices are matched by name on restore, which
+    /// gets the paths absolute):
     /// slot N at TANDEM_VIRTIO_MMIO_BASE + N * stride, GSI TANDEM_VIRTIO_IRQ_BASE + N. Disks are
     /// opened now (one that cannot be opened fails the build, before anything runs). Queue
     /// notifications are ioeventfds the device thread serves; interrupts are irqfds (none for a
@@ -169,12 +171,12 @@ public final class Machine: @unchecked Sendable {
         do {
             var devices: [(VirtioDevice, String)] = []
             for (index, drive) in config.drives.enumerated() {
-                devices.append((try VirtioBlock(path: drive.path, readOnly: drive.readOnly, serial: "tandem-\(index)"), "virtio-blk \(index) (\(drive.path))"))
+                devices.append((try VirtioBlock(path: drive.path, readOnly: drive.readOnly, serial: "tandem-\(index)"), "virtio-blk \(index) (\(Files.absolute(drive.path)))"))
             }
             for (index, net) in config.nets.enumerated() {
                 devices.append((VirtioNet(tap: net.tap.fd, interfaceName: net.tap.name, mac: net.mac), "virtio-net \(index) (\(net.tap.name))"))
             }
-            if let vsock = config.vsock { devices.append((vsock, "virtio-vsock (\(vsock.path))")) }
+            if let vsock = config.vsock { devices.append((vsock, "virtio-vsock (\(Files.absolute(vsock.path)))")) }
             for (slot, (device, name)) in devices.enumerated() {
                 let base = UInt64(TANDEM_VIRTIO_MMIO_BASE) + UInt64(slot) * UInt64(TANDEM_VIRTIO_MMIO_STRIDE)
                 var interrupt: InterruptTrigger = DisconnectedInterruptTrigger()

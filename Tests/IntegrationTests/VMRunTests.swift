@@ -338,10 +338,11 @@ struct VMSnapshotCLITests {
     }
 
     /// Starts `tandem vm run ARGS` in the background; its stdout and stderr go to files.
-    static func start(_ arguments: [String], output: URL) throws -> Process {
+    static func start(_ arguments: [String], output: URL, in directory: URL? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Tandem.path)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
         FileManager.default.createFile(atPath: output.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: output)
         process.standardError = process.standardOutput
@@ -359,13 +360,15 @@ struct VMSnapshotCLITests {
         }
     }
 
-    @Test("snapshot a running ticker, let it finish, restore it: the same checksum; the socket file goes with the run")
+    @Test("snapshot a running ticker with a disk given by a relative path, let it finish, restore it from elsewhere: the same checksum; the socket file goes with the run")
     func snapshotRestore() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let socket = directory.appendingPathComponent("vm.sock").path
         let output = directory.appendingPathComponent("run.txt")
-        let run = try Self.start(["vm", "run", "--tiny", "ticker", "--arg", "1500", "--timeout", "60", "--api-sock", socket], output: output)
+        try Data(count: 1 << 20).write(to: directory.appendingPathComponent("disk.img"))
+        let run = try Self.start(["vm", "run", "--tiny", "ticker", "--arg", "1500", "--timeout", "60", "--api-sock", socket, "--drive", "disk.img,ro"],
+                                 output: output, in: directory)
         Self.waitForSocket(socket, of: run)
         let describe = try Tandem.run(["vm", "describe", socket], killAfter: 30)
         #expect(describe.status == 0, "\(describe.stderr)")
@@ -373,6 +376,7 @@ struct VMSnapshotCLITests {
         let snapshot = try Tandem.run(["vm", "snapshot", socket, "--out", directory.appendingPathComponent("snap").path], killAfter: 30)
         #expect(snapshot.status == 0, "\(snapshot.stderr)")
         #expect(snapshot.stdout.contains("\"memory_bytes\": 16777216"))
+        #expect(snapshot.stdout.contains("\"path\": \"\(directory.appendingPathComponent("disk.img").path)\""), "the disk by its absolute path: \(snapshot.stdout)")
         run.waitUntilExit()
         #expect(run.terminationStatus == 0)
         #expect(!FileManager.default.fileExists(atPath: socket), "the control socket's file goes with the run")
