@@ -24,6 +24,8 @@ public struct SnapshotSummary: Sendable {
     public var drives: [SnapshotState.Drive] = []
     /// The taps the guest's interfaces were bound to: a restore binds to the same names.
     public var nets: [SnapshotState.Net] = []
+    /// The vsock's socket: a restore listens there again.
+    public var vsock: SnapshotState.Vsock?
 
     public var json: JSON {
         .object([("directory", .string(directory)), ("memory_bytes", .uint(memoryBytes)),
@@ -38,7 +40,10 @@ public struct SnapshotSummary: Sendable {
                      .object([("tap", .string(net.name)), ("mac", .string(net.macText)),
                               ("note", .string(net.origin == .tandem ? "a restore makes \(net.name) again with the same addresses: the VM this was taken from must have ended"
                                   : "a restore binds to the tap \(net.name) again: the network around it is yours to keep"))])
-                 }))])
+                 }))] + (vsock.map { vsock in
+                     [("vsock", .object([("path", .string(vsock.path)), ("guest_cid", .uint(vsock.guestCID)),
+                                         ("note", .string("a restore listens at \(vsock.path) again once the VM this was taken from has ended; the guest's connections are reset"))]))]
+                 } ?? []))
     }
 }
 
@@ -53,11 +58,11 @@ public enum SnapshotFiles {
 extension Machine {
     /// Why this machine cannot be snapshotted, or nil. Tiny and Linux guests can, with their
     /// disks (virtio-blk: the transport's and queues' state; the disk is its file, named in the
-    /// snapshot) and their taps (virtio-net: the transport's state, the tap's name and origin and
-    /// the MAC; a frame in flight is lost, as on a wire). Not yet: a vsock's connections, and a
-    /// tap on Tandem's bridge (its address is a lease that ends with the VM).
+    /// snapshot), their taps (virtio-net: the transport's state, the tap's name and origin and
+    /// the MAC; a frame in flight is lost, as on a wire) and their vsock (its path and CID; its
+    /// connections are reset on restore, as Firecracker's). Not yet: a tap on Tandem's bridge (its
+    /// address is a lease that ends with the VM).
     var snapshotRefusal: String? {
-        if config.vsock != nil { return "snapshots of a VM with --vsock are not supported yet (its connections are not saved; disks and --net tap are)" }
         if config.nets.contains(where: { $0.tap.origin == .bridge }) {
             return "snapshots of a VM with --net bridge are not supported yet (its address is a lease that ends with the VM; --net tap is)"
         }
@@ -121,7 +126,7 @@ extension Machine {
             renamed = true
             return SnapshotSummary(directory: directory, memoryBytes: UInt64(memory.size), memoryAllocatedBytes: allocated,
                                    stateBytes: UInt64(encoded.count), nanoseconds: Clock.monotonicNanoseconds() - started,
-                                   drives: state.machine.drives, nets: state.machine.nets)
+                                   drives: state.machine.drives, nets: state.machine.nets, vsock: state.machine.vsock)
         } catch {
             throw .system(error)
         }
@@ -156,6 +161,7 @@ extension Machine {
             machine = SnapshotState.MachineRecord(kind: 1, guest: kernel.name, commandLine: commandLine, memoryMiB: UInt32(config.memoryMiB), ranges: ranges)
         }
         machine.drives = config.drives.map { SnapshotState.Drive(path: Files.absolute($0.path), readOnly: $0.readOnly) }
+        machine.vsock = config.vsock.map { SnapshotState.Vsock(path: Files.absolute($0.path), guestCID: $0.guestCID) }
         machine.nets = config.nets.map { SnapshotState.Net(origin: $0.tap.origin == .tandem ? .tandem : .user, name: $0.tap.name, mac: $0.mac) }
         return SnapshotState(machine: machine, host: Machine.hostRecord(system), vcpus: records, vmBlobs: vmBlobs,
                              devices: snapshotDevices.map { SnapshotState.DeviceRecord(name: $0.name, bytes: $0.device.savedState()) })
@@ -294,6 +300,11 @@ extension Machine {
                     throw refuse(statePath, "its interface on tap \(net.name): \(error)")
                 }
             }
+            if let vsock = machine.vsock {
+                do { config.vsock = try VirtioVsock(path: vsock.path, guestCID: vsock.guestCID) } catch {
+                    throw refuse(statePath, "its vsock at \(vsock.path): \(error)")
+                }
+            }
             guard state.vcpus.allSatisfy({ $0.xsave.count == system.xsaveSize() }) else {
                 throw refuse(statePath, "its XSAVE area is \(state.vcpus[0].xsave.count) bytes, this host's KVM uses \(system.xsaveSize())")
             }
@@ -326,6 +337,8 @@ extension Machine {
             // Requests the driver queued that the device had not taken yet: their interrupts
             // wait in the irqchip.
             for transport in restored.transports { transport.serveQueuedAfterRestore() }
+            // The guest's vsock connections ended with the old VMM: the driver is told to reset them.
+            restored.config.vsock?.announceTransportReset()
             restored.phases.imageLoaded = Clock.monotonicNanoseconds()
             restored.phases.imageComplete = restored.phases.imageLoaded
             return restored

@@ -54,12 +54,16 @@ public struct SnapshotState: Equatable, Sendable {
         public var drives: [Drive]
         /// The network interfaces, in slot order after the disks: a restore binds each to its tap again.
         public var nets: [Net]
+        /// The vsock device, in the slot after the interfaces: a restore listens at its path again.
+        public var vsock: Vsock?
 
-        public init(kind: UInt8, guest: String, commandLine: String = "", memoryMiB: UInt32, ranges: [RAMRange], drives: [Drive] = [], nets: [Net] = []) {
+        public init(kind: UInt8, guest: String, commandLine: String = "", memoryMiB: UInt32, ranges: [RAMRange], drives: [Drive] = [], nets: [Net] = [],
+                    vsock: Vsock? = nil) {
             self.kind = kind
             self.guest = guest
             self.drives = drives
             self.nets = nets
+            self.vsock = vsock
             self.commandLine = commandLine
             self.memoryMiB = memoryMiB
             self.ranges = ranges
@@ -106,6 +110,19 @@ public struct SnapshotState: Equatable, Sendable {
         /// Whether `name` can be an interface's: 1 to 15 letters, digits, '-', '_' or '.'.
         public static func isInterfaceName(_ name: String) -> Bool {
             !name.isEmpty && name.utf8.count < 16 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+        }
+    }
+
+    /// A virtio-vsock device: the Unix socket host programs reach the guest through, and the
+    /// guest's CID. Its connections are not saved: a restore resets them (docs/snapshots.md).
+    public struct Vsock: Equatable, Sendable {
+        public var path: String
+        public var guestCID: UInt64
+        /// The longest socket path (sockaddr_un's sun_path holds 108 bytes with the NUL).
+        public static let maximumPathBytes = 107
+        public init(path: String, guestCID: UInt64) {
+            self.path = path
+            self.guestCID = guestCID
         }
     }
 
@@ -205,6 +222,8 @@ extension SnapshotState {
         for drive in machine.drives { payload.string(drive.path); payload.u8(drive.readOnly ? 1 : 0) }
         payload.u32(UInt32(machine.nets.count))
         for net in machine.nets { payload.u8(net.origin.rawValue); payload.string(net.name); payload.bytes(net.mac) }
+        payload.u8(machine.vsock == nil ? 0 : 1)
+        if let vsock = machine.vsock { payload.string(vsock.path); payload.u64(vsock.guestCID) }
         payload.string(host.vendor)
         payload.u32(UInt32(host.features.count))
         for word in host.features { payload.u32(word) }
@@ -294,7 +313,21 @@ extension SnapshotState {
             nets.append(Net(origin: origin, name: name, mac: mac))
         }
         guard driveCount + netCount <= maximumDevices else { throw SnapshotFormatError("\(driveCount) disks and \(netCount) interfaces: at most \(maximumDevices) virtio devices") }
-        let machine = MachineRecord(kind: kind, guest: guest, commandLine: commandLine, memoryMiB: memoryMiB, ranges: ranges, drives: drives, nets: nets)
+        var vsock: Vsock?
+        switch try reader.u8("vsock flag") {
+        case 0: break
+        case 1:
+            let path = try reader.string("vsock path"), cid = try reader.u64("vsock guest CID")
+            guard path.hasPrefix("/"), path.utf8.count <= Vsock.maximumPathBytes, !path.utf8.contains(0) else {
+                throw SnapshotFormatError("vsock path \(path.debugDescription): not an absolute socket path of at most \(Vsock.maximumPathBytes) bytes")
+            }
+            // 0-2 are the hypervisor, the local host and the host; 2^32-1 is VMADDR_CID_ANY.
+            guard cid >= 3, cid < 0xffff_ffff else { throw SnapshotFormatError("vsock guest CID \(cid): must be from 3 to 4294967294") }
+            vsock = Vsock(path: path, guestCID: cid)
+        case let flag: throw SnapshotFormatError("vsock flag \(flag): 0 (none) or 1")
+        }
+        let machine = MachineRecord(kind: kind, guest: guest, commandLine: commandLine, memoryMiB: memoryMiB, ranges: ranges, drives: drives, nets: nets,
+                                    vsock: vsock)
         guard !ranges.isEmpty, machine.memoryBytes == UInt64(memoryMiB) << 20 else {
             throw SnapshotFormatError("its RAM ranges hold \(machine.memoryBytes) bytes, not the \(memoryMiB) MiB it claims")
         }

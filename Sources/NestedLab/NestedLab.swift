@@ -188,7 +188,7 @@ public enum NestedLab {
         }
         if options.snapshot {
             guard !options.vsock, options.loadSeconds == nil else {
-                throw LabError("--snapshot: not with --vsock or --load (a VM with a vsock cannot be snapshotted yet; disks and --net can)")
+                throw LabError("--snapshot: not with --vsock (a restore resets the guest's vsock connections, so vsockio's transfers could not finish) or --load")
             }
         }
         guard options.drives.count <= 8 else { throw LabError("--drive: \(options.drives.count) drives, at most 8 (the VMM's virtio-mmio slots)") }

@@ -153,6 +153,27 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         return false
     }
 
+    /// virtio_vsock_event's id for a transport reset (virtio 1.x 5.10.6.6.1).
+    static let eventTransportReset: UInt32 = 0
+
+    /// After a snapshot restore, before the guest runs: VIRTIO_VSOCK_EVENT_TRANSPORT_RESET in the
+    /// driver's next event buffer, as Firecracker sends it. The guest's connections had their host
+    /// ends in the VMM the snapshot was taken from, so the driver resets every one (its programs
+    /// see ECONNRESET) and reads its CID again; listening sockets stay. False when the device is
+    /// not running or the driver posted no event buffer (then it has no connection to reset).
+    @discardableResult
+    public func announceTransportReset() -> Bool {
+        guard let transport else { return false }
+        return transport.deliver(queue: Queue.event) { (chain: DescriptorChain) throws(VirtqueueError) -> UInt32 in
+            let writable = chain.buffers.drop { !$0.writable }
+            guard chain.writableLength >= 4 else {
+                throw VirtqueueError("event chain at \(chain.head): \(chain.writableLength) writable bytes, less than a 4-byte virtio_vsock_event")
+            }
+            try HostBuffers.scatter(withUnsafeBytes(of: Self.eventTransportReset.littleEndian, Array.init), into: writable, at: 0, transport.memory)
+            return 4
+        }
+    }
+
     /// The descriptor the device thread polls: readable when a host socket has news.
     public var pollDescriptor: Int32 { epoll.rawValue }
 

@@ -86,7 +86,7 @@ struct SnapshotFileTests {
 
     static let mac: [UInt8] = [0x02, 0x0a, 0xbc, 0x00, 0x01, 0xff]
 
-    @Test("network interfaces read back; a tap name that is no interface's, a Tandem tap not named tandemN, a short MAC and a tap named twice are refused")
+    @Test("network interfaces and a vsock read back; a tap name that is no interface's, a Tandem tap not named tandemN, a short MAC, a tap named twice, a relative or overlong socket path and a reserved CID are refused")
     func interfaces() throws {
         var withNets = Self.sample
         withNets.machine.nets = [.init(origin: .tandem, name: "tandem7", mac: Self.mac), .init(origin: .user, name: "lab-tap.0", mac: Self.mac)]
@@ -101,6 +101,16 @@ struct SnapshotFileTests {
                                 ([.init(origin: .user, name: "tap0", mac: Self.mac), .init(origin: .user, name: "tap0", mac: Self.mac)], "interface 1: tap tap0 is named twice")] {
             #expect(throws: SnapshotFormatError(message)) { try SnapshotState.decode(crafted { $0.machine.nets = nets }) }
         }
+        var withVsock = Self.sample
+        withVsock.machine.vsock = .init(path: "/run/tandem/v.sock", guestCID: 3)
+        #expect(try SnapshotState.decode(withVsock.encode()) == withVsock)
+        for (vsock, message) in [(SnapshotState.Vsock(path: "v.sock", guestCID: 3), "vsock path \"v.sock\": not an absolute socket path of at most 107 bytes"),
+                                 (.init(path: "/" + String(repeating: "x", count: 107), guestCID: 3), "vsock path \"/\(String(repeating: "x", count: 107))\": not an absolute socket path of at most 107 bytes"),
+                                 (.init(path: "/a\0b", guestCID: 3), "vsock path \"/a\\0b\": not an absolute socket path of at most 107 bytes"),
+                                 (.init(path: "/v.sock", guestCID: 2), "vsock guest CID 2: must be from 3 to 4294967294"),
+                                 (.init(path: "/v.sock", guestCID: 0xffff_ffff), "vsock guest CID 4294967295: must be from 3 to 4294967294")] {
+            #expect(throws: SnapshotFormatError(message)) { try SnapshotState.decode(crafted { $0.machine.vsock = vsock }) }
+        }
         #expect(throws: SnapshotFormatError("interface 0 MAC address is 7 bytes: at most 6")) {
             try SnapshotState.decode(crafted { $0.machine.nets = [.init(origin: .user, name: "tap0", mac: Array(repeating: 2, count: 7))] })
         }
@@ -108,7 +118,7 @@ struct SnapshotFileTests {
 
     /// Where the vCPU count sits in `sample`'s encoding: after the machine and host records.
     static func offsetOfVCPUCount(_ bytes: [UInt8]) -> Int? {
-        let machineAndHost = 1 + (4 + 10) + 4 + 4 + 4 + 16 + 4 + 4 + (4 + 12) + 4 + 5 * 4 + 4
+        let machineAndHost = 1 + (4 + 10) + 4 + 4 + 4 + 16 + 4 + 4 + 1 + (4 + 12) + 4 + 5 * 4 + 4
         let offset = 8 + 4 + 8 + machineAndHost
         return offset + 4 <= bytes.count && bytes[offset] == 1 ? offset : nil
     }

@@ -169,7 +169,7 @@ struct SnapshotMachineTests {
         #expect(restoreError(directory)?.hasPrefix("snapshot \(directory)/memory: cannot be opened") == true)
     }
 
-    @Test("a VM with a disk snapshots with it: the answer names the disk to copy; a restore while the VM still holds its read-write disk is refused; a vsock is refused")
+    @Test("a VM with a disk snapshots with it: the answer names the disk to copy; a restore while the VM still holds its read-write disk is refused")
     func disks() throws {
         let directory = Self.temporaryDirectory()
         defer { _ = try? Subprocess.run("/bin/rm", ["-rf", directory]) }
@@ -203,18 +203,52 @@ struct SnapshotMachineTests {
         let refusedWhileHeld = try restoreWhileHeld()
         #expect(refusedWhileHeld?.contains("flock(\(disk): another VM uses it") == true, "\(refusedWhileHeld ?? "restored")")
         #expect(restoreError(directory + "/snap") == nil, "with the disk free again the restore is built")
+    }
 
-        var withVsock = VMConfig(boot: .flat(image: try TinyImages.image("ticker"), name: "ticker", mode: .long, argument: Self.ticks),
-                                 memoryMiB: 16, timeoutNanoseconds: 60_000_000_000)
-        withVsock.vsock = try VirtioVsock(path: directory + "/v.sock")
-        let vsockMachine = try Machine.build(withVsock, console: FileConsoleSink(fd: -1, echo: false))
-        let (_, vsockAnswers) = runWithRequests(vsockMachine, [
-            .object([("action", .string("pause"))]),
-            .object([("action", .string("snapshot")), ("dir", .string(directory + "/vsnap"))]),
-            .object([("action", .string("resume"))]),
-        ])
-        #expect(vsockAnswers[1]["error"] == .string("snapshot \(directory)/vsnap: snapshots of a VM with --vsock are not supported yet (its connections are not saved; disks and --net tap are)"))
-        #expect(Files.kind(directory + "/vsnap") == .missing)
+    @Test("a VM with a vsock snapshots with it: the answer names the socket; a restore while the VM still listens there is refused by name; afterwards the restore listens at the same path, and the socket goes with it")
+    func vsock() throws {
+        let directory = Self.temporaryDirectory()
+        defer { _ = try? Subprocess.run("/bin/rm", ["-rf", directory]) }
+        let path = directory + "/v.sock"
+        let console = FileConsoleSink(fd: -1, echo: false)
+        func snapshotWithVsock() throws -> (JSON, String?) {
+            var config = VMConfig(boot: .flat(image: try TinyImages.image("ticker"), name: "ticker", mode: .long, argument: Self.ticks),
+                                  memoryMiB: 16, timeoutNanoseconds: 60_000_000_000)
+            config.vsock = try VirtioVsock(path: path, guestCID: 7)
+            let machine = try Machine.build(config, console: console)
+            nonisolated(unsafe) var answer: JSON = .null
+            nonisolated(unsafe) var whileHeld: String?
+            let thread = try HostThread(name: "test control") {
+                while machine.stop.ready == nil, !machine.stop.isStopping { usleep(1000) }
+                _ = machine.handleControl(.object([("action", .string("pause"))]))
+                answer = machine.handleControl(.object([("action", .string("snapshot")), ("dir", .string(directory + "/snap"))]))
+                whileHeld = self.restoreError(directory + "/snap")
+                _ = machine.handleControl(.object([("action", .string("resume"))]))
+            }
+            let report = machine.run()
+            thread.join()
+            #expect(report.outcome == .exited(status: 0))
+            return (answer, whileHeld)
+        }
+        let (summary, whileHeld) = try snapshotWithVsock()
+        #expect(summary["error"] == nil, "\(summary.serialized())")
+        #expect(summary["vsock"]?["path"] == .string(path) && summary["vsock"]?["guest_cid"] == .uint(7), "\(summary.serialized())")
+        #expect(whileHeld?.contains("its vsock at \(path)") == true && whileHeld?.contains("listens") == true, "\(whileHeld ?? "restored")")
+        #expect(Files.kind(path) == .missing, "the socket went with the VM")
+        let unbroken = try #require(Self.checksumLine(console.tail))
+
+        func restoreWithVsock() throws {
+            let restoredConsole = FileConsoleSink(fd: -1, echo: false)
+            let restored = try Machine.restore(from: directory + "/snap", console: restoredConsole, timeoutNanoseconds: 60_000_000_000)
+            #expect(Files.kind(path) == .other, "the restore listens at \(path)")
+            #expect(restored.config.vsock?.guestCID == 7)
+            let report = restored.run()
+            #expect(report.outcome == .exited(status: 0))
+            #expect(report.devices.map(\.failure) == [nil], "\(report.devices.map(\.json))")
+            #expect(Self.checksumLine(restoredConsole.tail) == unbroken)
+        }
+        try restoreWithVsock()
+        #expect(Files.kind(path) == .missing, "the socket went with the restored VM")
     }
 
     /// The host's IPv4 address on `interface` ("172.30.3.1/24"), or nil when it has none or is gone.

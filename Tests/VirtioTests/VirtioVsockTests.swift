@@ -234,6 +234,29 @@ struct VirtioVsockTests {
         #expect(Files.kind(driver.path) == .missing)
     }
 
+    @Test("after a restore: the transport reset event (id 0) lands in the driver's event buffer with an interrupt; none without a running device or an event buffer; a buffer too short for the event breaks the device")
+    func transportReset() throws {
+        let driver = try VsockDriver()
+        #expect(!driver.vsock.announceTransportReset(), "the device is not running")
+        driver.start()
+        #expect(!driver.vsock.announceTransportReset(), "no event buffer posted")
+        let buffer: UInt64 = 0xf00000
+        try driver.memory.write(UInt32(0xdead_beef), at: GuestAddress(buffer))
+        let head = try driver.post(queue: 2, [(buffer, 8, true)])
+        let before = driver.line.count
+        #expect(driver.vsock.announceTransportReset())
+        #expect(try driver.memory.read(UInt32.self, at: GuestAddress(buffer)) == 0, "VIRTIO_VSOCK_EVENT_TRANSPORT_RESET")
+        let used = VsockDriver.base(2) + 0x2000
+        #expect(try driver.memory.read(UInt16.self, at: GuestAddress(used + 2)) == 1)
+        #expect(try driver.memory.read(UInt32.self, at: GuestAddress(used + 4)) == UInt32(head))
+        #expect(try driver.memory.read(UInt32.self, at: GuestAddress(used + 8)) == 4, "the used length is the event's")
+        #expect(driver.line.count == before + 1)
+        #expect(!driver.vsock.announceTransportReset(), "its one buffer is used")
+        try driver.post(queue: 2, [(buffer, 2, true)])
+        #expect(!driver.vsock.announceTransportReset())
+        #expect(driver.needsReset, "a 2-byte event buffer breaks the rules")
+    }
+
     @Test("host to guest: CONNECT reaches a guest port, OK names the host port, bytes flow both ways, the guest's close reaches the host as end of file")
     func hostInitiated() throws {
         let driver = try VsockDriver()
