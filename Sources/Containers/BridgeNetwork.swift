@@ -43,8 +43,9 @@ public enum BridgeNetwork {
     /// Leases an address for container `id` (whose state directory is `stateDirectory`) and
     /// reserves `ports` for it (published by `attach`), making the bridge when it is the first.
     /// A port another container publishes or a host program listens on, or no `nft`, fails
-    /// before anything is made. Errors name what failed; nothing is left on failure.
-    public static func lease(for id: String, stateDirectory: String, ports: [PublishedPort] = []) throws(ContainerError) -> Lease {
+    /// before anything is made. Errors name what failed; nothing is left on failure. With
+    /// `address`, that address or none (a restored VM's guest holds it in its RAM).
+    public static func lease(for id: String, stateDirectory: String, ports: [PublishedPort] = [], address requested: String? = nil) throws(ContainerError) -> Lease {
         try locked { () throws(ContainerError) -> Lease in
             reclaimStale()
             guard BridgeFirewall.nft != nil else {
@@ -64,11 +65,25 @@ public enum BridgeNetwork {
                     throw ContainerError("--publish \(port): host port \(port.hostPort)/\(port.transport.rawValue) is in use by a program on this host")
                 }
             }
+            let hosts: [Int]
+            if let requested {
+                guard requested.hasPrefix(subnetPrefix), let host = Int(requested.dropFirst(subnetPrefix.count)), (2...254).contains(host),
+                      requested == subnetPrefix + String(host) else {
+                    throw ContainerError("--net bridge: \(requested) is not an address of the bridge's (\(subnetPrefix)2 to \(subnetPrefix)254)")
+                }
+                hosts = [host]
+            } else {
+                hosts = Array(2...254)
+            }
             try ensureBridge()
-            for host in 2...254 {
+            for host in hosts {
                 let address = subnetPrefix + String(host)
                 let fd = open(directory + "/" + address, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
                 guard fd >= 0 else {
+                    if errno == EEXIST, requested != nil {
+                        removeBridgeIfUnused()
+                        throw ContainerError("--net bridge: \(address) is leased by another container or VM (the VM the snapshot was taken from, or another restore of it, still runs?)")
+                    }
                     if errno == EEXIST { continue }
                     throw ContainerError(SystemError("open", directory + "/" + address).description)
                 }

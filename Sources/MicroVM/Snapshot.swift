@@ -38,12 +38,22 @@ public struct SnapshotSummary: Sendable {
                  })),
                  ("interfaces", .array(nets.map { net in
                      .object([("tap", .string(net.name)), ("mac", .string(net.macText)),
-                              ("note", .string(net.origin == .tandem ? "a restore makes \(net.name) again with the same addresses: the VM this was taken from must have ended"
-                                  : "a restore binds to the tap \(net.name) again: the network around it is yours to keep"))])
+                              ("note", .string(Self.restoreNote(net)))] + (net.origin == .bridge ? [("address", .string(net.address))] : []))
                  }))] + (vsock.map { vsock in
                      [("vsock", .object([("path", .string(vsock.path)), ("guest_cid", .uint(vsock.guestCID)),
                                          ("note", .string("a restore listens at \(vsock.path) again once the VM this was taken from has ended; the guest's connections are reset"))]))]
                  } ?? []))
+    }
+}
+
+extension SnapshotSummary {
+    /// What a restore does with the interface's tap.
+    static func restoreNote(_ net: SnapshotState.Net) -> String {
+        switch net.origin {
+        case .tandem: "a restore makes \(net.name) again with the same addresses: the VM this was taken from must have ended"
+        case .user: "a restore binds to the tap \(net.name) again: the network around it is yours to keep"
+        case .bridge: "a restore leases \(net.address) on Tandem's bridge again: the VM this was taken from must have ended"
+        }
     }
 }
 
@@ -60,14 +70,9 @@ extension Machine {
     /// disks (virtio-blk: the transport's and queues' state; the disk is its file, named in the
     /// snapshot), their taps (virtio-net: the transport's state, the tap's name and origin and
     /// the MAC; a frame in flight is lost, as on a wire) and their vsock (its path and CID; its
-    /// connections are reset on restore, as Firecracker's). Not yet: a tap on Tandem's bridge (its
-    /// address is a lease that ends with the VM).
-    var snapshotRefusal: String? {
-        if config.nets.contains(where: { $0.tap.origin == .bridge }) {
-            return "snapshots of a VM with --net bridge are not supported yet (its address is a lease that ends with the VM; --net tap is)"
-        }
-        return nil
-    }
+    /// connections are reset on restore, as Firecracker's). A tap on Tandem's bridge is saved with
+    /// the guest's address, which the restore leases again.
+    var snapshotRefusal: String? { nil }
 
     /// The devices whose state a snapshot carries, by their bus names: the port devices, then the
     /// virtio-mmio transports.
@@ -162,7 +167,13 @@ extension Machine {
         }
         machine.drives = config.drives.map { SnapshotState.Drive(path: Files.absolute($0.path), readOnly: $0.readOnly) }
         machine.vsock = config.vsock.map { SnapshotState.Vsock(path: Files.absolute($0.path), guestCID: $0.guestCID) }
-        machine.nets = config.nets.map { SnapshotState.Net(origin: $0.tap.origin == .tandem ? .tandem : .user, name: $0.tap.name, mac: $0.mac) }
+        machine.nets = config.nets.map { net in
+            switch net.tap.origin {
+            case .tandem: SnapshotState.Net(origin: .tandem, name: net.tap.name, mac: net.mac)
+            case .user: SnapshotState.Net(origin: .user, name: net.tap.name, mac: net.mac)
+            case .bridge: SnapshotState.Net(origin: .bridge, name: net.tap.name, mac: net.mac, address: net.tap.guestAddress ?? "")
+            }
+        }
         return SnapshotState(machine: machine, host: Machine.hostRecord(system), vcpus: records, vmBlobs: vmBlobs,
                              devices: snapshotDevices.map { SnapshotState.DeviceRecord(name: $0.name, bytes: $0.device.savedState()) })
     }
@@ -228,9 +239,13 @@ extension Machine {
     /// and any problem is an error naming the file, before a VM exists or guest code runs. The
     /// memory file is mapped copy-on-write: it is never written, so one snapshot restores any
     /// number of independent guests.
+    /// `openBridgeTap` opens a tap on Tandem's bridge with the guest's address leased again (the
+    /// bridge is the containers' network, which the launcher owns); without it a snapshot of a VM
+    /// on the bridge is refused.
     public static func restore(from directory: String, console: FileConsoleSink, timeoutNanoseconds: UInt64? = nil,
                                controlSocket: UnixListener? = nil, processStart: UInt64? = nil,
-                               kvmPath: String = KVMSystem.defaultPath) throws(MicroVMError) -> Machine {
+                               kvmPath: String = KVMSystem.defaultPath,
+                               openBridgeTap: ((_ name: String, _ address: String) throws -> Tap)? = nil) throws(MicroVMError) -> Machine {
         var phases = PhaseTimes(processStart: processStart)
         let statePath = directory + "/" + SnapshotFiles.state, memoryPath = directory + "/" + SnapshotFiles.memory
         func refuse(_ path: String, _ problem: String) -> MicroVMError { .snapshot(path: path, problem: problem) }
@@ -294,7 +309,14 @@ extension Machine {
             // Last of the checks: a tap is made here (and goes with the error).
             for net in machine.nets {
                 do {
-                    let tap = try net.origin == .tandem ? Tap.reopen(tandemIndex: SnapshotState.Net.tandemIndex(net.name)!) : Tap.open(name: net.name)
+                    let tap: Tap
+                    switch net.origin {
+                    case .tandem: tap = try Tap.reopen(tandemIndex: SnapshotState.Net.tandemIndex(net.name)!)
+                    case .user: tap = try Tap.open(name: net.name)
+                    case .bridge:
+                        guard let openBridgeTap else { throw SystemError("--net bridge", "\(net.address): Tandem's bridge is not reachable from here", errno: ENOTSUP) }
+                        tap = try openBridgeTap(net.name, net.address)
+                    }
                     config.nets.append(VMConfig.Net(tap: tap, mac: net.mac))
                 } catch {
                     throw refuse(statePath, "its interface on tap \(net.name): \(error)")

@@ -85,15 +85,29 @@ public struct SnapshotState: Equatable, Sendable {
     /// A virtio-net interface: the tap it was bound to and the MAC address its driver read.
     public struct Net: Equatable, Sendable {
         /// Who made the tap: Tandem (`--net tap`: `tandemN`, the host 172.30.N.1/24, the guest
-        /// 172.30.N.2, which the guest's RAM holds) or the user (`--net tap=NAME`, addressed by them).
-        public enum Origin: UInt8, Sendable { case tandem = 0, user = 1 }
+        /// 172.30.N.2, which the guest's RAM holds), the user (`--net tap=NAME`, addressed by them)
+        /// or Tandem for its bridge (`--net bridge`: `tvID` on the bridge, the guest's `address`
+        /// leased).
+        public enum Origin: UInt8, Sendable { case tandem = 0, user = 1, bridge = 2 }
         public var origin: Origin
         public var name: String
         public var mac: [UInt8]
-        public init(origin: Origin, name: String, mac: [UInt8]) {
+        /// The guest's leased IPv4 address on the bridge (empty for the other origins).
+        public var address: String
+        public init(origin: Origin, name: String, mac: [UInt8], address: String = "") {
             self.origin = origin
             self.name = name
             self.mac = mac
+            self.address = address
+        }
+
+        /// Whether `text` is a dotted IPv4 address (four numbers 0 to 255, no leading zeros).
+        public static func isIPv4(_ text: String) -> Bool {
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            return parts.count == 4 && parts.allSatisfy { part in
+                guard let value = Int(part), (0...255).contains(value) else { return false }
+                return part == String(value)
+            }
         }
 
         /// The MAC address as 02:ab:...
@@ -221,7 +235,7 @@ extension SnapshotState {
         payload.u32(UInt32(machine.drives.count))
         for drive in machine.drives { payload.string(drive.path); payload.u8(drive.readOnly ? 1 : 0) }
         payload.u32(UInt32(machine.nets.count))
-        for net in machine.nets { payload.u8(net.origin.rawValue); payload.string(net.name); payload.bytes(net.mac) }
+        for net in machine.nets { payload.u8(net.origin.rawValue); payload.string(net.name); payload.bytes(net.mac); payload.string(net.address) }
         payload.u8(machine.vsock == nil ? 0 : 1)
         if let vsock = machine.vsock { payload.string(vsock.path); payload.u64(vsock.guestCID) }
         payload.string(host.vendor)
@@ -302,15 +316,26 @@ extension SnapshotState {
         var nets: [Net] = []
         for index in 0..<netCount {
             let rawOrigin = try reader.u8("interface \(index) origin")
-            guard let origin = Net.Origin(rawValue: rawOrigin) else { throw SnapshotFormatError("interface \(index): origin \(rawOrigin) (0: a tap Tandem made, 1: the user's)") }
+            guard let origin = Net.Origin(rawValue: rawOrigin) else {
+                throw SnapshotFormatError("interface \(index): origin \(rawOrigin) (0: a tap Tandem made, 1: the user's, 2: on Tandem's bridge)")
+            }
             let name = try reader.string("interface \(index) tap name")
-            guard Net.isInterfaceName(name), origin == .user || Net.tandemIndex(name) != nil else {
-                throw SnapshotFormatError("interface \(index): tap name \(name) is not \(origin == .tandem ? "tandemN (N 0 to 255)" : "an interface name (1 to 15 letters, digits, '-', '_', '.')")")
+            let valid = switch origin {
+            case .tandem: Net.tandemIndex(name) != nil
+            case .user: Net.isInterfaceName(name)
+            case .bridge: Net.isInterfaceName(name) && name.hasPrefix("tv") && name.count > 2
+            }
+            guard valid else {
+                throw SnapshotFormatError("interface \(index): tap name \(name) is not \(origin == .tandem ? "tandemN (N 0 to 255)" : origin == .bridge ? "a bridge tap's name (tvID)" : "an interface name (1 to 15 letters, digits, '-', '_', '.')")")
             }
             let mac = try reader.bytes("interface \(index) MAC address", limit: 6)
             guard mac.count == 6 else { throw SnapshotFormatError("interface \(index): its MAC address is \(mac.count) bytes, not 6") }
+            let address = try reader.string("interface \(index) address")
+            guard origin == .bridge ? Net.isIPv4(address) : address.isEmpty else {
+                throw SnapshotFormatError("interface \(index): address \(address.debugDescription) \(origin == .bridge ? "is not an IPv4 address" : "on a tap that is not the bridge's")")
+            }
             if nets.contains(where: { $0.name == name }) { throw SnapshotFormatError("interface \(index): tap \(name) is named twice") }
-            nets.append(Net(origin: origin, name: name, mac: mac))
+            nets.append(Net(origin: origin, name: name, mac: mac, address: address))
         }
         guard driveCount + netCount <= maximumDevices else { throw SnapshotFormatError("\(driveCount) disks and \(netCount) interfaces: at most \(maximumDevices) virtio devices") }
         var vsock: Vsock?

@@ -114,18 +114,33 @@ public struct VMRunOptions: Equatable, Sendable {
     /// once it is gone, also after SIGKILL; the tap goes with its descriptor then); it ends when
     /// the tap is released, the bridge with the last lease.
     public static func openOnBridge() -> Result<VMConfig.Net, VMRunner.Message> {
+        let id = "vm" + String(UInt64(getpid()) << 24 ^ Clock.monotonicNanoseconds() & 0xff_ffff, radix: 16)
+        return bridgeTap(id: id, address: nil).map { tap in
+            StandardError.line("tandem: --net bridge: the guest is \(tap.guestAddress ?? "?") on \(BridgeNetwork.bridge) (tap \(tap.name))")
+            return VMConfig.Net(tap: tap, mac: BridgeNetwork.guestMACBytes(for: tap.guestAddress ?? ""))
+        }
+    }
+
+    /// A restored guest's tap on Tandem's bridge (`Machine.restore`'s `openBridgeTap`): the tap
+    /// `name` made again, with the `address` the guest's RAM holds leased again — refused, by
+    /// name, while another container or VM holds it.
+    public static func reopenOnBridge(name: String, address: String) throws -> Tap {
+        guard name.hasPrefix("tv") else { throw VMRunner.Message(text: "--net bridge: \(name) is not a bridge tap's name") }
+        return try bridgeTap(id: String(name.dropFirst(2)), address: address).get()
+    }
+
+    /// The tap for lease holder `id` on the bridge (its name `BridgeNetwork.hostInterface(for: id)`),
+    /// with the next free address or `address`. The lease's holder is this process.
+    static func bridgeTap(id: String, address: String?) -> Result<Tap, VMRunner.Message> {
         guard getuid() == 0 else { return .failure(VMRunner.Message(text: "--net bridge: needs root (the bridge is the host's)")) }
         BridgeNetwork.sweepStale()
-        let id = "vm" + String(UInt64(getpid()) << 24 ^ Clock.monotonicNanoseconds() & 0xff_ffff, radix: 16)
         let lease: BridgeNetwork.Lease
-        do { lease = try BridgeNetwork.lease(for: id, stateDirectory: "/proc/\(getpid())") } catch {
+        do { lease = try BridgeNetwork.lease(for: id, stateDirectory: "/proc/\(getpid())", address: address) } catch {
             return .failure(VMRunner.Message(text: error.description))
         }
         do {
-            let tap = try Tap.openOnBridge(name: lease.hostInterface, guestAddress: lease.address, gateway: BridgeNetwork.gateway,
-                                           attach: { BridgeNetwork.attachTap(lease) }, onRelease: { BridgeNetwork.release(id: id) })
-            StandardError.line("tandem: --net bridge: the guest is \(lease.address) on \(BridgeNetwork.bridge) (tap \(lease.hostInterface))")
-            return .success(VMConfig.Net(tap: tap, mac: BridgeNetwork.guestMACBytes(for: lease.address)))
+            return .success(try Tap.openOnBridge(name: lease.hostInterface, guestAddress: lease.address, gateway: BridgeNetwork.gateway,
+                                                 attach: { BridgeNetwork.attachTap(lease) }, onRelease: { BridgeNetwork.release(id: id) }))
         } catch {
             return .failure(VMRunner.Message(text: "--net bridge: \(error)"))
         }

@@ -75,9 +75,10 @@ public enum VMRunner {
         return ExitStatus.tandemError
     }
 
-    public struct Message: Error {
+    public struct Message: Error, CustomStringConvertible {
         public let text: String
         public init(text: String) { self.text = text }
+        public var description: String { text }
     }
 
     /// Reads the images and builds the machine. The image bytes live only inside this call: once
@@ -140,7 +141,8 @@ public enum VMRunner {
         do {
             let machine = try Machine.restore(from: directory, console: console,
                                               timeoutNanoseconds: options.timeout > 0 ? Clock.nanoseconds(seconds: options.timeout) : nil,
-                                              controlSocket: controlSocket, processStart: processStart, kvmPath: options.kvmDevice)
+                                              controlSocket: controlSocket, processStart: processStart, kvmPath: options.kvmDevice,
+                                              openBridgeTap: { name, address in try VMRunOptions.reopenOnBridge(name: name, address: address) })
             if isatty(0) == 1 { machine.setConsoleInput(0) }
             return .success(machine)
         } catch {

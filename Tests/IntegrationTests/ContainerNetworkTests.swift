@@ -276,6 +276,48 @@ struct ContainerNetworkTests {
         Self.expectNothingLeft()
     }
 
+    @Test("a microVM on the bridge snapshotted: a restore while it runs is refused by its address; after it ends the restore has the same tap on the bridge and the same lease, and leaves nothing",
+          .enabled(if: FileManager.default.fileExists(atPath: "/dev/kvm"), "needs /dev/kvm"))
+    func snapshotOnBridge() throws {
+        let directory = "/tmp/tandem-snapbridge-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let socket = directory + "/vm.sock", snapshot = directory + "/snap"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Tandem.path)
+        process.arguments = ["vm", "run", "--tiny", "ticker", "--arg", "100000000", "--net", "bridge", "--api-sock", socket, "--timeout", "60"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<500 where !FileManager.default.fileExists(atPath: socket) { Thread.sleep(forTimeInterval: 0.01) }
+        let taken = try Tandem.run(["vm", "snapshot", socket, "--out", snapshot], killAfter: 30)
+        let ports = Self.bridgePorts().filter { $0.hasPrefix("tvvm") }
+        let leased = ((try? FileManager.default.contentsOfDirectory(atPath: Self.leases)) ?? []).filter { $0.hasPrefix(Self.subnetPrefix) }
+        let whileHeld = try Tandem.run(["vm", "restore", snapshot, "--timeout", "1"], killAfter: 30)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(taken.status == 0 && taken.stdout.contains("\"address\": \"\(leased.first ?? "?")\""), "\(taken.stdout) \(taken.stderr)")
+        try #require(ports.count == 1 && leased.count == 1, "\(ports) \(leased)")
+        #expect(whileHeld.status == 125 && whileHeld.stderr.contains("\(leased[0]) is leased by another container or VM"), "\(whileHeld.stderr)")
+
+        let restore = Process()
+        restore.executableURL = URL(fileURLWithPath: Tandem.path)
+        restore.arguments = ["vm", "restore", snapshot, "--timeout", "2"]
+        restore.standardOutput = FileHandle.nullDevice
+        restore.standardError = FileHandle.nullDevice
+        try restore.run()
+        var again: [String] = []
+        for _ in 0..<300 where again.isEmpty {
+            Thread.sleep(forTimeInterval: 0.01)
+            again = Self.bridgePorts().filter { $0.hasPrefix("tvvm") }
+        }
+        let leasedAgain = ((try? FileManager.default.contentsOfDirectory(atPath: Self.leases)) ?? []).filter { $0.hasPrefix(Self.subnetPrefix) }
+        restore.waitUntilExit()
+        #expect(again == ports && leasedAgain == leased, "the restore's tap \(again) and lease \(leasedAgain), the VM's \(ports) \(leased)")
+        #expect(restore.terminationStatus == 124)
+        Self.expectNothingLeft()
+    }
+
     @Test("tandem SIGKILLed while its container runs: the next run sweeps the container, its lease and the bridge")
     func killedMonitorSwept() throws {
         let state = Containers.stateRoot()

@@ -89,7 +89,8 @@ struct SnapshotFileTests {
     @Test("network interfaces and a vsock read back; a tap name that is no interface's, a Tandem tap not named tandemN, a short MAC, a tap named twice, a relative or overlong socket path and a reserved CID are refused")
     func interfaces() throws {
         var withNets = Self.sample
-        withNets.machine.nets = [.init(origin: .tandem, name: "tandem7", mac: Self.mac), .init(origin: .user, name: "lab-tap.0", mac: Self.mac)]
+        withNets.machine.nets = [.init(origin: .tandem, name: "tandem7", mac: Self.mac), .init(origin: .user, name: "lab-tap.0", mac: Self.mac),
+                                 .init(origin: .bridge, name: "tvvm41c69b043e", mac: Self.mac, address: "172.29.0.254")]
         #expect(try SnapshotState.decode(withNets.encode()) == withNets)
         #expect(withNets.machine.nets[0].macText == "02:0a:bc:00:01:ff")
         for (nets, message) in [([SnapshotState.Net(origin: .tandem, name: "tandem256", mac: Self.mac)], "interface 0: tap name tandem256 is not tandemN (N 0 to 255)"),
@@ -98,7 +99,11 @@ struct SnapshotFileTests {
                                 ([.init(origin: .user, name: "../../x", mac: Self.mac)], "interface 0: tap name ../../x is not an interface name (1 to 15 letters, digits, '-', '_', '.')"),
                                 ([.init(origin: .user, name: "a-very-long-name", mac: Self.mac)], "interface 0: tap name a-very-long-name is not an interface name (1 to 15 letters, digits, '-', '_', '.')"),
                                 ([.init(origin: .user, name: "tap0", mac: [2, 0, 0])], "interface 0: its MAC address is 3 bytes, not 6"),
-                                ([.init(origin: .user, name: "tap0", mac: Self.mac), .init(origin: .user, name: "tap0", mac: Self.mac)], "interface 1: tap tap0 is named twice")] {
+                                ([.init(origin: .user, name: "tap0", mac: Self.mac), .init(origin: .user, name: "tap0", mac: Self.mac)], "interface 1: tap tap0 is named twice"),
+                                ([.init(origin: .bridge, name: "eth0", mac: Self.mac, address: "172.29.0.2")], "interface 0: tap name eth0 is not a bridge tap's name (tvID)"),
+                                ([.init(origin: .bridge, name: "tvvm1234", mac: Self.mac, address: "172.29.0.02")], "interface 0: address \"172.29.0.02\" is not an IPv4 address"),
+                                ([.init(origin: .bridge, name: "tvvm1234", mac: Self.mac, address: "")], "interface 0: address \"\" is not an IPv4 address"),
+                                ([.init(origin: .user, name: "tap0", mac: Self.mac, address: "10.0.0.1")], "interface 0: address \"10.0.0.1\" on a tap that is not the bridge's")] {
             #expect(throws: SnapshotFormatError(message)) { try SnapshotState.decode(crafted { $0.machine.nets = nets }) }
         }
         var withVsock = Self.sample
