@@ -78,6 +78,9 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     private var nextLocalPort = VirtioVsock.firstLocalPort
     /// The transmit queue may hold packets not taken yet (replies had no room, or a pass ended).
     private var transmitPending = false
+    /// A transport reset was announced and the driver has not acted on it yet: nothing goes into
+    /// its receive queue until it posts an event buffer again (see `announceTransportReset`).
+    private var awaitingResetAck = false
     private var closed = false
 
     /// For the run report.
@@ -143,10 +146,15 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     /// Never called: every queue is paced by the device (`notified` answers false).
     public func handle(_ chain: DescriptorChain, queue: Int, memory: GuestMemory) throws(VirtqueueError) -> UInt32 { 0 }
 
-    /// The driver added receive buffers or transmit packets.
+    /// The driver added receive buffers or transmit packets, or an event buffer (after a
+    /// transport reset: it has acted on the reset).
     public func notified(queue: Int) -> Bool {
         lock.withLock {
-            guard prepare(), queue != Queue.event else { return }
+            guard prepare() else { return }
+            if queue == Queue.event {
+                guard awaitingResetAck else { return }
+                awaitingResetAck = false
+            }
             if queue == Queue.transmit { transmitPending = true }
             exchange()
         }
@@ -161,10 +169,18 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     /// ends in the VMM the snapshot was taken from, so the driver resets every one (its programs
     /// see ECONNRESET) and reads its CID again; listening sockets stay. False when the device is
     /// not running or the driver posted no event buffer (then it has no connection to reset).
+    ///
+    /// Until the driver has acted on the event — Linux posts its event buffer again once it has
+    /// reset its sockets — nothing goes into its receive queue (transmit packets are still taken):
+    /// a host program that connects at once would otherwise have its REQUEST accepted by the
+    /// guest before the reset, and the new connection reset with the old ones (Firecracker holds
+    /// its receive queue the same way).
     @discardableResult
     public func announceTransportReset() -> Bool {
         guard let transport else { return false }
-        return transport.deliver(queue: Queue.event) { (chain: DescriptorChain) throws(VirtqueueError) -> UInt32 in
+        // (Raised first: a driver that acts at once must find it raised.)
+        lock.withLock { awaitingResetAck = true }
+        let announced = transport.deliver(queue: Queue.event) { (chain: DescriptorChain) throws(VirtqueueError) -> UInt32 in
             let writable = chain.buffers.drop { !$0.writable }
             guard chain.writableLength >= 4 else {
                 throw VirtqueueError("event chain at \(chain.head): \(chain.writableLength) writable bytes, less than a 4-byte virtio_vsock_event")
@@ -172,6 +188,8 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
             try HostBuffers.scatter(withUnsafeBytes(of: Self.eventTransportReset.littleEndian, Array.init), into: writable, at: 0, transport.memory)
             return 4
         }
+        if !announced { lock.withLock { awaitingResetAck = false } }
+        return announced
     }
 
     /// The descriptor the device thread polls: readable when a host socket has news.
@@ -207,6 +225,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
             byToken.removeAll()
             replies.removeAll()
             transmitPending = false
+            awaitingResetAck = false
         }
         return true
     }
@@ -482,6 +501,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         guard let transport else { return }
         for _ in 0..<4 {
             if transmitPending && replyRoom { transmit() }
+            guard !awaitingResetAck else { return }
             var order = byToken.values.filter { $0.key != nil }.sorted { $0.key! < $1.key! }
             var cursor = 0
             let delivered = transport.process(queue: Queue.receive, upTo: Self.packetsPerPass) { (chain: DescriptorChain) throws(VirtqueueError) -> UInt32? in

@@ -257,6 +257,27 @@ struct VirtioVsockTests {
         #expect(driver.needsReset, "a 2-byte event buffer breaks the rules")
     }
 
+    @Test("after the reset event nothing reaches the receive queue until the driver posts an event buffer again (it has reset its sockets): a host program connecting at once is not reset with the old connections; the guest's packets are still taken")
+    func resetAcknowledged() throws {
+        let driver = try VsockDriver()
+        driver.start()
+        try driver.postReceive(8)
+        try driver.post(queue: 2, [(0xf00000, 8, true)])
+        #expect(driver.vsock.announceTransportReset())
+        let host = try HostSocket(connectingTo: driver.path)
+        host.write("CONNECT 1234\n")
+        driver.vsock.process()
+        #expect(try driver.received().isEmpty, "a REQUEST went to the guest before it acted on the reset")
+        // A packet for a connection the device does not know is taken and answered with an RST, later.
+        try driver.send(driver.packet(Op.rw, port: 4000, hostPort: 5000, length: 3), [1, 2, 3])
+        #expect(try driver.received().isEmpty)
+        try driver.post(queue: 2, [(0xf00000, 8, true)])
+        let packets = try driver.received()
+        #expect(packets.map(\.header.op).sorted() == [Op.request, Op.reset].sorted(), "\(packets.map(\.header.op))")
+        #expect(packets.first { $0.header.op == Op.request }?.header.destinationPort == 1234)
+        #expect(!driver.needsReset)
+    }
+
     @Test("host to guest: CONNECT reaches a guest port, OK names the host port, bytes flow both ways, the guest's close reaches the host as end of file")
     func hostInitiated() throws {
         let driver = try VsockDriver()
