@@ -158,25 +158,38 @@ extension NestedLab {
         // Snapshot-then-restore: the same VM with a control socket, snapshotted once ready (the
         // workload has begun), stopped, and restored; L1's tmpfs holds the snapshot. With --net,
         // L1's peer runs across both: the restored guest's TCP connections carry on over the
-        // tandem0 the restore makes again.
+        // tandem0 the restore makes again. With --vsock, vsockio's peers too: the restore resets
+        // the guest's vsock connections (their host ends were the stopped VMM's), and vsockio
+        // starts the transfer again on a new one; L1 keeps the last connection's bytes. So that
+        // a connection is open at the snapshot, L1's sink is stopped (SIGSTOP) from before the
+        // boot — once it listens: its socket file is there, and listen follows bind at once —
+        // until the VM is gone: L2's send waits for credit (it cannot finish), and the snapshot
+        // comes 2 s after ready, long after vsockio has connected.
         let snapshotRun = """
             snapshot_run() {
               rm -rf \(LabOptions.snapshotDirectory) \(LabOptions.controlSocket)
+              \(options.vsock ? "until [ -S \(LabOptions.vsockPath)_5001 ]; do sleep 0.01; done; sleep 0.1; kill -STOP $vsock_receiver" : "")
               \(vmRun) --api-sock \(LabOptions.controlSocket) > /run/lab-snapshot-boot.log 2>&1 < /dev/null &
               vm=$!
               tries=0
+              snapped=
               until /lab/tandem vm describe \(LabOptions.controlSocket) 2>/dev/null | grep -q '"ready": true'; do
                 tries=$((tries + 1)); [ $tries -gt 12000 ] && echo "LAB-ERROR the snapshot boot never became ready" && break
-                kill -0 $vm 2>/dev/null || { echo "LAB-ERROR the snapshot boot ended before ready"; break; }
+                kill -0 $vm 2>/dev/null || break
                 sleep 0.01
               done
+              \(options.vsock ? "sleep 2" : "")
               if answer=$(/lab/tandem vm snapshot \(LabOptions.controlSocket) --out \(LabOptions.snapshotDirectory) --leave-paused 2>&1); then
                 echo "LAB-SNAPSHOT $(echo "$answer" | tr -d ' \\n')"
+                snapped=1
+              elif ! kill -0 $vm 2>/dev/null; then
+                echo "LAB-ERROR the snapshot boot ended before it could be snapshotted: its workload ended within moments of its ready line (hello does); --snapshot needs one that runs on, such as compute, blkio, netio or vsockio"
               else
                 echo "LAB-ERROR the snapshot failed: $(echo "$answer" | tr '\\n' ' ')"
               fi
-              kill $vm; wait $vm
-              /lab/lab-time tandem-restore /lab/tandem vm restore \(LabOptions.snapshotDirectory) --timeout \(Int(options.bootTimeoutSeconds)) --json < /dev/null
+              kill $vm 2>/dev/null; wait $vm
+              \(options.vsock ? "kill -CONT $vsock_receiver" : "")
+              [ -n "$snapped" ] && /lab/lab-time tandem-restore /lab/tandem vm restore \(LabOptions.snapshotDirectory) --timeout \(Int(options.bootTimeoutSeconds)) --json < /dev/null
               rm -rf \(LabOptions.snapshotDirectory)
             }
             """
@@ -201,7 +214,8 @@ extension NestedLab {
               \(load ? "serve " : "")\(tandem) < /dev/null
               \(options.vsock ? "vsock_end" : "")
               \(peer ? "peer_end" : "")
-              \(options.snapshot ? (peer ? "peer_start; snapshot_run; peer_end" : "snapshot_run") : "")
+              \(options.snapshot ? (peer ? "peer_start; " : "") + (options.vsock ? "vsock_start; " : "") + "snapshot_run"
+                  + (options.vsock ? "; vsock_end" : "") + (peer ? "; peer_end" : "") : "")
             \(qemu ? "  " + (peer ? "peer_start; " : "") + (options.vsock ? "vsock_start_qemu; " : "") + (load ? "serve " : "") + qemuLine + " < /dev/null"
                 + (options.vsock ? "; vsock_end" : "") + (peer ? "; peer_end" : "") + "\n" : "")  run=$((run + 1))
             done

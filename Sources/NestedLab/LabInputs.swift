@@ -77,7 +77,8 @@ public struct LabOptions: Sendable {
     /// Snapshot-then-restore (`--snapshot`): after each cold boot, L1 boots L2 again with a control
     /// socket, snapshots it once its guest signals ready, stops it, and restores the snapshot
     /// (timed as `tandem-restore`); the restored guest must finish its workload with the cold
-    /// boot's result line and status.
+    /// boot's result line and status. With `vsock` the restore resets L2's vsock connections
+    /// (Firecracker's model) and vsockio's transfers start again on new ones.
     public var snapshot = false
     /// Where L1 keeps the snapshot (tmpfs: L1's RAM) and the VM's control socket.
     public static let snapshotDirectory = "/run/lab-snapshot", controlSocket = "/run/lab-vm.sock"

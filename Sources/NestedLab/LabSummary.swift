@@ -108,10 +108,11 @@ public struct LabSummary {
     }
 
     /// Whether a restore finished with the first cold boot's result line, status and answer (the
-    /// workload's figures without its timings and rates: compute's primes and sum, blkio's MiB).
+    /// workload's figures without its timings and rates: compute's primes and sum, blkio's MiB;
+    /// nor vsockio's `resets`, the connections a restore reset, which it sent again).
     public func agrees(_ restore: NestedLab.Boot) -> Bool {
         func answer(_ boot: NestedLab.Boot) -> [String: Double] {
-            boot.figures.filter { !$0.key.hasSuffix("ms") && !$0.key.hasSuffix("_s") && !$0.key.hasSuffix("iops") }
+            boot.figures.filter { !$0.key.hasSuffix("ms") && !$0.key.hasSuffix("_s") && !$0.key.hasSuffix("iops") && !$0.key.hasSuffix("resets") }
         }
         guard let cold = outcome.boots.first(where: { $0.vmm == "tandem" }), restore.result != nil else { return false }
         return restore.result == cold.result && restore.status == cold.status && answer(restore) == answer(cold)

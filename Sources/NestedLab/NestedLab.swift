@@ -187,8 +187,9 @@ public enum NestedLab {
             guard !options.vsock else { throw LabError("--load and --vsock: one peer per boot") }
         }
         if options.snapshot {
-            guard !options.vsock, options.loadSeconds == nil else {
-                throw LabError("--snapshot: not with --vsock (a restore resets the guest's vsock connections, so vsockio's transfers could not finish) or --load")
+            guard options.loadSeconds == nil else { throw LabError("--snapshot and --load: the server mode loads cold boots only") }
+            guard options.workload != "hello" else {
+                throw LabError("--snapshot: hello ends within moments of its ready line, before it could be snapshotted; snapshot a workload that runs on (--workload compute, blkio, netio or vsockio)")
             }
         }
         guard options.drives.count <= 8 else { throw LabError("--drive: \(options.drives.count) drives, at most 8 (the VMM's virtio-mmio slots)") }

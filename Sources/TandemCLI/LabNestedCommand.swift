@@ -70,7 +70,7 @@ struct LabNestedCommand: ParsableCommand {
     var vsock = false
     @Option(name: .long, help: ArgumentHelp("The server mode, with --net and --workload http or redis: L1 polls L2's server until it answers (spawn → first response, the cold start), loads it — wrk (16 connections, 2 threads) for this long, or redis-benchmark's GET test with 2000 requests per second given (redis needs an image built --with-redis: -- --initrd PATH) — then stops the VMM with SIGTERM (each boot's status is then 143); L1 gets one more CPU for the client.", valueName: "seconds"))
     var load: Int?
-    @Flag(name: .long, help: "Snapshot-then-restore: after each cold boot, boot L2 again with a control socket, snapshot it once its guest signals ready, stop it, and restore the snapshot (timed as tandem-restore): the restore must finish the workload with the cold boot's result and status (docs/snapshots.md). With disks and --net, not with --vsock or --load.")
+    @Flag(name: .long, help: "Snapshot-then-restore: after each cold boot, boot L2 again with a control socket, snapshot it once its guest signals ready, stop it, and restore the snapshot (timed as tandem-restore): the restore must finish the workload with the cold boot's result and status (docs/snapshots.md). With disks, --net and --vsock (the restore resets vsock connections; vsockio starts its transfer again on a new one), not with --load.")
     var snapshot = false
 
     @Flag(name: .long, help: "Stream L1's whole console (L2's console included).")

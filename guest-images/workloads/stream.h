@@ -3,6 +3,7 @@
  * and the workloads' pattern (pattern.h) sent and received over a connected stream socket,
  * checked. A send counts from its start until the peer has closed its side after taking
  * everything (delivered bytes, not buffered ones); a receive from its start to the last byte.
+ * A failed send or receive returns -1 with errno saying why (0: the peer closed early).
  */
 #ifndef TANDEM_STREAM_H
 #define TANDEM_STREAM_H
@@ -36,7 +37,7 @@ static int write_all(int fd, const void *data, size_t length) {
 
 /* Copies `sock` to stdout until end of file (a host side's sink); closes `sock`. 0, or 1 when
  * stdout fails. */
-static int stream_copy_out(int sock) {
+static inline int stream_copy_out(int sock) {
     for (;;) {
         ssize_t n = read(sock, block, sizeof block);
         if (n < 0 && errno == EINTR) continue;
@@ -54,14 +55,25 @@ static double stream_send(int sock, long mib, const char *who) {
     for (long i = 0; i < mib; i++) {
         pattern_block(block, i);
         if (write_all(sock, block, sizeof block) != 0) {
-            fprintf(stderr, "%s: send: %s\n", who, strerror(errno));
+            int error = errno;
+            fprintf(stderr, "%s: send: %s\n", who, strerror(error));
             close(sock);
+            errno = error;
             return -1;
         }
     }
     shutdown(sock, SHUT_WR);
     char sink[256];
-    while (read(sock, sink, sizeof sink) > 0) { }
+    ssize_t n;
+    while ((n = read(sock, sink, sizeof sink)) > 0 || (n < 0 && errno == EINTR)) { }
+    if (n < 0) {
+        /* The connection broke before the peer closed: what was sent may not all have arrived. */
+        int error = errno;
+        fprintf(stderr, "%s: send: waiting for the peer to close: %s\n", who, strerror(error));
+        close(sock);
+        errno = error;
+        return -1;
+    }
     double seconds = now() - start;
     close(sock);
     return mib / seconds;
@@ -78,13 +90,18 @@ static double stream_receive(int sock, long mib, int echo, int *verified, const 
             ssize_t n = read(sock, (char *)check + got, sizeof check - got);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) {
-                fprintf(stderr, "%s: the sender stopped after %ld MiB and %zu bytes\n", who, i, got);
+                int error = n < 0 ? errno : 0;
+                fprintf(stderr, "%s: the sender stopped after %ld MiB and %zu bytes%s%s\n", who, i, got,
+                        error ? ": " : "", error ? strerror(error) : "");
                 close(sock);
+                errno = error;
                 return -1;
             }
             if (echo && write_all(sock, (char *)check + got, (size_t)n) != 0) {
-                fprintf(stderr, "%s: echo: %s\n", who, strerror(errno));
+                int error = errno;
+                fprintf(stderr, "%s: echo: %s\n", who, strerror(error));
                 close(sock);
+                errno = error;
                 return -1;
             }
             got += (size_t)n;

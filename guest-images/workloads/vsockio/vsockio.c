@@ -22,6 +22,13 @@
  * Connecting is retried for 60 s either way (the other side may start listening a moment later);
  * accepting waits at most 30 s in the guest. A send counts from connect until the host closed its
  * side after taking everything; the echo from accept to the last byte echoed.
+ *
+ * A restore from a snapshot resets every vsock connection (the device's
+ * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET: the host ends belonged to the VMM that took the snapshot),
+ * and applications reconnect, as on Firecracker. So does vsockio: a transfer whose connection was
+ * reset starts again on a new one (at most 3 times; the result line then says `resets=N`), and
+ * the host modes take the next connection after one ends, keeping only the last one's bytes
+ * (stdout, a file, is truncated when a new connection's first byte comes).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,20 +60,49 @@ static int vsock_connect(unsigned cid, unsigned port) {
     }
 }
 
-/* Guest: accepts one connection on `port`, reads `mib` MiB, checks them and echoes them; MiB/s, or -1. */
-static double echo_on(unsigned port, long mib, int *verified) {
+/* How many times a transfer starts again after its connection was reset. */
+enum { max_resets = 3 };
+
+/* Whether a failed transfer's errno says the transport reset its connection (the socket is closed
+ * with ECONNRESET; later calls on it say ENOTCONN or EPIPE), rather than the peer failing. */
+static int was_reset(int error) { return error == ECONNRESET || error == ENOTCONN || error == EPIPE; }
+
+/* Guest: sends `mib` MiB to the host's `port`, again on a new connection after a reset
+ * (`*resets` counts them); MiB/s of the last, or -1. */
+static double send_to_host(unsigned port, long mib, int *resets) {
+    for (;;) {
+        int sock = vsock_connect(VMADDR_CID_HOST, port);
+        if (sock < 0) return -1;
+        double rate = stream_send(sock, mib, "vsockio");
+        if (rate >= 0) return rate;
+        if (!was_reset(errno) || *resets == max_resets) return -1;
+        ++*resets;
+        fprintf(stderr, "vsockio: the connection to host port %u was reset: sending again\n", port);
+    }
+}
+
+/* Guest: accepts a connection on `port`, reads `mib` MiB, checks them and echoes them (again on
+ * the next connection after a reset, counted in `*resets`); MiB/s of the last, or -1. */
+static double echo_on(unsigned port, long mib, int *verified, int *resets) {
     int listener = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_vm address = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port };
     if (listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 1) != 0) {
         fprintf(stderr, "vsockio: listen on vsock port %u: %s\n", port, strerror(errno));
         return -1;
     }
-    struct pollfd wait = { .fd = listener, .events = POLLIN };
-    if (poll(&wait, 1, 30000) != 1) { fprintf(stderr, "vsockio: nobody connected to vsock port %u within 30 s\n", port); return -1; }
-    int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    for (;;) {
+        struct pollfd wait = { .fd = listener, .events = POLLIN };
+        if (poll(&wait, 1, 30000) != 1) { fprintf(stderr, "vsockio: nobody connected to vsock port %u within 30 s\n", port); break; }
+        int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+        if (sock < 0) { fprintf(stderr, "vsockio: accept: %s\n", strerror(errno)); break; }
+        double rate = stream_receive(sock, mib, 1, verified, "vsockio");
+        if (rate >= 0) { close(listener); return rate; }
+        if (!was_reset(errno) || *resets == max_resets) break;
+        ++*resets;
+        fprintf(stderr, "vsockio: the connection on vsock port %u was reset: taking the next one\n", port);
+    }
     close(listener);
-    if (sock < 0) { fprintf(stderr, "vsockio: accept: %s\n", strerror(errno)); return -1; }
-    return stream_receive(sock, mib, 1, verified, "vsockio");
+    return -1;
 }
 
 static int unix_socket(const char *path, struct sockaddr_un *address) {
@@ -77,11 +113,35 @@ static int unix_socket(const char *path, struct sockaddr_un *address) {
     return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 }
 
-/* Host: copies one accepted connection of `listener` to stdout. */
+/* Host: whether the next byte written to stdout is a new connection's first (stdout then starts
+ * again: only the last connection's bytes are kept). */
+static int fresh_connection;
+
+/* Host: writes `n` bytes a connection brought to stdout; at a new connection's first byte, empties
+ * stdout first (a file; a pipe just goes on). 0, or -1 when stdout fails. */
+static int keep(const void *data, size_t n) {
+    if (fresh_connection) {
+        fresh_connection = 0;
+        if (ftruncate(1, 0) == 0) lseek(1, 0, SEEK_SET);
+    }
+    return write_all(1, data, n);
+}
+
+/* Host: copies each connection `listener` accepts to stdout in turn (the last one's bytes kept),
+ * until killed; 1 when accept or stdout fails. */
 static int copy_out(int listener) {
-    int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
-    close(listener);
-    return sock < 0 ? 1 : stream_copy_out(sock);
+    for (;;) {
+        int sock = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+        if (sock < 0) { if (errno == EINTR) continue; close(listener); return 1; }
+        fresh_connection = 1;
+        for (;;) {
+            ssize_t n = read(sock, block, sizeof block);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            if (keep(block, (size_t)n) != 0) { close(sock); close(listener); return 1; }
+        }
+        close(sock);
+    }
 }
 
 /* Host: accepts one connection on the Unix socket `path` and copies it to stdout. */
@@ -93,9 +153,7 @@ static int sink(const char *path) {
         fprintf(stderr, "vsockio: listen at %s: %s\n", path, strerror(errno));
         return 1;
     }
-    int status = copy_out(listener);
-    unlink(path);
-    return status;
+    return copy_out(listener);
 }
 
 /* Host of a vhost-vsock guest: accepts one AF_VSOCK connection on `port` and copies it to stdout. */
@@ -126,9 +184,9 @@ static int read_ok(int sock) {
 
 static int pump(int sock);
 
-/* Host: CONNECT to the guest's `port` through the VMM's socket `path`, then send the pattern
- * until the guest closes while copying its echo to stdout. */
-static int echo_peer(const char *path, unsigned port) {
+/* Host: CONNECT to the guest's `port` through the VMM's socket `path` (retried for 60 s); the
+ * connection, or -1. */
+static int connect_through(const char *path, unsigned port) {
     int sock = -1;
     double start = now();
     for (;;) {
@@ -140,32 +198,46 @@ static int echo_peer(const char *path, unsigned port) {
             if (write_all(sock, command, (size_t)length) == 0 && read_ok(sock) == 0) break;
         }
         if (sock >= 0) close(sock);
-        if (now() - start > 60) { fprintf(stderr, "vsockio: no guest listener on vsock port %u through %s\n", port, path); return 1; }
+        if (now() - start > 60) { fprintf(stderr, "vsockio: no guest listener on vsock port %u through %s\n", port, path); return -1; }
         usleep(100000);
     }
-    return pump(sock);
+    return sock;
+}
+
+/* Host: connects through the VMM's socket `path` to the guest's `port`, sends the pattern until
+ * the guest closes while copying its echo to stdout, and connects again (the last connection's
+ * echo kept) until no guest listens for 60 s or it is killed. */
+static int echo_peer(const char *path, unsigned port) {
+    for (int sock; (sock = connect_through(path, port)) >= 0;) {
+        if (pump(sock) != 0) return 1;
+    }
+    return 0;
 }
 
 /* Host of a vhost-vsock guest: connects to `cid`:`port` (retrying), then as echo_peer. */
 static int vsock_echo_peer(unsigned cid, unsigned port) {
-    int sock = vsock_connect(cid, port);
-    return sock < 0 ? 1 : pump(sock);
+    for (int sock; (sock = vsock_connect(cid, port)) >= 0;) {
+        if (pump(sock) != 0) return 1;
+    }
+    return 0;
 }
 
-/* Host: sends the pattern on `sock` until the guest closes, copying what comes back to stdout. */
+/* Host: sends the pattern on `sock` until the guest closes (or a minute passes without a byte
+ * either way), copying what comes back to stdout; closes `sock`. 1 when stdout fails. */
 static int pump(int sock) {
     fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
+    fresh_connection = 1;
     static uint64_t echo[PATTERN_BLOCK / 8];
     long index = 0;
     size_t offset = sizeof block;  /* the part of `block` sent: all, so the next is made */
     int sending = 1;
     for (;;) {
         struct pollfd wait = { .fd = sock, .events = POLLIN | (sending ? POLLOUT : 0) };
-        if (poll(&wait, 1, 60000) <= 0) return 1;
+        if (poll(&wait, 1, 60000) <= 0) break;
         if (wait.revents & POLLIN || wait.revents & (POLLHUP | POLLERR)) {
             ssize_t n = read(sock, echo, sizeof echo);
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
-            if (n > 0 && write_all(1, echo, (size_t)n) != 0) return 1;
+            if (n > 0 && keep(echo, (size_t)n) != 0) { close(sock); return 1; }
         }
         if (sending && wait.revents & POLLOUT) {
             if (offset == sizeof block) {
@@ -191,13 +263,14 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "both") == 0 && argc > 2) {
         unsigned port = (unsigned)atoi(argv[2]);
         long mib = argc > 3 ? atol(argv[3]) : 32;
-        int verified = 0;
-        int sock = vsock_connect(VMADDR_CID_HOST, port);
-        double tx = sock < 0 ? -1 : stream_send(sock, mib, "vsockio");
+        int verified = 0, resets = 0;
+        double tx = send_to_host(port, mib, &resets);
         if (tx < 0) return 1;
-        double echo = echo_on(port + 1, mib, &verified);
+        double echo = echo_on(port + 1, mib, &verified, &resets);
         if (echo < 0) return 1;
-        printf("vsockio mib=%ld tx_mib_s=%.1f echo_mib_s=%.1f verified=%s\n", mib, tx, echo, verified ? "yes" : "no");
+        char reset_text[32] = "";
+        if (resets) snprintf(reset_text, sizeof reset_text, " resets=%d", resets);
+        printf("vsockio mib=%ld tx_mib_s=%.1f echo_mib_s=%.1f verified=%s%s\n", mib, tx, echo, verified ? "yes" : "no", reset_text);
         return verified ? 0 : 1;
     }
     fprintf(stderr, "usage: vsockio both PORT [MiB] | sink PATH | echo-peer PATH PORT | vsock-sink PORT | vsock-echo-peer CID PORT\n");
