@@ -62,6 +62,13 @@ struct LinuxInputTests {
        .enabled(if: Lab.kernel != nil && Lab.qemu && Lab.imageBuilt && Lab.labTimeBuilt,
                 "needs linux-image-cloud-amd64, qemu-system-x86, make guests and make image"))
 struct NestedLabTests {
+    /// The sha256 (hex) of the workloads' pattern's first 8 MiB, made by netio here: what L1
+    /// must have received from L2 (and L2 echoed) in the stream tests.
+    static func patternSHA256() throws -> String {
+        let netio = Tandem.repository.appendingPathComponent("guest-images/build/bin/netio").path
+        return String(try TestTools.run("/bin/sh", ["-c", "'\(netio)' pattern 8 | sha256sum"]).stdout.prefix(64))
+    }
+
     @Test("our VMM boots the cloud kernel to tandem-init's ready marker and a clean exit 0")
     func bootHello() throws {
         let lab = try Lab.run(["--workload", "hello"])
@@ -218,10 +225,8 @@ struct NestedLabTests {
         #expect((figures["netio.tx_mib_s"] as? Double ?? 0) > 0 && (figures["netio.rx_mib_s"] as? Double ?? 0) > 0, "\(figures)")
         #expect(lab.console.contains("verified=yes"), "L2 did not get the pattern back")
         // What L1 received is what netio sends: the same program makes the bytes here.
-        let netio = Tandem.repository.appendingPathComponent("guest-images/build/bin/netio").path
-        let pattern = try TestTools.run("/bin/sh", ["-c", "'\(netio)' pattern 8 | sha256sum"])
+        let expected = try Self.patternSHA256()
         let received = try #require(boot["net_received"] as? [String: Any], "no LAB-NET line")
-        let expected = String(pattern.stdout.prefix(64))
         #expect(received["bytes"] as? Int == 8 << 20 && received["sha256"] as? String == expected, "\(received)")
         let report = try #require(boot["report"] as? [String: Any])
         let device = try #require((report["devices"] as? [[String: Any]])?.first { ($0["name"] as? String ?? "").hasPrefix("virtio-net") }, "\(report)")
@@ -232,9 +237,7 @@ struct NestedLabTests {
     func vsock() throws {
         let lab = try Lab.run(["--workload", "vsockio", "--args", "both,5001,8", "--vsock", "--compare-qemu"])
         #expect(lab.status == 0, "\(lab.console.suffix(3000))")
-        let netio = Tandem.repository.appendingPathComponent("guest-images/build/bin/netio").path
-        let pattern = try TestTools.run("/bin/sh", ["-c", "'\(netio)' pattern 8 | sha256sum"])
-        let expected = String(pattern.stdout.prefix(64))
+        let expected = try Self.patternSHA256()
         let boots = try #require(lab.report["boots"] as? [[String: Any]])
         #expect(Set(boots.compactMap { $0["vmm"] as? String }) == ["tandem", "qemu"], "\(boots.count) boots")
         for boot in boots {
@@ -365,10 +368,9 @@ struct NestedLabTests {
         let snapshot = try #require(restore["snapshot"] as? [String: Any], "no snapshot answer")
         let interfaces = try #require(snapshot["interfaces"] as? [[String: Any]])
         #expect(interfaces.first?["tap"] as? String == "tandem0", "\(interfaces)")
-        let netio = Tandem.repository.appendingPathComponent("guest-images/build/bin/netio").path
-        let pattern = try TestTools.run("/bin/sh", ["-c", "'\(netio)' pattern 8 | sha256sum"])
+        let expected = try Self.patternSHA256()
         let received = try #require(restore["net_received"] as? [String: Any], "no LAB-NET line after the restore")
-        #expect(received["bytes"] as? Int == 8 << 20 && received["sha256"] as? String == String(pattern.stdout.prefix(64)), "\(received)")
+        #expect(received["bytes"] as? Int == 8 << 20 && received["sha256"] as? String == expected, "\(received)")
         // The cold boot's L2 and the restored L2 each got the pattern back.
         let verified = lab.console.split(whereSeparator: \.isNewline).filter { !$0.hasPrefix("{") && $0.contains("verified=yes") }
         #expect(verified.count == 2, "\(verified)")
@@ -379,9 +381,7 @@ struct NestedLabTests {
     func snapshotWithVsock() throws {
         let lab = try Lab.run(["--workload", "vsockio", "--args", "both,5001,8", "--vsock", "--snapshot"])
         #expect(lab.status == 0, "\(lab.console.suffix(3000))")
-        let netio = Tandem.repository.appendingPathComponent("guest-images/build/bin/netio").path
-        let pattern = try TestTools.run("/bin/sh", ["-c", "'\(netio)' pattern 8 | sha256sum"])
-        let expected = String(pattern.stdout.prefix(64))
+        let expected = try Self.patternSHA256()
         let boots = try #require(lab.report["boots"] as? [[String: Any]])
         #expect(boots.compactMap { $0["vmm"] as? String } == ["tandem", "tandem-restore"], "\(boots.count) boots")
         for boot in boots {

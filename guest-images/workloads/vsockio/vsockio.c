@@ -9,11 +9,12 @@
  *                             →  vsockio mib=N tx_mib_s=T echo_mib_s=E verified=yes
  * On the host of Tandem's VMM (`--vsock PATH`: Unix sockets, Firecracker's model):
  *   vsockio sink PATH         listen on the Unix socket PATH (the VMM's PATH_PORT for the
- *                             guest's port), accept one connection, copy it to stdout
+ *                             guest's port) and copy each connection to stdout, until killed
  *   vsockio echo-peer PATH PORT
  *                             connect to the VMM's socket PATH, `CONNECT PORT`, then send the
  *                             pattern until the guest closes, copying what comes back to stdout
- *                             (the guest echoes MiB: stdout is the pattern's first MiB)
+ *                             (the guest echoes MiB: stdout is the pattern's first MiB); connect
+ *                             again until no guest listens for 60 s, or killed
  * On the host of a vhost-vsock guest (QEMU's vhost-vsock-device: the host's own AF_VSOCK):
  *   vsockio vsock-sink PORT   the same as sink, listening on AF_VSOCK port PORT
  *   vsockio vsock-echo-peer CID PORT
@@ -144,7 +145,7 @@ static int copy_out(int listener) {
     }
 }
 
-/* Host: accepts one connection on the Unix socket `path` and copies it to stdout. */
+/* Host: listens on the Unix socket `path` and copies its connections to stdout (copy_out). */
 static int sink(const char *path) {
     struct sockaddr_un address;
     int listener = unix_socket(path, &address);
@@ -156,7 +157,7 @@ static int sink(const char *path) {
     return copy_out(listener);
 }
 
-/* Host of a vhost-vsock guest: accepts one AF_VSOCK connection on `port` and copies it to stdout. */
+/* Host of a vhost-vsock guest: as sink, on AF_VSOCK port `port`. */
 static int vsock_sink(unsigned port) {
     int listener = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_vm address = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port };
