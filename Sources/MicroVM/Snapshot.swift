@@ -66,13 +66,12 @@ public enum SnapshotFiles {
 }
 
 extension Machine {
-    /// Why this machine cannot be snapshotted, or nil. Tiny and Linux guests can, with their
-    /// disks (virtio-blk: the transport's and queues' state; the disk is its file, named in the
-    /// snapshot), their taps (virtio-net: the transport's state, the tap's name and origin and
-    /// the MAC; a frame in flight is lost, as on a wire) and their vsock (its path and CID; its
-    /// connections are reset on restore, as Firecracker's). A tap on Tandem's bridge is saved with
-    /// the guest's address, which the restore leases again.
-    var snapshotRefusal: String? { nil }
+    // Every machine can be snapshotted: tiny and Linux guests with their disks (virtio-blk: the
+    // transport's and queues' state; the disk is its file, named in the snapshot), their taps
+    // (virtio-net: the transport's state, the tap's name and origin and the MAC, and on Tandem's
+    // bridge the guest's address, which the restore leases again; a frame in flight is lost, as
+    // on a wire) and their vsock (its path and CID; its connections are reset on restore, as
+    // Firecracker's).
 
     /// The devices whose state a snapshot carries, by their bus names: the port devices, then the
     /// virtio-mmio transports.
@@ -96,7 +95,6 @@ extension Machine {
     /// a failure leaves the directory as it was.
     func writeSnapshot(to directory: String) throws(MicroVMError) -> SnapshotSummary {
         let started = Clock.monotonicNanoseconds()
-        if let refusal = snapshotRefusal { throw .snapshot(path: directory, problem: refusal) }
         guard stop.isPaused(vcpuCount: vcpus.count) else { throw .snapshot(path: directory, problem: "the VM is not paused (pause it first)") }
         if Files.kind(directory) == .missing, mkdir(directory, 0o700) != 0 { throw .system(SystemError("mkdir", directory)) }
         guard Files.kind(directory) == .directory else { throw .snapshot(path: directory, problem: "is not a directory") }
